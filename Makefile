@@ -1,0 +1,31 @@
+# Portail Famille — the two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEV := PORTAIL_ENV=development
+
+.PHONY: run test lint bench clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+## run: install, migrate, load demo data on an empty database, start web + worker + scheduler
+run: $(STAMP)
+	$(DEV) $(BIN)/flask --app app db upgrade
+	$(DEV) $(BIN)/flask --app app demo load --if-empty
+	$(DEV) $(BIN)/python -m portail.devserver
+
+## test: the whole suite (PORTAIL_STRICT=1 turns a missing service into a failure)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

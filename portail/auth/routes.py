@@ -1,0 +1,178 @@
+"""Views of the authentication pages."""
+
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from portail.access import public
+from portail.auth import bp
+from portail.auth.forms import EmailOnlyForm, LoginForm, ResetPasswordForm, SignUpForm
+from portail.extensions import limiter
+from portail.models import Civility, TokenPurpose
+from portail.services import accounts, subscriptions, tokens
+from portail.services.accounts import LoginOutcome
+from portail.services.outbox import commit
+from portail.urls import safe_next
+
+
+def _form_email() -> str:
+    return accounts.normalize_email(request.form.get("email", ""))
+
+
+def _failed(response) -> bool:
+    """A login or form attempt counts against the limits unless it redirected (success)."""
+    return response.status_code != 302
+
+
+@bp.route("/inscription", methods=["GET", "POST"])
+@public
+@limiter.limit("10 per hour", methods=["POST"])
+def register():
+    """Créer un compte, optionally subscribing to a family with its code abonné."""
+    if current_user.is_authenticated:
+        return redirect(url_for("account.home"))
+    form = SignUpForm()
+    if form.validate_on_submit():
+        family = None
+        if form.subscriber_code.data:
+            family = subscriptions.find_family(form.subscriber_code.data, form.child_birth_date.data)
+            if family is None:
+                form.subscriber_code.errors.append(subscriptions.GENERIC_ERROR)
+        if not form.errors:
+            accounts.register(
+                accounts.SignUp(
+                    civility=Civility(form.civility.data) if form.civility.data else None,
+                    last_name=form.last_name.data,
+                    first_name=form.first_name.data,
+                    email=form.email.data,
+                    phone=form.phone.data,
+                    password=form.password.data,
+                ),
+                family=family,
+            )
+            commit()
+            session["signup_email"] = accounts.normalize_email(form.email.data)
+            return redirect(url_for("auth.registered"))
+    return render_template("auth/register.html", form=form)
+
+
+@bp.get("/inscription/envoyee")
+@public
+def registered():
+    """Confirmation page: the activation mail is on its way."""
+    return render_template("auth/registered.html", email=session.get("signup_email"))
+
+
+@bp.get("/activation/<token>")
+@public
+def activate(token: str):
+    """Follow the activation link from the mail."""
+    user = accounts.activate(token)
+    if user is None:
+        return render_template("auth/link_invalid.html", kind="activation"), 400
+    commit()
+    flash("Votre compte est activé. Vous pouvez maintenant vous connecter.", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/activation/renvoyer", methods=["GET", "POST"])
+@public
+@limiter.limit("5 per hour", methods=["POST"])
+@limiter.limit("3 per hour", methods=["POST"], key_func=_form_email)
+def resend_activation():
+    """Renvoyer l'e-mail d'activation (same answer whether or not the account exists)."""
+    form = EmailOnlyForm()
+    if form.validate_on_submit():
+        accounts.resend_activation(form.email.data)
+        commit()
+        flash(
+            "Si un compte non activé existe pour cette adresse, un nouvel e-mail d'activation vient d'y être envoyé.",
+            "success",
+        )
+        return redirect(url_for("auth.login"))
+    return render_template("auth/resend_activation.html", form=form)
+
+
+@bp.route("/connexion", methods=["GET", "POST"])
+@public
+@limiter.limit("20 per minute;100 per hour", methods=["POST"], deduct_when=_failed)
+@limiter.limit(
+    "5 per minute;10 per 15 minutes;20 per hour;50 per day",
+    methods=["POST"],
+    key_func=_form_email,
+    deduct_when=_failed,
+)
+def login():
+    """Se connecter."""
+    if current_user.is_authenticated:
+        return redirect(url_for("gestion.dashboard" if current_user.is_staff else "account.home"))
+    form = LoginForm()
+    not_activated = False
+    if form.validate_on_submit():
+        outcome, user = accounts.authenticate(form.email.data, form.password.data)
+        if outcome is LoginOutcome.OK:
+            commit()
+            target = safe_next(request.args.get("next"))
+            session.clear()
+            login_user(user)
+            flash(f"Bienvenue {user.first_name} !", "success")
+            default = url_for("gestion.dashboard" if user.is_staff else "account.home")
+            return redirect(target or default)
+        if outcome is LoginOutcome.NOT_ACTIVATED:
+            not_activated = True
+        else:
+            form.form_errors.append("Adresse e-mail ou mot de passe incorrect.")
+    return render_template("auth/login.html", form=form, not_activated=not_activated)
+
+
+@bp.post("/deconnexion")
+def logout():
+    """Se déconnecter: ends every session of the account, on every device."""
+    current_user.end_all_sessions()
+    commit()
+    logout_user()
+    session.clear()
+    flash("Vous êtes déconnecté.", "success")
+    return redirect(url_for("main.home"))
+
+
+@bp.route("/mot-de-passe-oublie", methods=["GET", "POST"])
+@public
+@limiter.limit("5 per hour", methods=["POST"])
+@limiter.limit("3 per hour", methods=["POST"], key_func=_form_email)
+def forgot_password():
+    """Mot de passe oublié: mail a reset link (same answer whether or not the account exists)."""
+    form = EmailOnlyForm()
+    if form.validate_on_submit():
+        accounts.request_password_reset(form.email.data)
+        commit()
+        flash(
+            "Si un compte existe pour cette adresse, un e-mail avec un lien de réinitialisation "
+            "vient d'y être envoyé. Le lien est valable 24 heures.",
+            "success",
+        )
+        return redirect(url_for("auth.login"))
+    return render_template("auth/forgot_password.html", form=form)
+
+
+@bp.route("/mot-de-passe/<token>", methods=["GET", "POST"])
+@public
+@limiter.limit("10 per hour", methods=["POST"])
+def reset_password(token: str):
+    """Choose a new password from the reset link; every session of the account ends."""
+    user = tokens.peek(token, TokenPurpose.RESET)
+    if user is None:
+        return render_template("auth/link_invalid.html", kind="reset"), 400
+    form = ResetPasswordForm()
+    form.password_inputs = lambda: [user.first_name, user.last_name, user.email]
+    if form.validate_on_submit():
+        if accounts.reset_password(token, form.password.data) is None:
+            abort(400)
+        commit()
+        if current_user.is_authenticated:
+            logout_user()
+        session.clear()
+        flash("Votre mot de passe a été modifié. Connectez-vous avec le nouveau.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form, token=token)
+
+

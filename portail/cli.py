@@ -1,0 +1,81 @@
+"""Command-line tools: `flask create-admin`, `flask demo`, `flask outbox relay`, `flask accounts purge`."""
+
+import click
+import sqlalchemy as sa
+from flask import Flask
+from flask.cli import AppGroup
+
+from portail.extensions import db
+from portail.models import Family, Role, User, utcnow
+from portail.services import accounts, outbox, passwords
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(create_admin)
+    app.cli.add_command(demo_group)
+    app.cli.add_command(outbox_group)
+    app.cli.add_command(accounts_group)
+
+
+@click.command("create-admin")
+@click.option("--email", prompt="Adresse e-mail")
+@click.option("--first-name", prompt="Prénom")
+@click.option("--last-name", prompt="Nom")
+@click.password_option("--password", prompt="Mot de passe")
+def create_admin(email: str, first_name: str, last_name: str, password: str) -> None:
+    """Create an activated admin account."""
+    error = passwords.policy_error(password, [first_name, last_name, email])
+    if error:
+        raise click.ClickException(error)
+    if accounts.find_by_email(email):
+        raise click.ClickException("Un compte existe déjà avec cette adresse e-mail.")
+    db.session.add(
+        User(
+            email=accounts.normalize_email(email),
+            first_name=first_name,
+            last_name=last_name,
+            civility=None,
+            role=Role.ADMIN,
+            password_hash=passwords.hash_password(password),
+            activated_at=utcnow(),
+        )
+    )
+    db.session.commit()
+    click.echo(f"Administrateur {email} créé.")
+
+
+demo_group = AppGroup("demo", help="Demo data of 'Ville de Démo'.")
+
+
+@demo_group.command("load")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has families.")
+def demo_load(if_empty: bool) -> None:
+    """Load the demo town: families, parents, an agent and an admin."""
+    from portail.services import demo
+
+    if if_empty and db.session.scalar(sa.select(sa.func.count(Family.id))):
+        click.echo("Données de démonstration déjà présentes.")
+        return
+    demo.load()
+    db.session.commit()
+    click.echo("Données de démonstration chargées.")
+
+
+outbox_group = AppGroup("outbox", help="The e-mail outbox.")
+
+
+@outbox_group.command("relay")
+def outbox_relay() -> None:
+    """Re-enqueue mails still pending."""
+    click.echo(f"{outbox.relay()} e-mail(s) remis en file.")
+
+
+accounts_group = AppGroup("accounts", help="Parent accounts.")
+
+
+@accounts_group.command("purge")
+def accounts_purge() -> None:
+    """Delete accounts left unactivated for 7 days."""
+    click.echo(f"{accounts.purge_unactivated()} compte(s) non activé(s) supprimé(s).")
+
+

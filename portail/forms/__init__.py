@@ -1,0 +1,94 @@
+"""Form helpers shared by the blueprints: French messages and common fields."""
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
+
+from portail.models import Civility
+from portail.services import passwords
+
+REQUIRED = "Ce champ est obligatoire."
+CIVILITY_CHOICES = [("", "—"), (Civility.MADAME.value, "Madame"), (Civility.MONSIEUR.value, "Monsieur")]
+
+
+def required(message: str = REQUIRED) -> DataRequired:
+    return DataRequired(message=message)
+
+
+def email_field(label: str = "Adresse e-mail", **kwargs) -> EmailField:
+    """An e-mail field validated with email-validator (no DNS lookup)."""
+    return EmailField(
+        label,
+        validators=[
+            required(),
+            Length(max=254, message="Adresse e-mail trop longue."),
+            Email(message="Adresse e-mail invalide (exemple : prenom.nom@exemple.fr).", check_deliverability=False),
+        ],
+        render_kw={"autocomplete": "email", "spellcheck": "false"},
+        **kwargs,
+    )
+
+
+def name_field(label: str, autocomplete: str | None = None) -> StringField:
+    return StringField(
+        label,
+        validators=[required(), Length(max=100, message="100 caractères au maximum.")],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        render_kw={"autocomplete": autocomplete} if autocomplete else None,
+    )
+
+
+def phone_field(label: str = "Téléphone") -> StringField:
+    return StringField(
+        label,
+        validators=[Optional(), Length(max=30, message="30 caractères au maximum.")],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        render_kw={"autocomplete": "tel", "inputmode": "tel"},
+        description="Facultatif. Exemple : 06 12 34 56 78",
+    )
+
+
+def validate_phone(form, field) -> None:
+    """French or international phone numbers: digits, spaces, dots, dashes, a leading +."""
+    if not field.data:
+        return
+    digits = "".join(ch for ch in field.data if ch.isdigit())
+    allowed = set("0123456789 .-+()")
+    if set(field.data) - allowed or not 9 <= len(digits) <= 15:
+        raise ValidationError("Numéro de téléphone invalide (exemple : 06 12 34 56 78).")
+
+
+def civility_field() -> SelectField:
+    return SelectField("Civilité", choices=CIVILITY_CHOICES, validators=[Optional()])
+
+
+class NewPasswordMixin:
+    """Mot de passe + Confirmation, with the CNIL policy."""
+
+    password = PasswordField(
+        "Mot de passe",
+        validators=[InputRequired(message=REQUIRED)],
+        render_kw={"autocomplete": "new-password"},
+        description="Entre 12 et 128 caractères. Une phrase de plusieurs mots est facile à retenir.",
+    )
+    password_confirm = PasswordField(
+        "Confirmation du mot de passe",
+        validators=[InputRequired(message=REQUIRED)],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+    def password_inputs(self) -> list[str]:
+        """Words the password should not be built from (name, e-mail)."""
+        return []
+
+    def validate_password(self, field) -> None:
+        error = passwords.policy_error(field.data or "", self.password_inputs())
+        if error:
+            raise ValidationError(error)
+
+    def validate_password_confirm(self, field) -> None:
+        if field.data != self.password.data:
+            raise ValidationError("Les deux mots de passe ne sont pas identiques.")
+
+
+__all__ = ["FlaskForm", "NewPasswordMixin", "REQUIRED", "civility_field", "email_field", "name_field", "phone_field", "required", "validate_phone"]

@@ -1,0 +1,7 @@
+"""Back-office of the children's service (agents and admins only)."""
+
+from flask import Blueprint
+
+bp = Blueprint("gestion", __name__, url_prefix="/gestion")
+
+from portail.gestion import routes  # noqa: E402,F401

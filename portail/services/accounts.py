@@ -1,0 +1,171 @@
+"""Account life cycle: sign-up, activation, login, password reset and change, purge."""
+
+import enum
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app, url_for
+
+from portail.extensions import db
+from portail.models import Civility, Family, Role, TokenPurpose, User, utcnow
+from portail.services import passwords, subscriptions, tokens
+from portail.services.outbox import queue_mail
+
+
+@dataclass
+class SignUp:
+    civility: Civility | None
+    last_name: str
+    first_name: str
+    email: str
+    phone: str | None
+    password: str
+
+
+def normalize_email(email: str) -> str:
+    """E-mail addresses are compared case-insensitively."""
+    return email.strip().lower()
+
+
+def find_by_email(email: str) -> User | None:
+    """The account with this e-mail, if any."""
+    return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+
+
+def _send_activation(user: User) -> None:
+    raw = tokens.issue(user, TokenPurpose.ACTIVATION, current_app.config["ACTIVATION_TTL"])
+    queue_mail(
+        "activation",
+        user.email,
+        first_name=user.first_name,
+        link=url_for("auth.activate", token=raw, _external=True),
+        hours=int(current_app.config["ACTIVATION_TTL"].total_seconds() // 3600),
+    )
+
+
+def register(data: SignUp, family: Family | None = None) -> User | None:
+    """Create an unactivated account and queue its activation mail.
+
+    When the e-mail is already taken nothing is created; its owner is told by mail instead,
+    so the page shown is the same either way (no account enumeration). Returns the new user.
+    """
+    existing = find_by_email(data.email)
+    if existing is not None:
+        if existing.activated_at is None:
+            _send_activation(existing)
+        else:
+            queue_mail(
+                "activation_existing",
+                existing.email,
+                first_name=existing.first_name,
+                login_link=url_for("auth.login", _external=True),
+                reset_link=url_for("auth.forgot_password", _external=True),
+            )
+        return None
+    user = User(
+        civility=data.civility,
+        last_name=data.last_name.strip(),
+        first_name=data.first_name.strip(),
+        email=normalize_email(data.email),
+        phone=(data.phone or "").strip() or None,
+        password_hash=passwords.hash_password(data.password),
+        role=Role.PARENT,
+    )
+    db.session.add(user)
+    db.session.flush()
+    if family is not None:
+        subscriptions.subscribe(user, family)
+    _send_activation(user)
+    return user
+
+
+def activate(raw_token: str) -> User | None:
+    """Activate the account of a valid activation token; None when the link is invalid."""
+    user = tokens.consume(raw_token, TokenPurpose.ACTIVATION)
+    if user is None:
+        return None
+    if user.activated_at is None:
+        user.activated_at = utcnow()
+    return user
+
+
+def resend_activation(email: str) -> None:
+    """Send a new activation link if the account exists and is not activated (silent otherwise)."""
+    user = find_by_email(email)
+    if user is not None and user.activated_at is None:
+        _send_activation(user)
+
+
+class LoginOutcome(enum.Enum):
+    OK = "ok"
+    INVALID = "invalid"
+    NOT_ACTIVATED = "not_activated"
+
+
+def authenticate(email: str, password: str) -> tuple[LoginOutcome, User | None]:
+    """Check credentials; unknown e-mail and wrong password are indistinguishable."""
+    user = find_by_email(email)
+    if not passwords.verify_password(user.password_hash if user else None, password):
+        return LoginOutcome.INVALID, None
+    if user.disabled_at is not None:
+        return LoginOutcome.INVALID, None
+    if user.activated_at is None:
+        return LoginOutcome.NOT_ACTIVATED, user
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    user.last_login_at = utcnow()
+    return LoginOutcome.OK, user
+
+
+def request_password_reset(email: str) -> None:
+    """Mail a reset link to an activated account (silent for an unknown one)."""
+    user = find_by_email(email)
+    if user is None or user.disabled_at is not None:
+        return
+    if user.activated_at is None:
+        _send_activation(user)
+        return
+    raw = tokens.issue(user, TokenPurpose.RESET, current_app.config["RESET_TTL"])
+    queue_mail(
+        "password_reset",
+        user.email,
+        first_name=user.first_name,
+        link=url_for("auth.reset_password", token=raw, _external=True),
+        hours=int(current_app.config["RESET_TTL"].total_seconds() // 3600),
+    )
+
+
+def set_password(user: User, new_password: str) -> None:
+    """Store a new password, end every session and tell the owner by mail."""
+    user.password_hash = passwords.hash_password(new_password)
+    user.end_all_sessions()
+    queue_mail(
+        "password_changed",
+        user.email,
+        first_name=user.first_name,
+        reset_link=url_for("auth.forgot_password", _external=True),
+    )
+
+
+def reset_password(raw_token: str, new_password: str) -> User | None:
+    """Use a reset token to set a new password; None when the link is invalid."""
+    user = tokens.consume(raw_token, TokenPurpose.RESET)
+    if user is None:
+        return None
+    set_password(user, new_password)
+    return user
+
+
+def purge_unactivated(now=None) -> int:
+    """Delete parent accounts left unactivated past the allowed delay; return how many."""
+    now = now or utcnow()
+    limit = now - current_app.config["UNACTIVATED_PURGE_AFTER"]
+    result = db.session.execute(
+        sa.delete(User).where(
+            User.activated_at.is_(None), User.role == Role.PARENT, User.created_at < limit
+        )
+    )
+    db.session.commit()
+    return result.rowcount
+
+

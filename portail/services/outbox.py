@@ -1,0 +1,139 @@
+"""Transactional outbox: queue a mail with the change, send it from the worker after commit."""
+
+import logging
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import current_app, render_template
+from flask_mail import Message
+from sqlalchemy.orm import Session
+
+from portail.extensions import db, mail
+from portail.models import OutboxMessage, OutboxStatus, utcnow
+from portail.queue import enqueue
+
+log = logging.getLogger(__name__)
+
+SUBJECTS = {
+    "activation": "Activez votre compte",
+    "activation_existing": "Votre compte existe déjà",
+    "password_reset": "Réinitialisation de votre mot de passe",
+    "password_changed": "Votre mot de passe a été modifié",
+    "staff_welcome": "Votre compte sur le portail famille",
+}
+MAX_ATTEMPTS = 8
+STUCK_AFTER = timedelta(minutes=10)
+_PENDING_KEY = "portail_outbox_pending"
+
+
+def queue_mail(template: str, recipient: str, **context) -> OutboxMessage:
+    """Add a mail to the outbox in the current transaction; it is sent after commit()."""
+    if template not in SUBJECTS:
+        raise ValueError(f"unknown mail template {template!r}")
+    message = OutboxMessage(template=template, recipient=recipient, context=context)
+    db.session.add(message)
+    db.session.info.setdefault(_PENDING_KEY, []).append(message)
+    return message
+
+
+def commit() -> None:
+    """Commit the session, then hand the mails it queued to the worker."""
+    pending = db.session.info.pop(_PENDING_KEY, [])
+    db.session.commit()
+    for message in pending:
+        enqueue("portail.jobs.send_mail", message.id, job_id=f"mail-{message.id}")
+
+
+def rollback() -> None:
+    """Roll back the session and forget the mails it queued."""
+    db.session.info.pop(_PENDING_KEY, None)
+    db.session.rollback()
+
+
+def render(message: OutboxMessage) -> Message:
+    """Build the Flask-Mail message (text and HTML) of an outbox row."""
+    town = current_app.config["TOWN_NAME"]
+    context = dict(message.context, town_name=town)
+    return Message(
+        subject=f"{town} — {SUBJECTS[message.template]}",
+        recipients=[message.recipient],
+        body=render_template(f"emails/{message.template}.txt", **context),
+        html=render_template(f"emails/{message.template}.html", **context),
+    )
+
+
+def deliver(message_id: int) -> bool:
+    """Send one outbox row exactly once; return True if this call sent it.
+
+    The row is claimed with a conditional update, so concurrent jobs for the same row send once.
+    On failure the row goes back to pending and the error is re-raised for RQ's retry.
+    """
+    with Session(db.engine) as session:
+        claimed = session.execute(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENDING, claimed_at=utcnow())
+        )
+        session.commit()
+        if claimed.rowcount != 1:
+            return False
+        message = session.get(OutboxMessage, message_id)
+        try:
+            email = render(message)
+            mail.send(email)
+        except Exception as error:
+            message.attempts += 1
+            message.last_error = f"{type(error).__name__}: {error}"[:1000]
+            message.status = (
+                OutboxStatus.FAILED if message.attempts >= MAX_ATTEMPTS else OutboxStatus.PENDING
+            )
+            message.claimed_at = None
+            session.commit()
+            raise
+        message.attempts += 1
+        message.status = OutboxStatus.SENT
+        message.sent_at = utcnow()
+        message.last_error = None
+        session.commit()
+    keep_in_dev_mailbox(email, message_id)
+    return True
+
+
+def keep_in_dev_mailbox(email: Message, message_id: int) -> None:
+    """In development, store the sent mail as an .eml file for the /dev/mailbox page."""
+    directory = current_app.config.get("DEV_MAILBOX_DIR")
+    if not directory:
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+    (path / f"{stamp}-{message_id:06d}.eml").write_bytes(email.as_bytes())
+
+
+def relay(now=None) -> int:
+    """Re-enqueue mails left pending (Redis was down) or stuck (a worker died); return how many."""
+    now = now or utcnow()
+    with Session(db.engine) as session:
+        session.execute(
+            sa.update(OutboxMessage)
+            .where(
+                OutboxMessage.status == OutboxStatus.SENDING,
+                OutboxMessage.claimed_at < now - STUCK_AFTER,
+            )
+            .values(status=OutboxStatus.PENDING, claimed_at=None)
+        )
+        session.commit()
+        ids = session.scalars(
+            sa.select(OutboxMessage.id).where(
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.created_at < now - current_app.config["OUTBOX_RELAY_AFTER"],
+            )
+        ).all()
+    for message_id in ids:
+        enqueue("portail.jobs.send_mail", message_id, job_id=f"mail-{message_id}")
+    return len(ids)
+
+
+URL_PATTERN = re.compile(r"https?://[^\s<>\"']+")

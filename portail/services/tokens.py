@@ -1,0 +1,70 @@
+"""Single-use e-mail link tokens (activation, password reset)."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import AccountToken, TokenPurpose, User, utcnow
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def issue(user: User, purpose: TokenPurpose, ttl: timedelta) -> str:
+    """Create a token (256 random bits) for `user`, revoking that user's older ones of the purpose."""
+    now = utcnow()
+    db.session.execute(
+        sa.update(AccountToken)
+        .where(
+            AccountToken.user_id == user.id,
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    raw = secrets.token_urlsafe(32)
+    db.session.add(
+        AccountToken(
+            user_id=user.id, purpose=purpose, token_hash=_digest(raw), expires_at=now + ttl
+        )
+    )
+    return raw
+
+
+def consume(raw: str, purpose: TokenPurpose) -> User | None:
+    """Mark the token used and return its user, or None when unknown, used or expired.
+
+    The update is conditional so two simultaneous uses cannot both succeed.
+    """
+    now = utcnow()
+    token = db.session.scalar(
+        sa.select(AccountToken).where(
+            AccountToken.token_hash == _digest(raw), AccountToken.purpose == purpose
+        )
+    )
+    if token is None or token.used_at is not None or token.expires_at <= now:
+        return None
+    claimed = db.session.execute(
+        sa.update(AccountToken)
+        .where(AccountToken.id == token.id, AccountToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:
+        return None
+    return db.session.get(User, token.user_id)
+
+
+def peek(raw: str, purpose: TokenPurpose) -> User | None:
+    """Return the token's user when it is still valid, without using it."""
+    token = db.session.scalar(
+        sa.select(AccountToken).where(
+            AccountToken.token_hash == _digest(raw), AccountToken.purpose == purpose
+        )
+    )
+    if token is None or token.used_at is not None or token.expires_at <= utcnow():
+        return None
+    return token.user

@@ -1,0 +1,21 @@
+// Portail Famille: small progressive enhancements; every page works without this file.
+(function () {
+  "use strict";
+
+  // Move focus to the error summary so screen-reader and keyboard users land on the errors.
+  function focusErrors(root) {
+    var summary = root.querySelector(".error-summary");
+    if (summary) { summary.focus(); }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { focusErrors(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { focusErrors(event.detail.target.parentNode || document); });
+
+  // htmx does not swap 4xx answers by default: our 422 answers carry the form with its errors.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+})();

@@ -1,0 +1,48 @@
+"""Background processes: `python worker.py worker` (RQ jobs) or `python worker.py scheduler`.
+
+Both run inside an app context so jobs can use the database, templates and mail.
+"""
+
+import sys
+
+from rq import Worker
+from rq.cron import CronScheduler
+
+from portail import create_app
+from portail.queue import get_redis
+
+# Recurring jobs: (dotted job name, interval in seconds).
+RECURRING = [
+    ("portail.jobs.relay_outbox", 60),
+    ("portail.jobs.purge_unactivated_accounts", 3600),
+]
+
+
+def run_worker(app) -> None:
+    """Process jobs until stopped; retries are scheduled by the worker's own scheduler."""
+    worker = Worker([app.config["RQ_QUEUE"]], connection=get_redis())
+    worker.work(with_scheduler=True)
+
+
+def run_scheduler(app) -> None:
+    """Enqueue the recurring jobs at their intervals."""
+    from importlib import import_module
+
+    scheduler = CronScheduler(connection=get_redis())
+    for dotted, interval in RECURRING:
+        module, _, name = dotted.rpartition(".")
+        scheduler.register(getattr(import_module(module), name), queue_name=app.config["RQ_QUEUE"], interval=interval)
+    scheduler.start()
+
+
+def main(argv: list[str]) -> None:
+    role = argv[1] if len(argv) > 1 else "worker"
+    if role not in {"worker", "scheduler"}:
+        sys.exit("usage: python worker.py [worker|scheduler]")
+    app = create_app()
+    with app.app_context():
+        (run_worker if role == "worker" else run_scheduler)(app)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
