@@ -81,7 +81,6 @@ class TestingConfig(Config):
     MAIL_SUPPRESS_SEND = True
     RQ_SYNC = True
     RATELIMIT_STORAGE_URI = "memory://"
-    SERVER_NAME = "portail.test"
 
 
 class ProductionConfig(Config):

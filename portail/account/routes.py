@@ -117,7 +117,7 @@ def change_password():
         else:
             accounts.set_password(current_user, form.password.data)
             commit()
-            login_user(current_user)
+            login_user(current_user._get_current_object())
             flash("Votre mot de passe a été modifié. Vos autres sessions ont été fermées.", "success")
             return redirect(url_for("account.profile"))
     return render_template("account/change_password.html", form=form)

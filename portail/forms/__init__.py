@@ -11,6 +11,10 @@ REQUIRED = "Ce champ est obligatoire."
 CIVILITY_CHOICES = [("", "—"), (Civility.MADAME.value, "Madame"), (Civility.MONSIEUR.value, "Monsieur")]
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 def required(message: str = REQUIRED) -> DataRequired:
     return DataRequired(message=message)
 
@@ -24,6 +28,7 @@ def email_field(label: str = "Adresse e-mail", **kwargs) -> EmailField:
             Length(max=254, message="Adresse e-mail trop longue."),
             Email(message="Adresse e-mail invalide (exemple : prenom.nom@exemple.fr).", check_deliverability=False),
         ],
+        filters=[_strip],
         render_kw={"autocomplete": "email", "spellcheck": "false"},
         **kwargs,
     )
@@ -33,7 +38,7 @@ def name_field(label: str, autocomplete: str | None = None) -> StringField:
     return StringField(
         label,
         validators=[required(), Length(max=100, message="100 caractères au maximum.")],
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        filters=[_strip],
         render_kw={"autocomplete": autocomplete} if autocomplete else None,
     )
 
@@ -42,7 +47,7 @@ def phone_field(label: str = "Téléphone") -> StringField:
     return StringField(
         label,
         validators=[Optional(), Length(max=30, message="30 caractères au maximum.")],
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        filters=[_strip],
         render_kw={"autocomplete": "tel", "inputmode": "tel"},
         description="Facultatif. Exemple : 06 12 34 56 78",
     )

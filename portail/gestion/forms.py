@@ -5,7 +5,15 @@ from datetime import date
 from wtforms import BooleanField, DateField, FieldList, FormField, HiddenField, SelectField, StringField
 from wtforms.validators import Length, Optional, ValidationError
 
-from portail.forms import FlaskForm, civility_field, email_field, name_field, phone_field, required, validate_phone
+from portail.forms import (
+    FlaskForm,
+    civility_field,
+    email_field,
+    name_field,
+    phone_field,
+    required,
+    validate_phone,
+)
 from portail.models import Role
 
 

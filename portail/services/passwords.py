@@ -9,6 +9,14 @@ MAX_LENGTH = 128
 # zxcvbn scores 0-4; below 3 the password is a known common one or guessable in < 10^8 tries.
 MIN_SCORE = 3
 
+# zxcvbn's lists are English: add French keyboard rows and the most common French passwords.
+FRENCH_COMMON = [
+    "azerty", "azertyuiop", "qsdfghjklm", "wxcvbn", "azertyuiopqsdfghjklmwxcvbn", "motdepasse",
+    "soleil", "bonjour", "doudou", "loulou", "chouchou", "marseille", "paris", "nicolas",
+    "camille", "julien", "coucou", "jetaime", "amour", "princesse", "chocolat", "famille",
+    "portail", "mairie", "enfant", "bebe", "maman", "papa", "france", "olivier", "celine",
+]
+
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # A hash to verify against when the account does not exist, so timing does not reveal it.
 _DUMMY_HASH = _hasher.hash("portail-famille-dummy-password")
@@ -20,7 +28,7 @@ def policy_error(password: str, user_inputs: list[str] | None = None) -> str | N
         return f"Le mot de passe doit contenir au moins {MIN_LENGTH} caractères."
     if len(password) > MAX_LENGTH:
         return f"Le mot de passe doit contenir au plus {MAX_LENGTH} caractères."
-    inputs = [value for value in (user_inputs or []) if value]
+    inputs = [value for value in (user_inputs or []) if value] + FRENCH_COMMON
     if zxcvbn(password[:72], user_inputs=inputs)["score"] < MIN_SCORE:
         return (
             "Ce mot de passe est trop courant ou trop facile à deviner. "

@@ -29,7 +29,11 @@ def issue(user: User, purpose: TokenPurpose, ttl: timedelta) -> str:
     raw = secrets.token_urlsafe(32)
     db.session.add(
         AccountToken(
-            user_id=user.id, purpose=purpose, token_hash=_digest(raw), expires_at=now + ttl
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=_digest(raw),
+            created_at=now,
+            expires_at=now + ttl,
         )
     )
     return raw

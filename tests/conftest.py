@@ -1,0 +1,118 @@
+"""Fixtures: the app on SQLite (and PostgreSQL for `both_dbs` tests), clients, mail capture."""
+
+import os
+import re
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from portail import create_app
+from portail.extensions import db, mail
+from tests.factories import PASSWORD
+
+STRICT = os.environ.get("PORTAIL_STRICT") == "1"
+
+
+def missing_service(what: str) -> None:
+    """Skip a test whose service is absent; in strict mode (CI) fail instead."""
+    if STRICT:
+        pytest.fail(f"{what} is required (PORTAIL_STRICT=1)")
+    pytest.skip(f"{what} is not available")
+
+
+def pytest_generate_tests(metafunc):
+    if "db_backend" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_dbs") is not None
+        metafunc.parametrize("db_backend", ["sqlite", "postgresql"] if both else ["sqlite"])
+
+
+@pytest.fixture(scope="session")
+def pg_url(worker_id="master"):
+    """A fresh PostgreSQL database for this test process (from TEST_DATABASE_URL)."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        missing_service("PostgreSQL (TEST_DATABASE_URL)")
+    suffix = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    url = sa.engine.make_url(base)
+    name = f"{url.database}_{suffix}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as error:
+        missing_service(f"PostgreSQL ({error.orig})")
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+class IsolatedClient(FlaskClient):
+    """Each request gets its own app context (fresh `g` and DB session), as in production,
+    even though the test itself runs inside an app context."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+def make_app(db_url: str, **overrides):
+    config = {"SQLALCHEMY_DATABASE_URI": db_url}
+    config.update(overrides)
+    app = create_app("testing", config)
+    app.test_client_class = IsolatedClient
+    return app
+
+
+@pytest.fixture
+def db_url(db_backend, tmp_path, request):
+    if db_backend == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return f"sqlite:///{tmp_path / 'test.sqlite'}"
+
+
+@pytest.fixture
+def app(db_url):
+    app = make_app(db_url)
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def mails(app):
+    """Every mail the app sends during the test (jobs run inline in tests)."""
+    with mail.record_messages() as outbox:
+        yield outbox
+
+
+class Auth:
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email: str, password: str = PASSWORD, **kwargs):
+        return self.client.post("/connexion", data={"email": email, "password": password}, **kwargs)
+
+    def logout(self):
+        return self.client.post("/deconnexion")
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)
+
+
+def link_in(message, path_prefix: str) -> str:
+    """The path of the first link in a mail's text that starts with `path_prefix`."""
+    match = re.search(r"https?://[^/\s]+(" + re.escape(path_prefix) + r"[^\s]*)", message.body)
+    assert match, f"no {path_prefix} link in: {message.body}"
+    return match.group(1)

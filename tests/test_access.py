@@ -1,0 +1,90 @@
+"""Every route is private unless marked public; /gestion is staff only; admin pages admin only."""
+
+import pytest
+
+from portail.access import is_public
+from portail.extensions import db
+from portail.models import Role
+from tests.factories import make_family, make_user
+
+PUBLIC = {
+    "main.home",
+    "auth.register",
+    "auth.registered",
+    "auth.activate",
+    "auth.resend_activation",
+    "auth.login",
+    "auth.forgot_password",
+    "auth.reset_password",
+    "dev.mailbox",
+    "dev.message",
+    "static",
+}
+ADMIN_ONLY = {"gestion.staff", "gestion.staff_toggle"}
+
+
+def routes(app):
+    """(endpoint, method, url) for every rule, with sample values for its arguments."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        values = {arg: (1 if "id" in arg else "x") for arg in rule.arguments}
+        with app.test_request_context():
+            from flask import url_for
+
+            url = url_for(rule.endpoint, **values)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            found.append((rule.endpoint, method, url))
+    return found
+
+
+def test_public_endpoints_are_exactly_the_expected_ones(app):
+    with app.test_request_context():
+        public = {rule.endpoint for rule in app.url_map.iter_rules() if is_public(rule.endpoint)}
+    assert public == PUBLIC
+
+
+def test_anonymous_is_sent_to_login_on_every_private_route(app, client):
+    for endpoint, method, url in routes(app):
+        if endpoint in PUBLIC:
+            continue
+        response = client.open(url, method=method)
+        assert response.status_code == 302, (endpoint, method, response.status_code)
+        assert "/connexion?next=" in response.location, endpoint
+
+
+def test_parent_gets_403_on_every_back_office_route(app, client, auth):
+    make_user()
+    db.session.commit()
+    auth.login("parent@example.fr")
+    checked = 0
+    for endpoint, method, url in routes(app):
+        if endpoint.startswith("gestion."):
+            response = client.open(url, method=method)
+            assert response.status_code == 403, (endpoint, method)
+            assert "Accès refusé" in response.get_data(as_text=True)
+            checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.ADMIN])
+def test_staff_reach_the_back_office(app, client, auth, role):
+    make_user(email="staff@example.fr", role=role)
+    family = make_family()
+    db.session.commit()
+    auth.login("staff@example.fr")
+    for endpoint, method, url in routes(app):
+        if not endpoint.startswith("gestion.") or method != "GET":
+            continue
+        url = url.replace("/1", f"/{family.id}")
+        response = client.get(url)
+        expected = 403 if endpoint in ADMIN_ONLY and role is Role.AGENT else 200
+        assert response.status_code == expected, (endpoint, response.status_code)
+
+
+def test_agent_cannot_manage_staff_accounts(client, auth):
+    make_user(email="agent@example.fr", role=Role.AGENT)
+    admin = make_user(email="admin@example.fr", role=Role.ADMIN)
+    db.session.commit()
+    auth.login("agent@example.fr")
+    assert client.post(f"/gestion/agents/{admin.id}/acces").status_code == 403
+    assert client.post("/gestion/agents", data={"last_name": "X"}).status_code == 403
