@@ -1,0 +1,117 @@
+"""Security headers, CSRF (HTMX included), escaping, French error pages, light pages."""
+
+import re
+from datetime import date
+
+import pytest
+
+from portail.extensions import db
+from portail.models import Role
+from tests.conftest import make_app
+from tests.factories import make_family, make_user, subscribe
+
+PAGES_ANONYMOUS = ["/", "/connexion", "/inscription", "/mot-de-passe-oublie", "/activation/renvoyer"]
+PAGES_PARENT = ["/mon-espace/", "/mon-espace/abonnements", "/mon-espace/abonnements/nouveau", "/mon-espace/compte", "/mon-espace/compte/mot-de-passe", "/famille/", "/facturation/"]
+
+
+def check_headers(response):
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_security_headers_on_public_pages_and_no_store_only_when_logged_in(client):
+    for url in PAGES_ANONYMOUS:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        check_headers(response)
+        assert "no-store" not in response.headers.get("Cache-Control", "")
+
+
+def test_security_headers_and_no_store_on_logged_in_pages(client, auth):
+    family = make_family()
+    subscribe(make_user(), family)
+    db.session.commit()
+    auth.login("parent@example.fr")
+    for url in PAGES_PARENT + [f"/famille/{family.id}"]:
+        response = client.get(url, follow_redirects=True)
+        assert response.status_code == 200, url
+        check_headers(response)
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_pages_have_no_inline_script_or_style_and_stay_light(client, auth, app):
+    make_user()
+    db.session.commit()
+    auth.login("parent@example.fr")
+    htmx = app.open_resource("static/js/htmx-2.0.11.min.js").read()
+    css = app.open_resource("static/css/portail.css").read()
+    for url in PAGES_PARENT:
+        page = client.get(url, follow_redirects=True).get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*\bsrc=)", page), url
+        assert " style=" not in page and "<style" not in page and " hx-on" not in page, url
+        assert len(page.encode()) + len(htmx) + len(css) < 100 * 1024, url
+
+
+def test_csrf_is_required_on_posts_including_htmx(db_url):
+    app = make_app(db_url, WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        db.create_all()
+        try:
+            client = app.test_client()
+            response = client.post("/connexion", data={"email": "a@example.fr", "password": "x"})
+            assert response.status_code == 400
+            assert "Le formulaire a expiré" in response.get_data(as_text=True)
+            page = client.get("/connexion").get_data(as_text=True)
+            token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+            ok = client.post(
+                "/connexion",
+                data={"email": "a@example.fr", "password": "x"},
+                headers={"X-CSRFToken": token, "HX-Request": "true"},
+            )
+            assert ok.status_code == 200
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+
+
+def test_names_are_escaped_everywhere(client, auth):
+    evil = "<img src=x onerror=alert(1)>"
+    family = make_family(name=f"Famille {evil}", children=((evil, date(2016, 1, 1)),))
+    user = make_user(first_name=evil)
+    subscribe(user, family)
+    make_user(email="agent@example.fr", role=Role.AGENT)
+    db.session.commit()
+    auth.login("parent@example.fr")
+    for url in ["/mon-espace/", "/mon-espace/abonnements", f"/famille/{family.id}", "/facturation/"]:
+        page = client.get(url).get_data(as_text=True)
+        assert evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page, url
+    auth.logout()
+    auth.login("agent@example.fr")
+    for url in ["/gestion/familles", f"/gestion/familles/{family.id}", f"/gestion/familles/{family.id}/courrier"]:
+        page = client.get(url).get_data(as_text=True)
+        assert evil not in page, url
+
+
+@pytest.mark.parametrize(("url", "code", "text"), [("/nexiste-pas", 404, "Page introuvable")])
+def test_error_pages_are_french(client, url, code, text):
+    response = client.get(url)
+    assert response.status_code == code and text in response.get_data(as_text=True)
+
+
+def test_wrong_method_gets_a_french_405(client):
+    response = client.get("/deconnexion")
+    assert response.status_code in (302, 405)
+
+
+def test_oversized_request_gets_413(client):
+    response = client.post("/connexion", data={"email": "a" * (7 * 1024 * 1024)})
+    assert response.status_code == 413
+    assert "trop volumineux" in response.get_data(as_text=True)
+
+
+def test_dev_mailbox_is_404_outside_development(client):
+    assert client.get("/dev/mailbox").status_code == 404
