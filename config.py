@@ -52,7 +52,8 @@ class Config:
     RESET_TTL = timedelta(hours=24)
     UNACTIVATED_PURGE_AFTER = timedelta(days=7)
     SUBSCRIPTION_TRIES_PER_HOUR = 5
-    OUTBOX_RELAY_AFTER = timedelta(minutes=2)
+    # A pending mail older than this is re-enqueued by the relay (Redis was down when it was queued).
+    OUTBOX_RELAY_AFTER = timedelta(seconds=int(os.environ.get("OUTBOX_RELAY_AFTER_SECONDS", "120")))
     DEV_TOOLS = False
 
 
@@ -86,16 +87,20 @@ class TestingConfig(Config):
 class ProductionConfig(Config):
     """Production: every secret and service comes from the environment."""
 
-    REQUIRED = ("SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "MAIL_SERVER")
+    # setting -> environment variable that provides it
+    REQUIRED = {
+        "SECRET_KEY": "SECRET_KEY",
+        "SQLALCHEMY_DATABASE_URI": "DATABASE_URL",
+        "REDIS_URL": "REDIS_URL",
+        "MAIL_SERVER": "MAIL_SERVER",
+    }
 
     @classmethod
     def check(cls) -> None:
-        """Refuse to start when a required setting is missing."""
-        missing = [name for name in cls.REQUIRED if not getattr(cls, name)]
-        if "MAIL_SERVER" not in os.environ:
-            missing.append("MAIL_SERVER")
+        """Refuse to start when a required setting is missing from the environment."""
+        missing = sorted(env for setting, env in cls.REQUIRED.items() if not os.environ.get(env))
         if missing:
-            raise RuntimeError("Missing production settings: " + ", ".join(sorted(set(missing))))
+            raise RuntimeError("Missing production settings: " + ", ".join(missing))
 
 
 CONFIGS = {

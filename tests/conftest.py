@@ -113,6 +113,10 @@ def auth(client):
 
 def link_in(message, path_prefix: str) -> str:
     """The path of the first link in a mail's text that starts with `path_prefix`."""
-    match = re.search(r"https?://[^/\s]+(" + re.escape(path_prefix) + r"[^\s]*)", message.body)
-    assert match, f"no {path_prefix} link in: {message.body}"
+    return link_in_text(message.body, path_prefix)
+
+
+def link_in_text(text: str, path_prefix: str) -> str:
+    match = re.search(r"https?://[^/\s]+(" + re.escape(path_prefix) + r"[^\s]*)", text)
+    assert match, f"no {path_prefix} link in: {text}"
     return match.group(1)

@@ -1,0 +1,117 @@
+"""Real services for integration tests: redis-server, RQ worker processes, an SMTP sink."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from aiosmtpd.controller import Controller
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
+    """Poll until predicate() is truthy; return its value or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")
+
+
+class RedisServer:
+    """A throwaway redis-server on a free port, which a test can stop and restart."""
+
+    def __init__(self, directory: Path):
+        self.executable = shutil.which("redis-server")
+        self.port = free_port()
+        self.directory = directory
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client))
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+class SmtpSink:
+    """An aiosmtpd server that keeps every message it receives."""
+
+    def __init__(self):
+        self.messages: list = []
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return "250 Message accepted"
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def process_env(db_url: str, redis_url: str, smtp_port: int, **extra) -> dict:
+    """Environment of a worker or scheduler process run with the production config."""
+    env = dict(
+        os.environ,
+        PORTAIL_ENV="production",
+        SECRET_KEY="integration-secret-key",
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(smtp_port),
+    )
+    env.update(extra)
+    return env
+
+
+def start_process(role: str, env: dict) -> subprocess.Popen:
+    """Start `python worker.py <role>` (worker or scheduler)."""
+    return subprocess.Popen(
+        [sys.executable, "worker.py", role], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,102 @@
+"""Integration: real redis-server, real RQ worker and scheduler processes, a real SMTP sink."""
+
+import shutil
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import OutboxMessage, OutboxStatus, User
+from tests.conftest import link_in_text, make_app, missing_service
+from tests.services import RedisServer, SmtpSink, process_env, start_process, stop_process, wait_for
+from tests.test_accounts_signup import VALID
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    if not shutil.which("redis-server"):
+        missing_service("redis-server (Debian package redis-server)")
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp():
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def live(tmp_path, redis_server, smtp):
+    """An app on a SQLite file shared with the worker processes, sending through real services."""
+    db_url = f"sqlite:///{tmp_path / 'integration.sqlite'}"
+    app = make_app(
+        db_url,
+        REDIS_URL=redis_server.url,
+        RATELIMIT_STORAGE_URI="memory://",
+        RQ_SYNC=False,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=smtp.port,
+        MAIL_SUPPRESS_SEND=False,
+    )
+    processes = []
+    with app.app_context():
+        db.create_all()
+        app.processes = processes
+        app.process_env = process_env(db_url, redis_server.url, smtp.port, OUTBOX_RELAY_AFTER_SECONDS="0")
+        yield app
+        for process in processes:
+            stop_process(process)
+        db.session.remove()
+        db.engine.dispose()
+
+
+def start(app, role: str):
+    process = start_process(role, app.process_env)
+    app.processes.append(process)
+    return process
+
+
+def test_worker_process_sends_the_activation_mail_through_smtp(live, redis_server, smtp):
+    redis_server.start()
+    start(live, "worker")
+    client = live.test_client()
+    assert client.post("/inscription", data=VALID).status_code == 302
+    wait_for(lambda: smtp.messages, timeout=30)
+    envelope = smtp.messages[0]
+    assert envelope.rcpt_tos == ["alice.durand@example.fr"]
+    text = envelope.content.decode("utf-8", "replace")
+    assert "Activez votre compte" in text or "=?utf-8?" in text
+    path = link_in_text(_decoded_body(envelope.content), "/activation/")
+    assert client.get(path).status_code == 302
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(User)).activated_at is not None
+    assert db.session.scalar(sa.select(OutboxMessage)).status is OutboxStatus.SENT
+
+
+def test_mail_queued_while_redis_is_down_goes_out_once_when_it_is_back(live, redis_server, smtp):
+    client = live.test_client()
+    assert client.post("/inscription", data=VALID).status_code == 302, "the request succeeds without Redis"
+    assert db.session.scalar(sa.select(OutboxMessage)).status is OutboxStatus.PENDING
+    redis_server.start()
+    start(live, "worker")
+    start(live, "scheduler")  # its relay job runs at start, then every minute
+    wait_for(lambda: smtp.messages, timeout=40)
+    time.sleep(3)
+    assert len(smtp.messages) == 1
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(OutboxMessage)).status is OutboxStatus.SENT
+
+
+def _decoded_body(raw: bytes) -> str:
+    import email
+    from email import policy
+
+    message = email.message_from_bytes(raw, policy=policy.default)
+    return message.get_body(preferencelist=("plain",)).get_content()
