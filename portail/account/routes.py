@@ -69,7 +69,7 @@ def confirm_subscription():
     subscriptions.subscribe(current_user, family)
     commit()
     flash(
-        f"Vous êtes abonné à la famille {family.name}. "
+        f"Votre compte est maintenant lié au dossier « {family.name} ». "
         "Les menus Espace Famille et Espace Facturation sont disponibles.",
         "success",
     )
@@ -90,7 +90,7 @@ def end_subscription(subscription_id: int):
         abort(404)
     subscriptions.end(subscription)
     commit()
-    flash(f"Votre abonnement à la famille {subscription.family.name} est terminé.", "success")
+    flash(f"Votre abonnement au dossier « {subscription.family.name} » est terminé.", "success")
     return redirect(url_for("account.subscriptions_list"))
 
 

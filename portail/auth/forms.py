@@ -24,7 +24,7 @@ class SignUpForm(NewPasswordMixin, FlaskForm):
     subscriber_code = StringField(
         "Code abonné Famille",
         validators=[Optional(), Length(max=20, message="Code abonné invalide.")],
-        description="Facultatif : il figure sur le courrier de la mairie (exemple : ABCDE-23456).",
+        description="Il figure sur le courrier de la mairie (exemple : ABCDE-23456).",
         render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"},
     )
     child_birth_date = DateField(

@@ -49,7 +49,7 @@ def phone_field(label: str = "Téléphone") -> StringField:
         validators=[Optional(), Length(max=30, message="30 caractères au maximum.")],
         filters=[_strip],
         render_kw={"autocomplete": "tel", "inputmode": "tel"},
-        description="Facultatif. Exemple : 06 12 34 56 78",
+        description="Exemple : 06 12 34 56 78",
     )
 
 
