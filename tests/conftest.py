@@ -28,7 +28,7 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def pg_url(worker_id="master"):
+def pg_url():
     """A fresh PostgreSQL database for this test process (from TEST_DATABASE_URL)."""
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
