@@ -119,10 +119,13 @@ def test_activation_link_activates_once(client, mails):
     client.post("/inscription", data=VALID)
     path = link_in(mails[0], "/activation/")
     assert client.post("/connexion", data={"email": VALID["email"], "password": PASSWORD}).status_code == 200
-    response = client.get(path)
+    assert client.get(path).status_code == 200, "GET (e.g. a mail scanner) changes nothing"
+    assert db.session.scalar(sa.select(User)).activated_at is None
+    response = client.post(path)
     assert response.status_code == 302
     assert db.session.scalar(sa.select(User)).activated_at is not None
-    assert client.get(path).status_code == 400, "a used link is refused"
+    assert client.post(path).status_code == 400, "a used link is refused"
+    assert client.get(path).status_code == 400
 
 
 def test_unactivated_account_cannot_log_in_and_is_offered_a_new_mail(client, mails):
@@ -138,13 +141,16 @@ def test_expired_activation_link_is_refused(client, mails):
     db.session.execute(sa.update(AccountToken).values(expires_at=utcnow() - timedelta(seconds=1)))
     db.session.commit()
     assert client.get(path).status_code == 400
+    assert client.post(path).status_code == 400
     assert db.session.scalar(sa.select(User)).activated_at is None
 
 
 def test_tampered_activation_link_is_refused(client, mails):
     client.post("/inscription", data=VALID)
     path = link_in(mails[0], "/activation/")
-    assert client.get(path[:-2] + ("AA" if not path.endswith("AA") else "BB")).status_code == 400
+    tampered = path[:-2] + ("AA" if not path.endswith("AA") else "BB")
+    assert client.get(tampered).status_code == 400
+    assert client.post(tampered).status_code == 400
     assert db.session.scalar(sa.select(User)).activated_at is None
 
 
@@ -154,8 +160,8 @@ def test_new_activation_mail_revokes_the_previous_link(client, mails):
     client.post("/activation/renvoyer", data={"email": VALID["email"]})
     assert len(mails) == 2
     second = link_in(mails[1], "/activation/")
-    assert client.get(first).status_code == 400
-    assert client.get(second).status_code == 302
+    assert client.post(first).status_code == 400
+    assert client.post(second).status_code == 302
 
 
 def test_resend_activation_is_silent_for_unknown_email_and_rate_limited(client, mails):

@@ -128,6 +128,8 @@ def test_newcomer_journey_signup_activation_login_subscription(browser, live_ser
     page.get_by_role("link", name=re.compile("Activez votre compte")).click()
     journey.check("mail-activation")
     page.locator("a[href*='/activation/']").click()
+    journey.check("activer")
+    page.get_by_role("button", name="Activer mon compte").click()
     page.wait_for_url(re.compile("/connexion$"))
     assert "Votre compte est activé" in page.content()
     journey.check("compte-active")

@@ -74,7 +74,7 @@ def test_worker_process_sends_the_activation_mail_through_smtp(live, redis_serve
     text = envelope.content.decode("utf-8", "replace")
     assert "Activez votre compte" in text or "=?utf-8?" in text
     path = link_in_text(_decoded_body(envelope.content), "/activation/")
-    assert client.get(path).status_code == 302
+    assert client.post(path).status_code == 302
     db.session.expire_all()
     assert db.session.scalar(sa.select(User)).activated_at is not None
     assert db.session.scalar(sa.select(OutboxMessage)).status is OutboxStatus.SENT

@@ -171,6 +171,7 @@ def test_reset_token_cannot_be_used_as_activation_token(client, mails):
     client.post("/mot-de-passe-oublie", data={"email": "parent@example.fr"})
     token = link_in(mails[0], "/mot-de-passe/").rsplit("/", 1)[1]
     assert client.get(f"/activation/{token}").status_code == 400
+    assert client.post(f"/activation/{token}").status_code == 400
     assert db.session.get(User, user.id).activated_at is not None
 
 

@@ -6,7 +6,7 @@ from flask_login import current_user, login_user
 
 from portail.account import bp
 from portail.account.forms import ChangePasswordForm, PhoneForm, SubscribeForm
-from portail.extensions import db
+from portail.extensions import db, limiter
 from portail.htmx import is_htmx
 from portail.models import Subscription
 from portail.services import accounts, passwords, subscriptions
@@ -106,7 +106,12 @@ def profile():
     return render_template("account/profile.html", form=form)
 
 
+def _account_key() -> str:
+    return f"account:{current_user.get_id().partition(':')[0]}"
+
+
 @bp.route("/compte/mot-de-passe", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"], key_func=_account_key)
 def change_password():
     """Change my password (needs the current one); my other sessions end."""
     form = ChangePasswordForm()

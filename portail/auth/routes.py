@@ -62,12 +62,16 @@ def registered():
     return render_template("auth/registered.html", email=session.get("signup_email"))
 
 
-@bp.get("/activation/<token>")
+@bp.route("/activation/<token>", methods=["GET", "POST"])
 @public
+@limiter.limit("20 per hour", methods=["POST"])
 def activate(token: str):
-    """Follow the activation link from the mail."""
-    user = accounts.activate(token)
-    if user is None:
+    """Follow the activation link: GET shows a button (mail scanners only GET), POST activates."""
+    if tokens.peek(token, TokenPurpose.ACTIVATION) is None:
+        return render_template("auth/link_invalid.html", kind="activation"), 400
+    if request.method == "GET":
+        return render_template("auth/activate.html", token=token)
+    if accounts.activate(token) is None:
         return render_template("auth/link_invalid.html", kind="activation"), 400
     commit()
     flash("Votre compte est activé. Vous pouvez maintenant vous connecter.", "success")
