@@ -29,3 +29,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+## bench: page weight, SQL queries and time ratios (see bench/)
+bench: $(STAMP)
+	$(BIN)/python bench/pages.py

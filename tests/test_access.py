@@ -6,6 +6,7 @@ from portail.access import is_public
 from portail.extensions import db
 from portail.models import Role
 from tests.factories import make_family, make_user
+from tests.test_pages_security import check_headers
 
 PUBLIC = {
     "main.home",
@@ -43,11 +44,18 @@ def test_public_endpoints_are_exactly_the_expected_ones(app):
     assert public == PUBLIC
 
 
+def test_every_public_get_page_answers_with_security_headers(app, client):
+    for endpoint, method, url in routes(app):
+        if endpoint in PUBLIC and method == "GET" and endpoint != "static":
+            check_headers(client.get(url))
+
+
 def test_anonymous_is_sent_to_login_on_every_private_route(app, client):
     for endpoint, method, url in routes(app):
         if endpoint in PUBLIC:
             continue
         response = client.open(url, method=method)
+        check_headers(response)
         assert response.status_code == 302, (endpoint, method, response.status_code)
         assert "/connexion?next=" in response.location, endpoint
 
@@ -60,6 +68,7 @@ def test_parent_gets_403_on_every_back_office_route(app, client, auth):
     for endpoint, method, url in routes(app):
         if endpoint.startswith("gestion."):
             response = client.open(url, method=method)
+            check_headers(response)
             assert response.status_code == 403, (endpoint, method)
             assert "Accès refusé" in response.get_data(as_text=True)
             checked += 1
@@ -77,6 +86,8 @@ def test_staff_reach_the_back_office(app, client, auth, role):
             continue
         url = url.replace("/1", f"/{family.id}")
         response = client.get(url)
+        check_headers(response)
+        assert response.headers["Cache-Control"] == "no-store"
         expected = 403 if endpoint in ADMIN_ONLY and role is Role.AGENT else 200
         assert response.status_code == expected, (endpoint, response.status_code)
 

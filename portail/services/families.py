@@ -42,7 +42,11 @@ def record(actor: User | None, action: str, target_type: str, target_id: int | N
 
 def search(query: str, page: int, per_page: int = 20):
     """Families whose name, code, responsable or child matches `query`, paginated."""
-    statement = sa.select(Family).order_by(Family.name, Family.id)
+    statement = (
+        sa.select(Family)
+        .options(sa.orm.selectinload(Family.guardians), sa.orm.selectinload(Family.children))
+        .order_by(Family.name, Family.id)
+    )
     query = (query or "").strip()
     if query:
         like = f"%{query.lower()}%"

@@ -6,8 +6,9 @@ from zxcvbn import zxcvbn
 
 MIN_LENGTH = 12
 MAX_LENGTH = 128
-# zxcvbn scores 0-4; below 3 the password is a known common one or guessable in < 10^8 tries.
-MIN_SCORE = 3
+# zxcvbn scores 0-4; 4 means an estimated 10^10 guesses or more (names, dates, keyboard rows
+# and common passwords are refused: the accounts guard children's data).
+MIN_SCORE = 4
 
 # zxcvbn's lists are English: add French keyboard rows and the most common French passwords.
 FRENCH_COMMON = [

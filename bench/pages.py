@@ -1,0 +1,73 @@
+"""Benchmark of the pages built so far: weight, SQL queries and time relative to a bare page.
+
+Run with `make bench`. Figures are measured in one run on a temporary SQLite database loaded with
+the demo data plus 500 extra families; times are given as ratios to the home page (no database).
+"""
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from portail import create_app  # noqa: E402
+from portail.extensions import db  # noqa: E402
+from portail.services import demo  # noqa: E402
+
+ROUNDS = 30
+
+
+def main() -> None:
+    directory = tempfile.mkdtemp()
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{directory}/bench.sqlite"})
+    with app.app_context():
+        db.create_all()
+        demo.load()
+        for index in range(500):
+            demo._family(f"BENCH{index:05d}".replace("0", "A").replace("1", "B"), f"Famille BENCH{index}", [(None, "Parent", f"BENCH{index}", None)], [])
+        db.session.commit()
+        family_id = db.session.scalar(sa.text("SELECT id FROM family WHERE name = 'Famille MARTIN'"))
+        engine = db.engine
+    # Requests run outside any app context, each in its own, as in production.
+    static = sum(len(app.open_resource(f"static/{name}").read()) for name in ("css/portail.css", "js/htmx-2.0.11.min.js", "js/portail.js"))
+    parent = app.test_client()
+    parent.post("/connexion", data={"email": "claire.martin@demo.fr", "password": demo.DEMO_PASSWORD})
+    agent = app.test_client()
+    agent.post("/connexion", data={"email": "agent@demo.fr", "password": demo.DEMO_PASSWORD})
+    anonymous = app.test_client()
+    pages = [
+        ("accueil (référence)", anonymous, "/"),
+        ("connexion", anonymous, "/connexion"),
+        ("inscription", anonymous, "/inscription"),
+        ("mon espace", parent, "/mon-espace/"),
+        ("mes abonnements", parent, "/mon-espace/abonnements"),
+        ("espace famille", parent, f"/famille/{family_id}"),
+        ("gestion: tableau de bord", agent, "/gestion/"),
+        ("gestion: familles (527)", agent, "/gestion/familles"),
+        ("gestion: recherche", agent, "/gestion/familles?q=martin"),
+    ]
+    counter = {"n": 0}
+    sa.event.listen(engine, "before_cursor_execute", lambda *_: counter.__setitem__("n", counter["n"] + 1))
+    results = []
+    for label, client, url in pages:
+        timings = []
+        for _ in range(ROUNDS):
+            counter["n"] = 0
+            start = time.perf_counter()
+            response = client.get(url)
+            timings.append(time.perf_counter() - start)
+            assert response.status_code == 200, (url, response.status_code)
+        results.append((label, url, statistics.median(timings), counter["n"], len(response.data)))
+    reference = results[0][2]
+    print(f"{'page':28} {'time/ref':>9} {'SQL':>4} {'HTML':>8} {'total KB':>9}")
+    for label, _url, median, queries, size in results:
+        print(f"{label:28} {median / reference:9.2f} {queries:4d} {size:8d} {(size + static) / 1024:9.1f}")
+    print(f"(reference: home page median {reference * 1000:.2f} ms over {ROUNDS} rounds; static assets {static / 1024:.1f} KB uncompressed)")
+
+
+if __name__ == "__main__":
+    main()

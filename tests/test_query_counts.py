@@ -1,0 +1,62 @@
+"""Pages cost a constant number of SQL queries, whatever the amount of data."""
+
+from contextlib import contextmanager
+from datetime import date
+
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import Role
+from tests.factories import make_family, make_user, subscribe
+
+
+@contextmanager
+def count_queries():
+    counter = {"n": 0}
+
+    def before(*_args):
+        counter["n"] += 1
+
+    sa.event.listen(db.engine, "before_cursor_execute", before)
+    try:
+        yield counter
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", before)
+
+
+def queries_for(client, url: str) -> int:
+    with count_queries() as counter:
+        assert client.get(url).status_code == 200
+    return counter["n"]
+
+
+def test_family_pages_cost_the_same_with_one_or_many_children_and_families(client, auth):
+    user = make_user()
+    small = make_family(children=(("Léa", date(2016, 1, 1)),))
+    subscribe(user, small)
+    db.session.commit()
+    auth.login("parent@example.fr")
+    urls = ["/mon-espace/", "/mon-espace/abonnements", f"/famille/{small.id}", "/facturation/"]
+    before = {url: queries_for(client, url) for url in urls}
+    big = make_family(name="Famille NOMBREUSE", children=tuple((f"E{i}", date(2010 + i % 10, 1, 1)) for i in range(8)), guardians=(("A", "B"), ("C", "D")))
+    subscribe(user, big)
+    for index in range(30):
+        make_family(name=f"Famille X{index}")
+    db.session.commit()
+    after = {url: queries_for(client, url) for url in urls}
+    assert after == before
+    assert queries_for(client, f"/famille/{big.id}") == before[f"/famille/{small.id}"]
+    assert max(after.values()) <= 6
+
+
+def test_families_list_in_back_office_costs_a_constant_number_of_queries(client, auth):
+    make_user(email="agent@example.fr", role=Role.AGENT)
+    for index in range(3):
+        make_family(name=f"Famille A{index}")
+    db.session.commit()
+    auth.login("agent@example.fr")
+    few = queries_for(client, "/gestion/familles")
+    for index in range(17):
+        make_family(name=f"Famille B{index}", guardians=(("A", "B"), ("C", "D")), children=(("X", date(2016, 1, 1)), ("Y", date(2017, 1, 1))))
+    db.session.commit()
+    assert queries_for(client, "/gestion/familles") == few
