@@ -55,6 +55,9 @@ class Config:
     # A pending mail older than this is re-enqueued by the relay (Redis was down when it was queued).
     OUTBOX_RELAY_AFTER = timedelta(seconds=int(os.environ.get("OUTBOX_RELAY_AFTER_SECONDS", "120")))
     DEV_TOOLS = False
+    # Number of reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted
+    # (rate limits are per client IP, so behind nginx this must be 1).
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
 
 class DevelopmentConfig(Config):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import config_for
 from portail.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
@@ -21,6 +22,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     if hasattr(config, "check") and not app.testing:
         config.check()
     _derive_limiter_storage(app)
+    if app.config["TRUSTED_PROXIES"]:
+        count = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))

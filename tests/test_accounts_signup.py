@@ -186,3 +186,15 @@ def test_unactivated_accounts_are_purged_after_seven_days(app):
     db.session.commit()
     assert purge_unactivated() == 1
     assert set(db.session.scalars(sa.select(User.email))) == {"recent@example.fr", "actif@example.fr"}
+
+
+def test_simultaneous_signups_with_one_email_create_one_account(client, monkeypatch, mails):
+    """A double click or two tabs: the unique e-mail wins and the second gets the same page."""
+    from portail.services import accounts
+
+    original = accounts.find_by_email
+    monkeypatch.setattr(accounts, "find_by_email", lambda email: None)
+    assert client.post("/inscription", data=VALID).status_code == 302
+    assert client.post("/inscription", data=VALID).status_code == 302
+    monkeypatch.setattr(accounts, "find_by_email", original)
+    assert users() == 1

@@ -8,7 +8,7 @@ import pytest
 from portail.extensions import db
 from portail.models import Role
 from tests.conftest import make_app
-from tests.factories import make_family, make_user, subscribe
+from tests.factories import PASSWORD, make_family, make_user, subscribe
 
 PAGES_ANONYMOUS = ["/", "/connexion", "/inscription", "/mot-de-passe-oublie", "/activation/renvoyer"]
 PAGES_PARENT = ["/mon-espace/", "/mon-espace/abonnements", "/mon-espace/abonnements/nouveau", "/mon-espace/compte", "/mon-espace/compte/mot-de-passe", "/famille/", "/facturation/"]
@@ -115,3 +115,55 @@ def test_oversized_request_gets_413(client):
 
 def test_dev_mailbox_is_404_outside_development(client):
     assert client.get("/dev/mailbox").status_code == 404
+
+
+def test_session_cookie_is_httponly_and_samesite_lax(client):
+    make_user()
+    db.session.commit()
+    response = client.post("/connexion", data={"email": "parent@example.fr", "password": PASSWORD})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_database_busy_gives_a_french_retry_page_and_saves_nothing(client, monkeypatch):
+    import sqlalchemy as sa
+
+    from portail.models import User
+    from portail.services import accounts
+
+    def locked(*_args, **_kwargs):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(accounts, "register", locked)
+    from tests.test_accounts_signup import VALID
+
+    response = client.post("/inscription", data=VALID)
+    assert response.status_code == 503
+    assert "Réessayez dans un instant" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == 0
+
+
+def test_rate_limits_use_the_client_ip_behind_a_trusted_proxy(db_url):
+    app = make_app(db_url, TRUSTED_PROXIES=1)
+    with app.app_context():
+        db.create_all()
+        try:
+            client = app.test_client()
+            for index in range(20):
+                client.post("/connexion", data={"email": f"x{index}@example.fr", "password": "mauvais"}, headers={"X-Forwarded-For": "203.0.113.1"})
+            blocked = client.post("/connexion", data={"email": "y@example.fr", "password": "m"}, headers={"X-Forwarded-For": "203.0.113.1"})
+            other = client.post("/connexion", data={"email": "y@example.fr", "password": "m"}, headers={"X-Forwarded-For": "203.0.113.2"})
+            assert (blocked.status_code, other.status_code) == (429, 200)
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+
+
+def test_an_oversized_login_post_does_not_switch_rate_limits_off(client, auth):
+    make_user()
+    db.session.commit()
+    assert client.post("/connexion", data={"email": "a" * (7 * 1024 * 1024)}).status_code == 413
+    for _ in range(5):
+        auth.login("parent@example.fr", "mauvais-mot-de-passe")
+    assert auth.login("parent@example.fr").status_code == 429

@@ -2,6 +2,8 @@
 
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
 from portail.access import public
 from portail.auth import bp
@@ -10,12 +12,19 @@ from portail.extensions import limiter
 from portail.models import Civility, TokenPurpose
 from portail.services import accounts, subscriptions, tokens
 from portail.services.accounts import LoginOutcome
-from portail.services.outbox import commit
+from portail.services.outbox import commit, rollback
 from portail.urls import safe_next
 
 
 def _form_email() -> str:
-    return accounts.normalize_email(request.form.get("email", ""))
+    """Rate-limit key of the account being tried.
+
+    It must never raise: Flask-Limiter takes any exception for a storage failure.
+    """
+    try:
+        return "email:" + accounts.normalize_email(request.form.get("email", ""))[:254]
+    except HTTPException:  # e.g. 413: the view answers it, the IP limit still counts
+        return "email:"
 
 
 def _failed(response) -> bool:
@@ -49,7 +58,11 @@ def register():
                 ),
                 family=family,
             )
-            commit()
+            try:
+                commit()
+            except IntegrityError:
+                # The same e-mail was registered a moment ago (double click, two tabs).
+                rollback()
             session["signup_email"] = accounts.normalize_email(form.email.data)
             return redirect(url_for("auth.registered"))
     return render_template("auth/register.html", form=form)
