@@ -17,6 +17,7 @@ PUBLIC = {
     "auth.login",
     "auth.forgot_password",
     "auth.reset_password",
+    "account.confirm_email",
     "dev.mailbox",
     "dev.message",
     "static",

@@ -1,9 +1,17 @@
 """Forms of Mon espace citoyen."""
 
-from wtforms import DateField, PasswordField, StringField
+from wtforms import BooleanField, DateField, PasswordField, StringField
 from wtforms.validators import InputRequired, Length
 
-from portail.forms import REQUIRED, FlaskForm, NewPasswordMixin, phone_field, required, validate_phone
+from portail.forms import (
+    REQUIRED,
+    FlaskForm,
+    NewPasswordMixin,
+    email_field,
+    phone_field,
+    required,
+    validate_phone,
+)
 
 
 class SubscribeForm(FlaskForm):
@@ -33,3 +41,24 @@ class PhoneForm(FlaskForm):
 
     def validate_phone(self, field) -> None:
         validate_phone(self, field)
+
+
+class EmailChangeForm(FlaskForm):
+    new_email = email_field("Nouvelle adresse e-mail")
+    current_password = PasswordField(
+        "Mot de passe actuel",
+        validators=[InputRequired(message=REQUIRED)],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class DeleteAccountForm(FlaskForm):
+    current_password = PasswordField(
+        "Mot de passe actuel",
+        validators=[InputRequired(message=REQUIRED)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    confirm = BooleanField(
+        "Je comprends que mon compte sera supprimé définitivement.",
+        validators=[InputRequired(message="Cochez la case pour confirmer la suppression.")],
+    )

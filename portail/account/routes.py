@@ -1,16 +1,25 @@
 """Views of Mon espace citoyen."""
 
-import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user
+import json
 
+import sqlalchemy as sa
+from flask import Response, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from portail.access import public
 from portail.account import bp
-from portail.account.forms import ChangePasswordForm, PhoneForm, SubscribeForm
+from portail.account.forms import (
+    ChangePasswordForm,
+    DeleteAccountForm,
+    EmailChangeForm,
+    PhoneForm,
+    SubscribeForm,
+)
 from portail.extensions import db, limiter
 from portail.htmx import is_htmx
-from portail.models import Subscription
-from portail.services import accounts, passwords, subscriptions
-from portail.services.outbox import commit
+from portail.models import Subscription, TokenPurpose
+from portail.services import accounts, passwords, subscriptions, tokens
+from portail.services.outbox import commit, rollback
 
 
 @bp.get("/")
@@ -126,3 +135,73 @@ def change_password():
             flash("Votre mot de passe a été modifié. Vos autres sessions ont été fermées.", "success")
             return redirect(url_for("account.profile"))
     return render_template("account/change_password.html", form=form)
+
+
+def _password_ok(form) -> bool:
+    if passwords.verify_password(current_user.password_hash, form.current_password.data):
+        return True
+    form.current_password.errors.append("Mot de passe actuel incorrect.")
+    return False
+
+
+@bp.route("/compte/adresse", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"], key_func=_account_key)
+def change_email():
+    """Change my login e-mail: confirmed from a link sent to the new address."""
+    form = EmailChangeForm()
+    if form.validate_on_submit() and _password_ok(form):
+        accounts.request_email_change(current_user, form.new_email.data)
+        commit()
+        flash(
+            f"Un e-mail de confirmation a été envoyé à {accounts.normalize_email(form.new_email.data)}. "
+            "Votre adresse actuelle reste valable tant que la nouvelle n'est pas confirmée.",
+            "success",
+        )
+        return redirect(url_for("account.profile"))
+    return render_template("account/change_email.html", form=form)
+
+
+@bp.route("/compte/adresse/<token>", methods=["GET", "POST"])
+@public
+@limiter.limit("20 per hour", methods=["POST"])
+def confirm_email(token: str):
+    """Confirm a new e-mail from the link (GET shows a button, POST applies it)."""
+    if tokens.peek(token, TokenPurpose.EMAIL_CHANGE) is None:
+        return render_template("auth/link_invalid.html", kind="email"), 400
+    if request.method == "GET":
+        return render_template("account/confirm_email.html", token=token)
+    if accounts.confirm_email_change(token) is None:
+        rollback()
+        return render_template("auth/link_invalid.html", kind="email"), 400
+    commit()
+    logout_user()
+    flash("Votre nouvelle adresse e-mail est enregistrée. Connectez-vous avec celle-ci.", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/compte/donnees")
+def export():
+    """Download my data (RGPD) as a JSON file."""
+    body = json.dumps(accounts.export_data(current_user), ensure_ascii=False, indent=2)
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="mes-donnees-portail-famille.json"'},
+    )
+
+
+@bp.route("/compte/supprimer", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"], key_func=_account_key)
+def delete():
+    """Delete my account (parents only; the families' files stay with the town)."""
+    if current_user.is_staff:
+        abort(403)
+    form = DeleteAccountForm()
+    if form.validate_on_submit() and _password_ok(form):
+        accounts.delete_account(current_user._get_current_object())
+        commit()
+        logout_user()
+        session.clear()
+        flash("Votre compte a été supprimé.", "success")
+        return redirect(url_for("main.home"))
+    return render_template("account/delete.html", form=form)

@@ -47,18 +47,16 @@ def register():
             if family is None:
                 form.subscriber_code.errors.append(subscriptions.GENERIC_ERROR)
         if not form.errors:
-            accounts.register(
-                accounts.SignUp(
-                    civility=Civility(form.civility.data) if form.civility.data else None,
-                    last_name=form.last_name.data,
-                    first_name=form.first_name.data,
-                    email=form.email.data,
-                    phone=form.phone.data,
-                    password=form.password.data,
-                ),
-                family=family,
+            data = accounts.SignUp(
+                civility=Civility(form.civility.data) if form.civility.data else None,
+                last_name=form.last_name.data,
+                first_name=form.first_name.data,
+                email=form.email.data,
+                phone=form.phone.data,
+                password=form.password.data,
             )
             try:
+                accounts.register(data, family=family)
                 commit()
             except IntegrityError:
                 # The same e-mail was registered a moment ago (double click, two tabs).

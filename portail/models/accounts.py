@@ -34,6 +34,7 @@ class Civility(enum.Enum):
 class TokenPurpose(enum.Enum):
     ACTIVATION = "activation"
     RESET = "reset"
+    EMAIL_CHANGE = "email_change"
 
 
 def new_session_token() -> str:
@@ -99,5 +100,7 @@ class AccountToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The new address, for an e-mail change.
+    new_email: Mapped[str | None] = mapped_column(sa.String(254))
 
     user: Mapped[User] = relationship()

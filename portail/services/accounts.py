@@ -169,3 +169,69 @@ def purge_unactivated(now=None) -> int:
     return result.rowcount
 
 
+
+
+def request_email_change(user: User, new_email: str) -> None:
+    """Mail a confirmation link to the new address; the login changes only once it is followed.
+
+    When the address belongs to another account nothing is sent to it, and the page says the
+    same thing (no enumeration); the change would be refused at confirmation anyway.
+    """
+    new_email = normalize_email(new_email)
+    if find_by_email(new_email) is not None:
+        return
+    raw = tokens.issue(user, TokenPurpose.EMAIL_CHANGE, current_app.config["ACTIVATION_TTL"], new_email=new_email)
+    queue_mail(
+        "email_change",
+        new_email,
+        first_name=user.first_name,
+        link=url_for("account.confirm_email", token=raw, _external=True),
+        hours=int(current_app.config["ACTIVATION_TTL"].total_seconds() // 3600),
+    )
+
+
+def confirm_email_change(raw_token: str) -> User | None:
+    """Apply a confirmed e-mail change; None when the link is invalid or the address got taken."""
+    token = tokens.consume_token(raw_token, TokenPurpose.EMAIL_CHANGE)
+    if token is None or find_by_email(token.new_email) is not None:
+        return None
+    user = db.session.get(User, token.user_id)
+    old_email = user.email
+    user.email = token.new_email
+    user.end_all_sessions()
+    queue_mail("email_changed", old_email, first_name=user.first_name, new_email=user.email)
+    return user
+
+
+def export_data(user: User) -> dict:
+    """Everything the portal holds about this account and the families it sees (RGPD)."""
+    from portail.services.subscriptions import active_subscriptions
+
+    def person(obj, *fields):
+        return {field: _plain(getattr(obj, field)) for field in fields}
+
+    return {
+        "compte": person(user, "civility", "last_name", "first_name", "email", "phone", "created_at", "activated_at", "last_login_at"),
+        "abonnements": [
+            {
+                "famille": subscription.family.name,
+                "depuis": _plain(subscription.created_at),
+                "responsables": [person(g, "civility", "last_name", "first_name", "email", "phone") for g in subscription.family.guardians],
+                "enfants": [person(c, "last_name", "first_name", "birth_date") for c in subscription.family.children],
+            }
+            for subscription in active_subscriptions(user)
+        ],
+    }
+
+
+def _plain(value):
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+def delete_account(user: User) -> None:
+    """Delete a parent account and its links; the families' files stay with the town."""
+    db.session.delete(user)

@@ -22,6 +22,8 @@ SUBJECTS = {
     "password_reset": "Réinitialisation de votre mot de passe",
     "password_changed": "Votre mot de passe a été modifié",
     "staff_welcome": "Votre compte sur le portail famille",
+    "email_change": "Confirmez votre nouvelle adresse e-mail",
+    "email_changed": "Votre adresse e-mail a été modifiée",
 }
 MAX_ATTEMPTS = 8
 STUCK_AFTER = timedelta(minutes=10)

@@ -14,7 +14,7 @@ def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def issue(user: User, purpose: TokenPurpose, ttl: timedelta) -> str:
+def issue(user: User, purpose: TokenPurpose, ttl: timedelta, new_email: str | None = None) -> str:
     """Create a token (256 random bits) for `user`, revoking that user's older ones of the purpose."""
     now = utcnow()
     db.session.execute(
@@ -34,13 +34,14 @@ def issue(user: User, purpose: TokenPurpose, ttl: timedelta) -> str:
             token_hash=_digest(raw),
             created_at=now,
             expires_at=now + ttl,
+            new_email=new_email,
         )
     )
     return raw
 
 
-def consume(raw: str, purpose: TokenPurpose) -> User | None:
-    """Mark the token used and return its user, or None when unknown, used or expired.
+def consume_token(raw: str, purpose: TokenPurpose) -> AccountToken | None:
+    """Mark the token used and return it, or None when unknown, used or expired.
 
     The update is conditional so two simultaneous uses cannot both succeed.
     """
@@ -57,9 +58,13 @@ def consume(raw: str, purpose: TokenPurpose) -> User | None:
         .where(AccountToken.id == token.id, AccountToken.used_at.is_(None))
         .values(used_at=now)
     )
-    if claimed.rowcount != 1:
-        return None
-    return db.session.get(User, token.user_id)
+    return token if claimed.rowcount == 1 else None
+
+
+def consume(raw: str, purpose: TokenPurpose) -> User | None:
+    """Use the token and return its user, or None when unknown, used or expired."""
+    token = consume_token(raw, purpose)
+    return None if token is None else db.session.get(User, token.user_id)
 
 
 def peek(raw: str, purpose: TokenPurpose) -> User | None:
