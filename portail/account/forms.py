@@ -1,12 +1,13 @@
 """Forms of Mon espace citoyen."""
 
-from wtforms import BooleanField, DateField, PasswordField, StringField
+from wtforms import BooleanField, DateField, StringField
 from wtforms.validators import InputRequired, Length
 
 from portail.forms import (
     REQUIRED,
     FlaskForm,
     NewPasswordMixin,
+    current_password_field,
     email_field,
     phone_field,
     required,
@@ -29,11 +30,7 @@ class SubscribeForm(FlaskForm):
 
 
 class ChangePasswordForm(NewPasswordMixin, FlaskForm):
-    current_password = PasswordField(
-        "Mot de passe actuel",
-        validators=[InputRequired(message=REQUIRED)],
-        render_kw={"autocomplete": "current-password"},
-    )
+    current_password = current_password_field()
 
 
 class PhoneForm(FlaskForm):
@@ -45,19 +42,11 @@ class PhoneForm(FlaskForm):
 
 class EmailChangeForm(FlaskForm):
     new_email = email_field("Nouvelle adresse e-mail")
-    current_password = PasswordField(
-        "Mot de passe actuel",
-        validators=[InputRequired(message=REQUIRED)],
-        render_kw={"autocomplete": "current-password"},
-    )
+    current_password = current_password_field()
 
 
 class DeleteAccountForm(FlaskForm):
-    current_password = PasswordField(
-        "Mot de passe actuel",
-        validators=[InputRequired(message=REQUIRED)],
-        render_kw={"autocomplete": "current-password"},
-    )
+    current_password = current_password_field()
     confirm = BooleanField(
         "Je comprends que mon compte sera supprimé définitivement.",
         validators=[InputRequired(message="Cochez la case pour confirmer la suppression.")],

@@ -1,13 +1,13 @@
 """Forms of the authentication pages."""
 
-from wtforms import BooleanField, DateField, PasswordField, StringField
+from wtforms import BooleanField, DateField, StringField
 from wtforms.validators import InputRequired, Length, Optional
 
 from portail.forms import (
-    REQUIRED,
     FlaskForm,
     NewPasswordMixin,
     civility_field,
+    current_password_field,
     email_field,
     name_field,
     phone_field,
@@ -58,11 +58,7 @@ class SignUpForm(NewPasswordMixin, FlaskForm):
 
 class LoginForm(FlaskForm):
     email = email_field()
-    password = PasswordField(
-        "Mot de passe",
-        validators=[InputRequired(message=REQUIRED)],
-        render_kw={"autocomplete": "current-password"},
-    )
+    password = current_password_field("Mot de passe")
 
 
 class EmailOnlyForm(FlaskForm):

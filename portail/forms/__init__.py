@@ -1,6 +1,6 @@
 """Form helpers shared by the blueprints: French messages and common fields."""
 
-from flask_wtf import FlaskForm
+from flask_wtf import FlaskForm  # noqa: F401  (re-exported for the blueprints' forms)
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
@@ -67,6 +67,13 @@ def civility_field() -> SelectField:
     return SelectField("Civilité", choices=CIVILITY_CHOICES, validators=[Optional()])
 
 
+def current_password_field(label: str = "Mot de passe actuel") -> PasswordField:
+    """The account's current password (login, or confirming a sensitive change)."""
+    return PasswordField(
+        label, validators=[InputRequired(message=REQUIRED)], render_kw={"autocomplete": "current-password"}
+    )
+
+
 class NewPasswordMixin:
     """Mot de passe + Confirmation, with the CNIL policy."""
 
@@ -96,4 +103,3 @@ class NewPasswordMixin:
             raise ValidationError("Les deux mots de passe ne sont pas identiques.")
 
 
-__all__ = ["FlaskForm", "NewPasswordMixin", "REQUIRED", "civility_field", "email_field", "name_field", "phone_field", "required", "validate_phone"]

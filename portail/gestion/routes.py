@@ -3,7 +3,7 @@
 import secrets
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.access import admin_required
@@ -23,9 +23,9 @@ from portail.models import (
     User,
     utcnow,
 )
-from portail.services import families, passwords, tokens
+from portail.services import accounts, families, passwords
 from portail.services.families import PersonData
-from portail.services.outbox import commit, queue_mail
+from portail.services.outbox import commit
 
 
 @bp.get("/")
@@ -216,14 +216,8 @@ def staff():
             )
             db.session.add(user)
             db.session.flush()
-            raw = tokens.issue(user, TokenPurpose.RESET, current_app.config["ACTIVATION_TTL"])
-            queue_mail(
-                "staff_welcome",
-                user.email,
-                first_name=user.first_name,
-                role=user.role.label,
-                link=url_for("auth.reset_password", token=raw, _external=True),
-                hours=int(current_app.config["ACTIVATION_TTL"].total_seconds() // 3600),
+            accounts.mail_link(
+                user, TokenPurpose.RESET, "staff_welcome", "auth.reset_password", "ACTIVATION_TTL", role=user.role.label
             )
             families.record(current_user, "staff.created", "user", user.id, f"{user.email} ({user.role.label})")
             commit()

@@ -32,15 +32,30 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 
-def _send_activation(user: User) -> None:
-    raw = tokens.issue(user, TokenPurpose.ACTIVATION, current_app.config["ACTIVATION_TTL"])
+def mail_link(
+    user: User,
+    purpose: TokenPurpose,
+    template: str,
+    endpoint: str,
+    ttl_setting: str,
+    recipient: str | None = None,
+    **context,
+) -> None:
+    """Issue a single-use token and queue the mail carrying its link (valid `ttl_setting`)."""
+    ttl = current_app.config[ttl_setting]
+    raw = tokens.issue(user, purpose, ttl, new_email=recipient)
     queue_mail(
-        "activation",
-        user.email,
+        template,
+        recipient or user.email,
         first_name=user.first_name,
-        link=url_for("auth.activate", token=raw, _external=True),
-        hours=int(current_app.config["ACTIVATION_TTL"].total_seconds() // 3600),
+        link=url_for(endpoint, token=raw, _external=True),
+        hours=int(ttl.total_seconds() // 3600),
+        **context,
     )
+
+
+def _send_activation(user: User) -> None:
+    mail_link(user, TokenPurpose.ACTIVATION, "activation", "auth.activate", "ACTIVATION_TTL")
 
 
 def register(data: SignUp, family: Family | None = None) -> User | None:
@@ -125,14 +140,7 @@ def request_password_reset(email: str) -> None:
     if user.activated_at is None:
         _send_activation(user)
         return
-    raw = tokens.issue(user, TokenPurpose.RESET, current_app.config["RESET_TTL"])
-    queue_mail(
-        "password_reset",
-        user.email,
-        first_name=user.first_name,
-        link=url_for("auth.reset_password", token=raw, _external=True),
-        hours=int(current_app.config["RESET_TTL"].total_seconds() // 3600),
-    )
+    mail_link(user, TokenPurpose.RESET, "password_reset", "auth.reset_password", "RESET_TTL")
 
 
 def set_password(user: User, new_password: str) -> None:
@@ -180,13 +188,8 @@ def request_email_change(user: User, new_email: str) -> None:
     new_email = normalize_email(new_email)
     if find_by_email(new_email) is not None:
         return
-    raw = tokens.issue(user, TokenPurpose.EMAIL_CHANGE, current_app.config["ACTIVATION_TTL"], new_email=new_email)
-    queue_mail(
-        "email_change",
-        new_email,
-        first_name=user.first_name,
-        link=url_for("account.confirm_email", token=raw, _external=True),
-        hours=int(current_app.config["ACTIVATION_TTL"].total_seconds() // 3600),
+    mail_link(
+        user, TokenPurpose.EMAIL_CHANGE, "email_change", "account.confirm_email", "ACTIVATION_TTL", recipient=new_email
     )
 
 
