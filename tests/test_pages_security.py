@@ -167,3 +167,17 @@ def test_an_oversized_login_post_does_not_switch_rate_limits_off(client, auth):
     for _ in range(5):
         auth.login("parent@example.fr", "mauvais-mot-de-passe")
     assert auth.login("parent@example.fr").status_code == 429
+
+
+def test_unexpected_error_gives_a_french_500_page(app, client, monkeypatch):
+    from portail.services import accounts
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(accounts, "request_password_reset", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client.post("/mot-de-passe-oublie", data={"email": "a@example.fr"})
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "Erreur du serveur" in page and "bug" not in page
