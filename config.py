@@ -1,6 +1,7 @@
 """Configuration classes, chosen by the PORTAIL_ENV environment variable."""
 
 import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Config:
     REMEMBER_COOKIE_DURATION = timedelta(seconds=0)
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 6 * 1024 * 1024
+    UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")
     RATELIMIT_SWALLOW_ERRORS = True
@@ -80,6 +82,7 @@ class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "testing-secret-key"
     SQLALCHEMY_DATABASE_URI = "sqlite://"
+    UPLOAD_DIR = tempfile.mkdtemp(prefix="portail-test-uploads-")
     SESSION_COOKIE_SECURE = False
     WTF_CSRF_ENABLED = False
     MAIL_SUPPRESS_SEND = True

@@ -51,3 +51,7 @@ class DeleteAccountForm(FlaskForm):
         "Je comprends que mon compte sera supprimé définitivement.",
         validators=[InputRequired(message="Cochez la case pour confirmer la suppression.")],
     )
+
+
+class ReauthForm(FlaskForm):
+    current_password = current_password_field()

@@ -13,13 +13,15 @@ from portail.account.forms import (
     DeleteAccountForm,
     EmailChangeForm,
     PhoneForm,
+    ReauthForm,
     SubscribeForm,
 )
 from portail.extensions import db, limiter
 from portail.htmx import is_htmx
-from portail.models import Subscription, TokenPurpose
+from portail.models import Subscription, TokenPurpose, utcnow
 from portail.services import accounts, passwords, subscriptions, tokens
 from portail.services.outbox import commit, rollback
+from portail.urls import safe_next
 
 
 @bp.get("/")
@@ -205,3 +207,14 @@ def delete():
         flash("Votre compte a été supprimé.", "success")
         return redirect(url_for("main.home"))
     return render_template("account/delete.html", form=form)
+
+
+@bp.route("/confirmer-mot-de-passe", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"], key_func=_account_key)
+def reauthenticate():
+    """Confirm my password before a sensitive change (e.g. bank data)."""
+    form = ReauthForm()
+    if form.validate_on_submit() and _password_ok(form):
+        session["login_at"] = utcnow().timestamp()
+        return redirect(safe_next(request.args.get("next")) or url_for("account.home"))
+    return render_template("account/reauthenticate.html", form=form)

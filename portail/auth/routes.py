@@ -9,7 +9,7 @@ from portail.access import public
 from portail.auth import bp
 from portail.auth.forms import EmailOnlyForm, LoginForm, ResetPasswordForm, SignUpForm
 from portail.extensions import limiter
-from portail.models import Civility, TokenPurpose
+from portail.models import Civility, TokenPurpose, utcnow
 from portail.services import accounts, subscriptions, tokens
 from portail.services.accounts import LoginOutcome
 from portail.services.outbox import commit, rollback
@@ -129,6 +129,7 @@ def login():
             target = safe_next(request.args.get("next"))
             session.clear()
             login_user(user)
+            session["login_at"] = utcnow().timestamp()
             flash(f"Bienvenue {user.first_name} !", "success")
             default = url_for("gestion.dashboard" if user.is_staff else "account.home")
             return redirect(target or default)

@@ -172,7 +172,20 @@ def family_show(family_id: int):
         .options(sa.orm.joinedload(AuditEvent.actor))
         .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
     ).all()
-    return render_template("gestion/family_show.html", family=family, accounts=accounts, events=events)
+    from portail.services import dossier
+
+    def blocks(members, names):
+        return [
+            (member, [(dossier.SECTIONS[name], dossier.rows(dossier.SECTIONS[name], dossier.snapshot(dossier.SECTIONS[name], member))) for name in names])
+            for member in members
+        ]
+
+    return render_template(
+        "gestion/family_show.html", family=family, accounts=accounts, events=events,
+        guardian_blocks=blocks(family.guardians, dossier.GUARDIAN_SECTIONS),
+        child_blocks=blocks(family.children, dossier.CHILD_SECTIONS),
+        pending_count=len(dossier.pending_by_key(family)),
+    )
 
 
 @bp.get("/familles/<int:family_id>/courrier")

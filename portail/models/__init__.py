@@ -2,12 +2,32 @@
 
 from portail.models.accounts import AccountToken, Civility, Role, TokenPurpose, User
 from portail.models.audit import AuditEvent
-from portail.models.families import Child, Family, Guardian, Subscription, SubscriptionAttempt
+from portail.models.dossier import ChangeAction, ChangeRequest, ChangeStatus
+from portail.models.families import (
+    Authorization,
+    AuthorizedContact,
+    Child,
+    ChildAuthorization,
+    Family,
+    Guardian,
+    Sex,
+    Subscription,
+    SubscriptionAttempt,
+    TaxRegime,
+)
 from portail.models.outbox import OutboxMessage, OutboxStatus
 from portail.models.types import utcnow
 
 __all__ = [
     "AccountToken",
+    "Authorization",
+    "AuthorizedContact",
+    "ChangeAction",
+    "ChangeRequest",
+    "ChangeStatus",
+    "ChildAuthorization",
+    "Sex",
+    "TaxRegime",
     "AuditEvent",
     "Child",
     "Civility",

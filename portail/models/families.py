@@ -1,5 +1,6 @@
 """Families, their responsables and children, and parents' subscriptions to them."""
 
+import enum
 from datetime import date, datetime
 
 import sqlalchemy as sa
@@ -8,6 +9,17 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portail.extensions import db
 from portail.models.accounts import Civility, User
 from portail.models.types import UTCDateTime, utcnow
+
+
+class TaxRegime(enum.Enum):
+    CAF = "CAF"
+    MSA = "MSA"
+    OTHER = "Autre"
+
+
+class Sex(enum.Enum):
+    GIRL = "F"
+    BOY = "M"
 
 
 class Family(db.Model):
@@ -39,6 +51,25 @@ class Guardian(db.Model):
     first_name: Mapped[str] = mapped_column(sa.String(100))
     email: Mapped[str | None] = mapped_column(sa.String(254))
     phone: Mapped[str | None] = mapped_column(sa.String(30))
+    birth_date: Mapped[date | None] = mapped_column(sa.Date)
+    phone_home: Mapped[str | None] = mapped_column(sa.String(30))
+    phone_work: Mapped[str | None] = mapped_column(sa.String(30))
+    profession: Mapped[str | None] = mapped_column(sa.String(100))
+    # Adresse
+    address_line1: Mapped[str | None] = mapped_column(sa.String(150))
+    address_line2: Mapped[str | None] = mapped_column(sa.String(150))
+    postcode: Mapped[str | None] = mapped_column(sa.String(5))
+    city: Mapped[str | None] = mapped_column(sa.String(100))
+    # Informations fiscales
+    tax_regime: Mapped[TaxRegime | None] = mapped_column(sa.Enum(TaxRegime, native_enum=False, length=10))
+    allocataire_number: Mapped[str | None] = mapped_column(sa.String(20))
+    quotient: Mapped[int | None]
+    quotient_valid_until: Mapped[date | None] = mapped_column(sa.Date)
+    # Données bancaires (IBAN shown masked everywhere)
+    bank_holder: Mapped[str | None] = mapped_column(sa.String(100))
+    iban: Mapped[str | None] = mapped_column(sa.String(34))
+    bic: Mapped[str | None] = mapped_column(sa.String(11))
+    sepa_mandate_ref: Mapped[str | None] = mapped_column(sa.String(35))
 
     family: Mapped[Family] = relationship(back_populates="guardians")
 
@@ -60,8 +91,26 @@ class Child(db.Model):
     last_name: Mapped[str] = mapped_column(sa.String(100))
     first_name: Mapped[str] = mapped_column(sa.String(100))
     birth_date: Mapped[date] = mapped_column(sa.Date)
+    sex: Mapped[Sex | None] = mapped_column(sa.Enum(Sex, native_enum=False, length=5))
+    school: Mapped[str | None] = mapped_column(sa.String(100))
+    school_class: Mapped[str | None] = mapped_column(sa.String(30))
+    # Données sanitaires (sensitive: staff reads are audited)
+    doctor_name: Mapped[str | None] = mapped_column(sa.String(100))
+    doctor_phone: Mapped[str | None] = mapped_column(sa.String(30))
+    allergies: Mapped[str | None] = mapped_column(sa.Text)
+    diet: Mapped[str | None] = mapped_column(sa.String(100))
+    pai: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    vaccinations: Mapped[str | None] = mapped_column(sa.Text)
+    health_notes: Mapped[str | None] = mapped_column(sa.Text)
+    photo: Mapped[str | None] = mapped_column(sa.String(64))
 
     family: Mapped[Family] = relationship(back_populates="children")
+    contacts: Mapped[list["AuthorizedContact"]] = relationship(
+        back_populates="child", cascade="all, delete-orphan", order_by="AuthorizedContact.id"
+    )
+    authorizations: Mapped[list["ChildAuthorization"]] = relationship(
+        back_populates="child", cascade="all, delete-orphan"
+    )
 
     @property
     def full_name(self) -> str:
@@ -105,3 +154,45 @@ class SubscriptionAttempt(db.Model):
     )
     succeeded: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Authorization(db.Model):
+    """An authorisation the town asks about for every child (droit à l'image, sortie seul…)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(sa.String(150))
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    position: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class ChildAuthorization(db.Model):
+    """A validated answer (oui/non) of a child's family to one authorisation."""
+
+    child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"), primary_key=True)
+    authorization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("authorization.id", ondelete="CASCADE"), primary_key=True
+    )
+    granted: Mapped[bool]
+
+    child: Mapped[Child] = relationship(back_populates="authorizations")
+    authorization: Mapped[Authorization] = relationship()
+
+
+class AuthorizedContact(db.Model):
+    """Contact habilité: an adult who may pick the child up and/or be called in an emergency."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"), index=True)
+    last_name: Mapped[str] = mapped_column(sa.String(100))
+    first_name: Mapped[str] = mapped_column(sa.String(100))
+    relationship_label: Mapped[str] = mapped_column(sa.String(50))
+    phone: Mapped[str] = mapped_column(sa.String(30))
+    can_pick_up: Mapped[bool] = mapped_column(default=True)
+    emergency_call: Mapped[bool] = mapped_column(default=True)
+
+    child: Mapped[Child] = relationship(back_populates="contacts")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"

@@ -2,8 +2,25 @@
 
 from datetime import date
 
+import sqlalchemy as sa
+
 from portail.extensions import db
-from portail.models import Child, Civility, Family, Guardian, Role, Subscription, User, utcnow
+from portail.models import (
+    Authorization,
+    AuthorizedContact,
+    ChangeAction,
+    Child,
+    ChildAuthorization,
+    Civility,
+    Family,
+    Guardian,
+    Role,
+    Sex,
+    Subscription,
+    TaxRegime,
+    User,
+    utcnow,
+)
 from portail.services import passwords
 
 DEMO_PASSWORD = "demo-portail-famille"
@@ -74,6 +91,70 @@ def load() -> None:
         db.session.flush()
         for code in codes:
             db.session.add(Subscription(user_id=user.id, family_id=families[code].id))
+    _complete_files(families)
+
+
+AUTHORIZATIONS = [
+    ("Droit à l'image", "Photos et vidéos prises pendant les activités, pour les supports de la ville."),
+    ("Sortie seul", "Mon enfant peut quitter seul l'accueil à la fin des activités."),
+    ("Transport", "Mon enfant peut être transporté en car ou minibus pendant les sorties."),
+    ("Soins d'urgence", "L'équipe peut faire appel aux secours et faire pratiquer les soins urgents."),
+]
+
+
+def _complete_files(families: dict[str, Family]) -> None:
+    """Full files for the MARTIN and BERNARD families, and a few pending changes to validate."""
+    from portail.services import dossier
+
+    authorizations = [Authorization(label=label, description=text, position=i) for i, (label, text) in enumerate(AUTHORIZATIONS)]
+    db.session.add_all(authorizations)
+    db.session.flush()
+    martin = families["MRTNA52846"]
+    claire, julien = martin.guardians
+    for guardian in (claire, julien):
+        guardian.address_line1 = "12 rue des Écoles"
+        guardian.postcode = "75005"
+        guardian.city = "Paris"
+        guardian.tax_regime = TaxRegime.CAF
+        guardian.allocataire_number = "1234567"
+        guardian.quotient = 850
+        guardian.quotient_valid_until = date(utcnow().year + 1, 1, 31)
+    claire.birth_date = date(1984, 6, 2)
+    claire.phone = "06 12 34 56 78"
+    claire.profession = "Infirmière"
+    julien.birth_date = date(1982, 2, 17)
+    julien.phone = "06 98 76 54 32"
+    claire.bank_holder = "Claire MARTIN"
+    claire.iban = "FR7630006000011234567890189"
+    claire.bic = "AGRIFRPPXXX"
+    claire.sepa_mandate_ref = "VDD-2025-000142"
+    lea, tom = martin.children
+    lea.sex, lea.school, lea.school_class = Sex.GIRL, "École Jules Ferry", "CE2"
+    tom.sex, tom.school, tom.school_class = Sex.BOY, "École maternelle des Tilleuls", "Moyenne section"
+    lea.doctor_name, lea.doctor_phone = "Dr Lefèvre", "01 43 21 00 00"
+    lea.allergies = "Arachides"
+    lea.pai = True
+    lea.vaccinations = "À jour (DTP rappel 2022)"
+    for kid in (lea, tom):
+        kid.authorizations = [ChildAuthorization(authorization_id=a.id, granted=a.position != 1) for a in authorizations]
+        kid.contacts.append(
+            AuthorizedContact(last_name="DURAND", first_name="Monique", relationship_label="Grand-mère", phone="06 11 22 33 44")
+        )
+    db.session.flush()
+    claire_account = db.session.scalar(sa.select(User).where(User.email == "claire.martin@demo.fr"))
+    dossier.request_change(
+        martin, claire_account, "address", claire,
+        {"address_line1": "8 avenue du Parc", "address_line2": None, "postcode": "75014", "city": "Paris"},
+    )
+    dossier.request_change(
+        martin, claire_account, "health", tom,
+        {**{f: getattr(tom, f) for f, _l in dossier.SECTIONS["health"].fields}, "allergies": "Lactose"},
+    )
+    dossier.request_change(
+        martin, claire_account, "contact", None,
+        {"last_name": "PETIT", "first_name": "Sarah", "relationship_label": "Voisine", "phone": "07 55 44 33 22", "can_pick_up": True, "emergency_call": False},
+        action=ChangeAction.CREATE, child=lea,
+    )
 
 
 def _family(code: str, name: str, guardians, children) -> Family:

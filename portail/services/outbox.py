@@ -24,6 +24,7 @@ SUBJECTS = {
     "staff_welcome": "Votre compte sur le portail famille",
     "email_change": "Confirmez votre nouvelle adresse e-mail",
     "email_changed": "Votre adresse e-mail a été modifiée",
+    "dossier_decision": "Votre demande de modification du dossier famille",
 }
 MAX_ATTEMPTS = 8
 STUCK_AFTER = timedelta(minutes=10)
@@ -41,16 +42,30 @@ def queue_mail(template: str, recipient: str, **context) -> OutboxMessage:
 
 
 def commit() -> None:
-    """Commit the session, then hand the mails it queued to the worker."""
+    """Commit the session, then hand the mails it queued to the worker and drop replaced files."""
+    from portail.services import uploads
+
     pending = db.session.info.pop(_PENDING_KEY, [])
-    db.session.commit()
+    try:
+        db.session.commit()
+    except Exception:
+        rollback()
+        raise
+    db.session.info.pop("files_on_rollback", None)
+    for name in db.session.info.pop("files_after_commit", []):
+        uploads.remove(name)
     for message in pending:
         enqueue("portail.jobs.send_mail", message.id, job_id=f"mail-{message.id}")
 
 
 def rollback() -> None:
-    """Roll back the session and forget the mails it queued."""
+    """Roll back the session, forget the mails it queued and delete the files it stored."""
+    from portail.services import uploads
+
     db.session.info.pop(_PENDING_KEY, None)
+    db.session.info.pop("files_after_commit", None)
+    for name in db.session.info.pop("files_on_rollback", []):
+        uploads.remove(name)
     db.session.rollback()
 
 

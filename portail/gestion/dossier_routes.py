@@ -1,0 +1,221 @@
+"""Back-office views of the family file: change queue, decisions, direct edits, audited reads."""
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portail.dossier_forms import build_form, form_values
+from portail.extensions import db
+from portail.gestion import bp
+from portail.models import Authorization, ChangeRequest, ChangeStatus, Child, Family, Guardian, utcnow
+from portail.services import dossier, uploads
+from portail.services.dossier import CHILD_SECTIONS, GUARDIAN_SECTIONS, SECTIONS, DossierError
+from portail.services.outbox import commit, rollback
+
+REFUSAL_REASONS = [
+    "Justificatif manquant",
+    "Information incomplète ou incohérente",
+    "Modification à faire en mairie",
+]
+
+
+@bp.get("/dossiers")
+def changes():
+    """Demandes de modification en attente: filter by family, section and age."""
+    query = sa.select(ChangeRequest).join(Family).where(ChangeRequest.status == ChangeStatus.PENDING)
+    family_q = (request.args.get("famille") or "").strip()
+    section = request.args.get("section") or ""
+    older = request.args.get("anciennete", type=int)
+    if family_q:
+        query = query.where(sa.func.lower(Family.name).like(f"%{family_q.lower()}%"))
+    if section in SECTIONS:
+        query = query.where(ChangeRequest.section == section)
+    if older:
+        query = query.where(ChangeRequest.created_at <= utcnow() - timedelta(days=older))
+    page = db.paginate(
+        query.options(sa.orm.contains_eager(ChangeRequest.family), sa.orm.joinedload(ChangeRequest.requested_by)).order_by(ChangeRequest.created_at),
+        page=max(request.args.get("page", 1, type=int), 1),
+        per_page=30,
+        error_out=False,
+    )
+    return render_template(
+        "gestion/changes.html", page=page, sections=SECTIONS, family_q=family_q, section=section, older=older,
+        describe=dossier.describe,
+    )
+
+
+def _change_or_404(change_id: int) -> ChangeRequest:
+    change = db.session.get(ChangeRequest, change_id)
+    if change is None:
+        abort(404)
+    return change
+
+
+@bp.get("/dossiers/<int:change_id>")
+def change_show(change_id: int):
+    """One change: old → new values, conflicts with the current file, accept or refuse."""
+    change = _change_or_404(change_id)
+    section = SECTIONS[change.section]
+    target = dossier.target_of(change)
+    if target is not None:
+        dossier.audit_sensitive_read(current_user, section, target)
+        commit()
+    old = {field: value for field, _label, value in dossier.rows(section, change.old_values)}
+    diff = [(label, old.get(field, "—"), new) for field, label, new in dossier.rows(section, change.new_values)]
+    return render_template(
+        "gestion/change_show.html", change=change, section=section, diff=diff, conflicts=dossier.conflicts(change),
+        describe=dossier.describe, reasons=REFUSAL_REASONS,
+    )
+
+
+@bp.post("/dossiers/<int:change_id>/accepter")
+def change_accept(change_id: int):
+    """Accept: the proposed values are applied atomically (force=1 after a conflict was shown)."""
+    change = _change_or_404(change_id)
+    try:
+        dossier.accept(change, current_user, force=request.form.get("force") == "1")
+        commit()
+        flash("Modification acceptée : le dossier est à jour et la famille est prévenue par e-mail.", "success")
+    except DossierError as error:
+        rollback()
+        flash(str(error), "error")
+        return redirect(url_for("gestion.change_show", change_id=change_id))
+    return redirect(url_for("gestion.changes"))
+
+
+@bp.post("/dossiers/<int:change_id>/refuser")
+def change_refuse(change_id: int):
+    """Refuse with a reason; the file is unchanged and the family is told why."""
+    change = _change_or_404(change_id)
+    reason = (request.form.get("reason") or "").strip()
+    detail = (request.form.get("detail") or "").strip()
+    text = f"{reason} — {detail}" if reason and detail else (reason or detail)
+    try:
+        dossier.refuse(change, current_user, text[:1000])
+        commit()
+        flash("Modification refusée : la famille est prévenue par e-mail avec le motif.", "success")
+    except DossierError as error:
+        rollback()
+        flash(str(error), "error")
+        return redirect(url_for("gestion.change_show", change_id=change_id))
+    return redirect(url_for("gestion.changes"))
+
+
+@bp.get("/dossiers/<int:change_id>/photo/fichier")
+def change_photo(change_id: int):
+    """The photo proposed by a pending change."""
+    from portail.family.routes import send_photo
+
+    change = _change_or_404(change_id)
+    name = change.new_values.get("photo") if change.section == "photo" else None
+    if not name or change.status is not ChangeStatus.PENDING:
+        abort(404)
+    return send_photo(name)
+
+
+def _family_or_404(family_id: int) -> Family:
+    family = db.session.get(Family, family_id)
+    if family is None:
+        abort(404)
+    return family
+
+
+def _member(family: Family, model, object_id: int):
+    found = db.session.get(model, object_id)
+    if found is None or found.family_id != family.id:
+        abort(404)
+    return found
+
+
+@bp.get("/familles/<int:family_id>/enfants/<int:child_id>/photo/fichier")
+def child_photo(family_id: int, child_id: int):
+    """A child's validated photo, for staff."""
+    from portail.family.routes import send_photo
+
+    kid = _member(_family_or_404(family_id), Child, child_id)
+    if not kid.photo:
+        abort(404)
+    return send_photo(kid.photo)
+
+
+@bp.get("/familles/<int:family_id>/<owner>/<int:member_id>/<section_name>")
+def member_section(family_id: int, owner: str, member_id: int, section_name: str):
+    """A sensitive section (health or bank data) of a member: shown on request, audited."""
+    family = _family_or_404(family_id)
+    model, allowed = (Guardian, GUARDIAN_SECTIONS) if owner == "responsables" else (Child, CHILD_SECTIONS) if owner == "enfants" else (None, ())
+    if model is None or section_name not in allowed:
+        abort(404)
+    member = _member(family, model, member_id)
+    section = SECTIONS[section_name]
+    dossier.audit_sensitive_read(current_user, section, member)
+    commit()
+    return render_template(
+        "gestion/member_section.html", family=family, member=member, section=section, owner=owner,
+        rows=dossier.rows(section, dossier.snapshot(section, member)),
+    )
+
+
+@bp.route("/familles/<int:family_id>/<owner>/<int:member_id>/<section_name>/modifier", methods=["GET", "POST"])
+def member_edit(family_id: int, owner: str, member_id: int, section_name: str):
+    """An agent edits a section directly: applied at once, recorded in the history."""
+    family = _family_or_404(family_id)
+    model, allowed = (Guardian, GUARDIAN_SECTIONS) if owner == "responsables" else (Child, CHILD_SECTIONS) if owner == "enfants" else (None, ())
+    if model is None or section_name not in allowed:
+        abort(404)
+    member = _member(family, model, member_id)
+    section = SECTIONS[section_name]
+    submitted = request.method == "POST"
+    if not submitted:
+        dossier.audit_sensitive_read(current_user, section, member)
+        commit()
+    form = build_form(section_name, member, submitted)
+    back = url_for("gestion.family_show", family_id=family.id)
+    if submitted and form.validate_on_submit():
+        try:
+            values = {"photo": uploads.save_image(form.photo.data.read())} if section_name == "photo" else form_values(section_name, form)
+            dossier.edit_directly(family, current_user, section_name, member, values)
+            commit()
+        except (DossierError, uploads.UploadError) as error:
+            rollback()
+            (form.photo.errors if section_name == "photo" else form.form_errors).append(str(error))
+        else:
+            flash(f"{section.label} de {member.full_name} : modification enregistrée.", "success")
+            return redirect(back)
+    return render_template(
+        "family/section_form.html", form=form, family=None, title=f"{section.label} — {member.full_name}", back=back,
+        section=section, multipart=section_name == "photo",
+    ), (422 if submitted else 200)
+
+
+@bp.route("/autorisations", methods=["GET", "POST"])
+def authorizations():
+    """Autorisations asked for every child (droit à l'image, sortie seul…): list and add."""
+    if request.method == "POST":
+        label = (request.form.get("label") or "").strip()
+        if not label or len(label) > 150:
+            flash("Indiquez le libellé de l'autorisation (150 caractères au plus).", "error")
+        else:
+            position = (db.session.scalar(sa.select(sa.func.max(Authorization.position))) or 0) + 1
+            db.session.add(Authorization(label=label, description=(request.form.get("description") or "").strip() or None, position=position))
+            dossier.record(current_user, "authorization.created", "authorization", None, label)
+            commit()
+            flash(f"Autorisation « {label} » ajoutée.", "success")
+        return redirect(url_for("gestion.authorizations"))
+    items = db.session.scalars(sa.select(Authorization).order_by(Authorization.position, Authorization.id)).all()
+    return render_template("gestion/authorizations.html", items=items)
+
+
+@bp.post("/autorisations/<int:authorization_id>/basculer")
+def authorization_toggle(authorization_id: int):
+    """Stop or resume asking an authorisation (answers already given are kept)."""
+    item = db.session.get(Authorization, authorization_id)
+    if item is None:
+        abort(404)
+    item.active = not item.active
+    dossier.record(current_user, "authorization.toggled", "authorization", item.id, item.label)
+    commit()
+    return redirect(url_for("gestion.authorizations"))
+
+

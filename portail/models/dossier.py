@@ -1,0 +1,79 @@
+"""Change requests: a parent's proposed edit of one section of the family file."""
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portail.extensions import db
+from portail.models.accounts import User
+from portail.models.families import Family
+from portail.models.types import UTCDateTime, utcnow
+
+
+class ChangeStatus(enum.Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+    SUPERSEDED = "superseded"
+    DIRECT = "direct"  # an agent edited the file directly
+
+    @property
+    def label(self) -> str:
+        return {
+            "pending": "En attente de validation",
+            "accepted": "Acceptée",
+            "refused": "Refusée",
+            "withdrawn": "Retirée",
+            "superseded": "Remplacée par une demande plus récente",
+            "direct": "Modifiée par la mairie",
+        }[self.value]
+
+
+class ChangeAction(enum.Enum):
+    UPDATE = "update"
+    CREATE = "create"
+    DELETE = "delete"
+
+
+class ChangeRequest(db.Model):
+    """Old and new values of one section; the validated values change only when accepted.
+
+    `key` names what is changed (e.g. "guardian:3:address", "child:5:health", "contact:9",
+    "child:5:contact:new:<random>"); at most one pending change per key, guarded by the database.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(sa.String(80))
+    section: Mapped[str] = mapped_column(sa.String(30))
+    action: Mapped[ChangeAction] = mapped_column(sa.Enum(ChangeAction, native_enum=False, length=10))
+    target_id: Mapped[int | None]
+    child_id: Mapped[int | None] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"))
+    old_values: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    new_values: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    status: Mapped[ChangeStatus] = mapped_column(
+        sa.Enum(ChangeStatus, native_enum=False, length=12), default=ChangeStatus.PENDING, index=True
+    )
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    family: Mapped[Family] = relationship()
+    requested_by: Mapped[User | None] = relationship(foreign_keys=[requested_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+    __table_args__ = (
+        sa.Index(
+            "uq_change_request_pending_key",
+            "key",
+            unique=True,
+            sqlite_where=sa.text("status = 'PENDING'"),
+            postgresql_where=sa.text("status = 'PENDING'"),
+        ),
+    )
