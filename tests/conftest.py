@@ -12,6 +12,7 @@ from portail.extensions import db, mail
 from tests.factories import PASSWORD
 
 STRICT = os.environ.get("PORTAIL_STRICT") == "1"
+pytest_plugins = ["tests.browser_support"]  # the browser and live_server fixtures
 
 
 def missing_service(what: str) -> None:

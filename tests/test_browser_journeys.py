@@ -1,97 +1,14 @@
 """Browser journeys in Debian's chromium (Playwright), with an axe check on every page."""
 
-import os
 import re
-import threading
-from datetime import date
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from portail.extensions import db
-from portail.models import Role
-from tests.conftest import make_app, missing_service
-from tests.factories import PASSWORD, make_family, make_user
+from tests.browser_support import Journey, new_page
+from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        missing_service(f"chromium ({CHROMIUM}, Debian package chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def live_server(tmp_path):
-    """The app served on a free local port, with real CSRF and the dev mailbox."""
-    app = make_app(
-        f"sqlite:///{tmp_path / 'browser.sqlite'}",
-        WTF_CSRF_ENABLED=True,
-        DEV_TOOLS=True,
-        DEV_MAILBOX_DIR=str(tmp_path / "mailbox"),
-    )
-    with app.app_context():
-        db.create_all()
-        family = make_family(name="Famille MARTIN", children=(("Léa", date(2016, 3, 14)), ("Tom", date(2019, 9, 2))))
-        make_user(email="agent@example.fr", role=Role.AGENT, first_name="Nadia", last_name="AGENT")
-        db.session.commit()
-        app.demo_code = family.subscriber_code
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        app.base_url = f"http://127.0.0.1:{server.server_port}"
-        yield app
-        server.shutdown()
-        db.session.remove()
-        db.engine.dispose()
-
-
-class Journey:
-    """A page in a browser context, checking axe and the 360 px layout at every step."""
-
-    def __init__(self, page, name: str):
-        self.page = page
-        self.name = name
-        self.step = 0
-        ARTIFACTS.mkdir(exist_ok=True)
-
-    def check(self, label: str) -> None:
-        from axe_playwright_python.sync_playwright import Axe
-
-        self.step += 1
-        results = Axe().run(self.page)
-        assert results.violations_count == 0, f"{label}: {results.generate_report()}"
-        width = self.page.evaluate("document.documentElement.scrollWidth")
-        assert width <= self.page.viewport_size["width"], f"{label}: horizontal scroll ({width}px)"
-        self.page.screenshot(path=str(ARTIFACTS / f"{self.name}-{self.step:02d}-{label}.png"), full_page=True)
-
-
-def new_page(browser, javascript: bool = True, width: int = 360):
-    context = browser.new_context(viewport={"width": width, "height": 780}, java_script_enabled=javascript, locale="fr-FR")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    return page
 
 
 def test_newcomer_journey_signup_activation_login_subscription(browser, live_server):

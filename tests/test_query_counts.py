@@ -6,7 +6,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.models import Role
+from portail.models import Child, Role
 from tests.factories import make_family, make_user, subscribe
 
 
@@ -60,3 +60,35 @@ def test_families_list_in_back_office_costs_a_constant_number_of_queries(client,
         make_family(name=f"Famille B{index}", guardians=(("A", "B"), ("C", "D")), children=(("X", date(2016, 1, 1)), ("Y", date(2017, 1, 1))))
     db.session.commit()
     assert queries_for(client, "/gestion/familles") == few
+
+
+def test_dossier_pages_cost_a_constant_number_of_queries(client, auth):
+    from portail.models import Authorization, AuthorizedContact, ChildAuthorization
+
+    def populate(family, children: int):
+        for index in range(children):
+            kid = Child(first_name=f"E{index}", last_name="X", birth_date=date(2015, 1, 1))
+            family.children.append(kid)
+        db.session.flush()
+        for kid in family.children:
+            kid.contacts.append(AuthorizedContact(last_name="C", first_name="D", relationship_label="Oncle", phone="0612345678"))
+            for auth_row in db.session.scalars(sa.select(Authorization)):
+                kid.authorizations.append(ChildAuthorization(authorization_id=auth_row.id, granted=True))
+
+    db.session.add_all([Authorization(label=f"A{i}") for i in range(4)])
+    user = make_user()
+    agent = make_user(email="agent@example.fr", role=Role.AGENT)
+    small, big = make_family(name="Famille PETITE"), make_family(name="Famille GRANDE", guardians=(("A", "B"), ("C", "D")))
+    populate(small, 0)
+    populate(big, 6)
+    subscribe(user, small)
+    subscribe(user, big)
+    db.session.commit()
+    assert agent
+    auth.login("parent@example.fr")
+    for page in ("", "/responsables"):
+        assert queries_for(client, f"/famille/{small.id}{page}") == queries_for(client, f"/famille/{big.id}{page}"), page
+    assert queries_for(client, f"/famille/{small.id}/enfants/{small.children[0].id}") == queries_for(client, f"/famille/{big.id}/enfants/{big.children[3].id}")
+    auth.logout()
+    auth.login("agent@example.fr")
+    assert queries_for(client, f"/gestion/familles/{small.id}") == queries_for(client, f"/gestion/familles/{big.id}")

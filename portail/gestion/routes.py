@@ -13,6 +13,7 @@ from portail.gestion.forms import FamilyForm, SearchForm, StaffForm
 from portail.htmx import is_htmx
 from portail.models import (
     AuditEvent,
+    Child,
     Civility,
     Family,
     OutboxMessage,
@@ -160,7 +161,17 @@ def family_edit(family_id: int):
 @bp.get("/familles/<int:family_id>")
 def family_show(family_id: int):
     """A family's file: code abonné, responsables, children, linked accounts, history."""
-    family = _family_or_404(family_id)
+    family = db.session.scalar(
+        sa.select(Family)
+        .where(Family.id == family_id)
+        .options(
+            sa.orm.selectinload(Family.guardians),
+            sa.orm.selectinload(Family.children).selectinload(Child.contacts),
+            sa.orm.selectinload(Family.children).selectinload(Child.authorizations),
+        )
+    )
+    if family is None:
+        abort(404)
     accounts = db.session.scalars(
         sa.select(Subscription)
         .where(Subscription.family_id == family.id, Subscription.ended_at.is_(None))
@@ -174,9 +185,12 @@ def family_show(family_id: int):
     ).all()
     from portail.services import dossier
 
+    authorizations = dossier.active_authorizations()
+
     def blocks(members, names):
+        sections = [dossier.SECTIONS[name] for name in names]
         return [
-            (member, [(dossier.SECTIONS[name], dossier.rows(dossier.SECTIONS[name], dossier.snapshot(dossier.SECTIONS[name], member))) for name in names])
+            (member, [(s, dossier.rows(s, dossier.snapshot(s, member), authorizations)) for s in sections])
             for member in members
         ]
 
