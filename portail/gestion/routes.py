@@ -13,6 +13,8 @@ from portail.gestion.forms import FamilyForm, SearchForm, StaffForm
 from portail.htmx import is_htmx
 from portail.models import (
     AuditEvent,
+    ChangeRequest,
+    ChangeStatus,
     Child,
     Civility,
     Family,
@@ -42,6 +44,9 @@ def dashboard():
         ),
         "subscriptions": count(
             sa.select(sa.func.count(Subscription.id)).where(Subscription.ended_at.is_(None))
+        ),
+        "changes": count(
+            sa.select(sa.func.count(ChangeRequest.id)).where(ChangeRequest.status == ChangeStatus.PENDING)
         ),
     }
     outbox = dict(
