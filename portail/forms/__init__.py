@@ -63,6 +63,17 @@ def validate_phone(form, field) -> None:
         raise ValidationError("Numéro de téléphone invalide (exemple : 06 12 34 56 78).")
 
 
+def check_optional_email(form, field) -> None:
+    """An optional e-mail field, validated with email-validator when filled."""
+    from email_validator import EmailNotValidError, validate_email
+
+    if field.data:
+        try:
+            validate_email(field.data, check_deliverability=False)
+        except EmailNotValidError:
+            raise ValidationError("Adresse e-mail invalide (exemple : prenom.nom@exemple.fr).") from None
+
+
 def civility_field() -> SelectField:
     return SelectField("Civilité", choices=CIVILITY_CHOICES, validators=[Optional()])
 

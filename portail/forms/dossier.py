@@ -9,7 +9,15 @@ from schwifty.exceptions import SchwiftyException
 from wtforms import BooleanField, DateField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
-from portail.forms import REQUIRED, FlaskForm, civility_field, phone_field, required, validate_phone
+from portail.forms import (
+    REQUIRED,
+    FlaskForm,
+    check_optional_email,
+    civility_field,
+    phone_field,
+    required,
+    validate_phone,
+)
 
 
 def _strip(value):
@@ -73,13 +81,7 @@ class GuardianBaseForm(SectionForm):
     profession = text("Profession")
 
     def validate_email(self, field) -> None:
-        from email_validator import EmailNotValidError, validate_email
-
-        if field.data:
-            try:
-                validate_email(field.data, check_deliverability=False)
-            except EmailNotValidError:
-                raise ValidationError("Adresse e-mail invalide (exemple : prenom.nom@exemple.fr).") from None
+        check_optional_email(self, field)
 
 
 class AddressForm(SectionForm):

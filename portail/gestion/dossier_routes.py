@@ -70,37 +70,42 @@ def change_show(change_id: int):
     )
 
 
-@bp.post("/dossiers/<int:change_id>/accepter")
-def change_accept(change_id: int):
-    """Accept: the proposed values are applied atomically (force=1 after a conflict was shown)."""
+def _decide(change_id: int, decide, done: str):
+    """Run one decision on a change; on a refused decision, back to the change with the reason."""
     change = _change_or_404(change_id)
     try:
-        dossier.accept(change, current_user, force=request.form.get("force") == "1")
+        decide(change)
         commit()
-        flash("Modification acceptée : le dossier est à jour et la famille est prévenue par e-mail.", "success")
     except DossierError as error:
         rollback()
         flash(str(error), "error")
         return redirect(url_for("gestion.change_show", change_id=change_id))
+    flash(done, "success")
     return redirect(url_for("gestion.changes"))
+
+
+@bp.post("/dossiers/<int:change_id>/accepter")
+def change_accept(change_id: int):
+    """Accept: the proposed values are applied atomically (force=1 after a conflict was shown)."""
+    force = request.form.get("force") == "1"
+    return _decide(
+        change_id,
+        lambda change: dossier.accept(change, current_user, force=force),
+        "Modification acceptée : le dossier est à jour et la famille est prévenue par e-mail.",
+    )
 
 
 @bp.post("/dossiers/<int:change_id>/refuser")
 def change_refuse(change_id: int):
     """Refuse with a reason; the file is unchanged and the family is told why."""
-    change = _change_or_404(change_id)
     reason = (request.form.get("reason") or "").strip()
     detail = (request.form.get("detail") or "").strip()
     text = f"{reason} — {detail}" if reason and detail else (reason or detail)
-    try:
-        dossier.refuse(change, current_user, text[:1000])
-        commit()
-        flash("Modification refusée : la famille est prévenue par e-mail avec le motif.", "success")
-    except DossierError as error:
-        rollback()
-        flash(str(error), "error")
-        return redirect(url_for("gestion.change_show", change_id=change_id))
-    return redirect(url_for("gestion.changes"))
+    return _decide(
+        change_id,
+        lambda change: dossier.refuse(change, current_user, text[:1000]),
+        "Modification refusée : la famille est prévenue par e-mail avec le motif.",
+    )
 
 
 @bp.get("/dossiers/<int:change_id>/photo/fichier")
@@ -120,6 +125,17 @@ def _family_or_404(family_id: int) -> Family:
     if family is None:
         abort(404)
     return family
+
+
+OWNERS = {"responsables": (Guardian, GUARDIAN_SECTIONS), "enfants": (Child, CHILD_SECTIONS)}
+
+
+def _member_section_or_404(family: Family, owner: str, member_id: int, section_name: str):
+    """A responsable or child of the family whose section exists, else 404."""
+    model, allowed = OWNERS.get(owner, (None, ()))
+    if model is None or section_name not in allowed:
+        abort(404)
+    return _member(family, model, member_id)
 
 
 def _member(family: Family, model, object_id: int):
@@ -144,10 +160,7 @@ def child_photo(family_id: int, child_id: int):
 def member_section(family_id: int, owner: str, member_id: int, section_name: str):
     """A sensitive section (health or bank data) of a member: shown on request, audited."""
     family = _family_or_404(family_id)
-    model, allowed = (Guardian, GUARDIAN_SECTIONS) if owner == "responsables" else (Child, CHILD_SECTIONS) if owner == "enfants" else (None, ())
-    if model is None or section_name not in allowed:
-        abort(404)
-    member = _member(family, model, member_id)
+    member = _member_section_or_404(family, owner, member_id, section_name)
     section = SECTIONS[section_name]
     dossier.audit_sensitive_read(current_user, section, member)
     commit()
@@ -161,10 +174,7 @@ def member_section(family_id: int, owner: str, member_id: int, section_name: str
 def member_edit(family_id: int, owner: str, member_id: int, section_name: str):
     """An agent edits a section directly: applied at once, recorded in the history."""
     family = _family_or_404(family_id)
-    model, allowed = (Guardian, GUARDIAN_SECTIONS) if owner == "responsables" else (Child, CHILD_SECTIONS) if owner == "enfants" else (None, ())
-    if model is None or section_name not in allowed:
-        abort(404)
-    member = _member(family, model, member_id)
+    member = _member_section_or_404(family, owner, member_id, section_name)
     section = SECTIONS[section_name]
     submitted = request.method == "POST"
     if not submitted:

@@ -3,10 +3,11 @@
 from datetime import date
 
 from wtforms import BooleanField, DateField, FieldList, FormField, HiddenField, SelectField, StringField
-from wtforms.validators import Length, Optional, ValidationError
+from wtforms.validators import Length, Optional
 
 from portail.forms import (
     FlaskForm,
+    check_optional_email,
     civility_field,
     email_field,
     name_field,
@@ -37,13 +38,7 @@ class GuardianForm(_Subform):
         validate_phone(self, field)
 
     def validate_email(self, field) -> None:
-        from email_validator import EmailNotValidError, validate_email
-
-        if field.data:
-            try:
-                validate_email(field.data, check_deliverability=False)
-            except EmailNotValidError:
-                raise ValidationError("Adresse e-mail invalide (exemple : prenom.nom@exemple.fr).") from None
+        check_optional_email(self, field)
 
     def is_blank(self) -> bool:
         return not any([self.last_name.data, self.first_name.data, self.email.data, self.phone.data])
