@@ -31,6 +31,7 @@ def main() -> None:
             demo._family(f"BENCH{index:05d}".replace("0", "A").replace("1", "B"), f"Famille BENCH{index}", [(None, "Parent", f"BENCH{index}", None)], [])
         db.session.commit()
         family_id = db.session.scalar(sa.text("SELECT id FROM family WHERE name = 'Famille MARTIN'"))
+        child_id = db.session.scalar(sa.text("SELECT id FROM child WHERE first_name = 'Léa'"))
         engine = db.engine
     # Requests run outside any app context, each in its own, as in production.
     static = sum(len(app.open_resource(f"static/{name}").read()) for name in ("css/portail.css", "js/htmx-2.0.11.min.js", "js/portail.js"))
@@ -46,9 +47,14 @@ def main() -> None:
         ("mon espace", parent, "/mon-espace/"),
         ("mes abonnements", parent, "/mon-espace/abonnements"),
         ("espace famille", parent, f"/famille/{family_id}"),
+        ("dossier: responsables", parent, f"/famille/{family_id}/responsables"),
+        ("dossier: enfant", parent, f"/famille/{family_id}/enfants/{child_id}"),
+        ("dossier: historique", parent, f"/famille/{family_id}/historique"),
         ("gestion: tableau de bord", agent, "/gestion/"),
         ("gestion: familles (527)", agent, "/gestion/familles"),
         ("gestion: recherche", agent, "/gestion/familles?q=martin"),
+        ("gestion: dossier complet", agent, f"/gestion/familles/{family_id}"),
+        ("gestion: modifications", agent, "/gestion/dossiers"),
     ]
     counter = {"n": 0}
     sa.event.listen(engine, "before_cursor_execute", lambda *_: counter.__setitem__("n", counter["n"] + 1))
