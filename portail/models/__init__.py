@@ -1,6 +1,21 @@
 """All models, imported here so Alembic and the app see every table."""
 
 from portail.models.accounts import AccountToken, Civility, Role, TokenPurpose, User
+from portail.models.activities import (
+    Activity,
+    ActivityDay,
+    Booking,
+    BookingState,
+    ClosingDay,
+    DeadlineKind,
+    Enrolment,
+    LineState,
+    OpenPeriod,
+    Request,
+    RequestKind,
+    RequestLine,
+    ValidationMode,
+)
 from portail.models.audit import AuditEvent
 from portail.models.dossier import ChangeAction, ChangeRequest, ChangeStatus
 from portail.models.families import (
@@ -20,6 +35,19 @@ from portail.models.types import utcnow
 
 __all__ = [
     "AccountToken",
+    "Activity",
+    "ActivityDay",
+    "Booking",
+    "BookingState",
+    "ClosingDay",
+    "DeadlineKind",
+    "Enrolment",
+    "LineState",
+    "OpenPeriod",
+    "Request",
+    "RequestKind",
+    "RequestLine",
+    "ValidationMode",
     "Authorization",
     "AuthorizedContact",
     "ChangeAction",

@@ -1,0 +1,171 @@
+"""Activities, enrolments, bookings and the reservation/absence requests that change them."""
+
+import enum
+from datetime import date, datetime, time
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portail.extensions import db
+from portail.models.families import Child
+from portail.models.types import UTCDateTime, utcnow
+
+
+class ValidationMode(enum.Enum):
+    MANUAL = "manuelle"
+    AUTOMATIC = "automatique"
+
+
+class OpenPeriod(enum.Enum):
+    SCHOOL_DAYS = "school_days"  # closed during school holidays (canteen, périscolaire)
+    HOLIDAYS = "holidays"  # open only during school holidays (centre de loisirs vacances)
+    ALL = "all"
+
+
+class DeadlineKind(enum.Enum):
+    DAYS_BEFORE = "days_before"  # N (working) days before, at HH:MM
+    PREVIOUS_WEEK = "previous_week"  # on a weekday of the previous week, at HH:MM
+
+
+class BookingState(enum.Enum):
+    RESERVATION_REQUESTED = "reservation_requested"
+    ABSENCE_REQUESTED = "absence_requested"
+    RESERVED = "reserved"
+    REFUSED = "refused"
+    ABSENT = "absent"
+
+    @property
+    def label(self) -> str:
+        return {
+            "reservation_requested": "Réservation demandée",
+            "absence_requested": "Absence demandée",
+            "reserved": "Réservé",
+            "refused": "Refusée",
+            "absent": "Absent",
+        }[self.value]
+
+
+class RequestKind(enum.Enum):
+    RESERVATION = "reservation"
+    ABSENCE = "absence"
+
+
+class LineState(enum.Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+class Activity(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    site: Mapped[str | None] = mapped_column(sa.String(100))
+    # ISO weekdays the activity opens, Monday = 1: "1245" for Mon, Tue, Thu, Fri
+    weekdays: Mapped[str] = mapped_column(sa.String(7))
+    start_date: Mapped[date]
+    end_date: Mapped[date]
+    capacity: Mapped[int | None]
+    validation_mode: Mapped[ValidationMode] = mapped_column(sa.Enum(ValidationMode, native_enum=False, length=12))
+    open_period: Mapped[OpenPeriod] = mapped_column(sa.Enum(OpenPeriod, native_enum=False, length=12), default=OpenPeriod.SCHOOL_DAYS)
+    closed_on_public_holidays: Mapped[bool] = mapped_column(default=True)
+    booking_deadline_kind: Mapped[DeadlineKind] = mapped_column(sa.Enum(DeadlineKind, native_enum=False, length=15), default=DeadlineKind.DAYS_BEFORE)
+    booking_deadline_days: Mapped[int] = mapped_column(default=2)
+    booking_deadline_time: Mapped[time] = mapped_column(default=time(10, 0))
+    booking_deadline_working_days: Mapped[bool] = mapped_column(default=True)
+    booking_deadline_weekday: Mapped[int | None]  # ISO weekday for PREVIOUS_WEEK
+    absence_deadline_kind: Mapped[DeadlineKind] = mapped_column(sa.Enum(DeadlineKind, native_enum=False, length=15), default=DeadlineKind.DAYS_BEFORE)
+    absence_deadline_days: Mapped[int] = mapped_column(default=2)
+    absence_deadline_time: Mapped[time] = mapped_column(default=time(10, 0))
+    absence_deadline_working_days: Mapped[bool] = mapped_column(default=True)
+    absence_deadline_weekday: Mapped[int | None]
+
+    __table_args__ = (
+        sa.CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_positive"),
+        sa.CheckConstraint("start_date <= end_date", name="date_range"),
+    )
+
+
+class ClosingDay(db.Model):
+    """A day an activity (or every activity, when activity_id is null) is closed."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int | None] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date] = mapped_column(index=True)
+    reason: Mapped[str] = mapped_column(sa.String(100))
+
+
+class Enrolment(db.Model):
+    """Inscription: what makes a child's days of an activity bookable."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"), index=True)
+    activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"), index=True)
+    start_date: Mapped[date]
+    end_date: Mapped[date]
+    weekdays: Mapped[str | None] = mapped_column(sa.String(7))  # None: every open day
+
+    child: Mapped[Child] = relationship()
+    activity: Mapped[Activity] = relationship()
+
+    __table_args__ = (sa.CheckConstraint("start_date <= end_date", name="date_range"),)
+
+
+class ActivityDay(db.Model):
+    """How many children are booked on a day of an activity: the capacity guard."""
+
+    activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    booked: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (sa.CheckConstraint("booked >= 0", name="booked_positive"),)
+
+
+class Booking(db.Model):
+    """The state of one child, activity and day (no row: enrolled, nothing booked)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"))
+    activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    state: Mapped[BookingState] = mapped_column(sa.Enum(BookingState, native_enum=False, length=25))
+    # What the day was before a pending request (to restore it on withdrawal or refusal).
+    previous_state: Mapped[BookingState | None] = mapped_column(sa.Enum(BookingState, native_enum=False, length=25))
+    reason: Mapped[str | None] = mapped_column(sa.String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("child_id", "activity_id", "day", name="uq_booking_child_activity_day"),
+        sa.Index("ix_booking_activity_day", "activity_id", "day"),
+    )
+
+
+class Request(db.Model):
+    """One submission of a parent: a single cell or a period, with one line per day."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
+    child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"), index=True)
+    activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"))
+    kind: Mapped[RequestKind] = mapped_column(sa.Enum(RequestKind, native_enum=False, length=12))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    period_start: Mapped[date | None]
+    period_end: Mapped[date | None]
+    period_weekdays: Mapped[str | None] = mapped_column(sa.String(7))
+
+    lines: Mapped[list["RequestLine"]] = relationship(back_populates="request", cascade="all, delete-orphan", order_by="RequestLine.day")
+    child: Mapped[Child] = relationship()
+    activity: Mapped[Activity] = relationship()
+
+
+class RequestLine(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date]
+    state: Mapped[LineState] = mapped_column(sa.Enum(LineState, native_enum=False, length=10), default=LineState.PENDING)
+    reason: Mapped[str | None] = mapped_column(sa.String(200))
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    request: Mapped[Request] = relationship(back_populates="lines")

@@ -1,0 +1,166 @@
+"""The booking rules: what a parent may do on one child, activity and day, and if nothing, why.
+
+The planning cells and the period form both ask `evaluate()`; nothing else decides. Deadlines are
+computed in Europe/Paris and compared with the current instant to the second.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+from vacances_scolaires_france import SchoolHolidayDates, UnsupportedYearException
+
+from portail.models import Activity, BookingState, DeadlineKind, OpenPeriod
+
+PARIS = ZoneInfo("Europe/Paris")
+DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
+
+RESERVE = "reserve"
+ABSENCE = "absence"
+WITHDRAW = "withdraw"
+
+
+@lru_cache(maxsize=32)
+def public_holidays(year: int) -> dict[date, str]:
+    """French (metropolitan) public holidays of a year, with their French names."""
+    return dict(holidays.France(years=year, language="fr"))
+
+
+@lru_cache(maxsize=1)
+def _school_calendar() -> SchoolHolidayDates:
+    return SchoolHolidayDates()
+
+
+def school_holiday(day: date, zone: str) -> str | None:
+    """The name of the school holidays covering `day` in `zone` (A, B or C), if any."""
+    try:
+        row = _school_calendar().data.get(day)
+    except UnsupportedYearException:
+        return None
+    if row and row.get(f"vacances_zone_{zone.lower()}"):
+        return row["nom_vacances"]
+    return None
+
+
+def is_working_day(day: date) -> bool:
+    """Monday to Friday and not a public holiday."""
+    return day.isoweekday() <= 5 and day not in public_holidays(day.year)
+
+
+def deadline(day: date, kind: DeadlineKind, days: int, at: time, working_days: bool, weekday: int | None) -> datetime:
+    """The last instant (Paris time, aware) to request a change for `day`."""
+    if kind is DeadlineKind.PREVIOUS_WEEK:
+        monday = day - timedelta(days=day.isoweekday() - 1)
+        target = monday - timedelta(days=7) + timedelta(days=(weekday or 4) - 1)
+    elif working_days:
+        target, left = day, days
+        while left > 0:
+            target -= timedelta(days=1)
+            if is_working_day(target):
+                left -= 1
+    else:
+        target = day - timedelta(days=days)
+    return datetime.combine(target, at, tzinfo=PARIS)
+
+
+def booking_deadline(activity: Activity, day: date) -> datetime:
+    return deadline(
+        day, activity.booking_deadline_kind, activity.booking_deadline_days, activity.booking_deadline_time,
+        activity.booking_deadline_working_days, activity.booking_deadline_weekday,
+    )
+
+
+def absence_deadline(activity: Activity, day: date) -> datetime:
+    return deadline(
+        day, activity.absence_deadline_kind, activity.absence_deadline_days, activity.absence_deadline_time,
+        activity.absence_deadline_working_days, activity.absence_deadline_weekday,
+    )
+
+
+def french_instant(moment: datetime) -> str:
+    """jeudi 27 février à 10:00 (Paris time)."""
+    local = moment.astimezone(PARIS)
+    return f"{DAYS[local.weekday()]} {local.day}{'er' if local.day == 1 else ''} {MONTHS[local.month - 1]} à {local:%H:%M}"
+
+
+def french_day(day: date) -> str:
+    """lundi 3 mars."""
+    return f"{DAYS[day.weekday()]} {day.day}{'er' if day.day == 1 else ''} {MONTHS[day.month - 1]}"
+
+
+def closure(activity: Activity, day: date, zone: str, closing_days: dict[date, str] | None = None) -> str | None:
+    """Why the activity is closed that day ("Fermé — jour férié (Noël)"), or None when open."""
+    if not activity.start_date <= day <= activity.end_date:
+        return "Fermé — en dehors de la période de l'activité"
+    if str(day.isoweekday()) not in activity.weekdays:
+        return f"Fermé le {DAYS[day.weekday()]}"
+    if activity.closed_on_public_holidays and day in public_holidays(day.year):
+        return f"Fermé — jour férié ({public_holidays(day.year)[day]})"
+    school = school_holiday(day, zone)
+    if activity.open_period is OpenPeriod.SCHOOL_DAYS and school:
+        return f"Fermé — {school}"
+    if activity.open_period is OpenPeriod.HOLIDAYS and not school:
+        return "Fermé — ouvert seulement pendant les vacances scolaires"
+    if closing_days and day in closing_days:
+        return f"Fermé — {closing_days[day]}"
+    return None
+
+
+def enrolled(enrolments, day: date) -> bool:
+    """Whether one of the child's enrolments in the activity covers `day`."""
+    return any(
+        e.start_date <= day <= e.end_date and (not e.weekdays or str(day.isoweekday()) in e.weekdays) for e in enrolments
+    )
+
+
+@dataclass
+class Verdict:
+    """What can be done on a cell, or why nothing can."""
+
+    actions: set[str] = field(default_factory=set)
+    reason: str | None = None
+    deadline: datetime | None = None
+
+    @property
+    def actionable(self) -> bool:
+        return bool(self.actions)
+
+
+def evaluate(
+    activity: Activity,
+    day: date,
+    now: datetime,
+    *,
+    is_enrolled: bool,
+    state: BookingState | None,
+    zone: str,
+    closing_days: dict[date, str] | None = None,
+    booked: int = 0,
+) -> Verdict:
+    """The rules for one child, activity and day, given the current instant `now` (aware)."""
+    if not is_enrolled:
+        return Verdict(reason="Non inscrit à cette activité ce jour-là")
+    closed = closure(activity, day, zone, closing_days)
+    if closed:
+        return Verdict(reason=closed)
+    if state in (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED):
+        limit = booking_deadline(activity, day) if state is BookingState.RESERVATION_REQUESTED else absence_deadline(activity, day)
+        if now < limit:
+            return Verdict({WITHDRAW}, deadline=limit)
+        return Verdict(reason=f"Demande en cours de traitement (modifiable jusqu'au {french_instant(limit)})", deadline=limit)
+    if state is BookingState.RESERVED:
+        limit = absence_deadline(activity, day)
+        if now < limit:
+            return Verdict({ABSENCE}, deadline=limit)
+        return Verdict(reason=f"Modifiable jusqu'au {french_instant(limit)}", deadline=limit)
+    if state is BookingState.ABSENT:
+        return Verdict(reason="Absence enregistrée")
+    limit = booking_deadline(activity, day)
+    if now >= limit:
+        return Verdict(reason=f"Réservable jusqu'au {french_instant(limit)}", deadline=limit)
+    if activity.capacity is not None and booked >= activity.capacity:
+        return Verdict(reason="Complet", deadline=limit)
+    return Verdict({RESERVE}, deadline=limit)

@@ -1,0 +1,171 @@
+"""Reservation and absence requests: one Request with a line per day, decided at once when automatic.
+
+The daily capacity is guarded by a conditional UPDATE on ActivityDay (`booked < capacity`), so it
+holds whatever the concurrency, on SQLite and PostgreSQL.
+"""
+
+import random
+import time as clock
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+
+from portail.extensions import db
+from portail.models import (
+    Activity,
+    ActivityDay,
+    Booking,
+    BookingState,
+    Child,
+    ClosingDay,
+    Enrolment,
+    LineState,
+    Request,
+    RequestKind,
+    RequestLine,
+    User,
+    ValidationMode,
+    utcnow,
+)
+from portail.services import booking_rules
+from portail.services.booking_rules import ABSENCE, RESERVE, Verdict
+
+
+class BookingError(ValueError):
+    """Nothing can be requested; the message is French."""
+
+
+def closing_days(activity: Activity, start: date, end: date) -> dict[date, str]:
+    """Days entered by staff as closed for this activity (or for all), between two dates."""
+    rows = db.session.execute(
+        sa.select(ClosingDay.day, ClosingDay.reason).where(
+            sa.or_(ClosingDay.activity_id == activity.id, ClosingDay.activity_id.is_(None)),
+            ClosingDay.day.between(start, end),
+        )
+    )
+    return dict(rows.all())
+
+
+def preview(child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str) -> list[tuple[date, Verdict]]:
+    """The verdict of each day for this kind of request (a constant number of queries)."""
+    if not days:
+        return []
+    start, end = min(days), max(days)
+    enrolments = db.session.scalars(
+        sa.select(Enrolment).where(Enrolment.child_id == child.id, Enrolment.activity_id == activity.id)
+    ).all()
+    states = dict(
+        db.session.execute(
+            sa.select(Booking.day, Booking.state).where(
+                Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day.between(start, end)
+            )
+        ).all()
+    )
+    booked = dict(
+        db.session.execute(
+            sa.select(ActivityDay.day, ActivityDay.booked).where(ActivityDay.activity_id == activity.id, ActivityDay.day.between(start, end))
+        ).all()
+    )
+    closed = closing_days(activity, start, end)
+    wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
+    verdicts = []
+    for day in days:
+        verdict = booking_rules.evaluate(
+            activity, day, now, is_enrolled=booking_rules.enrolled(enrolments, day), state=states.get(day),
+            zone=zone, closing_days=closed, booked=booked.get(day, 0),
+        )
+        if verdict.actionable and wanted not in verdict.actions:
+            label = states[day].label if states.get(day) else "Inscrit"
+            verdict = Verdict(reason=f"Déjà : {label}")
+        verdicts.append((day, verdict))
+    return verdicts
+
+
+def submit(family_id: int, user: User, child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str, period: tuple | None = None) -> Request:
+    """Create one request for the actionable days; automatic activities decide at once."""
+    wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
+    verdicts = preview(child, activity, kind, days, now, zone)
+    accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
+    if not accepted_days:
+        reasons = sorted({verdict.reason for _day, verdict in verdicts if verdict.reason})
+        raise BookingError("Aucun jour ne peut être demandé" + (f" : {' ; '.join(reasons[:3])}." if reasons else "."))
+    request = Request(family_id=family_id, child_id=child.id, activity_id=activity.id, kind=kind, created_by_id=user.id if user else None)
+    if period:
+        request.period_start, request.period_end, request.period_weekdays = period
+    db.session.add(request)
+    automatic = activity.validation_mode is ValidationMode.AUTOMATIC
+    for day in accepted_days:
+        line = RequestLine(day=day)
+        request.lines.append(line)
+        booking = _booking(child.id, activity.id, day)
+        if not automatic:
+            booking.previous_state = booking.state
+            booking.state = BookingState.RESERVATION_REQUESTED if kind is RequestKind.RESERVATION else BookingState.ABSENCE_REQUESTED
+            continue
+        line.decided_at = utcnow()
+        if kind is RequestKind.RESERVATION:
+            if take_place(activity, day):
+                booking.state, booking.reason, line.state = BookingState.RESERVED, None, LineState.ACCEPTED
+            else:
+                booking.state, booking.reason = BookingState.REFUSED, "Complet"
+                line.state, line.reason = LineState.REFUSED, "Complet"
+        else:
+            release_place(activity, day)
+            booking.state, booking.reason, line.state = BookingState.ABSENT, None, LineState.ACCEPTED
+        booking.previous_state = None
+    db.session.flush()
+    return request
+
+
+def _booking(child_id: int, activity_id: int, day: date) -> Booking:
+    booking = db.session.scalar(
+        sa.select(Booking).where(Booking.child_id == child_id, Booking.activity_id == activity_id, Booking.day == day)
+    )
+    if booking is None:
+        booking = Booking(child_id=child_id, activity_id=activity_id, day=day, state=BookingState.RESERVATION_REQUESTED)
+        db.session.add(booking)
+    return booking
+
+
+def _ensure_counter(activity_id: int, day: date) -> None:
+    insert = sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else pg_insert
+    db.session.execute(insert(ActivityDay).values(activity_id=activity_id, day=day, booked=0).on_conflict_do_nothing())
+
+
+def take_place(activity: Activity, day: date) -> bool:
+    """Count one more child that day unless the activity is full (atomic)."""
+    _ensure_counter(activity.id, day)
+    condition = [ActivityDay.activity_id == activity.id, ActivityDay.day == day]
+    if activity.capacity is not None:
+        condition.append(ActivityDay.booked < activity.capacity)
+    result = db.session.execute(sa.update(ActivityDay).where(*condition).values(booked=ActivityDay.booked + 1))
+    return result.rowcount == 1
+
+
+def release_place(activity: Activity, day: date) -> None:
+    """Give back a place (an absence or a cancelled reservation)."""
+    db.session.execute(
+        sa.update(ActivityDay)
+        .where(ActivityDay.activity_id == activity.id, ActivityDay.day == day, ActivityDay.booked > 0)
+        .values(booked=ActivityDay.booked - 1)
+    )
+
+
+def with_retries(work, attempts: int = 8):
+    """Run `work()` and commit; retry when SQLite reports a lock between concurrent writers."""
+    from portail.services.outbox import commit, rollback
+
+    for attempt in range(attempts):
+        try:
+            result = work()
+            commit()
+            return result
+        except OperationalError as error:
+            rollback()
+            if "locked" not in str(error.orig).lower() or attempt == attempts - 1:
+                raise
+            clock.sleep(0.01 * (attempt + 1) + random.random() * 0.02)
+    raise AssertionError("unreachable")
