@@ -39,6 +39,8 @@ class Config:
     REMEMBER_COOKIE_DURATION = timedelta(seconds=0)
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 6 * 1024 * 1024
+    COMPRESS_ALGORITHM = "gzip"
+    COMPRESS_MIMETYPES = ["text/html", "text/css", "application/javascript", "text/javascript", "application/json"]
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")
@@ -49,6 +51,8 @@ class Config:
     BABEL_DEFAULT_LOCALE = "fr"
     BABEL_DEFAULT_TIMEZONE = "Europe/Paris"
     TIMEZONE = "Europe/Paris"
+    # School holidays zone of the town (A, B or C), for the activities closed during them.
+    SCHOOL_ZONE = os.environ.get("PORTAIL_SCHOOL_ZONE", "C")
 
     ACTIVATION_TTL = timedelta(hours=48)
     RESET_TTL = timedelta(hours=24)

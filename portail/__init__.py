@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import config_for
-from portail.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
+from portail.extensions import babel, compress, csrf, db, limiter, login_manager, mail, migrate
 
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
@@ -33,6 +33,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     mail.init_app(app)
     babel.init_app(app, locale_selector=lambda: "fr", timezone_selector=lambda: "Europe/Paris")
     limiter.init_app(app)
+    compress.init_app(app)
     _configure_login(app)
     _configure_sqlite(app)
 

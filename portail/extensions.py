@@ -2,6 +2,7 @@
 
 import sqlalchemy as sa
 from flask_babel import Babel
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -32,4 +33,6 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 mail = Mail()
 babel = Babel()
+# gzip for HTML, CSS and JS: parents are often on slow mobile networks
+compress = Compress()
 limiter = Limiter(key_func=get_remote_address)

@@ -92,6 +92,10 @@ def load() -> None:
         for code in codes:
             db.session.add(Subscription(user_id=user.id, family_id=families[code].id))
     _complete_files(families)
+    from portail.services import demo_activities
+
+    claire = db.session.scalar(sa.select(User).where(User.email == "claire.martin@demo.fr"))
+    demo_activities.load(families, claire)
 
 
 AUTHORIZATIONS = [

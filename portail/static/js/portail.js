@@ -2,6 +2,14 @@
 (function () {
   "use strict";
 
+  document.documentElement.classList.add("js");
+
+  // Planning switches apply at once when JavaScript is there (the Appliquer button stays for others).
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form.switches");
+    if (form) { form.requestSubmit(); }
+  });
+
   // Move focus to the error summary so screen-reader and keyboard users land on the errors.
   function focusErrors(root) {
     var summary = root.querySelector(".error-summary");

@@ -1,0 +1,240 @@
+"""Planning (Espace Famille → Activités): views, one-click requests, the period form, the list."""
+
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portail.extensions import db
+from portail.family import bp
+from portail.family.loaders import family_of_current_user, member_or_404
+from portail.htmx import is_htmx
+from portail.models import Activity, Child, Enrolment, Request, RequestKind, utcnow
+from portail.services import bookings, planning
+from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW, french_day
+from portail.services.bookings import BookingError
+from portail.services.outbox import rollback
+
+ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRAW: "Retirer la demande"}
+CONFIRM_TEXT = {
+    RESERVE: "Confirmer la demande de réservation du {day} pour {child} — {activity} ?",
+    ABSENCE: "Confirmer la demande d'absence du {day} pour {child} — {activity} ?",
+    WITHDRAW: "Retirer la demande en cours du {day} pour {child} — {activity} ?",
+}
+WEEKDAYS = [("1", "Lundi"), ("2", "Mardi"), ("3", "Mercredi"), ("4", "Jeudi"), ("5", "Vendredi"), ("6", "Samedi"), ("7", "Dimanche")]
+
+
+def _zone() -> str:
+    return current_app.config["SCHOOL_ZONE"]
+
+
+def _parse_day(value: str | None) -> date:
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        abort(404)
+
+
+def _ids(name: str) -> list[int]:
+    return [int(value) for value in request.args.getlist(name) if value.isdigit()]
+
+
+def colours(family) -> dict[int, int]:
+    """Each child's colour index (stable: order of birth in the family)."""
+    return {child.id: index % len(planning.PALETTE) for index, child in enumerate(family.children)}
+
+
+@bp.get("/<int:family_id>/planning")
+def planning_page(family_id: int):
+    """The planning: month / 7-day / 5-day views, switches per child and activity (all in the URL)."""
+    family = family_of_current_user(family_id)
+    view = request.args.get("vue", "mois")
+    if view not in planning.VIEWS:
+        view = "mois"
+    today = utcnow().astimezone(planning.booking_rules.PARIS).date()
+    anchor = _parse_day(request.args["date"]) if request.args.get("date") else today
+    filtered = request.args.get("filtre") == "1"
+    shown_children = [c for c in family.children if not filtered or c.id in _ids("enfant")]
+    activity_filter = set(_ids("activite")) if filtered else None
+    start, end = planning.period_of(view, anchor)
+    activities, by_day = planning.cells(shown_children, start, end, utcnow(), _zone(), activity_filter)
+    previous, following = planning.neighbours(view, anchor)
+    return render_template(
+        "family/planning.html", family=family, view=view, views=planning.VIEWS, anchor=anchor, start=start, end=end,
+        by_day=by_day, previous=previous, following=following, today=today, colours=colours(family),
+        shown_children={c.id for c in shown_children}, activities=_family_activities(family),
+        shown_activities={a.id for a in activities} if activity_filter is None else activity_filter,
+        filtered=filtered, labels=ACTION_LABELS, french_day=french_day, icons=planning.STATE_ICONS,
+    )
+
+
+def _cell_args():
+    family = family_of_current_user(request.view_args["family_id"])
+    source = request.form if request.method == "POST" else request.args
+    child = member_or_404(family, Child, int(source.get("enfant", "0") or 0))
+    activity = db.session.get(Activity, int(source.get("activite", "0") or 0)) if (source.get("activite") or "").isdigit() else None
+    if activity is None:
+        abort(404)
+    day = _parse_day(source.get("jour"))
+    cell = planning.one_cell(child, activity, day, utcnow(), _zone())
+    if cell is None:
+        abort(404)
+    return family, child, activity, day, cell
+
+
+def _render_cell(family, cell, status: int = 200):
+    return render_template("family/_cell.html", family=family, cell=cell, colours=colours(family), labels=ACTION_LABELS), status
+
+
+@bp.get("/<int:family_id>/planning/cellule")
+def planning_cell(family_id: int):
+    """One cell, as a fragment (used by Annuler)."""
+    family, _child, _activity, _day, cell = _cell_args()
+    return _render_cell(family, cell)
+
+
+@bp.get("/<int:family_id>/planning/confirmer")
+def planning_confirm(family_id: int):
+    """The confirmation of a one-click request: a fragment for htmx, a page without JavaScript."""
+    family, child, activity, day, cell = _cell_args()
+    action = request.args.get("action")
+    if action not in cell.verdict.actions:
+        return _render_cell(family, cell, 409 if is_htmx() else 200) if is_htmx() else redirect(_back(family))
+    text = CONFIRM_TEXT[action].format(day=french_day(day), child=child.first_name, activity=activity.name)
+    context = dict(family=family, cell=cell, action=action, text=text, back=_back(family), colours=colours(family))
+    template = "family/_confirm.html" if is_htmx() else "family/confirm_page.html"
+    return render_template(template, **context)
+
+
+def _back(family) -> str:
+    """Without JavaScript, back to the planning on the month of the day acted on."""
+    return url_for("family.planning_page", family_id=family.id, date=request.values.get("jour"))
+
+
+@bp.post("/<int:family_id>/planning/cellule")
+def planning_act(family_id: int):
+    """Do the confirmed action on one cell; htmx gets the new cell, a plain form gets the planning."""
+    family, child, activity, day, cell = _cell_args()
+    action = request.form.get("action")
+    message = None
+    try:
+        if action not in cell.verdict.actions:
+            raise BookingError(cell.verdict.reason or "Cette action n'est plus possible.")
+        if action == WITHDRAW:
+            bookings.with_retries(lambda: planning.withdraw(child, activity, day, current_user))
+        else:
+            kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
+            bookings.with_retries(lambda: bookings.submit(family.id, current_user, child, activity, kind, [day], utcnow(), _zone()))
+    except BookingError as error:
+        rollback()
+        message = str(error)
+    cell = planning.one_cell(child, activity, day, utcnow(), _zone())
+    if is_htmx():
+        return _render_cell(family, cell)
+    flash(message or "Votre demande est enregistrée.", "error" if message else "success")
+    return redirect(_back(family))
+
+
+@bp.route("/<int:family_id>/planning/periode", methods=["GET", "POST"])
+def planning_period(family_id: int):
+    """Réservations: one form for a period (children, activity, dates, weekdays, type) with a live preview."""
+    family = family_of_current_user(family_id)
+    activities = _family_activities(family)
+    data = _period_data(family, activities)
+    if request.method == "POST" and not data["errors"]:
+        created = 0
+        errors = []
+        for child in data["children"]:
+            try:
+                bookings.with_retries(
+                    lambda child=child: bookings.submit(
+                        family.id, current_user, child, data["activity"], data["kind"], data["days"], utcnow(), _zone(),
+                        period=(data["start"], data["end"], "".join(data["weekdays"])),
+                    )
+                )
+                created += 1
+            except BookingError as error:
+                rollback()
+                errors.append(f"{child.first_name} : {error}")
+        for error in errors:
+            flash(error, "error")
+        if created:
+            flash(f"{created} demande{'s' if created > 1 else ''} enregistrée{'s' if created > 1 else ''}.", "success")
+            return redirect(url_for("family.planning_requests", family_id=family.id))
+    template = "family/_period_preview.html" if is_htmx() else "family/period.html"
+    status = 422 if request.method == "POST" and data["errors"] else 200
+    return render_template(template, family=family, activities=activities, weekdays=WEEKDAYS, french_day=french_day, **data), status
+
+
+def _family_activities(family) -> list[Activity]:
+    return list(
+        db.session.scalars(
+            sa.select(Activity)
+            .where(Activity.id.in_(sa.select(Enrolment.activity_id).where(Enrolment.child_id.in_([c.id for c in family.children]))))
+            .order_by(Activity.name)
+        )
+    )
+
+
+def _period_data(family, activities) -> dict:
+    """Read and check the period form (GET for the preview, POST to submit)."""
+    source = request.values
+    submitted = bool(source.get("activite"))
+    errors: dict[str, str] = {}
+    child_ids = {int(v) for v in source.getlist("enfant") if v.isdigit()}
+    children = [c for c in family.children if c.id in child_ids]
+    activity = next((a for a in activities if str(a.id) == source.get("activite")), None)
+    kind = RequestKind.ABSENCE if source.get("type") == "absence" else RequestKind.RESERVATION
+    weekdays = [d for d in source.getlist("jours") if d in "1234567" and d]
+    start = end = None
+    try:
+        start = date.fromisoformat(source.get("du", ""))
+        end = date.fromisoformat(source.get("au", ""))
+    except ValueError:
+        if submitted:
+            errors["du"] = "Indiquez les dates de début et de fin (jj/mm/aaaa)."
+    if submitted:
+        if not children:
+            errors["enfant"] = "Choisissez au moins un enfant."
+        if activity is None:
+            errors["activite"] = "Choisissez une activité."
+        if start and end and start > end:
+            errors["au"] = "La date de fin doit être après la date de début."
+        if start and end and (end - start).days > 370:
+            errors["au"] = "La période ne peut pas dépasser un an."
+        if not weekdays:
+            errors["jours"] = "Cochez au moins un jour de la semaine."
+    days, preview = [], []
+    if submitted and not errors:
+        day = start
+        while day <= end:
+            if str(day.isoweekday()) in weekdays:
+                days.append(day)
+            day += timedelta(days=1)
+        for child in children:
+            preview.append((child, bookings.preview(child, activity, kind, days, utcnow(), _zone())))
+    return dict(
+        submitted=submitted, errors=errors, children=children, child_ids=child_ids, activity=activity, kind=kind,
+        weekdays_checked=weekdays, start=start, end=end, days=days, preview=preview, du=source.get("du", ""), au=source.get("au", ""),
+    )
+
+
+@bp.get("/<int:family_id>/demandes")
+def planning_requests(family_id: int):
+    """Planning / Liste: every reservation and absence request of the family, filterable by child."""
+    family = family_of_current_user(family_id)
+    child_id = request.args.get("enfant", type=int)
+    query = (
+        sa.select(Request)
+        .where(Request.family_id == family.id)
+        .options(sa.orm.selectinload(Request.lines), sa.orm.joinedload(Request.activity), sa.orm.joinedload(Request.child))
+        .order_by(Request.created_at.desc(), Request.id.desc())
+    )
+    if child_id:
+        query = query.where(Request.child_id == child_id)
+    page = db.paginate(query, page=max(request.args.get("page", 1, type=int), 1), per_page=20, error_out=False)
+    return render_template(
+        "family/requests.html", family=family, page=page, child_id=child_id, state_of=planning.request_state,
+        kinds=planning.KIND_LABELS, french_day=french_day,
+    )

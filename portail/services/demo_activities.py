@@ -1,0 +1,112 @@
+"""Demo activities of 'Ville de Démo' (PRODUCT §12), enrolments for the current school year, and
+bookings in every state so that the planning shows each of them."""
+
+from datetime import date, time, timedelta
+
+from portail.extensions import db
+from portail.models import (
+    Activity,
+    Booking,
+    BookingState,
+    ClosingDay,
+    DeadlineKind,
+    Enrolment,
+    Family,
+    LineState,
+    OpenPeriod,
+    Request,
+    RequestKind,
+    RequestLine,
+    User,
+    ValidationMode,
+    utcnow,
+)
+from portail.services import bookings
+
+
+def school_year(today: date) -> tuple[date, date]:
+    """1 September to the first days of July of the school year containing `today`."""
+    first = today.year if today.month >= 8 else today.year - 1
+    return date(first, 9, 1), date(first + 1, 7, 3)
+
+
+def load(families: dict[str, Family], parent: User) -> None:
+    """Five activities with realistic rules, enrolments and bookings (the caller commits)."""
+    start, end = school_year(utcnow().date())
+    common = dict(start_date=start, end_date=end)
+    canteen = Activity(
+        name="Restauration scolaire", site="Groupe scolaire Jules Ferry", weekdays="1245", capacity=120,
+        validation_mode=ValidationMode.MANUAL, open_period=OpenPeriod.SCHOOL_DAYS,
+        booking_deadline_days=2, booking_deadline_time=time(10), booking_deadline_working_days=True,
+        absence_deadline_days=2, absence_deadline_time=time(10), absence_deadline_working_days=True, **common,
+    )
+    morning = Activity(
+        name="Accueil du matin", site="Groupe scolaire Jules Ferry", weekdays="1245", capacity=60,
+        validation_mode=ValidationMode.AUTOMATIC, open_period=OpenPeriod.SCHOOL_DAYS,
+        booking_deadline_days=1, booking_deadline_time=time(18), booking_deadline_working_days=False,
+        absence_deadline_days=1, absence_deadline_time=time(18), absence_deadline_working_days=False, **common,
+    )
+    evening = Activity(
+        name="Accueil du soir", site="Groupe scolaire Jules Ferry", weekdays="1245", capacity=60,
+        validation_mode=ValidationMode.AUTOMATIC, open_period=OpenPeriod.SCHOOL_DAYS,
+        booking_deadline_days=1, booking_deadline_time=time(12), booking_deadline_working_days=True,
+        absence_deadline_days=1, absence_deadline_time=time(12), absence_deadline_working_days=True, **common,
+    )
+    wednesday = Activity(
+        name="Centre de loisirs du mercredi", site="Centre de loisirs des Tilleuls", weekdays="3", capacity=24,
+        validation_mode=ValidationMode.AUTOMATIC, open_period=OpenPeriod.SCHOOL_DAYS,
+        booking_deadline_kind=DeadlineKind.PREVIOUS_WEEK, booking_deadline_weekday=4, booking_deadline_time=time(12),
+        absence_deadline_kind=DeadlineKind.PREVIOUS_WEEK, absence_deadline_weekday=4, absence_deadline_time=time(12), **common,
+    )
+    holidays = Activity(
+        name="Centre de loisirs des vacances", site="Centre de loisirs des Tilleuls", weekdays="12345", capacity=40,
+        validation_mode=ValidationMode.MANUAL, open_period=OpenPeriod.HOLIDAYS,
+        booking_deadline_days=14, booking_deadline_time=time(12), booking_deadline_working_days=False,
+        absence_deadline_days=7, absence_deadline_time=time(12), absence_deadline_working_days=False,
+        start_date=start, end_date=end + timedelta(days=50),
+    )
+    activities = [canteen, morning, evening, wednesday, holidays]
+    db.session.add_all(activities)
+    db.session.flush()
+    martin, bernard = families["MRTNA52846"], families["BRNRD73925"]
+    lea, tom = martin.children
+    ines = bernard.children[0]
+    for child, enrolled in ((lea, [canteen, evening, wednesday, holidays]), (tom, [canteen, morning, wednesday]), (ines, [canteen, wednesday])):
+        for activity in enrolled:
+            db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+    db.session.flush()
+    _bookings(martin, lea, tom, canteen, evening, parent)
+
+
+def _bookings(martin: Family, lea, tom, canteen: Activity, evening: Activity, parent: User) -> None:
+    """Reserved days for the coming weeks, and one day in each other state."""
+    today = utcnow().date()
+    days = [today + timedelta(days=offset) for offset in range(0, 35)]
+    open_days = [d for d in days if str(d.isoweekday()) in canteen.weekdays and canteen.start_date <= d <= canteen.end_date]
+    request = Request(family_id=martin.id, child_id=lea.id, activity_id=canteen.id, kind=RequestKind.RESERVATION, created_by_id=parent.id)
+    db.session.add(request)
+    for day in open_days:
+        if bookings.take_place(canteen, day):
+            db.session.add(Booking(child_id=lea.id, activity_id=canteen.id, day=day, state=BookingState.RESERVED))
+            request.lines.append(RequestLine(day=day, state=LineState.ACCEPTED, decided_at=utcnow()))
+    later = [d for d in open_days if d > today + timedelta(days=7)]
+    if len(later) >= 4:
+        absent, absence_asked = later[0], later[1]
+        for booking in db.session.new:
+            if isinstance(booking, Booking) and booking.day == absent:
+                booking.state = BookingState.ABSENT
+            if isinstance(booking, Booking) and booking.day == absence_asked:
+                booking.state, booking.previous_state = BookingState.ABSENCE_REQUESTED, BookingState.RESERVED
+        asked = Request(family_id=martin.id, child_id=lea.id, activity_id=canteen.id, kind=RequestKind.ABSENCE, created_by_id=parent.id)
+        asked.lines.append(RequestLine(day=absence_asked))
+        db.session.add(asked)
+        pending = Request(family_id=martin.id, child_id=tom.id, activity_id=canteen.id, kind=RequestKind.RESERVATION, created_by_id=parent.id)
+        pending.lines.append(RequestLine(day=later[2]))
+        refused = Request(family_id=martin.id, child_id=tom.id, activity_id=canteen.id, kind=RequestKind.RESERVATION, created_by_id=parent.id)
+        refused.lines.append(RequestLine(day=later[3], state=LineState.REFUSED, reason="Complet", decided_at=utcnow()))
+        db.session.add_all([pending, refused])
+        db.session.add(Booking(child_id=tom.id, activity_id=canteen.id, day=later[2], state=BookingState.RESERVATION_REQUESTED))
+        db.session.add(Booking(child_id=tom.id, activity_id=canteen.id, day=later[3], state=BookingState.REFUSED, reason="Complet"))
+    strike = next((d for d in days if d > today + timedelta(days=14) and str(d.isoweekday()) in evening.weekdays), None)
+    if strike:
+        db.session.add(ClosingDay(activity_id=evening.id, day=strike, reason="réunion des animateurs"))

@@ -1,0 +1,190 @@
+"""The planning of a family: every cell (child × activity × day) of a period, in a constant number of queries."""
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import (
+    Activity,
+    ActivityDay,
+    Booking,
+    BookingState,
+    Child,
+    ClosingDay,
+    Enrolment,
+    LineState,
+    Request,
+    RequestKind,
+    RequestLine,
+    User,
+)
+from portail.services import booking_rules
+from portail.services.booking_rules import Verdict  # noqa: F401  (Cell.verdict)
+
+VIEWS = {"mois": "Mois", "semaine": "Semaine (7 jours)", "semaine5": "Semaine (5 jours)"}
+# Okabe–Ito colour-blind-safe palette; initials are always shown too.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+STATE_ICONS = {
+    None: "○",
+    BookingState.RESERVATION_REQUESTED: "◔",
+    BookingState.ABSENCE_REQUESTED: "◑",
+    BookingState.RESERVED: "●",
+    BookingState.REFUSED: "✕",
+    BookingState.ABSENT: "–",
+}
+
+
+def period_of(view: str, anchor: date) -> tuple[date, date]:
+    """First and last day shown by a view around `anchor`."""
+    if view == "mois":
+        first = anchor.replace(day=1)
+        return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    if view == "semaine5" and anchor.weekday() >= 5:
+        anchor += timedelta(days=7 - anchor.weekday())  # at the weekend, the coming school week
+    monday = anchor - timedelta(days=anchor.weekday())
+    return monday, monday + timedelta(days=6 if view == "semaine" else 4)
+
+
+def neighbours(view: str, anchor: date) -> tuple[date, date]:
+    """The anchors of the previous and next periods."""
+    if view == "mois":
+        first = anchor.replace(day=1)
+        previous = (first - timedelta(days=1)).replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        return previous, following
+    return anchor - timedelta(days=7), anchor + timedelta(days=7)
+
+
+@dataclass
+class Cell:
+    child: Child
+    activity: Activity
+    day: date
+    state: BookingState | None
+    reason: str | None  # refusal reason of the booking
+    verdict: Verdict
+
+    @property
+    def enrolled(self) -> bool:
+        return not (self.verdict.reason or "").startswith("Non inscrit")
+
+    @property
+    def label(self) -> str:
+        return self.state.label if self.state else "Inscrit"
+
+    @property
+    def icon(self) -> str:
+        return STATE_ICONS[self.state]
+
+    @property
+    def dom_id(self) -> str:
+        return f"cell-{self.child.id}-{self.activity.id}-{self.day.isoformat()}"
+
+
+def cells(children: list[Child], start: date, end: date, now: datetime, zone: str, activity_ids: set[int] | None = None) -> tuple[list[Activity], dict]:
+    """The activities the children are enrolled in over the period, and the cells by day.
+
+    Five queries whatever the number of children, activities or days.
+    """
+    child_ids = [child.id for child in children]
+    if not child_ids:
+        return [], {}
+    enrolments = db.session.scalars(
+        sa.select(Enrolment).where(Enrolment.child_id.in_(child_ids), Enrolment.start_date <= end, Enrolment.end_date >= start)
+    ).all()
+    activities = {a.id: a for a in db.session.scalars(sa.select(Activity).where(Activity.id.in_({e.activity_id for e in enrolments})).order_by(Activity.name))}
+    shown = [a for a in activities.values() if activity_ids is None or a.id in activity_ids]
+    by_pair = defaultdict(list)
+    for enrolment in enrolments:
+        by_pair[(enrolment.child_id, enrolment.activity_id)].append(enrolment)
+    bookings = {
+        (b.child_id, b.activity_id, b.day): b
+        for b in db.session.scalars(sa.select(Booking).where(Booking.child_id.in_(child_ids), Booking.day.between(start, end)))
+    }
+    booked = {
+        (row.activity_id, row.day): row.booked
+        for row in db.session.execute(sa.select(ActivityDay).where(ActivityDay.activity_id.in_(activities), ActivityDay.day.between(start, end))).scalars()
+    } if activities else {}
+    closed = defaultdict(dict)
+    for row in db.session.scalars(sa.select(ClosingDay).where(ClosingDay.day.between(start, end))):
+        for activity_id in ([row.activity_id] if row.activity_id else activities):
+            closed[activity_id][row.day] = row.reason
+    result: dict[date, list[Cell]] = {}
+    day = start
+    while day <= end:
+        result[day] = []
+        for child in children:
+            for activity in shown:
+                pair = by_pair.get((child.id, activity.id))
+                if not pair or not booking_rules.enrolled(pair, day):
+                    continue
+                booking = bookings.get((child.id, activity.id, day))
+                if booking is None and not worth_showing(activity, day, zone, closed.get(activity.id)):
+                    continue
+                verdict = booking_rules.evaluate(
+                    activity, day, now, is_enrolled=True, state=booking.state if booking else None, zone=zone,
+                    closing_days=closed.get(activity.id), booked=booked.get((activity.id, day), 0),
+                )
+                result[day].append(Cell(child, activity, day, booking.state if booking else None, booking.reason if booking else None, verdict))
+        day += timedelta(days=1)
+    return shown, result
+
+
+def worth_showing(activity: Activity, day: date, zone: str, closing_days: dict | None) -> bool:
+    """Open days, and the exceptional closures (public holiday, closure by the town), are shown;
+    the days an activity never opens (other weekdays, school holidays for the canteen) are not."""
+    reason = booking_rules.closure(activity, day, zone, closing_days)
+    return reason is None or reason.startswith("Fermé — jour férié") or bool(closing_days and day in closing_days)
+
+
+def one_cell(child: Child, activity: Activity, day: date, now: datetime, zone: str) -> Cell | None:
+    """A single cell (after an action), or None when the child is not enrolled that day."""
+    _shown, by_day = cells([child], day, day, now, zone, {activity.id})
+    found = [cell for cell in by_day.get(day, []) if cell.activity.id == activity.id]
+    return found[0] if found else None
+
+
+def withdraw(child: Child, activity: Activity, day: date, user: User) -> None:
+    """Retirer a pending request for one day: the day goes back to what it was."""
+    from portail.services.bookings import BookingError
+
+    booking = db.session.scalar(
+        sa.select(Booking).where(Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day)
+    )
+    if booking is None or booking.state not in (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED):
+        raise BookingError("Il n'y a pas de demande en attente ce jour-là.")
+    line = db.session.scalar(
+        sa.select(RequestLine)
+        .join(Request)
+        .where(Request.child_id == child.id, Request.activity_id == activity.id, RequestLine.day == day, RequestLine.state == LineState.PENDING)
+    )
+    if line is not None:
+        line.state = LineState.WITHDRAWN
+    if booking.previous_state is None:
+        db.session.delete(booking)
+    else:
+        booking.state, booking.previous_state = booking.previous_state, None
+
+
+def request_state(lines: list[RequestLine]) -> str:
+    """The state of a request, derived from its lines."""
+    states = {line.state for line in lines}
+    if states == {LineState.WITHDRAWN}:
+        return "Annulée"
+    states.discard(LineState.WITHDRAWN)
+    if states == {LineState.PENDING}:
+        return "Reçue"
+    if LineState.PENDING in states:
+        return "En cours"
+    if states == {LineState.ACCEPTED}:
+        return "Acceptée"
+    if states == {LineState.REFUSED}:
+        return "Refusée"
+    return "Partiellement acceptée"
+
+
+KIND_LABELS = {RequestKind.RESERVATION: "Réservation", RequestKind.ABSENCE: "Absence"}
