@@ -150,7 +150,7 @@ def planning_period(family_id: int):
                 bookings.with_retries(
                     lambda child=child: bookings.submit(
                         family.id, current_user, child, data["activity"], data["kind"], data["days"], utcnow(), _zone(),
-                        period=(data["start"], data["end"], "".join(data["weekdays"])),
+                        period=(data["start"], data["end"], "".join(data["weekdays_checked"])),
                     )
                 )
                 created += 1

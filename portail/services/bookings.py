@@ -100,9 +100,9 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
     for day in accepted_days:
         line = RequestLine(day=day)
         request.lines.append(line)
-        booking = _booking(child.id, activity.id, day)
+        booking, existed = _booking(child.id, activity.id, day)
         if not automatic:
-            booking.previous_state = booking.state
+            booking.previous_state = booking.state if existed else None
             booking.state = BookingState.RESERVATION_REQUESTED if kind is RequestKind.RESERVATION else BookingState.ABSENCE_REQUESTED
             continue
         line.decided_at = utcnow()
@@ -120,14 +120,16 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
     return request
 
 
-def _booking(child_id: int, activity_id: int, day: date) -> Booking:
+def _booking(child_id: int, activity_id: int, day: date) -> tuple[Booking, bool]:
+    """The day's booking, created if needed; and whether it existed before."""
     booking = db.session.scalar(
         sa.select(Booking).where(Booking.child_id == child_id, Booking.activity_id == activity_id, Booking.day == day)
     )
-    if booking is None:
-        booking = Booking(child_id=child_id, activity_id=activity_id, day=day, state=BookingState.RESERVATION_REQUESTED)
-        db.session.add(booking)
-    return booking
+    if booking is not None:
+        return booking, True
+    booking = Booking(child_id=child_id, activity_id=activity_id, day=day, state=BookingState.RESERVATION_REQUESTED)
+    db.session.add(booking)
+    return booking, False
 
 
 def _ensure_counter(activity_id: int, day: date) -> None:

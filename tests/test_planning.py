@@ -1,0 +1,188 @@
+"""The planning page and its htmx cells: fragments, CSRF, other families, constant queries."""
+
+import re
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import (
+    Activity,
+    Booking,
+    BookingState,
+    Enrolment,
+    OpenPeriod,
+    Request,
+    User,
+    ValidationMode,
+    utcnow,
+)
+from tests.conftest import make_app
+from tests.factories import PASSWORD, make_family, make_user, subscribe
+from tests.test_booking_rules import canteen
+from tests.test_query_counts import queries_for
+
+pytestmark = pytest.mark.both_dbs
+
+
+def next_weekday(iso: int, weeks_ahead: int = 2) -> date:
+    """A day of the given ISO weekday a few weeks ahead (always before the deadlines)."""
+    today = utcnow().date() + timedelta(weeks=weeks_ahead)
+    return today + timedelta(days=(iso - today.isoweekday()) % 7)
+
+
+def school_year_activity(**changes) -> Activity:
+    start = utcnow().date() - timedelta(days=30)
+    values = dict(start_date=start, end_date=start + timedelta(days=400), weekdays="12345", open_period=OpenPeriod.ALL)
+    values.update(changes)
+    return canteen(**values)
+
+
+@pytest.fixture
+def setup(app):
+    family = make_family(children=(("Léa", date(2016, 3, 14)),))
+    parent = make_user()
+    subscribe(parent, family)
+    activity = school_year_activity(validation_mode=ValidationMode.AUTOMATIC, capacity=10)
+    db.session.add(activity)
+    db.session.flush()
+    child = family.children[0]
+    db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+    db.session.commit()
+    return family, child, activity
+
+
+def cell_params(child, activity, day, action=None):
+    params = {"enfant": child.id, "activite": activity.id, "jour": day.isoformat()}
+    if action:
+        params["action"] = action
+    return params
+
+
+def test_views_render_with_the_legend_and_states_in_text(client, auth, setup):
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    for view in ("mois", "semaine", "semaine5"):
+        page = client.get(f"/famille/{family.id}/planning", query_string={"vue": view, "date": next_weekday(2).isoformat()})
+        text = page.get_data(as_text=True)
+        assert page.status_code == 200 and "Légende" in text and "Inscrit" in text and "Restauration scolaire" in text, view
+
+
+def test_htmx_confirmation_then_request_swaps_the_cell(client, auth, setup):
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    day = next_weekday(2)
+    confirm = client.get(f"/famille/{family.id}/planning/confirmer", query_string=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+    text = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and "<html" not in text
+    assert re.search(r"Confirmer la demande de réservation du \w+ \d+ \w+ pour Léa — Restauration scolaire", text)
+    done = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+    text = done.get_data(as_text=True)
+    assert done.status_code == 200 and "<html" not in text and "Réservé" in text
+    assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVED
+
+
+def test_double_click_creates_one_request(client, auth, setup):
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    day = next_weekday(2)
+    for _ in range(2):
+        client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+    assert db.session.scalar(sa.select(sa.func.count(Request.id))) == 1
+
+
+def test_without_javascript_the_confirmation_is_a_page_and_the_post_redirects(client, auth, setup):
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    day = next_weekday(2)
+    page = client.get(f"/famille/{family.id}/planning/confirmer", query_string=cell_params(child, activity, day, "reserve"))
+    assert "<html" in page.get_data(as_text=True)
+    response = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"))
+    assert response.status_code == 302 and "/planning" in response.location
+
+
+def test_withdraw_a_pending_request_from_its_cell(client, auth, setup):
+    family, child, activity = setup
+    activity.validation_mode = ValidationMode.MANUAL
+    db.session.commit()
+    auth.login("parent@example.fr")
+    day = next_weekday(2)
+    client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+    assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVATION_REQUESTED
+    cell = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "withdraw"), headers={"HX-Request": "true"})
+    assert "Inscrit" in cell.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0
+
+
+def test_cell_requests_need_csrf(db_url):
+    app = make_app(db_url, WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        db.create_all()
+        try:
+            family = make_family()
+            subscribe(make_user(), family)
+            db.session.commit()
+            client = app.test_client()
+            page = client.get("/connexion").get_data(as_text=True)
+            token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+            client.post("/connexion", data={"email": "parent@example.fr", "password": PASSWORD, "csrf_token": token})
+            response = client.post(f"/famille/{family.id}/planning/cellule", data={"enfant": "1"}, headers={"HX-Request": "true"})
+            assert response.status_code == 400
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+
+
+def test_another_familys_child_gives_404(client, auth, setup):
+    family, child, activity = setup
+    other = make_family(name="Famille AUTRE", children=(("Zoé", date(2015, 1, 1)),))
+    db.session.add(Enrolment(child_id=other.children[0].id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+    db.session.commit()
+    auth.login("parent@example.fr")
+    day = next_weekday(2)
+    foreign = cell_params(other.children[0], activity, day, "reserve")
+    for method, url in (("GET", "confirmer"), ("GET", "cellule"), ("POST", "cellule")):
+        kwargs = {"query_string": foreign} if method == "GET" else {"data": foreign}
+        response = client.open(f"/famille/{family.id}/planning/{url}", method=method, headers={"HX-Request": "true"}, **kwargs)
+        assert response.status_code == 404, url
+    assert client.get(f"/famille/{other.id}/planning").status_code == 404
+    assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0
+
+
+def test_the_planning_costs_the_same_queries_for_one_child_a_week_and_four_children_five_activities_a_month(client, auth, setup):
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    small = queries_for(client, f"/famille/{family.id}/planning?vue=semaine&date={next_weekday(1).isoformat()}")
+    big = make_family(name="Famille NOMBREUSE", children=tuple((f"E{i}", date(2014 + i, 1, 1)) for i in range(4)))
+    subscribe(db.session.scalar(sa.select(User)), big)
+    activities = [school_year_activity(name=f"Activité {i}", validation_mode=ValidationMode.AUTOMATIC) for i in range(5)]
+    db.session.add_all(activities)
+    db.session.flush()
+    for kid in big.children:
+        for item in activities:
+            db.session.add(Enrolment(child_id=kid.id, activity_id=item.id, start_date=item.start_date, end_date=item.end_date))
+            db.session.add(Booking(child_id=kid.id, activity_id=item.id, day=next_weekday(3), state=BookingState.RESERVED))
+    db.session.commit()
+    month = queries_for(client, f"/famille/{big.id}/planning?vue=mois&date={next_weekday(1).isoformat()}")
+    assert month == small
+
+
+def test_period_form_previews_then_creates_one_request_per_child(client, auth, setup):
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    start = next_weekday(1, weeks_ahead=3)
+    params = {"enfant": str(child.id), "activite": str(activity.id), "du": start.isoformat(), "au": (start + timedelta(days=13)).isoformat(), "jours": ["2"], "type": "reservation"}
+    preview = client.get(f"/famille/{family.id}/planning/periode", query_string=params, headers={"HX-Request": "true"})
+    text = preview.get_data(as_text=True)
+    assert "<html" not in text and "2 jours demandés" in text
+    bad = client.post(f"/famille/{family.id}/planning/periode", data=dict(params, jours=[]))
+    assert bad.status_code == 422 and "Cochez au moins un jour" in bad.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Request.id))) == 0
+    done = client.post(f"/famille/{family.id}/planning/periode", data=params)
+    assert done.status_code == 302
+    request = db.session.scalar(sa.select(Request))
+    assert [line.day.isoweekday() for line in request.lines] == [2, 2]
+    listing = client.get(f"/famille/{family.id}/demandes", query_string={"enfant": child.id}).get_data(as_text=True)
+    assert "2 jours" in listing and "Acceptée" in listing
