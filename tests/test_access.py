@@ -7,6 +7,7 @@ from portail.extensions import db
 from portail.models import Authorization, Role
 from portail.services import dossier
 from tests.factories import make_family, make_user
+from tests.test_booking_rules import canteen
 from tests.test_pages_security import check_headers
 
 PUBLIC = {
@@ -88,12 +89,13 @@ def test_staff_reach_the_back_office(app, client, auth, role):
     parent = make_user()
     change = dossier.request_change(family, parent, "address", family.guardians[0], {"address_line1": "1 rue A", "postcode": "75001", "city": "Paris"})
     authorization = Authorization(label="Droit à l'image")
-    db.session.add(authorization)
+    activity = canteen()
+    db.session.add_all([authorization, activity])
     db.session.commit()
     auth.login("staff@example.fr")
     ids = {
         "family_id": family.id, "member_id": family.guardians[0].id, "child_id": family.children[0].id,
-        "change_id": change.id, "user_id": staff.id, "authorization_id": authorization.id,
+        "change_id": change.id, "user_id": staff.id, "authorization_id": authorization.id, "activity_id": activity.id,
     }
     for endpoint, method, url in routes(app, ids):
         if not endpoint.startswith("gestion.") or method != "GET" or endpoint in NO_FILE_YET:

@@ -1,0 +1,90 @@
+"""Back-office forms of activities, closing days and enrolments."""
+
+from wtforms import (
+    BooleanField,
+    DateField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TimeField,
+)
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from portail.forms import REQUIRED, FlaskForm, required
+
+WEEKDAY_CHOICES = [("1", "Lundi"), ("2", "Mardi"), ("3", "Mercredi"), ("4", "Jeudi"), ("5", "Vendredi"), ("6", "Samedi"), ("7", "Dimanche")]
+
+
+class Checkboxes(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _deadline_fields(prefix: str, label: str):
+    return {
+        f"{prefix}_kind": SelectField(
+            f"{label} : type de délai",
+            choices=[("days_before", "N jours avant, à une heure donnée"), ("previous_week", "Un jour de la semaine précédente")],
+        ),
+        f"{prefix}_days": IntegerField(f"{label} : nombre de jours", validators=[Optional(), NumberRange(min=0, max=60, message="Entre 0 et 60 jours.")], default=2),
+        f"{prefix}_time": TimeField(f"{label} : heure limite", validators=[InputRequired(message=REQUIRED)], default=None),
+        f"{prefix}_working_days": BooleanField(f"{label} : compter en jours ouvrés (hors week-ends et jours fériés)", default=True),
+        f"{prefix}_weekday": SelectField(f"{label} : jour de la semaine précédente", choices=[("", "—")] + WEEKDAY_CHOICES, validators=[Optional()]),
+    }
+
+
+class ActivityForm(FlaskForm):
+    name = StringField("Nom", validators=[required(), Length(max=100)])
+    site = StringField("Site", validators=[Optional(), Length(max=100)])
+    weekdays = Checkboxes("Jours d'ouverture", choices=WEEKDAY_CHOICES, validators=[InputRequired(message="Cochez au moins un jour.")])
+    start_date = DateField("Du", validators=[InputRequired(message=REQUIRED)])
+    end_date = DateField("Au", validators=[InputRequired(message=REQUIRED)])
+    capacity = IntegerField("Capacité par jour", validators=[Optional(), NumberRange(min=0, max=10000, message="Entre 0 et 10000.")], description="Laisser vide : pas de limite.")
+    validation_mode = SelectField("Validation des demandes", choices=[("manuelle", "Manuelle (par un agent)"), ("automatique", "Automatique (acceptée si toutes les règles sont respectées)")])
+    open_period = SelectField(
+        "Période d'ouverture",
+        choices=[("school_days", "Hors vacances scolaires"), ("holidays", "Pendant les vacances scolaires seulement"), ("all", "Toute l'année")],
+    )
+    closed_on_public_holidays = BooleanField("Fermé les jours fériés", default=True)
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.start_date.data and self.end_date.data and self.start_date.data > self.end_date.data:
+            self.end_date.errors.append("La date de fin doit être après la date de début.")
+            valid = False
+        for prefix in ("booking_deadline", "absence_deadline"):
+            kind, weekday, days = self[f"{prefix}_kind"], self[f"{prefix}_weekday"], self[f"{prefix}_days"]
+            if kind.data == "previous_week" and not weekday.data:
+                weekday.errors.append("Choisissez le jour de la semaine précédente.")
+                valid = False
+            if kind.data == "days_before" and days.data is None:
+                days.errors.append("Indiquez le nombre de jours.")
+                valid = False
+        return valid
+
+
+for _prefix, _label in (("booking_deadline", "Réservation"), ("absence_deadline", "Absence")):
+    for _name, _field in _deadline_fields(_prefix, _label).items():
+        setattr(ActivityForm, _name, _field)
+
+
+class ClosingDayForm(FlaskForm):
+    day = DateField("Jour de fermeture", validators=[InputRequired(message=REQUIRED)])
+    reason = StringField("Motif", validators=[required(), Length(max=100)], description="Par exemple : grève, sortie scolaire, travaux")
+
+
+class EnrolmentForm(FlaskForm):
+    children = Checkboxes("Enfants", coerce=int, validators=[InputRequired(message="Choisissez au moins un enfant.")])
+    activity = SelectField("Activité", coerce=int)
+    start_date = DateField("Du", validators=[InputRequired(message=REQUIRED)])
+    end_date = DateField("Au", validators=[InputRequired(message=REQUIRED)])
+    weekdays = Checkboxes("Jours (facultatif : tous les jours d'ouverture si aucun)", choices=WEEKDAY_CHOICES, validators=[Optional()])
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.start_date.data and self.end_date.data and self.start_date.data > self.end_date.data:
+            self.end_date.errors.append("La date de fin doit être après la date de début.")
+            valid = False
+        return valid
