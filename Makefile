@@ -33,3 +33,4 @@ clean:
 ## bench: page weight, SQL queries and time ratios (see bench/)
 bench: $(STAMP)
 	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/planning.py

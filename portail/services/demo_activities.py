@@ -30,9 +30,9 @@ def school_year(today: date) -> tuple[date, date]:
     return date(first, 9, 1), date(first + 1, 7, 3)
 
 
-def load(families: dict[str, Family], parent: User) -> None:
-    """Five activities with realistic rules, enrolments and bookings (the caller commits)."""
-    start, end = school_year(utcnow().date())
+def make_activities(start: date, end: date) -> list[Activity]:
+    """The five activities of the town, for a school year: canteen, morning and evening care,
+    Wednesday centre, holiday centre (PRODUCT §12)."""
     common = dict(start_date=start, end_date=end)
     canteen = Activity(
         name="Restauration scolaire", site="Groupe scolaire Jules Ferry", weekdays="1245", capacity=120,
@@ -65,7 +65,13 @@ def load(families: dict[str, Family], parent: User) -> None:
         absence_deadline_days=7, absence_deadline_time=time(12), absence_deadline_working_days=False,
         start_date=start, end_date=end + timedelta(days=50),
     )
-    activities = [canteen, morning, evening, wednesday, holidays]
+    return [canteen, morning, evening, wednesday, holidays]
+
+
+def load(families: dict[str, Family], parent: User) -> None:
+    """Five activities with realistic rules, enrolments and bookings (the caller commits)."""
+    activities = make_activities(*school_year(utcnow().date()))
+    canteen, morning, evening, wednesday, holidays = activities
     db.session.add_all(activities)
     db.session.flush()
     martin, bernard = families["MRTNA52846"], families["BRNRD73925"]

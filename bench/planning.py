@@ -1,0 +1,160 @@
+"""Benchmark of the planning on a large town (issue 4).
+
+Builds, in temporary SQLite files, a large town (5,000 families, 8,000 children, every child booked
+at the canteen for the whole school year: over 1,000,000 booking rows) and a 50-family town, then
+prints, measured in one run with the Flask test client:
+- month planning of a 3-child family / a bare logged-in page (target ≤ 2.0), and its SQL queries;
+- the cell request POST / the bare page (target ≤ 1.5), and its SQL queries;
+- the time of a school-year period request;
+- month planning on the large town / on the 50-family town (target ≤ 1.2).
+Run with `make bench` (takes a few minutes, most of it building the data).
+"""
+
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from portail import create_app  # noqa: E402
+from portail.extensions import db  # noqa: E402
+from portail.models import (  # noqa: E402
+    Booking,
+    BookingState,
+    Child,
+    Enrolment,
+    Family,
+    Guardian,
+    Subscription,
+    User,
+    utcnow,
+)
+from portail.services import booking_rules, demo_activities, passwords  # noqa: E402
+
+ROUNDS = 15
+PASSWORD = "bench-portail-famille-2026"
+
+
+def build(path: str, families: int) -> tuple:
+    """A town of `families` families (+ the bench family with 3 children); returns its app and ids."""
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RQ_SYNC": True})
+    with app.app_context():
+        db.create_all()
+        start, end = demo_activities.school_year(utcnow().date())
+        activities = demo_activities.make_activities(start, end)
+        db.session.add_all(activities)
+        db.session.flush()
+        canteen = activities[0]
+        open_days = [
+            start + timedelta(days=i)
+            for i in range((end - start).days + 1)
+            if booking_rules.closure(canteen, start + timedelta(days=i), "C") is None
+        ]
+        connection = db.session.connection()
+        connection.execute(sa.insert(Family), [{"id": i, "name": f"Famille F{i}", "subscriber_code": f"B{i:09d}"} for i in range(1, families + 2)])
+        connection.execute(sa.insert(Guardian), [{"family_id": i, "position": 1, "first_name": "Parent", "last_name": f"F{i}"} for i in range(1, families + 2)])
+        children, child_id = [], 0
+        for family_id in range(1, families + 2):
+            count = 3 if family_id == families + 1 else (2 if family_id % 5 < 3 else 1)
+            for n in range(count):
+                child_id += 1
+                children.append({"id": child_id, "family_id": family_id, "first_name": f"E{n}", "last_name": f"F{family_id}", "birth_date": start.replace(year=start.year - 6 - n)})
+        connection.execute(sa.insert(Child), children)
+        enrolments = []
+        for child in children:
+            for activity in activities[:3] if child["family_id"] == families + 1 else activities[:1]:
+                enrolments.append({"child_id": child["id"], "activity_id": activity.id, "start_date": start, "end_date": end})
+        connection.execute(sa.insert(Enrolment), enrolments)
+        rows, now = 0, utcnow()
+        batch = []
+        for child in children:
+            for day in open_days:
+                batch.append({"child_id": child["id"], "activity_id": canteen.id, "day": day, "state": BookingState.RESERVED, "updated_at": now})
+            if len(batch) > 50_000:
+                connection.execute(sa.insert(Booking.__table__), batch)
+                rows += len(batch)
+                batch = []
+        connection.execute(sa.insert(Booking.__table__), batch)
+        rows += len(batch)
+        user = User(email="bench@example.fr", first_name="Bench", last_name="MARK", password_hash=passwords.hash_password(PASSWORD), activated_at=utcnow())
+        db.session.add(user)
+        db.session.flush()
+        db.session.add(Subscription(user_id=user.id, family_id=families + 1))
+        db.session.commit()
+        db.session.execute(sa.text("ANALYZE"))
+        info = {"families": families + 1, "children": len(children), "bookings": rows, "family_id": families + 1, "child_ids": [c["id"] for c in children if c["family_id"] == families + 1], "evening": activities[2].id}
+    return app, info
+
+
+def measure(client, method: str, url: str, engine, data=None, rounds: int = ROUNDS) -> tuple[float, int]:
+    """Median time and SQL query count of a request."""
+    counter = {"n": 0}
+
+    def count(*_args):
+        counter["n"] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    timings = []
+    try:
+        for _ in range(rounds):
+            counter["n"] = 0
+            begin = time.perf_counter()
+            response = client.open(url, method=method, data=data() if callable(data) else data, headers={"HX-Request": "true"} if method == "POST" else {})
+            timings.append(time.perf_counter() - begin)
+            assert response.status_code in (200, 302), (url, response.status_code, response.get_data(as_text=True)[:300])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    return statistics.median(timings), counter["n"]
+
+
+def run(app, info) -> dict:
+    client = app.test_client()
+    client.post("/connexion", data={"email": "bench@example.fr", "password": PASSWORD})
+    with app.app_context():
+        engine = db.engine
+    today = utcnow().date()
+    month_day = today + timedelta(days=14)
+    fid = info["family_id"]
+    results = {}
+    results["bare"] = measure(client, "GET", "/mon-espace/", engine)
+    results["month"] = measure(client, "GET", f"/famille/{fid}/planning?vue=mois&date={month_day.isoformat()}", engine)
+    target = today + timedelta(days=10)
+    while target.isoweekday() not in (1, 2, 4, 5):
+        target += timedelta(days=1)
+    toggle = {"action": "reserve"}
+
+    def cell():
+        data = {"enfant": info["child_ids"][0], "activite": info["evening"], "jour": target.isoformat(), "action": toggle["action"]}
+        toggle["action"] = "absence" if toggle["action"] == "reserve" else "reserve"
+        return data
+
+    results["cell"] = measure(client, "POST", f"/famille/{fid}/planning/cellule", engine, data=cell, rounds=ROUNDS * 2)
+    start, end = demo_activities.school_year(today)
+    period = {"enfant": [str(c) for c in info["child_ids"]], "activite": str(info["evening"] - 1), "du": today.isoformat(), "au": end.isoformat(), "jours": ["1", "2", "4", "5"], "type": "reservation"}
+    results["period"] = measure(client, "POST", f"/famille/{fid}/planning/periode", engine, data=period, rounds=1)
+    return results
+
+
+def main() -> None:
+    directory = tempfile.mkdtemp()
+    began = time.perf_counter()
+    large_app, large = build(f"{directory}/large.sqlite", 5000)
+    print(f"large town: {large['families']} families, {large['children']} children, {large['bookings']:,} booking rows (built in {time.perf_counter() - began:.0f} s)")
+    small_app, small = build(f"{directory}/small.sqlite", 50)
+    print(f"small town: {small['families']} families, {small['children']} children, {small['bookings']:,} booking rows")
+    big, little = run(large_app, large), run(small_app, small)
+    bare = big["bare"][0]
+    print(f"bare logged-in page: {bare * 1000:.2f} ms, {big['bare'][1]} SQL queries")
+    print(f"month planning (3 children) / bare page: {big['month'][0] / bare:.2f}  (target ≤ 2.0), {big['month'][1]} SQL queries, {big['month'][0] * 1000:.2f} ms")
+    print(f"cell request POST / bare page: {big['cell'][0] / bare:.2f}  (target ≤ 1.5), {big['cell'][1]} SQL queries, {big['cell'][0] * 1000:.2f} ms")
+    print(f"school-year period request (3 children, Mon/Tue/Thu/Fri): {big['period'][0] * 1000:.0f} ms, {big['period'][1]} SQL queries")
+    print(f"month planning large town / 50-family town: {big['month'][0] / little['month'][0]:.2f}  (target ≤ 1.2)")
+
+
+if __name__ == "__main__":
+    main()
