@@ -116,6 +116,19 @@ def enrolled(enrolments, day: date) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class DayRules:
+    """What the rules say about an activity on a day, whoever the child."""
+
+    closed: str | None
+    booking: datetime
+    absence: datetime
+
+    @classmethod
+    def of(cls, activity: Activity, day: date, zone: str, closing_days: dict[date, str] | None = None) -> "DayRules":
+        return cls(closure(activity, day, zone, closing_days), booking_deadline(activity, day), absence_deadline(activity, day))
+
+
 @dataclass
 class Verdict:
     """What can be done on a cell, or why nothing can."""
@@ -139,26 +152,30 @@ def evaluate(
     zone: str,
     closing_days: dict[date, str] | None = None,
     booked: int = 0,
+    day_rules: "DayRules | None" = None,
 ) -> Verdict:
-    """The rules for one child, activity and day, given the current instant `now` (aware)."""
+    """The rules for one child, activity and day, given the current instant `now` (aware).
+
+    `day_rules` may carry what does not depend on the child (closure, deadlines), computed once.
+    """
     if not is_enrolled:
         return Verdict(reason="Non inscrit à cette activité ce jour-là")
-    closed = closure(activity, day, zone, closing_days)
-    if closed:
-        return Verdict(reason=closed)
+    rules = day_rules or DayRules.of(activity, day, zone, closing_days)
+    if rules.closed:
+        return Verdict(reason=rules.closed)
     if state in (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED):
-        limit = booking_deadline(activity, day) if state is BookingState.RESERVATION_REQUESTED else absence_deadline(activity, day)
+        limit = rules.booking if state is BookingState.RESERVATION_REQUESTED else rules.absence
         if now < limit:
             return Verdict({WITHDRAW}, deadline=limit)
         return Verdict(reason=f"Demande en cours de traitement (modifiable jusqu'au {french_instant(limit)})", deadline=limit)
     if state is BookingState.RESERVED:
-        limit = absence_deadline(activity, day)
+        limit = rules.absence
         if now < limit:
             return Verdict({ABSENCE}, deadline=limit)
         return Verdict(reason=f"Modifiable jusqu'au {french_instant(limit)}", deadline=limit)
     if state is BookingState.ABSENT:
         return Verdict(reason="Absence enregistrée")
-    limit = booking_deadline(activity, day)
+    limit = rules.booking
     if now >= limit:
         return Verdict(reason=f"Réservable jusqu'au {french_instant(limit)}", deadline=limit)
     if activity.capacity is not None and booked >= activity.capacity:

@@ -97,61 +97,77 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
         request.period_start, request.period_end, request.period_weekdays = period
     db.session.add(request)
     automatic = activity.validation_mode is ValidationMode.AUTOMATIC
+    existing = _bookings(child.id, activity.id, accepted_days)
+    if automatic and kind is RequestKind.RESERVATION:
+        placed = take_places(activity, accepted_days)
+    elif automatic:
+        release_places(activity, accepted_days)
     for day in accepted_days:
         line = RequestLine(day=day)
         request.lines.append(line)
-        booking, existed = _booking(child.id, activity.id, day)
+        booking = existing.get(day)
+        if booking is None:
+            booking = Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVATION_REQUESTED)
+            db.session.add(booking)
         if not automatic:
-            booking.previous_state = booking.state if existed else None
+            booking.previous_state = booking.state if day in existing else None
             booking.state = BookingState.RESERVATION_REQUESTED if kind is RequestKind.RESERVATION else BookingState.ABSENCE_REQUESTED
             continue
         line.decided_at = utcnow()
-        if kind is RequestKind.RESERVATION:
-            if take_place(activity, day):
-                booking.state, booking.reason, line.state = BookingState.RESERVED, None, LineState.ACCEPTED
-            else:
-                booking.state, booking.reason = BookingState.REFUSED, "Complet"
-                line.state, line.reason = LineState.REFUSED, "Complet"
-        else:
-            release_place(activity, day)
+        if kind is RequestKind.ABSENCE:
             booking.state, booking.reason, line.state = BookingState.ABSENT, None, LineState.ACCEPTED
+        elif day in placed:
+            booking.state, booking.reason, line.state = BookingState.RESERVED, None, LineState.ACCEPTED
+        else:
+            booking.state, booking.reason = BookingState.REFUSED, "Complet"
+            line.state, line.reason = LineState.REFUSED, "Complet"
         booking.previous_state = None
     db.session.flush()
     return request
 
 
-def _booking(child_id: int, activity_id: int, day: date) -> tuple[Booking, bool]:
-    """The day's booking, created if needed; and whether it existed before."""
-    booking = db.session.scalar(
-        sa.select(Booking).where(Booking.child_id == child_id, Booking.activity_id == activity_id, Booking.day == day)
-    )
-    if booking is not None:
-        return booking, True
-    booking = Booking(child_id=child_id, activity_id=activity_id, day=day, state=BookingState.RESERVATION_REQUESTED)
-    db.session.add(booking)
-    return booking, False
+def _bookings(child_id: int, activity_id: int, days: list[date]) -> dict[date, Booking]:
+    """The existing bookings of these days (one query)."""
+    return {
+        booking.day: booking
+        for booking in db.session.scalars(
+            sa.select(Booking).where(Booking.child_id == child_id, Booking.activity_id == activity_id, Booking.day.in_(days))
+        )
+    }
 
 
-def _ensure_counter(activity_id: int, day: date) -> None:
+def _ensure_counters(activity_id: int, days: list[date]) -> None:
     insert = sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else pg_insert
-    db.session.execute(insert(ActivityDay).values(activity_id=activity_id, day=day, booked=0).on_conflict_do_nothing())
+    db.session.execute(
+        insert(ActivityDay).values([{"activity_id": activity_id, "day": day, "booked": 0} for day in days]).on_conflict_do_nothing()
+    )
+
+
+def take_places(activity: Activity, days: list[date]) -> set[date]:
+    """Count one more child on each day that is not full; return the days obtained.
+
+    One conditional UPDATE: each row is checked and incremented atomically, whatever the concurrency.
+    """
+    _ensure_counters(activity.id, days)
+    condition = [ActivityDay.activity_id == activity.id, ActivityDay.day.in_(days)]
+    if activity.capacity is not None:
+        condition.append(ActivityDay.booked < activity.capacity)
+    result = db.session.execute(
+        sa.update(ActivityDay).where(*condition).values(booked=ActivityDay.booked + 1).returning(ActivityDay.day)
+    )
+    return set(result.scalars())
 
 
 def take_place(activity: Activity, day: date) -> bool:
     """Count one more child that day unless the activity is full (atomic)."""
-    _ensure_counter(activity.id, day)
-    condition = [ActivityDay.activity_id == activity.id, ActivityDay.day == day]
-    if activity.capacity is not None:
-        condition.append(ActivityDay.booked < activity.capacity)
-    result = db.session.execute(sa.update(ActivityDay).where(*condition).values(booked=ActivityDay.booked + 1))
-    return result.rowcount == 1
+    return day in take_places(activity, [day])
 
 
-def release_place(activity: Activity, day: date) -> None:
-    """Give back a place (an absence or a cancelled reservation)."""
+def release_places(activity: Activity, days: list[date]) -> None:
+    """Give back a place on each day (an absence or a cancelled reservation)."""
     db.session.execute(
         sa.update(ActivityDay)
-        .where(ActivityDay.activity_id == activity.id, ActivityDay.day == day, ActivityDay.booked > 0)
+        .where(ActivityDay.activity_id == activity.id, ActivityDay.day.in_(days), ActivityDay.booked > 0)
         .values(booked=ActivityDay.booked - 1)
     )
 

@@ -114,6 +114,7 @@ def cells(children: list[Child], start: date, end: date, now: datetime, zone: st
         for activity_id in ([row.activity_id] if row.activity_id else activities):
             closed[activity_id][row.day] = row.reason
     result: dict[date, list[Cell]] = {}
+    day_rules: dict[tuple[int, date], booking_rules.DayRules] = {}
     day = start
     while day <= end:
         result[day] = []
@@ -123,21 +124,23 @@ def cells(children: list[Child], start: date, end: date, now: datetime, zone: st
                 if not pair or not booking_rules.enrolled(pair, day):
                     continue
                 booking = bookings.get((child.id, activity.id, day))
-                if booking is None and not worth_showing(activity, day, zone, closed.get(activity.id)):
+                rules = day_rules.get((activity.id, day))
+                if rules is None:
+                    rules = day_rules[(activity.id, day)] = booking_rules.DayRules.of(activity, day, zone, closed.get(activity.id))
+                if booking is None and not worth_showing(rules.closed, day, closed.get(activity.id)):
                     continue
                 verdict = booking_rules.evaluate(
                     activity, day, now, is_enrolled=True, state=booking.state if booking else None, zone=zone,
-                    closing_days=closed.get(activity.id), booked=booked.get((activity.id, day), 0),
+                    booked=booked.get((activity.id, day), 0), day_rules=rules,
                 )
                 result[day].append(Cell(child, activity, day, booking.state if booking else None, booking.reason if booking else None, verdict))
         day += timedelta(days=1)
     return shown, result
 
 
-def worth_showing(activity: Activity, day: date, zone: str, closing_days: dict | None) -> bool:
+def worth_showing(reason: str | None, day: date, closing_days: dict | None) -> bool:
     """Open days, and the exceptional closures (public holiday, closure by the town), are shown;
     the days an activity never opens (other weekdays, school holidays for the canteen) are not."""
-    reason = booking_rules.closure(activity, day, zone, closing_days)
     return reason is None or reason.startswith("Fermé — jour férié") or bool(closing_days and day in closing_days)
 
 
