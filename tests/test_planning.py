@@ -186,3 +186,17 @@ def test_period_form_previews_then_creates_one_request_per_child(client, auth, s
     assert [line.day.isoweekday() for line in request.lines] == [2, 2]
     listing = client.get(f"/famille/{family.id}/demandes", query_string={"enfant": child.id}).get_data(as_text=True)
     assert "2 jours" in listing and "Acceptée" in listing
+
+
+def test_the_links_of_the_planning_cells_lead_to_their_confirmation(client, auth, setup):
+    import html
+
+    family, _child, _activity = setup
+    auth.login("parent@example.fr")
+    page = client.get(f"/famille/{family.id}/planning", query_string={"vue": "semaine5", "date": next_weekday(2).isoformat()}).get_data(as_text=True)
+    links = re.findall(r'class="cell-action" href="([^"]+)" hx-get="([^"]+)"', page)
+    assert links
+    for href, hx_get in links[:3]:
+        assert href == hx_get
+        confirm = client.get(html.unescape(href), headers={"HX-Request": "true"})
+        assert confirm.status_code == 200 and "Confirmer la demande de réservation" in confirm.get_data(as_text=True)
