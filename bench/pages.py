@@ -4,6 +4,7 @@ Run with `make bench`. Figures are measured in one run on a temporary SQLite dat
 the demo data plus 500 extra families; times are given as ratios to the home page (no database).
 """
 
+import gzip
 import statistics
 import sys
 import tempfile
@@ -34,7 +35,9 @@ def main() -> None:
         child_id = db.session.scalar(sa.text("SELECT id FROM child WHERE first_name = 'Léa'"))
         engine = db.engine
     # Requests run outside any app context, each in its own, as in production.
-    static = sum(len(app.open_resource(f"static/{name}").read()) for name in ("css/portail.css", "js/htmx-2.0.11.min.js", "js/portail.js"))
+    assets = [app.open_resource(f"static/{name}").read() for name in ("css/portail.css", "js/htmx-2.0.11.min.js", "js/portail.js")]
+    static = sum(len(asset) for asset in assets)
+    static_gzip = sum(len(gzip.compress(asset)) for asset in assets)
     parent = app.test_client()
     parent.post("/connexion", data={"email": "claire.martin@demo.fr", "password": demo.DEMO_PASSWORD})
     agent = app.test_client()
@@ -55,6 +58,9 @@ def main() -> None:
         ("gestion: recherche", agent, "/gestion/familles?q=martin"),
         ("gestion: dossier complet", agent, f"/gestion/familles/{family_id}"),
         ("gestion: modifications", agent, "/gestion/dossiers"),
+        ("planning: mois", parent, f"/famille/{family_id}/planning?vue=mois"),
+        ("planning: semaine", parent, f"/famille/{family_id}/planning?vue=semaine"),
+        ("planning: formulaire", parent, f"/famille/{family_id}/planning/periode"),
     ]
     counter = {"n": 0}
     sa.event.listen(engine, "before_cursor_execute", lambda *_: counter.__setitem__("n", counter["n"] + 1))
@@ -67,12 +73,12 @@ def main() -> None:
             response = client.get(url)
             timings.append(time.perf_counter() - start)
             assert response.status_code == 200, (url, response.status_code)
-        results.append((label, url, statistics.median(timings), counter["n"], len(response.data)))
+        results.append((label, url, statistics.median(timings), counter["n"], len(response.data), len(gzip.compress(response.data))))
     reference = results[0][2]
-    print(f"{'page':28} {'time/ref':>9} {'SQL':>4} {'HTML':>8} {'total KB':>9}")
-    for label, _url, median, queries, size in results:
-        print(f"{label:28} {median / reference:9.2f} {queries:4d} {size:8d} {(size + static) / 1024:9.1f}")
-    print(f"(reference: home page median {reference * 1000:.2f} ms over {ROUNDS} rounds; static assets {static / 1024:.1f} KB uncompressed)")
+    print(f"{'page':28} {'time/ref':>9} {'SQL':>4} {'HTML':>8} {'total KB':>9} {'gzip KB':>8}")
+    for label, _url, median, queries, size, zipped in results:
+        print(f"{label:28} {median / reference:9.2f} {queries:4d} {size:8d} {(size + static) / 1024:9.1f} {(zipped + static_gzip) / 1024:8.1f}")
+    print(f"(reference: home page median {reference * 1000:.2f} ms over {ROUNDS} rounds; total = page + CSS + htmx + JS, uncompressed and gzip as served)")
 
 
 if __name__ == "__main__":
