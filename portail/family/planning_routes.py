@@ -99,8 +99,8 @@ def planning_confirm(family_id: int):
     """The confirmation of a one-click request: a fragment for htmx, a page without JavaScript."""
     family, child, activity, day, cell = _cell_args()
     action = request.args.get("action")
-    if action not in cell.verdict.actions:
-        return _render_cell(family, cell, 409 if is_htmx() else 200) if is_htmx() else redirect(_back(family))
+    if action not in cell.verdict.actions:  # the day changed meanwhile: show it as it is now
+        return _render_cell(family, cell) if is_htmx() else redirect(_back(family))
     text = CONFIRM_TEXT[action].format(day=french_day(day), child=child.first_name, activity=activity.name)
     context = dict(family=family, cell=cell, action=action, text=text, back=_back(family), colours=colours(family))
     template = "family/_confirm.html" if is_htmx() else "family/confirm_page.html"

@@ -12,6 +12,7 @@ from portail.gestion import bp
 from portail.models import Authorization, ChangeRequest, ChangeStatus, Child, Family, Guardian, utcnow
 from portail.services import dossier, uploads
 from portail.services.dossier import CHILD_SECTIONS, GUARDIAN_SECTIONS, SECTIONS, DossierError
+from portail.services.families import record
 from portail.services.outbox import commit, rollback
 
 REFUSAL_REASONS = [
@@ -209,7 +210,7 @@ def authorizations():
         else:
             position = (db.session.scalar(sa.select(sa.func.max(Authorization.position))) or 0) + 1
             db.session.add(Authorization(label=label, description=(request.form.get("description") or "").strip() or None, position=position))
-            dossier.record(current_user, "authorization.created", "authorization", None, label)
+            record(current_user, "authorization.created", "authorization", None, label)
             commit()
             flash(f"Autorisation « {label} » ajoutée.", "success")
         return redirect(url_for("gestion.authorizations"))
@@ -224,7 +225,7 @@ def authorization_toggle(authorization_id: int):
     if item is None:
         abort(404)
     item.active = not item.active
-    dossier.record(current_user, "authorization.toggled", "authorization", item.id, item.label)
+    record(current_user, "authorization.toggled", "authorization", item.id, item.label)
     commit()
     return redirect(url_for("gestion.authorizations"))
 

@@ -29,7 +29,7 @@ from portail.models import (
     utcnow,
 )
 from portail.services import uploads
-from portail.services.families import record  # noqa: F401  (re-exported for the views)
+from portail.services.families import record
 from portail.services.outbox import queue_mail
 
 

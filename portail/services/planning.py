@@ -23,7 +23,6 @@ from portail.models import (
     User,
 )
 from portail.services import booking_rules
-from portail.services.booking_rules import Verdict  # noqa: F401  (Cell.verdict)
 
 VIEWS = {"mois": "Mois", "semaine": "Semaine (7 jours)", "semaine5": "Semaine (5 jours)"}
 # Okabe–Ito colour-blind-safe palette; initials are always shown too.
@@ -66,7 +65,7 @@ class Cell:
     day: date
     state: BookingState | None
     reason: str | None  # refusal reason of the booking
-    verdict: Verdict
+    verdict: booking_rules.Verdict
 
     @property
     def enrolled(self) -> bool:
