@@ -58,18 +58,36 @@ def neighbours(view: str, anchor: date) -> tuple[date, date]:
     return anchor - timedelta(days=7), anchor + timedelta(days=7)
 
 
+@dataclass(frozen=True)
+class Who:
+    """What a cell shows of a child (read once from the ORM object: cells are many)."""
+
+    id: int
+    first_name: str
+    full_name: str
+    initials: str
+
+    @classmethod
+    def of(cls, child: Child) -> "Who":
+        return cls(child.id, child.first_name, child.full_name, f"{child.first_name[:1]}{child.last_name[:1]}")
+
+
+@dataclass(frozen=True)
+class What:
+    """What a cell shows of an activity."""
+
+    id: int
+    name: str
+
+
 @dataclass
 class Cell:
-    child: Child
-    activity: Activity
+    child: Who
+    activity: What
     day: date
     state: BookingState | None
     reason: str | None  # refusal reason of the booking
     verdict: booking_rules.Verdict
-
-    @property
-    def enrolled(self) -> bool:
-        return not (self.verdict.reason or "").startswith("Non inscrit")
 
     @property
     def label(self) -> str:
@@ -87,7 +105,7 @@ class Cell:
 def cells(children: list[Child], start: date, end: date, now: datetime, zone: str, activity_ids: set[int] | None = None) -> tuple[list[Activity], dict]:
     """The activities the children are enrolled in over the period, and the cells by day.
 
-    Five queries whatever the number of children, activities or days.
+    Five queries whatever the number of children, activities or days; the loop reads plain values.
     """
     child_ids = [child.id for child in children]
     if not child_ids:
@@ -99,9 +117,9 @@ def cells(children: list[Child], start: date, end: date, now: datetime, zone: st
     shown = [a for a in activities.values() if activity_ids is None or a.id in activity_ids]
     by_pair = defaultdict(list)
     for enrolment in enrolments:
-        by_pair[(enrolment.child_id, enrolment.activity_id)].append(enrolment)
+        by_pair[(enrolment.child_id, enrolment.activity_id)].append((enrolment.start_date, enrolment.end_date, enrolment.weekdays))
     bookings = {
-        (b.child_id, b.activity_id, b.day): b
+        (b.child_id, b.activity_id, b.day): (b.state, b.reason)
         for b in db.session.scalars(sa.select(Booking).where(Booking.child_id.in_(child_ids), Booking.day.between(start, end)))
     }
     booked = {
@@ -112,28 +130,35 @@ def cells(children: list[Child], start: date, end: date, now: datetime, zone: st
     for row in db.session.scalars(sa.select(ClosingDay).where(ClosingDay.day.between(start, end))):
         for activity_id in ([row.activity_id] if row.activity_id else activities):
             closed[activity_id][row.day] = row.reason
+    whos = [Who.of(child) for child in children]
+    whats = [(activity, What(activity.id, activity.name), activity.weekdays, activity.start_date, activity.end_date) for activity in shown]
     result: dict[date, list[Cell]] = {}
-    day_rules: dict[tuple[int, date], booking_rules.DayRules] = {}
     day = start
     while day <= end:
-        result[day] = []
-        for child in children:
-            for activity in shown:
-                pair = by_pair.get((child.id, activity.id))
-                if not pair or not booking_rules.enrolled(pair, day):
+        row: list[Cell] = []
+        result[day] = row
+        weekday = str(day.isoweekday())
+        for activity, what, weekdays, first, last in whats:
+            if weekday not in weekdays or not first <= day <= last:
+                continue  # a day the activity never opens: nothing to show
+            rules = booking_rules.DayRules.of(activity, day, zone, closed.get(what.id))
+            show_closed = worth_showing(rules.closed, day, closed.get(what.id))
+            for who in whos:
+                periods = by_pair.get((who.id, what.id))
+                if not periods or not any(s <= day <= e and (not w or weekday in w) for s, e, w in periods):
                     continue
-                booking = bookings.get((child.id, activity.id, day))
-                rules = day_rules.get((activity.id, day))
-                if rules is None:
-                    rules = day_rules[(activity.id, day)] = booking_rules.DayRules.of(activity, day, zone, closed.get(activity.id))
-                if booking is None and not worth_showing(rules.closed, day, closed.get(activity.id)):
+                state, reason = bookings.get((who.id, what.id, day), (None, None))
+                if state is None and not show_closed:
                     continue
                 verdict = booking_rules.evaluate(
-                    activity, day, now, is_enrolled=True, state=booking.state if booking else None, zone=zone,
-                    booked=booked.get((activity.id, day), 0), day_rules=rules,
+                    activity, day, now, is_enrolled=True, state=state, zone=zone,
+                    booked=booked.get((what.id, day), 0), day_rules=rules,
                 )
-                result[day].append(Cell(child, activity, day, booking.state if booking else None, booking.reason if booking else None, verdict))
+                row.append(Cell(who, what, day, state, reason, verdict))
         day += timedelta(days=1)
+    order = {who.id: index for index, who in enumerate(whos)}
+    for row in result.values():
+        row.sort(key=lambda cell: (order[cell.child.id], cell.activity.name))
     return shown, result
 
 
