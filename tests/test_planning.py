@@ -200,3 +200,19 @@ def test_the_links_of_the_planning_cells_lead_to_their_confirmation(client, auth
         assert href == hx_get
         confirm = client.get(html.unescape(href), headers={"HX-Request": "true"})
         assert confirm.status_code == 200 and "Confirmer la demande de réservation" in confirm.get_data(as_text=True)
+
+
+def test_a_withdrawal_after_the_deadline_is_refused_even_if_posted_directly(client, auth, setup):
+    family, child, activity = setup
+    activity.validation_mode = ValidationMode.MANUAL
+    db.session.commit()
+    auth.login("parent@example.fr")
+    day = next_weekday(2)
+    client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+    activity.booking_deadline_days = 60  # the deadline is now in the past
+    db.session.commit()
+    cell = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "withdraw"), headers={"HX-Request": "true"})
+    assert "Réservation demandée" in cell.get_data(as_text=True)
+    assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVATION_REQUESTED
+    forged = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "tout-casser"))
+    assert forged.status_code == 400

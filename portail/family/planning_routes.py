@@ -69,14 +69,19 @@ def planning_page(family_id: int):
     )
 
 
-def _cell_args():
+def _cell_target():
+    """The family, child, activity and day a cell request is about (404 for anything foreign)."""
     family = family_of_current_user(request.view_args["family_id"])
     source = request.form if request.method == "POST" else request.args
     child = member_or_404(family, Child, int(source.get("enfant", "0") or 0))
     activity = db.session.get(Activity, int(source.get("activite", "0") or 0)) if (source.get("activite") or "").isdigit() else None
     if activity is None:
         abort(404)
-    day = _parse_day(source.get("jour"))
+    return family, child, activity, _parse_day(source.get("jour"))
+
+
+def _cell_args():
+    family, child, activity, day = _cell_target()
     cell = planning.one_cell(child, activity, day, utcnow(), _zone())
     if cell is None:
         abort(404)
@@ -114,15 +119,18 @@ def _back(family) -> str:
 
 @bp.post("/<int:family_id>/planning/cellule")
 def planning_act(family_id: int):
-    """Do the confirmed action on one cell; htmx gets the new cell, a plain form gets the planning."""
-    family, child, activity, day, cell = _cell_args()
+    """Do the confirmed action on one cell; htmx gets the new cell, a plain form gets the planning.
+
+    The services check the rules themselves (a stale or forged action gets their French reason).
+    """
+    family, child, activity, day = _cell_target()
     action = request.form.get("action")
+    if action not in ACTION_LABELS:
+        abort(400)
     message = None
     try:
-        if action not in cell.verdict.actions:
-            raise BookingError(cell.verdict.reason or "Cette action n'est plus possible.")
         if action == WITHDRAW:
-            bookings.with_retries(lambda: planning.withdraw(child, activity, day, current_user))
+            bookings.with_retries(lambda: planning.withdraw(child, activity, day, current_user, utcnow()))
         else:
             kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
             bookings.with_retries(lambda: bookings.submit(family.id, current_user, child, activity, kind, [day], utcnow(), _zone()))
@@ -130,6 +138,8 @@ def planning_act(family_id: int):
         rollback()
         message = str(error)
     cell = planning.one_cell(child, activity, day, utcnow(), _zone())
+    if cell is None:
+        abort(404)
     if is_htmx():
         return _render_cell(family, cell)
     flash(message or "Votre demande est enregistrée.", "error" if message else "success")

@@ -175,8 +175,8 @@ def one_cell(child: Child, activity: Activity, day: date, now: datetime, zone: s
     return found[0] if found else None
 
 
-def withdraw(child: Child, activity: Activity, day: date, user: User) -> None:
-    """Retirer a pending request for one day: the day goes back to what it was."""
+def withdraw(child: Child, activity: Activity, day: date, user: User, now: datetime) -> None:
+    """Retirer a pending request for one day, before its deadline: the day goes back to what it was."""
     from portail.services.bookings import BookingError
 
     booking = db.session.scalar(
@@ -184,6 +184,10 @@ def withdraw(child: Child, activity: Activity, day: date, user: User) -> None:
     )
     if booking is None or booking.state not in (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED):
         raise BookingError("Il n'y a pas de demande en attente ce jour-là.")
+    requested = BookingState.RESERVATION_REQUESTED
+    limit = booking_rules.booking_deadline(activity, day) if booking.state is requested else booking_rules.absence_deadline(activity, day)
+    if now >= limit:
+        raise BookingError(f"Demande en cours de traitement (modifiable jusqu'au {booking_rules.french_instant(limit)})")
     line = db.session.scalar(
         sa.select(RequestLine)
         .join(Request)
