@@ -20,7 +20,7 @@ def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, liv
     with live_server.app_context():
         family = db.session.scalar(db.select(Family))
         lea, tom = family.children
-        activity = canteen(validation_mode=ValidationMode.MANUAL, open_period=OpenPeriod.ALL, weekdays="12345",
+        activity = canteen(validation_mode=ValidationMode.MANUAL, open_period=OpenPeriod.ALL, weekdays="12345", closed_on_public_holidays=False,
                            start_date=today - timedelta(days=60), end_date=today + timedelta(days=300))
         db.session.add(activity)
         db.session.flush()
