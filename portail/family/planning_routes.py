@@ -172,6 +172,8 @@ def planning_period(family_id: int):
         if created:
             flash(f"{created} demande{'s' if created > 1 else ''} enregistrée{'s' if created > 1 else ''}.", "success")
             return redirect(url_for("family.planning_requests", family_id=family.id))
+    if data["submitted"] and not data["errors"] and not data["preview"]:
+        data["preview"] = _previews(data)
     template = "family/_period_preview.html" if is_htmx() else "family/period.html"
     status = 422 if request.method == "POST" and data["errors"] else 200
     return render_template(template, family=family, activities=activities, weekdays=WEEKDAYS, french_day=french_day, **data), status
@@ -222,12 +224,22 @@ def _period_data(family, activities) -> dict:
             if str(day.isoweekday()) in weekdays:
                 days.append(day)
             day += timedelta(days=1)
-        for child in children:
-            preview.append((child, bookings.preview(child, activity, kind, days, utcnow(), _zone())))
-    return dict(
+    data = dict(
         submitted=submitted, errors=errors, children=children, child_ids=child_ids, activity=activity, kind=kind,
         weekdays_checked=weekdays, start=start, end=end, days=days, preview=preview, du=source.get("du", ""), au=source.get("au", ""),
     )
+    # A valid submission checks every day itself: the preview is only computed for display.
+    if submitted and not errors and request.method == "GET":
+        data["preview"] = _previews(data)
+    return data
+
+
+def _previews(data: dict) -> list:
+    """Each chosen child's verdict for every day of the period."""
+    return [
+        (child, bookings.preview(child, data["activity"], data["kind"], data["days"], utcnow(), _zone()))
+        for child in data["children"]
+    ]
 
 
 @bp.get("/<int:family_id>/demandes")

@@ -2,12 +2,13 @@
 
 from datetime import timedelta
 
-from flask import abort, flash, redirect, render_template, request, send_file, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from portail.dossier_forms import build_form, form_values
 from portail.family import bp
 from portail.family.loaders import family_of_current_user, member_or_404
+from portail.files import send_photo
 from portail.models import (
     AuthorizedContact,
     ChangeAction,
@@ -214,19 +215,6 @@ def pending_photo(family_id: int, change_id: int):
     if not name:
         abort(404)
     return send_photo(name)
-
-
-def send_photo(name: str):
-    """Serve a stored image privately: attachment, nosniff, never cached."""
-    try:
-        path = uploads.path_of(name)
-    except FileNotFoundError:
-        abort(404)
-    if not path.is_file():
-        abort(404)
-    response = send_file(path, mimetype=uploads.mimetype_of(name), as_attachment=True, download_name=f"photo.{name.rsplit('.', 1)[-1]}")
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 @bp.get("/<int:family_id>/historique")

@@ -7,7 +7,8 @@ from flask_login import current_user
 from portail.extensions import db
 from portail.gestion import bp
 from portail.gestion.activity_forms import ActivityForm, ClosingDayForm, EnrolmentForm
-from portail.models import Activity, ClosingDay, DeadlineKind, Enrolment, Family, OpenPeriod, ValidationMode
+from portail.gestion.routes import _family_or_404
+from portail.models import Activity, ClosingDay, DeadlineKind, Enrolment, OpenPeriod, ValidationMode
 from portail.services.families import record
 from portail.services.outbox import commit
 
@@ -107,9 +108,7 @@ def activity_closure_delete(activity_id: int, closing_id: int):
 @bp.route("/familles/<int:family_id>/inscriptions", methods=["GET", "POST"])
 def enrolments(family_id: int):
     """Inscriptions of a family's children: list, and enrol several children at once."""
-    family = db.session.get(Family, family_id)
-    if family is None:
-        abort(404)
+    family = _family_or_404(family_id)
     activities_ = db.session.scalars(sa.select(Activity).order_by(Activity.name)).all()
     form = EnrolmentForm()
     form.children.choices = [(c.id, c.full_name) for c in family.children]

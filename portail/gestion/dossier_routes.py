@@ -8,7 +8,9 @@ from flask_login import current_user
 
 from portail.dossier_forms import build_form, form_values
 from portail.extensions import db
+from portail.files import send_photo
 from portail.gestion import bp
+from portail.gestion.routes import _family_or_404
 from portail.models import Authorization, ChangeRequest, ChangeStatus, Child, Family, Guardian, utcnow
 from portail.services import dossier, uploads
 from portail.services.dossier import CHILD_SECTIONS, GUARDIAN_SECTIONS, SECTIONS, DossierError
@@ -112,20 +114,11 @@ def change_refuse(change_id: int):
 @bp.get("/dossiers/<int:change_id>/photo/fichier")
 def change_photo(change_id: int):
     """The photo proposed by a pending change."""
-    from portail.family.routes import send_photo
-
     change = _change_or_404(change_id)
     name = change.new_values.get("photo") if change.section == "photo" else None
     if not name or change.status is not ChangeStatus.PENDING:
         abort(404)
     return send_photo(name)
-
-
-def _family_or_404(family_id: int) -> Family:
-    family = db.session.get(Family, family_id)
-    if family is None:
-        abort(404)
-    return family
 
 
 OWNERS = {"responsables": (Guardian, GUARDIAN_SECTIONS), "enfants": (Child, CHILD_SECTIONS)}
@@ -149,8 +142,6 @@ def _member(family: Family, model, object_id: int):
 @bp.get("/familles/<int:family_id>/enfants/<int:child_id>/photo/fichier")
 def child_photo(family_id: int, child_id: int):
     """A child's validated photo, for staff."""
-    from portail.family.routes import send_photo
-
     kid = _member(_family_or_404(family_id), Child, child_id)
     if not kid.photo:
         abort(404)

@@ -1,0 +1,18 @@
+"""Serving stored uploads privately, for the family's and the staff's views alike."""
+
+from flask import abort, send_file
+
+from portail.services import uploads
+
+
+def send_photo(name: str):
+    """Serve a stored image privately: attachment, nosniff, never cached."""
+    try:
+        path = uploads.path_of(name)
+    except FileNotFoundError:
+        abort(404)
+    if not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype=uploads.mimetype_of(name), as_attachment=True, download_name=f"photo.{name.rsplit('.', 1)[-1]}")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
