@@ -72,9 +72,9 @@ def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, liv
         page.get_by_label("Au").fill(tuesdays[-1].isoformat())
         page.get_by_label("Mardi").check()
         page.get_by_label("Absence").check()
-        heading = page.locator("#apercu h3")
+        heading = page.locator("#apercu h3", has_text="d'absence")  # the absence preview, not an earlier one
         heading.wait_for()
-        requested = int(re.search(r"(\d+) jours? demandés?", heading.inner_text()).group(1))
+        requested = int(re.search(r"(\d+) jours? d'absence demandés?", heading.inner_text()).group(1))
         assert 1 <= requested <= len(tuesdays)  # a Tuesday already past its absence deadline is excluded
         journey.check("formulaire-apercu")
         page.get_by_role("button", name="Envoyer la demande").click()

@@ -177,7 +177,7 @@ def test_period_form_previews_then_creates_one_request_per_child(client, auth, s
     params = {"enfant": str(child.id), "activite": str(activity.id), "du": start.isoformat(), "au": (start + timedelta(days=13)).isoformat(), "jours": ["2"], "type": "reservation"}
     preview = client.get(f"/famille/{family.id}/planning/periode", query_string=params, headers={"HX-Request": "true"})
     text = preview.get_data(as_text=True)
-    assert "<html" not in text and "2 jours demandés" in text
+    assert "<html" not in text and "2 jours de réservation demandés" in text
     bad = client.post(f"/famille/{family.id}/planning/periode", data=dict(params, jours=[]))
     assert bad.status_code == 422 and "Cochez au moins un jour" in bad.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(Request.id))) == 0
