@@ -14,7 +14,7 @@ def family_of_current_user(family_id: int) -> Family:
         sa.select(Family)
         .join(Subscription)
         .where(Family.id == family_id, Subscription.user_id == current_user.id, Subscription.ended_at.is_(None))
-        .options(sa.orm.selectinload(Family.guardians), sa.orm.selectinload(Family.children))
+        .options(sa.orm.selectinload(Family.children))
     )
     if family is None:
         abort(404)

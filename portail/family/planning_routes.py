@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from portail.extensions import db
 from portail.family import bp
+from portail.family.cell_html import ACTION_LABELS, cell_html
 from portail.family.loaders import family_of_current_user, member_or_404
 from portail.htmx import is_htmx
 from portail.models import Activity, Child, Enrolment, Request, RequestKind, utcnow
@@ -16,7 +17,6 @@ from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW, french_da
 from portail.services.bookings import BookingError
 from portail.services.outbox import rollback
 
-ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRAW: "Retirer la demande"}
 CONFIRM_TEXT = {
     RESERVE: "Confirmer la demande de réservation du {day} pour {child} — {activity} ?",
     ABSENCE: "Confirmer la demande d'absence du {day} pour {child} — {activity} ?",
@@ -65,7 +65,7 @@ def planning_page(family_id: int):
         by_day=by_day, previous=previous, following=following, today=today, colours=colours(family),
         shown_children={c.id for c in shown_children}, activities=_family_activities(family),
         shown_activities={a.id for a in activities} if activity_filter is None else activity_filter,
-        filtered=filtered, labels=ACTION_LABELS, french_day=french_day, icons=planning.STATE_ICONS,
+        filtered=filtered, cell_html=cell_html, french_day=french_day, icons=planning.STATE_ICONS,
     )
 
 
@@ -89,7 +89,7 @@ def _cell_args():
 
 
 def _render_cell(family, cell, status: int = 200):
-    return render_template("family/_cell.html", family=family, cell=cell, colours=colours(family), labels=ACTION_LABELS), status
+    return cell_html(cell, colours(family)[cell.child.id], url_for("family.planning_confirm", family_id=family.id)), status
 
 
 @bp.get("/<int:family_id>/planning/cellule")
@@ -127,21 +127,27 @@ def planning_act(family_id: int):
     action = request.form.get("action")
     if action not in ACTION_LABELS:
         abort(400)
-    message = None
-    try:
+    colour = colours(family)[child.id]  # read now: the commit expires the ORM objects
+
+    def act() -> planning.Cell | None:
         if action == WITHDRAW:
-            bookings.with_retries(lambda: planning.withdraw(child, activity, day, current_user, utcnow()))
+            planning.withdraw(child, activity, day, current_user, utcnow())
         else:
             kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
-            bookings.with_retries(lambda: bookings.submit(family.id, current_user, child, activity, kind, [day], utcnow(), _zone()))
+            bookings.submit(family.id, current_user, child, activity, kind, [day], utcnow(), _zone())
+        return planning.one_cell(child, activity, day, utcnow(), _zone())  # the new state, read before the commit
+
+    message = None
+    try:
+        cell = bookings.with_retries(act)
     except BookingError as error:
         rollback()
         message = str(error)
-    cell = planning.one_cell(child, activity, day, utcnow(), _zone())
+        cell = planning.one_cell(child, activity, day, utcnow(), _zone())
     if cell is None:
         abort(404)
     if is_htmx():
-        return _render_cell(family, cell)
+        return cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id))
     flash(message or "Votre demande est enregistrée.", "error" if message else "success")
     return redirect(_back(family))
 

@@ -72,6 +72,13 @@ class User(UserMixin, db.Model):
         return f"{self.id}:{self.session_token}"
 
     @property
+    def is_authenticated(self) -> bool:
+        """A loaded account is authenticated: `load_user` only returns active accounts with the
+        session's current token. (Flask-Login's default re-reads `is_active`, i.e. the row, after
+        each commit.)"""
+        return True
+
+    @property
     def is_active(self) -> bool:
         return self.activated_at is not None and self.disabled_at is None
 

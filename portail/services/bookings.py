@@ -92,7 +92,9 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
     if not accepted_days:
         reasons = sorted({verdict.reason for _day, verdict in verdicts if verdict.reason})
         raise BookingError("Aucun jour ne peut être demandé" + (f" : {' ; '.join(reasons[:3])}." if reasons else "."))
-    request = Request(family_id=family_id, child_id=child.id, activity_id=activity.id, kind=kind, created_by_id=user.id if user else None)
+    request = Request(
+        family_id=family_id, child_id=child.id, activity_id=activity.id, kind=kind, created_by_id=user.id if user else None, lines=[]
+    )  # an empty collection, not a lazy load on the first append
     if period:
         request.period_start, request.period_end, request.period_weekdays = period
     db.session.add(request)

@@ -110,26 +110,33 @@ def cells(children: list[Child], start: date, end: date, now: datetime, zone: st
     child_ids = [child.id for child in children]
     if not child_ids:
         return [], {}
-    enrolments = db.session.scalars(
-        sa.select(Enrolment).where(Enrolment.child_id.in_(child_ids), Enrolment.start_date <= end, Enrolment.end_date >= start)
+    enrolments = db.session.execute(
+        sa.select(Enrolment.child_id, Enrolment.activity_id, Enrolment.start_date, Enrolment.end_date, Enrolment.weekdays)
+        .where(Enrolment.child_id.in_(child_ids), Enrolment.start_date <= end, Enrolment.end_date >= start)
     ).all()
     activities = {a.id: a for a in db.session.scalars(sa.select(Activity).where(Activity.id.in_({e.activity_id for e in enrolments})).order_by(Activity.name))}
     shown = [a for a in activities.values() if activity_ids is None or a.id in activity_ids]
     by_pair = defaultdict(list)
-    for enrolment in enrolments:
-        by_pair[(enrolment.child_id, enrolment.activity_id)].append((enrolment.start_date, enrolment.end_date, enrolment.weekdays))
+    for child_id, activity_id, first, last, weekdays in enrolments:
+        by_pair[(child_id, activity_id)].append((first, last, weekdays))
     bookings = {
-        (b.child_id, b.activity_id, b.day): (b.state, b.reason)
-        for b in db.session.scalars(sa.select(Booking).where(Booking.child_id.in_(child_ids), Booking.day.between(start, end)))
+        (child_id, activity_id, day): (state, reason)
+        for child_id, activity_id, day, state, reason in db.session.execute(
+            sa.select(Booking.child_id, Booking.activity_id, Booking.day, Booking.state, Booking.reason)
+            .where(Booking.child_id.in_(child_ids), Booking.day.between(start, end))
+        )
     }
-    booked = {
-        (row.activity_id, row.day): row.booked
-        for row in db.session.execute(sa.select(ActivityDay).where(ActivityDay.activity_id.in_(activities), ActivityDay.day.between(start, end))).scalars()
-    } if activities else {}
+    booked = dict(
+        ((activity_id, day), count)
+        for activity_id, day, count in db.session.execute(
+            sa.select(ActivityDay.activity_id, ActivityDay.day, ActivityDay.booked)
+            .where(ActivityDay.activity_id.in_(activities), ActivityDay.day.between(start, end))
+        )
+    ) if activities else {}
     closed = defaultdict(dict)
-    for row in db.session.scalars(sa.select(ClosingDay).where(ClosingDay.day.between(start, end))):
-        for activity_id in ([row.activity_id] if row.activity_id else activities):
-            closed[activity_id][row.day] = row.reason
+    for activity_id, day, reason in db.session.execute(sa.select(ClosingDay.activity_id, ClosingDay.day, ClosingDay.reason).where(ClosingDay.day.between(start, end))):
+        for each in ([activity_id] if activity_id else activities):
+            closed[each][day] = reason
     whos = [Who.of(child) for child in children]
     whats = [(activity, What(activity.id, activity.name), activity.weekdays, activity.start_date, activity.end_date) for activity in shown]
     result: dict[date, list[Cell]] = {}
