@@ -189,6 +189,27 @@ def test_period_form_previews_then_creates_one_request_per_child(client, auth, s
     assert "2 jours" in listing and "Acceptée" in listing
 
 
+def test_a_period_request_costs_the_same_queries_for_two_days_as_for_forty(client, auth, setup):
+    from tests.test_query_counts import count_queries
+
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    start = next_weekday(1, weeks_ahead=3)
+
+    def post(first: date, weeks: int, weekdays: list[str]) -> int:
+        params = {"enfant": str(child.id), "activite": str(activity.id), "du": first.isoformat(), "au": (first + timedelta(weeks=weeks, days=-1)).isoformat(), "jours": weekdays, "type": "reservation"}
+        with count_queries() as counter:
+            assert client.post(f"/famille/{family.id}/planning/periode", data=params).status_code == 302
+        return counter["n"]
+
+    few = post(start, 1, ["1", "3"])
+    many = post(start + timedelta(weeks=1), 8, ["1", "2", "3", "4", "5"])
+    assert many <= few  # (the first request of the session also refreshes it)
+    states = db.session.execute(sa.select(Booking.state, sa.func.count()).where(Booking.child_id == child.id).group_by(Booking.state)).all()
+    assert states == [(BookingState.RESERVED, 42)]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(sa.select(Request.id).subquery())) == 2
+
+
 def test_the_links_of_the_planning_cells_lead_to_their_confirmation(client, auth, setup):
     import html
 

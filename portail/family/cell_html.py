@@ -8,6 +8,7 @@ same everywhere.
 
 from markupsafe import Markup, escape
 
+from portail.models import BookingState
 from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW
 from portail.services.planning import Cell
 
@@ -18,7 +19,8 @@ def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
     """One cell: who, which activity, its state with the legend icon, then the actions or why none."""
     child, verdict = cell.child, cell.verdict
     first_name, activity = escape(child.first_name), escape(cell.activity.name)
-    label = escape(f"{cell.label} ({cell.reason})" if cell.reason else cell.label)
+    refused = cell.reason and cell.state is BookingState.REFUSED  # a pending request keeps the old reason for a withdrawal
+    label = escape(f"{cell.label} ({cell.reason})" if refused else cell.label)
     if verdict.actions:
         base = escape(f"{confirm_base}?enfant={child.id}&activite={cell.activity.id}&jour={cell.day.isoformat()}&action=")
         day = cell.day.strftime("%d/%m")

@@ -92,38 +92,43 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
     if not accepted_days:
         reasons = sorted({verdict.reason for _day, verdict in verdicts if verdict.reason})
         raise BookingError("Aucun jour ne peut être demandé" + (f" : {' ; '.join(reasons[:3])}." if reasons else "."))
-    request = Request(
-        family_id=family_id, child_id=child.id, activity_id=activity.id, kind=kind, created_by_id=user.id if user else None, lines=[]
-    )  # an empty collection, not a lazy load on the first append
+    request = Request(family_id=family_id, child_id=child.id, activity_id=activity.id, kind=kind, created_by_id=user.id if user else None)
     if period:
         request.period_start, request.period_end, request.period_weekdays = period
     db.session.add(request)
     automatic = activity.validation_mode is ValidationMode.AUTOMATIC
     existing = _bookings(child.id, activity.id, accepted_days)
+    placed: set[date] = set()
     if automatic and kind is RequestKind.RESERVATION:
         placed = take_places(activity, accepted_days)
     elif automatic:
         release_places(activity, accepted_days)
+    db.session.flush()  # the request's id, for its lines
+    decided_at = utcnow() if automatic else None
+    new_bookings, lines = [], []
     for day in accepted_days:
-        line = RequestLine(day=day)
-        request.lines.append(line)
-        booking = existing.get(day)
-        if booking is None:
-            booking = Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVATION_REQUESTED)
-            db.session.add(booking)
         if not automatic:
-            booking.previous_state = booking.state if day in existing else None
-            booking.state = BookingState.RESERVATION_REQUESTED if kind is RequestKind.RESERVATION else BookingState.ABSENCE_REQUESTED
-            continue
-        line.decided_at = utcnow()
-        if kind is RequestKind.ABSENCE:
-            booking.state, booking.reason, line.state = BookingState.ABSENT, None, LineState.ACCEPTED
+            state = BookingState.RESERVATION_REQUESTED if kind is RequestKind.RESERVATION else BookingState.ABSENCE_REQUESTED
+            reason, line_state, line_reason = None, LineState.PENDING, None
+        elif kind is RequestKind.ABSENCE:
+            state, reason, line_state, line_reason = BookingState.ABSENT, None, LineState.ACCEPTED, None
         elif day in placed:
-            booking.state, booking.reason, line.state = BookingState.RESERVED, None, LineState.ACCEPTED
+            state, reason, line_state, line_reason = BookingState.RESERVED, None, LineState.ACCEPTED, None
         else:
-            booking.state, booking.reason = BookingState.REFUSED, "Complet"
-            line.state, line.reason = LineState.REFUSED, "Complet"
-        booking.previous_state = None
+            state, reason, line_state, line_reason = BookingState.REFUSED, "Complet", LineState.REFUSED, "Complet"
+        lines.append({"request_id": request.id, "day": day, "state": line_state, "reason": line_reason, "decided_at": decided_at})
+        booking = existing.get(day)
+        previous = booking.state if booking is not None and not automatic else None
+        if booking is not None and not automatic:
+            reason = booking.reason  # a withdrawal gives back the previous state with its reason
+        if booking is None:
+            new_bookings.append({"child_id": child.id, "activity_id": activity.id, "day": day, "state": state, "reason": reason, "previous_state": previous})
+        else:
+            booking.state, booking.reason, booking.previous_state = state, reason, previous
+    # Bulk inserts: a school-year period is two statements, not one per day.
+    if new_bookings:
+        db.session.execute(sa.insert(Booking), new_bookings)
+    db.session.execute(sa.insert(RequestLine), lines)
     db.session.flush()
     return request
 
