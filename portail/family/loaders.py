@@ -10,11 +10,15 @@ from portail.models import AuthorizedContact, Child, Family, Subscription
 
 def family_of_current_user(family_id: int) -> Family:
     """A family the parent is subscribed to, else 404."""
-    family = db.session.scalar(
-        sa.select(Family)
-        .join(Subscription)
-        .where(Family.id == family_id, Subscription.user_id == current_user.id, Subscription.ended_at.is_(None))
-        .options(sa.orm.selectinload(Family.children))
+    family = (
+        db.session.execute(
+            sa.select(Family)
+            .join(Subscription)
+            .where(Family.id == family_id, Subscription.user_id == current_user.id, Subscription.ended_at.is_(None))
+            .options(sa.orm.joinedload(Family.children))  # one query for the family and its children
+        )
+        .unique()
+        .scalar_one_or_none()
     )
     if family is None:
         abort(404)

@@ -55,15 +55,15 @@ def planning_page(family_id: int):
     today = utcnow().astimezone(planning.booking_rules.PARIS).date()
     anchor = _parse_day(request.args["date"]) if request.args.get("date") else today
     filtered = request.args.get("filtre") == "1"
-    shown_children = [c for c in family.children if not filtered or c.id in _ids("enfant")]
+    child_filter = set(_ids("enfant")) if filtered else None
     activity_filter = set(_ids("activite")) if filtered else None
     start, end = planning.period_of(view, anchor)
-    activities, by_day = planning.cells(shown_children, start, end, utcnow(), _zone(), activity_filter)
+    activities, by_day = planning.cells(family.children, start, end, utcnow(), _zone(), activity_filter, child_filter)
     previous, following = planning.neighbours(view, anchor)
     return render_template(
         "family/planning.html", family=family, view=view, views=planning.VIEWS, anchor=anchor, start=start, end=end,
         by_day=by_day, previous=previous, following=following, today=today, colours=colours(family),
-        shown_children={c.id for c in shown_children}, activities=_family_activities(family),
+        shown_children={c.id for c in family.children} if child_filter is None else child_filter, activities=activities,
         shown_activities={a.id for a in activities} if activity_filter is None else activity_filter,
         filtered=filtered, cell_html=cell_html, french_day=french_day, icons=planning.STATE_ICONS,
     )

@@ -102,23 +102,29 @@ class Cell:
         return f"cell-{self.child.id}-{self.activity.id}-{self.day.isoformat()}"
 
 
-def cells(children: list[Child], start: date, end: date, now: datetime, zone: str, activity_ids: set[int] | None = None) -> tuple[list[Activity], dict]:
-    """The activities the children are enrolled in over the period, and the cells by day.
+def cells(
+    children: list[Child], start: date, end: date, now: datetime, zone: str, activity_ids: set[int] | None = None, child_ids: set[int] | None = None
+) -> tuple[list[Activity], dict]:
+    """The activities the children are enrolled in over the period, and the cells by day of the
+    shown children (`child_ids`, all by default) and shown activities (`activity_ids`).
 
-    Five queries whatever the number of children, activities or days; the loop reads plain values.
+    At most four queries whatever the number of children, activities or days; the loop reads plain values.
     """
-    child_ids = [child.id for child in children]
-    if not child_ids:
+    if not children:
         return [], {}
     enrolments = db.session.execute(
-        sa.select(Enrolment.child_id, Enrolment.activity_id, Enrolment.start_date, Enrolment.end_date, Enrolment.weekdays)
-        .where(Enrolment.child_id.in_(child_ids), Enrolment.start_date <= end, Enrolment.end_date >= start)
+        sa.select(Enrolment.child_id, Enrolment.start_date, Enrolment.end_date, Enrolment.weekdays, Activity)
+        .join(Activity)
+        .where(Enrolment.child_id.in_([child.id for child in children]), Enrolment.start_date <= end, Enrolment.end_date >= start)
+        .order_by(Activity.name)
     ).all()
-    activities = {a.id: a for a in db.session.scalars(sa.select(Activity).where(Activity.id.in_({e.activity_id for e in enrolments})).order_by(Activity.name))}
+    activities = {row.Activity.id: row.Activity for row in enrolments}
     shown = [a for a in activities.values() if activity_ids is None or a.id in activity_ids]
+    children = [child for child in children if child_ids is None or child.id in child_ids]
+    child_ids = [child.id for child in children]
     by_pair = defaultdict(list)
-    for child_id, activity_id, first, last, weekdays in enrolments:
-        by_pair[(child_id, activity_id)].append((first, last, weekdays))
+    for child_id, first, last, weekdays, activity in enrolments:
+        by_pair[(child_id, activity.id)].append((first, last, weekdays))
     bookings = {
         (child_id, activity_id, day): (state, reason)
         for child_id, activity_id, day, state, reason in db.session.execute(
@@ -126,13 +132,14 @@ def cells(children: list[Child], start: date, end: date, now: datetime, zone: st
             .where(Booking.child_id.in_(child_ids), Booking.day.between(start, end))
         )
     }
+    limited = [a.id for a in shown if a.capacity is not None]  # only they can be full
     booked = dict(
         ((activity_id, day), count)
         for activity_id, day, count in db.session.execute(
             sa.select(ActivityDay.activity_id, ActivityDay.day, ActivityDay.booked)
-            .where(ActivityDay.activity_id.in_(activities), ActivityDay.day.between(start, end))
+            .where(ActivityDay.activity_id.in_(limited), ActivityDay.day.between(start, end))
         )
-    ) if activities else {}
+    ) if limited else {}
     closed = defaultdict(dict)
     for activity_id, day, reason in db.session.execute(sa.select(ClosingDay.activity_id, ClosingDay.day, ClosingDay.reason).where(ClosingDay.day.between(start, end))):
         for each in ([activity_id] if activity_id else activities):
