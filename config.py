@@ -13,6 +13,8 @@ class Config:
     """Settings shared by every environment."""
 
     TOWN_NAME = os.environ.get("PORTAIL_TOWN_NAME", "Ville de Démo")
+    # The portal's address, for the links of mails built by background jobs (the digests).
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://localhost:5000").rstrip("/")
     SECRET_KEY = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
@@ -60,6 +62,8 @@ class Config:
     SUBSCRIPTION_TRIES_PER_HOUR = 5
     # A pending mail older than this is re-enqueued by the relay (Redis was down when it was queued).
     OUTBOX_RELAY_AFTER = timedelta(seconds=int(os.environ.get("OUTBOX_RELAY_AFTER_SECONDS", "120")))
+    # Digest windows missed while the scheduler was down are still sent if they ended less than this ago.
+    DIGEST_CATCH_UP = timedelta(days=2)
     DEV_TOOLS = False
     # Number of reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted
     # (rate limits are per client IP, so behind nginx this must be 1).
@@ -103,6 +107,7 @@ class ProductionConfig(Config):
         "SQLALCHEMY_DATABASE_URI": "DATABASE_URL",
         "REDIS_URL": "REDIS_URL",
         "MAIL_SERVER": "MAIL_SERVER",
+        "PUBLIC_URL": "PUBLIC_URL",
     }
 
     @classmethod

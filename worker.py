@@ -14,6 +14,7 @@ from portail.queue import get_redis
 # Recurring jobs: (dotted job name, interval in seconds).
 RECURRING = [
     ("portail.jobs.relay_outbox", 60),
+    ("portail.jobs.dispatch_digests", 60),
     ("portail.jobs.purge_unactivated_accounts", 3600),
 ]
 

@@ -1,4 +1,5 @@
-"""Command-line tools: `flask create-admin`, `flask demo`, `flask outbox relay`, `flask accounts purge`."""
+"""Command-line tools: `flask create-admin`, `flask demo`, `flask outbox relay`, `flask accounts purge`,
+`flask digests send`."""
 
 import click
 import sqlalchemy as sa
@@ -7,7 +8,7 @@ from flask.cli import AppGroup
 
 from portail.extensions import db
 from portail.models import Family, Role, User, utcnow
-from portail.services import accounts, outbox, passwords
+from portail.services import accounts, digests, outbox, passwords
 
 
 def init_app(app: Flask) -> None:
@@ -15,6 +16,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(demo_group)
     app.cli.add_command(outbox_group)
     app.cli.add_command(accounts_group)
+    app.cli.add_command(digests_group)
 
 
 @click.command("create-admin")
@@ -79,3 +81,17 @@ def accounts_purge() -> None:
     click.echo(f"{accounts.purge_unactivated()} compte(s) non activé(s) supprimé(s).")
 
 
+
+
+digests_group = AppGroup("digests", help="The 13:00 / 18:00 accusés de traitement.")
+
+
+@digests_group.command("send")
+@click.option("--window", type=click.Choice(["13h", "18h"]), required=True, help="13h or 18h")
+@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="the window's day, YYYY-MM-DD (Paris)")
+def digests_send(window: str, day) -> None:
+    """Send one window's digests by hand (idempotent: mails already written are not sent again)."""
+    from portail.models import DigestWindow
+
+    count = digests.send_window(day.date(), DigestWindow(window))
+    click.echo(f"{count} accusé(s) de traitement mis en file pour le {day.date():%d/%m/%Y} ({window}).")

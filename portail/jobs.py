@@ -1,6 +1,7 @@
 """RQ jobs. They take ids, never ORM objects, and run inside the worker's app context."""
 
-from portail.services import accounts, outbox
+from portail.models import utcnow
+from portail.services import accounts, digests, outbox
 
 
 def send_mail(message_id: int) -> bool:
@@ -16,3 +17,8 @@ def relay_outbox() -> int:
 def purge_unactivated_accounts() -> int:
     """Delete accounts never activated within the allowed delay."""
     return accounts.purge_unactivated()
+
+
+def dispatch_digests() -> int:
+    """Send the 13:00 / 18:00 digest windows that are due (run every minute; catches up missed windows)."""
+    return digests.dispatch_due(utcnow())

@@ -24,9 +24,19 @@ def french_date(value: date | datetime | None) -> str:
     """3 mars 2025 (datetimes are shown in Paris time)."""
     if value is None:
         return ""
+    if isinstance(value, str):  # an ISO date kept in an outbox row's context
+        value = date.fromisoformat(value)
     if isinstance(value, datetime):
         value = value.astimezone(PARIS)
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+WEEKDAY_NAMES = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+
+
+def weekday_names(digits: str) -> str:
+    """"124" → "lundi, mardi, jeudi" (ISO weekday digits)."""
+    return ", ".join(WEEKDAY_NAMES[int(d) - 1] for d in digits if d.isdigit() and 1 <= int(d) <= 7) or "tous les jours"
 
 
 def french_datetime(value: datetime | None) -> str:
@@ -57,6 +67,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["french_date"] = french_date
     app.jinja_env.filters["french_datetime"] = french_datetime
     app.jinja_env.filters["code"] = format_code
+    app.jinja_env.filters["weekday_names"] = weekday_names
     app.jinja_env.globals["nav_families"] = nav_families
     app.jinja_env.globals["form_errors"] = form_errors
 

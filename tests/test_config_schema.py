@@ -17,14 +17,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_production_refuses_to_start_without_its_settings():
-    env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_SERVER"}}
+    env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_SERVER", "PUBLIC_URL"}}
     env["PORTAIL_ENV"] = "production"
     result = subprocess.run(
         [sys.executable, "-c", "from portail import create_app; create_app()"],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )
     assert result.returncode != 0
-    assert "Missing production settings: DATABASE_URL, MAIL_SERVER, REDIS_URL, SECRET_KEY" in result.stderr
+    assert "Missing production settings: DATABASE_URL, MAIL_SERVER, PUBLIC_URL, REDIS_URL, SECRET_KEY" in result.stderr
 
 
 def test_production_starts_with_its_settings():
@@ -35,6 +35,7 @@ def test_production_starts_with_its_settings():
         DATABASE_URL="sqlite:////tmp/portail-prod-check.sqlite",
         REDIS_URL="redis://127.0.0.1:6379/0",
         MAIL_SERVER="smtp.example.fr",
+        PUBLIC_URL="https://famille.example.fr",
     )
     result = subprocess.run(
         [sys.executable, "-c", "from portail import create_app; a = create_app(); print(a.config['SESSION_COOKIE_SECURE'])"],

@@ -31,9 +31,16 @@ from portail.models.families import (
     TaxRegime,
 )
 from portail.models.outbox import OutboxMessage, OutboxStatus
+from portail.models.requests import Digest, DigestRun, DigestWindow, EventKind, RequestEvent, RequestRead
 from portail.models.types import utcnow
 
 __all__ = [
+    "Digest",
+    "DigestRun",
+    "DigestWindow",
+    "EventKind",
+    "RequestEvent",
+    "RequestRead",
     "AccountToken",
     "Activity",
     "ActivityDay",

@@ -2,6 +2,7 @@
 
 import enum
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -9,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portail.extensions import db
 from portail.models.families import Child
 from portail.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from portail.models.requests import RequestEvent
 
 
 class ValidationMode(enum.Enum):
@@ -155,6 +159,7 @@ class Request(db.Model):
     period_weekdays: Mapped[str | None] = mapped_column(sa.String(7))
 
     lines: Mapped[list["RequestLine"]] = relationship(back_populates="request", cascade="all, delete-orphan", order_by="RequestLine.day")
+    events: Mapped[list["RequestEvent"]] = relationship(cascade="all, delete-orphan", order_by="RequestEvent.at")
     child: Mapped[Child] = relationship()
     activity: Mapped[Activity] = relationship()
 
@@ -166,6 +171,7 @@ class RequestLine(db.Model):
     state: Mapped[LineState] = mapped_column(sa.Enum(LineState, native_enum=False, length=10), default=LineState.PENDING)
     reason: Mapped[str | None] = mapped_column(sa.String(200))
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # the digests read by window
+    message: Mapped[str | None] = mapped_column(sa.Text)  # the town's optional message with its decision
 
     request: Mapped[Request] = relationship(back_populates="lines")

@@ -28,7 +28,6 @@ from portail.models import (
     RequestLine,
     User,
     ValidationMode,
-    utcnow,
 )
 from portail.services import booking_rules
 from portail.services.booking_rules import ABSENCE, RESERVE, Verdict
@@ -104,7 +103,7 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
     elif automatic:
         release_places(activity, accepted_days)
     db.session.flush()  # the request's id, for its lines
-    decided_at = utcnow() if automatic else None
+    decided_at = now if automatic else None
     new_bookings, lines = [], []
     for day in accepted_days:
         if not automatic:
@@ -129,6 +128,13 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
     if new_bookings:
         db.session.execute(sa.insert(Booking), new_bookings)
     db.session.execute(sa.insert(RequestLine), lines)
+    from portail.services import requests  # (requests uses this module's counters)
+
+    decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
+    for line in lines if automatic else []:
+        decided[line["state"]].append(line["day"])
+    request.child, request.activity = child, activity
+    requests.created(request, user, accepted_days, now, decided)
     db.session.flush()
     return request
 

@@ -25,6 +25,8 @@ SUBJECTS = {
     "email_change": "Confirmez votre nouvelle adresse e-mail",
     "email_changed": "Votre adresse e-mail a été modifiée",
     "dossier_decision": "Votre demande de modification du dossier famille",
+    "booking_receipt": "Accusé de réception de votre demande",
+    "decision_digest": "Accusé de traitement de vos demandes",
 }
 MAX_ATTEMPTS = 8
 STUCK_AFTER = timedelta(minutes=10)

@@ -208,7 +208,11 @@ def withdraw(child: Child, activity: Activity, day: date, user: User, now: datet
         .where(Request.child_id == child.id, Request.activity_id == activity.id, RequestLine.day == day, RequestLine.state == LineState.PENDING)
     )
     if line is not None:
+        from portail.models import EventKind
+        from portail.services.requests import record
+
         line.state = LineState.WITHDRAWN
+        record(line.request_id, EventKind.WITHDRAWAL, user, by_town=False, summary=f"Demande retirée : {day.strftime('%d/%m/%Y')}", at=now)
     if booking.previous_state is None:
         db.session.delete(booking)
     else:

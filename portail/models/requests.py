@@ -1,0 +1,74 @@
+"""What happens to a request after it is made: its history, who read it, and the decision digests."""
+
+import enum
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portail.extensions import db
+from portail.models.accounts import User
+from portail.models.types import UTCDateTime, utcnow
+
+
+class EventKind(enum.Enum):
+    CREATED = "created"
+    DECISION = "decision"
+    MESSAGE = "message"
+    WITHDRAWAL = "withdrawal"
+
+
+class RequestEvent(db.Model):
+    """One line of a request's history: its creation, a decision, a message, a withdrawal."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"))
+    kind: Mapped[EventKind] = mapped_column(sa.Enum(EventKind, native_enum=False, length=12))
+    author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    # Written by the town (a decision or a message from staff): counts as new for the parents.
+    by_town: Mapped[bool] = mapped_column(default=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    summary: Mapped[str] = mapped_column(sa.String(500), default="")  # e.g. "Refusée : 12/01, 13/01"
+    reason: Mapped[str | None] = mapped_column(sa.String(200))
+    message: Mapped[str | None] = mapped_column(sa.Text)
+
+    author: Mapped[User | None] = relationship()
+
+    __table_args__ = (sa.Index("ix_request_event_request_at", "request_id", "at"),)
+
+
+class RequestRead(db.Model):
+    """When a parent last opened a request's history (the "nouveau(x) message(s)" flag is per parent)."""
+
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DigestWindow(enum.Enum):
+    NOON = "13h"  # decisions after 18:00:00 the day before, up to 13:00:00
+    EVENING = "18h"  # decisions after 13:00:00, up to 18:00:00
+
+
+class Digest(db.Model):
+    """One "accusé de traitement" mail per account, day and window: the unique key is the guard
+    that makes retries, killed workers and concurrent schedulers send it once."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    window: Mapped[DigestWindow] = mapped_column(sa.Enum(DigestWindow, native_enum=False, length=10))
+    decisions: Mapped[int]
+    outbox_id: Mapped[int | None] = mapped_column(sa.ForeignKey("outbox_message.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "day", "window", name="uq_digest_user_day_window"),)
+
+
+class DigestRun(db.Model):
+    """A window whose digests have all been written to the outbox (a missed window has no row yet)."""
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    window: Mapped[DigestWindow] = mapped_column(sa.Enum(DigestWindow, native_enum=False, length=10), primary_key=True)
+    mails: Mapped[int] = mapped_column(default=0)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

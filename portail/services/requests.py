@@ -1,0 +1,171 @@
+"""Processing reservation and absence requests: staff decisions, the history, messages, unread flags.
+
+A decision applies to pending lines (one, a whole request, or a selection across requests). Accepting
+a reservation takes a place with the same atomic counter as automatic activities (a full day is
+refused "Complet" instead); refusing an absence keeps the day reserved. Each decision writes one
+history event per request; the decision digests (services.digests) read the decided lines.
+"""
+
+from collections import defaultdict
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import (
+    Activity,
+    Booking,
+    BookingState,
+    EventKind,
+    LineState,
+    Request,
+    RequestEvent,
+    RequestKind,
+    RequestLine,
+    RequestRead,
+    User,
+)
+from portail.services import bookings
+from portail.services.outbox import queue_mail
+
+# Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
+REFUSAL_REASONS = ["Complet", "Hors délai", "Dossier incomplet", "Autre"]
+
+
+class DecisionError(ValueError):
+    """A decision that cannot be made (its French message is shown to the agent)."""
+
+
+def short_days(days: list[date]) -> str:
+    return ", ".join(day.strftime("%d/%m/%Y") for day in days)
+
+
+def record(request_id: int, kind: EventKind, author: User | None, *, by_town: bool, summary: str = "", reason: str | None = None, message: str | None = None, at: datetime | None = None) -> RequestEvent:
+    event = RequestEvent(request_id=request_id, kind=kind, author_id=author.id if author else None, by_town=by_town, summary=summary, reason=reason, message=message)
+    if at is not None:
+        event.at = at
+    db.session.add(event)
+    return event
+
+
+def created(request: Request, user: User | None, days: list[date], now: datetime, decided: dict[LineState, list[date]] | None = None) -> None:
+    """The history's first lines (and the automatic decision, if any), and the accusé de réception
+    to the parent who asked (PRODUCT §7)."""
+    kind = "réservation" if request.kind is RequestKind.RESERVATION else "absence"
+    record(request.id, EventKind.CREATED, user, by_town=False, summary=f"Demande de {kind} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})", at=now)
+    for state, state_days in (decided or {}).items():
+        if state_days:
+            label = "Acceptée automatiquement" if state is LineState.ACCEPTED else "Refusée automatiquement"
+            record(request.id, EventKind.DECISION, None, by_town=False, summary=f"{label} : {short_days(state_days)}", reason=None if state is LineState.ACCEPTED else "Complet", at=now)
+    if user is None:
+        return
+    child, activity = request.child, request.activity
+    context = {"first_name": user.first_name, "child": child.first_name, "activity": activity.name, "kind": request.kind.value, "request_id": request.id}
+    if request.period_start:
+        context |= {
+            "period": True, "start": request.period_start.isoformat(), "end": request.period_end.isoformat(),
+            "weekdays": request.period_weekdays or "", "count": len(days),
+        }
+    else:
+        context |= {"period": False, "day": days[0].isoformat()}
+    queue_mail("booking_receipt", user.email, **context)
+
+
+def decide(line_ids: list[int], accept: bool, agent: User, now: datetime, reason: str | None = None, message: str | None = None) -> dict[str, int]:
+    """Accept or refuse pending lines; return how many were accepted and refused.
+
+    Lines no longer pending (withdrawn, already decided) are skipped. Refusing needs a reason.
+    """
+    message = (message or "").strip() or None
+    if not accept:
+        if reason not in REFUSAL_REASONS:
+            raise DecisionError("Choisissez le motif du refus.")
+        if reason == "Autre" and not message:
+            raise DecisionError("Avec le motif « Autre », écrivez un message à la famille.")
+    # Claim the lines atomically: two agents deciding the same line at once decide it once.
+    claimed = db.session.scalars(
+        sa.update(RequestLine)
+        .where(RequestLine.id.in_(line_ids), RequestLine.state == LineState.PENDING, RequestLine.decided_at.is_(None))
+        .values(decided_at=now, decided_by_id=agent.id)
+        .returning(RequestLine.id)
+    ).all()
+    lines = db.session.scalars(
+        sa.select(RequestLine).where(RequestLine.id.in_(claimed)).options(sa.orm.selectinload(RequestLine.request)).execution_options(populate_existing=True)
+    ).all()
+    if not lines:
+        raise DecisionError("Aucune ligne en attente dans la sélection : elle a peut-être déjà été traitée.")
+    by_request: dict[int, list[RequestLine]] = defaultdict(list)
+    for line in lines:
+        by_request[line.request_id].append(line)
+    counts = {"accepted": 0, "refused": 0}
+    for request_lines in by_request.values():
+        request = request_lines[0].request
+        activity = db.session.get(Activity, request.activity_id)
+        days = [line.day for line in request_lines]
+        booking_of = {
+            b.day: b
+            for b in db.session.scalars(
+                sa.select(Booking).where(Booking.child_id == request.child_id, Booking.activity_id == request.activity_id, Booking.day.in_(days))
+            )
+        }
+        full: set[date] = set()
+        if accept and request.kind is RequestKind.RESERVATION:
+            full = set(days) - bookings.take_places(activity, days)
+        elif accept:
+            bookings.release_places(activity, days)
+        decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
+        for line in request_lines:
+            booking = booking_of.get(line.day)
+            if accept and line.day not in full:
+                line.state, line.reason = LineState.ACCEPTED, None
+                new_state = BookingState.RESERVED if request.kind is RequestKind.RESERVATION else BookingState.ABSENT
+                booking_reason = None
+            else:
+                line.state, line.reason = LineState.REFUSED, reason if not accept else "Complet"
+                # A refused reservation shows as refused; a refused absence keeps the day reserved.
+                new_state = BookingState.REFUSED if request.kind is RequestKind.RESERVATION else (booking.previous_state if booking else None) or BookingState.RESERVED
+                booking_reason = line.reason if new_state is BookingState.REFUSED else None
+            line.message = message
+            if booking is not None:
+                booking.state, booking.reason, booking.previous_state = new_state, booking_reason, None
+            decided[line.state].append(line.day)
+        for state, state_days in decided.items():
+            if not state_days:
+                continue
+            label = "Acceptée" if state is LineState.ACCEPTED else "Refusée"
+            record(
+                request.id, EventKind.DECISION, agent, by_town=True, summary=f"{label} : {short_days(state_days)}",
+                reason=None if state is LineState.ACCEPTED else (reason if not accept else "Complet"), message=message, at=now,
+            )
+            counts["accepted" if state is LineState.ACCEPTED else "refused"] += len(state_days)
+    return counts
+
+
+def add_message(request: Request, author: User, text: str, *, by_town: bool, now: datetime) -> RequestEvent:
+    text = (text or "").strip()
+    if not text:
+        raise DecisionError("Écrivez votre message.")
+    if len(text) > 2000:
+        raise DecisionError("Le message ne doit pas dépasser 2000 caractères.")
+    return record(request.id, EventKind.MESSAGE, author, by_town=by_town, summary="Message", message=text, at=now)
+
+
+def unread_counts(user: User, request_ids: list[int]) -> dict[int, int]:
+    """How many town events (decisions, messages) each request has since this parent last opened it."""
+    if not request_ids:
+        return {}
+    seen = sa.select(RequestRead.seen_at).where(RequestRead.request_id == RequestEvent.request_id, RequestRead.user_id == user.id).scalar_subquery()
+    rows = db.session.execute(
+        sa.select(RequestEvent.request_id, sa.func.count())
+        .where(RequestEvent.request_id.in_(request_ids), RequestEvent.by_town.is_(True), sa.or_(seen.is_(None), RequestEvent.at > seen))
+        .group_by(RequestEvent.request_id)
+    )
+    return dict(rows.all())
+
+
+def mark_read(request: Request, user: User, now: datetime) -> None:
+    read = db.session.get(RequestRead, (request.id, user.id))
+    if read is None:
+        db.session.add(RequestRead(request_id=request.id, user_id=user.id, seen_at=now))
+    else:
+        read.seen_at = now
