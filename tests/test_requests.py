@@ -255,3 +255,99 @@ def test_automatic_decisions_are_in_the_digest_but_not_new_messages(app):
     commit()
     assert requests.unread_counts(user, [request.id]) == {}
     assert digests.send_window(date(2027, 1, 12), NOON) == 1
+
+
+# --- pages: the staff queue, Mes demandes, histories ----------------------------------------------
+
+
+@pytest.fixture
+def pending(app, agent):
+    """Two families, each with a pending request; returns (claire's request, sophie's request)."""
+    activity = canteen(capacity=30)
+    db.session.add(activity)
+    first, _lea, _claire = manual_request(activity, days=(THURSDAY, THURSDAY + timedelta(days=1)))
+    second, _tom, _sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
+    return first, second
+
+
+def test_staff_queue_filters_and_shows_places(client, auth, pending):
+    first, second = pending
+    auth.login("agent@example.fr")
+    page = client.get("/gestion/demandes").get_data(as_text=True)
+    assert "3 jours demandés en attente" in page and "Léa" in page and "Tom" in page and "0 / 30 réservé" in page
+    only_tom = client.get("/gestion/demandes", query_string={"famille": "tom"}).get_data(as_text=True)
+    assert "Tom" in only_tom and "Léa MARTIN" not in only_tom
+    friday = client.get("/gestion/demandes", query_string={"jour": (THURSDAY + timedelta(days=1)).isoformat()}).get_data(as_text=True)
+    assert "1 jour demandé en attente" in friday
+    assert "0 jour demandé" in client.get("/gestion/demandes", query_string={"etat": "accepted"}).get_data(as_text=True)
+
+
+def test_staff_bulk_accept_then_refuse_one_line_with_reason_and_message(client, auth, pending):
+    first, second = pending
+    auth.login("agent@example.fr")
+    response = client.post("/gestion/demandes/decision", data={"decision": "accepter", "ligne": [first.lines[0].id, second.lines[0].id]})
+    assert response.status_code == 302
+    refused = client.post(
+        "/gestion/demandes/decision", data={"une": f"{first.lines[1].id}:refuser", "motif": "Complet", "message": "Désolé"}, follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "1 jour refusé" in refused
+    db.session.expire_all()
+    assert [line.state for line in first.lines] == [LineState.ACCEPTED, LineState.REFUSED]
+    assert first.lines[1].reason == "Complet" and first.lines[1].message == "Désolé"
+    history = client.get(f"/gestion/demandes/{first.id}").get_data(as_text=True)
+    assert "Acceptée : 04/03/2027" in history and "Refusée : 05/03/2027" in history and "Agnès" in history
+
+
+def test_staff_refusal_without_reason_changes_nothing(client, auth, pending):
+    first, _second = pending
+    auth.login("agent@example.fr")
+    page = client.post("/gestion/demandes/decision", data={"une": f"{first.lines[0].id}:refuser"}, follow_redirects=True).get_data(as_text=True)
+    assert "Choisissez le motif du refus" in page
+    db.session.expire_all()
+    assert first.lines[0].state is LineState.PENDING
+
+
+def test_parents_cannot_reach_the_staff_queue(client, auth, pending):
+    auth.login("parent@example.fr")
+    assert client.get("/gestion/demandes").status_code == 403
+    assert client.post("/gestion/demandes/decision", data={"decision": "accepter", "ligne": [1]}).status_code == 403
+
+
+def test_mes_demandes_shows_own_requests_and_new_messages_until_the_history_is_opened(client, auth, pending, agent):
+    first, second = pending
+    requests.add_message(first, agent, "Pensez au certificat.", by_town=True, now=NOW)
+    commit()
+    auth.login("parent@example.fr")
+    listing = client.get("/mon-espace/demandes").get_data(as_text=True)
+    assert "Restauration scolaire" in listing and "1 nouveau(x) message(s)" in listing and "Tom" not in listing
+    history = client.get(f"/mon-espace/demandes/{first.id}").get_data(as_text=True)
+    assert "Pensez au certificat." in history and "Demande de réservation : 2 jours" in history
+    assert "nouveau(x) message(s)" not in client.get("/mon-espace/demandes").get_data(as_text=True)
+    sent = client.post(f"/mon-espace/demandes/{first.id}/message", data={"message": "Envoyé hier."}, follow_redirects=True).get_data(as_text=True)
+    assert "Envoyé hier." in sent
+    empty = client.post(f"/mon-espace/demandes/{first.id}/message", data={"message": "   "}, follow_redirects=True).get_data(as_text=True)
+    assert "Écrivez votre message" in empty
+
+
+def test_another_familys_request_gives_404(client, auth, pending):
+    _first, second = pending
+    auth.login("parent@example.fr")
+    assert client.get(f"/mon-espace/demandes/{second.id}").status_code == 404
+    assert client.post(f"/mon-espace/demandes/{second.id}/message", data={"message": "x"}).status_code == 404
+    assert db.session.scalar(sa.select(sa.func.count(RequestEvent.id)).where(RequestEvent.kind == EventKind.MESSAGE)) == 0
+
+
+def test_mes_demandes_also_lists_the_dossier_changes_newest_first(client, auth, pending):
+    from portail.services import dossier
+
+    first, _second = pending
+    family = first.child.family
+    from portail.models import User
+
+    parent = db.session.scalar(sa.select(User).where(User.email == "parent@example.fr"))
+    dossier.request_change(family, parent, "address", family.guardians[0], {"address_line1": "1 rue A", "postcode": "75001", "city": "Paris"})
+    commit()
+    auth.login("parent@example.fr")
+    listing = client.get("/mon-espace/demandes").get_data(as_text=True)
+    assert "Modification du dossier" in listing and "En attente de validation" in listing
+    assert listing.index("Modification du dossier") < listing.index("Restauration scolaire")

@@ -18,8 +18,18 @@ from portail.account.forms import (
 )
 from portail.extensions import db, limiter
 from portail.htmx import is_htmx
-from portail.models import Subscription, TokenPurpose, utcnow
-from portail.services import accounts, passwords, subscriptions, tokens
+from portail.models import (
+    ChangeRequest,
+    ChangeStatus,
+    Request,
+    RequestEvent,
+    Subscription,
+    TokenPurpose,
+    utcnow,
+)
+from portail.services import accounts, dossier, passwords, planning, subscriptions, tokens
+from portail.services import requests as request_service
+from portail.services.booking_rules import french_day
 from portail.services.outbox import commit, rollback
 from portail.urls import safe_next
 
@@ -218,3 +228,83 @@ def reauthenticate():
         session["login_at"] = utcnow().timestamp()
         return redirect(safe_next(request.args.get("next")) or url_for("account.home"))
     return render_template("account/reauthenticate.html", form=form)
+
+
+PER_PAGE = 20
+
+
+def _family_ids() -> list[int]:
+    return [family.id for family in subscriptions.active_families(current_user)]
+
+
+@bp.get("/demandes")
+def requests_list():
+    """Mes demandes: reservations, absences and dossier changes of the parent's families, newest first."""
+
+    family_ids = _family_ids()
+    activity = sa.select(sa.literal("activity").label("source"), Request.id.label("id"), Request.created_at.label("at")).where(Request.family_id.in_(family_ids))
+    changes = (
+        sa.select(sa.literal("dossier").label("source"), ChangeRequest.id.label("id"), ChangeRequest.created_at.label("at"))
+        .where(ChangeRequest.family_id.in_(family_ids), ChangeRequest.status != ChangeStatus.DIRECT)
+    )
+    union = sa.union_all(activity, changes).subquery()
+    number = max(request.args.get("page", 1, type=int), 1)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(union))
+    rows = db.session.execute(
+        sa.select(union.c.source, union.c.id).order_by(union.c.at.desc(), union.c.id.desc()).limit(PER_PAGE).offset((number - 1) * PER_PAGE)
+    ).all()
+    page = {"page": number, "pages": max((total + PER_PAGE - 1) // PER_PAGE, 1)}
+    request_ids = [row_id for source, row_id in rows if source == "activity"]
+    change_ids = [row_id for source, row_id in rows if source == "dossier"]
+    found = {
+        ("activity", item.id): item
+        for item in db.session.scalars(
+            sa.select(Request).where(Request.id.in_(request_ids)).options(
+                sa.orm.selectinload(Request.lines), sa.orm.joinedload(Request.child), sa.orm.joinedload(Request.activity)
+            )
+        )
+    }
+    found |= {("dossier", item.id): item for item in db.session.scalars(sa.select(ChangeRequest).where(ChangeRequest.id.in_(change_ids)).options(sa.orm.joinedload(ChangeRequest.family)))}
+    return render_template(
+        "account/requests.html", page=page, items=[(source, found[(source, row_id)]) for source, row_id in rows if (source, row_id) in found],
+        unread=request_service.unread_counts(current_user, request_ids), state_of=planning.request_state, kinds=planning.KIND_LABELS,
+        describe=dossier.describe,
+    )
+
+
+def _own_request_or_404(request_id: int):
+    found = db.session.get(Request, request_id)
+    if found is None or found.family_id not in _family_ids():
+        abort(404)
+    return found
+
+
+@bp.get("/demandes/<int:request_id>")
+def request_history(request_id: int):
+    """The history of one request; opening it clears its "nouveau(x) message(s)" flag for this parent."""
+    found = _own_request_or_404(request_id)
+    events = db.session.scalars(
+        sa.select(RequestEvent).where(RequestEvent.request_id == found.id).options(sa.orm.joinedload(RequestEvent.author)).order_by(RequestEvent.at, RequestEvent.id)
+    ).all()
+    request_service.mark_read(found, current_user, utcnow())
+    commit()
+    return render_template(
+        "account/request_history.html", item=found, events=events, state=planning.request_state(found.lines), kinds=planning.KIND_LABELS,
+        french_day=french_day,
+    )
+
+
+@bp.post("/demandes/<int:request_id>/message")
+def request_message(request_id: int):
+    """A parent's message to the town about a request."""
+
+    found = _own_request_or_404(request_id)
+    try:
+        request_service.add_message(found, current_user, request.form.get("message", ""), by_town=False, now=utcnow())
+        request_service.mark_read(found, current_user, utcnow())
+        commit()
+        flash("Votre message a été envoyé à la mairie.", "success")
+    except request_service.DecisionError as error:
+        rollback()
+        flash(str(error), "error")
+    return redirect(url_for("account.request_history", request_id=request_id))

@@ -18,8 +18,10 @@ from portail.models import (
     Child,
     Civility,
     Family,
+    LineState,
     OutboxMessage,
     OutboxStatus,
+    RequestLine,
     Role,
     Subscription,
     TokenPurpose,
@@ -48,6 +50,7 @@ def dashboard():
         "changes": count(
             sa.select(sa.func.count(ChangeRequest.id)).where(ChangeRequest.status == ChangeStatus.PENDING)
         ),
+        "pending_lines": count(sa.select(sa.func.count(RequestLine.id)).where(RequestLine.state == LineState.PENDING)),
     }
     outbox = dict(
         db.session.execute(

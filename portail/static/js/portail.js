@@ -10,6 +10,15 @@
     if (form) { form.requestSubmit(); }
   });
 
+  // "Tout sélectionner" boxes (data-select-all="name") tick every box of that name in their form.
+  document.addEventListener("change", function (event) {
+    var name = event.target.getAttribute && event.target.getAttribute("data-select-all");
+    if (!name) { return; }
+    event.target.form.querySelectorAll("input[type=checkbox][name='" + name + "']").forEach(function (box) {
+      box.checked = event.target.checked;
+    });
+  });
+
   // Move focus to the error summary so screen-reader and keyboard users land on the errors.
   function focusErrors(root) {
     var summary = root.querySelector(".error-summary");
