@@ -62,6 +62,8 @@ class Config:
     SUBSCRIPTION_TRIES_PER_HOUR = 5
     # A pending mail older than this is re-enqueued by the relay (Redis was down when it was queued).
     OUTBOX_RELAY_AFTER = timedelta(seconds=int(os.environ.get("OUTBOX_RELAY_AFTER_SECONDS", "120")))
+    # A mail claimed by a worker that died before recording the result is sent again after this lease.
+    OUTBOX_STUCK_AFTER = timedelta(seconds=int(os.environ.get("OUTBOX_STUCK_AFTER_SECONDS", "600")))
     # Digest windows missed while the scheduler was down are still sent if they ended less than this ago.
     DIGEST_CATCH_UP = timedelta(days=2)
     DEV_TOOLS = False

@@ -1,10 +1,12 @@
 """Real services for integration tests: redis-server, RQ worker processes, an SMTP sink."""
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -67,12 +69,35 @@ def _pings(client) -> bool:
 
 
 class SmtpSink:
-    """An aiosmtpd server that keeps every message it receives."""
+    """An aiosmtpd server that keeps every message it receives.
+
+    `stall_after(n)`: after n accepted messages, the next sender is held at RCPT TO (its message is
+    not accepted) until `release()`, so that a test can kill the sending worker mid-batch.
+    """
 
     def __init__(self):
         self.messages: list = []
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.stall_at: int | None = None
+        self.stalled = threading.Event()
+        self.released = threading.Event()
+
+    def stall_after(self, count: int) -> None:
+        self.stall_at = count
+
+    def release(self) -> None:
+        self.stall_at = None
+        self.released.set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.stall_at is not None and len(self.messages) >= self.stall_at:
+            self.stalled.set()
+            while not self.released.is_set():
+                await asyncio.sleep(0.05)
+            return "451 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(envelope)
@@ -95,6 +120,7 @@ def process_env(db_url: str, redis_url: str, smtp_port: int, **extra) -> dict:
         REDIS_URL=redis_url,
         MAIL_SERVER="127.0.0.1",
         MAIL_PORT=str(smtp_port),
+        PUBLIC_URL="http://portail.test",
     )
     env.update(extra)
     return env
@@ -103,8 +129,17 @@ def process_env(db_url: str, redis_url: str, smtp_port: int, **extra) -> dict:
 def start_process(role: str, env: dict) -> subprocess.Popen:
     """Start `python worker.py <role>` (worker or scheduler)."""
     return subprocess.Popen(
-        [sys.executable, "worker.py", role], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "worker.py", role], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: kill() reaches the job's work horse too
     )
+
+
+def kill_process(process: subprocess.Popen) -> None:
+    """SIGKILL the process and its work horses, as a crash would."""
+    import signal
+
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def stop_process(process: subprocess.Popen) -> None:

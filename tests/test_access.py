@@ -1,11 +1,13 @@
 """Every route is private unless marked public; /gestion is staff only; admin pages admin only."""
 
+from datetime import UTC, date, datetime
+
 import pytest
 
 from portail.access import is_public
 from portail.extensions import db
-from portail.models import Authorization, Role
-from portail.services import dossier
+from portail.models import Authorization, Enrolment, RequestKind, Role
+from portail.services import bookings, dossier
 from tests.factories import make_family, make_user
 from tests.test_booking_rules import canteen
 from tests.test_pages_security import check_headers
@@ -91,11 +93,15 @@ def test_staff_reach_the_back_office(app, client, auth, role):
     authorization = Authorization(label="Droit à l'image")
     activity = canteen()
     db.session.add_all([authorization, activity])
+    db.session.flush()
+    child = family.children[0]
+    db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+    request = bookings.submit(family.id, parent, child, activity, RequestKind.RESERVATION, [date(2027, 3, 4)], datetime(2026, 10, 1, tzinfo=UTC), "C")
     db.session.commit()
     auth.login("staff@example.fr")
     ids = {
-        "family_id": family.id, "member_id": family.guardians[0].id, "child_id": family.children[0].id,
-        "change_id": change.id, "user_id": staff.id, "authorization_id": authorization.id, "activity_id": activity.id,
+        "family_id": family.id, "member_id": family.guardians[0].id, "child_id": child.id, "change_id": change.id,
+        "user_id": staff.id, "authorization_id": authorization.id, "activity_id": activity.id, "request_id": request.id,
     }
     for endpoint, method, url in routes(app, ids):
         if not endpoint.startswith("gestion.") or method != "GET" or endpoint in NO_FILE_YET:

@@ -46,7 +46,7 @@ def upgrade():
     sa.Column('author_id', sa.Integer(), nullable=True),
     sa.Column('by_town', sa.Boolean(), nullable=False),
     sa.Column('at', portail.models.types.UTCDateTime(), nullable=False),
-    sa.Column('summary', sa.String(length=500), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=False),
     sa.Column('reason', sa.String(length=200), nullable=True),
     sa.Column('message', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['author_id'], ['user_account.id'], name=op.f('fk_request_event_author_id_user_account'), ondelete='SET NULL'),

@@ -28,7 +28,7 @@ class RequestEvent(db.Model):
     # Written by the town (a decision or a message from staff): counts as new for the parents.
     by_town: Mapped[bool] = mapped_column(default=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    summary: Mapped[str] = mapped_column(sa.String(500), default="")  # e.g. "Refusée : 12/01, 13/01"
+    summary: Mapped[str] = mapped_column(sa.Text, default="")  # e.g. "Refusée : 12/01/2027, 13/01/2027"
     reason: Mapped[str | None] = mapped_column(sa.String(200))
     message: Mapped[str | None] = mapped_column(sa.Text)
 

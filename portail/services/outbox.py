@@ -2,7 +2,6 @@
 
 import logging
 import re
-from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,7 +28,6 @@ SUBJECTS = {
     "decision_digest": "Accusé de traitement de vos demandes",
 }
 MAX_ATTEMPTS = 8
-STUCK_AFTER = timedelta(minutes=10)
 _PENDING_KEY = "portail_outbox_pending"
 
 
@@ -139,7 +137,7 @@ def relay(now=None) -> int:
             sa.update(OutboxMessage)
             .where(
                 OutboxMessage.status == OutboxStatus.SENDING,
-                OutboxMessage.claimed_at < now - STUCK_AFTER,
+                OutboxMessage.claimed_at < now - current_app.config["OUTBOX_STUCK_AFTER"],
             )
             .values(status=OutboxStatus.PENDING, claimed_at=None)
         )

@@ -36,8 +36,10 @@ class DecisionError(ValueError):
     """A decision that cannot be made (its French message is shown to the agent)."""
 
 
-def short_days(days: list[date]) -> str:
-    return ", ".join(day.strftime("%d/%m/%Y") for day in days)
+def short_days(days: list[date], at_most: int = 12) -> str:
+    """"04/03/2027, 05/03/2027" — a long period ends with "… (40 jours)"."""
+    shown = ", ".join(day.strftime("%d/%m/%Y") for day in days[:at_most])
+    return shown if len(days) <= at_most else f"{shown}… ({len(days)} jours)"
 
 
 def record(request_id: int, kind: EventKind, author: User | None, *, by_town: bool, summary: str = "", reason: str | None = None, message: str | None = None, at: datetime | None = None) -> RequestEvent:

@@ -1,0 +1,128 @@
+"""Integration: the decision digests with a real redis-server, real worker/scheduler processes and an
+SMTP sink — exactly one mail per account and window, whatever runs twice, crashes or is down."""
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import (
+    Digest,
+    DigestWindow,
+    OpenPeriod,
+    OutboxMessage,
+    OutboxStatus,
+    RequestKind,
+    Role,
+    utcnow,
+)
+from portail.services import bookings, digests, requests
+from portail.services.outbox import commit
+from tests.factories import make_family, make_user
+from tests.services import ROOT, kill_process, wait_for
+from tests.test_booking_rules import canteen
+from tests.test_integration_mail import live, redis_server, smtp, start  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.integration
+
+
+def last_ended_window(now) -> tuple[date, DigestWindow]:
+    """The most recent window that has already ended (its mails are due)."""
+    day, window = digests.window_of(now)
+    day, window = (day, DigestWindow.NOON) if window is DigestWindow.EVENING else (day - timedelta(days=1), DigestWindow.EVENING)
+    return day, window
+
+
+def decisions_for(accounts: int) -> tuple[date, DigestWindow, list[str]]:
+    """`accounts` parents, each with a request decided (one accepted and one refused day) inside the
+    last ended window; returns that window and the parents' addresses."""
+    from portail.models import Enrolment
+
+    day, window = last_ended_window(utcnow())
+    start, end = digests.bounds(day, window)
+    decided_at = end - (end - start) / 2
+    activity = canteen(start_date=date(2026, 9, 1), end_date=date(2030, 7, 1), weekdays="12345", open_period=OpenPeriod.ALL, closed_on_public_holidays=False)
+    db.session.add(activity)
+    agent = make_user(email="agent@example.fr", role=Role.AGENT)
+    db.session.flush()
+    first_day = utcnow().date() + timedelta(days=21)
+    days = [d for d in (first_day + timedelta(days=i) for i in range(7)) if d.isoweekday() <= 5][:2]
+    emails = []
+    for index in range(accounts):
+        family = make_family(name=f"Famille F{index}", children=((f"Enfant{index}", date(2017, 1, 1)),))
+        child = family.children[0]
+        db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+        parent = make_user(email=f"parent{index}@example.fr")
+        request = bookings.submit(family.id, parent, child, activity, RequestKind.RESERVATION, days, utcnow(), "C")
+        db.session.flush()
+        requests.decide([request.lines[0].id], True, agent, decided_at)
+        requests.decide([request.lines[1].id], False, agent, decided_at, reason="Complet")
+        emails.append(parent.email)
+    # The receipts are not what this test counts: mark them sent.
+    db.session.execute(sa.update(OutboxMessage).values(status=OutboxStatus.SENT))
+    commit()
+    return day, window, emails
+
+
+def run_cli(app, day, window) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "digests", "send", "--window", window.value, "--date", day.isoformat()],
+        cwd=ROOT, env=app.process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def test_two_dispatchers_at_once_send_one_mail_per_account(live, redis_server, smtp):  # noqa: F811
+    day, window, emails = decisions_for(12)
+    redis_server.start()
+    start(live, "worker")
+    start(live, "worker")
+    first, second = run_cli(live, day, window), run_cli(live, day, window)
+    outputs = [process.communicate(timeout=60) for process in (first, second)]
+    assert [process.returncode for process in (first, second)] == [0, 0], outputs
+    wait_for(lambda: len(smtp.messages) >= len(emails), timeout=60)
+    time.sleep(3)  # nothing more arrives
+    recipients = Counter(address for envelope in smtp.messages for address in envelope.rcpt_tos)
+    assert recipients == Counter(emails)
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count(Digest.id))) == len(emails)
+
+
+def test_a_worker_killed_mid_batch_then_restarted_sends_every_mail_once(live, redis_server, smtp):  # noqa: F811
+    live.process_env["OUTBOX_STUCK_AFTER_SECONDS"] = "3"
+    day, window, emails = decisions_for(10)
+    redis_server.start()
+    smtp.stall_after(4)  # the 5th mail is held before it is accepted
+    worker = start(live, "worker")
+    cli = run_cli(live, day, window)
+    assert cli.wait(timeout=60) == 0
+    assert smtp.stalled.wait(timeout=60)
+    kill_process(worker)  # crash in the middle of the batch
+    smtp.release()
+    assert len(smtp.messages) == 4
+    time.sleep(3.5)  # the dead worker's claim expires (OUTBOX_STUCK_AFTER_SECONDS)
+    start(live, "worker")
+    start(live, "scheduler")  # its relay gives back the mail the dead worker had claimed
+    wait_for(lambda: len(smtp.messages) >= len(emails), timeout=90)
+    time.sleep(3)
+    recipients = Counter(address for envelope in smtp.messages for address in envelope.rcpt_tos)
+    assert recipients == Counter(emails)
+
+
+def test_redis_down_at_the_window_the_mails_go_out_once_it_is_back(live, redis_server, smtp):  # noqa: F811
+    # The decisions were made and the window ended while Redis was down: nothing could be scheduled.
+    day, window, emails = decisions_for(5)
+    assert db.session.scalar(sa.select(sa.func.count(Digest.id))) == 0
+    redis_server.start()  # "13:20": Redis is back
+    start(live, "worker")
+    start(live, "scheduler")  # the every-minute dispatcher runs at start and catches the window up
+    wait_for(lambda: len(smtp.messages) >= len(emails), timeout=60)
+    time.sleep(3)
+    recipients = Counter(address for envelope in smtp.messages for address in envelope.rcpt_tos)
+    assert recipients == Counter(emails)
+    db.session.expire_all()
+    assert {(d.day, d.window) for d in db.session.scalars(sa.select(Digest))} == {(day, window)}
