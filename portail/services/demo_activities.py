@@ -3,6 +3,8 @@ bookings in every state so that the planning shows each of them."""
 
 from datetime import date, time, timedelta
 
+import sqlalchemy as sa
+
 from portail.extensions import db
 from portail.models import (
     Activity,
@@ -11,6 +13,7 @@ from portail.models import (
     ClosingDay,
     DeadlineKind,
     Enrolment,
+    EventKind,
     Family,
     LineState,
     OpenPeriod,
@@ -21,7 +24,7 @@ from portail.models import (
     ValidationMode,
     utcnow,
 )
-from portail.services import bookings
+from portail.services import booking_rules, bookings, requests
 
 
 def school_year(today: date) -> tuple[date, date]:
@@ -82,6 +85,37 @@ def load(families: dict[str, Family], parent: User) -> None:
             db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
     db.session.flush()
     _bookings(martin, lea, tom, canteen, evening, parent)
+    _histories(bernard, ines, canteen)
+
+
+def _histories(bernard: Family, ines, canteen: Activity) -> None:
+    """Each demo request gets its history; the town answered two of them (Claire sees "nouveau(x)
+    message(s)"), and the BERNARD family has a period request waiting in the staff queue."""
+    db.session.flush()
+    agent = db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr"))
+    now = utcnow()
+    for request in db.session.scalars(sa.select(Request).order_by(Request.id)):
+        days = [line.day for line in request.lines]
+        author = db.session.get(User, request.created_by_id)
+        requests.record(request.id, EventKind.CREATED, author, by_town=False, summary=f"Demande : {len(days)} jour{'s' if len(days) > 1 else ''}", at=now - timedelta(days=3))
+        refused = [line.day for line in request.lines if line.state is LineState.REFUSED]
+        if refused:
+            for line in request.lines:
+                line.decided_by_id, line.message = agent.id, "Le service est complet ce jour-là ; nous vous prévenons si une place se libère."
+            requests.record(
+                request.id, EventKind.DECISION, agent, by_town=True, summary=f"Refusée : {requests.short_days(refused)}", reason="Complet",
+                message="Le service est complet ce jour-là ; nous vous prévenons si une place se libère.", at=now - timedelta(days=1),
+            )
+    sophie = db.session.scalar(sa.select(User).where(User.email == "sophie.bernard@demo.fr"))
+    today = now.date()
+    monday = today + timedelta(days=(7 - today.weekday()) % 7 + 14)
+    friday = monday + timedelta(days=11)
+    days = [monday + timedelta(days=i) for i in range(12) if str((monday + timedelta(days=i)).isoweekday()) in "14"]
+    days = [day for day in days if booking_rules.closure(canteen, day, "C") is None]
+    try:
+        bookings.submit(bernard.id, sophie, ines, canteen, RequestKind.RESERVATION, days, now, "C", period=(monday, friday, "14"))
+    except bookings.BookingError:
+        pass  # no open day in those two weeks (school holidays): nothing to ask
 
 
 def _bookings(martin: Family, lea, tom, canteen: Activity, evening: Activity, parent: User) -> None:
