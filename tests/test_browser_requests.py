@@ -1,0 +1,93 @@
+"""Browser journey of request processing: an agent refuses a day with a message and bulk-accepts a
+period; the parent sees the new message on Mes demandes until the history is opened."""
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from portail.extensions import db
+from tests.browser_support import Journey, new_page
+from tests.factories import make_user, subscribe
+from tests.test_browser_dossier import login
+
+pytestmark = pytest.mark.browser
+
+
+def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_history(browser, live_server):
+    from portail.models import (
+        Enrolment,
+        Family,
+        LineState,
+        OpenPeriod,
+        Request,
+        RequestKind,
+        ValidationMode,
+        utcnow,
+    )
+    from portail.services import bookings
+    from portail.services.outbox import commit
+    from tests.test_booking_rules import canteen
+
+    today = utcnow().date()
+    with live_server.app_context():
+        family = db.session.scalar(db.select(Family))
+        lea, tom = family.children
+        activity = canteen(validation_mode=ValidationMode.MANUAL, open_period=OpenPeriod.ALL, weekdays="12345", closed_on_public_holidays=False,
+                           start_date=today, end_date=today + timedelta(days=200), capacity=30)
+        db.session.add(activity)
+        db.session.flush()
+        for child in (lea, tom):
+            db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+        claire = make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN")
+        subscribe(claire, family)
+        days = [today + timedelta(days=14 + i) for i in range(40) if (today + timedelta(days=14 + i)).isoweekday() <= 5]
+        single = bookings.submit(family.id, claire, lea, activity, RequestKind.RESERVATION, [days[0]], utcnow(), "C")
+        period = bookings.submit(family.id, claire, tom, activity, RequestKind.RESERVATION, days[:20], utcnow(), "C", period=(days[0], days[19], "12345"))
+        commit()
+        single_id, period_id, refused_day = single.id, period.id, days[0]
+
+    base = live_server.base_url
+    agent = new_page(browser, width=1280)
+    staff = Journey(agent, "demandes-agent")
+    login(agent, base, "agent@example.fr")
+    agent.get_by_role("link", name="Demandes", exact=True).click()
+    agent.get_by_text("21 jours demandés en attente").wait_for()
+    staff.check("file")
+    agent.get_by_label("Famille ou enfant").fill("Léa")
+    agent.get_by_role("button", name="Filtrer").click()
+    agent.get_by_label("Motif en cas de refus").select_option("Complet")
+    agent.get_by_label(re.compile("Message à la famille")).fill("Plus de place ce jour-là, désolés.")
+    agent.get_by_role("button", name=f"Refuser Léa, {refused_day.strftime('%d/%m')}").click()
+    agent.get_by_text("1 jour refusé.").wait_for()
+    staff.check("refus")
+    agent.get_by_label("Famille ou enfant").fill("Tom")
+    agent.get_by_role("button", name="Filtrer").click()
+    agent.get_by_label("Tout sélectionner").check()
+    assert agent.locator("input[name=ligne]:checked").count() == 20
+    agent.get_by_role("button", name="Accepter la sélection").click()
+    agent.get_by_text("20 jours acceptés.").wait_for()
+    staff.check("acceptation-groupee")
+    agent.goto(f"{base}/gestion/demandes/{single_id}")
+    assert "Plus de place ce jour-là, désolés." in agent.content()
+    staff.check("demande")
+
+    parent = new_page(browser)
+    journey = Journey(parent, "demandes-parent")
+    login(parent, base, "claire@example.fr")
+    parent.goto(f"{base}/mon-espace/demandes")
+    row = parent.locator("tr", has=parent.locator(f"a[href$='/demandes/{single_id}']"))
+    assert "1 nouveau(x) message(s)" in row.inner_text() and "Refusée" in row.inner_text()
+    period_row = parent.locator("tr", has=parent.locator(f"a[href$='/demandes/{period_id}']"))
+    assert "Acceptée" in period_row.inner_text() and "nouveau" in period_row.inner_text()
+    journey.check("mes-demandes")
+    row.get_by_role("link", name=re.compile("Historique")).click()
+    parent.get_by_text("Plus de place ce jour-là, désolés.").wait_for()
+    assert "motif : Complet" in parent.content()
+    journey.check("historique")
+    parent.get_by_role("link", name="← Mes demandes").click()
+    row = parent.locator("tr", has=parent.locator(f"a[href$='/demandes/{single_id}']"))
+    assert "nouveau(x) message(s)" not in row.inner_text()
+    with live_server.app_context():
+        states = {line.state for line in db.session.get(Request, period_id).lines}
+        assert states == {LineState.ACCEPTED}
