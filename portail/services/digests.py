@@ -36,7 +36,7 @@ from portail.models import (
     User,
 )
 from portail.services.booking_rules import PARIS
-from portail.services.outbox import commit, queue_mail
+from portail.services.outbox import commit, queue_mails
 
 BATCH = 500
 ENDS = {DigestWindow.NOON: time(13, 0), DigestWindow.EVENING: time(18, 0)}
@@ -94,8 +94,9 @@ def send_window(day: date, window: DigestWindow) -> int:
     decided = sa.and_(
         RequestLine.decided_at > start, RequestLine.decided_at <= end, RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED])
     )
-    accounts = db.session.scalars(
-        sa.select(Request.created_by_id).join(RequestLine).where(decided, Request.created_by_id.is_not(None)).distinct().order_by(Request.created_by_id)
+    already = sa.exists().where(Digest.user_id == Request.created_by_id, Digest.day == day, Digest.window == window)
+    accounts = db.session.scalars(  # (a resumed or repeated run skips the accounts already done)
+        sa.select(Request.created_by_id).join(RequestLine).where(decided, Request.created_by_id.is_not(None), ~already).distinct().order_by(Request.created_by_id)
     ).all()
     queued = 0
     ids = iter(accounts)
@@ -134,19 +135,17 @@ def _send_batch(user_ids: list[int], day: date, window: DigestWindow, decided) -
         return 0
     users = {user.id: user for user in db.session.scalars(sa.select(User).where(User.id.in_([user_id for _id, user_id in won])))}
     link = f"{current_app.config['PUBLIC_URL']}/mon-espace/demandes"
-    messages = []
+    recipients = {}
     for digest_id, user_id in won:
         user = users.get(user_id)
-        if user is None or not user.is_active:
-            continue
-        message = queue_mail(
-            "decision_digest", user.email, first_name=user.first_name, day=day.isoformat(), window=window.value,
-            decisions=_grouped(by_user[user_id]), link=link,
-        )
-        messages.append((digest_id, message))
-    db.session.flush()  # the outbox ids, in one batched insert
+        if user is not None and user.is_active:
+            recipients[user.email] = (digest_id, {
+                "first_name": user.first_name, "day": day.isoformat(), "window": window.value, "decisions": _grouped(by_user[user_id]), "link": link,
+            })
+    ids = queue_mails("decision_digest", [(email, context) for email, (_digest_id, context) in recipients.items()])
+    messages = [(recipients[email][0], message_id) for email, message_id in ids.items()]
     if messages:
-        db.session.execute(sa.update(Digest), [{"id": digest_id, "outbox_id": message.id} for digest_id, message in messages])
+        db.session.execute(sa.update(Digest), [{"id": digest_id, "outbox_id": message_id} for digest_id, message_id in messages])
     commit()
     return len(messages)
 

@@ -41,6 +41,32 @@ def queue_mail(template: str, recipient: str, **context) -> OutboxMessage:
     return message
 
 
+def queue_mails(template: str, mails: list[tuple[str, dict]]) -> dict[str, int]:
+    """Add many mails (recipient, context) in one statement; return their outbox ids by recipient.
+
+    For batch jobs (the digests): one INSERT for the batch and one SELECT for the ids, on every
+    database (the ORM would insert row by row on SQLite). Recipients must be distinct.
+    """
+    if template not in SUBJECTS:
+        raise ValueError(f"unknown mail template {template!r}")
+    if not mails:
+        return {}
+    stamp = utcnow()
+    db.session.execute(
+        sa.insert(OutboxMessage.__table__),
+        [{"template": template, "recipient": recipient, "context": context, "status": OutboxStatus.PENDING, "attempts": 0, "created_at": stamp} for recipient, context in mails],
+    )
+    ids = dict(
+        db.session.execute(
+            sa.select(OutboxMessage.recipient, OutboxMessage.id).where(
+                OutboxMessage.template == template, OutboxMessage.created_at == stamp, OutboxMessage.recipient.in_([recipient for recipient, _ in mails])
+            )
+        ).all()
+    )
+    db.session.info.setdefault(_PENDING_KEY, []).extend(ids.values())
+    return ids
+
+
 def commit() -> None:
     """Commit the session, then hand the mails it queued to the worker and drop replaced files."""
     from portail.services import uploads
@@ -55,7 +81,8 @@ def commit() -> None:
     for name in db.session.info.pop("files_after_commit", []):
         uploads.remove(name)
     for message in pending:
-        enqueue("portail.jobs.send_mail", message.id, job_id=f"mail-{message.id}")
+        message_id = message if isinstance(message, int) else message.id
+        enqueue("portail.jobs.send_mail", message_id, job_id=f"mail-{message_id}")
 
 
 def rollback() -> None:
