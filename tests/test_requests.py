@@ -351,3 +351,41 @@ def test_mes_demandes_also_lists_the_dossier_changes_newest_first(client, auth, 
     listing = client.get("/mon-espace/demandes").get_data(as_text=True)
     assert "Modification du dossier" in listing and "En attente de validation" in listing
     assert listing.index("Modification du dossier") < listing.index("Restauration scolaire")
+
+
+def test_with_smtp_down_requests_and_decisions_succeed_and_their_mails_go_out_once_it_is_back(client, auth, app, agent, mails, monkeypatch):
+    from portail.extensions import mail
+    from portail.models import OpenPeriod, OutboxStatus
+    from portail.services import outbox
+
+    today = datetime.now(UTC).date()
+    activity = canteen(capacity=30, open_period=OpenPeriod.ALL, closed_on_public_holidays=False, weekdays="12345", start_date=today, end_date=today + timedelta(days=300))
+    db.session.add(activity)
+    family, child = enrolled_child(activity)
+    subscribe(make_user(), family)
+    commit()
+    original = mail.send
+
+    def broken(_message):
+        raise ConnectionRefusedError("SMTP down")
+
+    monkeypatch.setattr(mail, "send", broken)
+    auth.login("parent@example.fr")
+    day = today + timedelta(days=14)
+    while day.isoweekday() > 5:
+        day += timedelta(days=1)
+    response = client.post(f"/famille/{family.id}/planning/cellule", data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "reserve"})
+    assert response.status_code == 302
+    auth.logout()
+    auth.login("agent@example.fr")
+    line_id = db.session.scalar(sa.select(requests.RequestLine.id))
+    assert client.post("/gestion/demandes/decision", data={"une": f"{line_id}:accepter"}).status_code == 302
+    db.session.expire_all()
+    assert state_of(child, activity, day) is BookingState.RESERVED
+    pending = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)).all()
+    assert [row.template for row in pending] == ["booking_receipt"] and mails == []
+    monkeypatch.setattr(mail, "send", original)
+    app.config["OUTBOX_RELAY_AFTER"] = timedelta(0)
+    outbox.relay()
+    outbox.relay()
+    assert [m.subject for m in mails].count("Ville de Démo — Accusé de réception de votre demande") == 1
