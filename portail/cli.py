@@ -93,5 +93,8 @@ def digests_send(window: str, day) -> None:
     """Send one window's digests by hand (idempotent: mails already written are not sent again)."""
     from portail.models import DigestWindow
 
-    count = digests.send_window(day.date(), DigestWindow(window))
+    try:
+        count = digests.send_window(day.date(), DigestWindow(window))
+    except digests.WindowNotOver as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"{count} accusé(s) de traitement mis en file pour le {day.date():%d/%m/%Y} ({window}).")

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 def last_ended_window(now) -> tuple[date, DigestWindow]:
     """The most recent window that has already ended (its mails are due)."""
-    day, window = digests.window_of(now)
+    day, window = digests.window_of(now - digests.GRACE - timedelta(minutes=1))
     day, window = (day, DigestWindow.NOON) if window is DigestWindow.EVENING else (day - timedelta(days=1), DigestWindow.EVENING)
     return day, window
 

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.both_dbs
 
 NOW = datetime(2026, 10, 1, 8, tzinfo=UTC)
 NOON, EVENING = DigestWindow.NOON, DigestWindow.EVENING
+LATER = datetime(2027, 2, 1, tzinfo=UTC)  # the test windows are over
 
 
 def paris(year, month, day, hour, minute=0, second=0):
@@ -215,8 +216,10 @@ def test_digest_lists_accepted_and_refused_lines_once_per_account_and_window(app
     requests.decide([first.lines[1].id], False, agent, paris(2027, 1, 12, 12, 59, 59), reason="Complet", message="Plus de place ce vendredi.")
     requests.decide([other.lines[0].id], True, agent, paris(2027, 1, 12, 13, 0, 1))  # the 18:00 window
     commit()
-    assert digests.send_window(date(2027, 1, 12), NOON) == 1
-    assert digests.send_window(date(2027, 1, 12), NOON) == 0  # again: nothing more
+    with pytest.raises(digests.WindowNotOver):
+        digests.send_window(date(2027, 1, 12), NOON, now=paris(2027, 1, 12, 12, 59, 59))  # decisions may still come
+    assert digests.send_window(date(2027, 1, 12), NOON, now=paris(2027, 1, 12, 13)) == 1
+    assert digests.send_window(date(2027, 1, 12), NOON, now=LATER) == 0  # again: nothing more
     mail = rendered("decision_digest")
     assert mail.recipients == [claire.email] and "Accusé de traitement" in mail.subject
     for text in (mail.body, mail.html):
@@ -224,7 +227,7 @@ def test_digest_lists_accepted_and_refused_lines_once_per_account_and_window(app
         assert "Motif : Complet" in text and "Message : Plus de place ce vendredi." in text
     assert "ACCEPTÉE" in mail.body and "REFUSÉE" in mail.body
     assert "Tom" not in mail.body and sophie.email not in mail.recipients
-    assert digests.send_window(date(2027, 1, 12), EVENING) == 1
+    assert digests.send_window(date(2027, 1, 12), EVENING, now=LATER) == 1
     assert db.session.scalar(sa.select(sa.func.count(Digest.id))) == 2
 
 
@@ -238,7 +241,9 @@ def test_dispatch_sends_each_due_window_once_and_catches_up_a_missed_one(app, ag
     # The scheduler was down from 12:50 to 14:10: the 13:00 window is sent when it comes back.
     assert digests.dispatch_due(paris(2027, 1, 12, 14, 10)) == 1
     assert digests.dispatch_due(paris(2027, 1, 12, 14, 11)) == 0
-    assert digests.dispatch_due(paris(2027, 1, 12, 18, 0, 0)) == 0  # the 18:00 window has no decision
+    assert digests.dispatch_due(paris(2027, 1, 12, 18, 0, 59)) == 0  # within the grace minute: not read yet
+    assert not db.session.scalar(sa.select(DigestRun).where(DigestRun.day == date(2027, 1, 12), DigestRun.window == EVENING))
+    assert digests.dispatch_due(paris(2027, 1, 12, 18, 1, 0)) == 0  # the 18:00 window has no decision
     runs = db.session.execute(sa.select(DigestRun.day, DigestRun.window).where(DigestRun.day == date(2027, 1, 12))).all()
     assert set(runs) == {(date(2027, 1, 12), NOON), (date(2027, 1, 12), EVENING)}
     assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id)).where(OutboxMessage.template == "decision_digest")) == 1
@@ -254,7 +259,7 @@ def test_automatic_decisions_are_in_the_digest_but_not_new_messages(app):
     request = bookings.submit(family.id, user, child, activity, RequestKind.RESERVATION, [THURSDAY], paris(2027, 1, 12, 9), "C")
     commit()
     assert requests.unread_counts(user, [request.id]) == {}
-    assert digests.send_window(date(2027, 1, 12), NOON) == 1
+    assert digests.send_window(date(2027, 1, 12), NOON, now=LATER) == 1
 
 
 # --- pages: the staff queue, Mes demandes, histories ----------------------------------------------

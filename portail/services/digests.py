@@ -34,11 +34,13 @@ from portail.models import (
     RequestKind,
     RequestLine,
     User,
+    utcnow,
 )
 from portail.services.booking_rules import PARIS
 from portail.services.outbox import commit, queue_mails
 
 BATCH = 500
+GRACE = timedelta(minutes=1)  # the 13:00 mails leave between 13:01 and 13:02
 ENDS = {DigestWindow.NOON: time(13, 0), DigestWindow.EVENING: time(18, 0)}
 
 
@@ -63,14 +65,16 @@ def window_of(instant: datetime) -> tuple[date, DigestWindow]:
     return day + timedelta(days=1), DigestWindow.NOON
 
 
-def due_windows(now: datetime, catch_up: timedelta) -> list[tuple[date, DigestWindow]]:
-    """The windows that ended at most `catch_up` ago and are not done yet, oldest first."""
+def due_windows(now: datetime, catch_up: timedelta, grace: timedelta = GRACE) -> list[tuple[date, DigestWindow]]:
+    """The windows that ended between `catch_up` and `grace` ago and are not done yet, oldest first.
+
+    The grace lets the decisions made at the last second of a window commit before it is read."""
     today = now.astimezone(PARIS).date()
     candidates = [
         (day, window)
         for day in (today - timedelta(days=n) for n in range(catch_up.days + 1, -1, -1))
         for window in (DigestWindow.NOON, DigestWindow.EVENING)
-        if now - catch_up <= bounds(day, window)[1] <= now
+        if now - catch_up <= bounds(day, window)[1] <= now - grace
     ]
     if not candidates:
         return []
@@ -80,7 +84,7 @@ def due_windows(now: datetime, catch_up: timedelta) -> list[tuple[date, DigestWi
 
 def dispatch_due(now: datetime) -> int:
     """Send every due window (the scheduler calls this every minute); return the mails queued."""
-    return sum(send_window(day, window) for day, window in due_windows(now, current_app.config["DIGEST_CATCH_UP"]))
+    return sum(send_window(day, window, now) for day, window in due_windows(now, current_app.config["DIGEST_CATCH_UP"]))
 
 
 def _insert(model):
@@ -88,9 +92,15 @@ def _insert(model):
     return insert(model)
 
 
-def send_window(day: date, window: DigestWindow) -> int:
+class WindowNotOver(ValueError):
+    """A window cannot be sent before its end: the decisions made later would be left out."""
+
+
+def send_window(day: date, window: DigestWindow, now: datetime | None = None) -> int:
     """Write the window's digests to the outbox, batch by batch; idempotent. Return the mails queued now."""
     start, end = bounds(day, window)
+    if end > (now or utcnow()):
+        raise WindowNotOver(f"La fenêtre de {window.value} du {day:%d/%m/%Y} n'est pas terminée.")
     decided = sa.and_(
         RequestLine.decided_at > start, RequestLine.decided_at <= end, RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED])
     )
