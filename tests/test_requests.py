@@ -394,3 +394,12 @@ def test_with_smtp_down_requests_and_decisions_succeed_and_their_mails_go_out_on
     outbox.relay()
     outbox.relay()
     assert [m.subject for m in mails].count("Ville de Démo — Accusé de réception de votre demande") == 1
+
+
+def test_receipt_links_to_the_history_of_the_request(app):
+    activity = canteen()
+    db.session.add(activity)
+    request, _child, _user = manual_request(activity)
+    mail = rendered("booking_receipt")
+    assert f"http://localhost:5000/mon-espace/demandes/{request.id}" in mail.body
+    assert f'href="http://localhost:5000/mon-espace/demandes/{request.id}"' in mail.html

@@ -10,6 +10,7 @@ from collections import defaultdict
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from flask import current_app
 
 from portail.extensions import db
 from portail.models import (
@@ -62,7 +63,10 @@ def created(request: Request, user: User | None, days: list[date], now: datetime
     if user is None:
         return
     child, activity = request.child, request.activity
-    context = {"first_name": user.first_name, "child": child.first_name, "activity": activity.name, "kind": request.kind.value, "request_id": request.id}
+    context = {
+        "first_name": user.first_name, "child": child.first_name, "activity": activity.name, "kind": request.kind.value, "request_id": request.id,
+        "link": f"{current_app.config['PUBLIC_URL']}/mon-espace/demandes/{request.id}",
+    }
     if request.period_start:
         context |= {
             "period": True, "start": request.period_start.isoformat(), "end": request.period_end.isoformat(),
