@@ -83,7 +83,7 @@ def test_parent_changes_are_pending_in_yellow_until_an_agent_decides(browser, li
     assert "8 avenue du Parc" in page and "12 rue des Écoles" not in page and parent.locator(".pending").count() == 0
     journey.check("adresse-acceptee")
     parent.goto(f"{base}/famille/{family_id}/enfants/{lea_id}")
-    assert "Arachides" in parent.content() and "kiwi" not in parent.content()
+    assert "Arachides" in parent.content() and "Arachides, kiwi" not in parent.content()
     parent.goto(f"{base}/famille/{family_id}/historique")
     assert "Justificatif manquant — Merci de fournir le certificat de l" in parent.content()
     journey.check("historique")

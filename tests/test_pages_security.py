@@ -173,11 +173,11 @@ def test_unexpected_error_gives_a_french_500_page(app, client, monkeypatch):
     from portail.services import accounts
 
     def broken(*_args, **_kwargs):
-        raise RuntimeError("bug")
+        raise RuntimeError("detail-interne-confidentiel")
 
     monkeypatch.setattr(accounts, "request_password_reset", broken)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     response = client.post("/mot-de-passe-oublie", data={"email": "a@example.fr"})
     assert response.status_code == 500
     page = response.get_data(as_text=True)
-    assert "Erreur du serveur" in page and "bug" not in page
+    assert "Erreur du serveur" in page and "detail-interne-confidentiel" not in page and "RuntimeError" not in page

@@ -324,7 +324,7 @@ def test_mes_demandes_shows_own_requests_and_new_messages_until_the_history_is_o
     commit()
     auth.login("parent@example.fr")
     listing = client.get("/mon-espace/demandes").get_data(as_text=True)
-    assert "Restauration scolaire" in listing and "1 nouveau(x) message(s)" in listing and "Tom" not in listing
+    assert "Restauration scolaire" in listing and "1 nouveau(x) message(s)" in listing and "— Tom," not in listing
     history = client.get(f"/mon-espace/demandes/{first.id}").get_data(as_text=True)
     assert "Pensez au certificat." in history and "Demande de réservation : 2 jours" in history
     assert "nouveau(x) message(s)" not in client.get("/mon-espace/demandes").get_data(as_text=True)
@@ -403,3 +403,36 @@ def test_receipt_links_to_the_history_of_the_request(app):
     mail = rendered("booking_receipt")
     assert f"http://localhost:5000/mon-espace/demandes/{request.id}" in mail.body
     assert f'href="http://localhost:5000/mon-espace/demandes/{request.id}"' in mail.html
+
+
+def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(client, auth, app, agent):
+    from portail.models import OpenPeriod
+    from tests.test_query_counts import queries_for
+
+    activity = canteen(capacity=30, open_period=OpenPeriod.ALL, closed_on_public_holidays=False)
+    db.session.add(activity)
+    first, child, claire = manual_request(activity)
+    family = child.family
+    from portail.services import dossier
+
+    dossier.request_change(family, claire, "address", family.guardians[0], {"address_line1": "1 rue A", "postcode": "75001", "city": "Paris"})
+    commit()
+    auth.login("agent@example.fr")
+    staff_one = queries_for(client, "/gestion/demandes")
+    auth.logout()
+    auth.login("parent@example.fr")
+    parent_one = queries_for(client, "/mon-espace/demandes")
+    auth.logout()
+    for index in range(9):
+        day = THURSDAY + timedelta(weeks=index + 1)
+        request = bookings.submit(family.id, claire, child, activity, RequestKind.RESERVATION, [day], NOW, "C")
+        requests.add_message(request, agent, f"Message {index}", by_town=True, now=NOW)
+    other, _tom, _sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
+    dossier.request_change(family, claire, "health", child, {"allergies": "Kiwi"})
+    dossier.request_change(family, claire, "tax", family.guardians[0], {"allocataire_number": "1234567"})
+    commit()
+    auth.login("agent@example.fr")
+    assert queries_for(client, "/gestion/demandes") == staff_one
+    auth.logout()
+    auth.login("parent@example.fr")
+    assert queries_for(client, "/mon-espace/demandes") == parent_one

@@ -21,6 +21,8 @@ from portail.htmx import is_htmx
 from portail.models import (
     ChangeRequest,
     ChangeStatus,
+    Child,
+    Guardian,
     Request,
     RequestEvent,
     Subscription,
@@ -264,11 +266,15 @@ def requests_list():
             )
         )
     }
-    found |= {("dossier", item.id): item for item in db.session.scalars(sa.select(ChangeRequest).where(ChangeRequest.id.in_(change_ids)).options(sa.orm.joinedload(ChangeRequest.family)))}
+    people = []  # the people the changes are about, held in the identity map for `describe` (no query per row)
+    if change_ids:
+        found |= {("dossier", item.id): item for item in db.session.scalars(sa.select(ChangeRequest).where(ChangeRequest.id.in_(change_ids)).options(sa.orm.joinedload(ChangeRequest.family)))}
+        people += db.session.scalars(sa.select(Guardian).where(Guardian.family_id.in_(family_ids))).all()
+        people += db.session.scalars(sa.select(Child).where(Child.family_id.in_(family_ids))).all()
     return render_template(
         "account/requests.html", page=page, items=[(source, found[(source, row_id)]) for source, row_id in rows if (source, row_id) in found],
         unread=request_service.unread_counts(current_user, request_ids), state_of=planning.request_state, kinds=planning.KIND_LABELS,
-        describe=dossier.describe,
+        describe=dossier.describe, people=people,
     )
 
 
