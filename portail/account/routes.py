@@ -24,7 +24,6 @@ from portail.models import (
     Child,
     Guardian,
     Request,
-    RequestEvent,
     Subscription,
     TokenPurpose,
     utcnow,
@@ -289,14 +288,12 @@ def _own_request_or_404(request_id: int):
 def request_history(request_id: int):
     """The history of one request; opening it clears its "nouveau(x) message(s)" flag for this parent."""
     found = _own_request_or_404(request_id)
-    events = db.session.scalars(
-        sa.select(RequestEvent).where(RequestEvent.request_id == found.id).options(sa.orm.joinedload(RequestEvent.author)).order_by(RequestEvent.at, RequestEvent.id)
-    ).all()
+    events = request_service.history(found)
     request_service.mark_read(found, current_user, utcnow())
     commit()
     return render_template(
         "account/request_history.html", item=found, events=events, state=planning.request_state(found.lines), kinds=planning.KIND_LABELS,
-        french_day=french_day,
+        french_day=french_day, line_labels=request_service.LINE_LABELS,
     )
 
 

@@ -16,7 +16,6 @@ from portail.models import (
     Family,
     LineState,
     Request,
-    RequestEvent,
     RequestLine,
     utcnow,
 )
@@ -25,7 +24,6 @@ from portail.services.booking_rules import french_day
 from portail.services.outbox import commit, rollback
 
 LINE_STATES = {"pending": ("En attente", LineState.PENDING), "accepted": ("Acceptées", LineState.ACCEPTED), "refused": ("Refusées", LineState.REFUSED)}
-LINE_LABELS = {LineState.PENDING: "En attente", LineState.ACCEPTED: "Acceptée", LineState.REFUSED: "Refusée", LineState.WITHDRAWN: "Retirée"}
 PER_PAGE = 50
 
 
@@ -84,7 +82,7 @@ def requests_queue():
     return render_template(
         "gestion/requests.html", rows=rows, total=total, page=page, pages=max((total + PER_PAGE - 1) // PER_PAGE, 1), filters=filters,
         states=LINE_STATES, activities=db.session.scalars(sa.select(Activity).order_by(Activity.name)).all(), booked=booked,
-        reasons=requests.REFUSAL_REASONS, french_day=french_day, kinds=planning.KIND_LABELS, line_labels=LINE_LABELS,
+        reasons=requests.REFUSAL_REASONS, french_day=french_day, kinds=planning.KIND_LABELS, line_labels=requests.LINE_LABELS,
     )
 
 
@@ -135,12 +133,10 @@ def _request_or_404(request_id: int) -> Request:
 def request_show(request_id: int):
     """One request: its days and their state, its history, a message to the family, decisions."""
     found = _request_or_404(request_id)
-    events = db.session.scalars(
-        sa.select(RequestEvent).where(RequestEvent.request_id == found.id).options(sa.orm.joinedload(RequestEvent.author)).order_by(RequestEvent.at, RequestEvent.id)
-    ).all()
+    events = requests.history(found)
     return render_template(
         "gestion/request_show.html", item=found, events=events, state=planning.request_state(found.lines), kinds=planning.KIND_LABELS,
-        french_day=french_day, reasons=requests.REFUSAL_REASONS, pending=LineState.PENDING, line_labels=LINE_LABELS,
+        french_day=french_day, reasons=requests.REFUSAL_REASONS, pending=LineState.PENDING, line_labels=requests.LINE_LABELS,
     )
 
 

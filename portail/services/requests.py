@@ -31,6 +31,7 @@ from portail.services.outbox import queue_mail
 
 # Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
 REFUSAL_REASONS = ["Complet", "Hors délai", "Dossier incomplet", "Autre"]
+LINE_LABELS = {LineState.PENDING: "En attente", LineState.ACCEPTED: "Acceptée", LineState.REFUSED: "Refusée", LineState.WITHDRAWN: "Retirée"}
 
 
 class DecisionError(ValueError):
@@ -145,6 +146,15 @@ def decide(line_ids: list[int], accept: bool, agent: User, now: datetime, reason
             )
             counts["accepted" if state is LineState.ACCEPTED else "refused"] += len(state_days)
     return counts
+
+
+def history(request: Request) -> list[RequestEvent]:
+    """The events of a request, oldest first, with their authors."""
+    return list(
+        db.session.scalars(
+            sa.select(RequestEvent).where(RequestEvent.request_id == request.id).options(sa.orm.joinedload(RequestEvent.author)).order_by(RequestEvent.at, RequestEvent.id)
+        )
+    )
 
 
 def add_message(request: Request, author: User, text: str, *, by_town: bool, now: datetime) -> RequestEvent:
