@@ -2,23 +2,39 @@
 
 A month planning shows a hundred cells or more; a Jinja macro call per cell cost more than
 everything else on the page, so a cell is built here with each value escaped (markupsafe's C
-`escape`). The single-cell fragments (after a click) use the same function, so a cell looks the
-same everywhere.
+`escape`; the names of a child and an activity are escaped once, not once per cell). The
+single-cell fragments (after a click) use the same function, so a cell looks the same everywhere.
 """
+
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
 from portail.models import BookingState
 from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW
-from portail.services.planning import Cell
+from portail.services.planning import Cell, What, Who
 
 ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRAW: "Retirer la demande"}
+
+
+@lru_cache(maxsize=4096)
+def _who(who: Who, colour: int) -> tuple[str, str]:
+    """The "who" badge of a child, and its escaped first name."""
+    first_name = escape(who.first_name)
+    badge = f'<span class="who child-{colour:d}" title="{escape(who.full_name)}">{escape(who.initials)}<span class="visually-hidden"> {first_name}</span></span> '
+    return badge, first_name
+
+
+@lru_cache(maxsize=4096)
+def _what(what: What) -> str:
+    return escape(what.name)
 
 
 def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
     """One cell: who, which activity, its state with the legend icon, then the actions or why none."""
     child, verdict = cell.child, cell.verdict
-    first_name, activity = escape(child.first_name), escape(cell.activity.name)
+    badge, first_name = _who(child, colour)
+    activity = _what(cell.activity)
     refused = cell.reason and cell.state is BookingState.REFUSED  # a pending request keeps the old reason for a withdrawal
     label = escape(f"{cell.label} ({cell.reason})" if refused else cell.label)
     if verdict.actions:
@@ -33,9 +49,6 @@ def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
         actions = f'<span class="why">{escape(verdict.reason)}</span>' if verdict.reason else ""
     state = cell.state.value if cell.state else "enrolled"
     return Markup(
-        f'<div class="cell state-{state}" id="{cell.dom_id}">'
-        f'<span class="who child-{colour:d}" title="{escape(child.full_name)}">{escape(child.initials)}<span class="visually-hidden"> {first_name}</span></span> '
-        f'<span class="what">{activity}</span> '
-        f'<span class="state"><span class="icon" aria-hidden="true">{cell.icon}</span> {label}</span>'
-        f"{actions}</div>"
+        f'<div class="cell state-{state}" id="{cell.dom_id}">{badge}<span class="what">{activity}</span> '
+        f'<span class="state"><span class="icon" aria-hidden="true">{cell.icon}</span> {label}</span>{actions}</div>'
     )

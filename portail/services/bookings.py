@@ -37,38 +37,44 @@ class BookingError(ValueError):
     """Nothing can be requested; the message is French."""
 
 
+# The rules' queries for one child and activity, built once (building a statement costs more than
+# running it): Core statements with bound parameters, run on the session's connection.
+_enrolment, _booking, _counter, _closing = (model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay))
+_PERIOD = (sa.bindparam("start"), sa.bindparam("end"))
+ENROLMENTS = sa.select(_enrolment.c.start_date, _enrolment.c.end_date, _enrolment.c.weekdays).where(
+    _enrolment.c.child_id == sa.bindparam("child"), _enrolment.c.activity_id == sa.bindparam("activity")
+)
+STATES = sa.select(_booking.c.day, _booking.c.state).where(
+    _booking.c.child_id == sa.bindparam("child"), _booking.c.activity_id == sa.bindparam("activity"), _booking.c.day.between(*_PERIOD)
+)
+COUNTERS = sa.select(_counter.c.day, _counter.c.booked).where(_counter.c.activity_id == sa.bindparam("activity"), _counter.c.day.between(*_PERIOD))
+CLOSINGS = sa.select(_closing.c.day, _closing.c.reason).where(
+    sa.or_(_closing.c.activity_id == sa.bindparam("activity"), _closing.c.activity_id.is_(None)), _closing.c.day.between(*_PERIOD)
+)
+
+
 def closing_days(activity: Activity, start: date, end: date) -> dict[date, str]:
     """Days entered by staff as closed for this activity (or for all), between two dates."""
-    rows = db.session.execute(
-        sa.select(ClosingDay.day, ClosingDay.reason).where(
-            sa.or_(ClosingDay.activity_id == activity.id, ClosingDay.activity_id.is_(None)),
-            ClosingDay.day.between(start, end),
-        )
-    )
-    return dict(rows.all())
+    db.session.flush()
+    return dict(db.session.connection().execute(CLOSINGS, {"activity": activity.id, "start": start, "end": end}).all())
 
 
 def preview(child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str) -> list[tuple[date, Verdict]]:
     """The verdict of each day for this kind of request (a constant number of queries)."""
+    return _preview(child, activity, kind, days, now, zone)[0]
+
+
+def _preview(child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str) -> tuple[list[tuple[date, Verdict]], dict]:
+    """The verdicts, and the current state of the days that have a booking."""
     if not days:
-        return []
-    start, end = min(days), max(days)
-    enrolments = db.session.scalars(
-        sa.select(Enrolment).where(Enrolment.child_id == child.id, Enrolment.activity_id == activity.id)
-    ).all()
-    states = dict(
-        db.session.execute(
-            sa.select(Booking.day, Booking.state).where(
-                Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day.between(start, end)
-            )
-        ).all()
-    )
-    booked = dict(
-        db.session.execute(
-            sa.select(ActivityDay.day, ActivityDay.booked).where(ActivityDay.activity_id == activity.id, ActivityDay.day.between(start, end))
-        ).all()
-    )
-    closed = closing_days(activity, start, end)
+        return [], {}
+    db.session.flush()  # Core statements do not autoflush
+    connection = db.session.connection()
+    params = {"child": child.id, "activity": activity.id, "start": min(days), "end": max(days)}
+    enrolments = connection.execute(ENROLMENTS, params).all()
+    states = dict(connection.execute(STATES, params).all())
+    booked = dict(connection.execute(COUNTERS, params).all())
+    closed = dict(connection.execute(CLOSINGS, params).all())
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
     verdicts = []
     for day in days:
@@ -80,13 +86,13 @@ def preview(child: Child, activity: Activity, kind: RequestKind, days: list[date
             label = states[day].label if states.get(day) else "Inscrit"
             verdict = Verdict(reason=f"Déjà : {label}")
         verdicts.append((day, verdict))
-    return verdicts
+    return verdicts, states
 
 
 def submit(family_id: int, user: User, child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str, period: tuple | None = None) -> Request:
     """Create one request for the actionable days; automatic activities decide at once."""
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
-    verdicts = preview(child, activity, kind, days, now, zone)
+    verdicts, states = _preview(child, activity, kind, days, now, zone)
     accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
     if not accepted_days:
         reasons = sorted({verdict.reason for _day, verdict in verdicts if verdict.reason})
@@ -96,7 +102,7 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
         request.period_start, request.period_end, request.period_weekdays = period
     db.session.add(request)
     automatic = activity.validation_mode is ValidationMode.AUTOMATIC
-    existing = _bookings(child.id, activity.id, accepted_days)
+    existing = _bookings(child.id, activity.id, accepted_days) if any(day in states for day in accepted_days) else {}
     placed: set[date] = set()
     if automatic and kind is RequestKind.RESERVATION:
         placed = take_places(activity, accepted_days)
@@ -149,26 +155,22 @@ def _bookings(child_id: int, activity_id: int, days: list[date]) -> dict[date, B
     }
 
 
-def _ensure_counters(activity_id: int, days: list[date]) -> None:
-    insert = sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else pg_insert
-    db.session.execute(
-        insert(ActivityDay).values([{"activity_id": activity_id, "day": day, "booked": 0} for day in days]).on_conflict_do_nothing()
-    )
-
-
 def take_places(activity: Activity, days: list[date]) -> set[date]:
     """Count one more child on each day that is not full; return the days obtained.
 
-    One conditional UPDATE: each row is checked and incremented atomically, whatever the concurrency.
+    One upsert: a day without a counter gets one at 1; an existing counter is incremented only
+    while under the capacity. Each row is checked and changed atomically (the conflicting row is
+    locked and its condition evaluated on its latest value), whatever the concurrency.
     """
-    _ensure_counters(activity.id, days)
-    condition = [ActivityDay.activity_id == activity.id, ActivityDay.day.in_(days)]
-    if activity.capacity is not None:
-        condition.append(ActivityDay.booked < activity.capacity)
-    result = db.session.execute(
-        sa.update(ActivityDay).where(*condition).values(booked=ActivityDay.booked + 1).returning(ActivityDay.day)
+    if activity.capacity is not None and activity.capacity <= 0:
+        return set()
+    insert = (sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else pg_insert)(ActivityDay)
+    statement = insert.values([{"activity_id": activity.id, "day": day, "booked": 1} for day in days]).on_conflict_do_update(
+        index_elements=[ActivityDay.activity_id, ActivityDay.day],
+        set_={"booked": ActivityDay.booked + 1},
+        where=ActivityDay.booked < activity.capacity if activity.capacity is not None else None,
     )
-    return set(result.scalars())
+    return set(db.session.execute(statement.returning(ActivityDay.day)).scalars())
 
 
 def take_place(activity: Activity, day: date) -> bool:

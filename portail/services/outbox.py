@@ -71,8 +71,10 @@ def commit() -> None:
     """Commit the session, then hand the mails it queued to the worker and drop replaced files."""
     from portail.services import uploads
 
-    pending = db.session.info.pop(_PENDING_KEY, [])
     try:
+        db.session.flush()
+        # The ids now: after the commit, reading them from the expired rows would cost a query each.
+        pending = [message if isinstance(message, int) else message.id for message in db.session.info.pop(_PENDING_KEY, [])]
         db.session.commit()
     except Exception:
         rollback()
@@ -80,8 +82,7 @@ def commit() -> None:
     db.session.info.pop("files_on_rollback", None)
     for name in db.session.info.pop("files_after_commit", []):
         uploads.remove(name)
-    for message in pending:
-        message_id = message if isinstance(message, int) else message.id
+    for message_id in pending:
         enqueue("portail.jobs.send_mail", message_id, job_id=f"mail-{message_id}")
 
 

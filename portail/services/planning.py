@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm.util import identity_key
 
 from portail.extensions import db
 from portail.models import (
@@ -102,46 +103,55 @@ class Cell:
         return f"cell-{self.child.id}-{self.activity.id}-{self.day.isoformat()}"
 
 
-def cells(
-    children: list[Child], start: date, end: date, now: datetime, zone: str, activity_ids: set[int] | None = None, child_ids: set[int] | None = None
-) -> tuple[list[Activity], dict]:
-    """The activities the children are enrolled in over the period, and the cells by day of the
-    shown children (`child_ids`, all by default) and shown activities (`activity_ids`).
+# The planning's queries, built once (building a statement costs more than running it on SQLite):
+# plain Core statements with bound parameters, run on the session's connection.
+_enrolment, _booking, _counter, _closing = (model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay))
+_IDS = sa.bindparam("ids", expanding=True)
+ENROLMENTS = sa.select(_enrolment.c.child_id, _enrolment.c.activity_id, _enrolment.c.start_date, _enrolment.c.end_date, _enrolment.c.weekdays).where(
+    _enrolment.c.child_id.in_(_IDS), _enrolment.c.start_date <= sa.bindparam("end"), _enrolment.c.end_date >= sa.bindparam("start")
+)
+ACTIVITIES = sa.select(Activity).where(Activity.id.in_(_IDS)).order_by(Activity.name)
+BOOKINGS = sa.select(_booking.c.child_id, _booking.c.activity_id, _booking.c.day, _booking.c.state, _booking.c.reason).where(
+    _booking.c.child_id.in_(_IDS), _booking.c.day.between(sa.bindparam("start"), sa.bindparam("end"))
+)
+COUNTERS = sa.select(_counter.c.activity_id, _counter.c.day, _counter.c.booked).where(
+    _counter.c.activity_id.in_(_IDS), _counter.c.day.between(sa.bindparam("start"), sa.bindparam("end"))
+)
+CLOSINGS = sa.select(_closing.c.activity_id, _closing.c.day, _closing.c.reason).where(_closing.c.day.between(sa.bindparam("start"), sa.bindparam("end")))
 
-    At most four queries whatever the number of children, activities or days; the loop reads plain values.
+
+def cells(
+    children: list[Child], start: date, end: date, now: datetime, zone: str, activity_ids: set[int] | None = None, child_ids: set[int] | None = None,
+    *, all_activities: bool = True,
+) -> tuple[list[Activity], dict]:
+    """The activities the children are enrolled in over the period (or only the shown ones, without
+    `all_activities`), and the cells by day of the shown children (`child_ids`, all by default) and
+    shown activities (`activity_ids`).
+
+    At most five queries whatever the number of children, activities or days (the activities
+    already in the session cost none); the loop reads plain values.
     """
     if not children:
         return [], {}
-    enrolments = db.session.execute(
-        sa.select(Enrolment.child_id, Enrolment.start_date, Enrolment.end_date, Enrolment.weekdays, Activity)
-        .join(Activity)
-        .where(Enrolment.child_id.in_([child.id for child in children]), Enrolment.start_date <= end, Enrolment.end_date >= start)
-        .order_by(Activity.name)
-    ).all()
-    activities = {row.Activity.id: row.Activity for row in enrolments}
+    db.session.flush()  # Core statements do not autoflush: see the changes of this transaction
+    connection = db.session.connection()
+    period = {"start": start, "end": end}
+    enrolments = connection.execute(ENROLMENTS, {"ids": [child.id for child in children], **period}).all()
+    enrolled_in = {activity_id for _c, activity_id, _s, _e, _w in enrolments}
+    activities = _activities(enrolled_in if all_activities or activity_ids is None else enrolled_in & activity_ids)
     shown = [a for a in activities.values() if activity_ids is None or a.id in activity_ids]
     children = [child for child in children if child_ids is None or child.id in child_ids]
-    child_ids = [child.id for child in children]
     by_pair = defaultdict(list)
-    for child_id, first, last, weekdays, activity in enrolments:
-        by_pair[(child_id, activity.id)].append((first, last, weekdays))
+    for child_id, activity_id, first, last, weekdays in enrolments:
+        by_pair[(child_id, activity_id)].append((first, last, weekdays))
     bookings = {
         (child_id, activity_id, day): (state, reason)
-        for child_id, activity_id, day, state, reason in db.session.execute(
-            sa.select(Booking.child_id, Booking.activity_id, Booking.day, Booking.state, Booking.reason)
-            .where(Booking.child_id.in_(child_ids), Booking.day.between(start, end))
-        )
+        for child_id, activity_id, day, state, reason in connection.execute(BOOKINGS, {"ids": [child.id for child in children], **period})
     }
     limited = [a.id for a in shown if a.capacity is not None]  # only they can be full
-    booked = dict(
-        ((activity_id, day), count)
-        for activity_id, day, count in db.session.execute(
-            sa.select(ActivityDay.activity_id, ActivityDay.day, ActivityDay.booked)
-            .where(ActivityDay.activity_id.in_(limited), ActivityDay.day.between(start, end))
-        )
-    ) if limited else {}
+    booked = {(activity_id, day): count for activity_id, day, count in connection.execute(COUNTERS, {"ids": limited, **period})} if limited else {}
     closed = defaultdict(dict)
-    for activity_id, day, reason in db.session.execute(sa.select(ClosingDay.activity_id, ClosingDay.day, ClosingDay.reason).where(ClosingDay.day.between(start, end))):
+    for activity_id, day, reason in connection.execute(CLOSINGS, period):
         for each in ([activity_id] if activity_id else activities):
             closed[each][day] = reason
     whos = [Who.of(child) for child in children]
@@ -176,6 +186,15 @@ def cells(
     return shown, result
 
 
+def _activities(ids: set[int]) -> dict[int, Activity]:
+    """The activities by id, sorted by name: from the session when loaded, else in one query."""
+    found = {activity_id: db.session.identity_map.get(identity_key(Activity, activity_id)) for activity_id in ids}
+    missing = [activity_id for activity_id, activity in found.items() if activity is None]
+    if missing:
+        found |= {activity.id: activity for activity in db.session.scalars(ACTIVITIES, {"ids": missing})}
+    return dict(sorted(((i, a) for i, a in found.items() if a is not None), key=lambda item: item[1].name))
+
+
 def worth_showing(reason: str | None, day: date, closing_days: dict | None) -> bool:
     """Open days, and the exceptional closures (public holiday, closure by the town), are shown;
     the days an activity never opens (other weekdays, school holidays for the canteen) are not."""
@@ -184,7 +203,7 @@ def worth_showing(reason: str | None, day: date, closing_days: dict | None) -> b
 
 def one_cell(child: Child, activity: Activity, day: date, now: datetime, zone: str) -> Cell | None:
     """A single cell (after an action), or None when the child is not enrolled that day."""
-    _shown, by_day = cells([child], day, day, now, zone, {activity.id})
+    _shown, by_day = cells([child], day, day, now, zone, {activity.id}, all_activities=False)
     found = [cell for cell in by_day.get(day, []) if cell.activity.id == activity.id]
     return found[0] if found else None
 

@@ -56,11 +56,18 @@ def created(request: Request, user: User | None, days: list[date], now: datetime
     """The history's first lines (and the automatic decision, if any), and the accusé de réception
     to the parent who asked (PRODUCT §7)."""
     kind = "réservation" if request.kind is RequestKind.RESERVATION else "absence"
-    record(request.id, EventKind.CREATED, user, by_town=False, summary=f"Demande de {kind} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})", at=now)
+    events = [{
+        "request_id": request.id, "kind": EventKind.CREATED, "author_id": user.id if user else None, "by_town": False, "at": now, "reason": None,
+        "summary": f"Demande de {kind} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})",
+    }]
     for state, state_days in (decided or {}).items():
         if state_days:
             label = "Acceptée automatiquement" if state is LineState.ACCEPTED else "Refusée automatiquement"
-            record(request.id, EventKind.DECISION, None, by_town=False, summary=f"{label} : {short_days(state_days)}", reason=None if state is LineState.ACCEPTED else "Complet", at=now)
+            events.append({
+                "request_id": request.id, "kind": EventKind.DECISION, "author_id": None, "by_town": False, "at": now,
+                "summary": f"{label} : {short_days(state_days)}", "reason": None if state is LineState.ACCEPTED else "Complet",
+            })
+    db.session.execute(sa.insert(RequestEvent), events)  # one statement
     if user is None:
         return
     child, activity = request.child, request.activity
