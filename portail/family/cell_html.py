@@ -52,3 +52,8 @@ def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
         f'<div class="cell state-{state}" id="{cell.dom_id}">{badge}<span class="what">{activity}</span> '
         f'<span class="state"><span class="icon" aria-hidden="true">{cell.icon}</span> {label}</span>{actions}</div>'
     )
+
+
+def cells_html(cells: list[Cell], colours: dict[int, int], confirm_base: str) -> Markup:
+    """The cells of a day (one call from the template per day, not per cell)."""
+    return Markup("".join([cell_html(cell, colours[cell.child.id], confirm_base) for cell in cells]))

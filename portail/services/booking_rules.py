@@ -50,6 +50,7 @@ def is_working_day(day: date) -> bool:
     return day.isoweekday() <= 5 and day not in public_holidays(day.year)
 
 
+@lru_cache(maxsize=65536)  # a pure function of its arguments, asked for every cell of every planning
 def deadline(day: date, kind: DeadlineKind, days: int, at: time, working_days: bool, weekday: int | None) -> datetime:
     """The last instant (Paris time, aware) to request a change for `day`."""
     if kind is DeadlineKind.PREVIOUS_WEEK:
