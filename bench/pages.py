@@ -61,6 +61,10 @@ def main() -> None:
         ("planning: mois", parent, f"/famille/{family_id}/planning?vue=mois"),
         ("planning: semaine", parent, f"/famille/{family_id}/planning?vue=semaine"),
         ("planning: formulaire", parent, f"/famille/{family_id}/planning/periode"),
+        ("mes demandes", parent, "/mon-espace/demandes"),
+        ("historique d'une demande", parent, "/mon-espace/demandes/1"),
+        ("gestion: demandes", agent, "/gestion/demandes"),
+        ("gestion: une demande", agent, "/gestion/demandes/1"),
     ]
     counter = {"n": 0}
     sa.event.listen(engine, "before_cursor_execute", lambda *_: counter.__setitem__("n", counter["n"] + 1))
