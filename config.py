@@ -44,6 +44,8 @@ class Config:
     COMPRESS_ALGORITHM = "gzip"
     COMPRESS_MIMETYPES = ["text/html", "text/css", "application/javascript", "text/javascript", "application/json"]
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
+    # Room for each family's pièces justificatives (every version kept counts).
+    DOCUMENT_QUOTA_BYTES = int(os.environ.get("DOCUMENT_QUOTA_MB", "50")) * 1024 * 1024
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")
     RATELIMIT_SWALLOW_ERRORS = True

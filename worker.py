@@ -16,6 +16,7 @@ RECURRING = [
     ("portail.jobs.relay_outbox", 60),
     ("portail.jobs.dispatch_digests", 60),
     ("portail.jobs.purge_unactivated_accounts", 3600),
+    ("portail.jobs.documents_expiry", 3600),
 ]
 
 

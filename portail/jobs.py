@@ -1,7 +1,8 @@
 """RQ jobs. They take ids, never ORM objects, and run inside the worker's app context."""
 
 from portail.models import utcnow
-from portail.services import accounts, digests, outbox
+from portail.services import accounts, digests, documents, outbox
+from portail.services.outbox import commit
 
 
 def send_mail(message_id: int) -> bool:
@@ -22,3 +23,10 @@ def purge_unactivated_accounts() -> int:
 def dispatch_digests() -> int:
     """Send the 13:00 / 18:00 digest windows that are due (run every minute; catches up missed windows)."""
     return digests.dispatch_due(utcnow())
+
+
+def documents_expiry() -> dict[str, int]:
+    """Expire the documents past their date and warn parents 30 days before (idempotent, hourly)."""
+    result = documents.expiry(utcnow())
+    commit()
+    return result

@@ -6,10 +6,11 @@ import pytest
 
 from portail.access import is_public
 from portail.extensions import db
-from portail.models import Authorization, Enrolment, RequestKind, Role
-from portail.services import bookings, dossier
+from portail.models import Authorization, DocumentScope, DocumentType, Enrolment, RequestKind, Role
+from portail.services import bookings, documents, dossier
 from tests.factories import make_family, make_user
 from tests.test_booking_rules import canteen
+from tests.test_documents import PDF
 from tests.test_pages_security import check_headers
 
 PUBLIC = {
@@ -97,11 +98,16 @@ def test_staff_reach_the_back_office(app, client, auth, role):
     child = family.children[0]
     db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
     request = bookings.submit(family.id, parent, child, activity, RequestKind.RESERVATION, [date(2027, 3, 4)], datetime(2026, 10, 1, tzinfo=UTC), "C")
+    kind = DocumentType(name="Attestation CAF", scope=DocumentScope.FAMILY)
+    db.session.add(kind)
+    db.session.flush()
+    document = documents.submit(family, parent, kind, None, PDF, "caf.pdf", datetime(2026, 10, 1, tzinfo=UTC))
     db.session.commit()
     auth.login("staff@example.fr")
     ids = {
         "family_id": family.id, "member_id": family.guardians[0].id, "child_id": child.id, "change_id": change.id,
         "user_id": staff.id, "authorization_id": authorization.id, "activity_id": activity.id, "request_id": request.id,
+        "type_id": kind.id, "document_id": document.id,
     }
     for endpoint, method, url in routes(app, ids):
         if not endpoint.startswith("gestion.") or method != "GET" or endpoint in NO_FILE_YET:

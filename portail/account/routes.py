@@ -22,6 +22,7 @@ from portail.models import (
     ChangeRequest,
     ChangeStatus,
     Child,
+    Document,
     Guardian,
     Request,
     Subscription,
@@ -248,7 +249,8 @@ def requests_list():
         sa.select(sa.literal("dossier").label("source"), ChangeRequest.id.label("id"), ChangeRequest.created_at.label("at"))
         .where(ChangeRequest.family_id.in_(family_ids), ChangeRequest.status != ChangeStatus.DIRECT)
     )
-    union = sa.union_all(activity, changes).subquery()
+    sent = sa.select(sa.literal("document").label("source"), Document.id.label("id"), Document.uploaded_at.label("at")).where(Document.family_id.in_(family_ids))
+    union = sa.union_all(activity, changes, sent).subquery()
     number = max(request.args.get("page", 1, type=int), 1)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(union))
     rows = db.session.execute(
@@ -265,6 +267,14 @@ def requests_list():
             )
         )
     }
+    document_ids = [row_id for source, row_id in rows if source == "document"]
+    if document_ids:
+        found |= {
+            ("document", item.id): item
+            for item in db.session.scalars(
+                sa.select(Document).where(Document.id.in_(document_ids)).options(sa.orm.joinedload(Document.type), sa.orm.joinedload(Document.child))
+            )
+        }
     people = []  # the people the changes are about, held in the identity map for `describe` (no query per row)
     if change_ids:
         found |= {("dossier", item.id): item for item in db.session.scalars(sa.select(ChangeRequest).where(ChangeRequest.id.in_(change_ids)).options(sa.orm.joinedload(ChangeRequest.family)))}

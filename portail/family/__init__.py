@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("family", __name__, url_prefix="/famille")
 
-from portail.family import planning_routes, routes  # noqa: E402,F401
+from portail.family import document_routes, planning_routes, routes  # noqa: E402,F401

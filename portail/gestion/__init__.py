@@ -4,4 +4,10 @@ from flask import Blueprint
 
 bp = Blueprint("gestion", __name__, url_prefix="/gestion")
 
-from portail.gestion import activity_routes, dossier_routes, request_routes, routes  # noqa: E402,F401
+from portail.gestion import (  # noqa: E402,F401
+    activity_routes,
+    document_routes,
+    dossier_routes,
+    request_routes,
+    routes,
+)

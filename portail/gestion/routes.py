@@ -17,6 +17,8 @@ from portail.models import (
     ChangeStatus,
     Child,
     Civility,
+    Document,
+    DocumentState,
     Family,
     LineState,
     OutboxMessage,
@@ -51,6 +53,7 @@ def dashboard():
             sa.select(sa.func.count(ChangeRequest.id)).where(ChangeRequest.status == ChangeStatus.PENDING)
         ),
         "pending_lines": count(sa.select(sa.func.count(RequestLine.id)).where(RequestLine.state == LineState.PENDING)),
+        "pending_documents": count(sa.select(sa.func.count(Document.id)).where(Document.state == DocumentState.PENDING)),
     }
     outbox = dict(
         db.session.execute(

@@ -17,6 +17,7 @@ from portail.models.activities import (
     ValidationMode,
 )
 from portail.models.audit import AuditEvent
+from portail.models.documents import Document, DocumentScope, DocumentState, DocumentType, Validity
 from portail.models.dossier import ChangeAction, ChangeRequest, ChangeStatus
 from portail.models.families import (
     Authorization,
@@ -35,6 +36,11 @@ from portail.models.requests import Digest, DigestRun, DigestWindow, EventKind, 
 from portail.models.types import utcnow
 
 __all__ = [
+    "Document",
+    "DocumentScope",
+    "DocumentState",
+    "DocumentType",
+    "Validity",
     "Digest",
     "DigestRun",
     "DigestWindow",

@@ -26,6 +26,8 @@ SUBJECTS = {
     "dossier_decision": "Votre demande de modification du dossier famille",
     "booking_receipt": "Accusé de réception de votre demande",
     "decision_digest": "Accusé de traitement de vos demandes",
+    "document_decision": "Votre pièce justificative",
+    "document_expiry": "Une pièce justificative arrive à expiration",
 }
 MAX_ATTEMPTS = 8
 _PENDING_KEY = "portail_outbox_pending"

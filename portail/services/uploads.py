@@ -1,4 +1,5 @@
-"""Uploaded images: checked from their bytes, re-encoded without metadata, stored under random names."""
+"""Uploads (child photos, pièces justificatives): checked from their bytes, images re-encoded without
+metadata, PDFs checked to open and kept byte for byte, stored under random names outside static/."""
 
 import io
 import re
@@ -15,7 +16,10 @@ from portail.extensions import db
 MAX_BYTES = 5 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; more is refused as a decompression bomb
 IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG"}
-STORED_NAME = re.compile(r"[0-9a-f]{32}\.(jpg|png)")
+STORED_NAME = re.compile(r"[0-9a-f]{32}\.(jpg|png|pdf)")
+DOCUMENT_TYPES = {"application/pdf": "pdf", "image/jpeg": "jpeg", "image/png": "png"}
+# Characters that could disguise a name: controls, bidirectional overrides (e.g. "facture\u202efdp.exe").
+HIDDEN = re.compile("[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class UploadError(ValueError):
@@ -68,6 +72,59 @@ def save_image(data: bytes) -> str:
     return name
 
 
+def save_document(data: bytes, formats: list[str]) -> tuple[str, str]:
+    """Check a pièce justificative (PDF, JPEG or PNG among `formats`), store it; return (name, mimetype).
+
+    Images are re-encoded like photos; a PDF must open and is kept byte for byte."""
+    if not data:
+        raise UploadError("Le fichier est vide.")
+    if len(data) > MAX_BYTES:
+        raise UploadError("Le fichier dépasse 5 Mo.")
+    kind = filetype.guess(data)
+    accepted = ", ".join(f.upper() for f in formats)
+    if kind is None or DOCUMENT_TYPES.get(kind.mime) not in formats:
+        raise UploadError(f"Ce type de fichier n'est pas accepté : formats acceptés {accepted}.")
+    if kind.mime != "application/pdf":
+        name = save_image(data)
+        return name, mimetype_of(name)
+    _check_pdf(data)
+    name = f"{secrets.token_hex(16)}.pdf"
+    path_of(name).write_bytes(data)
+    db.session.info.setdefault("files_on_rollback", []).append(name)
+    return name, "application/pdf"
+
+
+def _check_pdf(data: bytes) -> None:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            raise UploadError("Le PDF est protégé par un mot de passe : envoyez-le sans protection.")
+        if len(reader.pages) < 1:
+            raise UploadError("Le PDF ne contient aucune page.")
+    except UploadError:
+        raise
+    except (PdfReadError, Exception):
+        raise UploadError("Le PDF est illisible ou endommagé.") from None
+
+
+def check_filename(name: str) -> None:
+    """Refuse names that try to pass for something else: folders, "..", hidden or direction-changing characters."""
+    if "/" in name or "\\" in name or ".." in name or HIDDEN.search(name):
+        raise UploadError("Le nom du fichier contient des caractères non autorisés : renommez-le puis envoyez-le à nouveau.")
+
+
+def clean_filename(name: str | None, extension: str) -> str:
+    """A safe display name: no folders, no hidden or direction-changing characters, the real extension."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = HIDDEN.sub("", base).strip(" .")
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    stem = re.sub(r"[^\w .()-]", "_", stem)[:80].strip(" .") or "document"
+    return f"{stem}.{extension}"
+
+
 def delete_after_commit(name: str | None) -> None:
     """Remove a stored file once the current transaction has committed."""
     if name:
@@ -83,4 +140,4 @@ def remove(name: str) -> None:
 
 
 def mimetype_of(name: str) -> str:
-    return "image/png" if name.endswith(".png") else "image/jpeg"
+    return {"png": "image/png", "pdf": "application/pdf"}.get(name.rsplit(".", 1)[-1], "image/jpeg")

@@ -1,0 +1,137 @@
+"""Back-office: the document types asked of families, the queue of documents to check, decisions."""
+
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from wtforms import BooleanField, RadioField, StringField, TextAreaField
+from wtforms.validators import Length
+
+from portail.extensions import db
+from portail.files import send_stored
+from portail.forms import FlaskForm, required
+from portail.gestion import bp
+from portail.gestion.activity_forms import Checkboxes
+from portail.models import Document, DocumentScope, DocumentState, DocumentType, Family, Validity, utcnow
+from portail.services import documents
+from portail.services.families import record
+from portail.services.outbox import commit, rollback
+
+
+class DocumentTypeForm(FlaskForm):
+    name = StringField("Nom", validators=[required(), Length(max=120, message="120 caractères au plus.")])
+    description = TextAreaField("Description pour les familles", validators=[Length(max=1000, message="1000 caractères au plus.")])
+    scope = RadioField("Demandé", choices=[("family", "Une fois pour la famille"), ("child", "Pour chaque enfant")], validators=[required("Choisissez pour qui.")])
+    required_doc = BooleanField("Obligatoire")
+    validity = RadioField(
+        "Validité", choices=[("none", "Sans limite"), ("one_year", "Un an"), ("school_year", "Jusqu'à la fin de l'année scolaire (31 août)")],
+        validators=[required("Choisissez la validité.")],
+    )
+    formats = Checkboxes("Formats acceptés", choices=[("pdf", "PDF"), ("jpeg", "JPEG"), ("png", "PNG")], validators=[required("Cochez au moins un format.")])
+    active = BooleanField("Demandé actuellement")
+
+
+@bp.get("/pieces/types")
+def document_types():
+    items = db.session.scalars(sa.select(DocumentType).order_by(DocumentType.active.desc(), DocumentType.name)).all()
+    return render_template("gestion/document_types.html", items=items)
+
+
+@bp.route("/pieces/types/nouveau", methods=["GET", "POST"])
+@bp.route("/pieces/types/<int:type_id>", methods=["GET", "POST"])
+def document_type_edit(type_id: int | None = None):
+    kind = db.session.get(DocumentType, type_id) if type_id else None
+    if type_id and kind is None:
+        abort(404)
+    form = DocumentTypeForm()
+    if request.method == "GET":
+        if kind:
+            form.name.data, form.description.data, form.scope.data = kind.name, kind.description, kind.scope.value
+            form.required_doc.data, form.validity.data, form.formats.data, form.active.data = kind.required, kind.validity.value, kind.format_list, kind.active
+        else:
+            form.required_doc.data, form.active.data, form.formats.data, form.validity.data = True, True, ["pdf", "jpeg", "png"], "none"
+    if form.validate_on_submit():
+        if kind is None:
+            kind = DocumentType()
+            db.session.add(kind)
+        kind.name, kind.description, kind.scope = form.name.data, form.description.data or "", DocumentScope(form.scope.data)
+        kind.required, kind.validity, kind.formats, kind.active = form.required_doc.data, Validity(form.validity.data), ",".join(form.formats.data), form.active.data
+        db.session.flush()
+        record(current_user, "document_type.saved", "document_type", kind.id, kind.name)
+        commit()
+        flash(f"Le document « {kind.name} » est enregistré.", "success")
+        return redirect(url_for("gestion.document_types"))
+    return render_template("gestion/document_type_form.html", form=form, kind=kind), 422 if form.errors else 200
+
+
+@bp.get("/pieces")
+def documents_queue():
+    """Documents waiting for validation: filter by type, family and age."""
+    query = sa.select(Document).join(Family).where(Document.state == DocumentState.PENDING)
+    type_id = request.args.get("type", type=int)
+    family_q = (request.args.get("famille") or "").strip()[:100]
+    older = request.args.get("anciennete", type=int)
+    if type_id:
+        query = query.where(Document.type_id == type_id)
+    if family_q:
+        query = query.where(sa.func.lower(Family.name).like(f"%{family_q.lower()}%"))
+    if older:
+        query = query.where(Document.uploaded_at <= utcnow() - timedelta(days=older))
+    page = db.paginate(
+        query.options(sa.orm.contains_eager(Document.family), sa.orm.joinedload(Document.type), sa.orm.joinedload(Document.child)).order_by(Document.uploaded_at),
+        page=max(request.args.get("page", 1, type=int), 1), per_page=30, error_out=False,
+    )
+    types = db.session.scalars(sa.select(DocumentType).order_by(DocumentType.name)).all()
+    return render_template("gestion/documents.html", page=page, types=types, type_id=type_id, family_q=family_q, older=older)
+
+
+def _document_or_404(document_id: int) -> Document:
+    document = db.session.get(Document, document_id)
+    if document is None:
+        abort(404)
+    return document
+
+
+@bp.get("/pieces/<int:document_id>")
+def document_show(document_id: int):
+    document = _document_or_404(document_id)
+    versions = db.session.scalars(
+        sa.select(Document).where(Document.family_id == document.family_id, Document.type_id == document.type_id, Document.child_id == document.child_id)
+        .order_by(Document.uploaded_at.desc())
+    ).all()
+    today = documents.today_in_paris(utcnow())
+    return render_template(
+        "gestion/document_show.html", document=document, versions=versions, reasons=documents.REFUSAL_REASONS,
+        default_expiry=documents.default_expiry(document.type, today),
+    )
+
+
+@bp.post("/pieces/<int:document_id>/decision")
+def document_decide(document_id: int):
+    document = _document_or_404(document_id)
+    accept = request.form.get("decision") == "valider"
+    valid_until = None
+    if accept and request.form.get("valide_jusqu_au"):
+        try:
+            valid_until = date.fromisoformat(request.form["valide_jusqu_au"])
+        except ValueError:
+            flash("La date de fin de validité est invalide.", "error")
+            return redirect(url_for("gestion.document_show", document_id=document_id))
+    reason = " — ".join(part for part in (request.form.get("motif", ""), request.form.get("precision", "").strip()) if part)
+    try:
+        documents.decide(document, current_user, accept, utcnow(), valid_until=valid_until, reason=reason)
+        record(current_user, "document.validated" if accept else "document.refused", "document", document.id, document.type.name)
+        commit()
+    except documents.DocumentError as error:
+        rollback()
+        flash(str(error), "error")
+        return redirect(url_for("gestion.document_show", document_id=document_id))
+    flash(f"Document {'validé' if accept else 'refusé'} ; la famille est prévenue par e-mail.", "success")
+    return redirect(url_for("gestion.documents_queue"))
+
+
+@bp.get("/pieces/<int:document_id>/fichier")
+def document_file_staff(document_id: int):
+    document = _document_or_404(document_id)
+    return send_stored(document.stored_name, document.original_name)
