@@ -96,6 +96,9 @@ def load() -> None:
 
     claire = db.session.scalar(sa.select(User).where(User.email == "claire.martin@demo.fr"))
     demo_activities.load(families, claire)
+    from portail.services import demo_documents
+
+    demo_documents.load(families)
 
 
 AUTHORIZATIONS = [

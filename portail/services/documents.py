@@ -77,11 +77,10 @@ def slots(family: Family, now: datetime) -> list[Slot]:
         )
     }
     today = today_in_paris(now)
-    found = []
-    for kind in types:
-        for child in family.children if kind.scope is DocumentScope.CHILD else [None]:
-            found.append(Slot(kind, child, current.get((kind.id, child.id if child else None)), today))
-    return found
+    # The family's documents first, then each child's (the page has one heading per child).
+    owners = [(None, [k for k in types if k.scope is DocumentScope.FAMILY])]
+    owners += [(child, [k for k in types if k.scope is DocumentScope.CHILD]) for child in family.children]
+    return [Slot(kind, child, current.get((kind.id, child.id if child else None)), today) for child, kinds in owners for kind in kinds]
 
 
 def submit(family: Family, user: User, kind: DocumentType, child: Child | None, data: bytes, filename: str | None, now: datetime) -> Document:
