@@ -230,3 +230,21 @@ def test_a_request_over_the_size_limit_gets_the_french_413_page(app, client, aut
     auth.login("parent@example.fr")
     response = send(client, family, caf, b"%PDF" + b"0" * (app.config["MAX_CONTENT_LENGTH"] + 10), "enorme.pdf")
     assert response.status_code == 413 and "Fichier trop volumineux" in response.get_data(as_text=True)
+
+
+def test_a_failed_save_leaves_no_file_without_its_row(app, home, monkeypatch):
+    family, _other, caf, _vaccins = home
+    parent = family.subscriptions[0].user
+    before = upload_dir(app)
+
+    def failing_commit(self):
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("disque plein"))
+
+    documents.submit(family, parent, caf, None, PDF, "caf.pdf", datetime(2027, 1, 5, tzinfo=UTC))
+    assert len(upload_dir(app) - before) == 1  # written, waiting for the commit
+    monkeypatch.setattr(sa.orm.Session, "commit", failing_commit)
+    with pytest.raises(sa.exc.OperationalError):
+        commit()
+    monkeypatch.undo()
+    assert upload_dir(app) == before
+    assert db.session.scalar(sa.select(sa.func.count(Document.id))) == 0
