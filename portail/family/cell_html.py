@@ -30,23 +30,31 @@ def _what(what: What) -> str:
     return escape(what.name)
 
 
+@lru_cache(maxsize=4096)
+def _text(value: str) -> str:
+    """Escaped once: labels and reasons repeat from cell to cell."""
+    return escape(value)
+
+
 def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
     """One cell: who, which activity, its state with the legend icon, then the actions or why none."""
-    child, verdict = cell.child, cell.verdict
+    child, verdict, day = cell.child, cell.verdict, cell.day
     badge, first_name = _who(child, colour)
     activity = _what(cell.activity)
     refused = cell.reason and cell.state is BookingState.REFUSED  # a pending request keeps the old reason for a withdrawal
-    label = escape(f"{cell.label} ({cell.reason})" if refused else cell.label)
+    label = _text(f"{cell.label} ({cell.reason})" if refused else cell.label)
+    iso = day.isoformat()
     if verdict.actions:
-        base = escape(f"{confirm_base}?enfant={child.id}&activite={cell.activity.id}&jour={cell.day.isoformat()}&action=")
-        day = cell.day.strftime("%d/%m")
+        # confirm_base is a URL path of ours and the values are numbers and an ISO date: nothing to escape.
+        base = f"{confirm_base}?enfant={child.id}&amp;activite={cell.activity.id}&amp;jour={iso}&amp;action="
+        short = f"{iso[8:10]}/{iso[5:7]}"
         actions = "".join(
             f'<a class="cell-action" href="{base}{action}" hx-get="{base}{action}">{ACTION_LABELS[action]}'
-            f'<span class="visually-hidden"> : {first_name}, {activity}, {day}</span></a>'
-            for action in sorted(verdict.actions)
+            f'<span class="visually-hidden"> : {first_name}, {activity}, {short}</span></a>'
+            for action in (sorted(verdict.actions) if len(verdict.actions) > 1 else verdict.actions)
         )
     else:
-        actions = f'<span class="why">{escape(verdict.reason)}</span>' if verdict.reason else ""
+        actions = f'<span class="why">{_text(verdict.reason)}</span>' if verdict.reason else ""
     state = cell.state.value if cell.state else "enrolled"
     return Markup(
         f'<div class="cell state-{state}" id="{cell.dom_id}">{badge}<span class="what">{activity}</span> '
