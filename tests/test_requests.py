@@ -436,3 +436,18 @@ def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(clie
     auth.logout()
     auth.login("parent@example.fr")
     assert queries_for(client, "/mon-espace/demandes") == parent_one
+
+
+def test_a_parents_message_is_flagged_to_staff_until_the_town_answers(client, auth, pending, agent):
+    first, _second = pending
+    auth.login("parent@example.fr")
+    client.post(f"/mon-espace/demandes/{first.id}/message", data={"message": "Léa mangera finalement le jeudi."})
+    auth.logout()
+    auth.login("agent@example.fr")
+    flag = "Message de la famille à lire"
+    queue = client.get("/gestion/demandes").get_data(as_text=True)
+    assert queue.count(flag) == 2  # the two days of that request, not the other family's
+    assert "La famille a écrit" in client.get(f"/gestion/demandes/{first.id}").get_data(as_text=True)
+    client.post(f"/gestion/demandes/{first.id}/message", data={"message": "C'est noté."})
+    assert flag not in client.get("/gestion/demandes").get_data(as_text=True)
+    assert "La famille a écrit" not in client.get(f"/gestion/demandes/{first.id}").get_data(as_text=True)

@@ -79,8 +79,9 @@ def requests_queue():
                 )
             )
         }
+    awaiting = requests.awaiting_reply(list({row.Request.id for row in rows}))
     return render_template(
-        "gestion/requests.html", rows=rows, total=total, page=page, pages=max((total + PER_PAGE - 1) // PER_PAGE, 1), filters=filters,
+        "gestion/requests.html", awaiting=awaiting, rows=rows, total=total, page=page, pages=max((total + PER_PAGE - 1) // PER_PAGE, 1), filters=filters,
         states=LINE_STATES, activities=db.session.scalars(sa.select(Activity).order_by(Activity.name)).all(), booked=booked,
         reasons=requests.REFUSAL_REASONS, french_day=french_day, kinds=planning.KIND_LABELS, line_labels=requests.LINE_LABELS,
     )
@@ -135,7 +136,7 @@ def request_show(request_id: int):
     found = _request_or_404(request_id)
     events = requests.history(found)
     return render_template(
-        "gestion/request_show.html", item=found, events=events, state=planning.request_state(found.lines), kinds=planning.KIND_LABELS,
+        "gestion/request_show.html", awaiting=requests.awaiting_reply([found.id]), item=found, events=events, state=planning.request_state(found.lines), kinds=planning.KIND_LABELS,
         french_day=french_day, reasons=requests.REFUSAL_REASONS, pending=LineState.PENDING, line_labels=requests.LINE_LABELS,
     )
 

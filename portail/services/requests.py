@@ -186,6 +186,18 @@ def unread_counts(user: User, request_ids: list[int]) -> dict[int, int]:
     return dict(rows.all())
 
 
+def awaiting_reply(request_ids: list[int]) -> set[int]:
+    """The requests whose latest message from a parent came after the town's latest word (one query)."""
+    if not request_ids:
+        return set()
+    from_parent = sa.func.max(sa.case((sa.and_(RequestEvent.kind == EventKind.MESSAGE, RequestEvent.by_town.is_(False)), RequestEvent.at)))
+    from_town = sa.func.max(sa.case((RequestEvent.by_town.is_(True), RequestEvent.at)))
+    rows = db.session.execute(
+        sa.select(RequestEvent.request_id, from_parent, from_town).where(RequestEvent.request_id.in_(request_ids)).group_by(RequestEvent.request_id)
+    )
+    return {request_id for request_id, parent_at, town_at in rows if parent_at is not None and (town_at is None or parent_at > town_at)}
+
+
 def mark_read(request: Request, user: User, now: datetime) -> None:
     read = db.session.get(RequestRead, (request.id, user.id))
     if read is None:
