@@ -19,11 +19,6 @@ from portail.account.forms import (
 from portail.extensions import db, limiter
 from portail.htmx import is_htmx
 from portail.models import (
-    ChangeRequest,
-    ChangeStatus,
-    Child,
-    Document,
-    Guardian,
     Request,
     Subscription,
     TokenPurpose,
@@ -241,49 +236,12 @@ def _family_ids() -> list[int]:
 
 @bp.get("/demandes")
 def requests_list():
-    """Mes demandes: reservations, absences and dossier changes of the parent's families, newest first."""
-
-    family_ids = _family_ids()
-    activity = sa.select(sa.literal("activity").label("source"), Request.id.label("id"), Request.created_at.label("at")).where(Request.family_id.in_(family_ids))
-    changes = (
-        sa.select(sa.literal("dossier").label("source"), ChangeRequest.id.label("id"), ChangeRequest.created_at.label("at"))
-        .where(ChangeRequest.family_id.in_(family_ids), ChangeRequest.status != ChangeStatus.DIRECT)
-    )
-    sent = sa.select(sa.literal("document").label("source"), Document.id.label("id"), Document.uploaded_at.label("at")).where(Document.family_id.in_(family_ids))
-    union = sa.union_all(activity, changes, sent).subquery()
-    number = max(request.args.get("page", 1, type=int), 1)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(union))
-    rows = db.session.execute(
-        sa.select(union.c.source, union.c.id).order_by(union.c.at.desc(), union.c.id.desc()).limit(PER_PAGE).offset((number - 1) * PER_PAGE)
-    ).all()
-    page = {"page": number, "pages": max((total + PER_PAGE - 1) // PER_PAGE, 1)}
-    request_ids = [row_id for source, row_id in rows if source == "activity"]
-    change_ids = [row_id for source, row_id in rows if source == "dossier"]
-    found = {
-        ("activity", item.id): item
-        for item in db.session.scalars(
-            sa.select(Request).where(Request.id.in_(request_ids)).options(
-                sa.orm.selectinload(Request.lines), sa.orm.joinedload(Request.child), sa.orm.joinedload(Request.activity)
-            )
-        )
-    }
-    document_ids = [row_id for source, row_id in rows if source == "document"]
-    if document_ids:
-        found |= {
-            ("document", item.id): item
-            for item in db.session.scalars(
-                sa.select(Document).where(Document.id.in_(document_ids)).options(sa.orm.joinedload(Document.type), sa.orm.joinedload(Document.child))
-            )
-        }
-    people = []  # the people the changes are about, held in the identity map for `describe` (no query per row)
-    if change_ids:
-        found |= {("dossier", item.id): item for item in db.session.scalars(sa.select(ChangeRequest).where(ChangeRequest.id.in_(change_ids)).options(sa.orm.joinedload(ChangeRequest.family)))}
-        people += db.session.scalars(sa.select(Guardian).where(Guardian.family_id.in_(family_ids))).all()
-        people += db.session.scalars(sa.select(Child).where(Child.family_id.in_(family_ids))).all()
+    """Mes demandes: reservations, absences, dossier changes and documents of the parent's families, newest first."""
+    listing = request_service.parent_listing(_family_ids(), max(request.args.get("page", 1, type=int), 1), PER_PAGE)
     return render_template(
-        "account/requests.html", page=page, items=[(source, found[(source, row_id)]) for source, row_id in rows if (source, row_id) in found],
-        unread=request_service.unread_counts(current_user, request_ids), state_of=planning.request_state, kinds=planning.KIND_LABELS,
-        describe=dossier.describe, people=people,
+        "account/requests.html", page={"page": listing.page, "pages": listing.pages}, items=listing.items,
+        unread=request_service.unread_counts(current_user, listing.request_ids), state_of=planning.request_state, kinds=planning.KIND_LABELS,
+        describe=dossier.describe,
     )
 
 

@@ -7,6 +7,7 @@ history event per request; the decision digests (services.digests) read the deci
 """
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import sqlalchemy as sa
@@ -17,7 +18,12 @@ from portail.models import (
     Activity,
     Booking,
     BookingState,
+    ChangeRequest,
+    ChangeStatus,
+    Child,
+    Document,
     EventKind,
+    Guardian,
     LineState,
     Request,
     RequestEvent,
@@ -196,6 +202,63 @@ def awaiting_reply(request_ids: list[int]) -> set[int]:
         sa.select(RequestEvent.request_id, from_parent, from_town).where(RequestEvent.request_id.in_(request_ids)).group_by(RequestEvent.request_id)
     )
     return {request_id for request_id, parent_at, town_at in rows if parent_at is not None and (town_at is None or parent_at > town_at)}
+
+
+@dataclass
+class Listing:
+    """One page of Mes demandes: (source, object) pairs, newest first."""
+
+    items: list[tuple[str, object]]
+    page: int
+    pages: int
+    request_ids: list[int]
+    people: list = field(default_factory=list)  # the people dossier rows name, kept in the identity map for `describe`
+
+
+def parent_listing(family_ids: list[int], page: int, per_page: int) -> Listing:
+    """Reservation/absence requests, dossier changes and documents of these families, newest first,
+    in a constant number of queries."""
+    activity = sa.select(sa.literal("activity").label("source"), Request.id.label("id"), Request.created_at.label("at")).where(Request.family_id.in_(family_ids))
+    changes = (
+        sa.select(sa.literal("dossier").label("source"), ChangeRequest.id.label("id"), ChangeRequest.created_at.label("at"))
+        .where(ChangeRequest.family_id.in_(family_ids), ChangeRequest.status != ChangeStatus.DIRECT)
+    )
+    sent = sa.select(sa.literal("document").label("source"), Document.id.label("id"), Document.uploaded_at.label("at")).where(Document.family_id.in_(family_ids))
+    union = sa.union_all(activity, changes, sent).subquery()
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(union))
+    rows = db.session.execute(
+        sa.select(union.c.source, union.c.id).order_by(union.c.at.desc(), union.c.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    ids = defaultdict(list)
+    for source, row_id in rows:
+        ids[source].append(row_id)
+    found: dict[tuple[str, int], object] = {}
+    listing = Listing([], page, max((total + per_page - 1) // per_page, 1), ids["activity"])
+    if ids["activity"]:
+        found |= {
+            ("activity", item.id): item
+            for item in db.session.scalars(
+                sa.select(Request).where(Request.id.in_(ids["activity"])).options(
+                    sa.orm.selectinload(Request.lines), sa.orm.joinedload(Request.child), sa.orm.joinedload(Request.activity)
+                )
+            )
+        }
+    if ids["document"]:
+        found |= {
+            ("document", item.id): item
+            for item in db.session.scalars(
+                sa.select(Document).where(Document.id.in_(ids["document"])).options(sa.orm.joinedload(Document.type), sa.orm.joinedload(Document.child))
+            )
+        }
+    if ids["dossier"]:
+        found |= {
+            ("dossier", item.id): item
+            for item in db.session.scalars(sa.select(ChangeRequest).where(ChangeRequest.id.in_(ids["dossier"])).options(sa.orm.joinedload(ChangeRequest.family)))
+        }
+        listing.people += db.session.scalars(sa.select(Guardian).where(Guardian.family_id.in_(family_ids))).all()
+        listing.people += db.session.scalars(sa.select(Child).where(Child.family_id.in_(family_ids))).all()
+    listing.items = [(source, found[(source, row_id)]) for source, row_id in rows if (source, row_id) in found]
+    return listing
 
 
 def mark_read(request: Request, user: User, now: datetime) -> None:
