@@ -7,6 +7,7 @@ holds whatever the concurrency, on SQLite and PostgreSQL.
 import random
 import time as clock
 from datetime import date, datetime
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -51,6 +52,7 @@ COUNTERS = sa.select(_counter.c.day, _counter.c.booked).where(_counter.c.activit
 CLOSINGS = sa.select(_closing.c.day, _closing.c.reason).where(
     sa.or_(_closing.c.activity_id == sa.bindparam("activity"), _closing.c.activity_id.is_(None)), _closing.c.day.between(*_PERIOD)
 )
+INSERT_BOOKINGS, INSERT_LINES = _booking.insert(), RequestLine.__table__.insert()
 
 
 def closing_days(activity: Activity, start: date, end: date) -> dict[date, str]:
@@ -132,8 +134,8 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
             booking.state, booking.reason, booking.previous_state = state, reason, previous
     # Bulk inserts: a school-year period is two statements, not one per day.
     if new_bookings:
-        db.session.execute(sa.insert(Booking), new_bookings)
-    db.session.execute(sa.insert(RequestLine), lines)
+        db.session.execute(INSERT_BOOKINGS, new_bookings)
+    db.session.execute(INSERT_LINES, lines)
     from portail.services import requests  # (requests uses this module's counters)
 
     decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
@@ -164,13 +166,24 @@ def take_places(activity: Activity, days: list[date]) -> set[date]:
     """
     if activity.capacity is not None and activity.capacity <= 0:
         return set()
-    insert = (sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else pg_insert)(ActivityDay)
-    statement = insert.values([{"activity_id": activity.id, "day": day, "booked": 1} for day in days]).on_conflict_do_update(
-        index_elements=[ActivityDay.activity_id, ActivityDay.day],
-        set_={"booked": ActivityDay.booked + 1},
-        where=ActivityDay.booked < activity.capacity if activity.capacity is not None else None,
+    statement = _take_statement(db.session.get_bind().dialect.name, limited=activity.capacity is not None)
+    params = [{"activity": activity.id, "day": day, "capacity": activity.capacity} for day in days]
+    return set(db.session.execute(statement, params if len(params) > 1 else params[0]).scalars())
+
+
+@cache
+def _take_statement(dialect: str, limited: bool):
+    """The counters' upsert, built once per dialect (several days go as one multi-row statement)."""
+    insert = (sqlite_insert if dialect == "sqlite" else pg_insert)(ActivityDay.__table__)
+    return (
+        insert.values(activity_id=sa.bindparam("activity"), day=sa.bindparam("day"), booked=1)
+        .on_conflict_do_update(
+            index_elements=[_counter.c.activity_id, _counter.c.day],
+            set_={"booked": _counter.c.booked + 1},
+            where=_counter.c.booked < sa.bindparam("capacity") if limited else None,
+        )
+        .returning(_counter.c.day)
     )
-    return set(db.session.execute(statement.returning(ActivityDay.day)).scalars())
 
 
 def take_place(activity: Activity, day: date) -> bool:

@@ -38,6 +38,7 @@ from portail.services.outbox import queue_mail
 # Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
 REFUSAL_REASONS = ["Complet", "Hors délai", "Dossier incomplet", "Autre"]
 LINE_LABELS = {LineState.PENDING: "En attente", LineState.ACCEPTED: "Acceptée", LineState.REFUSED: "Refusée", LineState.WITHDRAWN: "Retirée"}
+INSERT_EVENTS = RequestEvent.__table__.insert()  # built once: the events of a new request go in one statement
 
 
 class DecisionError(ValueError):
@@ -73,7 +74,7 @@ def created(request: Request, user: User | None, days: list[date], now: datetime
                 "request_id": request.id, "kind": EventKind.DECISION, "author_id": None, "by_town": False, "at": now,
                 "summary": f"{label} : {short_days(state_days)}", "reason": None if state is LineState.ACCEPTED else "Complet",
             })
-    db.session.execute(sa.insert(RequestEvent), events)  # one statement
+    db.session.execute(INSERT_EVENTS, events)  # one statement
     if user is None:
         return
     child, activity = request.child, request.activity
