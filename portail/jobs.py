@@ -1,7 +1,7 @@
 """RQ jobs. They take ids, never ORM objects, and run inside the worker's app context."""
 
 from portail.models import utcnow
-from portail.services import accounts, digests, documents, outbox
+from portail.services import accounts, billing, digests, documents, outbox
 from portail.services.outbox import commit
 
 
@@ -30,3 +30,8 @@ def documents_expiry() -> dict[str, int]:
     result = documents.expiry(utcnow())
     commit()
     return result
+
+
+def billing_run(run_id: int) -> int:
+    """Bill a month (started by an agent); the run's row shows its progress. Returns the invoices issued."""
+    return billing.run(run_id).invoices

@@ -45,10 +45,10 @@ def get_queue() -> Queue:
     )
 
 
-def enqueue(func_path: str, *args, job_id: str | None = None) -> bool:
+def enqueue(func_path: str, *args, job_id: str | None = None, timeout: int | None = None, retry: Retry | None = RETRY) -> bool:
     """Enqueue a job by dotted name; return False, without raising, when Redis is unreachable."""
     try:
-        get_queue().enqueue(func_path, *args, job_id=job_id, retry=RETRY)
+        get_queue().enqueue(func_path, *args, job_id=job_id, retry=retry, job_timeout=timeout)
     except redis.exceptions.RedisError as error:
         log.warning("job %s not enqueued (%s); the outbox relay will retry", func_path, error)
         return False

@@ -1,8 +1,13 @@
-"""Espace Facturation: invoices of the families the parent is subscribed to."""
+"""Espace Facturation: the invoices of the families the parent is subscribed to, their detail and PDF."""
 
-from flask import Blueprint, render_template
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, make_response, render_template
 from flask_login import current_user
 
+from portail.extensions import db
+from portail.family.loaders import family_of_current_user
+from portail.models import Invoice, utcnow
+from portail.services import billing, invoice_pdf
 from portail.services.subscriptions import active_families
 
 bp = Blueprint("billing", __name__, url_prefix="/facturation")
@@ -10,5 +15,52 @@ bp = Blueprint("billing", __name__, url_prefix="/facturation")
 
 @bp.get("/")
 def home():
-    """Espace Facturation: the invoices of each family (none are issued yet)."""
-    return render_template("billing/home.html", families=active_families(current_user))
+    """Espace Facturation: for each family, what is left to pay and its invoices, newest first."""
+    families = active_families(current_user)
+    invoices = db.session.scalars(
+        sa.select(Invoice).where(Invoice.family_id.in_([f.id for f in families])).order_by(Invoice.month.desc(), Invoice.id.desc())
+    ).all()
+    paid = billing.paid_cents(invoices)
+    debited = billing.direct_debited(invoices)
+    today = billing.today_in_paris(utcnow())
+    by_family = {family.id: [] for family in families}
+    for invoice in invoices:
+        by_family[invoice.family_id].append((invoice, paid[invoice.id], billing.state_of(invoice, paid[invoice.id], today, invoice.id in debited)))
+    balances = {family.id: billing.balance_cents(family.id) for family in families}
+    return render_template("billing/home.html", families=families, by_family=by_family, balances=balances, euros=billing.euros, month_label=billing.month_label)
+
+
+def _invoice_of(family_id: int, invoice_id: int) -> Invoice:
+    """An invoice of a family the parent is subscribed to, else 404."""
+    family = family_of_current_user(family_id)
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None or invoice.family_id != family.id:
+        abort(404)
+    return invoice
+
+
+def invoice_state(invoice: Invoice) -> tuple[int, str]:
+    paid = billing.paid_cents([invoice])[invoice.id]
+    return paid, billing.state_of(invoice, paid, billing.today_in_paris(utcnow()), invoice.id in billing.direct_debited([invoice]))
+
+
+@bp.get("/<int:family_id>/factures/<int:invoice_id>")
+def invoice_show(family_id: int, invoice_id: int):
+    invoice = _invoice_of(family_id, invoice_id)
+    paid, state = invoice_state(invoice)
+    return render_template("billing/invoice.html", invoice=invoice, paid=paid, state=state, euros=billing.euros, month_label=billing.month_label, staff=False)
+
+
+@bp.get("/<int:family_id>/factures/<int:invoice_id>/pdf")
+def invoice_pdf_download(family_id: int, invoice_id: int):
+    return pdf_response(_invoice_of(family_id, invoice_id))
+
+
+def pdf_response(invoice: Invoice):
+    """The invoice's PDF as a download, never cached."""
+    paid, state = invoice_state(invoice)
+    response = make_response(invoice_pdf.render(invoice, current_app.config["TOWN_NAME"], state, paid))
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

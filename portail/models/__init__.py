@@ -17,6 +17,18 @@ from portail.models.activities import (
     ValidationMode,
 )
 from portail.models.audit import AuditEvent
+from portail.models.billing import (
+    BillingRun,
+    Invoice,
+    InvoiceCounter,
+    InvoiceKind,
+    InvoiceLine,
+    Payment,
+    PaymentMethod,
+    RunState,
+    Tariff,
+    TariffBracket,
+)
 from portail.models.documents import Document, DocumentScope, DocumentState, DocumentType, Validity
 from portail.models.dossier import ChangeAction, ChangeRequest, ChangeStatus
 from portail.models.families import (
@@ -36,6 +48,16 @@ from portail.models.requests import Digest, DigestRun, DigestWindow, EventKind, 
 from portail.models.types import utcnow
 
 __all__ = [
+    "BillingRun",
+    "Invoice",
+    "InvoiceCounter",
+    "InvoiceKind",
+    "InvoiceLine",
+    "Payment",
+    "PaymentMethod",
+    "RunState",
+    "Tariff",
+    "TariffBracket",
     "Document",
     "DocumentScope",
     "DocumentState",

@@ -99,6 +99,9 @@ def load() -> None:
     from portail.services import demo_documents
 
     demo_documents.load(families)
+    from portail.services import demo_billing
+
+    demo_billing.load(families, db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr")))
 
 
 AUTHORIZATIONS = [

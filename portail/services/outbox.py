@@ -28,6 +28,7 @@ SUBJECTS = {
     "decision_digest": "Accusé de traitement de vos demandes",
     "document_decision": "Votre pièce justificative",
     "document_expiry": "Une pièce justificative arrive à expiration",
+    "invoice_issued": "Une nouvelle facture est disponible",
 }
 MAX_ATTEMPTS = 8
 _PENDING_KEY = "portail_outbox_pending"

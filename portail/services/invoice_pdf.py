@@ -1,0 +1,73 @@
+"""The PDF of an invoice or credit note (fpdf2, DejaVu Sans embedded: accents and € render)."""
+
+from pathlib import Path
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+
+from portail.models import Invoice, InvoiceKind
+from portail.services.billing import euros, month_label
+from portail.templating import french_date
+
+FONTS = Path(__file__).resolve().parent.parent / "fonts"
+NEXT = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
+
+
+def render(invoice: Invoice, town: str, state: str, paid_cents: int) -> bytes:
+    """A one-invoice A4 PDF: the town, the payer, the lines, the total, what is left to pay."""
+    pdf = FPDF(format="A4")
+    pdf.set_title(f"{'Avoir' if invoice.kind is InvoiceKind.CREDIT_NOTE else 'Facture'} {invoice.number}")
+    pdf.set_author(town)
+    pdf.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))
+    pdf.add_font("DejaVu", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
+    pdf.add_page()
+    pdf.set_font("DejaVu", "B", 16)
+    pdf.cell(0, 10, town, **NEXT)
+    pdf.set_font("DejaVu", "", 10)
+    pdf.cell(0, 6, "Service enfance — Portail Famille", **NEXT)
+    pdf.ln(4)
+    title = "Avoir" if invoice.kind is InvoiceKind.CREDIT_NOTE else "Facture"
+    pdf.set_font("DejaVu", "B", 14)
+    pdf.cell(0, 9, f"{title} n° {invoice.number}", **NEXT)
+    pdf.set_font("DejaVu", "", 10)
+    pdf.cell(0, 6, f"Période : {month_label(invoice.month)}", **NEXT)
+    pdf.cell(0, 6, f"Émise le {french_date(invoice.issued_at)}" + ("" if invoice.kind is InvoiceKind.CREDIT_NOTE else f" — à régler avant le {french_date(invoice.due_date)}"), **NEXT)
+    if invoice.corrects is not None:
+        pdf.cell(0, 6, f"Annule la facture n° {invoice.corrects.number}", **NEXT)
+    pdf.cell(0, 6, f"Quotient familial appliqué : {invoice.quotient if invoice.quotient is not None else 'non fourni (tranche la plus haute)'}", **NEXT)
+    pdf.ln(3)
+    pdf.set_font("DejaVu", "B", 11)
+    pdf.cell(0, 6, f"Famille {invoice.family_name}", **NEXT)
+    pdf.set_font("DejaVu", "", 10)
+    for part in [invoice.payer, *invoice.address.splitlines()]:
+        if part:
+            pdf.cell(0, 5, part, **NEXT)
+    pdf.ln(5)
+    widths = (42, 46, 44, 14, 22, 22)
+    pdf.set_font("DejaVu", "B", 9)
+    for width, heading in zip(widths, ("Enfant", "Activité", "Détail", "Jours", "Prix unit.", "Montant"), strict=True):
+        pdf.cell(width, 7, heading, border=1, align="R" if heading in ("Jours", "Prix unit.", "Montant") else "L")
+    pdf.ln()
+    pdf.set_font("DejaVu", "", 9)
+    for line in invoice.lines:
+        values = (line.child_name, line.activity_name, line.label, str(line.days), euros(line.unit_price_cents), euros(line.amount_cents))
+        for index, (width, value) in enumerate(zip(widths, values, strict=True)):
+            pdf.cell(width, 7, _fit(pdf, value, width), border=1, align="R" if index >= 3 else "L")
+        pdf.ln()
+    pdf.set_font("DejaVu", "B", 10)
+    pdf.cell(sum(widths[:-1]), 8, "Total", border=1, align="R")
+    pdf.cell(widths[-1], 8, euros(invoice.total_cents), border=1, align="R", **NEXT)
+    pdf.ln(3)
+    pdf.set_font("DejaVu", "", 10)
+    if invoice.kind is InvoiceKind.INVOICE:
+        pdf.cell(0, 6, f"Déjà réglé : {euros(paid_cents)} — reste à payer : {euros(max(invoice.total_cents - paid_cents, 0))} — état : {state}", **NEXT)
+    return bytes(pdf.output())
+
+
+def _fit(pdf: FPDF, text: str, width: float) -> str:
+    """Shorten a value that would overflow its column."""
+    if pdf.get_string_width(text) <= width - 2:
+        return text
+    while text and pdf.get_string_width(text + "…") > width - 2:
+        text = text[:-1]
+    return text + "…"
