@@ -68,6 +68,8 @@ class Config:
     OUTBOX_STUCK_AFTER = timedelta(seconds=int(os.environ.get("OUTBOX_STUCK_AFTER_SECONDS", "600")))
     # Digest windows missed while the scheduler was down are still sent if they ended less than this ago.
     DIGEST_CATCH_UP = timedelta(days=2)
+    # Families billed per transaction by a billing run (the progress bar moves once per batch).
+    BILLING_BATCH = int(os.environ.get("BILLING_BATCH", "500"))
     DEV_TOOLS = False
     # Number of reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted
     # (rate limits are per client IP, so behind nginx this must be 1).

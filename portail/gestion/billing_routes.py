@@ -50,8 +50,8 @@ def _check_euros(_form, field) -> None:
 
 
 class BracketForm(_Subform):
-    upper = StringField("Quotient jusqu'à", description="Vide pour la dernière tranche", render_kw={"inputmode": "numeric"})
-    price = _euros_field("Prix par jour", validators=[_check_euros])
+    upper = StringField("Quotient jusqu'à", render_kw={"inputmode": "numeric", "autocomplete": "off"})
+    price = StringField("Prix par jour (€)", validators=[_check_euros], render_kw={"inputmode": "decimal", "autocomplete": "off"})
 
     def validate_upper(self, field) -> None:
         if field.data and not field.data.strip().isdigit():
@@ -171,8 +171,10 @@ def billing_run(run_id: int):
     return render_template(template, run=run, month_label=month_label)
 
 
-def _invoices_query(month: date | None, family_q: str):
+def _invoices_query(month: date | None, family_q: str, family_id: int | None = None):
     query = sa.select(Invoice)
+    if family_id:
+        query = query.where(Invoice.family_id == family_id)
     if month:
         query = query.where(Invoice.month == month)
     if family_q:
@@ -191,7 +193,8 @@ def invoices():
     month = _month_arg()
     family_q = (request.args.get("famille") or "").strip()[:100]
     state = request.args.get("etat") if request.args.get("etat") in STATES else None
-    query = _invoices_query(month, family_q)
+    family_id = request.args.get("famille_id", type=int)
+    query = _invoices_query(month, family_q, family_id)
     if state:  # the state depends on payments and dates: filter the month's rows in Python
         rows = [row for row in _with_states(db.session.scalars(query).all()) if row[2] == state]
         page_rows, total, pages, page_number = rows[:200], len(rows), 1, 1
@@ -199,7 +202,7 @@ def invoices():
         page = db.paginate(query, page=max(request.args.get("page", 1, type=int), 1), per_page=50, error_out=False)
         page_rows, total, pages, page_number = _with_states(page.items), page.total, page.pages, page.page
     return render_template(
-        "gestion/invoices.html", rows=page_rows, total=total, pages=pages, page_number=page_number, month=month, family_q=family_q,
+        "gestion/invoices.html", rows=page_rows, total=total, pages=pages, page_number=page_number, month=month, family_q=family_q, family_id=family_id,
         state=state, states=STATES, month_label=month_label, euros=euros,
     )
 

@@ -410,10 +410,11 @@ def families_to_bill(month: date) -> list[int]:
     return sorted(db.session.scalars(sa.union(booked, invoiced)).all())
 
 
-def run(run_id: int, batch: int = BATCH) -> BillingRun:
+def run(run_id: int, batch: int | None = None) -> BillingRun:
     """The job: bill the month family batch by family batch, committing the progress after each."""
     from portail.services.outbox import commit, rollback
 
+    batch = batch or current_app.config.get("BILLING_BATCH", BATCH)
     billing_run = db.session.get(BillingRun, run_id)
     if billing_run is None or billing_run.state is RunState.DONE:
         return billing_run
