@@ -30,8 +30,9 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) instance .pytest_cache
 
-## bench: page weight, SQL queries and time ratios; the planning at scale; the digests (see bench/)
+## bench: page weight, SQL queries and time ratios; the planning at scale; the digests; the billing run (see bench/)
 bench: $(STAMP)
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/planning.py
 	$(BIN)/python bench/digest.py
+	$(BIN)/python bench/billing.py

@@ -53,3 +53,17 @@ def enqueue(func_path: str, *args, job_id: str | None = None, timeout: int | Non
         log.warning("job %s not enqueued (%s); the outbox relay will retry", func_path, error)
         return False
     return True
+
+
+def enqueue_many(func_path: str, calls: list[tuple[tuple, str]]) -> bool:
+    """Enqueue many calls of one job, (args, job id) each, in one Redis round trip (a billing run
+    hands thousands of mails to the worker); False, without raising, when Redis is unreachable."""
+    queue = get_queue()
+    if not queue.is_async:  # tests run jobs inline, one by one
+        return all([enqueue(func_path, *args, job_id=job_id) for args, job_id in calls])
+    try:
+        queue.enqueue_many([Queue.prepare_data(func_path, args=args, job_id=job_id, retry=RETRY) for args, job_id in calls])
+    except redis.exceptions.RedisError as error:
+        log.warning("%d %s jobs not enqueued (%s); the outbox relay will retry", len(calls), func_path, error)
+        return False
+    return True

@@ -100,3 +100,17 @@ def _decoded_body(raw: bytes) -> str:
 
     message = email.message_from_bytes(raw, policy=policy.default)
     return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_the_mails_of_one_commit_go_to_the_worker_in_one_round_trip_and_all_go_out(live, redis_server, smtp):
+    """A billing batch queues hundreds of mails: they are enqueued together (one Redis pipeline)."""
+    from portail.services.outbox import commit, queue_mail
+
+    redis_server.start()
+    for n in range(3):
+        queue_mail("password_changed", f"parent{n}@example.fr", first_name=f"Parent {n}")
+    commit()
+    assert len(live.extensions["portail_redis"].lrange("rq:queue:" + live.config["RQ_QUEUE"], 0, -1)) == 3
+    start(live, "worker")
+    wait_for(lambda: len(smtp.messages) == 3, timeout=30)
+    assert sorted(envelope.rcpt_tos[0] for envelope in smtp.messages) == [f"parent{n}@example.fr" for n in range(3)]

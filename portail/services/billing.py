@@ -224,6 +224,9 @@ def compute(family_ids: list[int], month: date, tariffs: dict[int, list[Tariff]]
             asked_at[key] = created_at  # the request that set the day's current state is the latest accepted
     counts: dict[int, dict[tuple, int]] = defaultdict(lambda: defaultdict(int))
     unpriced = 0
+    names = {activity_id: activity.name for activity_id, activity in activities.items()}
+    tariff_of: dict[tuple, Tariff | None] = {}  # (activity, day) → tariff: a month has few
+    price_of: dict[tuple, int] = {}  # (tariff, quotient) → price
     for child_id, activity_id, day, state in connection.execute(
         sa.select(Booking.child_id, Booking.activity_id, Booking.day, Booking.state)
         .join(Child, Child.id == Booking.child_id)
@@ -232,22 +235,26 @@ def compute(family_ids: list[int], month: date, tariffs: dict[int, list[Tariff]]
         if child_id not in children:
             continue
         family_id, child_name = children[child_id]
-        tariff = tariff_on(tariffs.get(activity_id, []), day)
+        key = (activity_id, day)
+        if key not in tariff_of:
+            tariff_of[key] = tariff_on(tariffs.get(activity_id, []), day)
+        tariff = tariff_of[key]
         if tariff is None:
             unpriced += 1
             continue
-        activity = activities[activity_id]
-        price = price_for(tariff, quotients[family_id])
-        bucket = counts[family_id]
+        quotient = quotients[family_id]
+        if (tariff.id, quotient) not in price_of:
+            price_of[(tariff.id, quotient)] = price_for(tariff, quotient)
+        price, name, bucket = price_of[(tariff.id, quotient)], names[activity_id], counts[family_id]
         if state is BookingState.ABSENT:
             asked = asked_at.get((child_id, activity_id, day, RequestKind.ABSENCE))
-            if tariff.bill_late_absences and asked is not None and asked > booking_rules.absence_deadline(activity, day):
-                bucket[(child_name, activity.name, LATE_ABSENCE_LABEL, price)] += 1
+            if tariff.bill_late_absences and asked is not None and asked > booking_rules.absence_deadline(activities[activity_id], day):
+                bucket[(child_name, name, LATE_ABSENCE_LABEL, price)] += 1
             continue
-        bucket[(child_name, activity.name, RESERVED_LABEL, price)] += 1
+        bucket[(child_name, name, RESERVED_LABEL, price)] += 1
         asked = asked_at.get((child_id, activity_id, day, RequestKind.RESERVATION))
-        if tariff.late_surcharge_cents and asked is not None and asked > booking_rules.booking_deadline(activity, day):
-            bucket[(child_name, activity.name, SURCHARGE_LABEL, tariff.late_surcharge_cents)] += 1
+        if tariff.late_surcharge_cents and asked is not None and asked > booking_rules.booking_deadline(activities[activity_id], day):
+            bucket[(child_name, name, SURCHARGE_LABEL, tariff.late_surcharge_cents)] += 1
     lines = {
         family_id: sorted((Line(child, activity, label, days, price) for (child, activity, label, price), days in counts[family_id].items()), key=_sort_key)
         for family_id in family_ids
@@ -309,11 +316,14 @@ def bill_families(family_ids: list[int], month: date, now: datetime, tariffs, ac
     # Credit notes first, then cancel what they correct (only if still in force: a concurrent run may
     # have done it, and then this batch starts again), then the new invoices (one in force per month).
     ids = _insert([row for row in rows if row["kind"] is InvoiceKind.CREDIT_NOTE])
-    for invoice, number in zip(to_credit, credit_numbers, strict=True):
+    if to_credit:
+        credits = {invoice.id: ids[number] for invoice, number in zip(to_credit, credit_numbers, strict=True)}
         cancelled = db.session.execute(
-            sa.update(Invoice.__table__).where(Invoice.id == invoice.id, Invoice.credited_by_id.is_(None)).values(credited_by_id=ids[number])
+            sa.update(Invoice.__table__)
+            .where(Invoice.id.in_(list(credits)), Invoice.credited_by_id.is_(None))
+            .values(credited_by_id=sa.case(credits, value=Invoice.id))
         )
-        if cancelled.rowcount != 1:
+        if cancelled.rowcount != len(credits):
             raise ConcurrentRun("an invoice was cancelled by another run")
     if to_credit:
         db.session.expire_all()

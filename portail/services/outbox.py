@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from portail.extensions import db, mail
 from portail.models import OutboxMessage, OutboxStatus, utcnow
-from portail.queue import enqueue
+from portail.queue import enqueue, enqueue_many
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,10 @@ def commit() -> None:
     db.session.info.pop("files_on_rollback", None)
     for name in db.session.info.pop("files_after_commit", []):
         uploads.remove(name)
-    for message_id in pending:
-        enqueue("portail.jobs.send_mail", message_id, job_id=f"mail-{message_id}")
+    if len(pending) > 1:
+        enqueue_many("portail.jobs.send_mail", [((message_id,), f"mail-{message_id}") for message_id in pending])
+    elif pending:
+        enqueue("portail.jobs.send_mail", pending[0], job_id=f"mail-{pending[0]}")
 
 
 def rollback() -> None:
