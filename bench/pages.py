@@ -33,6 +33,8 @@ def main() -> None:
         db.session.commit()
         family_id = db.session.scalar(sa.text("SELECT id FROM family WHERE name = 'Famille MARTIN'"))
         child_id = db.session.scalar(sa.text("SELECT id FROM child WHERE first_name = 'Léa'"))
+        invoice_id, month = db.session.execute(sa.text("SELECT id, month FROM invoice WHERE family_id = :f ORDER BY id DESC"), {"f": family_id}).first()
+        month = str(month)[:7]
         engine = db.engine
     # Requests run outside any app context, each in its own, as in production.
     assets = [app.open_resource(f"static/{name}").read() for name in ("css/portail.css", "js/htmx-2.0.11.min.js", "js/portail.js")]
@@ -65,6 +67,12 @@ def main() -> None:
         ("historique d'une demande", parent, "/mon-espace/demandes/1"),
         ("gestion: demandes", agent, "/gestion/demandes"),
         ("gestion: une demande", agent, "/gestion/demandes/1"),
+        ("espace facturation", parent, "/facturation/"),
+        ("une facture", parent, f"/facturation/{family_id}/factures/{invoice_id}"),
+        ("gestion: facturation", agent, "/gestion/facturation"),
+        ("gestion: factures du mois", agent, f"/gestion/facturation/factures?mois={month}"),
+        ("gestion: une facture", agent, f"/gestion/facturation/factures/{invoice_id}"),
+        ("gestion: tarifs", agent, "/gestion/facturation/tarifs"),
     ]
     counter = {"n": 0}
     sa.event.listen(engine, "before_cursor_execute", lambda *_: counter.__setitem__("n", counter["n"] + 1))

@@ -3,12 +3,14 @@
 from datetime import UTC, date, datetime
 
 import pytest
+import sqlalchemy as sa
 
 from portail.access import is_public
 from portail.extensions import db
-from portail.models import Authorization, DocumentScope, DocumentType, Enrolment, RequestKind, Role
+from portail.models import Authorization, DocumentScope, DocumentType, Enrolment, Invoice, RequestKind, Role
 from portail.services import bookings, documents, dossier
 from tests.factories import make_family, make_user
+from tests.test_billing import add_tariff, book, run_month
 from tests.test_booking_rules import canteen
 from tests.test_documents import PDF
 from tests.test_pages_security import check_headers
@@ -30,7 +32,8 @@ PUBLIC = {
 ADMIN_ONLY = {"gestion.staff", "gestion.staff_toggle"}
 
 
-SAMPLES = {"section_name": "address", "owner": "responsables"}
+SAMPLES = {"section_name": "address", "owner": "responsables", "fmt": "csv"}
+EXTRA_QUERY = {"gestion.invoices_export": "?mois=2026-10"}  # a month is needed
 NO_FILE_YET = {"gestion.child_photo", "gestion.change_photo"}  # 404 until a photo exists
 
 
@@ -102,17 +105,21 @@ def test_staff_reach_the_back_office(app, client, auth, role):
     db.session.add(kind)
     db.session.flush()
     document = documents.submit(family, parent, kind, None, PDF, "caf.pdf", datetime(2026, 10, 1, tzinfo=UTC))
+    add_tariff(activity)
+    book(child, activity, [date(2026, 10, 1)])
     db.session.commit()
+    run = run_month()
+    invoice = db.session.scalar(sa.select(Invoice))
     auth.login("staff@example.fr")
     ids = {
         "family_id": family.id, "member_id": family.guardians[0].id, "child_id": child.id, "change_id": change.id,
         "user_id": staff.id, "authorization_id": authorization.id, "activity_id": activity.id, "request_id": request.id,
-        "type_id": kind.id, "document_id": document.id,
+        "type_id": kind.id, "document_id": document.id, "run_id": run.id, "invoice_id": invoice.id,
     }
     for endpoint, method, url in routes(app, ids):
         if not endpoint.startswith("gestion.") or method != "GET" or endpoint in NO_FILE_YET:
             continue
-        response = client.get(url)
+        response = client.get(url + EXTRA_QUERY.get(endpoint, ""))
         check_headers(response)
         assert response.headers["Cache-Control"] == "no-store"
         expected = 403 if endpoint in ADMIN_ONLY and role is Role.AGENT else 200

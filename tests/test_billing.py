@@ -540,3 +540,71 @@ def test_the_invoice_mail_goes_through_the_outbox(activity):
     run_month()
     rows = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.template == "invoice_issued")).all()
     assert [row.recipient for row in rows] == ["parent@example.fr"]
+
+
+def test_espace_facturation_costs_the_same_queries_for_one_invoice_as_for_many(client, auth, app):
+    from portail.models import Subscription
+
+    activity = canteen()
+    db.session.add(activity)
+    db.session.flush()
+    add_tariff(activity)
+    parent = make_user(email="parent@example.fr")
+    first = family_with("UNE", 850)
+    subscribe(parent, first)
+    book(first.children[0], activity, DAYS[:1])
+    commit()
+    run_month()
+    auth.login("parent@example.fr")
+
+    def queries():
+        count = {"n": 0}
+
+        def counter(*_args):
+            count["n"] += 1
+
+        sa.event.listen(db.engine, "before_cursor_execute", counter)
+        try:
+            assert client.get("/facturation/").status_code == 200
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", counter)
+        return count["n"]
+
+    one = queries()
+    for name in ("DEUX", "TROIS"):
+        family = family_with(name, 400)
+        db.session.add(Subscription(user_id=parent.id, family_id=family.id))
+        book(family.children[0], activity, DAYS[:2])
+        book(family.children[0], activity, [date(2026, 9, 14)])
+    commit()
+    run_month()
+    run_month(date(2026, 9, 1))
+    assert db.session.scalar(sa.select(sa.func.count(Invoice.id))) == 5
+    assert queries() == one
+
+
+def test_the_dashboard_counts_overdue_invoices(client, auth, billed):
+    mine, other = billed
+    db.session.execute(sa.update(Invoice).where(Invoice.id == mine.id).values(due_date=date(2026, 11, 1)))
+    db.session.execute(sa.update(Invoice).where(Invoice.id == other.id).values(due_date=date(2026, 11, 1)))
+    commit()
+    billing.record_payment(db.session.get(Invoice, other.id), date(2026, 10, 30), other.total_cents, PaymentMethod.CHEQUE, make_user(email="compta@example.fr", role=Role.AGENT))
+    commit()
+    assert billing.overdue_count(date(2026, 11, 2)) == 1 and billing.overdue_count(date(2026, 11, 1)) == 0
+    auth.login("agent@example.fr")
+    page = client.get("/gestion/").get_data(as_text=True)
+    assert "Factures en retard de paiement" in page
+    listing = client.get("/gestion/facturation/factures?etat=En+retard").get_data(as_text=True)
+    assert mine.number in listing and other.number not in listing
+
+
+def test_an_agent_deletes_a_tariff_and_issued_invoices_keep_their_prices(client, auth, billed):
+    mine, _other = billed
+    tariff = db.session.scalar(sa.select(Tariff))
+    auth.login("agent@example.fr")
+    response = client.post(f"/gestion/facturation/tarifs/{tariff.id}/supprimer", follow_redirects=True)
+    assert "Le tarif est supprimé." in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Tariff.id))) == 0
+    assert db.session.scalar(sa.select(sa.func.count(TariffBracket.id))) == 0
+    assert db.session.get(Invoice, mine.id).total_cents == 1980
+    assert client.post("/gestion/facturation/tarifs/999999/supprimer").status_code == 404

@@ -76,7 +76,7 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
     agent = new_page(browser, width=1280)
     staff = Journey(agent, "facturation-agent")
     login(agent, base, "agent@example.fr")
-    agent.get_by_role("link", name="Facturation", exact=True).click()
+    agent.get_by_label("Menu principal").get_by_role("link", name="Facturation").click()
     staff.check("accueil")
     agent.get_by_role("button", name="Lancer la facturation").click()  # last month is the default
     agent.get_by_text("En attente").wait_for()  # no worker yet: the job waits in Redis

@@ -56,7 +56,7 @@ def upgrade():
     sa.Column('corrects_id', sa.Integer(), nullable=True),
     sa.Column('credited_by_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['corrects_id'], ['invoice.id'], name=op.f('fk_invoice_corrects_id_invoice')),
-    sa.ForeignKeyConstraint(['credited_by_id'], ['invoice.id'], name=op.f('fk_invoice_credited_by_id_invoice'), use_alter=True),
+    sa.ForeignKeyConstraint(['credited_by_id'], ['invoice.id'], name=op.f('fk_invoice_credited_by_id_invoice')),
     sa.ForeignKeyConstraint(['family_id'], ['family.id'], name=op.f('fk_invoice_family_id_family'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoice')),
     sa.UniqueConstraint('number', name=op.f('uq_invoice_number'))

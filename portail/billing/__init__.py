@@ -26,7 +26,7 @@ def home():
     by_family = {family.id: [] for family in families}
     for invoice in invoices:
         by_family[invoice.family_id].append((invoice, paid[invoice.id], billing.state_of(invoice, paid[invoice.id], today, invoice.id in debited)))
-    balances = {family.id: billing.balance_cents(family.id) for family in families}
+    balances = billing.balances([family.id for family in families])
     return render_template("billing/home.html", families=families, by_family=by_family, balances=balances, euros=billing.euros, month_label=billing.month_label)
 
 

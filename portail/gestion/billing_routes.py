@@ -122,6 +122,20 @@ def tariff_new():
     return render_template("gestion/tariff_form.html", form=form), status
 
 
+@bp.post("/facturation/tarifs/<int:tariff_id>/supprimer")
+def tariff_delete(tariff_id: int):
+    """Remove a tariff entered by mistake; issued invoices keep their prices (a new run of a month
+    billed with it gives a credit note)."""
+    tariff = db.session.get(Tariff, tariff_id)
+    if tariff is None:
+        abort(404)
+    record(current_user, "tariff.deleted", "tariff", tariff.id, f"{tariff.activity.name} à partir du {tariff.valid_from}")
+    db.session.delete(tariff)
+    commit()
+    flash("Le tarif est supprimé. Les factures déjà émises ne changent pas.", "success")
+    return redirect(url_for("gestion.tariffs"))
+
+
 def _month_arg(name: str = "mois") -> date | None:
     value = request.values.get(name) or ""
     try:

@@ -30,7 +30,7 @@ from portail.models import (
     User,
     utcnow,
 )
-from portail.services import accounts, families, passwords
+from portail.services import accounts, billing, families, passwords
 from portail.services.families import PersonData
 from portail.services.outbox import commit
 
@@ -54,6 +54,7 @@ def dashboard():
         ),
         "pending_lines": count(sa.select(sa.func.count(RequestLine.id)).where(RequestLine.state == LineState.PENDING)),
         "pending_documents": count(sa.select(sa.func.count(Document.id)).where(Document.state == DocumentState.PENDING)),
+        "overdue_invoices": billing.overdue_count(billing.today_in_paris(utcnow())),
     }
     outbox = dict(
         db.session.execute(

@@ -84,7 +84,7 @@ class Invoice(db.Model):
     quotient: Mapped[int | None]  # the quotient applied (None: none valid, highest bracket)
     # A credit note names the invoice it cancels; a cancelled invoice names its credit note.
     corrects_id: Mapped[int | None] = mapped_column(sa.ForeignKey("invoice.id"))
-    credited_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("invoice.id", use_alter=True))
+    credited_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("invoice.id"))
 
     family: Mapped[Family] = relationship()
     lines: Mapped[list["InvoiceLine"]] = relationship(back_populates="invoice", cascade="all, delete-orphan", order_by="InvoiceLine.position")

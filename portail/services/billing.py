@@ -507,13 +507,34 @@ def direct_debited(invoices: list[Invoice]) -> set[int]:
     return set(rows.scalars())
 
 
-def balance_cents(family_id: int) -> int:
-    """What the family owes: every invoice and credit note, minus every payment (negative: in its favour)."""
-    billed = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Invoice.total_cents), 0)).where(Invoice.family_id == family_id))
-    paid = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0)).join(Invoice).where(Invoice.family_id == family_id)
+def balances(family_ids: list[int]) -> dict[int, int]:
+    """What each family owes: its invoices and credit notes, minus its payments (negative: in its favour). Two queries."""
+    if not family_ids:
+        return {}
+    billed = dict(db.session.execute(
+        sa.select(Invoice.family_id, sa.func.sum(Invoice.total_cents)).where(Invoice.family_id.in_(family_ids)).group_by(Invoice.family_id)
+    ).all())
+    paid = dict(db.session.execute(
+        sa.select(Invoice.family_id, sa.func.sum(Payment.amount_cents)).join(Invoice).where(Invoice.family_id.in_(family_ids)).group_by(Invoice.family_id)
+    ).all())
+    return {family_id: (billed.get(family_id) or 0) - (paid.get(family_id) or 0) for family_id in family_ids}
+
+
+def overdue_count(today: date) -> int:
+    """Invoices in force past their due date and not fully paid (one query)."""
+    paid = sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents).label("paid")).group_by(Payment.invoice_id).subquery()
+    return db.session.scalar(
+        sa.select(sa.func.count(Invoice.id))
+        .outerjoin(paid, paid.c.invoice_id == Invoice.id)
+        .where(
+            Invoice.kind == InvoiceKind.INVOICE, Invoice.credited_by_id.is_(None), Invoice.due_date < today,
+            Invoice.total_cents > sa.func.coalesce(paid.c.paid, 0),
+        )
     )
-    return billed - paid
+
+
+def balance_cents(family_id: int) -> int:
+    return balances([family_id])[family_id]
 
 
 def record_payment(invoice: Invoice, paid_on: date, amount_cents: int, method: PaymentMethod, agent: User) -> Payment:
