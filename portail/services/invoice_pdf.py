@@ -37,7 +37,7 @@ def render(invoice: Invoice, town: str, state: str, paid_cents: int) -> bytes:
     pdf.cell(0, 6, f"Quotient familial appliqué : {invoice.quotient if invoice.quotient is not None else 'non fourni (tranche la plus haute)'}", **NEXT)
     pdf.ln(3)
     pdf.set_font("DejaVu", "B", 11)
-    pdf.cell(0, 6, f"Famille {invoice.family_name}", **NEXT)
+    pdf.cell(0, 6, invoice.family_name, **NEXT)
     pdf.set_font("DejaVu", "", 10)
     for part in [invoice.payer, *invoice.address.splitlines()]:
         if part:
@@ -61,6 +61,8 @@ def render(invoice: Invoice, town: str, state: str, paid_cents: int) -> bytes:
     pdf.set_font("DejaVu", "", 10)
     if invoice.kind is InvoiceKind.INVOICE:
         pdf.cell(0, 6, f"Déjà réglé : {euros(paid_cents)} — reste à payer : {euros(max(invoice.total_cents - paid_cents, 0))} — état : {state}", **NEXT)
+        pdf.ln(2)
+        pdf.multi_cell(0, 5, "Règlement par carte, chèque, espèces ou prélèvement auprès du service enfance, en rappelant le numéro de la facture.", **NEXT)
     return bytes(pdf.output())
 
 
