@@ -34,7 +34,6 @@ from portail.models import (  # noqa: E402
     OutboxMessage,
     Subscription,
     Tariff,
-    TariffBracket,
     User,
     utcnow,
 )
@@ -55,10 +54,7 @@ def build(path: str):
         db.session.flush()
         canteen, evening = activities[0], activities[2]
         for activity in activities:
-            low, brackets = 0, []
-            for upper, price in ((622, 100), (1000, 330), (1500, 420), (None, 510)):
-                brackets.append(TariffBracket(quotient_min=low, quotient_max=upper, price_cents=price))
-                low = (upper or 0) + 1
+            brackets = billing.make_brackets([(622, 100), (1000, 330), (1500, 420), (None, 510)])
             db.session.add(Tariff(activity_id=activity.id, valid_from=start, valid_until=end, brackets=brackets))
         month = date(start.year + 1, 3, 1)  # March: a full school month
         first, last = billing.month_bounds(month)

@@ -46,10 +46,7 @@ PRICES = ((622, 100), (1000, 330), (1500, 420), (None, 510))
 
 
 def add_tariff(activity, prices=PRICES, surcharge=0, late_absences=True, valid_from=date(2026, 9, 1), valid_until=None):
-    low, brackets = 0, []
-    for upper, price in prices:
-        brackets.append(TariffBracket(quotient_min=low, quotient_max=upper, price_cents=price))
-        low = (upper or 0) + 1
+    brackets = billing.make_brackets(list(prices))
     tariff = Tariff(activity_id=activity.id, valid_from=valid_from, valid_until=valid_until, brackets=brackets,
                     late_surcharge_cents=surcharge, bill_late_absences=late_absences)
     db.session.add(tariff)

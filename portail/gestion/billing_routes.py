@@ -24,7 +24,6 @@ from portail.models import (
     PaymentMethod,
     RunState,
     Tariff,
-    TariffBracket,
     utcnow,
 )
 from portail.queue import enqueue
@@ -100,7 +99,7 @@ def tariff_new():
     error = None
     if form.validate_on_submit():
         try:
-            brackets = billing.check_brackets(form.bracket_rows())
+            brackets = billing.make_brackets(form.bracket_rows())
         except BillingError as problem:
             error = str(problem)
         else:
@@ -108,7 +107,7 @@ def tariff_new():
                 activity_id=form.activity.data, valid_from=form.valid_from.data, valid_until=form.valid_until.data,
                 late_surcharge_cents=billing.parse_euros(form.surcharge.data) if (form.surcharge.data or "").strip() else 0,
                 bill_late_absences=form.bill_late_absences.data,
-                brackets=[TariffBracket(quotient_min=low, quotient_max=high, price_cents=price) for low, high, price in brackets],
+                brackets=brackets,
             )
             db.session.add(tariff)
             db.session.flush()

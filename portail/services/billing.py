@@ -47,6 +47,7 @@ from portail.models import (
     RunState,
     Subscription,
     Tariff,
+    TariffBracket,
     User,
     utcnow,
 )
@@ -143,6 +144,11 @@ def check_brackets(rows: list[tuple[int | None, int]]) -> list[tuple[int, int | 
         brackets.append((low, None if last else high, price))
         low = (high or 0) + 1
     return brackets
+
+
+def make_brackets(rows: list[tuple[int | None, int]]) -> list[TariffBracket]:
+    """The brackets of a tariff from (upper bound or None, price) rows; BillingError if incoherent."""
+    return [TariffBracket(quotient_min=low, quotient_max=high, price_cents=price) for low, high, price in check_brackets(rows)]
 
 
 def tariffs_for(first: date, last: date) -> dict[int, list[Tariff]]:

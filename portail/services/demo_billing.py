@@ -17,7 +17,6 @@ from portail.models import (
     RequestKind,
     RequestLine,
     Tariff,
-    TariffBracket,
     User,
     utcnow,
 )
@@ -39,10 +38,7 @@ def load(families: dict[str, Family], agent: User) -> None:
     activities = {activity.name: activity for activity in db.session.scalars(sa.select(Activity))}
     for name, prices in PRICES.items():
         activity = activities[name]
-        low, brackets = 0, []
-        for upper, price in zip(UPPER_BOUNDS, prices, strict=True):
-            brackets.append(TariffBracket(quotient_min=low, quotient_max=upper, price_cents=price))
-            low = (upper or 0) + 1
+        brackets = billing.make_brackets(list(zip(UPPER_BOUNDS, prices, strict=True)))
         db.session.add(Tariff(
             activity_id=activity.id, valid_from=activity.start_date, valid_until=activity.end_date, brackets=brackets,
             late_surcharge_cents=150 if name == "Restauration scolaire" else 0, bill_late_absences=True,
