@@ -605,3 +605,29 @@ def test_an_agent_deletes_a_tariff_and_issued_invoices_keep_their_prices(client,
     assert db.session.scalar(sa.select(sa.func.count(TariffBracket.id))) == 0
     assert db.session.get(Invoice, mine.id).total_cents == 1980
     assert client.post("/gestion/facturation/tarifs/999999/supprimer").status_code == 404
+
+
+def test_starting_a_month_twice_while_queued_hands_it_to_the_worker_once(client, auth, app, activity):
+    from portail.queue import get_queue
+
+    make_user(email="agent@example.fr", role=Role.AGENT)
+    commit()
+    app.config["RQ_SYNC"] = False  # jobs stay in (fake) Redis: no worker here
+    auth.login("agent@example.fr")
+    first = client.post("/gestion/facturation/lancer", data={"mois": "2026-10"})
+    second = client.post("/gestion/facturation/lancer", data={"mois": "2026-10"})
+    assert first.headers["Location"] == second.headers["Location"]
+    assert db.session.scalar(sa.select(sa.func.count(BillingRun.id))) == 1
+    assert get_queue().count == 1
+    assert "En attente" in client.get(first.headers["Location"]).get_data(as_text=True)
+
+
+def test_with_redis_down_the_run_fails_with_a_french_message(client, auth, app, activity):
+    make_user(email="agent@example.fr", role=Role.AGENT)
+    commit()
+    app.config.update(RQ_SYNC=False, REDIS_URL="redis://127.0.0.1:1/0")
+    app.extensions.pop("portail_redis", None)
+    auth.login("agent@example.fr")
+    page = client.post("/gestion/facturation/lancer", data={"mois": "2026-10"}, follow_redirects=True).get_data(as_text=True)
+    assert "Échec" in page and "Le service des tâches est indisponible" in page
+    assert db.session.scalar(sa.select(BillingRun.state)) is RunState.FAILED

@@ -3,6 +3,7 @@
 import csv
 import io
 from datetime import date
+from decimal import Decimal
 
 import sqlalchemy as sa
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
@@ -160,12 +161,11 @@ def billing_start():
         flash("Choisissez le mois à facturer.", "error")
         return redirect(url_for("gestion.billing_home"))
     try:
-        run = billing.start(month, current_user)
+        run, fresh = billing.start(month, current_user)
     except BillingError as error:
         rollback()
         flash(str(error), "error")
         return redirect(url_for("gestion.billing_home"))
-    fresh = run.state is RunState.QUEUED and run.started_by_id == current_user.id and run.families_total == 0
     record(current_user, "billing.started", "billing_run", run.id, month.isoformat())
     commit()
     # A long month may take minutes on a large town: no retry (a run is started again by hand), 1 h at most.
@@ -221,12 +221,13 @@ def invoices():
 
 
 def _export_rows(month: date) -> list[list]:
+    """One row per invoice or credit note; amounts in euros as exact decimals."""
     rows = []
     for invoice, paid, state in _with_states(db.session.scalars(_invoices_query(month, "")).all()):
         rows.append([
             invoice.number, "Avoir" if invoice.kind is InvoiceKind.CREDIT_NOTE else "Facture", invoice.family_id, invoice.family_name,
             month_label(invoice.month), billing.today_in_paris(invoice.issued_at).isoformat(), invoice.due_date.isoformat(),
-            invoice.total_cents / 100, paid / 100, state, invoice.corrects.number if invoice.corrects else "",
+            Decimal(invoice.total_cents) / 100, Decimal(paid) / 100, state, invoice.corrects.number if invoice.corrects else "",
         ])
     return rows
 
@@ -247,7 +248,7 @@ def invoices_export(fmt: str):
         writer = csv.writer(buffer, delimiter=";")
         writer.writerow(EXPORT_HEADER)
         for row in rows:
-            writer.writerow([f"{value:.2f}".replace(".", ",") if isinstance(value, float) else value for value in row])
+            writer.writerow([f"{value:.2f}".replace(".", ",") if isinstance(value, Decimal) else value for value in row])
         body, mimetype = ("\ufeff" + buffer.getvalue()).encode("utf-8"), "text/csv; charset=utf-8"
     else:
         from openpyxl import Workbook

@@ -398,8 +398,9 @@ def _notify(issued: list[tuple], month: date) -> None:
 # --- the run ----------------------------------------------------------------------------------
 
 
-def start(month: date, agent: User) -> BillingRun:
-    """Queue the billing of a month (the one already queued or running for that month, if any)."""
+def start(month: date, agent: User) -> tuple[BillingRun, bool]:
+    """Queue the billing of a month; the run already queued or running for that month, if any
+    (then False: it must not be handed to the worker twice)."""
     first = month.replace(day=1)
     if first >= today_in_paris(utcnow()).replace(day=1):
         raise BillingError("Seul un mois terminé peut être facturé.")
@@ -407,11 +408,11 @@ def start(month: date, agent: User) -> BillingRun:
         sa.select(BillingRun).where(BillingRun.month == first, BillingRun.state.in_([RunState.QUEUED, RunState.RUNNING])).order_by(BillingRun.id.desc())
     )
     if current is not None:
-        return current
+        return current, False
     run = BillingRun(month=first, started_by_id=agent.id, state=RunState.QUEUED)
     db.session.add(run)
     db.session.flush()
-    return run
+    return run, True
 
 
 def families_to_bill(month: date) -> list[int]:
