@@ -631,3 +631,87 @@ def test_with_redis_down_the_run_fails_with_a_french_message(client, auth, app, 
     page = client.post("/gestion/facturation/lancer", data={"mois": "2026-10"}, follow_redirects=True).get_data(as_text=True)
     assert "Échec" in page and "Le service des tâches est indisponible" in page
     assert db.session.scalar(sa.select(BillingRun.state)) is RunState.FAILED
+
+
+# --- days entered by the service: what makes a reservation or an absence late ---------------------
+
+
+@pytest.fixture
+def enrolled(app):
+    from portail.models import Enrolment
+
+    activity = canteen()
+    db.session.add(activity)
+    db.session.flush()
+    add_tariff(activity, surcharge=150)
+    family = family_with("TEL", 500)
+    child = family.children[0]
+    db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+    parent = make_user(email="parent@example.fr")
+    subscribe(parent, family)
+    make_user(email="agent@example.fr", role=Role.AGENT)
+    commit()
+    return family, child, activity
+
+
+def test_an_agent_enters_a_late_reservation_and_a_late_absence_and_billing_sees_both(client, auth, enrolled, monkeypatch):
+    from portail.gestion import activity_routes
+
+    family, child, activity = enrolled
+    auth.login("agent@example.fr")
+    url = f"/gestion/familles/{family.id}/saisie"
+    # 6 October: reserved by phone the same morning (after the J-2 deadline): late.
+    monkeypatch.setattr(activity_routes, "utcnow", lambda: datetime(2026, 10, 6, 7, tzinfo=UTC))
+    response = client.post(url, data={"child": child.id, "activity": activity.id, "day": "2026-10-06", "kind": "reservation"}, follow_redirects=True)
+    assert "Réservation du mardi 6 octobre enregistrée pour Léa" in response.get_data(as_text=True)
+    # 8 October: reserved well in time, then an absence phoned in on the day itself (late).
+    monkeypatch.setattr(activity_routes, "utcnow", lambda: datetime(2026, 10, 1, 7, tzinfo=UTC))
+    client.post(url, data={"child": child.id, "activity": activity.id, "day": "2026-10-08", "kind": "reservation"})
+    monkeypatch.setattr(activity_routes, "utcnow", lambda: datetime(2026, 10, 8, 6, tzinfo=UTC))
+    client.post(url, data={"child": child.id, "activity": activity.id, "day": "2026-10-08", "kind": "absence"})
+    states = dict(db.session.execute(sa.select(Booking.day, Booking.state)).all())
+    assert states == {date(2026, 10, 6): BookingState.RESERVED, date(2026, 10, 8): BookingState.ABSENT}
+    history = db.session.scalars(sa.select(Request).order_by(Request.id)).all()
+    assert [r.created_by_id for r in history] == [None, None, None]  # the town's entries: no parent receipt, no digest
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0
+    auth.logout()
+    auth.login("parent@example.fr")  # the family sees them in Mes demandes, with who entered them
+    listing = client.get("/mon-espace/demandes").get_data(as_text=True)
+    assert listing.count("Acceptée") >= 3
+    page = client.get(f"/mon-espace/demandes/{history[0].id}").get_data(as_text=True)
+    assert "Saisie par le service : réservation du 06/10/2026 (hors délai)" in page
+    run_month()
+    (invoice,) = invoices_of(family)
+    assert [(line.label, line.days, line.unit_price_cents) for line in invoice.lines] == [
+        ("Jours réservés", 1, 100), ("Absences hors délai", 1, 100), ("Majoration réservation hors délai", 1, 150),
+    ]
+
+
+def test_a_day_entry_checks_enrolment_opening_state_and_capacity_and_saves_nothing_otherwise(client, auth, enrolled):
+    family, child, activity = enrolled
+    other = family_with("AUTRE", 500)
+    commit()
+    auth.login("agent@example.fr")
+    url = f"/gestion/familles/{family.id}/saisie"
+    base = {"child": child.id, "activity": activity.id, "kind": "reservation"}
+    for data, message in (
+        (base | {"day": "2026-10-07"}, "Fermé le mercredi"),
+        (base | {"day": "2026-10-20"}, "Fermé — Vacances de la Toussaint"),
+        (base | {"day": "2026-12-25"}, "Fermé — jour férié (Noël)"),
+        (base | {"day": "2027-08-02"}, "L'enfant n'est pas inscrit à cette activité ce jour-là."),
+        (base | {"day": "2026-10-06", "kind": "absence"}, "Une absence ne peut être saisie que sur un jour réservé."),
+        (base | {"day": ""}, "Saisissez le jour."),
+        (base | {"day": "2026-10-06", "child": "0"}, "Choisissez l'enfant."),
+        (base | {"day": "2026-10-06", "child": str(other.children[0].id)}, "Choisissez l'enfant."),
+        (base | {"day": "2026-10-06", "kind": ""}, "Choisissez réservation ou absence."),
+    ):
+        response = client.post(url, data=data)
+        assert response.status_code == 422, (data, response.headers.get("Location"))
+        assert message in html.unescape(response.get_data(as_text=True)), message
+    assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0
+    assert db.session.scalar(sa.select(sa.func.count(Request.id))) == 0
+    db.session.execute(sa.update(type(activity)).values(capacity=0))
+    commit()
+    response = client.post(url, data=base | {"day": "2026-10-06"})
+    assert response.status_code == 422 and "Complet" in response.get_data(as_text=True)
+    assert client.get(f"/gestion/familles/{other.id + 999}/saisie").status_code == 404

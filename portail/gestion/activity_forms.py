@@ -4,12 +4,13 @@ from wtforms import (
     BooleanField,
     DateField,
     IntegerField,
+    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
     TimeField,
 )
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portail.forms import REQUIRED, FlaskForm, required
@@ -88,3 +89,23 @@ class EnrolmentForm(FlaskForm):
             self.end_date.errors.append("La date de fin doit être après la date de début.")
             valid = False
         return valid
+
+
+class DayEntryForm(FlaskForm):
+    """A day entered by the service for a child (phone call, child present without a booking)."""
+
+    child = SelectField("Enfant", coerce=int, validate_choice=False, validators=[DataRequired(message="Choisissez l'enfant.")])
+    activity = SelectField("Activité", coerce=int, validate_choice=False, validators=[DataRequired(message="Choisissez l'activité.")])
+    day = DateField("Jour", validators=[InputRequired(message="Saisissez le jour.")])
+    kind = RadioField(
+        "Saisie", choices=[("reservation", "Réservation (l'enfant participe)"), ("absence", "Absence")],
+        validators=[InputRequired(message="Choisissez réservation ou absence.")],
+    )
+
+    def validate_child(self, field) -> None:
+        if field.data not in {value for value, _label in field.choices if value}:
+            raise ValidationError("Choisissez l'enfant.")  # one of this family's children, nothing else
+
+    def validate_activity(self, field) -> None:
+        if field.data not in {value for value, _label in field.choices if value}:
+            raise ValidationError("Choisissez l'activité.")

@@ -1,16 +1,27 @@
 """Back-office: activities and their rules, closing days, enrolments of a family's children."""
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.extensions import db
 from portail.gestion import bp
-from portail.gestion.activity_forms import ActivityForm, ClosingDayForm, EnrolmentForm
+from portail.gestion.activity_forms import ActivityForm, ClosingDayForm, DayEntryForm, EnrolmentForm
 from portail.gestion.routes import _family_or_404
-from portail.models import Activity, ClosingDay, DeadlineKind, Enrolment, OpenPeriod, ValidationMode
+from portail.models import (
+    Activity,
+    Child,
+    ClosingDay,
+    DeadlineKind,
+    Enrolment,
+    OpenPeriod,
+    RequestKind,
+    ValidationMode,
+    utcnow,
+)
+from portail.services import booking_rules, bookings
 from portail.services.families import record
-from portail.services.outbox import commit
+from portail.services.outbox import commit, rollback
 
 DEADLINE_FIELDS = ("kind", "days", "time", "working_days", "weekday")
 
@@ -144,3 +155,29 @@ def enrolment_delete(family_id: int, enrolment_id: int):
     record(current_user, "enrolment.deleted", "family", family_id, row.activity.name)
     commit()
     return redirect(url_for("gestion.enrolments", family_id=family_id))
+
+
+@bp.route("/familles/<int:family_id>/saisie", methods=["GET", "POST"])
+def day_entry(family_id: int):
+    """Saisie par le service: reserve a day or record an absence for a child, whatever the deadline
+    (a parent's phone call, a child present without a booking). Billing sees if it was late."""
+    family = _family_or_404(family_id)
+    form = DayEntryForm()
+    form.child.choices = [(0, "— Choisir —")] + [(c.id, c.full_name) for c in family.children]
+    form.activity.choices = [(0, "— Choisir —")] + [(a.id, a.name) for a in db.session.scalars(sa.select(Activity).order_by(Activity.name))]
+    if form.validate_on_submit():
+        child = db.session.get(Child, form.child.data)  # one of the family's (checked by the form)
+        activity = db.session.get(Activity, form.activity.data)
+        kind = RequestKind.RESERVATION if form.kind.data == "reservation" else RequestKind.ABSENCE
+        try:
+            entry = bookings.record_by_town(family.id, current_user, child, activity, kind, form.day.data, utcnow(), current_app.config["SCHOOL_ZONE"])
+        except bookings.BookingError as error:
+            rollback()
+            form.form_errors.append(str(error))
+        else:
+            record(current_user, "booking.entered", "request", entry.id, f"{child.full_name}, {activity.name}, {form.day.data:%d/%m/%Y}")
+            commit()
+            label = "Réservation" if kind is RequestKind.RESERVATION else "Absence"
+            flash(f"{label} du {booking_rules.french_day(form.day.data)} enregistrée pour {child.first_name} ({activity.name}).", "success")
+            return redirect(url_for("gestion.day_entry", family_id=family.id))
+    return render_template("gestion/day_entry.html", family=family, form=form), (422 if request.method == "POST" else 200)

@@ -215,3 +215,49 @@ def with_retries(work, attempts: int = 8):
                 raise
             clock.sleep(0.01 * (attempt + 1) + random.random() * 0.02)
     raise AssertionError("unreachable")
+
+
+def record_by_town(family_id: int, agent: User, child: Child, activity: Activity, kind: RequestKind, day: date, now: datetime, zone: str) -> Request:
+    """A day entered by the service itself (a parent's phone call, a child present without a
+    booking): no deadline applies, the enrolment, the opening and the capacity do; decided at once.
+
+    The request has no parent author (so no receipt, and the digest goes to no one); the agent is
+    its decider and the author of its history. Billing compares its time with the deadline: a late
+    reservation may carry a surcharge, a late absence may be billed (per tariff).
+    """
+    from portail.models import EventKind
+    from portail.services import requests
+
+    db.session.flush()
+    params = {"child": child.id, "activity": activity.id, "start": day, "end": day}
+    if not booking_rules.enrolled(db.session.connection().execute(ENROLMENTS, params).all(), day):
+        raise BookingError("L'enfant n'est pas inscrit à cette activité ce jour-là.")
+    closed = booking_rules.closure(activity, day, zone, closing_days(activity, day, day))
+    if closed:
+        raise BookingError(f"{closed}.")
+    booking = db.session.scalar(sa.select(Booking).where(Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day))
+    if booking is not None and booking.state in (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED):
+        raise BookingError("Une demande de la famille est en attente pour ce jour : traitez-la dans Demandes.")
+    if kind is RequestKind.RESERVATION:
+        if booking is not None and booking.state is BookingState.RESERVED:
+            raise BookingError("Ce jour est déjà réservé.")
+        if not take_place(activity, day):
+            raise BookingError("Complet : il n'y a plus de place ce jour-là.")
+        state, limit = BookingState.RESERVED, booking_rules.booking_deadline(activity, day)
+    else:
+        if booking is None or booking.state is not BookingState.RESERVED:
+            raise BookingError("Une absence ne peut être saisie que sur un jour réservé.")
+        release_places(activity, [day])
+        state, limit = BookingState.ABSENT, booking_rules.absence_deadline(activity, day)
+    if booking is None:
+        db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=day, state=state))
+    else:
+        booking.state, booking.reason, booking.previous_state = state, None, None
+    request = Request(family_id=family_id, child_id=child.id, activity_id=activity.id, kind=kind, created_by_id=None, created_at=now)
+    request.lines.append(RequestLine(day=day, state=LineState.ACCEPTED, decided_at=now, decided_by_id=agent.id))
+    db.session.add(request)
+    db.session.flush()
+    label = "réservation" if kind is RequestKind.RESERVATION else "absence"
+    late = " (hors délai)" if now > limit else ""
+    requests.record(request.id, EventKind.CREATED, agent, by_town=True, summary=f"Saisie par le service : {label} du {day:%d/%m/%Y}{late}", at=now)
+    return request
