@@ -71,6 +71,7 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
         subscribe(make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN"), mine)
         make_user(email="agent@example.fr", role=Role.AGENT, first_name="Nadia", last_name="AGENT")
         commit()
+        family_id = mine.id
     base = served.base_url
 
     agent = new_page(browser, width=1280)
@@ -110,6 +111,12 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
     agent.get_by_role("button", name="Enregistrer le tarif").click()
     agent.get_by_text("erreurs à corriger").wait_for()
     staff.check("tarif-erreurs")
+    agent.goto(f"{base}/gestion/familles/{family_id}")
+    agent.get_by_role("link", name="Saisie d'un jour").click()
+    agent.get_by_label("Enfant", exact=True).select_option(label="Léa MARTIN")
+    agent.get_by_role("button", name="Enregistrer").click()
+    agent.get_by_text("erreurs à corriger").wait_for()
+    staff.check("saisie-erreurs")
 
     parent = new_page(browser)
     journey = Journey(parent, "facturation-parent")
