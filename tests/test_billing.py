@@ -36,6 +36,7 @@ from portail.services import billing, booking_rules
 from portail.services.outbox import commit
 from tests.factories import make_family, make_user, subscribe
 from tests.test_booking_rules import canteen
+from tests.test_query_counts import count_queries, queries_for
 
 pytestmark = pytest.mark.both_dbs
 
@@ -266,28 +267,20 @@ def test_numbers_have_no_gaps_under_concurrent_runs(app):
 
 
 def test_a_run_costs_queries_per_batch_not_per_day(activity):
-    def queries_for(days):
+    def run_queries(days):
         families = [family_with(f"Q{len(days)}{n}", 700) for n in range(3)]
         for family in families:
             book(family.children[0], activity, days)
         commit()
-        count = {"n": 0}
-
-        def counter(*_args):
-            count["n"] += 1
-
-        sa.event.listen(db.engine, "before_cursor_execute", counter)
-        try:
+        with count_queries() as count:
             run_month()
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", counter)
         db.session.execute(sa.delete(InvoiceLine))
         db.session.execute(sa.delete(Invoice))
         db.session.execute(sa.delete(Booking))
         commit()
         return count["n"]
 
-    assert queries_for(DAYS[:1]) == queries_for(DAYS)
+    assert run_queries(DAYS[:1]) == run_queries(DAYS)
 
 
 # --- payments and states ------------------------------------------------------------------------
@@ -554,20 +547,7 @@ def test_espace_facturation_costs_the_same_queries_for_one_invoice_as_for_many(c
     run_month()
     auth.login("parent@example.fr")
 
-    def queries():
-        count = {"n": 0}
-
-        def counter(*_args):
-            count["n"] += 1
-
-        sa.event.listen(db.engine, "before_cursor_execute", counter)
-        try:
-            assert client.get("/facturation/").status_code == 200
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", counter)
-        return count["n"]
-
-    one = queries()
+    one = queries_for(client, "/facturation/")
     for name in ("DEUX", "TROIS"):
         family = family_with(name, 400)
         db.session.add(Subscription(user_id=parent.id, family_id=family.id))
@@ -577,7 +557,7 @@ def test_espace_facturation_costs_the_same_queries_for_one_invoice_as_for_many(c
     run_month()
     run_month(date(2026, 9, 1))
     assert db.session.scalar(sa.select(sa.func.count(Invoice.id))) == 5
-    assert queries() == one
+    assert queries_for(client, "/facturation/") == one
 
 
 def test_the_dashboard_counts_overdue_invoices(client, auth, billed):

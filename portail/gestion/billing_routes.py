@@ -223,7 +223,8 @@ def invoices():
 def _export_rows(month: date) -> list[list]:
     """One row per invoice or credit note; amounts in euros as exact decimals."""
     rows = []
-    for invoice, paid, state in _with_states(db.session.scalars(_invoices_query(month, "")).all()):
+    invoices = db.session.scalars(_invoices_query(month, "").options(sa.orm.joinedload(Invoice.corrects))).all()
+    for invoice, paid, state in _with_states(invoices):
         rows.append([
             invoice.number, "Avoir" if invoice.kind is InvoiceKind.CREDIT_NOTE else "Facture", invoice.family_id, invoice.family_name,
             month_label(invoice.month), billing.today_in_paris(invoice.issued_at).isoformat(), invoice.due_date.isoformat(),
