@@ -331,8 +331,7 @@ def bill_families(family_ids: list[int], month: date, now: datetime, tariffs, ac
         )
         if cancelled.rowcount != len(credits):
             raise ConcurrentRun("an invoice was cancelled by another run")
-    if to_credit:
-        db.session.expire_all()
+        db.session.expire_all()  # the cancelled invoices now name their credit note
     ids |= _insert([row for row in rows if row["kind"] is InvoiceKind.INVOICE])
     db.session.execute(InvoiceLine.__table__.insert(), [
         {"invoice_id": ids[number], "position": position, "child_name": child, "activity_name": activity, "label": label,
