@@ -20,12 +20,9 @@ def home():
     invoices = db.session.scalars(
         sa.select(Invoice).where(Invoice.family_id.in_([f.id for f in families])).order_by(Invoice.month.desc(), Invoice.id.desc())
     ).all()
-    paid = billing.paid_cents(invoices)
-    debited = billing.direct_debited(invoices)
-    today = billing.today_in_paris(utcnow())
     by_family = {family.id: [] for family in families}
-    for invoice in invoices:
-        by_family[invoice.family_id].append((invoice, paid[invoice.id], billing.state_of(invoice, paid[invoice.id], today, invoice.id in debited)))
+    for row in billing.with_states(invoices, utcnow()):
+        by_family[row[0].family_id].append(row)
     balances = billing.balances([family.id for family in families])
     return render_template("billing/home.html", families=families, by_family=by_family, balances=balances, euros=billing.euros, month_label=billing.month_label)
 
@@ -40,8 +37,8 @@ def _invoice_of(family_id: int, invoice_id: int) -> Invoice:
 
 
 def invoice_state(invoice: Invoice) -> tuple[int, str]:
-    paid = billing.paid_cents([invoice])[invoice.id]
-    return paid, billing.state_of(invoice, paid, billing.today_in_paris(utcnow()), invoice.id in billing.direct_debited([invoice]))
+    (_invoice, paid, state), = billing.with_states([invoice], utcnow())
+    return paid, state
 
 
 @bp.get("/<int:family_id>/factures/<int:invoice_id>")

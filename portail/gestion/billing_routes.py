@@ -195,12 +195,6 @@ def _invoices_query(month: date | None, family_q: str, family_id: int | None = N
     return query.order_by(Invoice.number)
 
 
-def _with_states(invoices: list[Invoice]) -> list[tuple[Invoice, int, str]]:
-    paid, debited = billing.paid_cents(invoices), billing.direct_debited(invoices)
-    today = billing.today_in_paris(utcnow())
-    return [(invoice, paid[invoice.id], billing.state_of(invoice, paid[invoice.id], today, invoice.id in debited)) for invoice in invoices]
-
-
 @bp.get("/facturation/factures")
 def invoices():
     month = _month_arg()
@@ -209,11 +203,11 @@ def invoices():
     family_id = request.args.get("famille_id", type=int)
     query = _invoices_query(month, family_q, family_id)
     if state:  # the state depends on payments and dates: filter the month's rows in Python
-        rows = [row for row in _with_states(db.session.scalars(query).all()) if row[2] == state]
+        rows = [row for row in billing.with_states(db.session.scalars(query).all(), utcnow()) if row[2] == state]
         page_rows, total, pages, page_number = rows[:200], len(rows), 1, 1
     else:
         page = db.paginate(query, page=max(request.args.get("page", 1, type=int), 1), per_page=50, error_out=False)
-        page_rows, total, pages, page_number = _with_states(page.items), page.total, page.pages, page.page
+        page_rows, total, pages, page_number = billing.with_states(page.items, utcnow()), page.total, page.pages, page.page
     return render_template(
         "gestion/invoices.html", rows=page_rows, total=total, pages=pages, page_number=page_number, month=month, family_q=family_q, family_id=family_id,
         state=state, states=STATES, month_label=month_label, euros=euros,
@@ -224,7 +218,7 @@ def _export_rows(month: date) -> list[list]:
     """One row per invoice or credit note; amounts in euros as exact decimals."""
     rows = []
     invoices = db.session.scalars(_invoices_query(month, "").options(sa.orm.joinedload(Invoice.corrects))).all()
-    for invoice, paid, state in _with_states(invoices):
+    for invoice, paid, state in billing.with_states(invoices, utcnow()):
         rows.append([
             invoice.number, "Avoir" if invoice.kind is InvoiceKind.CREDIT_NOTE else "Facture", invoice.family_id, invoice.family_name,
             month_label(invoice.month), billing.today_in_paris(invoice.issued_at).isoformat(), invoice.due_date.isoformat(),

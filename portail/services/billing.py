@@ -500,6 +500,12 @@ def state_of(invoice: Invoice, paid: int, today: date, direct_debit: bool = Fals
     return "À payer"
 
 
+def with_states(invoices: list[Invoice], now: datetime) -> list[tuple[Invoice, int, str]]:
+    """Each invoice with the amount paid on it and its state (two queries for them all)."""
+    paid, debited, today = paid_cents(invoices), direct_debited(invoices), today_in_paris(now)
+    return [(invoice, paid[invoice.id], state_of(invoice, paid[invoice.id], today, invoice.id in debited)) for invoice in invoices]
+
+
 def direct_debited(invoices: list[Invoice]) -> set[int]:
     """Invoices settled by direct debit (their payments are all prélèvements)."""
     if not invoices:
