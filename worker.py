@@ -3,6 +3,7 @@
 Both run inside an app context so jobs can use the database, templates and mail.
 """
 
+import gc
 import sys
 
 from rq import Worker
@@ -42,6 +43,7 @@ def main(argv: list[str]) -> None:
     if role not in {"worker", "scheduler"}:
         sys.exit("usage: python worker.py [worker|scheduler]")
     app = create_app()
+    gc.freeze()  # long-lived objects out of the collector's scans (see app.py)
     with app.app_context():
         (run_worker if role == "worker" else run_scheduler)(app)
 

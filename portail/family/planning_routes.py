@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from portail.extensions import db
 from portail.family import bp
-from portail.family.cell_html import ACTION_LABELS, cell_html, cells_html
+from portail.family.cell_html import ACTION_LABELS, cell_html, days_html
 from portail.family.loaders import family_of_current_user, member_or_404
 from portail.htmx import is_htmx
 from portail.models import Activity, Child, Enrolment, Request, RequestKind, utcnow
@@ -65,7 +65,7 @@ def planning_page(family_id: int):
         by_day=by_day, previous=previous, following=following, today=today, colours=colours(family),
         shown_children={c.id for c in family.children} if child_filter is None else child_filter, activities=activities,
         shown_activities={a.id for a in activities} if activity_filter is None else activity_filter,
-        filtered=filtered, cells_html=cells_html, french_day=french_day, icons=planning.STATE_ICONS,
+        filtered=filtered, days_html=days_html, french_day=french_day, icons=planning.STATE_ICONS,
     )
 
 

@@ -7,6 +7,7 @@ computed in Europe/Paris and compared with the current instant to the second.
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -67,20 +68,21 @@ def deadline(day: date, kind: DeadlineKind, days: int, at: time, working_days: b
     return datetime.combine(target, at, tzinfo=PARIS)
 
 
-def booking_deadline(activity: Activity, day: date) -> datetime:
+def booking_deadline(activity: "Activity | Schedule", day: date) -> datetime:
     return deadline(
         day, activity.booking_deadline_kind, activity.booking_deadline_days, activity.booking_deadline_time,
         activity.booking_deadline_working_days, activity.booking_deadline_weekday,
     )
 
 
-def absence_deadline(activity: Activity, day: date) -> datetime:
+def absence_deadline(activity: "Activity | Schedule", day: date) -> datetime:
     return deadline(
         day, activity.absence_deadline_kind, activity.absence_deadline_days, activity.absence_deadline_time,
         activity.absence_deadline_working_days, activity.absence_deadline_weekday,
     )
 
 
+@lru_cache(maxsize=4096)  # the same deadlines are written in many cells
 def french_instant(moment: datetime) -> str:
     """jeudi 27 février à 10:00 (Paris time)."""
     local = moment.astimezone(PARIS)
@@ -92,7 +94,7 @@ def french_day(day: date) -> str:
     return f"{DAYS[day.weekday()]} {day.day}{'er' if day.day == 1 else ''} {MONTHS[day.month - 1]}"
 
 
-def closure(activity: Activity, day: date, zone: str, closing_days: dict[date, str] | None = None) -> str | None:
+def closure(activity: "Activity | Schedule", day: date, zone: str, closing_days: dict[date, str] | None = None) -> str | None:
     """Why the activity is closed that day ("Fermé — jour férié (Noël)"), or None when open."""
     if not activity.start_date <= day <= activity.end_date:
         return "Fermé — en dehors de la période de l'activité"
@@ -117,6 +119,31 @@ def enrolled(enrolments, day: date) -> bool:
     )
 
 
+class Schedule(NamedTuple):
+    """What the rules read of an activity: a hashable snapshot, so that the rules of a day can be
+    memoised (the planning asks them for every activity and day it shows)."""
+
+    start_date: date
+    end_date: date
+    weekdays: str
+    open_period: OpenPeriod
+    closed_on_public_holidays: bool
+    booking_deadline_kind: DeadlineKind
+    booking_deadline_days: int
+    booking_deadline_time: time
+    booking_deadline_working_days: bool
+    booking_deadline_weekday: int | None
+    absence_deadline_kind: DeadlineKind
+    absence_deadline_days: int
+    absence_deadline_time: time
+    absence_deadline_working_days: bool
+    absence_deadline_weekday: int | None
+
+    @classmethod
+    def of(cls, activity: Activity) -> "Schedule":
+        return cls(*(getattr(activity, name) for name in cls._fields))
+
+
 @dataclass(frozen=True)
 class DayRules:
     """What the rules say about an activity on a day, whoever the child."""
@@ -127,7 +154,14 @@ class DayRules:
 
     @classmethod
     def of(cls, activity: Activity, day: date, zone: str, closing_days: dict[date, str] | None = None) -> "DayRules":
-        return cls(closure(activity, day, zone, closing_days), booking_deadline(activity, day), absence_deadline(activity, day))
+        return day_rules(Schedule.of(activity), day, zone, closing_days.get(day) if closing_days else None)
+
+
+@lru_cache(maxsize=65536)  # a pure function of its arguments
+def day_rules(schedule: Schedule, day: date, zone: str, closing: str | None) -> DayRules:
+    """The rules of a day for an activity's schedule; `closing` is the reason of a closure entered by staff."""
+    closed = closure(schedule, day, zone, {day: closing} if closing else None)
+    return DayRules(closed, booking_deadline(schedule, day), absence_deadline(schedule, day))
 
 
 @dataclass

@@ -155,18 +155,22 @@ def cells(
         for each in ([activity_id] if activity_id else activities):
             closed[each][day] = reason
     whos = [Who.of(child) for child in children]
-    whats = [(activity, What(activity.id, activity.name), activity.weekdays, activity.start_date, activity.end_date) for activity in shown]
+    whats = [
+        (activity, What(activity.id, activity.name), activity.weekdays, activity.start_date, activity.end_date, booking_rules.Schedule.of(activity), closed.get(activity.id, {}))
+        for activity in shown
+    ]
     result: dict[date, list[Cell]] = {}
     day = start
     while day <= end:
         row: list[Cell] = []
         result[day] = row
         weekday = str(day.isoweekday())
-        for activity, what, weekdays, first, last in whats:
+        for activity, what, weekdays, first, last, schedule, closings in whats:
             if weekday not in weekdays or not first <= day <= last:
                 continue  # a day the activity never opens: nothing to show
-            rules = booking_rules.DayRules.of(activity, day, zone, closed.get(what.id))
-            show_closed = worth_showing(rules.closed, day, closed.get(what.id))
+            rules = booking_rules.day_rules(schedule, day, zone, closings.get(day))
+            show_closed = worth_showing(rules.closed, day, closings)
+            verdicts: dict = {}  # the verdict depends on the state, not on the child: one per state
             for who in whos:
                 periods = by_pair.get((who.id, what.id))
                 if not periods or not any(s <= day <= e and (not w or weekday in w) for s, e, w in periods):
@@ -174,10 +178,12 @@ def cells(
                 state, reason = bookings.get((who.id, what.id, day), (None, None))
                 if state is None and not show_closed:
                     continue
-                verdict = booking_rules.evaluate(
-                    activity, day, now, is_enrolled=True, state=state, zone=zone,
-                    booked=booked.get((what.id, day), 0), day_rules=rules,
-                )
+                verdict = verdicts.get(state)
+                if verdict is None:
+                    verdict = verdicts[state] = booking_rules.evaluate(
+                        activity, day, now, is_enrolled=True, state=state, zone=zone,
+                        booked=booked.get((what.id, day), 0), day_rules=rules,
+                    )
                 row.append(Cell(who, what, day, state, reason, verdict))
         day += timedelta(days=1)
     order = {who.id: index for index, who in enumerate(whos)}
