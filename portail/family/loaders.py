@@ -7,19 +7,18 @@ from flask_login import current_user
 from portail.extensions import db
 from portail.models import AuthorizedContact, Child, Family, Subscription
 
+# Built once (every family page asks it): a reused statement keeps its compiled form and cache key.
+FAMILY_OF_USER = (
+    sa.select(Family)
+    .join(Subscription)
+    .where(Family.id == sa.bindparam("family"), Subscription.user_id == sa.bindparam("user"), Subscription.ended_at.is_(None))
+    .options(sa.orm.joinedload(Family.children))  # one query for the family and its children
+)
+
 
 def family_of_current_user(family_id: int) -> Family:
     """A family the parent is subscribed to, else 404."""
-    family = (
-        db.session.execute(
-            sa.select(Family)
-            .join(Subscription)
-            .where(Family.id == family_id, Subscription.user_id == current_user.id, Subscription.ended_at.is_(None))
-            .options(sa.orm.joinedload(Family.children))  # one query for the family and its children
-        )
-        .unique()
-        .scalar_one_or_none()
-    )
+    family = db.session.execute(FAMILY_OF_USER, {"family": family_id, "user": current_user.id}).unique().scalar_one_or_none()
     if family is None:
         abort(404)
     return family

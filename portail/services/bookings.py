@@ -132,10 +132,12 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
             new_bookings.append({"child_id": child.id, "activity_id": activity.id, "day": day, "state": state, "reason": reason, "previous_state": previous})
         else:
             booking.state, booking.reason, booking.previous_state = state, reason, previous
-    # Bulk inserts: a school-year period is two statements, not one per day.
+    # Bulk inserts: a school-year period is two statements, not one per day (on the session's
+    # connection: plain Core statements need none of the ORM's execution machinery).
+    connection = db.session.connection()
     if new_bookings:
-        db.session.execute(INSERT_BOOKINGS, new_bookings)
-    db.session.execute(INSERT_LINES, lines)
+        connection.execute(INSERT_BOOKINGS, new_bookings)
+    connection.execute(INSERT_LINES, lines)
     from portail.services import requests  # (requests uses this module's counters)
 
     decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
@@ -168,7 +170,7 @@ def take_places(activity: Activity, days: list[date]) -> set[date]:
         return set()
     statement = _take_statement(db.session.get_bind().dialect.name, limited=activity.capacity is not None)
     params = [{"activity": activity.id, "day": day, "capacity": activity.capacity} for day in days]
-    return set(db.session.execute(statement, params if len(params) > 1 else params[0]).scalars())
+    return set(db.session.connection().execute(statement, params if len(params) > 1 else params[0]).scalars())
 
 
 @cache

@@ -141,17 +141,21 @@ def cells(
     activities = _activities(enrolled_in if all_activities or activity_ids is None else enrolled_in & activity_ids)
     shown = [a for a in activities.values() if activity_ids is None or a.id in activity_ids]
     children = [child for child in children if child_ids is None or child.id in child_ids]
-    by_pair = defaultdict(list)
+    # Each child × activity: None when enrolled on every day of the period (the usual case: nothing to
+    # check day by day), else its enrolments' (first, last, weekdays) to check for each day.
+    by_pair: dict[tuple[int, int], list | None] = {}
     for child_id, activity_id, first, last, weekdays in enrolments:
-        by_pair[(child_id, activity_id)].append((first, last, weekdays))
-    bookings = {
-        (child_id, activity_id, day): (state, reason)
-        for child_id, activity_id, day, state, reason in connection.execute(BOOKINGS, {"ids": [child.id for child in children], **period})
-    }
+        pair = (child_id, activity_id)
+        if first <= start and end <= last and not weekdays:
+            by_pair[pair] = None
+        elif by_pair.get(pair, []) is not None:
+            by_pair[pair] = [*by_pair.get(pair, []), (first, last, weekdays)]
+    rows = connection.execute(BOOKINGS, {"ids": [child.id for child in children], **period}).all()
+    bookings = {(child_id, activity_id, day): (state, reason) for child_id, activity_id, day, state, reason in rows}
     limited = [a.id for a in shown if a.capacity is not None]  # only they can be full
-    booked = {(activity_id, day): count for activity_id, day, count in connection.execute(COUNTERS, {"ids": limited, **period})} if limited else {}
+    booked = {(activity_id, day): count for activity_id, day, count in connection.execute(COUNTERS, {"ids": limited, **period}).all()} if limited else {}
     closed = defaultdict(dict)
-    for activity_id, day, reason in connection.execute(CLOSINGS, period):
+    for activity_id, day, reason in connection.execute(CLOSINGS, period).all():
         for each in ([activity_id] if activity_id else activities):
             closed[each][day] = reason
     whos = [Who.of(child) for child in children]
@@ -172,8 +176,8 @@ def cells(
             show_closed = worth_showing(rules.closed, day, closings)
             verdicts: dict = {}  # the verdict depends on the state, not on the child: one per state
             for who in whos:
-                periods = by_pair.get((who.id, what.id))
-                if not periods or not any(s <= day <= e and (not w or weekday in w) for s, e, w in periods):
+                periods = by_pair.get((who.id, what.id), [])
+                if periods is not None and not any(s <= day <= e and (not w or weekday in w) for s, e, w in periods):
                     continue
                 state, reason = bookings.get((who.id, what.id, day), (None, None))
                 if state is None and not show_closed:

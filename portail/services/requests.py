@@ -74,7 +74,7 @@ def created(request: Request, user: User | None, days: list[date], now: datetime
                 "request_id": request.id, "kind": EventKind.DECISION, "author_id": None, "by_town": False, "at": now,
                 "summary": f"{label} : {short_days(state_days)}", "reason": None if state is LineState.ACCEPTED else "Complet",
             })
-    db.session.execute(INSERT_EVENTS, events)  # one statement
+    db.session.connection().execute(INSERT_EVENTS, events)  # one statement
     if user is None:
         return
     child, activity = request.child, request.activity
