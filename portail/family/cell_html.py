@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 
 from portail.models import BookingState
 from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW, french_day
-from portail.services.planning import Cell, What, Who
+from portail.services.planning import STATE_ICONS, Cell, What, Who
 
 ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRAW: "Retirer la demande"}
 
@@ -38,14 +38,26 @@ def _text(value: str) -> str:
     return escape(value)
 
 
+@lru_cache(maxsize=4096)
+def _state(state: BookingState | None, refusal: str | None, why: str | None) -> tuple[str, str]:
+    """The state's CSS name and its HTML (legend icon, label, the reason nothing can be done): the same
+    for many cells."""
+    label = state.label if state else "Inscrit"
+    text = f'<span class="state"><span class="icon" aria-hidden="true">{STATE_ICONS[state]}</span> {escape(f"{label} ({refusal})" if refusal else label)}</span>'
+    if why:
+        text += f'<span class="why">{escape(why)}</span>'
+    return (state.value if state else "enrolled"), text
+
+
 def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
     """One cell: who, which activity, its state with the legend icon, then the actions or why none."""
-    child, verdict, day = cell.child, cell.verdict, cell.day
+    child, verdict, state = cell.child, cell.verdict, cell.state
     badge, first_name = _who(child, colour)
     activity = _what(cell.activity)
-    refused = cell.reason and cell.state is BookingState.REFUSED  # a pending request keeps the old reason for a withdrawal
-    label = _text(f"{cell.label} ({cell.reason})" if refused else cell.label)
-    iso = day.isoformat()
+    refusal = cell.reason if state is BookingState.REFUSED else None  # a pending request keeps the old reason for a withdrawal
+    css, state_html = _state(state, refusal, None if verdict.actions else verdict.reason)
+    iso = cell.day.isoformat()
+    actions = ""
     if verdict.actions:
         # confirm_base is a URL path of ours and the values are numbers and an ISO date: nothing to escape.
         base = f"{confirm_base}?enfant={child.id}&amp;activite={cell.activity.id}&amp;jour={iso}&amp;action="
@@ -55,12 +67,8 @@ def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
             f'<span class="visually-hidden"> : {first_name}, {activity}, {short}</span></a>'
             for action in (sorted(verdict.actions) if len(verdict.actions) > 1 else verdict.actions)
         )
-    else:
-        actions = f'<span class="why">{_text(verdict.reason)}</span>' if verdict.reason else ""
-    state = cell.state.value if cell.state else "enrolled"
     return Markup(
-        f'<div class="cell state-{state}" id="{cell.dom_id}">{badge}<span class="what">{activity}</span> '
-        f'<span class="state"><span class="icon" aria-hidden="true">{cell.icon}</span> {label}</span>{actions}</div>'
+        f'<div class="cell state-{css}" id="{cell.dom_id}">{badge}<span class="what">{activity}</span> {state_html}{actions}</div>'
     )
 
 
