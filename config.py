@@ -96,7 +96,7 @@ class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "testing-secret-key"
     SQLALCHEMY_DATABASE_URI = "sqlite://"
-    UPLOAD_DIR = tempfile.mkdtemp(prefix="portail-test-uploads-")
+    UPLOAD_DIR = os.path.join(tempfile.gettempdir(), "portail-test-uploads")  # the test fixtures give each run its own
     SESSION_COOKIE_SECURE = False
     WTF_CSRF_ENABLED = False
     MAIL_SUPPRESS_SEND = True

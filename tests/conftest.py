@@ -58,8 +58,17 @@ class IsolatedClient(FlaskClient):
             return super().open(*args, **kwargs)
 
 
+_UPLOAD_DIRS: list = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _upload_dir(tmp_path_factory):
+    """Uploaded files go under pytest's temporary directory, which pytest cleans up."""
+    _UPLOAD_DIRS.append(tmp_path_factory.mktemp("uploads"))
+
+
 def make_app(db_url: str, **overrides):
-    config = {"SQLALCHEMY_DATABASE_URI": db_url}
+    config = {"SQLALCHEMY_DATABASE_URI": db_url, "UPLOAD_DIR": str(_UPLOAD_DIRS[-1])}
     config.update(overrides)
     app = create_app("testing", config)
     app.test_client_class = IsolatedClient
