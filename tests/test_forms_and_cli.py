@@ -118,3 +118,20 @@ def test_demo_load_only_on_an_empty_database(app):
     assert db.session.scalar(sa.select(sa.func.count(Family.id))) == families
     demo_code = db.session.scalar(sa.select(Family).where(Family.name == "Famille DUBOIS")).subscriber_code
     assert demo_code == "DBSFM38472", "the README's demo code"
+
+
+def test_demo_reserves_only_open_days_even_before_the_school_holidays(app, monkeypatch):
+    """Loaded ten days before the Christmas holidays, the demo books no day the activity is closed
+    (school holidays, Christmas day, New Year's day)."""
+    from datetime import UTC, date, datetime
+
+    from portail.models import Activity, Booking
+    from portail.services import booking_rules, demo_activities
+
+    monkeypatch.setattr(demo_activities, "utcnow", lambda: datetime(2026, 12, 8, 9, 0, tzinfo=UTC))
+    assert app.test_cli_runner().invoke(args=["demo", "load", "--if-empty"]).exit_code == 0
+    rows = db.session.execute(sa.select(Booking.day, Activity).join(Activity)).all()
+    december = [day for day, _activity in rows if date(2026, 12, 8) <= day <= date(2027, 1, 12)]
+    assert december, "the demo books the coming weeks"
+    closed = [(day, activity.name, booking_rules.closure(activity, day, "C")) for day, activity in rows]
+    assert [row for row in closed if row[2]] == []

@@ -122,7 +122,7 @@ def _bookings(martin: Family, lea, tom, canteen: Activity, evening: Activity, pa
     """Reserved days for the coming weeks, and one day in each other state."""
     today = utcnow().date()
     days = [today + timedelta(days=offset) for offset in range(0, 35)]
-    open_days = [d for d in days if str(d.isoweekday()) in canteen.weekdays and canteen.start_date <= d <= canteen.end_date]
+    open_days = [d for d in days if booking_rules.closure(canteen, d, "C") is None]  # no school holidays, no public holidays
     request = Request(family_id=martin.id, child_id=lea.id, activity_id=canteen.id, kind=RequestKind.RESERVATION, created_by_id=parent.id)
     db.session.add(request)
     for day in open_days:
