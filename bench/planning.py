@@ -6,7 +6,9 @@ prints, measured in one run with the Flask test client:
 - month planning of a 3-child family / a bare logged-in page (target ≤ 2.0), and its SQL queries;
 - the cell request POST / the bare page (target ≤ 1.5), and its SQL queries;
 - the time of a school-year period request;
-- month planning on the large town / on the 50-family town (target ≤ 1.2).
+- month planning on the large town / on the 50-family town (target ≤ 1.2);
+- for reference, the floor of any write: a POST that only logs in, updates one row and commits,
+  divided by the bare page.
 Run with `make bench` (takes a few minutes, most of it building the data).
 """
 
@@ -119,6 +121,17 @@ def interleaved(targets: dict, rounds: int) -> dict[str, tuple[float, int]]:
     return {name: (statistics.median(values), queries[name]) for name, values in timings.items()}
 
 
+def add_floor_route(app, family_id: int) -> None:
+    """A reference request, for the bench only: log in, update one row, commit (the floor of any write)."""
+
+    def floor():
+        db.session.execute(sa.update(Family).where(Family.id == family_id).values(name=Family.name))
+        db.session.commit()
+        return "<p>ok</p>"
+
+    app.add_url_rule("/bench/floor", "bench_floor", floor, methods=["POST"])
+
+
 def targets(app, info, prefix: str) -> dict:
     """The requests measured on one town, by name."""
     client = app.test_client()
@@ -144,6 +157,7 @@ def targets(app, info, prefix: str) -> dict:
         f"{prefix}bare": (client, engine, "GET", "/mon-espace/", None),
         f"{prefix}month": (client, engine, "GET", f"/famille/{fid}/planning?vue=mois&date={(today + timedelta(days=14)).isoformat()}", None),
         f"{prefix}cell": (client, engine, "POST", f"/famille/{fid}/planning/cellule", cell, "Réservé"),
+        f"{prefix}floor": (client, engine, "POST", "/bench/floor", {}, "ok"),
     }
 
 
@@ -163,8 +177,10 @@ def main() -> None:
     directory = tempfile.mkdtemp()
     began = time.perf_counter()
     large_app, large = build(f"{directory}/large.sqlite", 5000)
+    add_floor_route(large_app, large["family_id"])
     print(f"large town: {large['families']} families, {large['children']} children, {large['bookings']:,} booking rows (built in {time.perf_counter() - began:.0f} s)")
     small_app, small = build(f"{directory}/small.sqlite", 50)
+    add_floor_route(small_app, small["family_id"])
     print(f"small town: {small['families']} families, {small['children']} children, {small['bookings']:,} booking rows")
     both = targets(large_app, large, "") | targets(small_app, small, "small ")
     gc.collect()
@@ -180,6 +196,8 @@ def main() -> None:
     period, period_queries = period_request(large_app, large)
     print(f"school-year period request (3 children, Mon/Tue/Thu/Fri): {period * 1000:.0f} ms, {period_queries} SQL queries")
     print(f"month planning large town / 50-family town: {month / measured['small month'][0]:.2f}  (target ≤ 1.2)")
+    floor, floor_queries = measured["floor"]
+    print(f"for reference, a POST that only logs in, updates one row and commits / bare page: {floor / bare:.2f}, {floor_queries} SQL queries")
 
 if __name__ == "__main__":
     main()
