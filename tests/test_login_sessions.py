@@ -21,6 +21,21 @@ def test_login_then_home_shows_my_space(client, auth):
     assert "Mon espace citoyen" in client.get("/mon-espace/").get_data(as_text=True)
 
 
+def test_login_starts_a_fresh_session(client, auth):
+    """Nothing planted in the session before login survives it (and the cookie changes)."""
+    make_user()
+    db.session.commit()
+    with client.session_transaction() as session:
+        session["planted"] = "by an attacker"
+        session["_user_id"] = "999:forged"
+    before = client.get_cookie("session").value
+    auth.login("parent@example.fr")
+    with client.session_transaction() as session:
+        assert "planted" not in session
+        assert session["_user_id"] != "999:forged"
+    assert client.get_cookie("session").value != before
+
+
 def test_unknown_email_and_wrong_password_get_the_same_answer(client, auth):
     make_user()
     db.session.commit()
