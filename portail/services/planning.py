@@ -91,14 +91,6 @@ class Cell:
     verdict: booking_rules.Verdict
 
     @property
-    def label(self) -> str:
-        return self.state.label if self.state else "Inscrit"
-
-    @property
-    def icon(self) -> str:
-        return STATE_ICONS[self.state]
-
-    @property
     def dom_id(self) -> str:
         return f"cell-{self.child.id}-{self.activity.id}-{self.day.isoformat()}"
 
@@ -174,7 +166,7 @@ def cells(
                 continue  # a day the activity never opens: nothing to show
             rules = booking_rules.day_rules(schedule, day, zone, closings.get(day))
             show_closed = worth_showing(rules.closed, day, closings)
-            verdicts: dict = {}  # the verdict depends on the state, not on the child: one per state
+            verdicts: dict = {}  # the verdict depends on the state, not on the child: one per state, shared (never changed)
             for who in whos:
                 periods = by_pair.get((who.id, what.id), [])
                 if periods is not None and not any(s <= day <= e and (not w or weekday in w) for s, e, w in periods):
