@@ -21,6 +21,7 @@ run: $(STAMP)
 ## test: the whole suite (PORTAIL_STRICT=1 turns a missing service into a failure)
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n 2
 
 lint: $(STAMP)

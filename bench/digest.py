@@ -54,17 +54,69 @@ def build(app) -> None:
         db.session.add(activity)
         db.session.flush()
         connection = db.session.connection()
-        connection.execute(sa.insert(User), [{"id": i, "email": f"parent{i}@example.fr", "first_name": "Parent", "last_name": f"P{i}", "activated_at": utcnow(), "session_token": f"t{i}", "password_hash": "x"} for i in range(1, ACCOUNTS + 1)])
-        connection.execute(sa.insert(Family), [{"id": i, "name": f"Famille P{i}", "subscriber_code": f"B{i:09d}"} for i in range(1, ACCOUNTS + 1)])
-        connection.execute(sa.insert(Child), [{"id": i, "family_id": i, "first_name": f"Enfant{i}", "last_name": f"P{i}", "birth_date": date(2017, 1, 1)} for i in range(1, ACCOUNTS + 1)])
-        connection.execute(sa.insert(Request), [{"id": i, "family_id": i, "child_id": i, "activity_id": activity.id, "kind": RequestKind.RESERVATION, "created_by_id": i, "created_at": start} for i in range(1, ACCOUNTS + 1)])
+        connection.execute(
+            sa.insert(User),
+            [
+                {
+                    "id": i,
+                    "email": f"parent{i}@example.fr",
+                    "first_name": "Parent",
+                    "last_name": f"P{i}",
+                    "activated_at": utcnow(),
+                    "session_token": f"t{i}",
+                    "password_hash": "x",
+                }
+                for i in range(1, ACCOUNTS + 1)
+            ],
+        )
+        connection.execute(
+            sa.insert(Family),
+            [
+                {"id": i, "name": f"Famille P{i}", "subscriber_code": f"B{i:09d}"}
+                for i in range(1, ACCOUNTS + 1)
+            ],
+        )
+        connection.execute(
+            sa.insert(Child),
+            [
+                {
+                    "id": i,
+                    "family_id": i,
+                    "first_name": f"Enfant{i}",
+                    "last_name": f"P{i}",
+                    "birth_date": date(2017, 1, 1),
+                }
+                for i in range(1, ACCOUNTS + 1)
+            ],
+        )
+        connection.execute(
+            sa.insert(Request),
+            [
+                {
+                    "id": i,
+                    "family_id": i,
+                    "child_id": i,
+                    "activity_id": activity.id,
+                    "kind": RequestKind.RESERVATION,
+                    "created_by_id": i,
+                    "created_at": start,
+                }
+                for i in range(1, ACCOUNTS + 1)
+            ],
+        )
         lines, step = [], (end - start) / (DECISIONS + 1)
         for n in range(DECISIONS):
             account = n % ACCOUNTS + 1
-            lines.append({
-                "request_id": account, "day": date(2027, 3, 1) + timedelta(days=n // ACCOUNTS), "decided_at": start + step * (n + 1),
-                "state": LineState.REFUSED if n % 7 == 0 else LineState.ACCEPTED, "reason": "Complet" if n % 7 == 0 else None, "decided_by_id": 1,
-            })
+            lines.append(
+                {
+                    "request_id": account,
+                    "day": date(2027, 3, 1) + timedelta(days=n // ACCOUNTS),
+                    "decided_at": start + step * (n + 1),
+                    "state": LineState.REFUSED if n % 7 == 0 else LineState.ACCEPTED,
+                    "reason": "Complet" if n % 7 == 0 else None,
+                    "decided_by_id": 1,
+                }
+            )
         connection.execute(sa.insert(RequestLine), lines)
         db.session.commit()
 
@@ -84,14 +136,24 @@ def main() -> None:
     directory = tempfile.mkdtemp()
     sink = SmtpSink()
     sink.start()
-    app = create_app("testing", {
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{directory}/digest.sqlite", "RQ_SYNC": False, "MAIL_SUPPRESS_SEND": False,
-        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": sink.port, "PUBLIC_URL": "http://portail.test",
-    })
+    app = create_app(
+        "testing",
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{directory}/digest.sqlite",
+            "RQ_SYNC": False,
+            "MAIL_SUPPRESS_SEND": False,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": sink.port,
+            "PUBLIC_URL": "http://portail.test",
+        },
+    )
     began = time.perf_counter()
     build(app)
-    print(f"data: {ACCOUNTS:,} accounts, {DECISIONS:,} decisions in the {WINDOW.value} window of {DAY:%d/%m/%Y} (built in {time.perf_counter() - began:.0f} s)")
-    outbox.enqueue = outbox.enqueue_many = lambda *args, **kwargs: None  # the worker's queue is not what is measured here
+    print(
+        f"data: {ACCOUNTS:,} accounts, {DECISIONS:,} decisions in the {WINDOW.value} window of {DAY:%d/%m/%Y} (built in {time.perf_counter() - began:.0f} s)"
+    )
+    # the worker's queue is not what is measured here
+    outbox.enqueue = outbox.enqueue_many = lambda *args, **kwargs: None
     with app.app_context():
         counter, stop = count_queries(db.engine)
         began = time.perf_counter()
@@ -99,18 +161,29 @@ def main() -> None:
         elapsed = time.perf_counter() - began
         stop()
         batches = -(-mails // digests.BATCH)
-        print(f"digest build: {mails:,} mails in {elapsed:.1f} s ({mails / elapsed:,.0f} mails/s), {counter['n']} SQL queries for {batches} batches of {digests.BATCH} ({counter['n'] / batches:.1f} per batch)")
+        print(
+            f"digest build: {mails:,} mails in {elapsed:.1f} s ({mails / elapsed:,.0f} mails/s), {counter['n']} SQL queries for {batches} batches of {digests.BATCH} ({counter['n'] / batches:.1f} per batch)"
+        )
         counter, stop = count_queries(db.engine)
         began = time.perf_counter()
         again = digests.send_window(DAY, WINDOW, now=LATER)
         stop()
-        print(f"same window again: {again} mails written, {time.perf_counter() - began:.1f} s, {counter['n']} SQL queries")
-        ids = db.session.scalars(sa.select(OutboxMessage.id).where(OutboxMessage.template == "decision_digest").order_by(OutboxMessage.id).limit(DELIVERED)).all()
+        print(
+            f"same window again: {again} mails written, {time.perf_counter() - began:.1f} s, {counter['n']} SQL queries"
+        )
+        ids = db.session.scalars(
+            sa.select(OutboxMessage.id)
+            .where(OutboxMessage.template == "decision_digest")
+            .order_by(OutboxMessage.id)
+            .limit(DELIVERED)
+        ).all()
         began = time.perf_counter()
         for message_id in ids:
             outbox.deliver(message_id)
         elapsed = time.perf_counter() - began
-        print(f"SMTP delivery: {len(sink.messages):,} of {len(ids):,} mails received by the sink, {len(ids) / elapsed:,.0f} mails/s (one worker process)")
+        print(
+            f"SMTP delivery: {len(sink.messages):,} of {len(ids):,} mails received by the sink, {len(ids) / elapsed:,.0f} mails/s (one worker process)"
+        )
     sink.stop()
 
 

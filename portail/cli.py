@@ -81,14 +81,18 @@ def accounts_purge() -> None:
     click.echo(f"{accounts.purge_unactivated()} compte(s) non activé(s) supprimé(s).")
 
 
-
-
 digests_group = AppGroup("digests", help="The 13:00 / 18:00 accusés de traitement.")
 
 
 @digests_group.command("send")
 @click.option("--window", type=click.Choice(["13h", "18h"]), required=True, help="13h or 18h")
-@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="the window's day, YYYY-MM-DD (Paris)")
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    required=True,
+    help="the window's day, YYYY-MM-DD (Paris)",
+)
 def digests_send(window: str, day) -> None:
     """Send one window's digests by hand (idempotent: mails already written are not sent again)."""
     from portail.models import DigestWindow

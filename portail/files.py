@@ -19,6 +19,8 @@ def send_stored(name: str, download_name: str):
         abort(404)
     if not path.is_file():
         abort(404)
-    response = send_file(path, mimetype=uploads.mimetype_of(name), as_attachment=True, download_name=download_name)
+    response = send_file(
+        path, mimetype=uploads.mimetype_of(name), as_attachment=True, download_name=download_name
+    )
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -45,7 +45,9 @@ def get_queue() -> Queue:
     )
 
 
-def enqueue(func_path: str, *args, job_id: str | None = None, timeout: int | None = None, retry: Retry | None = RETRY) -> bool:
+def enqueue(
+    func_path: str, *args, job_id: str | None = None, timeout: int | None = None, retry: Retry | None = RETRY
+) -> bool:
     """Enqueue a job by dotted name; return False, without raising, when Redis is unreachable."""
     try:
         get_queue().enqueue(func_path, *args, job_id=job_id, retry=retry, job_timeout=timeout)
@@ -62,7 +64,9 @@ def enqueue_many(func_path: str, calls: list[tuple[tuple, str]]) -> bool:
     if not queue.is_async:  # tests run jobs inline, one by one
         return all([enqueue(func_path, *args, job_id=job_id) for args, job_id in calls])
     try:
-        queue.enqueue_many([Queue.prepare_data(func_path, args=args, job_id=job_id, retry=RETRY) for args, job_id in calls])
+        queue.enqueue_many(
+            [Queue.prepare_data(func_path, args=args, job_id=job_id, retry=RETRY) for args, job_id in calls]
+        )
     except redis.exceptions.RedisError as error:
         log.warning("%d %s jobs not enqueued (%s); the outbox relay will retry", len(calls), func_path, error)
         return False

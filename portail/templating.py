@@ -9,9 +9,7 @@ from flask_login import current_user
 from portail.services.families import format_code
 
 PARIS = ZoneInfo("Europe/Paris")
-MONTHS = (
-    "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
-)
+MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -35,8 +33,11 @@ WEEKDAY_NAMES = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "d
 
 
 def weekday_names(digits: str) -> str:
-    """"124" → "lundi, mardi, jeudi" (ISO weekday digits)."""
-    return ", ".join(WEEKDAY_NAMES[int(d) - 1] for d in digits if d.isdigit() and 1 <= int(d) <= 7) or "tous les jours"
+    """ "124" → "lundi, mardi, jeudi" (ISO weekday digits)."""
+    return (
+        ", ".join(WEEKDAY_NAMES[int(d) - 1] for d in digits if d.isdigit() and 1 <= int(d) <= 7)
+        or "tous les jours"
+    )
 
 
 def french_datetime(value: datetime | None) -> str:

@@ -51,7 +51,9 @@ def live_server(tmp_path):
     )
     with app.app_context():
         db.create_all()
-        family = make_family(name="Famille MARTIN", children=(("Léa", date(2016, 3, 14)), ("Tom", date(2019, 9, 2))))
+        family = make_family(
+            name="Famille MARTIN", children=(("Léa", date(2016, 3, 14)), ("Tom", date(2019, 9, 2)))
+        )
         make_user(email="agent@example.fr", role=Role.AGENT, first_name="Nadia", last_name="AGENT")
         db.session.commit()
         app.demo_code = family.subscriber_code
@@ -86,7 +88,9 @@ class Journey:
 
 
 def new_page(browser, javascript: bool = True, width: int = 360):
-    context = browser.new_context(viewport={"width": width, "height": 780}, java_script_enabled=javascript, locale="fr-FR")
+    context = browser.new_context(
+        viewport={"width": width, "height": 780}, java_script_enabled=javascript, locale="fr-FR"
+    )
     page = context.new_page()
     page.set_default_timeout(10_000)
     return page

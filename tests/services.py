@@ -48,7 +48,19 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -129,7 +141,11 @@ def process_env(db_url: str, redis_url: str, smtp_port: int, **extra) -> dict:
 def start_process(role: str, env: dict) -> subprocess.Popen:
     """Start `python worker.py <role>` (worker or scheduler)."""
     return subprocess.Popen(
-        [sys.executable, "worker.py", role], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "worker.py", role],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: kill() reaches the job's work horse too
     )
 

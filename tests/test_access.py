@@ -41,7 +41,9 @@ def routes(app, ids: dict | None = None):
     """(endpoint, method, url) for every rule, with sample values for its arguments."""
     found = []
     for rule in app.url_map.iter_rules():
-        values = {arg: (ids or {}).get(arg, 1 if "id" in arg else SAMPLES.get(arg, "x")) for arg in rule.arguments}
+        values = {
+            arg: (ids or {}).get(arg, 1 if "id" in arg else SAMPLES.get(arg, "x")) for arg in rule.arguments
+        }
         with app.test_request_context():
             from flask import url_for
 
@@ -93,14 +95,36 @@ def test_staff_reach_the_back_office(app, client, auth, role):
     staff = make_user(email="staff@example.fr", role=role)
     family = make_family()
     parent = make_user()
-    change = dossier.request_change(family, parent, "address", family.guardians[0], {"address_line1": "1 rue A", "postcode": "75001", "city": "Paris"})
+    change = dossier.request_change(
+        family,
+        parent,
+        "address",
+        family.guardians[0],
+        {"address_line1": "1 rue A", "postcode": "75001", "city": "Paris"},
+    )
     authorization = Authorization(label="Droit à l'image")
     activity = canteen()
     db.session.add_all([authorization, activity])
     db.session.flush()
     child = family.children[0]
-    db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
-    request = bookings.submit(family.id, parent, child, activity, RequestKind.RESERVATION, [date(2027, 3, 4)], datetime(2026, 10, 1, tzinfo=UTC), "C")
+    db.session.add(
+        Enrolment(
+            child_id=child.id,
+            activity_id=activity.id,
+            start_date=activity.start_date,
+            end_date=activity.end_date,
+        )
+    )
+    request = bookings.submit(
+        family.id,
+        parent,
+        child,
+        activity,
+        RequestKind.RESERVATION,
+        [date(2027, 3, 4)],
+        datetime(2026, 10, 1, tzinfo=UTC),
+        "C",
+    )
     kind = DocumentType(name="Attestation CAF", scope=DocumentScope.FAMILY)
     db.session.add(kind)
     db.session.flush()
@@ -112,9 +136,18 @@ def test_staff_reach_the_back_office(app, client, auth, role):
     invoice = db.session.scalar(sa.select(Invoice))
     auth.login("staff@example.fr")
     ids = {
-        "family_id": family.id, "member_id": family.guardians[0].id, "child_id": child.id, "change_id": change.id,
-        "user_id": staff.id, "authorization_id": authorization.id, "activity_id": activity.id, "request_id": request.id,
-        "type_id": kind.id, "document_id": document.id, "run_id": run.id, "invoice_id": invoice.id,
+        "family_id": family.id,
+        "member_id": family.guardians[0].id,
+        "child_id": child.id,
+        "change_id": change.id,
+        "user_id": staff.id,
+        "authorization_id": authorization.id,
+        "activity_id": activity.id,
+        "request_id": request.id,
+        "type_id": kind.id,
+        "document_id": document.id,
+        "run_id": run.id,
+        "invoice_id": invoice.id,
     }
     for endpoint, method, url in routes(app, ids):
         if not endpoint.startswith("gestion.") or method != "GET" or endpoint in NO_FILE_YET:

@@ -20,9 +20,14 @@ def test_email_change_is_confirmed_from_the_new_address(app, client, auth, mails
     other_device = app.test_client()
     type(auth)(other_device).login("parent@example.fr")
     auth.login("parent@example.fr")
-    wrong = client.post("/mon-espace/compte/adresse", data={"new_email": "nouveau@example.fr", "current_password": "faux-mot-de-passe"})
+    wrong = client.post(
+        "/mon-espace/compte/adresse",
+        data={"new_email": "nouveau@example.fr", "current_password": "faux-mot-de-passe"},
+    )
     assert "Mot de passe actuel incorrect." in wrong.get_data(as_text=True) and mails == []
-    response = client.post("/mon-espace/compte/adresse", data={"new_email": "Nouveau@Example.fr", "current_password": PASSWORD})
+    response = client.post(
+        "/mon-espace/compte/adresse", data={"new_email": "Nouveau@Example.fr", "current_password": PASSWORD}
+    )
     assert response.status_code == 302
     assert mails[-1].recipients == ["nouveau@example.fr"]
     db.session.expire_all()
@@ -44,7 +49,9 @@ def test_email_change_to_a_taken_address_sends_nothing_and_says_the_same(client,
     make_user(email="pris@example.fr")
     db.session.commit()
     auth.login("parent@example.fr")
-    response = client.post("/mon-espace/compte/adresse", data={"new_email": "pris@example.fr", "current_password": PASSWORD})
+    response = client.post(
+        "/mon-espace/compte/adresse", data={"new_email": "pris@example.fr", "current_password": PASSWORD}
+    )
     assert response.status_code == 302
     assert mails == []
 
@@ -53,7 +60,9 @@ def test_email_change_refused_if_the_address_was_taken_meanwhile(app, client, au
     user = make_user()
     db.session.commit()
     auth.login("parent@example.fr")
-    client.post("/mon-espace/compte/adresse", data={"new_email": "nouveau@example.fr", "current_password": PASSWORD})
+    client.post(
+        "/mon-espace/compte/adresse", data={"new_email": "nouveau@example.fr", "current_password": PASSWORD}
+    )
     path = link_in(mails[-1], "/mon-espace/compte/adresse/")
     make_user(email="nouveau@example.fr")
     db.session.commit()
@@ -85,12 +94,18 @@ def test_delete_account_needs_password_and_confirmation_and_keeps_the_family(cli
     subscribe(user, family)
     db.session.commit()
     auth.login("parent@example.fr")
-    page = client.post("/mon-espace/compte/supprimer", data={"current_password": PASSWORD}).get_data(as_text=True)
+    page = client.post("/mon-espace/compte/supprimer", data={"current_password": PASSWORD}).get_data(
+        as_text=True
+    )
     assert "Cochez la case pour confirmer la suppression." in page
-    page = client.post("/mon-espace/compte/supprimer", data={"current_password": "faux", "confirm": "y"}).get_data(as_text=True)
+    page = client.post(
+        "/mon-espace/compte/supprimer", data={"current_password": "faux", "confirm": "y"}
+    ).get_data(as_text=True)
     assert "Mot de passe actuel incorrect." in page
     assert db.session.get(User, user.id) is not None
-    response = client.post("/mon-espace/compte/supprimer", data={"current_password": PASSWORD, "confirm": "y"})
+    response = client.post(
+        "/mon-espace/compte/supprimer", data={"current_password": PASSWORD, "confirm": "y"}
+    )
     assert response.status_code == 302
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count(User.id))) == 0
@@ -103,4 +118,9 @@ def test_staff_cannot_delete_their_account_themselves(client, auth):
     make_user(email="agent@example.fr", role=Role.AGENT)
     db.session.commit()
     auth.login("agent@example.fr")
-    assert client.post("/mon-espace/compte/supprimer", data={"current_password": PASSWORD, "confirm": "y"}).status_code == 403
+    assert (
+        client.post(
+            "/mon-espace/compte/supprimer", data={"current_password": PASSWORD, "confirm": "y"}
+        ).status_code
+        == 403
+    )

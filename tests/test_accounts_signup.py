@@ -130,7 +130,9 @@ def test_activation_link_activates_once(client, mails):
 
 def test_unactivated_account_cannot_log_in_and_is_offered_a_new_mail(client, mails):
     client.post("/inscription", data=VALID)
-    page = client.post("/connexion", data={"email": VALID["email"], "password": PASSWORD}).get_data(as_text=True)
+    page = client.post("/connexion", data={"email": VALID["email"], "password": PASSWORD}).get_data(
+        as_text=True
+    )
     assert "Compte non activé" in page and "Renvoyer l'e-mail d'activation" in page
     assert client.get("/mon-espace/").status_code == 302
 

@@ -46,17 +46,27 @@ DAYS = [date(2026, 10, d) for d in (1, 2, 5, 6, 8, 9, 12, 13, 15, 16)]
 PRICES = ((622, 100), (1000, 330), (1500, 420), (None, 510))
 
 
-def add_tariff(activity, prices=PRICES, surcharge=0, late_absences=True, valid_from=date(2026, 9, 1), valid_until=None):
+def add_tariff(
+    activity, prices=PRICES, surcharge=0, late_absences=True, valid_from=date(2026, 9, 1), valid_until=None
+):
     brackets = billing.make_brackets(list(prices))
-    tariff = Tariff(activity_id=activity.id, valid_from=valid_from, valid_until=valid_until, brackets=brackets,
-                    late_surcharge_cents=surcharge, bill_late_absences=late_absences)
+    tariff = Tariff(
+        activity_id=activity.id,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        brackets=brackets,
+        late_surcharge_cents=surcharge,
+        bill_late_absences=late_absences,
+    )
     db.session.add(tariff)
     db.session.flush()
     return tariff
 
 
 def family_with(name, quotient=None, valid_until=date(2027, 1, 31), children=("Léa",)):
-    family = make_family(name=f"Famille {name}", children=tuple((child, date(2016, 3, 14)) for child in children))
+    family = make_family(
+        name=f"Famille {name}", children=tuple((child, date(2016, 3, 14)) for child in children)
+    )
     guardian = family.guardians[0]
     guardian.quotient, guardian.quotient_valid_until = quotient, valid_until if quotient is not None else None
     guardian.address_line1, guardian.postcode, guardian.city = "3 allée des Frênes", "75012", "Paris"
@@ -72,7 +82,9 @@ def book(child, activity, days, state=BookingState.RESERVED):
 
 def asked(family, child, activity, kind, day, at):
     """An accepted request for one day, made at `at`."""
-    request = Request(family_id=family.id, child_id=child.id, activity_id=activity.id, kind=kind, created_at=at)
+    request = Request(
+        family_id=family.id, child_id=child.id, activity_id=activity.id, kind=kind, created_at=at
+    )
     request.lines.append(RequestLine(day=day, state=LineState.ACCEPTED, decided_at=at + timedelta(hours=1)))
     db.session.add(request)
     db.session.flush()
@@ -86,7 +98,9 @@ def run_month(month=OCTOBER, batch=None) -> BillingRun:
 
 
 def invoices_of(family, kind=InvoiceKind.INVOICE):
-    return db.session.scalars(sa.select(Invoice).where(Invoice.family_id == family.id, Invoice.kind == kind).order_by(Invoice.id)).all()
+    return db.session.scalars(
+        sa.select(Invoice).where(Invoice.family_id == family.id, Invoice.kind == kind).order_by(Invoice.id)
+    ).all()
 
 
 @pytest.fixture
@@ -105,8 +119,13 @@ def activity(app):
 @pytest.mark.parametrize(
     ("quotient", "valid_until", "price"),
     [
-        (0, date(2027, 1, 31), 100), (622, date(2027, 1, 31), 100), (623, date(2027, 1, 31), 330), (1000, date(2027, 1, 31), 330),
-        (1001, date(2027, 1, 31), 420), (1501, date(2027, 1, 31), 510), (99999, date(2027, 1, 31), 510),
+        (0, date(2027, 1, 31), 100),
+        (622, date(2027, 1, 31), 100),
+        (623, date(2027, 1, 31), 330),
+        (1000, date(2027, 1, 31), 330),
+        (1001, date(2027, 1, 31), 420),
+        (1501, date(2027, 1, 31), 510),
+        (99999, date(2027, 1, 31), 510),
         (None, None, 510),  # no quotient: the highest bracket
         (400, date(2026, 9, 30), 510),  # expired before the month: as if none
     ],
@@ -118,9 +137,12 @@ def test_each_bracket_and_a_missing_or_expired_quotient(activity, quotient, vali
     run = run_month()
     assert (run.state, run.invoices) == (RunState.DONE, 1)
     (invoice,) = invoices_of(family)
-    assert [(line.label, line.days, line.unit_price_cents, line.amount_cents) for line in invoice.lines] == [("Jours réservés", 3, price, 3 * price)]
+    assert [(line.label, line.days, line.unit_price_cents, line.amount_cents) for line in invoice.lines] == [
+        ("Jours réservés", 3, price, 3 * price)
+    ]
     assert invoice.total_cents == 3 * price and isinstance(invoice.total_cents, int)
-    assert invoice.quotient == (quotient if valid_until and valid_until >= OCTOBER else None)  # printed on the invoice
+    # printed on the invoice
+    assert invoice.quotient == (quotient if valid_until and valid_until >= OCTOBER else None)
 
 
 def test_absences_in_time_are_free_and_late_ones_billed_unless_the_activity_says_not(activity):
@@ -129,10 +151,16 @@ def test_absences_in_time_are_free_and_late_ones_billed_unless_the_activity_says
     book(lea, activity, DAYS[:4])
     book(tom, activity, DAYS[:4])
     for child in (lea, tom):
-        db.session.execute(sa.update(Booking).where(Booking.child_id == child.id, Booking.day == DAYS[1]).values(state=BookingState.ABSENT))
+        db.session.execute(
+            sa.update(Booking)
+            .where(Booking.child_id == child.id, Booking.day == DAYS[1])
+            .values(state=BookingState.ABSENT)
+        )
     limit = booking_rules.absence_deadline(activity, DAYS[1])
-    asked(family, lea, activity, RequestKind.ABSENCE, DAYS[1], limit - timedelta(seconds=1))  # in time, to the second
-    asked(family, tom, activity, RequestKind.ABSENCE, DAYS[1], limit + timedelta(seconds=1))  # one second late
+    # in time, to the second
+    asked(family, lea, activity, RequestKind.ABSENCE, DAYS[1], limit - timedelta(seconds=1))
+    # one second late
+    asked(family, tom, activity, RequestKind.ABSENCE, DAYS[1], limit + timedelta(seconds=1))
     commit()
     run_month()
     (invoice,) = invoices_of(family)
@@ -161,12 +189,21 @@ def test_surcharge_for_a_reservation_asked_after_the_booking_deadline(app):
     book(child, activity, DAYS[:2])
     limit = booking_rules.booking_deadline(activity, DAYS[0])
     asked(family, child, activity, RequestKind.RESERVATION, DAYS[0], limit + timedelta(seconds=1))
-    asked(family, child, activity, RequestKind.RESERVATION, DAYS[1], booking_rules.booking_deadline(activity, DAYS[1]))  # at the deadline: in time
+    # at the deadline: in time
+    asked(
+        family,
+        child,
+        activity,
+        RequestKind.RESERVATION,
+        DAYS[1],
+        booking_rules.booking_deadline(activity, DAYS[1]),
+    )
     commit()
     run_month()
     (invoice,) = invoices_of(family)
     assert [(line.label, line.days, line.unit_price_cents) for line in invoice.lines] == [
-        ("Jours réservés", 2, 100), ("Majoration réservation hors délai", 1, 150),
+        ("Jours réservés", 2, 100),
+        ("Majoration réservation hors délai", 1, 150),
     ]
     assert invoice.total_cents == 350
 
@@ -205,7 +242,12 @@ def test_a_run_repeated_changes_nothing_and_a_correction_is_a_credit_note_then_a
     (invoice,) = invoices_of(family)
     number, total = invoice.number, invoice.total_cents
     assert number == f"FA{datetime.now(UTC).year}-000001" and total == 1650
-    assert len(mails) == 1 and number in mails[0].body and "16,50" in mails[0].body and mails[0].recipients == ["parent@example.fr"]
+    assert (
+        len(mails) == 1
+        and number in mails[0].body
+        and "16,50" in mails[0].body
+        and mails[0].recipients == ["parent@example.fr"]
+    )
     again = run_month()
     assert (again.invoices, again.credit_notes) == (0, 0)
     assert db.session.scalar(sa.select(sa.func.count(Invoice.id))) == 1 and len(mails) == 1
@@ -221,7 +263,10 @@ def test_a_run_repeated_changes_nothing_and_a_correction_is_a_credit_note_then_a
     assert sum(line.amount_cents for line in credit.lines) == -1650
     assert new.total_cents == 1980 and new.credited_by_id is None
     assert credit.number.startswith("AV") and new.number.endswith("000002")
-    assert billing.state_of(old, 0, date(2026, 11, 2)) == "Annulée" and billing.state_of(credit, 0, date(2026, 11, 2)) == "Avoir"
+    assert (
+        billing.state_of(old, 0, date(2026, 11, 2)) == "Annulée"
+        and billing.state_of(credit, 0, date(2026, 11, 2)) == "Avoir"
+    )
     assert len(mails) == 2 and credit.number in mails[1].body and new.number in mails[1].body
     assert run_month().invoices == 0
     # Everything cancelled (the day was not due after all): a credit note and no new invoice.
@@ -240,7 +285,12 @@ def test_numbers_have_no_gaps_under_concurrent_runs(app):
     families = [family_with(f"F{n:02d}", 500 + n) for n in range(24)]
     for family in families:
         book(family.children[0], activity, DAYS[:2] + [date(2026, 9, 14), date(2026, 9, 15)])
-    runs = [BillingRun(month=OCTOBER), BillingRun(month=OCTOBER), BillingRun(month=date(2026, 9, 1)), BillingRun(month=date(2026, 9, 1))]
+    runs = [
+        BillingRun(month=OCTOBER),
+        BillingRun(month=OCTOBER),
+        BillingRun(month=date(2026, 9, 1)),
+        BillingRun(month=date(2026, 9, 1)),
+    ]
     db.session.add_all(runs)
     commit()
     ids, errors = [run.id for run in runs], []
@@ -260,8 +310,13 @@ def test_numbers_have_no_gaps_under_concurrent_runs(app):
     assert errors == []
     numbers = sorted(db.session.scalars(sa.select(Invoice.number)).all())
     year = datetime.now(UTC).year
-    assert numbers == [f"FA{year}-{n:06d}" for n in range(1, 49)]  # 24 families × 2 months, 1..48, no gap, no duplicate
-    assert db.session.scalar(sa.select(sa.func.count(Invoice.id)).where(Invoice.kind == InvoiceKind.CREDIT_NOTE)) == 0
+    assert numbers == [
+        f"FA{year}-{n:06d}" for n in range(1, 49)
+    ]  # 24 families × 2 months, 1..48, no gap, no duplicate
+    assert (
+        db.session.scalar(sa.select(sa.func.count(Invoice.id)).where(Invoice.kind == InvoiceKind.CREDIT_NOTE))
+        == 0
+    )
     states = db.session.scalars(sa.select(BillingRun.state)).all()
     assert states == [RunState.DONE] * 4
 
@@ -299,7 +354,11 @@ def test_payment_states_partial_full_direct_debit_and_late(activity):
     billing.record_payment(invoice, date(2026, 11, 3), 1000, PaymentMethod.CHEQUE, agent)
     commit()
     paid = billing.paid_cents([invoice])[invoice.id]
-    assert paid == 1000 and billing.state_of(invoice, paid, before) == "À payer" and billing.state_of(invoice, paid, after) == "En retard"
+    assert (
+        paid == 1000
+        and billing.state_of(invoice, paid, before) == "À payer"
+        and billing.state_of(invoice, paid, after) == "En retard"
+    )
     billing.record_payment(invoice, date(2026, 11, 4), 650, PaymentMethod.CASH, agent)
     commit()
     assert billing.state_of(invoice, billing.paid_cents([invoice])[invoice.id], after) == "Payée"
@@ -312,7 +371,13 @@ def test_direct_debit_shows_prelevee(activity):
     commit()
     run_month()
     (invoice,) = invoices_of(family)
-    billing.record_payment(invoice, date(2026, 11, 3), invoice.total_cents, PaymentMethod.DIRECT_DEBIT, make_user(email="agent@example.fr", role=Role.AGENT))
+    billing.record_payment(
+        invoice,
+        date(2026, 11, 3),
+        invoice.total_cents,
+        PaymentMethod.DIRECT_DEBIT,
+        make_user(email="agent@example.fr", role=Role.AGENT),
+    )
     commit()
     assert billing.direct_debited([invoice]) == {invoice.id}
     assert billing.state_of(invoice, invoice.total_cents, date(2026, 11, 4), True) == "Prélevée"
@@ -355,10 +420,16 @@ def test_agent_records_payments_and_bad_input_saves_nothing(client, auth, billed
         body = response.get_data(as_text=True)
         assert message in body and "erreur" in body, data
     assert db.session.scalar(sa.select(sa.func.count(Payment.id))) == 0
-    response = client.post(url, data={"paid_on": "2026-11-03", "amount": "12,00", "method": "CARD"}, follow_redirects=True)
+    response = client.post(
+        url, data={"paid_on": "2026-11-03", "amount": "12,00", "method": "CARD"}, follow_redirects=True
+    )
     assert "Le paiement de 12,00" in response.get_data(as_text=True)
     payment = db.session.scalar(sa.select(Payment))
-    assert (payment.amount_cents, payment.method, payment.paid_on) == (1200, PaymentMethod.CARD, date(2026, 11, 3))
+    assert (payment.amount_cents, payment.method, payment.paid_on) == (
+        1200,
+        PaymentMethod.CARD,
+        date(2026, 11, 3),
+    )
     assert payment.recorded_by_id is not None
 
 
@@ -391,9 +462,26 @@ def test_parent_sees_own_invoices_and_balance_and_downloads_a_pdf_with_accents_a
     assert "Élodie MARTIN" in detail and "Restauration scolaire" in detail and "19,80" in detail
     response = client.get(f"/facturation/{invoice.family_id}/factures/{invoice.id}/pdf")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
-    assert "attachment" in response.headers["Content-Disposition"] and "no-store" in response.headers["Cache-Control"]
-    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages).replace("\xa0", " ")
-    for expected in ("Famille MARTIN", invoice.number, "Élodie MARTIN", "Léa MARTIN", "Restauration scolaire", "Jours réservés", "19,80 €", "13,20 €", "3,30 €", "Quotient familial appliqué : 850", "octobre 2026"):
+    assert (
+        "attachment" in response.headers["Content-Disposition"]
+        and "no-store" in response.headers["Cache-Control"]
+    )
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages).replace(
+        "\xa0", " "
+    )
+    for expected in (
+        "Famille MARTIN",
+        invoice.number,
+        "Élodie MARTIN",
+        "Léa MARTIN",
+        "Restauration scolaire",
+        "Jours réservés",
+        "19,80 €",
+        "13,20 €",
+        "3,30 €",
+        "Quotient familial appliqué : 850",
+        "octobre 2026",
+    ):
         assert expected in text, expected
 
 
@@ -409,7 +497,12 @@ def test_another_familys_invoice_or_pdf_is_404_and_the_staff_pages_403_for_paren
         f"/facturation/{mine.family_id}/factures/999999",
     ):
         assert client.get(url).status_code == 404, url
-    for url in ("/gestion/facturation", f"/gestion/facturation/factures/{mine.id}", "/gestion/facturation/export.csv?mois=2026-10", "/gestion/facturation/tarifs"):
+    for url in (
+        "/gestion/facturation",
+        f"/gestion/facturation/factures/{mine.id}",
+        "/gestion/facturation/export.csv?mois=2026-10",
+        "/gestion/facturation/tarifs",
+    ):
         assert client.get(url).status_code == 403, url
     assert client.post("/gestion/facturation/lancer", data={"mois": "2026-10"}).status_code == 403
     assert db.session.scalar(sa.select(sa.func.count(BillingRun.id))) == 1
@@ -440,11 +533,19 @@ def test_agent_runs_a_month_from_the_page_and_sees_its_progress(client, auth, ac
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Terminée" in page and "1 facture émise" in page and "Familles traitées : 1 sur 1" in page
     fragment = client.get(response.headers["Location"], headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert "<html" not in fragment and "Terminée" in fragment and "every 1s" not in fragment  # finished: polling stops
+    # finished: polling stops
+    assert "<html" not in fragment and "Terminée" in fragment and "every 1s" not in fragment
     current = billing.today_in_paris(datetime.now(UTC)).strftime("%Y-%m")
-    refused = client.post("/gestion/facturation/lancer", data={"mois": current}, follow_redirects=True).get_data(as_text=True)
+    refused = client.post(
+        "/gestion/facturation/lancer", data={"mois": current}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "Seul un mois terminé peut être facturé." in refused
-    assert client.post("/gestion/facturation/lancer", data={"mois": "pas-un-mois"}, follow_redirects=True).status_code == 200
+    assert (
+        client.post(
+            "/gestion/facturation/lancer", data={"mois": "pas-un-mois"}, follow_redirects=True
+        ).status_code
+        == 200
+    )
     assert db.session.scalar(sa.select(sa.func.count(BillingRun.id))) == 1
 
 
@@ -454,7 +555,9 @@ def test_a_queued_run_polls_until_done(client, auth, app):
     db.session.add(run)
     commit()
     auth.login("agent@example.fr")
-    fragment = client.get(f"/gestion/facturation/executions/{run.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    fragment = client.get(
+        f"/gestion/facturation/executions/{run.id}", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert 'hx-trigger="every 1s"' in fragment and 'value="4"' in fragment and "En cours" in fragment
     assert client.get("/gestion/facturation/executions/999999").status_code == 404
 
@@ -463,11 +566,19 @@ def test_exports_csv_and_xlsx_for_the_treasury(client, auth, billed):
     mine, other = billed
     auth.login("agent@example.fr")
     response = client.get("/gestion/facturation/export.csv?mois=2026-10")
-    assert response.status_code == 200 and response.mimetype == "text/csv" and "factures-2026-10.csv" in response.headers["Content-Disposition"]
+    assert (
+        response.status_code == 200
+        and response.mimetype == "text/csv"
+        and "factures-2026-10.csv" in response.headers["Content-Disposition"]
+    )
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig")), delimiter=";"))
     assert rows[0][0] == "Numéro" and len(rows) == 3
     by_number = {row[0]: row for row in rows[1:]}
-    assert by_number[mine.number][3] == "Famille MARTIN" and by_number[mine.number][7] == "19,80" and by_number[mine.number][9] == "À payer"
+    assert (
+        by_number[mine.number][3] == "Famille MARTIN"
+        and by_number[mine.number][7] == "19,80"
+        and by_number[mine.number][9] == "À payer"
+    )
     assert by_number[other.number][7] == "3,00"
     response = client.get("/gestion/facturation/export.xlsx?mois=2026-10")
     sheet = load_workbook(io.BytesIO(response.data)).active
@@ -481,7 +592,13 @@ def test_tariff_form_checks_brackets_and_saves_nothing_on_bad_input(client, auth
     make_user(email="agent@example.fr", role=Role.AGENT)
     commit()
     auth.login("agent@example.fr")
-    base = {"activity": str(activity.id), "valid_from": "2027-01-01", "valid_until": "", "surcharge": "", "bill_late_absences": "y"}
+    base = {
+        "activity": str(activity.id),
+        "valid_from": "2027-01-01",
+        "valid_until": "",
+        "surcharge": "",
+        "bill_late_absences": "y",
+    }
 
     def rows(*pairs):
         data = {}
@@ -497,28 +614,49 @@ def test_tariff_form_checks_brackets_and_saves_nothing_on_bad_input(client, auth
         (base | rows(("622", "un euro"), ("", "3,00")), "Saisissez un montant en euros"),
         (base | rows(("six cents", "1,00"), ("", "3,00")), "Saisissez un quotient entier"),
         (base | rows(), "Saisissez au moins une tranche"),
-        (base | {"valid_until": "2026-12-31"} | rows(("", "1,00")), "La date de fin doit suivre la date de début"),
+        (
+            base | {"valid_until": "2026-12-31"} | rows(("", "1,00")),
+            "La date de fin doit suivre la date de début",
+        ),
         (base | {"activity": "0"} | rows(("", "1,00")), "Choisissez l'activité"),
     ):
         response = client.post("/gestion/facturation/tarifs/nouveau", data=data)
         assert response.status_code == 422, data
         assert message in html.unescape(response.get_data(as_text=True)), message
     assert db.session.scalar(sa.select(sa.func.count(Tariff.id))) == 1
-    response = client.post("/gestion/facturation/tarifs/nouveau", data=base | {"surcharge": "1,50"} | rows(("622", "1,10"), ("1000", "3,40"), ("", "5,20")), follow_redirects=True)
+    response = client.post(
+        "/gestion/facturation/tarifs/nouveau",
+        data=base | {"surcharge": "1,50"} | rows(("622", "1,10"), ("1000", "3,40"), ("", "5,20")),
+        follow_redirects=True,
+    )
     assert "Le tarif est enregistré." in response.get_data(as_text=True)
     tariff = db.session.scalar(sa.select(Tariff).order_by(Tariff.id.desc()))
-    assert [(b.quotient_min, b.quotient_max, b.price_cents) for b in tariff.brackets] == [(0, 622, 110), (623, 1000, 340), (1001, None, 520)]
+    assert [(b.quotient_min, b.quotient_max, b.price_cents) for b in tariff.brackets] == [
+        (0, 622, 110),
+        (623, 1000, 340),
+        (1001, None, 520),
+    ]
     assert tariff.late_surcharge_cents == 150 and tariff.bill_late_absences is True
     page = client.get("/gestion/facturation/tarifs").get_data(as_text=True)
     assert "1001 et plus" in page and "5,20" in page
 
 
 def test_euros_are_parsed_and_printed_in_cents():
-    assert [billing.parse_euros(text) for text in ("3,30", "3.3", "3", "1 234,56 €", "0,05")] == [330, 330, 300, 123456, 5]
+    assert [billing.parse_euros(text) for text in ("3,30", "3.3", "3", "1 234,56 €", "0,05")] == [
+        330,
+        330,
+        300,
+        123456,
+        5,
+    ]
     for bad in ("", "3,300", "trois", "-1", "1,2,3", "€"):
         with pytest.raises(ValueError):
             billing.parse_euros(bad)
-    assert billing.euros(123456) == "1\u202f234,56\u00a0€" and billing.euros(-1650) == "-16,50\u00a0€" and billing.euros(5) == "0,05\u00a0€"
+    assert (
+        billing.euros(123456) == "1\u202f234,56\u00a0€"
+        and billing.euros(-1650) == "-16,50\u00a0€"
+        and billing.euros(5) == "0,05\u00a0€"
+    )
 
 
 def test_the_invoice_mail_goes_through_the_outbox(activity):
@@ -528,7 +666,9 @@ def test_the_invoice_mail_goes_through_the_outbox(activity):
     book(family.children[0], activity, DAYS[:1])
     commit()
     run_month()
-    rows = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.template == "invoice_issued")).all()
+    rows = db.session.scalars(
+        sa.select(OutboxMessage).where(OutboxMessage.template == "invoice_issued")
+    ).all()
     assert [row.recipient for row in rows] == ["parent@example.fr"]
 
 
@@ -565,7 +705,13 @@ def test_the_dashboard_counts_overdue_invoices(client, auth, billed):
     db.session.execute(sa.update(Invoice).where(Invoice.id == mine.id).values(due_date=date(2026, 11, 1)))
     db.session.execute(sa.update(Invoice).where(Invoice.id == other.id).values(due_date=date(2026, 11, 1)))
     commit()
-    billing.record_payment(db.session.get(Invoice, other.id), date(2026, 10, 30), other.total_cents, PaymentMethod.CHEQUE, make_user(email="compta@example.fr", role=Role.AGENT))
+    billing.record_payment(
+        db.session.get(Invoice, other.id),
+        date(2026, 10, 30),
+        other.total_cents,
+        PaymentMethod.CHEQUE,
+        make_user(email="compta@example.fr", role=Role.AGENT),
+    )
     commit()
     assert billing.overdue_count(date(2026, 11, 2)) == 1 and billing.overdue_count(date(2026, 11, 1)) == 0
     auth.login("agent@example.fr")
@@ -608,7 +754,9 @@ def test_with_redis_down_the_run_fails_with_a_french_message(client, auth, app, 
     app.config.update(RQ_SYNC=False, REDIS_URL="redis://127.0.0.1:1/0")
     app.extensions.pop("portail_redis", None)
     auth.login("agent@example.fr")
-    page = client.post("/gestion/facturation/lancer", data={"mois": "2026-10"}, follow_redirects=True).get_data(as_text=True)
+    page = client.post(
+        "/gestion/facturation/lancer", data={"mois": "2026-10"}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "Échec" in page and "Le service des tâches est indisponible" in page
     assert db.session.scalar(sa.select(BillingRun.state)) is RunState.FAILED
 
@@ -626,7 +774,14 @@ def enrolled(app):
     add_tariff(activity, surcharge=150)
     family = family_with("TEL", 500)
     child = family.children[0]
-    db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+    db.session.add(
+        Enrolment(
+            child_id=child.id,
+            activity_id=activity.id,
+            start_date=activity.start_date,
+            end_date=activity.end_date,
+        )
+    )
     parent = make_user(email="parent@example.fr")
     subscribe(parent, family)
     make_user(email="agent@example.fr", role=Role.AGENT)
@@ -634,7 +789,9 @@ def enrolled(app):
     return family, child, activity
 
 
-def test_an_agent_enters_a_late_reservation_and_a_late_absence_and_billing_sees_both(client, auth, enrolled, monkeypatch):
+def test_an_agent_enters_a_late_reservation_and_a_late_absence_and_billing_sees_both(
+    client, auth, enrolled, monkeypatch
+):
     from portail.gestion import activity_routes
 
     family, child, activity = enrolled
@@ -642,17 +799,29 @@ def test_an_agent_enters_a_late_reservation_and_a_late_absence_and_billing_sees_
     url = f"/gestion/familles/{family.id}/saisie"
     # 6 October: reserved by phone the same morning (after the J-2 deadline): late.
     monkeypatch.setattr(activity_routes, "utcnow", lambda: datetime(2026, 10, 6, 7, tzinfo=UTC))
-    response = client.post(url, data={"child": child.id, "activity": activity.id, "day": "2026-10-06", "kind": "reservation"}, follow_redirects=True)
+    response = client.post(
+        url,
+        data={"child": child.id, "activity": activity.id, "day": "2026-10-06", "kind": "reservation"},
+        follow_redirects=True,
+    )
     assert "Réservation du mardi 6 octobre enregistrée pour Léa" in response.get_data(as_text=True)
     # 8 October: reserved well in time, then an absence phoned in on the day itself (late).
     monkeypatch.setattr(activity_routes, "utcnow", lambda: datetime(2026, 10, 1, 7, tzinfo=UTC))
-    client.post(url, data={"child": child.id, "activity": activity.id, "day": "2026-10-08", "kind": "reservation"})
+    client.post(
+        url, data={"child": child.id, "activity": activity.id, "day": "2026-10-08", "kind": "reservation"}
+    )
     monkeypatch.setattr(activity_routes, "utcnow", lambda: datetime(2026, 10, 8, 6, tzinfo=UTC))
-    client.post(url, data={"child": child.id, "activity": activity.id, "day": "2026-10-08", "kind": "absence"})
+    client.post(
+        url, data={"child": child.id, "activity": activity.id, "day": "2026-10-08", "kind": "absence"}
+    )
     states = dict(db.session.execute(sa.select(Booking.day, Booking.state)).all())
     assert states == {date(2026, 10, 6): BookingState.RESERVED, date(2026, 10, 8): BookingState.ABSENT}
     history = db.session.scalars(sa.select(Request).order_by(Request.id)).all()
-    assert [r.created_by_id for r in history] == [None, None, None]  # the town's entries: no parent receipt, no digest
+    assert [r.created_by_id for r in history] == [
+        None,
+        None,
+        None,
+    ]  # the town's entries: no parent receipt, no digest
     assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0
     auth.logout()
     auth.login("parent@example.fr")  # the family sees them in Mes demandes, with who entered them
@@ -663,11 +832,15 @@ def test_an_agent_enters_a_late_reservation_and_a_late_absence_and_billing_sees_
     run_month()
     (invoice,) = invoices_of(family)
     assert [(line.label, line.days, line.unit_price_cents) for line in invoice.lines] == [
-        ("Jours réservés", 1, 100), ("Absences hors délai", 1, 100), ("Majoration réservation hors délai", 1, 150),
+        ("Jours réservés", 1, 100),
+        ("Absences hors délai", 1, 100),
+        ("Majoration réservation hors délai", 1, 150),
     ]
 
 
-def test_a_day_entry_checks_enrolment_opening_state_and_capacity_and_saves_nothing_otherwise(client, auth, enrolled):
+def test_a_day_entry_checks_enrolment_opening_state_and_capacity_and_saves_nothing_otherwise(
+    client, auth, enrolled
+):
     family, child, activity = enrolled
     other = family_with("AUTRE", 500)
     commit()
@@ -679,7 +852,10 @@ def test_a_day_entry_checks_enrolment_opening_state_and_capacity_and_saves_nothi
         (base | {"day": "2026-10-20"}, "Fermé — Vacances de la Toussaint"),
         (base | {"day": "2026-12-25"}, "Fermé — jour férié (Noël)"),
         (base | {"day": "2027-08-02"}, "L'enfant n'est pas inscrit à cette activité ce jour-là."),
-        (base | {"day": "2026-10-06", "kind": "absence"}, "Une absence ne peut être saisie que sur un jour réservé."),
+        (
+            base | {"day": "2026-10-06", "kind": "absence"},
+            "Une absence ne peut être saisie que sur un jour réservé.",
+        ),
         (base | {"day": ""}, "Saisissez le jour."),
         (base | {"day": "2026-10-06", "child": "0"}, "Choisissez l'enfant."),
         (base | {"day": "2026-10-06", "child": str(other.children[0].id)}, "Choisissez l'enfant."),

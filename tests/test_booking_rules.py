@@ -7,19 +7,35 @@ import pytest
 from portail.models import Activity, BookingState, DeadlineKind, Enrolment, OpenPeriod, ValidationMode
 from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW, deadline, enrolled, evaluate
 
-ALWAYS_OPEN = {"open_period": OpenPeriod.ALL, "weekdays": "1234567", "end_date": date(2028, 7, 1), "closed_on_public_holidays": False}
+ALWAYS_OPEN = {
+    "open_period": OpenPeriod.ALL,
+    "weekdays": "1234567",
+    "end_date": date(2028, 7, 1),
+    "closed_on_public_holidays": False,
+}
 
 
 def canteen(**changes) -> Activity:
     """Restauration scolaire: Mon/Tue/Thu/Fri, J-2 10:00 working days, capacity 120."""
     values = dict(
-        name="Restauration scolaire", weekdays="1245", start_date=date(2026, 9, 1), end_date=date(2027, 7, 3),
-        capacity=120, validation_mode=ValidationMode.MANUAL, open_period=OpenPeriod.SCHOOL_DAYS,
+        name="Restauration scolaire",
+        weekdays="1245",
+        start_date=date(2026, 9, 1),
+        end_date=date(2027, 7, 3),
+        capacity=120,
+        validation_mode=ValidationMode.MANUAL,
+        open_period=OpenPeriod.SCHOOL_DAYS,
         closed_on_public_holidays=True,
-        booking_deadline_kind=DeadlineKind.DAYS_BEFORE, booking_deadline_days=2, booking_deadline_time=time(10, 0),
-        booking_deadline_working_days=True, booking_deadline_weekday=None,
-        absence_deadline_kind=DeadlineKind.DAYS_BEFORE, absence_deadline_days=2, absence_deadline_time=time(10, 0),
-        absence_deadline_working_days=True, absence_deadline_weekday=None,
+        booking_deadline_kind=DeadlineKind.DAYS_BEFORE,
+        booking_deadline_days=2,
+        booking_deadline_time=time(10, 0),
+        booking_deadline_working_days=True,
+        booking_deadline_weekday=None,
+        absence_deadline_kind=DeadlineKind.DAYS_BEFORE,
+        absence_deadline_days=2,
+        absence_deadline_time=time(10, 0),
+        absence_deadline_working_days=True,
+        absence_deadline_weekday=None,
     )
     values.update(changes)
     return Activity(**values)
@@ -75,21 +91,29 @@ def test_a_deadline_at_a_time_that_does_not_exist_on_the_spring_day_is_still_one
 
 def test_working_days_skip_the_weekend():
     # Tuesday 17 Nov 2026, J-2 working days: Monday 16 (1), Friday 13 (2).
-    assert deadline(date(2026, 11, 17), DeadlineKind.DAYS_BEFORE, 2, time(10), True, None) == at_utc(2026, 11, 13, 9)
+    assert deadline(date(2026, 11, 17), DeadlineKind.DAYS_BEFORE, 2, time(10), True, None) == at_utc(
+        2026, 11, 13, 9
+    )
 
 
 def test_working_days_skip_a_public_holiday():
     # Thursday 12 Nov 2026, J-2 working days: Wednesday 11 is Armistice, so Tuesday 10 (1), Monday 9 (2).
-    assert deadline(date(2026, 11, 12), DeadlineKind.DAYS_BEFORE, 2, time(10), True, None) == at_utc(2026, 11, 9, 9)
+    assert deadline(date(2026, 11, 12), DeadlineKind.DAYS_BEFORE, 2, time(10), True, None) == at_utc(
+        2026, 11, 9, 9
+    )
 
 
 def test_calendar_days_do_not_skip_anything():
-    assert deadline(date(2026, 11, 12), DeadlineKind.DAYS_BEFORE, 2, time(10), False, None) == at_utc(2026, 11, 10, 9)
+    assert deadline(date(2026, 11, 12), DeadlineKind.DAYS_BEFORE, 2, time(10), False, None) == at_utc(
+        2026, 11, 10, 9
+    )
 
 
 def test_thursday_noon_of_the_previous_week():
     # Wednesday 9 Dec 2026 → Thursday 3 Dec 2026 12:00 CET.
-    assert deadline(date(2026, 12, 9), DeadlineKind.PREVIOUS_WEEK, 0, time(12), False, 4) == at_utc(2026, 12, 3, 11)
+    assert deadline(date(2026, 12, 9), DeadlineKind.PREVIOUS_WEEK, 0, time(12), False, 4) == at_utc(
+        2026, 12, 3, 11
+    )
 
 
 @pytest.mark.parametrize(
@@ -107,18 +131,27 @@ def test_each_reason_a_day_is_closed(day, reason):
 
 
 def test_a_day_closed_by_staff_says_why():
-    result = verdict(canteen(), date(2026, 12, 3), at_utc(2026, 10, 1, 8), closing_days={date(2026, 12, 3): "grève"})
+    result = verdict(
+        canteen(), date(2026, 12, 3), at_utc(2026, 10, 1, 8), closing_days={date(2026, 12, 3): "grève"}
+    )
     assert result.reason == "Fermé — grève"
 
 
 def test_holiday_centre_opens_only_during_school_holidays():
-    centre = canteen(name="Centre de loisirs vacances", weekdays="12345", open_period=OpenPeriod.HOLIDAYS, capacity=40)
+    centre = canteen(
+        name="Centre de loisirs vacances", weekdays="12345", open_period=OpenPeriod.HOLIDAYS, capacity=40
+    )
     assert verdict(centre, date(2026, 12, 22), at_utc(2026, 10, 1, 8)).actions == {RESERVE}
-    assert verdict(centre, date(2026, 12, 3), at_utc(2026, 10, 1, 8)).reason == "Fermé — ouvert seulement pendant les vacances scolaires"
+    assert (
+        verdict(centre, date(2026, 12, 3), at_utc(2026, 10, 1, 8)).reason
+        == "Fermé — ouvert seulement pendant les vacances scolaires"
+    )
 
 
 def test_not_enrolled_and_full():
-    assert verdict(canteen(), date(2026, 12, 3), at_utc(2026, 10, 1, 8), enrolled_=False).reason.startswith("Non inscrit")
+    assert verdict(canteen(), date(2026, 12, 3), at_utc(2026, 10, 1, 8), enrolled_=False).reason.startswith(
+        "Non inscrit"
+    )
     full = verdict(canteen(capacity=2), date(2026, 12, 3), at_utc(2026, 10, 1, 8), booked=2)
     assert full.actions == set() and full.reason == "Complet"
 
@@ -164,4 +197,9 @@ def test_memoised_day_rules_follow_every_change_of_the_activity():
     assert verdict(activity, holiday, at_utc(2026, 12, 1, 8)).reason == "Fermé — jour férié (Noël)"
     activity.closed_on_public_holidays = False
     assert verdict(activity, holiday, at_utc(2026, 12, 1, 8)).actions == {RESERVE}
-    assert verdict(activity, holiday, at_utc(2026, 12, 1, 8), closing_days={holiday: "Fermeture exceptionnelle"}).reason == "Fermé — Fermeture exceptionnelle"
+    assert (
+        verdict(
+            activity, holiday, at_utc(2026, 12, 1, 8), closing_days={holiday: "Fermeture exceptionnelle"}
+        ).reason
+        == "Fermé — Fermeture exceptionnelle"
+    )

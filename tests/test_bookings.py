@@ -30,14 +30,23 @@ THURSDAY = date(2027, 3, 4)
 def enrolled_child(activity, name="Léa"):
     family = make_family(name=f"Famille {name.upper()}", children=((name, date(2016, 3, 14)),))
     child = family.children[0]
-    db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+    db.session.add(
+        Enrolment(
+            child_id=child.id,
+            activity_id=activity.id,
+            start_date=activity.start_date,
+            end_date=activity.end_date,
+        )
+    )
     db.session.flush()
     return family, child
 
 
 def booking_state(child, activity, day=THURSDAY):
     return db.session.scalar(
-        sa.select(Booking.state).where(Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day)
+        sa.select(Booking.state).where(
+            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
+        )
     )
 
 
@@ -71,7 +80,9 @@ def test_automatic_reservation_decides_at_once_and_absence_gives_the_place_back(
     db.session.commit()
     assert booking_state(child, activity) is BookingState.ABSENT
     assert db.session.scalar(sa.select(ActivityDay.booked)) == 0
-    again = bookings.submit(other_family.id, user, other, activity, RequestKind.RESERVATION, [THURSDAY], NOW, "C")
+    again = bookings.submit(
+        other_family.id, user, other, activity, RequestKind.RESERVATION, [THURSDAY], NOW, "C"
+    )
     db.session.commit()
     assert again.lines[0].state is LineState.ACCEPTED
 
@@ -84,7 +95,17 @@ def test_a_period_request_keeps_only_the_actionable_days(app):
     verdicts = dict(bookings.preview(child, activity, RequestKind.RESERVATION, days, NOW, "C"))
     assert verdicts[date(2026, 12, 16)].reason == "Fermé le mercredi"
     assert verdicts[date(2026, 12, 21)].reason == "Fermé — Vacances de Noël"
-    request = bookings.submit(family.id, make_user(), child, activity, RequestKind.RESERVATION, days, NOW, "C", period=(days[0], days[-1], "1245"))
+    request = bookings.submit(
+        family.id,
+        make_user(),
+        child,
+        activity,
+        RequestKind.RESERVATION,
+        days,
+        NOW,
+        "C",
+        period=(days[0], days[-1], "1245"),
+    )
     db.session.commit()
     assert [line.day for line in request.lines] == [date(2026, 12, d) for d in (14, 15, 17, 18)]
 
@@ -93,9 +114,13 @@ def test_one_booking_per_child_activity_and_day_is_enforced_by_the_database(app)
     activity = canteen()
     db.session.add(activity)
     _family, child = enrolled_child(activity)
-    db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=THURSDAY, state=BookingState.RESERVED))
+    db.session.add(
+        Booking(child_id=child.id, activity_id=activity.id, day=THURSDAY, state=BookingState.RESERVED)
+    )
     db.session.commit()
-    db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=THURSDAY, state=BookingState.RESERVED))
+    db.session.add(
+        Booking(child_id=child.id, activity_id=activity.id, day=THURSDAY, state=BookingState.RESERVED)
+    )
     with pytest.raises(sa.exc.IntegrityError):
         db.session.commit()
     db.session.rollback()
@@ -134,8 +159,14 @@ def test_capacity_is_never_exceeded_under_concurrency(app, monkeypatch, blind):
                 barrier.wait()
                 bookings.with_retries(
                     lambda: bookings.submit(
-                        family_id, db.session.get(User, user_id), db.session.get(Child, child_id),
-                        db.session.get(Activity, activity_id), RequestKind.RESERVATION, [THURSDAY], NOW, "C",
+                        family_id,
+                        db.session.get(User, user_id),
+                        db.session.get(Child, child_id),
+                        db.session.get(Activity, activity_id),
+                        RequestKind.RESERVATION,
+                        [THURSDAY],
+                        NOW,
+                        "C",
                     )
                 )
             except Exception as error:  # noqa: BLE001 - reported below
@@ -157,4 +188,9 @@ def test_capacity_is_never_exceeded_under_concurrency(app, monkeypatch, blind):
     if blind:
         assert errors == [] and states.count(BookingState.REFUSED) == 3 * capacity
     assert db.session.scalar(sa.select(ActivityDay.booked)) == capacity
-    assert db.session.scalar(sa.select(sa.func.count(RequestLine.id)).where(RequestLine.state == LineState.ACCEPTED)) == capacity
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count(RequestLine.id)).where(RequestLine.state == LineState.ACCEPTED)
+        )
+        == capacity
+    )

@@ -31,7 +31,13 @@ def served(tmp_path, redis_server):  # noqa: F811
 
     redis_server.start()
     db_url = f"sqlite:///{tmp_path / 'billing.sqlite'}"
-    app = make_app(db_url, WTF_CSRF_ENABLED=True, REDIS_URL=redis_server.url, RQ_SYNC=False, RATELIMIT_STORAGE_URI="memory://")
+    app = make_app(
+        db_url,
+        WTF_CSRF_ENABLED=True,
+        REDIS_URL=redis_server.url,
+        RQ_SYNC=False,
+        RATELIMIT_STORAGE_URI="memory://",
+    )
     with app.app_context():
         db.create_all()
         server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -61,11 +67,22 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
         db.session.flush()
         add_tariff(activity, valid_from=today - timedelta(days=120))
         days = last_month_days(activity)
-        families = [make_family(name=f"Famille F{n:02d}", children=(("Zoé", date(2017, 1, 1)),)) for n in range(40)]
-        mine = make_family(name="Famille MARTIN", children=(("Léa", date(2016, 3, 14)), ("Éloïse", date(2018, 5, 2))))
+        families = [
+            make_family(name=f"Famille F{n:02d}", children=(("Zoé", date(2017, 1, 1)),)) for n in range(40)
+        ]
+        mine = make_family(
+            name="Famille MARTIN", children=(("Léa", date(2016, 3, 14)), ("Éloïse", date(2018, 5, 2)))
+        )
         for family in [*families, mine]:
             for child in family.children:
-                db.session.add_all([Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED) for day in days])
+                db.session.add_all(
+                    [
+                        Booking(
+                            child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED
+                        )
+                        for day in days
+                    ]
+                )
         guardian = mine.guardians[0]
         guardian.quotient, guardian.quotient_valid_until = 850, today + timedelta(days=300)
         subscribe(make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN"), mine)
@@ -123,7 +140,8 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
     login(parent, base, "claire@example.fr")
     parent.get_by_role("link", name="Espace Facturation", exact=True).click()
     section = parent.locator("section", has_text="Famille MARTIN")
-    assert "À payer" in section.inner_text() and "39,60" in section.inner_text()  # 12 days × 3,30 €, 10 € paid
+    # 12 days × 3,30 €, 10 € paid
+    assert "À payer" in section.inner_text() and "39,60" in section.inner_text()
     assert "Solde restant dû : 29,60" in section.inner_text()
     journey.check("liste")
     section.get_by_role("link", name="Facture").first.click()
@@ -133,5 +151,7 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
         parent.get_by_role("link", name="Télécharger le PDF").click()
     path = tmp_path / "facture.pdf"
     download.value.save_as(path)
-    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(path.read_bytes())).pages).replace("\xa0", " ")
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(path.read_bytes())).pages).replace(
+        "\xa0", " "
+    )
     assert "Famille MARTIN" in text and "Éloïse MARTIN" in text and "39,60 €" in text

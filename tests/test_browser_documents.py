@@ -21,10 +21,16 @@ def test_parent_sends_documents_agent_decides_parent_replaces_the_refused_one(br
     with live_server.app_context():
         family = db.session.scalar(db.select(Family))
         subscribe(make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN"), family)
-        db.session.add_all([
-            DocumentType(name="Carnet de vaccinations", scope=DocumentScope.CHILD, validity=Validity.NONE),
-            DocumentType(name="Attestation d'assurance", scope=DocumentScope.CHILD, validity=Validity.SCHOOL_YEAR),
-        ])
+        db.session.add_all(
+            [
+                DocumentType(
+                    name="Carnet de vaccinations", scope=DocumentScope.CHILD, validity=Validity.NONE
+                ),
+                DocumentType(
+                    name="Attestation d'assurance", scope=DocumentScope.CHILD, validity=Validity.SCHOOL_YEAR
+                ),
+            ]
+        )
         commit()
         family_id, lea = family.id, family.children[0]
         lea_id = lea.id
@@ -54,7 +60,9 @@ def test_parent_sends_documents_agent_decides_parent_replaces_the_refused_one(br
     agent.get_by_text("2 documents en attente").wait_for()
     staff.check("file")
     agent.get_by_role("link", name="Carnet de vaccinations").click()
-    assert agent.locator("img.preview-image").evaluate("img => img.naturalWidth") > 0, "the photo is previewed"
+    assert agent.locator("img.preview-image").evaluate("img => img.naturalWidth") > 0, (
+        "the photo is previewed"
+    )
     staff.check("apercu")
     agent.get_by_label("Motif").select_option("Document illisible")
     agent.get_by_label(re.compile("Précision pour la famille")).fill("La photo est floue.")

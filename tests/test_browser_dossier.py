@@ -49,8 +49,15 @@ def test_parent_changes_are_pending_in_yellow_until_an_agent_decides(browser, li
     parent.get_by_role("button", name="Envoyer ma demande").click()
     parent.wait_for_url(re.compile("/responsables$"))
     pending = parent.locator(".pending")
-    assert pending.count() == 1 and "En attente de validation" in pending.inner_text() and "8 avenue du Parc" in pending.inner_text()
-    assert parent.evaluate("getComputedStyle(document.querySelector('.pending')).backgroundColor") == "rgb(255, 243, 176)"
+    assert (
+        pending.count() == 1
+        and "En attente de validation" in pending.inner_text()
+        and "8 avenue du Parc" in pending.inner_text()
+    )
+    assert (
+        parent.evaluate("getComputedStyle(document.querySelector('.pending')).backgroundColor")
+        == "rgb(255, 243, 176)"
+    )
     journey.check("adresse-en-attente")
 
     parent.goto(f"{base}/famille/{family_id}/enfants/{lea_id}/health")
@@ -80,7 +87,11 @@ def test_parent_changes_are_pending_in_yellow_until_an_agent_decides(browser, li
 
     parent.goto(f"{base}/famille/{family_id}/responsables")
     page = parent.content()
-    assert "8 avenue du Parc" in page and "12 rue des Écoles" not in page and parent.locator(".pending").count() == 0
+    assert (
+        "8 avenue du Parc" in page
+        and "12 rue des Écoles" not in page
+        and parent.locator(".pending").count() == 0
+    )
     journey.check("adresse-acceptee")
     parent.goto(f"{base}/famille/{family_id}/enfants/{lea_id}")
     assert "Arachides" in parent.content() and "Arachides, kiwi" not in parent.content()

@@ -15,7 +15,11 @@ def test_newcomer_journey_signup_activation_login_subscription(browser, live_ser
     page = new_page(browser)
     journey = Journey(page, "newcomer")
     errors = []
-    page.on("console", lambda message: message.type == "error" and errors.append(f"{page.url} step {journey.step}: {message.text[:80]} {message.location}"))
+    page.on(
+        "console",
+        lambda message: message.type == "error"
+        and errors.append(f"{page.url} step {journey.step}: {message.text[:80]} {message.location}"),
+    )
     base = live_server.base_url
 
     page.goto(base + "/")

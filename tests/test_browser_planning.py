@@ -20,16 +20,36 @@ def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, liv
     with live_server.app_context():
         family = db.session.scalar(db.select(Family))
         lea, tom = family.children
-        activity = canteen(validation_mode=ValidationMode.MANUAL, open_period=OpenPeriod.ALL, weekdays="12345", closed_on_public_holidays=False,
-                           start_date=today - timedelta(days=60), end_date=today + timedelta(days=300))
+        activity = canteen(
+            validation_mode=ValidationMode.MANUAL,
+            open_period=OpenPeriod.ALL,
+            weekdays="12345",
+            closed_on_public_holidays=False,
+            start_date=today - timedelta(days=60),
+            end_date=today + timedelta(days=300),
+        )
         db.session.add(activity)
         db.session.flush()
         for child in (lea, tom):
-            db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+            db.session.add(
+                Enrolment(
+                    child_id=child.id,
+                    activity_id=activity.id,
+                    start_date=activity.start_date,
+                    end_date=activity.end_date,
+                )
+            )
         next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
-        tuesdays = [next_month + timedelta(days=i) for i in range(31) if (next_month + timedelta(days=i)).month == next_month.month and (next_month + timedelta(days=i)).isoweekday() == 2]
+        tuesdays = [
+            next_month + timedelta(days=i)
+            for i in range(31)
+            if (next_month + timedelta(days=i)).month == next_month.month
+            and (next_month + timedelta(days=i)).isoweekday() == 2
+        ]
         for day in tuesdays:
-            db.session.add(Booking(child_id=lea.id, activity_id=activity.id, day=day, state=BookingState.RESERVED))
+            db.session.add(
+                Booking(child_id=lea.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
+            )
         subscribe(make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN"), family)
         db.session.commit()
         family_id, lea_id, tom_id, activity_id = family.id, lea.id, tom.id, activity.id
@@ -54,12 +74,17 @@ def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, liv
             continue
         page.get_by_role("switch", name=re.compile("Tom")).uncheck()
         page.wait_for_url(re.compile("filtre=1"))
-        assert page.locator(f"[id^='cell-{tom_id}-']").count() == 0 and page.locator(f"[id^='cell-{lea_id}-']").count() > 0
+        assert (
+            page.locator(f"[id^='cell-{tom_id}-']").count() == 0
+            and page.locator(f"[id^='cell-{lea_id}-']").count() > 0
+        )
         journey.check("tom-masque")
         cell_id = f"cell-{lea_id}-{activity_id}-{target.isoformat()}"
         url_before = page.url
         page.locator(f"#{cell_id}").get_by_role("link", name=re.compile("Réserver")).click()
-        page.get_by_text(re.compile("Confirmer la demande de réservation du .* pour Léa — Restauration scolaire")).wait_for()
+        page.get_by_text(
+            re.compile("Confirmer la demande de réservation du .* pour Léa — Restauration scolaire")
+        ).wait_for()
         journey.check("confirmation")
         page.locator(f"#{cell_id}").get_by_role("button", name="Confirmer").click()
         page.locator(f"#{cell_id}").get_by_text("Réservation demandée").wait_for()

@@ -33,17 +33,47 @@ def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_his
     with live_server.app_context():
         family = db.session.scalar(db.select(Family))
         lea, tom = family.children
-        activity = canteen(validation_mode=ValidationMode.MANUAL, open_period=OpenPeriod.ALL, weekdays="12345", closed_on_public_holidays=False,
-                           start_date=today, end_date=today + timedelta(days=200), capacity=30)
+        activity = canteen(
+            validation_mode=ValidationMode.MANUAL,
+            open_period=OpenPeriod.ALL,
+            weekdays="12345",
+            closed_on_public_holidays=False,
+            start_date=today,
+            end_date=today + timedelta(days=200),
+            capacity=30,
+        )
         db.session.add(activity)
         db.session.flush()
         for child in (lea, tom):
-            db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+            db.session.add(
+                Enrolment(
+                    child_id=child.id,
+                    activity_id=activity.id,
+                    start_date=activity.start_date,
+                    end_date=activity.end_date,
+                )
+            )
         claire = make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN")
         subscribe(claire, family)
-        days = [today + timedelta(days=14 + i) for i in range(40) if (today + timedelta(days=14 + i)).isoweekday() <= 5]
-        single = bookings.submit(family.id, claire, lea, activity, RequestKind.RESERVATION, [days[0]], utcnow(), "C")
-        period = bookings.submit(family.id, claire, tom, activity, RequestKind.RESERVATION, days[:20], utcnow(), "C", period=(days[0], days[19], "12345"))
+        days = [
+            today + timedelta(days=14 + i)
+            for i in range(40)
+            if (today + timedelta(days=14 + i)).isoweekday() <= 5
+        ]
+        single = bookings.submit(
+            family.id, claire, lea, activity, RequestKind.RESERVATION, [days[0]], utcnow(), "C"
+        )
+        period = bookings.submit(
+            family.id,
+            claire,
+            tom,
+            activity,
+            RequestKind.RESERVATION,
+            days[:20],
+            utcnow(),
+            "C",
+            period=(days[0], days[19], "12345"),
+        )
         commit()
         single_id, period_id, refused_day = single.id, period.id, days[0]
 

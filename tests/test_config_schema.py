@@ -17,14 +17,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_production_refuses_to_start_without_its_settings():
-    env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_SERVER", "PUBLIC_URL"}}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_SERVER", "PUBLIC_URL"}
+    }
     env["PORTAIL_ENV"] = "production"
     result = subprocess.run(
         [sys.executable, "-c", "from portail import create_app; create_app()"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0
-    assert "Missing production settings: DATABASE_URL, MAIL_SERVER, PUBLIC_URL, REDIS_URL, SECRET_KEY" in result.stderr
+    assert (
+        "Missing production settings: DATABASE_URL, MAIL_SERVER, PUBLIC_URL, REDIS_URL, SECRET_KEY"
+        in result.stderr
+    )
 
 
 def test_production_starts_with_its_settings():
@@ -38,8 +48,15 @@ def test_production_starts_with_its_settings():
         PUBLIC_URL="https://famille.example.fr",
     )
     result = subprocess.run(
-        [sys.executable, "-c", "from portail import create_app; a = create_app(); print(a.config['SESSION_COOKIE_SECURE'])"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from portail import create_app; a = create_app(); print(a.config['SESSION_COOKIE_SECURE'])",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
@@ -72,7 +89,9 @@ def test_email_is_stored_lowercase_by_a_database_check(app):
     user = make_user()
     db.session.commit()
     with pytest.raises(sa.exc.IntegrityError):
-        db.session.execute(sa.text("UPDATE user_account SET email = 'UPPER@EXAMPLE.FR' WHERE id = :id"), {"id": user.id})
+        db.session.execute(
+            sa.text("UPDATE user_account SET email = 'UPPER@EXAMPLE.FR' WHERE id = :id"), {"id": user.id}
+        )
         db.session.commit()
     db.session.rollback()
 
@@ -114,7 +133,9 @@ def test_dev_mailbox_lists_sent_mails_with_clickable_links(tmp_path):
     with app.app_context():
         db.create_all()
         with app.test_request_context():
-            message = outbox.queue_mail("activation", "a@example.fr", first_name="A", link="http://localhost/activation/abc", hours=48)
+            message = outbox.queue_mail(
+                "activation", "a@example.fr", first_name="A", link="http://localhost/activation/abc", hours=48
+            )
             db.session.commit()
         outbox.deliver(message.id)
         client = app.test_client()

@@ -75,9 +75,21 @@ def send(client, family, kind, data: bytes, name: str, child=None):
 @pytest.mark.parametrize(
     ("data", "name", "message"),
     [
-        (b"MZ\x90\x00" + b"\x00" * 200, "attestation.pdf", "Ce type de fichier n'est pas accepté"),  # an executable renamed
-        (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "scan.svg", "Ce type de fichier n'est pas accepté"),
-        (b"<!doctype html><html><script>alert(1)</script></html>", "page.pdf", "Ce type de fichier n'est pas accepté"),
+        (
+            b"MZ\x90\x00" + b"\x00" * 200,
+            "attestation.pdf",
+            "Ce type de fichier n'est pas accepté",
+        ),  # an executable renamed
+        (
+            b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            "scan.svg",
+            "Ce type de fichier n'est pas accepté",
+        ),
+        (
+            b"<!doctype html><html><script>alert(1)</script></html>",
+            "page.pdf",
+            "Ce type de fichier n'est pas accepté",
+        ),
         (b"", "vide.pdf", "Le fichier est vide"),
         (PDF[:40] + b"\x00garbage" * 50, "abime.pdf", "Le PDF est illisible ou endommagé"),
         (b"%PDF-1.4\n" + b"0" * (5 * 1024 * 1024), "gros.pdf", "Le fichier dépasse 5 Mo"),
@@ -85,7 +97,17 @@ def send(client, family, kind, data: bytes, name: str, child=None):
         (PDF, "../../etc/passwd.pdf", "caractères non autorisés"),
         (PDF, "facture\u202efdp.exe", "caractères non autorisés"),
     ],
-    ids=["renamed-executable", "svg", "html", "empty", "corrupted-pdf", "too-big", "pixel-bomb", "path-traversal", "right-to-left-override"],
+    ids=[
+        "renamed-executable",
+        "svg",
+        "html",
+        "empty",
+        "corrupted-pdf",
+        "too-big",
+        "pixel-bomb",
+        "path-traversal",
+        "right-to-left-override",
+    ],
 )
 def test_refused_files_get_a_french_message_and_leave_nothing(app, client, auth, home, data, name, message):
     family, _other, caf, _vaccins = home
@@ -105,7 +127,11 @@ def test_a_pdf_round_trips_byte_identical_and_is_served_as_an_attachment(app, cl
     response = send(client, family, caf, PDF, "attestation CAF.pdf")
     assert response.status_code == 302
     document = db.session.scalar(sa.select(Document))
-    assert document.state is DocumentState.PENDING and document.original_name == "attestation CAF.pdf" and document.stored_name != "attestation CAF.pdf"
+    assert (
+        document.state is DocumentState.PENDING
+        and document.original_name == "attestation CAF.pdf"
+        and document.stored_name != "attestation CAF.pdf"
+    )
     page = client.get(f"/famille/{family.id}/pieces").get_data(as_text=True)
     assert "En attente de validation" in page
     download = client.get(f"/famille/{family.id}/pieces/{document.id}/fichier")
@@ -151,7 +177,10 @@ def test_replacing_keeps_the_previous_version_for_staff(app, client, auth, home)
     send(client, family, caf, PDF, "premier.pdf")
     send(client, family, caf, PDF, "second.pdf")
     rows = db.session.scalars(sa.select(Document).order_by(Document.id)).all()
-    assert [(d.original_name, d.state) for d in rows] == [("premier.pdf", DocumentState.REPLACED), ("second.pdf", DocumentState.PENDING)]
+    assert [(d.original_name, d.state) for d in rows] == [
+        ("premier.pdf", DocumentState.REPLACED),
+        ("second.pdf", DocumentState.PENDING),
+    ]
     auth.logout()
     auth.login("agent@example.fr")
     page = client.get(f"/gestion/pieces/{rows[1].id}").get_data(as_text=True)
@@ -167,25 +196,39 @@ def test_staff_refuse_then_validate_each_decision_mailed_once(app, client, auth,
     auth.login("agent@example.fr")
     document = db.session.scalar(sa.select(Document))
     assert "1 document en attente" in client.get("/gestion/pieces").get_data(as_text=True)
-    without = client.post(f"/gestion/pieces/{document.id}/decision", data={"decision": "refuser"}, follow_redirects=True)
+    without = client.post(
+        f"/gestion/pieces/{document.id}/decision", data={"decision": "refuser"}, follow_redirects=True
+    )
     assert "Indiquez le motif du refus" in without.get_data(as_text=True)
-    client.post(f"/gestion/pieces/{document.id}/decision", data={"decision": "refuser", "motif": "Document illisible", "precision": "La page 2 manque."})
-    again = client.post(f"/gestion/pieces/{document.id}/decision", data={"decision": "valider"}, follow_redirects=True)
+    client.post(
+        f"/gestion/pieces/{document.id}/decision",
+        data={"decision": "refuser", "motif": "Document illisible", "precision": "La page 2 manque."},
+    )
+    again = client.post(
+        f"/gestion/pieces/{document.id}/decision", data={"decision": "valider"}, follow_redirects=True
+    )
     assert "déjà été traité" in html.unescape(again.get_data(as_text=True))
     db.session.expire_all()
-    assert (document.state, document.reason) == (DocumentState.REFUSED, "Document illisible — La page 2 manque.")
+    assert (document.state, document.reason) == (
+        DocumentState.REFUSED,
+        "Document illisible — La page 2 manque.",
+    )
     decisions = [m for m in mails if "pièce justificative" in m.subject]
     assert len(decisions) == 1 and "refusée" in decisions[0].body and "La page 2 manque." in decisions[0].body
     auth.logout()
     auth.login("parent@example.fr")
     page = client.get(f"/famille/{family.id}/pieces").get_data(as_text=True)
     assert "Refusé" in page and "Document illisible" in page
-    assert "Pièce justificative — Attestation CAF" in client.get("/mon-espace/demandes").get_data(as_text=True)
+    assert "Pièce justificative — Attestation CAF" in client.get("/mon-espace/demandes").get_data(
+        as_text=True
+    )
     send(client, family, caf, PDF, "caf-lisible.pdf")
     auth.logout()
     auth.login("agent@example.fr")
     new = db.session.scalar(sa.select(Document).where(Document.state == DocumentState.PENDING))
-    client.post(f"/gestion/pieces/{new.id}/decision", data={"decision": "valider", "valide_jusqu_au": "2030-06-30"})
+    client.post(
+        f"/gestion/pieces/{new.id}/decision", data={"decision": "valider", "valide_jusqu_au": "2030-06-30"}
+    )
     db.session.expire_all()
     assert (new.state, new.valid_until) == (DocumentState.VALIDATED, date(2030, 6, 30))
     assert len([m for m in mails if "pièce justificative" in m.subject]) == 2
@@ -196,7 +239,9 @@ def test_expiry_marks_expired_and_warns_30_days_before_once(app, home):
     parent = family.subscriptions[0].user
     now = datetime(2027, 5, 2, 8, tzinfo=UTC)
     expiring = documents.submit(family, parent, caf, None, PDF, "caf.pdf", now - timedelta(days=300))
-    old = documents.submit(family, parent, vaccins, family.children[0], PDF, "vaccins.pdf", now - timedelta(days=400))
+    old = documents.submit(
+        family, parent, vaccins, family.children[0], PDF, "vaccins.pdf", now - timedelta(days=400)
+    )
     later = make_family(name="Famille LOIN")
     far = documents.submit(later, parent, caf, None, PDF, "loin.pdf", now)
     for document, until in ((expiring, date(2027, 5, 20)), (old, date(2027, 5, 1)), (far, date(2027, 9, 1))):
@@ -207,8 +252,14 @@ def test_expiry_marks_expired_and_warns_30_days_before_once(app, home):
     assert documents.expiry(now) == {"expired": 0, "warned": 0}
     commit()
     db.session.expire_all()
-    assert old.state is DocumentState.EXPIRED and expiring.state is DocumentState.VALIDATED and far.expiry_warned_at is None
-    warnings = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.template == "document_expiry")).all()
+    assert (
+        old.state is DocumentState.EXPIRED
+        and expiring.state is DocumentState.VALIDATED
+        and far.expiry_warned_at is None
+    )
+    warnings = db.session.scalars(
+        sa.select(OutboxMessage).where(OutboxMessage.template == "document_expiry")
+    ).all()
     assert len(warnings) == 1 and warnings[0].context["valid_until"] == "2027-05-20"
     slots = {slot.type.name: slot.state for slot in documents.slots(family, now)}
     assert slots == {"Attestation CAF": "Bientôt expiré", "Vaccinations": "Expiré"}
@@ -228,7 +279,9 @@ def test_quota_full_is_refused_with_a_message(app, client, auth, home):
 def test_a_request_over_the_size_limit_gets_the_french_413_page(app, client, auth, home):
     family, _other, caf, _vaccins = home
     auth.login("parent@example.fr")
-    response = send(client, family, caf, b"%PDF" + b"0" * (app.config["MAX_CONTENT_LENGTH"] + 10), "enorme.pdf")
+    response = send(
+        client, family, caf, b"%PDF" + b"0" * (app.config["MAX_CONTENT_LENGTH"] + 10), "enorme.pdf"
+    )
     assert response.status_code == 413 and "Fichier trop volumineux" in response.get_data(as_text=True)
 
 

@@ -78,7 +78,12 @@ def test_accept_applies_exactly_the_proposed_values_and_mails_the_parent(client,
     assert client.post(f"/gestion/dossiers/{change.id}/accepter").status_code == 302
     db.session.expire_all()
     saved = db.session.get(Guardian, guardian.id)
-    assert (saved.address_line1, saved.address_line2, saved.postcode, saved.city) == ("8 avenue du Parc", None, "75014", "Paris")
+    assert (saved.address_line1, saved.address_line2, saved.postcode, saved.city) == (
+        "8 avenue du Parc",
+        None,
+        "75014",
+        "Paris",
+    )
     change = db.session.get(ChangeRequest, change.id)
     assert change.status is ChangeStatus.ACCEPTED and change.decided_by_id == agent.id and change.decided_at
     assert len(mails) == 1 and mails[0].recipients == ["parent@example.fr"] and "acceptée" in mails[0].body
@@ -96,7 +101,10 @@ def test_refuse_keeps_everything_and_records_the_reason(client, auth, home, mail
     assert no_reason.status_code == 302
     db.session.expire_all()
     assert db.session.get(ChangeRequest, change.id).status is ChangeStatus.PENDING
-    client.post(f"/gestion/dossiers/{change.id}/refuser", data={"reason": "Justificatif manquant", "detail": "Merci d'envoyer un justificatif de domicile."})
+    client.post(
+        f"/gestion/dossiers/{change.id}/refuser",
+        data={"reason": "Justificatif manquant", "detail": "Merci d'envoyer un justificatif de domicile."},
+    )
     db.session.expire_all()
     change = db.session.get(ChangeRequest, change.id)
     assert change.status is ChangeStatus.REFUSED
@@ -116,14 +124,19 @@ def test_parent_withdraws_a_pending_change(client, auth, home):
     assert client.post(f"/famille/{family.id}/demandes/{change.id}/retirer").status_code == 302
     db.session.expire_all()
     assert db.session.get(ChangeRequest, change.id).status is ChangeStatus.WITHDRAWN
-    assert "En attente de validation" not in client.get(f"/famille/{family.id}/responsables").get_data(as_text=True)
+    assert "En attente de validation" not in client.get(f"/famille/{family.id}/responsables").get_data(
+        as_text=True
+    )
 
 
 def test_a_new_edit_of_the_same_section_replaces_the_pending_one(client, auth, home):
     family, guardian, _child, _parent, _agent = home
     auth.login("parent@example.fr")
     client.post(f"/famille/{family.id}/responsables/{guardian.id}/address", data=ADDRESS)
-    client.post(f"/famille/{family.id}/responsables/{guardian.id}/address", data=dict(ADDRESS, city="Lyon", postcode="69001"))
+    client.post(
+        f"/famille/{family.id}/responsables/{guardian.id}/address",
+        data=dict(ADDRESS, city="Lyon", postcode="69001"),
+    )
     assert len(changes(ChangeStatus.PENDING)) == 1
     assert changes(ChangeStatus.PENDING)[0].new_values["city"] == "Lyon"
     assert len(changes(ChangeStatus.SUPERSEDED)) == 1
@@ -157,7 +170,10 @@ def test_conflict_is_shown_when_the_file_changed_since_the_request(client, auth,
     client.post(f"/gestion/dossiers/{change.id}/accepter", data={"force": "1"})
     db.session.expire_all()
     assert db.session.get(Guardian, guardian.id).address_line1 == "8 avenue du Parc"
-    assert db.session.scalar(sa.select(AuditEvent.action).where(AuditEvent.action == "dossier.edited")) == "dossier.edited"
+    assert (
+        db.session.scalar(sa.select(AuditEvent.action).where(AuditEvent.action == "dossier.edited"))
+        == "dossier.edited"
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,7 +190,9 @@ def test_conflict_is_shown_when_the_file_changed_since_the_request(client, auth,
         ("tax", {"quotient": "700"}, "jusqu&#39;à quand"),
     ],
 )
-def test_guardian_sections_reject_bad_input_in_french_and_save_nothing(client, auth, home, section, data, message):
+def test_guardian_sections_reject_bad_input_in_french_and_save_nothing(
+    client, auth, home, section, data, message
+):
     family, guardian, _child, _parent, _agent = home
     auth.login("parent@example.fr")
     response = client.post(f"/famille/{family.id}/responsables/{guardian.id}/{section}", data=data)
@@ -187,13 +205,23 @@ def test_guardian_sections_reject_bad_input_in_french_and_save_nothing(client, a
 @pytest.mark.parametrize(
     ("section", "data", "message"),
     [
-        ("general", {"last_name": "DUPONT", "first_name": "Léa", "birth_date": ""}, "Ce champ est obligatoire."),
-        ("general", {"last_name": "DUPONT", "first_name": "Léa", "birth_date": "1990-01-01"}, "invraisemblable"),
+        (
+            "general",
+            {"last_name": "DUPONT", "first_name": "Léa", "birth_date": ""},
+            "Ce champ est obligatoire.",
+        ),
+        (
+            "general",
+            {"last_name": "DUPONT", "first_name": "Léa", "birth_date": "1990-01-01"},
+            "invraisemblable",
+        ),
         ("health", {"allergies": "x" * 2001}, "2000 caractères au maximum."),
         ("health", {"doctor_phone": "12"}, "Numéro de téléphone invalide"),
     ],
 )
-def test_child_sections_reject_bad_input_in_french_and_save_nothing(client, auth, home, section, data, message):
+def test_child_sections_reject_bad_input_in_french_and_save_nothing(
+    client, auth, home, section, data, message
+):
     family, _guardian, child, _parent, _agent = home
     auth.login("parent@example.fr")
     response = client.post(f"/famille/{family.id}/enfants/{child.id}/{section}", data=data)
@@ -210,16 +238,29 @@ def test_bank_change_needs_a_recent_login_and_iban_is_never_shown_unmasked(app, 
     url = f"/famille/{family.id}/responsables/{guardian.id}/bank"
     response = client.get(url)
     assert response.status_code == 302 and "/mon-espace/confirmer-mot-de-passe" in response.location
-    assert "Mot de passe actuel incorrect." in client.post(response.location, data={"current_password": "faux"}).get_data(as_text=True)
+    assert "Mot de passe actuel incorrect." in client.post(
+        response.location, data={"current_password": "faux"}
+    ).get_data(as_text=True)
     assert client.post(response.location, data={"current_password": PASSWORD}).location.endswith(url)
-    bad = client.post(url, data={"bank_holder": "Camille DUPONT", "iban": "FR76 3000 6000 0112 3456 7890 180", "bic": ""})
+    bad = client.post(
+        url, data={"bank_holder": "Camille DUPONT", "iban": "FR76 3000 6000 0112 3456 7890 180", "bic": ""}
+    )
     assert "IBAN invalide" in bad.get_data(as_text=True) and changes() == []
     bad_bic = client.post(url, data={"bank_holder": "Camille DUPONT", "iban": IBAN, "bic": "ZZ"})
     assert "BIC invalide" in bad_bic.get_data(as_text=True)
-    assert client.post(url, data={"bank_holder": "Camille DUPONT", "iban": "fr76 3000 6000 0112 3456 7890 189", "bic": ""}).status_code == 302
+    assert (
+        client.post(
+            url,
+            data={"bank_holder": "Camille DUPONT", "iban": "fr76 3000 6000 0112 3456 7890 189", "bic": ""},
+        ).status_code
+        == 302
+    )
     change = changes()[0]
     assert change.new_values["iban"] == IBAN and change.new_values["bic"] == "AGRIFRPPXXX"
-    pages = [client.get(u).get_data(as_text=True) for u in (f"/famille/{family.id}/responsables", url, f"/famille/{family.id}/historique")]
+    pages = [
+        client.get(u).get_data(as_text=True)
+        for u in (f"/famille/{family.id}/responsables", url, f"/famille/{family.id}/historique")
+    ]
     as_agent(client, auth)
     client.post(f"/gestion/dossiers/{change.id}/accepter")
     pages += [
@@ -241,10 +282,19 @@ def test_staff_reads_of_health_and_bank_data_are_audited(client, auth, home):
     family, guardian, child, _parent, agent = home
     as_agent(client, auth)
     client.get(f"/gestion/familles/{family.id}")
-    assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.action.in_(["health.viewed", "bank.viewed"]))) == 0
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count(AuditEvent.id)).where(
+                AuditEvent.action.in_(["health.viewed", "bank.viewed"])
+            )
+        )
+        == 0
+    )
     client.get(f"/gestion/familles/{family.id}/enfants/{child.id}/health")
     client.get(f"/gestion/familles/{family.id}/responsables/{guardian.id}/bank")
-    events = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action.in_(["health.viewed", "bank.viewed"]))).all()
+    events = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action.in_(["health.viewed", "bank.viewed"]))
+    ).all()
     assert {(e.action, e.target_type, e.target_id, e.actor_id) for e in events} == {
         ("health.viewed", "child", child.id, agent.id),
         ("bank.viewed", "guardian", guardian.id, agent.id),
@@ -266,7 +316,13 @@ def test_a_parent_cannot_set_fields_outside_the_form(client, auth, home):
 def test_another_familys_objects_give_404_for_every_method(app, client, auth, home):
     family, guardian, child, _parent, _agent = home
     other = make_family(name="Famille AUTRE", children=(("Zoé", date(2015, 5, 5)),))
-    contact = AuthorizedContact(child_id=other.children[0].id, last_name="X", first_name="Y", relationship_label="Oncle", phone="0612345678")
+    contact = AuthorizedContact(
+        child_id=other.children[0].id,
+        last_name="X",
+        first_name="Y",
+        relationship_label="Oncle",
+        phone="0612345678",
+    )
     db.session.add(contact)
     stranger = make_user(email="stranger@example.fr")
     subscribe(stranger, other)
@@ -278,18 +334,27 @@ def test_another_familys_objects_give_404_for_every_method(app, client, auth, ho
     auth.login("parent@example.fr")
     o, oc, og = other.id, other.children[0].id, other.guardians[0].id
     urls = [
-        ("GET", f"/famille/{o}"), ("GET", f"/famille/{o}/responsables"), ("GET", f"/famille/{o}/historique"),
-        ("GET", f"/famille/{o}/responsables/{og}/address"), ("POST", f"/famille/{o}/responsables/{og}/address"),
-        ("GET", f"/famille/{family.id}/responsables/{og}/address"), ("POST", f"/famille/{family.id}/responsables/{og}/address"),
-        ("GET", f"/famille/{family.id}/enfants/{oc}"), ("POST", f"/famille/{family.id}/enfants/{oc}/health"),
-        ("GET", f"/famille/{family.id}/enfants/{oc}/photo/fichier"), ("GET", f"/famille/{family.id}/enfants/{oc}/contacts/nouveau"),
-        ("GET", f"/famille/{family.id}/contacts/{contact.id}"), ("POST", f"/famille/{family.id}/contacts/{contact.id}"),
+        ("GET", f"/famille/{o}"),
+        ("GET", f"/famille/{o}/responsables"),
+        ("GET", f"/famille/{o}/historique"),
+        ("GET", f"/famille/{o}/responsables/{og}/address"),
+        ("POST", f"/famille/{o}/responsables/{og}/address"),
+        ("GET", f"/famille/{family.id}/responsables/{og}/address"),
+        ("POST", f"/famille/{family.id}/responsables/{og}/address"),
+        ("GET", f"/famille/{family.id}/enfants/{oc}"),
+        ("POST", f"/famille/{family.id}/enfants/{oc}/health"),
+        ("GET", f"/famille/{family.id}/enfants/{oc}/photo/fichier"),
+        ("GET", f"/famille/{family.id}/enfants/{oc}/contacts/nouveau"),
+        ("GET", f"/famille/{family.id}/contacts/{contact.id}"),
+        ("POST", f"/famille/{family.id}/contacts/{contact.id}"),
         ("POST", f"/famille/{family.id}/contacts/{contact.id}/retirer"),
         ("POST", f"/famille/{family.id}/demandes/{foreign_change.id}/retirer"),
         ("GET", f"/famille/{family.id}/demandes/{foreign_change.id}/photo/fichier"),
     ]
     for method, url in urls:
-        response = client.open(url, method=method, data=ADDRESS, headers={"HX-Request": "true"} if method == "POST" else {})
+        response = client.open(
+            url, method=method, data=ADDRESS, headers={"HX-Request": "true"} if method == "POST" else {}
+        )
         assert response.status_code == 404, (method, url, response.status_code)
     db.session.expire_all()
     assert db.session.get(ChangeRequest, foreign_change.id).status is ChangeStatus.PENDING
@@ -311,11 +376,19 @@ def test_photo_is_re_encoded_without_metadata_pending_then_served_after_acceptan
     raw = png_with_exif()
     assert b"AppareilSecret" in raw
     url = f"/famille/{family.id}/enfants/{child.id}/photo"
-    assert client.post(url, data={"photo": (io.BytesIO(raw), "photo.png")}, content_type="multipart/form-data").status_code == 302
+    assert (
+        client.post(
+            url, data={"photo": (io.BytesIO(raw), "photo.png")}, content_type="multipart/form-data"
+        ).status_code
+        == 302
+    )
     change = changes()[0]
     pending = client.get(f"/famille/{family.id}/demandes/{change.id}/photo/fichier")
     assert pending.status_code == 200 and pending.mimetype == "image/png"
-    assert "attachment" in pending.headers["Content-Disposition"] and pending.headers["X-Content-Type-Options"] == "nosniff"
+    assert (
+        "attachment" in pending.headers["Content-Disposition"]
+        and pending.headers["X-Content-Type-Options"] == "nosniff"
+    )
     assert b"AppareilSecret" not in pending.data
     assert Image.open(io.BytesIO(pending.data)).size == (64, 48)
     assert client.get(f"/famille/{family.id}/enfants/{child.id}/photo/fichier").status_code == 404
@@ -340,7 +413,9 @@ def test_bad_photos_are_refused_and_leave_nothing(app, client, auth, home, paylo
     auth.login("parent@example.fr")
     before = set(os.listdir(app.config["UPLOAD_DIR"]))
     response = client.post(
-        f"/famille/{family.id}/enfants/{child.id}/photo", data={"photo": (io.BytesIO(payload), "photo.png")}, content_type="multipart/form-data"
+        f"/famille/{family.id}/enfants/{child.id}/photo",
+        data={"photo": (io.BytesIO(payload), "photo.png")},
+        content_type="multipart/form-data",
     )
     assert response.status_code == 422 and message in response.get_data(as_text=True)
     assert changes() == []
@@ -354,7 +429,9 @@ def test_pixel_bomb_is_refused(app, client, auth, home):
     out = io.BytesIO()
     image.save(out, format="PNG")
     response = client.post(
-        f"/famille/{family.id}/enfants/{child.id}/photo", data={"photo": (io.BytesIO(out.getvalue()), "bombe.png")}, content_type="multipart/form-data"
+        f"/famille/{family.id}/enfants/{child.id}/photo",
+        data={"photo": (io.BytesIO(out.getvalue()), "bombe.png")},
+        content_type="multipart/form-data",
     )
     assert response.status_code == 422 and "trop grande" in response.get_data(as_text=True)
 
@@ -362,12 +439,29 @@ def test_pixel_bomb_is_refused(app, client, auth, home):
 def test_adding_a_child_and_a_contact_are_change_requests_too(client, auth, home):
     family, _guardian, child, _parent, _agent = home
     auth.login("parent@example.fr")
-    client.post(f"/famille/{family.id}/enfants/nouveau", data={"last_name": "DUPONT", "first_name": "Max", "birth_date": "2021-02-02", "sex": "M"})
-    no_role = client.post(f"/famille/{family.id}/enfants/{child.id}/contacts/nouveau", data={"last_name": "PETIT", "first_name": "Sarah", "relationship_label": "Voisine", "phone": "0755443322"})
+    client.post(
+        f"/famille/{family.id}/enfants/nouveau",
+        data={"last_name": "DUPONT", "first_name": "Max", "birth_date": "2021-02-02", "sex": "M"},
+    )
+    no_role = client.post(
+        f"/famille/{family.id}/enfants/{child.id}/contacts/nouveau",
+        data={
+            "last_name": "PETIT",
+            "first_name": "Sarah",
+            "relationship_label": "Voisine",
+            "phone": "0755443322",
+        },
+    )
     assert "Cochez au moins un rôle" in no_role.get_data(as_text=True)
     client.post(
         f"/famille/{family.id}/enfants/{child.id}/contacts/nouveau",
-        data={"last_name": "PETIT", "first_name": "Sarah", "relationship_label": "Voisine", "phone": "0755443322", "can_pick_up": "y"},
+        data={
+            "last_name": "PETIT",
+            "first_name": "Sarah",
+            "relationship_label": "Voisine",
+            "phone": "0755443322",
+            "can_pick_up": "y",
+        },
     )
     assert db.session.scalar(sa.select(sa.func.count(Child.id))) == 1
     assert db.session.scalar(sa.select(sa.func.count(AuthorizedContact.id))) == 0
@@ -379,7 +473,12 @@ def test_adding_a_child_and_a_contact_are_change_requests_too(client, auth, home
     db.session.expire_all()
     assert sorted(c.first_name for c in db.session.scalars(sa.select(Child))) == ["Léa", "Max"]
     contact = db.session.scalar(sa.select(AuthorizedContact))
-    assert (contact.first_name, contact.can_pick_up, contact.emergency_call, contact.child_id) == ("Sarah", True, False, child.id)
+    assert (contact.first_name, contact.can_pick_up, contact.emergency_call, contact.child_id) == (
+        "Sarah",
+        True,
+        False,
+        child.id,
+    )
     auth.logout()
     auth.login("parent@example.fr")
     client.post(f"/famille/{family.id}/contacts/{contact.id}/retirer")

@@ -32,10 +32,24 @@ def test_public_forms_reject_bad_input_in_french(client, mails, url, data, messa
     ("data", "message"),
     [
         ({"current_password": "", "password": "x", "password_confirm": "x"}, "Ce champ est obligatoire."),
-        ({"current_password": PASSWORD, "password": "court", "password_confirm": "court"}, "au moins 12 caractères"),
-        ({"current_password": PASSWORD, "password": "camilledupont2016", "password_confirm": "camilledupont2016"}, "trop courant"),
         (
-            {"current_password": PASSWORD, "password": "lampadaire-girafe-trombone", "password_confirm": "lampadaire-girafe-tromb"},
+            {"current_password": PASSWORD, "password": "court", "password_confirm": "court"},
+            "au moins 12 caractères",
+        ),
+        (
+            {
+                "current_password": PASSWORD,
+                "password": "camilledupont2016",
+                "password_confirm": "camilledupont2016",
+            },
+            "trop courant",
+        ),
+        (
+            {
+                "current_password": PASSWORD,
+                "password": "lampadaire-girafe-trombone",
+                "password_confirm": "lampadaire-girafe-tromb",
+            },
             "ne sont pas identiques",
         ),
     ],
@@ -93,16 +107,48 @@ def test_change_password_is_rate_limited(client, auth):
 
 def test_create_admin_command(app):
     runner = app.test_cli_runner()
-    weak = runner.invoke(args=["create-admin", "--email", "chef@example.fr", "--first-name", "A", "--last-name", "B", "--password", "court"])
+    weak = runner.invoke(
+        args=[
+            "create-admin",
+            "--email",
+            "chef@example.fr",
+            "--first-name",
+            "A",
+            "--last-name",
+            "B",
+            "--password",
+            "court",
+        ]
+    )
     assert weak.exit_code != 0 and "au moins 12 caractères" in weak.output
     ok = runner.invoke(
-        args=["create-admin", "--email", "Chef@Example.fr", "--first-name", "Anne", "--last-name", "CHEF", "--password", PASSWORD]
+        args=[
+            "create-admin",
+            "--email",
+            "Chef@Example.fr",
+            "--first-name",
+            "Anne",
+            "--last-name",
+            "CHEF",
+            "--password",
+            PASSWORD,
+        ]
     )
     assert ok.exit_code == 0, ok.output
     admin = db.session.scalar(sa.select(User).where(User.email == "chef@example.fr"))
     assert admin.role is Role.ADMIN and admin.activated_at is not None
     again = runner.invoke(
-        args=["create-admin", "--email", "chef@example.fr", "--first-name", "A", "--last-name", "B", "--password", PASSWORD]
+        args=[
+            "create-admin",
+            "--email",
+            "chef@example.fr",
+            "--first-name",
+            "A",
+            "--last-name",
+            "B",
+            "--password",
+            PASSWORD,
+        ]
     )
     assert again.exit_code != 0
 

@@ -120,7 +120,12 @@ def test_search_finds_by_name_code_guardian_and_child_and_paginates(client, agen
     for index in range(25):
         make_family(name=f"Famille A{index:02d}")
     db.session.commit()
-    for query in ("zorro", target.subscriber_code, f"{target.subscriber_code[:5]}-{target.subscriber_code[5:]}", "bernardo"):
+    for query in (
+        "zorro",
+        target.subscriber_code,
+        f"{target.subscriber_code[:5]}-{target.subscriber_code[5:]}",
+        "bernardo",
+    ):
         page = client.get("/gestion/familles", query_string={"q": query}).get_data(as_text=True)
         assert "Famille ZORRO" in page and "1 famille" in page, query
     first = client.get("/gestion/familles").get_data(as_text=True)
@@ -159,7 +164,9 @@ def test_admin_creates_a_staff_account_who_sets_a_password_by_mail(client, auth,
     make_user(email="admin@example.fr", role=Role.ADMIN)
     db.session.commit()
     auth.login("admin@example.fr")
-    bad = client.post("/gestion/agents", data={"last_name": "", "first_name": "Jo", "email": "x", "role": "agent"})
+    bad = client.post(
+        "/gestion/agents", data={"last_name": "", "first_name": "Jo", "email": "x", "role": "agent"}
+    )
     assert bad.status_code == 422 and count(User) == 1
     response = client.post(
         "/gestion/agents",

@@ -34,7 +34,11 @@ pytestmark = pytest.mark.integration
 def last_ended_window(now) -> tuple[date, DigestWindow]:
     """The most recent window that has already ended (its mails are due)."""
     day, window = digests.window_of(now - digests.GRACE - timedelta(minutes=1))
-    day, window = (day, DigestWindow.NOON) if window is DigestWindow.EVENING else (day - timedelta(days=1), DigestWindow.EVENING)
+    day, window = (
+        (day, DigestWindow.NOON)
+        if window is DigestWindow.EVENING
+        else (day - timedelta(days=1), DigestWindow.EVENING)
+    )
     return day, window
 
 
@@ -46,7 +50,13 @@ def decisions_for(accounts: int) -> tuple[date, DigestWindow, list[str]]:
     day, window = last_ended_window(utcnow())
     start, end = digests.bounds(day, window)
     decided_at = end - (end - start) / 2
-    activity = canteen(start_date=date(2026, 9, 1), end_date=date(2030, 7, 1), weekdays="12345", open_period=OpenPeriod.ALL, closed_on_public_holidays=False)
+    activity = canteen(
+        start_date=date(2026, 9, 1),
+        end_date=date(2030, 7, 1),
+        weekdays="12345",
+        open_period=OpenPeriod.ALL,
+        closed_on_public_holidays=False,
+    )
     db.session.add(activity)
     agent = make_user(email="agent@example.fr", role=Role.AGENT)
     db.session.flush()
@@ -56,9 +66,18 @@ def decisions_for(accounts: int) -> tuple[date, DigestWindow, list[str]]:
     for index in range(accounts):
         family = make_family(name=f"Famille F{index}", children=((f"Enfant{index}", date(2017, 1, 1)),))
         child = family.children[0]
-        db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+        db.session.add(
+            Enrolment(
+                child_id=child.id,
+                activity_id=activity.id,
+                start_date=activity.start_date,
+                end_date=activity.end_date,
+            )
+        )
         parent = make_user(email=f"parent{index}@example.fr")
-        request = bookings.submit(family.id, parent, child, activity, RequestKind.RESERVATION, days, utcnow(), "C")
+        request = bookings.submit(
+            family.id, parent, child, activity, RequestKind.RESERVATION, days, utcnow(), "C"
+        )
         db.session.flush()
         requests.decide([request.lines[0].id], True, agent, decided_at)
         requests.decide([request.lines[1].id], False, agent, decided_at, reason="Complet")
@@ -71,8 +90,23 @@ def decisions_for(accounts: int) -> tuple[date, DigestWindow, list[str]]:
 
 def run_cli(app, day, window) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "digests", "send", "--window", window.value, "--date", day.isoformat()],
-        cwd=ROOT, env=app.process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "app",
+            "digests",
+            "send",
+            "--window",
+            window.value,
+            "--date",
+            day.isoformat(),
+        ],
+        cwd=ROOT,
+        env=app.process_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 

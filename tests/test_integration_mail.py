@@ -113,4 +113,6 @@ def test_the_mails_of_one_commit_go_to_the_worker_in_one_round_trip_and_all_go_o
     assert len(live.extensions["portail_redis"].lrange("rq:queue:" + live.config["RQ_QUEUE"], 0, -1)) == 3
     start(live, "worker")
     wait_for(lambda: len(smtp.messages) == 3, timeout=30)
-    assert sorted(envelope.rcpt_tos[0] for envelope in smtp.messages) == [f"parent{n}@example.fr" for n in range(3)]
+    assert sorted(envelope.rcpt_tos[0] for envelope in smtp.messages) == [
+        f"parent{n}@example.fr" for n in range(3)
+    ]

@@ -42,7 +42,12 @@ def test_unknown_email_and_wrong_password_get_the_same_answer(client, auth):
     unknown = auth.login("personne@example.fr")
     wrong = auth.login("parent@example.fr", "mauvais-mot-de-passe-long")
     assert unknown.status_code == wrong.status_code == 200
-    strip = lambda page: page.get_data(as_text=True).replace("personne@example.fr", "X").replace("parent@example.fr", "X")  # noqa: E731
+
+    def strip(page) -> str:
+        return (
+            page.get_data(as_text=True).replace("personne@example.fr", "X").replace("parent@example.fr", "X")
+        )
+
     for page in (unknown, wrong):
         assert "Adresse e-mail ou mot de passe incorrect." in page.get_data(as_text=True)
     assert _without_csrf(strip(unknown)) == _without_csrf(strip(wrong))
@@ -122,7 +127,11 @@ def test_password_change_needs_current_password_and_ends_other_sessions(app, cli
     stolen = client.get_cookie("session").value
     wrong = client.post(
         "/mon-espace/compte/mot-de-passe",
-        data={"current_password": "pas-le-bon-mot-de-passe", "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD},
+        data={
+            "current_password": "pas-le-bon-mot-de-passe",
+            "password": NEW_PASSWORD,
+            "password_confirm": NEW_PASSWORD,
+        },
     )
     assert "Mot de passe actuel incorrect." in wrong.get_data(as_text=True)
     assert other.get("/mon-espace/").status_code == 200
@@ -152,7 +161,10 @@ def test_password_reset_flow_ends_all_sessions_and_link_is_single_use(app, clien
     response = client.post(path, data={"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD})
     assert response.status_code == 302
     assert device.get("/mon-espace/").status_code == 302
-    assert client.post(path, data={"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}).status_code == 400
+    assert (
+        client.post(path, data={"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}).status_code
+        == 400
+    )
     assert auth.login("parent@example.fr").status_code == 200, "old password no longer works"
     assert auth.login("parent@example.fr", NEW_PASSWORD).status_code == 302
 
@@ -197,7 +209,9 @@ def test_reset_token_cannot_be_used_as_activation_token(client, mails):
 def test_next_redirects_only_to_local_paths(client, auth, target):
     make_user()
     db.session.commit()
-    response = client.post(f"/connexion?next={target}", data={"email": "parent@example.fr", "password": PASSWORD})
+    response = client.post(
+        f"/connexion?next={target}", data={"email": "parent@example.fr", "password": PASSWORD}
+    )
     assert response.status_code == 302
     assert response.location.endswith("/mon-espace/")
 

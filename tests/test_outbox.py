@@ -24,7 +24,9 @@ def rows(status=None):
 
 def test_rolled_back_change_leaves_no_mail(app, mails):
     with app.test_request_context():
-        outbox.queue_mail("activation", "a@example.fr", first_name="A", link="http://x/activation/t", hours=48)
+        outbox.queue_mail(
+            "activation", "a@example.fr", first_name="A", link="http://x/activation/t", hours=48
+        )
         outbox.rollback()
     assert rows() == [] and mails == []
 
@@ -36,7 +38,7 @@ def test_deliver_sends_once_even_when_called_twice(app, mails):
     assert outbox.deliver(message.id) is True
     assert outbox.deliver(message.id) is False
     assert len(mails) == 1
-    assert mails[0].body.startswith("Bonjour A,") and "<a href=\"http://x/a\">" in mails[0].html
+    assert mails[0].body.startswith("Bonjour A,") and '<a href="http://x/a">' in mails[0].html
     db.session.expire_all()
     assert rows()[0].status is OutboxStatus.SENT
 
@@ -75,7 +77,10 @@ def test_relay_resets_mails_stuck_in_sending_after_a_worker_died(app, mails):
 
 def test_signup_succeeds_with_redis_down_and_its_mail_is_sent_once_redis_is_back(db_url, mails):
     app = make_app(
-        db_url, REDIS_URL="redis://127.0.0.1:9/0", RQ_SYNC=False, RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0"
+        db_url,
+        REDIS_URL="redis://127.0.0.1:9/0",
+        RQ_SYNC=False,
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",
     )
     with app.app_context():
         db.create_all()

@@ -11,7 +11,15 @@ from tests.conftest import make_app
 from tests.factories import PASSWORD, make_family, make_user, subscribe
 
 PAGES_ANONYMOUS = ["/", "/connexion", "/inscription", "/mot-de-passe-oublie", "/activation/renvoyer"]
-PAGES_PARENT = ["/mon-espace/", "/mon-espace/abonnements", "/mon-espace/abonnements/nouveau", "/mon-espace/compte", "/mon-espace/compte/mot-de-passe", "/famille/", "/facturation/"]
+PAGES_PARENT = [
+    "/mon-espace/",
+    "/mon-espace/abonnements",
+    "/mon-espace/abonnements/nouveau",
+    "/mon-espace/compte",
+    "/mon-espace/compte/mot-de-passe",
+    "/famille/",
+    "/facturation/",
+]
 
 
 def check_headers(response):
@@ -91,7 +99,11 @@ def test_names_are_escaped_everywhere(client, auth):
         assert evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page, url
     auth.logout()
     auth.login("agent@example.fr")
-    for url in ["/gestion/familles", f"/gestion/familles/{family.id}", f"/gestion/familles/{family.id}/courrier"]:
+    for url in [
+        "/gestion/familles",
+        f"/gestion/familles/{family.id}",
+        f"/gestion/familles/{family.id}/courrier",
+    ]:
         page = client.get(url).get_data(as_text=True)
         assert evil not in page, url
 
@@ -150,9 +162,21 @@ def test_rate_limits_use_the_client_ip_behind_a_trusted_proxy(db_url):
         try:
             client = app.test_client()
             for index in range(20):
-                client.post("/connexion", data={"email": f"x{index}@example.fr", "password": "mauvais"}, headers={"X-Forwarded-For": "203.0.113.1"})
-            blocked = client.post("/connexion", data={"email": "y@example.fr", "password": "m"}, headers={"X-Forwarded-For": "203.0.113.1"})
-            other = client.post("/connexion", data={"email": "y@example.fr", "password": "m"}, headers={"X-Forwarded-For": "203.0.113.2"})
+                client.post(
+                    "/connexion",
+                    data={"email": f"x{index}@example.fr", "password": "mauvais"},
+                    headers={"X-Forwarded-For": "203.0.113.1"},
+                )
+            blocked = client.post(
+                "/connexion",
+                data={"email": "y@example.fr", "password": "m"},
+                headers={"X-Forwarded-For": "203.0.113.1"},
+            )
+            other = client.post(
+                "/connexion",
+                data={"email": "y@example.fr", "password": "m"},
+                headers={"X-Forwarded-For": "203.0.113.2"},
+            )
             assert (blocked.status_code, other.status_code) == (429, 200)
         finally:
             db.session.remove()
@@ -180,4 +204,8 @@ def test_unexpected_error_gives_a_french_500_page(app, client, monkeypatch):
     response = client.post("/mot-de-passe-oublie", data={"email": "a@example.fr"})
     assert response.status_code == 500
     page = response.get_data(as_text=True)
-    assert "Erreur du serveur" in page and "detail-interne-confidentiel" not in page and "RuntimeError" not in page
+    assert (
+        "Erreur du serveur" in page
+        and "detail-interne-confidentiel" not in page
+        and "RuntimeError" not in page
+    )

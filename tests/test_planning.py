@@ -35,7 +35,13 @@ def next_weekday(iso: int, weeks_ahead: int = 2) -> date:
 def school_year_activity(**changes) -> Activity:
     start = utcnow().date() - timedelta(days=30)
     # Open every weekday of the year, public holidays included, so that tests do not depend on today's date.
-    values = dict(start_date=start, end_date=start + timedelta(days=400), weekdays="12345", open_period=OpenPeriod.ALL, closed_on_public_holidays=False)
+    values = dict(
+        start_date=start,
+        end_date=start + timedelta(days=400),
+        weekdays="12345",
+        open_period=OpenPeriod.ALL,
+        closed_on_public_holidays=False,
+    )
     values.update(changes)
     return canteen(**values)
 
@@ -49,7 +55,14 @@ def setup(app):
     db.session.add(activity)
     db.session.flush()
     child = family.children[0]
-    db.session.add(Enrolment(child_id=child.id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+    db.session.add(
+        Enrolment(
+            child_id=child.id,
+            activity_id=activity.id,
+            start_date=activity.start_date,
+            end_date=activity.end_date,
+        )
+    )
     db.session.commit()
     return family, child, activity
 
@@ -65,20 +78,37 @@ def test_views_render_with_the_legend_and_states_in_text(client, auth, setup):
     family, child, activity = setup
     auth.login("parent@example.fr")
     for view in ("mois", "semaine", "semaine5"):
-        page = client.get(f"/famille/{family.id}/planning", query_string={"vue": view, "date": next_weekday(2).isoformat()})
+        page = client.get(
+            f"/famille/{family.id}/planning", query_string={"vue": view, "date": next_weekday(2).isoformat()}
+        )
         text = page.get_data(as_text=True)
-        assert page.status_code == 200 and "Légende" in text and "Inscrit" in text and "Restauration scolaire" in text, view
+        assert (
+            page.status_code == 200
+            and "Légende" in text
+            and "Inscrit" in text
+            and "Restauration scolaire" in text
+        ), view
 
 
 def test_htmx_confirmation_then_request_swaps_the_cell(client, auth, setup):
     family, child, activity = setup
     auth.login("parent@example.fr")
     day = next_weekday(2)
-    confirm = client.get(f"/famille/{family.id}/planning/confirmer", query_string=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+    confirm = client.get(
+        f"/famille/{family.id}/planning/confirmer",
+        query_string=cell_params(child, activity, day, "reserve"),
+        headers={"HX-Request": "true"},
+    )
     text = confirm.get_data(as_text=True)
     assert confirm.status_code == 200 and "<html" not in text
-    assert re.search(r"Confirmer la demande de réservation du \w+ \d+ \w+ pour Léa — Restauration scolaire", text)
-    done = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+    assert re.search(
+        r"Confirmer la demande de réservation du \w+ \d+ \w+ pour Léa — Restauration scolaire", text
+    )
+    done = client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data=cell_params(child, activity, day, "reserve"),
+        headers={"HX-Request": "true"},
+    )
     text = done.get_data(as_text=True)
     assert done.status_code == 200 and "<html" not in text and "Réservé" in text
     assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVED
@@ -89,7 +119,11 @@ def test_double_click_creates_one_request(client, auth, setup):
     auth.login("parent@example.fr")
     day = next_weekday(2)
     for _ in range(2):
-        client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+        client.post(
+            f"/famille/{family.id}/planning/cellule",
+            data=cell_params(child, activity, day, "reserve"),
+            headers={"HX-Request": "true"},
+        )
     assert db.session.scalar(sa.select(sa.func.count(Request.id))) == 1
 
 
@@ -97,9 +131,13 @@ def test_without_javascript_the_confirmation_is_a_page_and_the_post_redirects(cl
     family, child, activity = setup
     auth.login("parent@example.fr")
     day = next_weekday(2)
-    page = client.get(f"/famille/{family.id}/planning/confirmer", query_string=cell_params(child, activity, day, "reserve"))
+    page = client.get(
+        f"/famille/{family.id}/planning/confirmer", query_string=cell_params(child, activity, day, "reserve")
+    )
     assert "<html" in page.get_data(as_text=True)
-    response = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"))
+    response = client.post(
+        f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve")
+    )
     assert response.status_code == 302 and "/planning" in response.location
 
 
@@ -109,9 +147,17 @@ def test_withdraw_a_pending_request_from_its_cell(client, auth, setup):
     db.session.commit()
     auth.login("parent@example.fr")
     day = next_weekday(2)
-    client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+    client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data=cell_params(child, activity, day, "reserve"),
+        headers={"HX-Request": "true"},
+    )
     assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVATION_REQUESTED
-    cell = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "withdraw"), headers={"HX-Request": "true"})
+    cell = client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data=cell_params(child, activity, day, "withdraw"),
+        headers={"HX-Request": "true"},
+    )
     assert "Inscrit" in cell.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0
 
@@ -127,8 +173,12 @@ def test_cell_requests_need_csrf(db_url):
             client = app.test_client()
             page = client.get("/connexion").get_data(as_text=True)
             token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
-            client.post("/connexion", data={"email": "parent@example.fr", "password": PASSWORD, "csrf_token": token})
-            response = client.post(f"/famille/{family.id}/planning/cellule", data={"enfant": "1"}, headers={"HX-Request": "true"})
+            client.post(
+                "/connexion", data={"email": "parent@example.fr", "password": PASSWORD, "csrf_token": token}
+            )
+            response = client.post(
+                f"/famille/{family.id}/planning/cellule", data={"enfant": "1"}, headers={"HX-Request": "true"}
+            )
             assert response.status_code == 400
         finally:
             db.session.remove()
@@ -139,32 +189,57 @@ def test_cell_requests_need_csrf(db_url):
 def test_another_familys_child_gives_404(client, auth, setup):
     family, child, activity = setup
     other = make_family(name="Famille AUTRE", children=(("Zoé", date(2015, 1, 1)),))
-    db.session.add(Enrolment(child_id=other.children[0].id, activity_id=activity.id, start_date=activity.start_date, end_date=activity.end_date))
+    db.session.add(
+        Enrolment(
+            child_id=other.children[0].id,
+            activity_id=activity.id,
+            start_date=activity.start_date,
+            end_date=activity.end_date,
+        )
+    )
     db.session.commit()
     auth.login("parent@example.fr")
     day = next_weekday(2)
     foreign = cell_params(other.children[0], activity, day, "reserve")
     for method, url in (("GET", "confirmer"), ("GET", "cellule"), ("POST", "cellule")):
         kwargs = {"query_string": foreign} if method == "GET" else {"data": foreign}
-        response = client.open(f"/famille/{family.id}/planning/{url}", method=method, headers={"HX-Request": "true"}, **kwargs)
+        response = client.open(
+            f"/famille/{family.id}/planning/{url}", method=method, headers={"HX-Request": "true"}, **kwargs
+        )
         assert response.status_code == 404, url
     assert client.get(f"/famille/{other.id}/planning").status_code == 404
     assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0
 
 
-def test_the_planning_costs_the_same_queries_for_one_child_a_week_and_four_children_five_activities_a_month(client, auth, setup):
+def test_the_planning_costs_the_same_queries_for_one_child_a_week_and_four_children_five_activities_a_month(
+    client, auth, setup
+):
     family, child, activity = setup
     auth.login("parent@example.fr")
-    small = queries_for(client, f"/famille/{family.id}/planning?vue=semaine&date={next_weekday(1).isoformat()}")
-    big = make_family(name="Famille NOMBREUSE", children=tuple((f"E{i}", date(2014 + i, 1, 1)) for i in range(4)))
+    small = queries_for(
+        client, f"/famille/{family.id}/planning?vue=semaine&date={next_weekday(1).isoformat()}"
+    )
+    big = make_family(
+        name="Famille NOMBREUSE", children=tuple((f"E{i}", date(2014 + i, 1, 1)) for i in range(4))
+    )
     subscribe(db.session.scalar(sa.select(User)), big)
-    activities = [school_year_activity(name=f"Activité {i}", validation_mode=ValidationMode.AUTOMATIC) for i in range(5)]
+    activities = [
+        school_year_activity(name=f"Activité {i}", validation_mode=ValidationMode.AUTOMATIC) for i in range(5)
+    ]
     db.session.add_all(activities)
     db.session.flush()
     for kid in big.children:
         for item in activities:
-            db.session.add(Enrolment(child_id=kid.id, activity_id=item.id, start_date=item.start_date, end_date=item.end_date))
-            db.session.add(Booking(child_id=kid.id, activity_id=item.id, day=next_weekday(3), state=BookingState.RESERVED))
+            db.session.add(
+                Enrolment(
+                    child_id=kid.id, activity_id=item.id, start_date=item.start_date, end_date=item.end_date
+                )
+            )
+            db.session.add(
+                Booking(
+                    child_id=kid.id, activity_id=item.id, day=next_weekday(3), state=BookingState.RESERVED
+                )
+            )
     db.session.commit()
     month = queries_for(client, f"/famille/{big.id}/planning?vue=mois&date={next_weekday(1).isoformat()}")
     assert month == small
@@ -174,8 +249,17 @@ def test_period_form_previews_then_creates_one_request_per_child(client, auth, s
     family, child, activity = setup
     auth.login("parent@example.fr")
     start = next_weekday(1, weeks_ahead=3)
-    params = {"enfant": str(child.id), "activite": str(activity.id), "du": start.isoformat(), "au": (start + timedelta(days=13)).isoformat(), "jours": ["2"], "type": "reservation"}
-    preview = client.get(f"/famille/{family.id}/planning/periode", query_string=params, headers={"HX-Request": "true"})
+    params = {
+        "enfant": str(child.id),
+        "activite": str(activity.id),
+        "du": start.isoformat(),
+        "au": (start + timedelta(days=13)).isoformat(),
+        "jours": ["2"],
+        "type": "reservation",
+    }
+    preview = client.get(
+        f"/famille/{family.id}/planning/periode", query_string=params, headers={"HX-Request": "true"}
+    )
     text = preview.get_data(as_text=True)
     assert "<html" not in text and "2 jours de réservation demandés" in text
     bad = client.post(f"/famille/{family.id}/planning/periode", data=dict(params, jours=[]))
@@ -185,7 +269,9 @@ def test_period_form_previews_then_creates_one_request_per_child(client, auth, s
     assert done.status_code == 302
     request = db.session.scalar(sa.select(Request))
     assert [line.day.isoweekday() for line in request.lines] == [2, 2]
-    listing = client.get(f"/famille/{family.id}/demandes", query_string={"enfant": child.id}).get_data(as_text=True)
+    listing = client.get(f"/famille/{family.id}/demandes", query_string={"enfant": child.id}).get_data(
+        as_text=True
+    )
     assert "2 jours" in listing and "Acceptée" in listing
 
 
@@ -197,7 +283,14 @@ def test_a_period_request_costs_the_same_queries_for_two_days_as_for_forty(clien
     start = next_weekday(1, weeks_ahead=3)
 
     def post(first: date, weeks: int, weekdays: list[str]) -> int:
-        params = {"enfant": str(child.id), "activite": str(activity.id), "du": first.isoformat(), "au": (first + timedelta(weeks=weeks, days=-1)).isoformat(), "jours": weekdays, "type": "reservation"}
+        params = {
+            "enfant": str(child.id),
+            "activite": str(activity.id),
+            "du": first.isoformat(),
+            "au": (first + timedelta(weeks=weeks, days=-1)).isoformat(),
+            "jours": weekdays,
+            "type": "reservation",
+        }
         with count_queries() as counter:
             assert client.post(f"/famille/{family.id}/planning/periode", data=params).status_code == 302
         return counter["n"]
@@ -205,7 +298,9 @@ def test_a_period_request_costs_the_same_queries_for_two_days_as_for_forty(clien
     few = post(start, 1, ["1", "3"])
     many = post(start + timedelta(weeks=1), 8, ["1", "2", "3", "4", "5"])
     assert many <= few  # (the first request of the session also refreshes it)
-    states = db.session.execute(sa.select(Booking.state, sa.func.count()).where(Booking.child_id == child.id).group_by(Booking.state)).all()
+    states = db.session.execute(
+        sa.select(Booking.state, sa.func.count()).where(Booking.child_id == child.id).group_by(Booking.state)
+    ).all()
     assert states == [(BookingState.RESERVED, 42)]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(sa.select(Request.id).subquery())) == 2
 
@@ -215,13 +310,18 @@ def test_the_links_of_the_planning_cells_lead_to_their_confirmation(client, auth
 
     family, _child, _activity = setup
     auth.login("parent@example.fr")
-    page = client.get(f"/famille/{family.id}/planning", query_string={"vue": "semaine5", "date": next_weekday(2).isoformat()}).get_data(as_text=True)
+    page = client.get(
+        f"/famille/{family.id}/planning",
+        query_string={"vue": "semaine5", "date": next_weekday(2).isoformat()},
+    ).get_data(as_text=True)
     links = re.findall(r'class="cell-action" href="([^"]+)" hx-get="([^"]+)"', page)
     assert links
     for href, hx_get in links[:3]:
         assert href == hx_get
         confirm = client.get(html.unescape(href), headers={"HX-Request": "true"})
-        assert confirm.status_code == 200 and "Confirmer la demande de réservation" in confirm.get_data(as_text=True)
+        assert confirm.status_code == 200 and "Confirmer la demande de réservation" in confirm.get_data(
+            as_text=True
+        )
 
 
 def test_a_withdrawal_after_the_deadline_is_refused_even_if_posted_directly(client, auth, setup):
@@ -230,11 +330,21 @@ def test_a_withdrawal_after_the_deadline_is_refused_even_if_posted_directly(clie
     db.session.commit()
     auth.login("parent@example.fr")
     day = next_weekday(2)
-    client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve"), headers={"HX-Request": "true"})
+    client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data=cell_params(child, activity, day, "reserve"),
+        headers={"HX-Request": "true"},
+    )
     activity.booking_deadline_days = 60  # the deadline is now in the past
     db.session.commit()
-    cell = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "withdraw"), headers={"HX-Request": "true"})
+    cell = client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data=cell_params(child, activity, day, "withdraw"),
+        headers={"HX-Request": "true"},
+    )
     assert "Réservation demandée" in cell.get_data(as_text=True)
     assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVATION_REQUESTED
-    forged = client.post(f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "tout-casser"))
+    forged = client.post(
+        f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "tout-casser")
+    )
     assert forged.status_code == 400

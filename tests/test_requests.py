@@ -50,7 +50,10 @@ def paris(year, month, day, hour, minute=0, second=0):
         ((2027, 1, 12, 17, 59, 59), ((2027, 1, 12), EVENING)),
         ((2027, 1, 12, 18, 0, 0), ((2027, 1, 12), EVENING)),
         ((2027, 1, 12, 18, 0, 1), ((2027, 1, 13), NOON)),
-        ((2027, 1, 12, 20, 0, 0), ((2027, 1, 13), NOON)),  # a decision at 20:00 goes into the next day's 13:00 mail
+        (
+            (2027, 1, 12, 20, 0, 0),
+            ((2027, 1, 13), NOON),
+        ),  # a decision at 20:00 goes into the next day's 13:00 mail
         ((2027, 1, 13, 0, 30, 0), ((2027, 1, 13), NOON)),
         ((2027, 7, 12, 13, 0, 0), ((2027, 7, 12), NOON)),  # summer time
         ((2027, 7, 12, 13, 0, 1), ((2027, 7, 12), EVENING)),
@@ -77,13 +80,17 @@ def test_window_bounds_on_both_daylight_saving_days():
 # --- decisions --------------------------------------------------------------------------------
 
 
-def manual_request(activity, kind=RequestKind.RESERVATION, name="Léa", email="parent@example.fr", days=(THURSDAY,)):
+def manual_request(
+    activity, kind=RequestKind.RESERVATION, name="Léa", email="parent@example.fr", days=(THURSDAY,)
+):
     family, child = enrolled_child(activity, name)
     user = make_user(email=email, first_name=name)
     subscribe(user, family)
     if kind is RequestKind.ABSENCE:
         for day in days:
-            db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED))
+            db.session.add(
+                Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
+            )
         db.session.flush()
     request = bookings.submit(family.id, user, child, activity, kind, list(days), NOW, "C")
     commit()
@@ -96,7 +103,11 @@ def agent(app):
 
 
 def state_of(child, activity, day=THURSDAY):
-    return db.session.scalar(sa.select(Booking.state).where(Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day))
+    return db.session.scalar(
+        sa.select(Booking.state).where(
+            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
+        )
+    )
 
 
 def test_accepting_reservations_never_exceeds_the_capacity(app, agent):
@@ -104,7 +115,10 @@ def test_accepting_reservations_never_exceeds_the_capacity(app, agent):
     db.session.add(activity)
     first, lea, _ = manual_request(activity)
     second, tom, _ = manual_request(activity, name="Tom", email="tom@example.fr")
-    assert requests.decide([line.id for line in first.lines + second.lines], True, agent, NOW) == {"accepted": 1, "refused": 1}
+    assert requests.decide([line.id for line in first.lines + second.lines], True, agent, NOW) == {
+        "accepted": 1,
+        "refused": 1,
+    }
     commit()
     assert {state_of(lea, activity), state_of(tom, activity)} == {BookingState.RESERVED, BookingState.REFUSED}
     refused = db.session.scalar(sa.select(Booking).where(Booking.state == BookingState.REFUSED))
@@ -116,13 +130,25 @@ def test_refusing_an_absence_keeps_the_day_reserved_and_records_who_why_and_the_
     db.session.add(activity)
     request, child, _ = manual_request(activity, RequestKind.ABSENCE)
     assert state_of(child, activity) is BookingState.ABSENCE_REQUESTED
-    requests.decide([request.lines[0].id], False, agent, NOW, reason="Hors délai", message="Le repas est déjà commandé.")
+    requests.decide(
+        [request.lines[0].id], False, agent, NOW, reason="Hors délai", message="Le repas est déjà commandé."
+    )
     commit()
     assert state_of(child, activity) is BookingState.RESERVED
     line = request.lines[0]
-    assert (line.state, line.reason, line.decided_by_id, line.message) == (LineState.REFUSED, "Hors délai", agent.id, "Le repas est déjà commandé.")
+    assert (line.state, line.reason, line.decided_by_id, line.message) == (
+        LineState.REFUSED,
+        "Hors délai",
+        agent.id,
+        "Le repas est déjà commandé.",
+    )
     event = db.session.scalar(sa.select(RequestEvent).where(RequestEvent.kind == EventKind.DECISION))
-    assert event.by_town and event.author_id == agent.id and event.reason == "Hors délai" and "Refusée" in event.summary
+    assert (
+        event.by_town
+        and event.author_id == agent.id
+        and event.reason == "Hors délai"
+        and "Refusée" in event.summary
+    )
 
 
 def test_a_refusal_needs_a_reason_and_autre_needs_a_message_and_nothing_changes(app, agent):
@@ -156,7 +182,9 @@ def test_unread_flags_are_per_parent_and_cleared_by_opening(app, agent):
     commit()
     assert requests.unread_counts(claire, [request.id]) == {}  # the parent's own creation is not new
     requests.decide([request.lines[0].id], False, agent, NOW, reason="Complet")
-    requests.add_message(request, agent, "Une place se libère peut-être lundi.", by_town=True, now=NOW + timedelta(minutes=1))
+    requests.add_message(
+        request, agent, "Une place se libère peut-être lundi.", by_town=True, now=NOW + timedelta(minutes=1)
+    )
     commit()
     assert requests.unread_counts(claire, [request.id]) == {request.id: 2}
     requests.mark_read(request, claire, NOW + timedelta(minutes=2))
@@ -174,7 +202,9 @@ def test_unread_flags_are_per_parent_and_cleared_by_opening(app, agent):
 def rendered(template):
     from portail.services.outbox import render
 
-    message = db.session.scalar(sa.select(OutboxMessage).where(OutboxMessage.template == template).order_by(OutboxMessage.id.desc()))
+    message = db.session.scalar(
+        sa.select(OutboxMessage).where(OutboxMessage.template == template).order_by(OutboxMessage.id.desc())
+    )
     return render(message)
 
 
@@ -196,7 +226,17 @@ def test_receipt_for_a_period(app):
     family, child = enrolled_child(activity)
     user = make_user()
     days = [date(2027, 3, 1), date(2027, 3, 4), date(2027, 3, 8), date(2027, 3, 11)]
-    bookings.submit(family.id, user, child, activity, RequestKind.RESERVATION, days, NOW, "C", period=(date(2027, 3, 1), date(2027, 3, 12), "14"))
+    bookings.submit(
+        family.id,
+        user,
+        child,
+        activity,
+        RequestKind.RESERVATION,
+        days,
+        NOW,
+        "C",
+        period=(date(2027, 3, 1), date(2027, 3, 12), "14"),
+    )
     commit()
     mail = rendered("booking_receipt")
     for text in (mail.body, mail.html):
@@ -213,11 +253,19 @@ def test_digest_lists_accepted_and_refused_lines_once_per_account_and_window(app
     first, _lea, claire = manual_request(activity, days=(THURSDAY, THURSDAY + timedelta(days=1)))
     other, _tom, sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
     requests.decide([first.lines[0].id], True, agent, paris(2027, 1, 12, 9))
-    requests.decide([first.lines[1].id], False, agent, paris(2027, 1, 12, 12, 59, 59), reason="Complet", message="Plus de place ce vendredi.")
+    requests.decide(
+        [first.lines[1].id],
+        False,
+        agent,
+        paris(2027, 1, 12, 12, 59, 59),
+        reason="Complet",
+        message="Plus de place ce vendredi.",
+    )
     requests.decide([other.lines[0].id], True, agent, paris(2027, 1, 12, 13, 0, 1))  # the 18:00 window
     commit()
     with pytest.raises(digests.WindowNotOver):
-        digests.send_window(date(2027, 1, 12), NOON, now=paris(2027, 1, 12, 12, 59, 59))  # decisions may still come
+        # decisions may still come
+        digests.send_window(date(2027, 1, 12), NOON, now=paris(2027, 1, 12, 12, 59, 59))
     assert digests.send_window(date(2027, 1, 12), NOON, now=paris(2027, 1, 12, 13)) == 1
     assert digests.send_window(date(2027, 1, 12), NOON, now=LATER) == 0  # again: nothing more
     mail = rendered("decision_digest")
@@ -242,11 +290,20 @@ def test_dispatch_sends_each_due_window_once_and_catches_up_a_missed_one(app, ag
     assert digests.dispatch_due(paris(2027, 1, 12, 14, 10)) == 1
     assert digests.dispatch_due(paris(2027, 1, 12, 14, 11)) == 0
     assert digests.dispatch_due(paris(2027, 1, 12, 18, 0, 59)) == 0  # within the grace minute: not read yet
-    assert not db.session.scalar(sa.select(DigestRun).where(DigestRun.day == date(2027, 1, 12), DigestRun.window == EVENING))
+    assert not db.session.scalar(
+        sa.select(DigestRun).where(DigestRun.day == date(2027, 1, 12), DigestRun.window == EVENING)
+    )
     assert digests.dispatch_due(paris(2027, 1, 12, 18, 1, 0)) == 0  # the 18:00 window has no decision
-    runs = db.session.execute(sa.select(DigestRun.day, DigestRun.window).where(DigestRun.day == date(2027, 1, 12))).all()
+    runs = db.session.execute(
+        sa.select(DigestRun.day, DigestRun.window).where(DigestRun.day == date(2027, 1, 12))
+    ).all()
     assert set(runs) == {(date(2027, 1, 12), NOON), (date(2027, 1, 12), EVENING)}
-    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id)).where(OutboxMessage.template == "decision_digest")) == 1
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count(OutboxMessage.id)).where(OutboxMessage.template == "decision_digest")
+        )
+        == 1
+    )
 
 
 def test_automatic_decisions_are_in_the_digest_but_not_new_messages(app):
@@ -256,7 +313,9 @@ def test_automatic_decisions_are_in_the_digest_but_not_new_messages(app):
     db.session.add(activity)
     family, child = enrolled_child(activity)
     user = make_user()
-    request = bookings.submit(family.id, user, child, activity, RequestKind.RESERVATION, [THURSDAY], paris(2027, 1, 12, 9), "C")
+    request = bookings.submit(
+        family.id, user, child, activity, RequestKind.RESERVATION, [THURSDAY], paris(2027, 1, 12, 9), "C"
+    )
     commit()
     assert requests.unread_counts(user, [request.id]) == {}
     assert digests.send_window(date(2027, 1, 12), NOON, now=LATER) == 1
@@ -279,21 +338,32 @@ def test_staff_queue_filters_and_shows_places(client, auth, pending):
     first, second = pending
     auth.login("agent@example.fr")
     page = client.get("/gestion/demandes").get_data(as_text=True)
-    assert "3 jours demandés en attente" in page and "Léa" in page and "Tom" in page and "0 / 30 réservé" in page
+    assert (
+        "3 jours demandés en attente" in page and "Léa" in page and "Tom" in page and "0 / 30 réservé" in page
+    )
     only_tom = client.get("/gestion/demandes", query_string={"famille": "tom"}).get_data(as_text=True)
     assert "Tom" in only_tom and "Léa MARTIN" not in only_tom
-    friday = client.get("/gestion/demandes", query_string={"jour": (THURSDAY + timedelta(days=1)).isoformat()}).get_data(as_text=True)
+    friday = client.get(
+        "/gestion/demandes", query_string={"jour": (THURSDAY + timedelta(days=1)).isoformat()}
+    ).get_data(as_text=True)
     assert "1 jour demandé en attente" in friday
-    assert "0 jour demandé" in client.get("/gestion/demandes", query_string={"etat": "accepted"}).get_data(as_text=True)
+    assert "0 jour demandé" in client.get("/gestion/demandes", query_string={"etat": "accepted"}).get_data(
+        as_text=True
+    )
 
 
 def test_staff_bulk_accept_then_refuse_one_line_with_reason_and_message(client, auth, pending):
     first, second = pending
     auth.login("agent@example.fr")
-    response = client.post("/gestion/demandes/decision", data={"decision": "accepter", "ligne": [first.lines[0].id, second.lines[0].id]})
+    response = client.post(
+        "/gestion/demandes/decision",
+        data={"decision": "accepter", "ligne": [first.lines[0].id, second.lines[0].id]},
+    )
     assert response.status_code == 302
     refused = client.post(
-        "/gestion/demandes/decision", data={"une": f"{first.lines[1].id}:refuser", "motif": "Complet", "message": "Désolé"}, follow_redirects=True,
+        "/gestion/demandes/decision",
+        data={"une": f"{first.lines[1].id}:refuser", "motif": "Complet", "message": "Désolé"},
+        follow_redirects=True,
     ).get_data(as_text=True)
     assert "1 jour refusé" in refused
     db.session.expire_all()
@@ -306,7 +376,9 @@ def test_staff_bulk_accept_then_refuse_one_line_with_reason_and_message(client, 
 def test_staff_refusal_without_reason_changes_nothing(client, auth, pending):
     first, _second = pending
     auth.login("agent@example.fr")
-    page = client.post("/gestion/demandes/decision", data={"une": f"{first.lines[0].id}:refuser"}, follow_redirects=True).get_data(as_text=True)
+    page = client.post(
+        "/gestion/demandes/decision", data={"une": f"{first.lines[0].id}:refuser"}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "Choisissez le motif du refus" in page
     db.session.expire_all()
     assert first.lines[0].state is LineState.PENDING
@@ -315,22 +387,35 @@ def test_staff_refusal_without_reason_changes_nothing(client, auth, pending):
 def test_parents_cannot_reach_the_staff_queue(client, auth, pending):
     auth.login("parent@example.fr")
     assert client.get("/gestion/demandes").status_code == 403
-    assert client.post("/gestion/demandes/decision", data={"decision": "accepter", "ligne": [1]}).status_code == 403
+    assert (
+        client.post("/gestion/demandes/decision", data={"decision": "accepter", "ligne": [1]}).status_code
+        == 403
+    )
 
 
-def test_mes_demandes_shows_own_requests_and_new_messages_until_the_history_is_opened(client, auth, pending, agent):
+def test_mes_demandes_shows_own_requests_and_new_messages_until_the_history_is_opened(
+    client, auth, pending, agent
+):
     first, second = pending
     requests.add_message(first, agent, "Pensez au certificat.", by_town=True, now=NOW)
     commit()
     auth.login("parent@example.fr")
     listing = client.get("/mon-espace/demandes").get_data(as_text=True)
-    assert "Restauration scolaire" in listing and "1 nouveau(x) message(s)" in listing and "— Tom," not in listing
+    assert (
+        "Restauration scolaire" in listing
+        and "1 nouveau(x) message(s)" in listing
+        and "— Tom," not in listing
+    )
     history = client.get(f"/mon-espace/demandes/{first.id}").get_data(as_text=True)
     assert "Pensez au certificat." in history and "Demande de réservation : 2 jours" in history
     assert "nouveau(x) message(s)" not in client.get("/mon-espace/demandes").get_data(as_text=True)
-    sent = client.post(f"/mon-espace/demandes/{first.id}/message", data={"message": "Envoyé hier."}, follow_redirects=True).get_data(as_text=True)
+    sent = client.post(
+        f"/mon-espace/demandes/{first.id}/message", data={"message": "Envoyé hier."}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "Envoyé hier." in sent
-    empty = client.post(f"/mon-espace/demandes/{first.id}/message", data={"message": "   "}, follow_redirects=True).get_data(as_text=True)
+    empty = client.post(
+        f"/mon-espace/demandes/{first.id}/message", data={"message": "   "}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "Écrivez votre message" in empty
 
 
@@ -339,7 +424,12 @@ def test_another_familys_request_gives_404(client, auth, pending):
     auth.login("parent@example.fr")
     assert client.get(f"/mon-espace/demandes/{second.id}").status_code == 404
     assert client.post(f"/mon-espace/demandes/{second.id}/message", data={"message": "x"}).status_code == 404
-    assert db.session.scalar(sa.select(sa.func.count(RequestEvent.id)).where(RequestEvent.kind == EventKind.MESSAGE)) == 0
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count(RequestEvent.id)).where(RequestEvent.kind == EventKind.MESSAGE)
+        )
+        == 0
+    )
 
 
 def test_mes_demandes_also_lists_the_dossier_changes_newest_first(client, auth, pending):
@@ -350,7 +440,13 @@ def test_mes_demandes_also_lists_the_dossier_changes_newest_first(client, auth, 
     from portail.models import User
 
     parent = db.session.scalar(sa.select(User).where(User.email == "parent@example.fr"))
-    dossier.request_change(family, parent, "address", family.guardians[0], {"address_line1": "1 rue A", "postcode": "75001", "city": "Paris"})
+    dossier.request_change(
+        family,
+        parent,
+        "address",
+        family.guardians[0],
+        {"address_line1": "1 rue A", "postcode": "75001", "city": "Paris"},
+    )
     commit()
     auth.login("parent@example.fr")
     listing = client.get("/mon-espace/demandes").get_data(as_text=True)
@@ -358,13 +454,22 @@ def test_mes_demandes_also_lists_the_dossier_changes_newest_first(client, auth, 
     assert listing.index("Modification du dossier") < listing.index("Restauration scolaire")
 
 
-def test_with_smtp_down_requests_and_decisions_succeed_and_their_mails_go_out_once_it_is_back(client, auth, app, agent, mails, monkeypatch):
+def test_with_smtp_down_requests_and_decisions_succeed_and_their_mails_go_out_once_it_is_back(
+    client, auth, app, agent, mails, monkeypatch
+):
     from portail.extensions import mail
     from portail.models import OpenPeriod, OutboxStatus
     from portail.services import outbox
 
     today = datetime.now(UTC).date()
-    activity = canteen(capacity=30, open_period=OpenPeriod.ALL, closed_on_public_holidays=False, weekdays="12345", start_date=today, end_date=today + timedelta(days=300))
+    activity = canteen(
+        capacity=30,
+        open_period=OpenPeriod.ALL,
+        closed_on_public_holidays=False,
+        weekdays="12345",
+        start_date=today,
+        end_date=today + timedelta(days=300),
+    )
     db.session.add(activity)
     family, child = enrolled_child(activity)
     subscribe(make_user(), family)
@@ -379,7 +484,10 @@ def test_with_smtp_down_requests_and_decisions_succeed_and_their_mails_go_out_on
     day = today + timedelta(days=14)
     while day.isoweekday() > 5:
         day += timedelta(days=1)
-    response = client.post(f"/famille/{family.id}/planning/cellule", data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "reserve"})
+    response = client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "reserve"},
+    )
     assert response.status_code == 302
     auth.logout()
     auth.login("agent@example.fr")
@@ -387,7 +495,9 @@ def test_with_smtp_down_requests_and_decisions_succeed_and_their_mails_go_out_on
     assert client.post("/gestion/demandes/decision", data={"une": f"{line_id}:accepter"}).status_code == 302
     db.session.expire_all()
     assert state_of(child, activity, day) is BookingState.RESERVED
-    pending = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)).all()
+    pending = db.session.scalars(
+        sa.select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)
+    ).all()
     assert [row.template for row in pending] == ["booking_receipt"] and mails == []
     monkeypatch.setattr(mail, "send", original)
     app.config["OUTBOX_RELAY_AFTER"] = timedelta(0)
@@ -415,7 +525,13 @@ def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(clie
     family = child.family
     from portail.services import dossier
 
-    dossier.request_change(family, claire, "address", family.guardians[0], {"address_line1": "1 rue A", "postcode": "75001", "city": "Paris"})
+    dossier.request_change(
+        family,
+        claire,
+        "address",
+        family.guardians[0],
+        {"address_line1": "1 rue A", "postcode": "75001", "city": "Paris"},
+    )
     commit()
     auth.login("agent@example.fr")
     staff_one = queries_for(client, "/gestion/demandes")
@@ -425,7 +541,9 @@ def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(clie
     auth.logout()
     for index in range(9):
         day = THURSDAY + timedelta(weeks=index + 1)
-        request = bookings.submit(family.id, claire, child, activity, RequestKind.RESERVATION, [day], NOW, "C")
+        request = bookings.submit(
+            family.id, claire, child, activity, RequestKind.RESERVATION, [day], NOW, "C"
+        )
         requests.add_message(request, agent, f"Message {index}", by_town=True, now=NOW)
     other, _tom, _sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
     dossier.request_change(family, claire, "health", child, {"allergies": "Kiwi"})
@@ -441,7 +559,9 @@ def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(clie
 def test_a_parents_message_is_flagged_to_staff_until_the_town_answers(client, auth, pending, agent):
     first, _second = pending
     auth.login("parent@example.fr")
-    client.post(f"/mon-espace/demandes/{first.id}/message", data={"message": "Léa mangera finalement le jeudi."})
+    client.post(
+        f"/mon-espace/demandes/{first.id}/message", data={"message": "Léa mangera finalement le jeudi."}
+    )
     auth.logout()
     auth.login("agent@example.fr")
     flag = "Message de la famille à lire"

@@ -71,7 +71,9 @@ def test_wrong_code_or_verification_gets_one_generic_message(client, auth, famil
     }[case]
     response = search(client, code, born)
     assert response.status_code == 422
-    assert "Aucune famille ne correspond à ce code abonné et à cette date de naissance." in response.get_data(as_text=True)
+    assert "Aucune famille ne correspond à ce code abonné et à cette date de naissance." in response.get_data(
+        as_text=True
+    )
     assert confirm(client, code, born).status_code == 422
     assert db.session.scalar(sa.select(sa.func.count(Subscription.id))) == 0
     assert other.id

@@ -237,10 +237,16 @@ def _family_ids() -> list[int]:
 @bp.get("/demandes")
 def requests_list():
     """Mes demandes: reservations, absences, dossier changes and documents of the parent's families, newest first."""
-    listing = request_service.parent_listing(_family_ids(), max(request.args.get("page", 1, type=int), 1), PER_PAGE)
+    listing = request_service.parent_listing(
+        _family_ids(), max(request.args.get("page", 1, type=int), 1), PER_PAGE
+    )
     return render_template(
-        "account/requests.html", page={"page": listing.page, "pages": listing.pages}, items=listing.items,
-        unread=request_service.unread_counts(current_user, listing.request_ids), state_of=planning.request_state, kinds=planning.KIND_LABELS,
+        "account/requests.html",
+        page={"page": listing.page, "pages": listing.pages},
+        items=listing.items,
+        unread=request_service.unread_counts(current_user, listing.request_ids),
+        state_of=planning.request_state,
+        kinds=planning.KIND_LABELS,
         describe=dossier.describe,
     )
 
@@ -260,8 +266,13 @@ def request_history(request_id: int):
     request_service.mark_read(found, current_user, utcnow())
     commit()
     return render_template(
-        "account/request_history.html", item=found, events=events, state=planning.request_state(found.lines), kinds=planning.KIND_LABELS,
-        french_day=french_day, line_labels=request_service.LINE_LABELS,
+        "account/request_history.html",
+        item=found,
+        events=events,
+        state=planning.request_state(found.lines),
+        kinds=planning.KIND_LABELS,
+        french_day=french_day,
+        line_labels=request_service.LINE_LABELS,
     )
 
 
@@ -271,7 +282,9 @@ def request_message(request_id: int):
 
     found = _own_request_or_404(request_id)
     try:
-        request_service.add_message(found, current_user, request.form.get("message", ""), by_town=False, now=utcnow())
+        request_service.add_message(
+            found, current_user, request.form.get("message", ""), by_town=False, now=utcnow()
+        )
         request_service.mark_read(found, current_user, utcnow())
         commit()
         flash("Votre message a été envoyé à la mairie.", "success")

@@ -34,7 +34,9 @@ class SignUpForm(NewPasswordMixin, FlaskForm):
     )
     accept = BooleanField(
         "J'accepte que mes données soient traitées par la collectivité pour la gestion des activités de mes enfants.",
-        validators=[InputRequired(message="Vous devez accepter le traitement de vos données pour créer un compte.")],
+        validators=[
+            InputRequired(message="Vous devez accepter le traitement de vos données pour créer un compte.")
+        ],
     )
 
     def validate_phone(self, field) -> None:

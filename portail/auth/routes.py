@@ -190,5 +190,3 @@ def reset_password(token: str):
         flash("Votre mot de passe a été modifié. Connectez-vous avec le nouveau.", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", form=form, token=token)
-
-

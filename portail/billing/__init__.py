@@ -18,13 +18,22 @@ def home():
     """Espace Facturation: for each family, what is left to pay and its invoices, newest first."""
     families = active_families(current_user)
     invoices = db.session.scalars(
-        sa.select(Invoice).where(Invoice.family_id.in_([f.id for f in families])).order_by(Invoice.month.desc(), Invoice.id.desc())
+        sa.select(Invoice)
+        .where(Invoice.family_id.in_([f.id for f in families]))
+        .order_by(Invoice.month.desc(), Invoice.id.desc())
     ).all()
     by_family = {family.id: [] for family in families}
     for row in billing.with_states(invoices, utcnow()):
         by_family[row[0].family_id].append(row)
     balances = billing.balances([family.id for family in families])
-    return render_template("billing/home.html", families=families, by_family=by_family, balances=balances, euros=billing.euros, month_label=billing.month_label)
+    return render_template(
+        "billing/home.html",
+        families=families,
+        by_family=by_family,
+        balances=balances,
+        euros=billing.euros,
+        month_label=billing.month_label,
+    )
 
 
 def _invoice_of(family_id: int, invoice_id: int) -> Invoice:
@@ -37,7 +46,7 @@ def _invoice_of(family_id: int, invoice_id: int) -> Invoice:
 
 
 def invoice_state(invoice: Invoice) -> tuple[int, str]:
-    (_invoice, paid, state), = billing.with_states([invoice], utcnow())
+    ((_invoice, paid, state),) = billing.with_states([invoice], utcnow())
     return paid, state
 
 
@@ -45,7 +54,15 @@ def invoice_state(invoice: Invoice) -> tuple[int, str]:
 def invoice_show(family_id: int, invoice_id: int):
     invoice = _invoice_of(family_id, invoice_id)
     paid, state = invoice_state(invoice)
-    return render_template("billing/invoice.html", invoice=invoice, paid=paid, state=state, euros=billing.euros, month_label=billing.month_label, staff=False)
+    return render_template(
+        "billing/invoice.html",
+        invoice=invoice,
+        paid=paid,
+        state=state,
+        euros=billing.euros,
+        month_label=billing.month_label,
+        staff=False,
+    )
 
 
 @bp.get("/<int:family_id>/factures/<int:invoice_id>/pdf")

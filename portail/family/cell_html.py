@@ -54,7 +54,8 @@ def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
     child, verdict, state = cell.child, cell.verdict, cell.state
     badge, first_name = _who(child, colour)
     activity = _what(cell.activity)
-    refusal = cell.reason if state is BookingState.REFUSED else None  # a pending request keeps the old reason for a withdrawal
+    # a pending request keeps the old reason for a withdrawal
+    refusal = cell.reason if state is BookingState.REFUSED else None
     css, state_html = _state(state, refusal, None if verdict.actions else verdict.reason)
     iso = cell.day.isoformat()
     actions = ""
@@ -72,14 +73,23 @@ def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
     )
 
 
-def days_html(by_day: dict[date, list[Cell]], colours: dict[int, int], confirm_base: str, today: date) -> Markup:
+def days_html(
+    by_day: dict[date, list[Cell]], colours: dict[int, int], confirm_base: str, today: date
+) -> Markup:
     """Every day shown, a section each with its title and its cells (one call from the template)."""
     parts = []
     for day, cells in by_day.items():
         name = _text(french_day(day))
-        classes = "day" + (" today" if day == today else "") + (" weekend" if day.weekday() >= 5 else "") + ("" if cells else " empty")
+        classes = (
+            "day"
+            + (" today" if day == today else "")
+            + (" weekend" if day.weekday() >= 5 else "")
+            + ("" if cells else " empty")
+        )
         hint = ' <span class="hint">(aujourd\'hui)</span>' if day == today else ""
-        parts.append(f'<section class="{classes}" aria-label="{name}">\n<h3 class="day-title">{name}{hint}</h3>\n')
+        parts.append(
+            f'<section class="{classes}" aria-label="{name}">\n<h3 class="day-title">{name}{hint}</h3>\n'
+        )
         parts.extend([cell_html(cell, colours[cell.child.id], confirm_base) for cell in cells])
         parts.append("\n</section>\n")
     return Markup("".join(parts))

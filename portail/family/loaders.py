@@ -11,14 +11,22 @@ from portail.models import AuthorizedContact, Child, Family, Subscription
 FAMILY_OF_USER = (
     sa.select(Family)
     .join(Subscription)
-    .where(Family.id == sa.bindparam("family"), Subscription.user_id == sa.bindparam("user"), Subscription.ended_at.is_(None))
+    .where(
+        Family.id == sa.bindparam("family"),
+        Subscription.user_id == sa.bindparam("user"),
+        Subscription.ended_at.is_(None),
+    )
     .options(sa.orm.joinedload(Family.children))  # one query for the family and its children
 )
 
 
 def family_of_current_user(family_id: int) -> Family:
     """A family the parent is subscribed to, else 404."""
-    family = db.session.execute(FAMILY_OF_USER, {"family": family_id, "user": current_user.id}).unique().scalar_one_or_none()
+    family = (
+        db.session.execute(FAMILY_OF_USER, {"family": family_id, "user": current_user.id})
+        .unique()
+        .scalar_one_or_none()
+    )
     if family is None:
         abort(404)
     return family
@@ -28,7 +36,9 @@ def member_or_404(family: Family, model, object_id: int):
     """A guardian, child, contact or change request of this family, else 404."""
     if model is AuthorizedContact:
         found = db.session.scalar(
-            sa.select(AuthorizedContact).join(Child).where(AuthorizedContact.id == object_id, Child.family_id == family.id)
+            sa.select(AuthorizedContact)
+            .join(Child)
+            .where(AuthorizedContact.id == object_id, Child.family_id == family.id)
         )
     else:
         found = db.session.get(model, object_id)
@@ -37,5 +47,3 @@ def member_or_404(family: Family, model, object_id: int):
     if found is None:
         abort(404)
     return found
-
-

@@ -22,7 +22,15 @@ CONFIRM_TEXT = {
     ABSENCE: "Confirmer la demande d'absence du {day} pour {child} — {activity} ?",
     WITHDRAW: "Retirer la demande en cours du {day} pour {child} — {activity} ?",
 }
-WEEKDAYS = [("1", "Lundi"), ("2", "Mardi"), ("3", "Mercredi"), ("4", "Jeudi"), ("5", "Vendredi"), ("6", "Samedi"), ("7", "Dimanche")]
+WEEKDAYS = [
+    ("1", "Lundi"),
+    ("2", "Mardi"),
+    ("3", "Mercredi"),
+    ("4", "Jeudi"),
+    ("5", "Vendredi"),
+    ("6", "Samedi"),
+    ("7", "Dimanche"),
+]
 
 
 def _zone() -> str:
@@ -58,14 +66,30 @@ def planning_page(family_id: int):
     child_filter = set(_ids("enfant")) if filtered else None
     activity_filter = set(_ids("activite")) if filtered else None
     start, end = planning.period_of(view, anchor)
-    activities, by_day = planning.cells(family.children, start, end, utcnow(), _zone(), activity_filter, child_filter)
+    activities, by_day = planning.cells(
+        family.children, start, end, utcnow(), _zone(), activity_filter, child_filter
+    )
     previous, following = planning.neighbours(view, anchor)
     return render_template(
-        "family/planning.html", family=family, view=view, views=planning.VIEWS, anchor=anchor, start=start, end=end,
-        by_day=by_day, previous=previous, following=following, today=today, colours=colours(family),
-        shown_children={c.id for c in family.children} if child_filter is None else child_filter, activities=activities,
+        "family/planning.html",
+        family=family,
+        view=view,
+        views=planning.VIEWS,
+        anchor=anchor,
+        start=start,
+        end=end,
+        by_day=by_day,
+        previous=previous,
+        following=following,
+        today=today,
+        colours=colours(family),
+        shown_children={c.id for c in family.children} if child_filter is None else child_filter,
+        activities=activities,
         shown_activities={a.id for a in activities} if activity_filter is None else activity_filter,
-        filtered=filtered, days_html=days_html, french_day=french_day, icons=planning.STATE_ICONS,
+        filtered=filtered,
+        days_html=days_html,
+        french_day=french_day,
+        icons=planning.STATE_ICONS,
     )
 
 
@@ -74,7 +98,11 @@ def _cell_target():
     family = family_of_current_user(request.view_args["family_id"])
     source = request.form if request.method == "POST" else request.args
     child = member_or_404(family, Child, int(source.get("enfant", "0") or 0))
-    activity = db.session.get(Activity, int(source.get("activite", "0") or 0)) if (source.get("activite") or "").isdigit() else None
+    activity = (
+        db.session.get(Activity, int(source.get("activite", "0") or 0))
+        if (source.get("activite") or "").isdigit()
+        else None
+    )
     if activity is None:
         abort(404)
     return family, child, activity, _parse_day(source.get("jour"))
@@ -89,7 +117,9 @@ def _cell_args():
 
 
 def _render_cell(family, cell, status: int = 200):
-    return cell_html(cell, colours(family)[cell.child.id], url_for("family.planning_confirm", family_id=family.id)), status
+    return cell_html(
+        cell, colours(family)[cell.child.id], url_for("family.planning_confirm", family_id=family.id)
+    ), status
 
 
 @bp.get("/<int:family_id>/planning/cellule")
@@ -107,7 +137,9 @@ def planning_confirm(family_id: int):
     if action not in cell.verdict.actions:  # the day changed meanwhile: show it as it is now
         return _render_cell(family, cell) if is_htmx() else redirect(_back(family))
     text = CONFIRM_TEXT[action].format(day=french_day(day), child=child.first_name, activity=activity.name)
-    context = dict(family=family, cell=cell, action=action, text=text, back=_back(family), colours=colours(family))
+    context = dict(
+        family=family, cell=cell, action=action, text=text, back=_back(family), colours=colours(family)
+    )
     template = "family/_confirm.html" if is_htmx() else "family/confirm_page.html"
     return render_template(template, **context)
 
@@ -135,7 +167,8 @@ def planning_act(family_id: int):
         else:
             kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
             bookings.submit(family.id, current_user, child, activity, kind, [day], utcnow(), _zone())
-        return planning.one_cell(child, activity, day, utcnow(), _zone())  # the new state, read before the commit
+        # the new state, read before the commit
+        return planning.one_cell(child, activity, day, utcnow(), _zone())
 
     message = None
     try:
@@ -165,7 +198,14 @@ def planning_period(family_id: int):
             try:
                 bookings.with_retries(
                     lambda child=child: bookings.submit(
-                        family.id, current_user, child, data["activity"], data["kind"], data["days"], utcnow(), _zone(),
+                        family.id,
+                        current_user,
+                        child,
+                        data["activity"],
+                        data["kind"],
+                        data["days"],
+                        utcnow(),
+                        _zone(),
                         period=(data["start"], data["end"], "".join(data["weekdays_checked"])),
                     )
                 )
@@ -176,20 +216,31 @@ def planning_period(family_id: int):
         for error in errors:
             flash(error, "error")
         if created:
-            flash(f"{created} demande{'s' if created > 1 else ''} enregistrée{'s' if created > 1 else ''}.", "success")
+            flash(
+                f"{created} demande{'s' if created > 1 else ''} enregistrée{'s' if created > 1 else ''}.",
+                "success",
+            )
             return redirect(url_for("family.planning_requests", family_id=family.id))
     if data["submitted"] and not data["errors"] and not data["preview"]:
         data["preview"] = _previews(data)
     template = "family/_period_preview.html" if is_htmx() else "family/period.html"
     status = 422 if request.method == "POST" and data["errors"] else 200
-    return render_template(template, family=family, activities=activities, weekdays=WEEKDAYS, french_day=french_day, **data), status
+    return render_template(
+        template, family=family, activities=activities, weekdays=WEEKDAYS, french_day=french_day, **data
+    ), status
 
 
 def _family_activities(family) -> list[Activity]:
     return list(
         db.session.scalars(
             sa.select(Activity)
-            .where(Activity.id.in_(sa.select(Enrolment.activity_id).where(Enrolment.child_id.in_([c.id for c in family.children]))))
+            .where(
+                Activity.id.in_(
+                    sa.select(Enrolment.activity_id).where(
+                        Enrolment.child_id.in_([c.id for c in family.children])
+                    )
+                )
+            )
             .order_by(Activity.name)
         )
     )
@@ -231,8 +282,19 @@ def _period_data(family, activities) -> dict:
                 days.append(day)
             day += timedelta(days=1)
     data = dict(
-        submitted=submitted, errors=errors, children=children, child_ids=child_ids, activity=activity, kind=kind,
-        weekdays_checked=weekdays, start=start, end=end, days=days, preview=preview, du=source.get("du", ""), au=source.get("au", ""),
+        submitted=submitted,
+        errors=errors,
+        children=children,
+        child_ids=child_ids,
+        activity=activity,
+        kind=kind,
+        weekdays_checked=weekdays,
+        start=start,
+        end=end,
+        days=days,
+        preview=preview,
+        du=source.get("du", ""),
+        au=source.get("au", ""),
     )
     # A valid submission checks every day itself: the preview is only computed for display.
     if submitted and not errors and request.method == "GET":
@@ -256,13 +318,24 @@ def planning_requests(family_id: int):
     query = (
         sa.select(Request)
         .where(Request.family_id == family.id)
-        .options(sa.orm.selectinload(Request.lines), sa.orm.joinedload(Request.activity), sa.orm.joinedload(Request.child))
+        .options(
+            sa.orm.selectinload(Request.lines),
+            sa.orm.joinedload(Request.activity),
+            sa.orm.joinedload(Request.child),
+        )
         .order_by(Request.created_at.desc(), Request.id.desc())
     )
     if child_id:
         query = query.where(Request.child_id == child_id)
-    page = db.paginate(query, page=max(request.args.get("page", 1, type=int), 1), per_page=20, error_out=False)
+    page = db.paginate(
+        query, page=max(request.args.get("page", 1, type=int), 1), per_page=20, error_out=False
+    )
     return render_template(
-        "family/requests.html", family=family, page=page, child_id=child_id, state_of=planning.request_state,
-        kinds=planning.KIND_LABELS, french_day=french_day,
+        "family/requests.html",
+        family=family,
+        page=page,
+        child_id=child_id,
+        state_of=planning.request_state,
+        kinds=planning.KIND_LABELS,
+        french_day=french_day,
     )

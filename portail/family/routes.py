@@ -41,8 +41,12 @@ def show(family_id: int):
     """The family hub: responsables, children, pending additions, history."""
     family = family_of_current_user(family_id)
     pending = dossier.pending_by_key(family)
-    new_children = [change for key, change in pending.items() if key.startswith(f"family:{family.id}:child:new:")]
-    return render_template("family/show.html", family=family, new_children=new_children, pending_count=len(pending))
+    new_children = [
+        change for key, change in pending.items() if key.startswith(f"family:{family.id}:child:new:")
+    ]
+    return render_template(
+        "family/show.html", family=family, new_children=new_children, pending_count=len(pending)
+    )
 
 
 @bp.get("/<int:family_id>/responsables")
@@ -65,10 +69,18 @@ def child(family_id: int, child_id: int):
     pending = dossier.pending_by_key(family)
     sections = [section_view(family, kid, name, pending) for name in CHILD_SECTIONS]
     contacts = [(contact, pending.get(f"contact:{contact.id}")) for contact in kid.contacts]
-    new_contacts = [change for key, change in pending.items() if key.startswith(f"child:{kid.id}:contact:new:")]
+    new_contacts = [
+        change for key, change in pending.items() if key.startswith(f"child:{kid.id}:contact:new:")
+    ]
     return render_template(
-        "family/child.html", family=family, child=kid, sections=sections, contacts=contacts,
-        new_contacts=new_contacts, contact_section=SECTIONS["contact"], rows=dossier.rows,
+        "family/child.html",
+        family=family,
+        child=kid,
+        sections=sections,
+        contacts=contacts,
+        new_contacts=new_contacts,
+        contact_section=SECTIONS["contact"],
+        rows=dossier.rows,
     )
 
 
@@ -99,7 +111,9 @@ def _edit(family, section_name: str, target, back: str, title: str, child=None, 
                 values = {"photo": uploads.save_image(form.photo.data.read())}
             else:
                 values = form_values(section_name, form)
-            dossier.request_change(family, current_user, section_name, target, values, action=action, child=child)
+            dossier.request_change(
+                family, current_user, section_name, target, values, action=action, child=child
+            )
             commit()
         except (DossierError, uploads.UploadError) as error:
             rollback()
@@ -108,8 +122,13 @@ def _edit(family, section_name: str, target, back: str, title: str, child=None, 
             flash(SAVED, "success")
             return redirect(back)
     return render_template(
-        "family/section_form.html", form=form, family=family, title=title, back=back,
-        section=SECTIONS[section_name], multipart=section_name == "photo",
+        "family/section_form.html",
+        form=form,
+        family=family,
+        title=title,
+        back=back,
+        section=SECTIONS[section_name],
+        multipart=section_name == "photo",
     ), (422 if submitted else 200)
 
 
@@ -124,7 +143,9 @@ def edit_guardian(family_id: int, guardian_id: int, section_name: str):
         flash("Pour modifier les données bancaires, confirmez d'abord votre mot de passe.", "info")
         return redirect(url_for("account.reauthenticate", next=request.path))
     back = url_for("family.guardians", family_id=family.id)
-    return _edit(family, section_name, guardian, back, f"{SECTIONS[section_name].label} — {guardian.full_name}")
+    return _edit(
+        family, section_name, guardian, back, f"{SECTIONS[section_name].label} — {guardian.full_name}"
+    )
 
 
 @bp.route("/<int:family_id>/enfants/<int:child_id>/<section_name>", methods=["GET", "POST"])
@@ -152,7 +173,15 @@ def new_contact(family_id: int, child_id: int):
     family = family_of_current_user(family_id)
     kid = member_or_404(family, Child, child_id)
     back = url_for("family.child", family_id=family.id, child_id=kid.id)
-    return _edit(family, "contact", None, back, f"Ajouter un contact habilité — {kid.full_name}", child=kid, action=ChangeAction.CREATE)
+    return _edit(
+        family,
+        "contact",
+        None,
+        back,
+        f"Ajouter un contact habilité — {kid.full_name}",
+        child=kid,
+        action=ChangeAction.CREATE,
+    )
 
 
 @bp.route("/<int:family_id>/contacts/<int:contact_id>", methods=["GET", "POST"])
@@ -161,7 +190,9 @@ def edit_contact(family_id: int, contact_id: int):
     family = family_of_current_user(family_id)
     contact = member_or_404(family, AuthorizedContact, contact_id)
     back = url_for("family.child", family_id=family.id, child_id=contact.child_id)
-    return _edit(family, "contact", contact, back, f"Modifier le contact {contact.full_name}", child=contact.child)
+    return _edit(
+        family, "contact", contact, back, f"Modifier le contact {contact.full_name}", child=contact.child
+    )
 
 
 @bp.post("/<int:family_id>/contacts/<int:contact_id>/retirer")
@@ -169,7 +200,9 @@ def remove_contact(family_id: int, contact_id: int):
     """Ask to remove a contact habilité."""
     family = family_of_current_user(family_id)
     contact = member_or_404(family, AuthorizedContact, contact_id)
-    dossier.request_change(family, current_user, "contact", contact, {}, action=ChangeAction.DELETE, child=contact.child)
+    dossier.request_change(
+        family, current_user, "contact", contact, {}, action=ChangeAction.DELETE, child=contact.child
+    )
     commit()
     flash(SAVED, "success")
     return redirect(url_for("family.child", family_id=family.id, child_id=contact.child_id))
@@ -211,7 +244,11 @@ def pending_photo(family_id: int, change_id: int):
     """The photo proposed in a change request (family only)."""
     family = family_of_current_user(family_id)
     change = member_or_404(family, ChangeRequest, change_id)
-    name = change.new_values.get("photo") if change.section == "photo" and change.status is ChangeStatus.PENDING else None
+    name = (
+        change.new_values.get("photo")
+        if change.section == "photo" and change.status is ChangeStatus.PENDING
+        else None
+    )
     if not name:
         abort(404)
     return send_photo(name)
@@ -221,4 +258,6 @@ def pending_photo(family_id: int, change_id: int):
 def history(family_id: int):
     """Historique des modifications du dossier, with each decision and its reason."""
     family = family_of_current_user(family_id)
-    return render_template("family/history.html", family=family, changes=dossier.history(family), describe=dossier.describe)
+    return render_template(
+        "family/history.html", family=family, changes=dossier.history(family), describe=dossier.describe
+    )

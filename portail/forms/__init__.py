@@ -26,7 +26,10 @@ def email_field(label: str = "Adresse e-mail", **kwargs) -> EmailField:
         validators=[
             required(),
             Length(max=254, message="Adresse e-mail trop longue."),
-            Email(message="Adresse e-mail invalide (exemple : prenom.nom@exemple.fr).", check_deliverability=False),
+            Email(
+                message="Adresse e-mail invalide (exemple : prenom.nom@exemple.fr).",
+                check_deliverability=False,
+            ),
         ],
         filters=[_strip],
         render_kw={"autocomplete": "email", "spellcheck": "false"},
@@ -112,5 +115,3 @@ class NewPasswordMixin:
     def validate_password_confirm(self, field) -> None:
         if field.data != self.password.data:
             raise ValidationError("Les deux mots de passe ne sont pas identiques.")
-
-

@@ -26,7 +26,12 @@ def _strip(value):
 
 def text(label: str, max_length: int = 100, mandatory: bool = False, **kwargs) -> StringField:
     checks = [required()] if mandatory else [Optional()]
-    return StringField(label, validators=[*checks, Length(max=max_length, message=f"{max_length} caractères au maximum.")], filters=[_strip], **kwargs)
+    return StringField(
+        label,
+        validators=[*checks, Length(max=max_length, message=f"{max_length} caractères au maximum.")],
+        filters=[_strip],
+        **kwargs,
+    )
 
 
 def long_text(label: str, description: str | None = None) -> TextAreaField:
@@ -63,7 +68,10 @@ def plausible_birth_date(low_years: int, high_years: int, message: str):
         if field.data is None:
             return
         today = date.today()
-        if not (date(today.year - high_years, 1, 1) <= field.data <= date(today.year - low_years, 12, 31)) or field.data > today:
+        if (
+            not (date(today.year - high_years, 1, 1) <= field.data <= date(today.year - low_years, 12, 31))
+            or field.data > today
+        ):
             raise ValidationError(message)
 
     return check
@@ -73,7 +81,10 @@ class GuardianBaseForm(SectionForm):
     civility = civility_field()
     last_name = text("Nom", mandatory=True)
     first_name = text("Prénom", mandatory=True)
-    birth_date = DateField("Date de naissance", validators=[Optional(), plausible_birth_date(16, 110, "Date de naissance invraisemblable.")])
+    birth_date = DateField(
+        "Date de naissance",
+        validators=[Optional(), plausible_birth_date(16, 110, "Date de naissance invraisemblable.")],
+    )
     phone = phone_field("Téléphone portable")
     phone_home = phone_field("Téléphone du domicile")
     phone_work = phone_field("Téléphone professionnel")
@@ -85,9 +96,17 @@ class GuardianBaseForm(SectionForm):
 
 
 class AddressForm(SectionForm):
-    address_line1 = text("Adresse", 150, mandatory=True, render_kw={"autocomplete": "address-line1"}, description="Numéro et voie, par exemple : 12 rue des Écoles")
+    address_line1 = text(
+        "Adresse",
+        150,
+        mandatory=True,
+        render_kw={"autocomplete": "address-line1"},
+        description="Numéro et voie, par exemple : 12 rue des Écoles",
+    )
     address_line2 = text("Complément d'adresse", 150, render_kw={"autocomplete": "address-line2"})
-    postcode = text("Code postal", 5, mandatory=True, render_kw={"autocomplete": "postal-code", "inputmode": "numeric"})
+    postcode = text(
+        "Code postal", 5, mandatory=True, render_kw={"autocomplete": "postal-code", "inputmode": "numeric"}
+    )
     city = text("Commune", mandatory=True, render_kw={"autocomplete": "address-level2"})
 
     def validate_postcode(self, field) -> None:
@@ -96,11 +115,20 @@ class AddressForm(SectionForm):
 
 
 class TaxForm(SectionForm):
-    tax_regime = SelectField("Régime", choices=[("", "—"), ("CAF", "CAF"), ("MSA", "MSA"), ("Autre", "Autre")], validators=[Optional()])
+    tax_regime = SelectField(
+        "Régime",
+        choices=[("", "—"), ("CAF", "CAF"), ("MSA", "MSA"), ("Autre", "Autre")],
+        validators=[Optional()],
+    )
     allocataire_number = text("Numéro d'allocataire", 20, render_kw={"inputmode": "numeric"})
     quotient = IntegerField(
         "Quotient familial",
-        validators=[Optional(), NumberRange(min=0, max=99999, message="Le quotient familial doit être un nombre entre 0 et 99999.")],
+        validators=[
+            Optional(),
+            NumberRange(
+                min=0, max=99999, message="Le quotient familial doit être un nombre entre 0 et 99999."
+            ),
+        ],
         render_kw={"inputmode": "numeric"},
     )
     quotient_valid_until = DateField("Quotient valable jusqu'au", validators=[Optional()])
@@ -115,8 +143,14 @@ class TaxForm(SectionForm):
         if self.tax_regime.data in ("CAF", "MSA") and not self.allocataire_number.data:
             self.allocataire_number.errors.append("Indiquez votre numéro d'allocataire CAF ou MSA.")
             valid = False
-        if self.quotient.data is not None and self.quotient_valid_until.data is None and not self.quotient_valid_until.errors:
-            self.quotient_valid_until.errors.append("Indiquez jusqu'à quand ce quotient familial est valable.")
+        if (
+            self.quotient.data is not None
+            and self.quotient_valid_until.data is None
+            and not self.quotient_valid_until.errors
+        ):
+            self.quotient_valid_until.errors.append(
+                "Indiquez jusqu'à quand ce quotient familial est valable."
+            )
             valid = False
         return valid
 
@@ -130,7 +164,12 @@ class BankForm(SectionForm):
         description="27 caractères pour un compte français (FR76…), espaces permis. Pour votre sécurité, il n'est jamais réaffiché en entier.",
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
-    bic = text("BIC", 11, description="Facultatif si votre banque est française : il est déduit de l'IBAN.", render_kw={"spellcheck": "false"})
+    bic = text(
+        "BIC",
+        11,
+        description="Facultatif si votre banque est française : il est déduit de l'IBAN.",
+        render_kw={"spellcheck": "false"},
+    )
 
     def validate_iban(self, field) -> None:
         try:
@@ -155,7 +194,10 @@ class ChildGeneralForm(SectionForm):
     first_name = text("Prénom", mandatory=True)
     birth_date = DateField(
         "Date de naissance",
-        validators=[InputRequired(message=REQUIRED), plausible_birth_date(0, 25, "Date de naissance invraisemblable pour un enfant.")],
+        validators=[
+            InputRequired(message=REQUIRED),
+            plausible_birth_date(0, 25, "Date de naissance invraisemblable pour un enfant."),
+        ],
     )
     sex = SelectField("Sexe", choices=[("", "—"), ("F", "Fille"), ("M", "Garçon")], validators=[Optional()])
     school = text("École")
@@ -184,8 +226,15 @@ class PhotoForm(FlaskForm):
 class ContactForm(SectionForm):
     last_name = text("Nom", mandatory=True)
     first_name = text("Prénom", mandatory=True)
-    relationship_label = text("Lien avec l'enfant", 50, mandatory=True, description="Par exemple : grand-mère, voisin, oncle")
-    phone = StringField("Téléphone", validators=[required(), Length(max=30)], filters=[_strip], render_kw={"autocomplete": "tel", "inputmode": "tel"})
+    relationship_label = text(
+        "Lien avec l'enfant", 50, mandatory=True, description="Par exemple : grand-mère, voisin, oncle"
+    )
+    phone = StringField(
+        "Téléphone",
+        validators=[required(), Length(max=30)],
+        filters=[_strip],
+        render_kw={"autocomplete": "tel", "inputmode": "tel"},
+    )
     can_pick_up = BooleanField("Peut venir chercher l'enfant")
     emergency_call = BooleanField("À appeler en cas d'urgence")
 

@@ -15,7 +15,15 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from portail.forms import REQUIRED, FlaskForm, required
 
-WEEKDAY_CHOICES = [("1", "Lundi"), ("2", "Mardi"), ("3", "Mercredi"), ("4", "Jeudi"), ("5", "Vendredi"), ("6", "Samedi"), ("7", "Dimanche")]
+WEEKDAY_CHOICES = [
+    ("1", "Lundi"),
+    ("2", "Mardi"),
+    ("3", "Mercredi"),
+    ("4", "Jeudi"),
+    ("5", "Vendredi"),
+    ("6", "Samedi"),
+    ("7", "Dimanche"),
+]
 
 
 class Checkboxes(SelectMultipleField):
@@ -27,26 +35,59 @@ def _deadline_fields(prefix: str, label: str):
     return {
         f"{prefix}_kind": SelectField(
             f"{label} : type de délai",
-            choices=[("days_before", "N jours avant, à une heure donnée"), ("previous_week", "Un jour de la semaine précédente")],
+            choices=[
+                ("days_before", "N jours avant, à une heure donnée"),
+                ("previous_week", "Un jour de la semaine précédente"),
+            ],
         ),
-        f"{prefix}_days": IntegerField(f"{label} : nombre de jours", validators=[Optional(), NumberRange(min=0, max=60, message="Entre 0 et 60 jours.")], default=2),
-        f"{prefix}_time": TimeField(f"{label} : heure limite", validators=[InputRequired(message=REQUIRED)], default=None),
-        f"{prefix}_working_days": BooleanField(f"{label} : compter en jours ouvrés (hors week-ends et jours fériés)", default=True),
-        f"{prefix}_weekday": SelectField(f"{label} : jour de la semaine précédente", choices=[("", "—")] + WEEKDAY_CHOICES, validators=[Optional()]),
+        f"{prefix}_days": IntegerField(
+            f"{label} : nombre de jours",
+            validators=[Optional(), NumberRange(min=0, max=60, message="Entre 0 et 60 jours.")],
+            default=2,
+        ),
+        f"{prefix}_time": TimeField(
+            f"{label} : heure limite", validators=[InputRequired(message=REQUIRED)], default=None
+        ),
+        f"{prefix}_working_days": BooleanField(
+            f"{label} : compter en jours ouvrés (hors week-ends et jours fériés)", default=True
+        ),
+        f"{prefix}_weekday": SelectField(
+            f"{label} : jour de la semaine précédente",
+            choices=[("", "—")] + WEEKDAY_CHOICES,
+            validators=[Optional()],
+        ),
     }
 
 
 class ActivityForm(FlaskForm):
     name = StringField("Nom", validators=[required(), Length(max=100)])
     site = StringField("Site", validators=[Optional(), Length(max=100)])
-    weekdays = Checkboxes("Jours d'ouverture", choices=WEEKDAY_CHOICES, validators=[InputRequired(message="Cochez au moins un jour.")])
+    weekdays = Checkboxes(
+        "Jours d'ouverture",
+        choices=WEEKDAY_CHOICES,
+        validators=[InputRequired(message="Cochez au moins un jour.")],
+    )
     start_date = DateField("Du", validators=[InputRequired(message=REQUIRED)])
     end_date = DateField("Au", validators=[InputRequired(message=REQUIRED)])
-    capacity = IntegerField("Capacité par jour", validators=[Optional(), NumberRange(min=0, max=10000, message="Entre 0 et 10000.")], description="Laisser vide : pas de limite.")
-    validation_mode = SelectField("Validation des demandes", choices=[("manuelle", "Manuelle (par un agent)"), ("automatique", "Automatique (acceptée si toutes les règles sont respectées)")])
+    capacity = IntegerField(
+        "Capacité par jour",
+        validators=[Optional(), NumberRange(min=0, max=10000, message="Entre 0 et 10000.")],
+        description="Laisser vide : pas de limite.",
+    )
+    validation_mode = SelectField(
+        "Validation des demandes",
+        choices=[
+            ("manuelle", "Manuelle (par un agent)"),
+            ("automatique", "Automatique (acceptée si toutes les règles sont respectées)"),
+        ],
+    )
     open_period = SelectField(
         "Période d'ouverture",
-        choices=[("school_days", "Hors vacances scolaires"), ("holidays", "Pendant les vacances scolaires seulement"), ("all", "Toute l'année")],
+        choices=[
+            ("school_days", "Hors vacances scolaires"),
+            ("holidays", "Pendant les vacances scolaires seulement"),
+            ("all", "Toute l'année"),
+        ],
     )
     closed_on_public_holidays = BooleanField("Fermé les jours fériés", default=True)
 
@@ -73,15 +114,25 @@ for _prefix, _label in (("booking_deadline", "Réservation"), ("absence_deadline
 
 class ClosingDayForm(FlaskForm):
     day = DateField("Jour de fermeture", validators=[InputRequired(message=REQUIRED)])
-    reason = StringField("Motif", validators=[required(), Length(max=100)], description="Par exemple : grève, sortie scolaire, travaux")
+    reason = StringField(
+        "Motif",
+        validators=[required(), Length(max=100)],
+        description="Par exemple : grève, sortie scolaire, travaux",
+    )
 
 
 class EnrolmentForm(FlaskForm):
-    children = Checkboxes("Enfants", coerce=int, validators=[InputRequired(message="Choisissez au moins un enfant.")])
+    children = Checkboxes(
+        "Enfants", coerce=int, validators=[InputRequired(message="Choisissez au moins un enfant.")]
+    )
     activity = SelectField("Activité", coerce=int)
     start_date = DateField("Du", validators=[InputRequired(message=REQUIRED)])
     end_date = DateField("Au", validators=[InputRequired(message=REQUIRED)])
-    weekdays = Checkboxes("Jours (facultatif : tous les jours d'ouverture si aucun)", choices=WEEKDAY_CHOICES, validators=[Optional()])
+    weekdays = Checkboxes(
+        "Jours (facultatif : tous les jours d'ouverture si aucun)",
+        choices=WEEKDAY_CHOICES,
+        validators=[Optional()],
+    )
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
@@ -94,11 +145,19 @@ class EnrolmentForm(FlaskForm):
 class DayEntryForm(FlaskForm):
     """A day entered by the service for a child (phone call, child present without a booking)."""
 
-    child = SelectField("Enfant", coerce=int, validate_choice=False, validators=[DataRequired(message="Choisissez l'enfant.")])
-    activity = SelectField("Activité", coerce=int, validate_choice=False, validators=[DataRequired(message="Choisissez l'activité.")])
+    child = SelectField(
+        "Enfant", coerce=int, validate_choice=False, validators=[DataRequired(message="Choisissez l'enfant.")]
+    )
+    activity = SelectField(
+        "Activité",
+        coerce=int,
+        validate_choice=False,
+        validators=[DataRequired(message="Choisissez l'activité.")],
+    )
     day = DateField("Jour", validators=[InputRequired(message="Saisissez le jour.")])
     kind = RadioField(
-        "Saisie", choices=[("reservation", "Réservation (l'enfant participe)"), ("absence", "Absence")],
+        "Saisie",
+        choices=[("reservation", "Réservation (l'enfant participe)"), ("absence", "Absence")],
         validators=[InputRequired(message="Choisissez réservation ou absence.")],
     )
 

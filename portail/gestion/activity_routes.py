@@ -43,19 +43,32 @@ def _activity_or_404(activity_id: int) -> Activity:
 def _fill_form(form: ActivityForm, activity: Activity) -> None:
     form.name.data, form.site.data = activity.name, activity.site
     form.weekdays.data = list(activity.weekdays)
-    form.start_date.data, form.end_date.data, form.capacity.data = activity.start_date, activity.end_date, activity.capacity
-    form.validation_mode.data, form.open_period.data = activity.validation_mode.value, activity.open_period.value
+    form.start_date.data, form.end_date.data, form.capacity.data = (
+        activity.start_date,
+        activity.end_date,
+        activity.capacity,
+    )
+    form.validation_mode.data, form.open_period.data = (
+        activity.validation_mode.value,
+        activity.open_period.value,
+    )
     form.closed_on_public_holidays.data = activity.closed_on_public_holidays
     for prefix in ("booking_deadline", "absence_deadline"):
         for name in DEADLINE_FIELDS:
             value = getattr(activity, f"{prefix}_{name}")
-            form[f"{prefix}_{name}"].data = value.value if name == "kind" else (str(value) if name == "weekday" and value else value)
+            form[f"{prefix}_{name}"].data = (
+                value.value if name == "kind" else (str(value) if name == "weekday" and value else value)
+            )
 
 
 def _apply_form(form: ActivityForm, activity: Activity) -> None:
     activity.name, activity.site = form.name.data.strip(), (form.site.data or "").strip() or None
     activity.weekdays = "".join(sorted(form.weekdays.data))
-    activity.start_date, activity.end_date, activity.capacity = form.start_date.data, form.end_date.data, form.capacity.data
+    activity.start_date, activity.end_date, activity.capacity = (
+        form.start_date.data,
+        form.end_date.data,
+        form.capacity.data,
+    )
     activity.validation_mode = ValidationMode(form.validation_mode.data)
     activity.open_period = OpenPeriod(form.open_period.data)
     activity.closed_on_public_holidays = form.closed_on_public_holidays.data
@@ -78,7 +91,13 @@ def activity_edit(activity_id: int | None = None):
         _fill_form(form, activity)
     if form.validate_on_submit():
         if activity is None:
-            activity = Activity(name="", weekdays="", start_date=form.start_date.data, end_date=form.end_date.data, validation_mode=ValidationMode.MANUAL)
+            activity = Activity(
+                name="",
+                weekdays="",
+                start_date=form.start_date.data,
+                end_date=form.end_date.data,
+                validation_mode=ValidationMode.MANUAL,
+            )
             db.session.add(activity)
         _apply_form(form, activity)
         db.session.flush()
@@ -86,7 +105,9 @@ def activity_edit(activity_id: int | None = None):
         commit()
         flash(f"L'activité « {activity.name} » est enregistrée.", "success")
         return redirect(url_for("gestion.activities"))
-    return render_template("gestion/activity_form.html", form=form, activity=activity), (422 if request.method == "POST" else 200)
+    return render_template("gestion/activity_form.html", form=form, activity=activity), (
+        422 if request.method == "POST" else 200
+    )
 
 
 @bp.route("/activites/<int:activity_id>/fermetures", methods=["GET", "POST"])
@@ -95,13 +116,25 @@ def activity_closures(activity_id: int):
     activity = _activity_or_404(activity_id)
     form = ClosingDayForm()
     if form.validate_on_submit():
-        db.session.add(ClosingDay(activity_id=activity.id, day=form.day.data, reason=form.reason.data.strip()))
-        record(current_user, "activity.closed", "activity", activity.id, f"{form.day.data.isoformat()} : {form.reason.data}")
+        db.session.add(
+            ClosingDay(activity_id=activity.id, day=form.day.data, reason=form.reason.data.strip())
+        )
+        record(
+            current_user,
+            "activity.closed",
+            "activity",
+            activity.id,
+            f"{form.day.data.isoformat()} : {form.reason.data}",
+        )
         commit()
         flash("Jour de fermeture ajouté.", "success")
         return redirect(url_for("gestion.activity_closures", activity_id=activity.id))
-    days = db.session.scalars(sa.select(ClosingDay).where(ClosingDay.activity_id == activity.id).order_by(ClosingDay.day)).all()
-    return render_template("gestion/activity_closures.html", activity=activity, form=form, days=days), (422 if request.method == "POST" else 200)
+    days = db.session.scalars(
+        sa.select(ClosingDay).where(ClosingDay.activity_id == activity.id).order_by(ClosingDay.day)
+    ).all()
+    return render_template("gestion/activity_closures.html", activity=activity, form=form, days=days), (
+        422 if request.method == "POST" else 200
+    )
 
 
 @bp.post("/activites/<int:activity_id>/fermetures/<int:closing_id>/supprimer")
@@ -128,11 +161,20 @@ def enrolments(family_id: int):
         for child_id in form.children.data:
             db.session.add(
                 Enrolment(
-                    child_id=child_id, activity_id=form.activity.data, start_date=form.start_date.data,
-                    end_date=form.end_date.data, weekdays="".join(sorted(form.weekdays.data or [])) or None,
+                    child_id=child_id,
+                    activity_id=form.activity.data,
+                    start_date=form.start_date.data,
+                    end_date=form.end_date.data,
+                    weekdays="".join(sorted(form.weekdays.data or [])) or None,
                 )
             )
-        record(current_user, "enrolment.created", "family", family.id, f"{len(form.children.data)} inscription(s)")
+        record(
+            current_user,
+            "enrolment.created",
+            "family",
+            family.id,
+            f"{len(form.children.data)} inscription(s)",
+        )
         commit()
         flash("Inscription enregistrée.", "success")
         return redirect(url_for("gestion.enrolments", family_id=family.id))
@@ -142,7 +184,9 @@ def enrolments(family_id: int):
         .options(sa.orm.joinedload(Enrolment.activity), sa.orm.joinedload(Enrolment.child))
         .order_by(Enrolment.start_date)
     ).all()
-    return render_template("gestion/enrolments.html", family=family, form=form, rows=rows), (422 if request.method == "POST" else 200)
+    return render_template("gestion/enrolments.html", family=family, form=form, rows=rows), (
+        422 if request.method == "POST" else 200
+    )
 
 
 @bp.post("/familles/<int:family_id>/inscriptions/<int:enrolment_id>/supprimer")
@@ -164,20 +208,42 @@ def day_entry(family_id: int):
     family = _family_or_404(family_id)
     form = DayEntryForm()
     form.child.choices = [(0, "— Choisir —")] + [(c.id, c.full_name) for c in family.children]
-    form.activity.choices = [(0, "— Choisir —")] + [(a.id, a.name) for a in db.session.scalars(sa.select(Activity).order_by(Activity.name))]
+    form.activity.choices = [(0, "— Choisir —")] + [
+        (a.id, a.name) for a in db.session.scalars(sa.select(Activity).order_by(Activity.name))
+    ]
     if form.validate_on_submit():
         child = db.session.get(Child, form.child.data)  # one of the family's (checked by the form)
         activity = db.session.get(Activity, form.activity.data)
         kind = RequestKind.RESERVATION if form.kind.data == "reservation" else RequestKind.ABSENCE
         try:
-            entry = bookings.record_by_town(family.id, current_user, child, activity, kind, form.day.data, utcnow(), current_app.config["SCHOOL_ZONE"])
+            entry = bookings.record_by_town(
+                family.id,
+                current_user,
+                child,
+                activity,
+                kind,
+                form.day.data,
+                utcnow(),
+                current_app.config["SCHOOL_ZONE"],
+            )
         except bookings.BookingError as error:
             rollback()
             form.form_errors.append(str(error))
         else:
-            record(current_user, "booking.entered", "request", entry.id, f"{child.full_name}, {activity.name}, {form.day.data:%d/%m/%Y}")
+            record(
+                current_user,
+                "booking.entered",
+                "request",
+                entry.id,
+                f"{child.full_name}, {activity.name}, {form.day.data:%d/%m/%Y}",
+            )
             commit()
             label = "Réservation" if kind is RequestKind.RESERVATION else "Absence"
-            flash(f"{label} du {booking_rules.french_day(form.day.data)} enregistrée pour {child.first_name} ({activity.name}).", "success")
+            flash(
+                f"{label} du {booking_rules.french_day(form.day.data)} enregistrée pour {child.first_name} ({activity.name}).",
+                "success",
+            )
             return redirect(url_for("gestion.day_entry", family_id=family.id))
-    return render_template("gestion/day_entry.html", family=family, form=form), (422 if request.method == "POST" else 200)
+    return render_template("gestion/day_entry.html", family=family, form=form), (
+        422 if request.method == "POST" else 200
+    )

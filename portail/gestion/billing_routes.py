@@ -38,7 +38,12 @@ STATES = ["À payer", "En retard", "Payée", "Prélevée", "Annulée", "Avoir"]
 
 
 def _euros_field(label: str, **kwargs) -> StringField:
-    return StringField(label, description="En euros, par exemple 3,30", render_kw={"inputmode": "decimal", "autocomplete": "off"}, **kwargs)
+    return StringField(
+        label,
+        description="En euros, par exemple 3,30",
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
+        **kwargs,
+    )
 
 
 def _check_euros(_form, field) -> None:
@@ -51,7 +56,11 @@ def _check_euros(_form, field) -> None:
 
 class BracketForm(_Subform):
     upper = StringField("Quotient jusqu'à", render_kw={"inputmode": "numeric", "autocomplete": "off"})
-    price = StringField("Prix par jour (€)", validators=[_check_euros], render_kw={"inputmode": "decimal", "autocomplete": "off"})
+    price = StringField(
+        "Prix par jour (€)",
+        validators=[_check_euros],
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
+    )
 
     def validate_upper(self, field) -> None:
         if field.data and not field.data.strip().isdigit():
@@ -64,7 +73,9 @@ class TariffForm(FlaskForm):
     valid_until = DateField("Valable jusqu'au", validators=[Optional()])
     surcharge = _euros_field("Majoration par jour réservé hors délai", validators=[_check_euros])
     bill_late_absences = BooleanField("Facturer les absences déclarées après le délai d'absence")
-    brackets = FieldList(FormField(BracketForm), label="Tranche", min_entries=BRACKET_ROWS, max_entries=BRACKET_ROWS)
+    brackets = FieldList(
+        FormField(BracketForm), label="Tranche", min_entries=BRACKET_ROWS, max_entries=BRACKET_ROWS
+    )
 
     def validate_valid_until(self, field) -> None:
         if field.data and self.valid_from.data and field.data < self.valid_from.data:
@@ -85,7 +96,9 @@ class TariffForm(FlaskForm):
 @bp.get("/facturation/tarifs")
 def tariffs():
     items = db.session.scalars(
-        sa.select(Tariff).join(Activity).options(sa.orm.selectinload(Tariff.brackets), sa.orm.contains_eager(Tariff.activity))
+        sa.select(Tariff)
+        .join(Activity)
+        .options(sa.orm.selectinload(Tariff.brackets), sa.orm.contains_eager(Tariff.activity))
         .order_by(Activity.name, Tariff.valid_from.desc())
     ).all()
     return render_template("gestion/tariffs.html", items=items, euros=euros)
@@ -94,7 +107,9 @@ def tariffs():
 @bp.route("/facturation/tarifs/nouveau", methods=["GET", "POST"])
 def tariff_new():
     form = TariffForm()
-    form.activity.choices = [(0, "— Choisir —")] + [(a.id, a.name) for a in db.session.scalars(sa.select(Activity).order_by(Activity.name))]
+    form.activity.choices = [(0, "— Choisir —")] + [
+        (a.id, a.name) for a in db.session.scalars(sa.select(Activity).order_by(Activity.name))
+    ]
     if request.method == "GET":
         form.bill_late_absences.data = True
     error = None
@@ -105,14 +120,24 @@ def tariff_new():
             error = str(problem)
         else:
             tariff = Tariff(
-                activity_id=form.activity.data, valid_from=form.valid_from.data, valid_until=form.valid_until.data,
-                late_surcharge_cents=billing.parse_euros(form.surcharge.data) if (form.surcharge.data or "").strip() else 0,
+                activity_id=form.activity.data,
+                valid_from=form.valid_from.data,
+                valid_until=form.valid_until.data,
+                late_surcharge_cents=billing.parse_euros(form.surcharge.data)
+                if (form.surcharge.data or "").strip()
+                else 0,
                 bill_late_absences=form.bill_late_absences.data,
                 brackets=brackets,
             )
             db.session.add(tariff)
             db.session.flush()
-            record(current_user, "tariff.created", "tariff", tariff.id, f"activité {tariff.activity_id} à partir du {tariff.valid_from}")
+            record(
+                current_user,
+                "tariff.created",
+                "tariff",
+                tariff.id,
+                f"activité {tariff.activity_id} à partir du {tariff.valid_from}",
+            )
             commit()
             flash("Le tarif est enregistré.", "success")
             return redirect(url_for("gestion.tariffs"))
@@ -129,7 +154,13 @@ def tariff_delete(tariff_id: int):
     tariff = db.session.get(Tariff, tariff_id)
     if tariff is None:
         abort(404)
-    record(current_user, "tariff.deleted", "tariff", tariff.id, f"{tariff.activity.name} à partir du {tariff.valid_from}")
+    record(
+        current_user,
+        "tariff.deleted",
+        "tariff",
+        tariff.id,
+        f"{tariff.activity.name} à partir du {tariff.valid_from}",
+    )
     db.session.delete(tariff)
     commit()
     flash("Le tarif est supprimé. Les factures déjà émises ne changent pas.", "success")
@@ -146,12 +177,27 @@ def _month_arg(name: str = "mois") -> date | None:
 
 @bp.get("/facturation")
 def billing_home():
-    runs = db.session.scalars(sa.select(BillingRun).options(sa.orm.joinedload(BillingRun.started_by)).order_by(BillingRun.id.desc()).limit(12)).all()
+    runs = db.session.scalars(
+        sa.select(BillingRun)
+        .options(sa.orm.joinedload(BillingRun.started_by))
+        .order_by(BillingRun.id.desc())
+        .limit(12)
+    ).all()
     months = db.session.execute(
-        sa.select(Invoice.month, sa.func.count(Invoice.id), sa.func.sum(Invoice.total_cents)).group_by(Invoice.month).order_by(Invoice.month.desc()).limit(24)
+        sa.select(Invoice.month, sa.func.count(Invoice.id), sa.func.sum(Invoice.total_cents))
+        .group_by(Invoice.month)
+        .order_by(Invoice.month.desc())
+        .limit(24)
     ).all()
     default = billing.previous_month(billing.today_in_paris(utcnow()))
-    return render_template("gestion/billing.html", runs=runs, months=months, default=default, month_label=month_label, euros=euros)
+    return render_template(
+        "gestion/billing.html",
+        runs=runs,
+        months=months,
+        default=default,
+        month_label=month_label,
+        euros=euros,
+    )
 
 
 @bp.post("/facturation/lancer")
@@ -169,8 +215,14 @@ def billing_start():
     record(current_user, "billing.started", "billing_run", run.id, month.isoformat())
     commit()
     # A long month may take minutes on a large town: no retry (a run is started again by hand), 1 h at most.
-    if fresh and not enqueue("portail.jobs.billing_run", run.id, job_id=f"billing-run-{run.id}", timeout=3600, retry=None):
-        run.state, run.error, run.finished_at = RunState.FAILED, "Le service des tâches est indisponible : relancez dans quelques minutes.", utcnow()
+    if fresh and not enqueue(
+        "portail.jobs.billing_run", run.id, job_id=f"billing-run-{run.id}", timeout=3600, retry=None
+    ):
+        run.state, run.error, run.finished_at = (
+            RunState.FAILED,
+            "Le service des tâches est indisponible : relancez dans quelques minutes.",
+            utcnow(),
+        )
         commit()
     return redirect(url_for("gestion.billing_run", run_id=run.id))
 
@@ -191,7 +243,12 @@ def _invoices_query(month: date | None, family_q: str, family_id: int | None = N
     if month:
         query = query.where(Invoice.month == month)
     if family_q:
-        query = query.where(sa.or_(sa.func.lower(Invoice.family_name).like(f"%{family_q.lower()}%"), Invoice.number == family_q.upper()))
+        query = query.where(
+            sa.or_(
+                sa.func.lower(Invoice.family_name).like(f"%{family_q.lower()}%"),
+                Invoice.number == family_q.upper(),
+            )
+        )
     return query.order_by(Invoice.number)
 
 
@@ -203,31 +260,74 @@ def invoices():
     family_id = request.args.get("famille_id", type=int)
     query = _invoices_query(month, family_q, family_id)
     if state:  # the state depends on payments and dates: filter the month's rows in Python
-        rows = [row for row in billing.with_states(db.session.scalars(query).all(), utcnow()) if row[2] == state]
+        rows = [
+            row for row in billing.with_states(db.session.scalars(query).all(), utcnow()) if row[2] == state
+        ]
         page_rows, total, pages, page_number = rows[:200], len(rows), 1, 1
     else:
-        page = db.paginate(query, page=max(request.args.get("page", 1, type=int), 1), per_page=50, error_out=False)
-        page_rows, total, pages, page_number = billing.with_states(page.items, utcnow()), page.total, page.pages, page.page
+        page = db.paginate(
+            query, page=max(request.args.get("page", 1, type=int), 1), per_page=50, error_out=False
+        )
+        page_rows, total, pages, page_number = (
+            billing.with_states(page.items, utcnow()),
+            page.total,
+            page.pages,
+            page.page,
+        )
     return render_template(
-        "gestion/invoices.html", rows=page_rows, total=total, pages=pages, page_number=page_number, month=month, family_q=family_q, family_id=family_id,
-        state=state, states=STATES, month_label=month_label, euros=euros,
+        "gestion/invoices.html",
+        rows=page_rows,
+        total=total,
+        pages=pages,
+        page_number=page_number,
+        month=month,
+        family_q=family_q,
+        family_id=family_id,
+        state=state,
+        states=STATES,
+        month_label=month_label,
+        euros=euros,
     )
 
 
 def _export_rows(month: date) -> list[list]:
     """One row per invoice or credit note; amounts in euros as exact decimals."""
     rows = []
-    invoices = db.session.scalars(_invoices_query(month, "").options(sa.orm.joinedload(Invoice.corrects))).all()
+    invoices = db.session.scalars(
+        _invoices_query(month, "").options(sa.orm.joinedload(Invoice.corrects))
+    ).all()
     for invoice, paid, state in billing.with_states(invoices, utcnow()):
-        rows.append([
-            invoice.number, "Avoir" if invoice.kind is InvoiceKind.CREDIT_NOTE else "Facture", invoice.family_id, invoice.family_name,
-            month_label(invoice.month), billing.today_in_paris(invoice.issued_at).isoformat(), invoice.due_date.isoformat(),
-            Decimal(invoice.total_cents) / 100, Decimal(paid) / 100, state, invoice.corrects.number if invoice.corrects else "",
-        ])
+        rows.append(
+            [
+                invoice.number,
+                "Avoir" if invoice.kind is InvoiceKind.CREDIT_NOTE else "Facture",
+                invoice.family_id,
+                invoice.family_name,
+                month_label(invoice.month),
+                billing.today_in_paris(invoice.issued_at).isoformat(),
+                invoice.due_date.isoformat(),
+                Decimal(invoice.total_cents) / 100,
+                Decimal(paid) / 100,
+                state,
+                invoice.corrects.number if invoice.corrects else "",
+            ]
+        )
     return rows
 
 
-EXPORT_HEADER = ["Numéro", "Type", "N° famille", "Famille", "Période", "Émise le", "Échéance", "Montant (€)", "Réglé (€)", "État", "Annule"]
+EXPORT_HEADER = [
+    "Numéro",
+    "Type",
+    "N° famille",
+    "Famille",
+    "Période",
+    "Émise le",
+    "Échéance",
+    "Montant (€)",
+    "Réglé (€)",
+    "État",
+    "Annule",
+]
 
 
 @bp.get("/facturation/export.<fmt>")
@@ -243,7 +343,9 @@ def invoices_export(fmt: str):
         writer = csv.writer(buffer, delimiter=";")
         writer.writerow(EXPORT_HEADER)
         for row in rows:
-            writer.writerow([f"{value:.2f}".replace(".", ",") if isinstance(value, Decimal) else value for value in row])
+            writer.writerow(
+                [f"{value:.2f}".replace(".", ",") if isinstance(value, Decimal) else value for value in row]
+            )
         body, mimetype = ("\ufeff" + buffer.getvalue()).encode("utf-8"), "text/csv; charset=utf-8"
     else:
         from openpyxl import Workbook
@@ -259,7 +361,10 @@ def invoices_export(fmt: str):
                 column_cell.number_format = "#,##0.00 €"
         output = io.BytesIO()
         book.save(output)
-        body, mimetype = output.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        body, mimetype = (
+            output.getvalue(),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
     record(current_user, "billing.exported", "invoice", None, name)
     commit()
     response = make_response(body)
@@ -278,7 +383,11 @@ def _invoice_or_404(invoice_id: int) -> Invoice:
 class PaymentForm(FlaskForm):
     paid_on = DateField("Date du paiement", validators=[required("Saisissez la date du paiement.")])
     amount = _euros_field("Montant", validators=[required("Saisissez le montant."), _check_euros])
-    method = SelectField("Moyen de paiement", choices=[("", "— Choisir —")] + [(m.name, billing.METHOD_LABELS[m]) for m in PaymentMethod], validators=[required("Choisissez le moyen de paiement.")])
+    method = SelectField(
+        "Moyen de paiement",
+        choices=[("", "— Choisir —")] + [(m.name, billing.METHOD_LABELS[m]) for m in PaymentMethod],
+        validators=[required("Choisissez le moyen de paiement.")],
+    )
 
     def validate_paid_on(self, field) -> None:
         if field.data and field.data > billing.today_in_paris(utcnow()):
@@ -302,20 +411,39 @@ def invoice_show(invoice_id: int):
         form.paid_on.data = billing.today_in_paris(utcnow())
     if form.validate_on_submit():
         try:
-            payment = billing.record_payment(invoice, form.paid_on.data, billing.parse_euros(form.amount.data), PaymentMethod[form.method.data], current_user)
+            payment = billing.record_payment(
+                invoice,
+                form.paid_on.data,
+                billing.parse_euros(form.amount.data),
+                PaymentMethod[form.method.data],
+                current_user,
+            )
         except BillingError as error:
             rollback()
             form.form_errors.append(str(error))
         else:
             db.session.flush()
-            record(current_user, "payment.recorded", "invoice", invoice.id, f"{euros(payment.amount_cents)} ({payment.method.value})")
+            record(
+                current_user,
+                "payment.recorded",
+                "invoice",
+                invoice.id,
+                f"{euros(payment.amount_cents)} ({payment.method.value})",
+            )
             commit()
             flash(f"Le paiement de {euros(payment.amount_cents)} est enregistré.", "success")
             return redirect(url_for("gestion.invoice_show", invoice_id=invoice.id))
     paid, state = invoice_state(invoice)
     return render_template(
-        "gestion/invoice.html", invoice=invoice, paid=paid, state=state, form=form, euros=euros, month_label=month_label,
-        staff=True, methods=billing.METHOD_LABELS,
+        "gestion/invoice.html",
+        invoice=invoice,
+        paid=paid,
+        state=state,
+        form=form,
+        euros=euros,
+        month_label=month_label,
+        staff=True,
+        methods=billing.METHOD_LABELS,
     ), 422 if form.errors or form.form_errors else 200
 
 

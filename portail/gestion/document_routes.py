@@ -21,20 +21,37 @@ from portail.services.outbox import commit, rollback
 
 class DocumentTypeForm(FlaskForm):
     name = StringField("Nom", validators=[required(), Length(max=120, message="120 caractères au plus.")])
-    description = TextAreaField("Description pour les familles", validators=[Length(max=1000, message="1000 caractères au plus.")])
-    scope = RadioField("Demandé", choices=[("family", "Une fois pour la famille"), ("child", "Pour chaque enfant")], validators=[required("Choisissez pour qui.")])
+    description = TextAreaField(
+        "Description pour les familles", validators=[Length(max=1000, message="1000 caractères au plus.")]
+    )
+    scope = RadioField(
+        "Demandé",
+        choices=[("family", "Une fois pour la famille"), ("child", "Pour chaque enfant")],
+        validators=[required("Choisissez pour qui.")],
+    )
     required_doc = BooleanField("Obligatoire")
     validity = RadioField(
-        "Validité", choices=[("none", "Sans limite"), ("one_year", "Un an"), ("school_year", "Jusqu'à la fin de l'année scolaire (31 août)")],
+        "Validité",
+        choices=[
+            ("none", "Sans limite"),
+            ("one_year", "Un an"),
+            ("school_year", "Jusqu'à la fin de l'année scolaire (31 août)"),
+        ],
         validators=[required("Choisissez la validité.")],
     )
-    formats = Checkboxes("Formats acceptés", choices=[("pdf", "PDF"), ("jpeg", "JPEG"), ("png", "PNG")], validators=[required("Cochez au moins un format.")])
+    formats = Checkboxes(
+        "Formats acceptés",
+        choices=[("pdf", "PDF"), ("jpeg", "JPEG"), ("png", "PNG")],
+        validators=[required("Cochez au moins un format.")],
+    )
     active = BooleanField("Demandé actuellement")
 
 
 @bp.get("/pieces/types")
 def document_types():
-    items = db.session.scalars(sa.select(DocumentType).order_by(DocumentType.active.desc(), DocumentType.name)).all()
+    items = db.session.scalars(
+        sa.select(DocumentType).order_by(DocumentType.active.desc(), DocumentType.name)
+    ).all()
     return render_template("gestion/document_types.html", items=items)
 
 
@@ -47,22 +64,47 @@ def document_type_edit(type_id: int | None = None):
     form = DocumentTypeForm()
     if request.method == "GET":
         if kind:
-            form.name.data, form.description.data, form.scope.data = kind.name, kind.description, kind.scope.value
-            form.required_doc.data, form.validity.data, form.formats.data, form.active.data = kind.required, kind.validity.value, kind.format_list, kind.active
+            form.name.data, form.description.data, form.scope.data = (
+                kind.name,
+                kind.description,
+                kind.scope.value,
+            )
+            form.required_doc.data, form.validity.data, form.formats.data, form.active.data = (
+                kind.required,
+                kind.validity.value,
+                kind.format_list,
+                kind.active,
+            )
         else:
-            form.required_doc.data, form.active.data, form.formats.data, form.validity.data = True, True, ["pdf", "jpeg", "png"], "none"
+            form.required_doc.data, form.active.data, form.formats.data, form.validity.data = (
+                True,
+                True,
+                ["pdf", "jpeg", "png"],
+                "none",
+            )
     if form.validate_on_submit():
         if kind is None:
             kind = DocumentType()
             db.session.add(kind)
-        kind.name, kind.description, kind.scope = form.name.data, form.description.data or "", DocumentScope(form.scope.data)
-        kind.required, kind.validity, kind.formats, kind.active = form.required_doc.data, Validity(form.validity.data), ",".join(form.formats.data), form.active.data
+        kind.name, kind.description, kind.scope = (
+            form.name.data,
+            form.description.data or "",
+            DocumentScope(form.scope.data),
+        )
+        kind.required, kind.validity, kind.formats, kind.active = (
+            form.required_doc.data,
+            Validity(form.validity.data),
+            ",".join(form.formats.data),
+            form.active.data,
+        )
         db.session.flush()
         record(current_user, "document_type.saved", "document_type", kind.id, kind.name)
         commit()
         flash(f"Le document « {kind.name} » est enregistré.", "success")
         return redirect(url_for("gestion.document_types"))
-    return render_template("gestion/document_type_form.html", form=form, kind=kind), 422 if form.errors else 200
+    return render_template(
+        "gestion/document_type_form.html", form=form, kind=kind
+    ), 422 if form.errors else 200
 
 
 @bp.get("/pieces")
@@ -79,11 +121,19 @@ def documents_queue():
     if older:
         query = query.where(Document.uploaded_at <= utcnow() - timedelta(days=older))
     page = db.paginate(
-        query.options(sa.orm.contains_eager(Document.family), sa.orm.joinedload(Document.type), sa.orm.joinedload(Document.child)).order_by(Document.uploaded_at),
-        page=max(request.args.get("page", 1, type=int), 1), per_page=30, error_out=False,
+        query.options(
+            sa.orm.contains_eager(Document.family),
+            sa.orm.joinedload(Document.type),
+            sa.orm.joinedload(Document.child),
+        ).order_by(Document.uploaded_at),
+        page=max(request.args.get("page", 1, type=int), 1),
+        per_page=30,
+        error_out=False,
     )
     types = db.session.scalars(sa.select(DocumentType).order_by(DocumentType.name)).all()
-    return render_template("gestion/documents.html", page=page, types=types, type_id=type_id, family_q=family_q, older=older)
+    return render_template(
+        "gestion/documents.html", page=page, types=types, type_id=type_id, family_q=family_q, older=older
+    )
 
 
 def _document_or_404(document_id: int) -> Document:
@@ -97,12 +147,20 @@ def _document_or_404(document_id: int) -> Document:
 def document_show(document_id: int):
     document = _document_or_404(document_id)
     versions = db.session.scalars(
-        sa.select(Document).where(Document.family_id == document.family_id, Document.type_id == document.type_id, Document.child_id == document.child_id)
+        sa.select(Document)
+        .where(
+            Document.family_id == document.family_id,
+            Document.type_id == document.type_id,
+            Document.child_id == document.child_id,
+        )
         .order_by(Document.uploaded_at.desc())
     ).all()
     today = documents.today_in_paris(utcnow())
     return render_template(
-        "gestion/document_show.html", document=document, versions=versions, reasons=documents.REFUSAL_REASONS,
+        "gestion/document_show.html",
+        document=document,
+        versions=versions,
+        reasons=documents.REFUSAL_REASONS,
         default_expiry=documents.default_expiry(document.type, today),
     )
 
@@ -118,10 +176,18 @@ def document_decide(document_id: int):
         except ValueError:
             flash("La date de fin de validité est invalide.", "error")
             return redirect(url_for("gestion.document_show", document_id=document_id))
-    reason = " — ".join(part for part in (request.form.get("motif", ""), request.form.get("precision", "").strip()) if part)
+    reason = " — ".join(
+        part for part in (request.form.get("motif", ""), request.form.get("precision", "").strip()) if part
+    )
     try:
         documents.decide(document, current_user, accept, utcnow(), valid_until=valid_until, reason=reason)
-        record(current_user, "document.validated" if accept else "document.refused", "document", document.id, document.type.name)
+        record(
+            current_user,
+            "document.validated" if accept else "document.refused",
+            "document",
+            document.id,
+            document.type.name,
+        )
         commit()
     except documents.DocumentError as error:
         rollback()

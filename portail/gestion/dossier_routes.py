@@ -38,13 +38,20 @@ def changes():
     if older:
         query = query.where(ChangeRequest.created_at <= utcnow() - timedelta(days=older))
     page = db.paginate(
-        query.options(sa.orm.contains_eager(ChangeRequest.family), sa.orm.joinedload(ChangeRequest.requested_by)).order_by(ChangeRequest.created_at),
+        query.options(
+            sa.orm.contains_eager(ChangeRequest.family), sa.orm.joinedload(ChangeRequest.requested_by)
+        ).order_by(ChangeRequest.created_at),
         page=max(request.args.get("page", 1, type=int), 1),
         per_page=30,
         error_out=False,
     )
     return render_template(
-        "gestion/changes.html", page=page, sections=SECTIONS, family_q=family_q, section=section, older=older,
+        "gestion/changes.html",
+        page=page,
+        sections=SECTIONS,
+        family_q=family_q,
+        section=section,
+        older=older,
         describe=dossier.describe,
     )
 
@@ -66,10 +73,17 @@ def change_show(change_id: int):
         dossier.audit_sensitive_read(current_user, section, target)
         commit()
     old = {field: value for field, _label, value in dossier.rows(section, change.old_values)}
-    diff = [(label, old.get(field, "—"), new) for field, label, new in dossier.rows(section, change.new_values)]
+    diff = [
+        (label, old.get(field, "—"), new) for field, label, new in dossier.rows(section, change.new_values)
+    ]
     return render_template(
-        "gestion/change_show.html", change=change, section=section, diff=diff, conflicts=dossier.conflicts(change),
-        describe=dossier.describe, reasons=REFUSAL_REASONS,
+        "gestion/change_show.html",
+        change=change,
+        section=section,
+        diff=diff,
+        conflicts=dossier.conflicts(change),
+        describe=dossier.describe,
+        reasons=REFUSAL_REASONS,
     )
 
 
@@ -157,12 +171,18 @@ def member_section(family_id: int, owner: str, member_id: int, section_name: str
     dossier.audit_sensitive_read(current_user, section, member)
     commit()
     return render_template(
-        "gestion/member_section.html", family=family, member=member, section=section, owner=owner,
+        "gestion/member_section.html",
+        family=family,
+        member=member,
+        section=section,
+        owner=owner,
         rows=dossier.rows(section, dossier.snapshot(section, member)),
     )
 
 
-@bp.route("/familles/<int:family_id>/<owner>/<int:member_id>/<section_name>/modifier", methods=["GET", "POST"])
+@bp.route(
+    "/familles/<int:family_id>/<owner>/<int:member_id>/<section_name>/modifier", methods=["GET", "POST"]
+)
 def member_edit(family_id: int, owner: str, member_id: int, section_name: str):
     """An agent edits a section directly: applied at once, recorded in the history."""
     family = _family_or_404(family_id)
@@ -176,7 +196,11 @@ def member_edit(family_id: int, owner: str, member_id: int, section_name: str):
     back = url_for("gestion.family_show", family_id=family.id)
     if submitted and form.validate_on_submit():
         try:
-            values = {"photo": uploads.save_image(form.photo.data.read())} if section_name == "photo" else form_values(section_name, form)
+            values = (
+                {"photo": uploads.save_image(form.photo.data.read())}
+                if section_name == "photo"
+                else form_values(section_name, form)
+            )
             dossier.edit_directly(family, current_user, section_name, member, values)
             commit()
         except (DossierError, uploads.UploadError) as error:
@@ -186,8 +210,13 @@ def member_edit(family_id: int, owner: str, member_id: int, section_name: str):
             flash(f"{section.label} de {member.full_name} : modification enregistrée.", "success")
             return redirect(back)
     return render_template(
-        "family/section_form.html", form=form, family=None, title=f"{section.label} — {member.full_name}", back=back,
-        section=section, multipart=section_name == "photo",
+        "family/section_form.html",
+        form=form,
+        family=None,
+        title=f"{section.label} — {member.full_name}",
+        back=back,
+        section=section,
+        multipart=section_name == "photo",
     ), (422 if submitted else 200)
 
 
@@ -200,12 +229,20 @@ def authorizations():
             flash("Indiquez le libellé de l'autorisation (150 caractères au plus).", "error")
         else:
             position = (db.session.scalar(sa.select(sa.func.max(Authorization.position))) or 0) + 1
-            db.session.add(Authorization(label=label, description=(request.form.get("description") or "").strip() or None, position=position))
+            db.session.add(
+                Authorization(
+                    label=label,
+                    description=(request.form.get("description") or "").strip() or None,
+                    position=position,
+                )
+            )
             record(current_user, "authorization.created", "authorization", None, label)
             commit()
             flash(f"Autorisation « {label} » ajoutée.", "success")
         return redirect(url_for("gestion.authorizations"))
-    items = db.session.scalars(sa.select(Authorization).order_by(Authorization.position, Authorization.id)).all()
+    items = db.session.scalars(
+        sa.select(Authorization).order_by(Authorization.position, Authorization.id)
+    ).all()
     return render_template("gestion/authorizations.html", items=items)
 
 
@@ -219,5 +256,3 @@ def authorization_toggle(authorization_id: int):
     record(current_user, "authorization.toggled", "authorization", item.id, item.label)
     commit()
     return redirect(url_for("gestion.authorizations"))
-
-

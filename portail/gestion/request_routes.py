@@ -23,7 +23,11 @@ from portail.services import planning, requests
 from portail.services.booking_rules import french_day
 from portail.services.outbox import commit, rollback
 
-LINE_STATES = {"pending": ("En attente", LineState.PENDING), "accepted": ("Acceptées", LineState.ACCEPTED), "refused": ("Refusées", LineState.REFUSED)}
+LINE_STATES = {
+    "pending": ("En attente", LineState.PENDING),
+    "accepted": ("Acceptées", LineState.ACCEPTED),
+    "refused": ("Refusées", LineState.REFUSED),
+}
 PER_PAGE = 50
 
 
@@ -39,7 +43,9 @@ def _filters() -> dict:
         "activite": args.get("activite", type=int),
         "jour": day,
         "famille": (args.get("famille") or "").strip()[:100],
-        "etat": args.get("etat") if args.get("etat") in LINE_STATES or args.get("etat") == "all" else "pending",
+        "etat": args.get("etat")
+        if args.get("etat") in LINE_STATES or args.get("etat") == "all"
+        else "pending",
     }
 
 
@@ -62,11 +68,15 @@ def requests_queue():
         query = query.where(RequestLine.day == filters["jour"])
     if filters["famille"]:
         pattern = f"%{filters['famille'].lower()}%"
-        query = query.where(sa.or_(sa.func.lower(Family.name).like(pattern), sa.func.lower(Child.first_name).like(pattern)))
+        query = query.where(
+            sa.or_(sa.func.lower(Family.name).like(pattern), sa.func.lower(Child.first_name).like(pattern))
+        )
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     page = max(request.args.get("page", 1, type=int), 1)
     rows = db.session.execute(
-        query.order_by(RequestLine.day, Activity.name, Family.name, Child.first_name, RequestLine.id).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
+        query.order_by(RequestLine.day, Activity.name, Family.name, Child.first_name, RequestLine.id)
+        .limit(PER_PAGE)
+        .offset((page - 1) * PER_PAGE)
     ).all()
     booked = {}
     pairs = {(row.Activity.id, row.RequestLine.day) for row in rows}
@@ -75,15 +85,27 @@ def requests_queue():
             (activity_id, day): count
             for activity_id, day, count in db.session.execute(
                 sa.select(ActivityDay.activity_id, ActivityDay.day, ActivityDay.booked).where(
-                    ActivityDay.activity_id.in_({a for a, _d in pairs}), ActivityDay.day.in_({d for _a, d in pairs})
+                    ActivityDay.activity_id.in_({a for a, _d in pairs}),
+                    ActivityDay.day.in_({d for _a, d in pairs}),
                 )
             )
         }
     awaiting = requests.awaiting_reply(list({row.Request.id for row in rows}))
     return render_template(
-        "gestion/requests.html", awaiting=awaiting, rows=rows, total=total, page=page, pages=max((total + PER_PAGE - 1) // PER_PAGE, 1), filters=filters,
-        states=LINE_STATES, activities=db.session.scalars(sa.select(Activity).order_by(Activity.name)).all(), booked=booked,
-        reasons=requests.REFUSAL_REASONS, french_day=french_day, kinds=planning.KIND_LABELS, line_labels=requests.LINE_LABELS,
+        "gestion/requests.html",
+        awaiting=awaiting,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
+        filters=filters,
+        states=LINE_STATES,
+        activities=db.session.scalars(sa.select(Activity).order_by(Activity.name)).all(),
+        booked=booked,
+        reasons=requests.REFUSAL_REASONS,
+        french_day=french_day,
+        kinds=planning.KIND_LABELS,
+        line_labels=requests.LINE_LABELS,
     )
 
 
@@ -107,7 +129,12 @@ def requests_decide():
         return redirect(back)
     try:
         counts = requests.decide(
-            line_ids, verdict == "accepter", current_user, utcnow(), reason=request.form.get("motif") or None, message=request.form.get("message"),
+            line_ids,
+            verdict == "accepter",
+            current_user,
+            utcnow(),
+            reason=request.form.get("motif") or None,
+            message=request.form.get("message"),
         )
         commit()
     except requests.DecisionError as error:
@@ -116,9 +143,13 @@ def requests_decide():
         return redirect(back)
     parts = []
     if counts["accepted"]:
-        parts.append(f"{counts['accepted']} jour{'s' if counts['accepted'] > 1 else ''} accepté{'s' if counts['accepted'] > 1 else ''}")
+        parts.append(
+            f"{counts['accepted']} jour{'s' if counts['accepted'] > 1 else ''} accepté{'s' if counts['accepted'] > 1 else ''}"
+        )
     if counts["refused"]:
-        parts.append(f"{counts['refused']} jour{'s' if counts['refused'] > 1 else ''} refusé{'s' if counts['refused'] > 1 else ''}")
+        parts.append(
+            f"{counts['refused']} jour{'s' if counts['refused'] > 1 else ''} refusé{'s' if counts['refused'] > 1 else ''}"
+        )
     flash(" et ".join(parts) + ".", "success")
     return redirect(back)
 
@@ -136,8 +167,16 @@ def request_show(request_id: int):
     found = _request_or_404(request_id)
     events = requests.history(found)
     return render_template(
-        "gestion/request_show.html", awaiting=requests.awaiting_reply([found.id]), item=found, events=events, state=planning.request_state(found.lines), kinds=planning.KIND_LABELS,
-        french_day=french_day, reasons=requests.REFUSAL_REASONS, pending=LineState.PENDING, line_labels=requests.LINE_LABELS,
+        "gestion/request_show.html",
+        awaiting=requests.awaiting_reply([found.id]),
+        item=found,
+        events=events,
+        state=planning.request_state(found.lines),
+        kinds=planning.KIND_LABELS,
+        french_day=french_day,
+        reasons=requests.REFUSAL_REASONS,
+        pending=LineState.PENDING,
+        line_labels=requests.LINE_LABELS,
     )
 
 

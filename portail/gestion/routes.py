@@ -42,9 +42,7 @@ def dashboard():
     figures = {
         "families": count(sa.select(sa.func.count(Family.id))),
         "parents": count(
-            sa.select(sa.func.count(User.id)).where(
-                User.role == Role.PARENT, User.activated_at.is_not(None)
-            )
+            sa.select(sa.func.count(User.id)).where(User.role == Role.PARENT, User.activated_at.is_not(None))
         ),
         "subscriptions": count(
             sa.select(sa.func.count(Subscription.id)).where(Subscription.ended_at.is_(None))
@@ -52,15 +50,17 @@ def dashboard():
         "changes": count(
             sa.select(sa.func.count(ChangeRequest.id)).where(ChangeRequest.status == ChangeStatus.PENDING)
         ),
-        "pending_lines": count(sa.select(sa.func.count(RequestLine.id)).where(RequestLine.state == LineState.PENDING)),
-        "pending_documents": count(sa.select(sa.func.count(Document.id)).where(Document.state == DocumentState.PENDING)),
+        "pending_lines": count(
+            sa.select(sa.func.count(RequestLine.id)).where(RequestLine.state == LineState.PENDING)
+        ),
+        "pending_documents": count(
+            sa.select(sa.func.count(Document.id)).where(Document.state == DocumentState.PENDING)
+        ),
         "overdue_invoices": billing.overdue_count(billing.today_in_paris(utcnow())),
     }
     outbox = dict(
         db.session.execute(
-            sa.select(OutboxMessage.status, sa.func.count(OutboxMessage.id)).group_by(
-                OutboxMessage.status
-            )
+            sa.select(OutboxMessage.status, sa.func.count(OutboxMessage.id)).group_by(OutboxMessage.status)
         ).all()
     )
     events = db.session.scalars(
@@ -164,7 +164,12 @@ def family_edit(family_id: int):
             form.children.pop_entry()
         for child in family.children:
             form.children.append_entry(
-                {"id": str(child.id), "last_name": child.last_name, "first_name": child.first_name, "birth_date": child.birth_date}
+                {
+                    "id": str(child.id),
+                    "last_name": child.last_name,
+                    "first_name": child.first_name,
+                    "birth_date": child.birth_date,
+                }
             )
         form.children.append_entry()
     return _family_form_page(form, family)
@@ -207,7 +212,10 @@ def family_show(family_id: int):
         ]
 
     return render_template(
-        "gestion/family_show.html", family=family, accounts=accounts, events=events,
+        "gestion/family_show.html",
+        family=family,
+        accounts=accounts,
+        events=events,
         guardian_blocks=blocks(family.guardians, dossier.GUARDIAN_SECTIONS),
         child_blocks=blocks(family.children, dossier.CHILD_SECTIONS),
         pending_count=len(dossier.pending_by_key(family)),
@@ -256,9 +264,16 @@ def staff():
             db.session.add(user)
             db.session.flush()
             accounts.mail_link(
-                user, TokenPurpose.RESET, "staff_welcome", "auth.reset_password", "ACTIVATION_TTL", role=user.role.label
+                user,
+                TokenPurpose.RESET,
+                "staff_welcome",
+                "auth.reset_password",
+                "ACTIVATION_TTL",
+                role=user.role.label,
             )
-            families.record(current_user, "staff.created", "user", user.id, f"{user.email} ({user.role.label})")
+            families.record(
+                current_user, "staff.created", "user", user.id, f"{user.email} ({user.role.label})"
+            )
             commit()
             flash(f"Le compte de {user.full_name} est créé ; un e-mail lui a été envoyé.", "success")
             return redirect(url_for("gestion.staff"))

@@ -52,9 +52,7 @@ class User(UserMixin, db.Model):
     last_name: Mapped[str] = mapped_column(sa.String(100))
     first_name: Mapped[str] = mapped_column(sa.String(100))
     phone: Mapped[str | None] = mapped_column(sa.String(30))
-    role: Mapped[Role] = mapped_column(
-        sa.Enum(Role, native_enum=False, length=10), default=Role.PARENT
-    )
+    role: Mapped[Role] = mapped_column(sa.Enum(Role, native_enum=False, length=10), default=Role.PARENT)
     session_token: Mapped[str] = mapped_column(sa.String(64), default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -99,9 +97,7 @@ class AccountToken(db.Model):
     """A single-use link token; only its SHA-256 is stored."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[TokenPurpose] = mapped_column(sa.Enum(TokenPurpose, native_enum=False, length=20))
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

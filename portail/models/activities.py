@@ -70,15 +70,23 @@ class Activity(db.Model):
     start_date: Mapped[date]
     end_date: Mapped[date]
     capacity: Mapped[int | None]
-    validation_mode: Mapped[ValidationMode] = mapped_column(sa.Enum(ValidationMode, native_enum=False, length=12))
-    open_period: Mapped[OpenPeriod] = mapped_column(sa.Enum(OpenPeriod, native_enum=False, length=12), default=OpenPeriod.SCHOOL_DAYS)
+    validation_mode: Mapped[ValidationMode] = mapped_column(
+        sa.Enum(ValidationMode, native_enum=False, length=12)
+    )
+    open_period: Mapped[OpenPeriod] = mapped_column(
+        sa.Enum(OpenPeriod, native_enum=False, length=12), default=OpenPeriod.SCHOOL_DAYS
+    )
     closed_on_public_holidays: Mapped[bool] = mapped_column(default=True)
-    booking_deadline_kind: Mapped[DeadlineKind] = mapped_column(sa.Enum(DeadlineKind, native_enum=False, length=15), default=DeadlineKind.DAYS_BEFORE)
+    booking_deadline_kind: Mapped[DeadlineKind] = mapped_column(
+        sa.Enum(DeadlineKind, native_enum=False, length=15), default=DeadlineKind.DAYS_BEFORE
+    )
     booking_deadline_days: Mapped[int] = mapped_column(default=2)
     booking_deadline_time: Mapped[time] = mapped_column(default=time(10, 0))
     booking_deadline_working_days: Mapped[bool] = mapped_column(default=True)
     booking_deadline_weekday: Mapped[int | None]  # ISO weekday for PREVIOUS_WEEK
-    absence_deadline_kind: Mapped[DeadlineKind] = mapped_column(sa.Enum(DeadlineKind, native_enum=False, length=15), default=DeadlineKind.DAYS_BEFORE)
+    absence_deadline_kind: Mapped[DeadlineKind] = mapped_column(
+        sa.Enum(DeadlineKind, native_enum=False, length=15), default=DeadlineKind.DAYS_BEFORE
+    )
     absence_deadline_days: Mapped[int] = mapped_column(default=2)
     absence_deadline_time: Mapped[time] = mapped_column(default=time(10, 0))
     absence_deadline_working_days: Mapped[bool] = mapped_column(default=True)
@@ -94,7 +102,9 @@ class ClosingDay(db.Model):
     """A day an activity (or every activity, when activity_id is null) is closed."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    activity_id: Mapped[int | None] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"), index=True)
+    activity_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("activity.id", ondelete="CASCADE"), index=True
+    )
     day: Mapped[date] = mapped_column(index=True)
     reason: Mapped[str] = mapped_column(sa.String(100))
 
@@ -118,7 +128,9 @@ class Enrolment(db.Model):
 class ActivityDay(db.Model):
     """How many children are booked on a day of an activity: the capacity guard."""
 
-    activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"), primary_key=True)
+    activity_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("activity.id", ondelete="CASCADE"), primary_key=True
+    )
     day: Mapped[date] = mapped_column(primary_key=True)
     booked: Mapped[int] = mapped_column(default=0)
 
@@ -134,7 +146,9 @@ class Booking(db.Model):
     day: Mapped[date]
     state: Mapped[BookingState] = mapped_column(sa.Enum(BookingState, native_enum=False, length=25))
     # What the day was before a pending request (to restore it on withdrawal or refusal).
-    previous_state: Mapped[BookingState | None] = mapped_column(sa.Enum(BookingState, native_enum=False, length=25))
+    previous_state: Mapped[BookingState | None] = mapped_column(
+        sa.Enum(BookingState, native_enum=False, length=25)
+    )
     reason: Mapped[str | None] = mapped_column(sa.String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -158,8 +172,12 @@ class Request(db.Model):
     period_end: Mapped[date | None]
     period_weekdays: Mapped[str | None] = mapped_column(sa.String(7))
 
-    lines: Mapped[list["RequestLine"]] = relationship(back_populates="request", cascade="all, delete-orphan", order_by="RequestLine.day")
-    events: Mapped[list["RequestEvent"]] = relationship(cascade="all, delete-orphan", order_by="RequestEvent.at")
+    lines: Mapped[list["RequestLine"]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="RequestLine.day"
+    )
+    events: Mapped[list["RequestEvent"]] = relationship(
+        cascade="all, delete-orphan", order_by="RequestEvent.at"
+    )
     child: Mapped[Child] = relationship()
     activity: Mapped[Activity] = relationship()
 
@@ -168,7 +186,9 @@ class RequestLine(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"), index=True)
     day: Mapped[date]
-    state: Mapped[LineState] = mapped_column(sa.Enum(LineState, native_enum=False, length=10), default=LineState.PENDING)
+    state: Mapped[LineState] = mapped_column(
+        sa.Enum(LineState, native_enum=False, length=10), default=LineState.PENDING
+    )
     reason: Mapped[str | None] = mapped_column(sa.String(200))
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # the digests read by window

@@ -42,8 +42,10 @@ class Tariff(db.Model):
     activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"), index=True)
     valid_from: Mapped[date]
     valid_until: Mapped[date | None]
-    late_surcharge_cents: Mapped[int] = mapped_column(default=0)  # per day reserved after the booking deadline
-    bill_late_absences: Mapped[bool] = mapped_column(default=True)  # an absence asked after the absence deadline is billed
+    # per day reserved after the booking deadline
+    late_surcharge_cents: Mapped[int] = mapped_column(default=0)
+    # an absence asked after the absence deadline is billed
+    bill_late_absences: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     activity: Mapped[Activity] = relationship()
@@ -87,15 +89,22 @@ class Invoice(db.Model):
     credited_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("invoice.id"))
 
     family: Mapped[Family] = relationship()
-    lines: Mapped[list["InvoiceLine"]] = relationship(back_populates="invoice", cascade="all, delete-orphan", order_by="InvoiceLine.position")
+    lines: Mapped[list["InvoiceLine"]] = relationship(
+        back_populates="invoice", cascade="all, delete-orphan", order_by="InvoiceLine.position"
+    )
     payments: Mapped[list["Payment"]] = relationship(back_populates="invoice", order_by="Payment.paid_on")
     corrects: Mapped["Invoice | None"] = relationship(foreign_keys=[corrects_id], remote_side=[id])
-    credited_by: Mapped["Invoice | None"] = relationship(foreign_keys=[credited_by_id], remote_side=[id], post_update=True)
+    credited_by: Mapped["Invoice | None"] = relationship(
+        foreign_keys=[credited_by_id], remote_side=[id], post_update=True
+    )
 
     __table_args__ = (
         # At most one invoice in force per family and month, whatever the concurrency of runs.
         sa.Index(
-            "uq_invoice_in_force", "family_id", "month", unique=True,
+            "uq_invoice_in_force",
+            "family_id",
+            "month",
+            unique=True,
             sqlite_where=sa.text("kind = 'INVOICE' AND credited_by_id IS NULL"),
             postgresql_where=sa.text("kind = 'INVOICE' AND credited_by_id IS NULL"),
         ),
@@ -143,7 +152,9 @@ class BillingRun(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     month: Mapped[date]
-    state: Mapped[RunState] = mapped_column(sa.Enum(RunState, native_enum=False, length=10), default=RunState.QUEUED)
+    state: Mapped[RunState] = mapped_column(
+        sa.Enum(RunState, native_enum=False, length=10), default=RunState.QUEUED
+    )
     families_total: Mapped[int] = mapped_column(default=0)
     families_done: Mapped[int] = mapped_column(default=0)
     invoices: Mapped[int] = mapped_column(default=0)

@@ -50,7 +50,9 @@ class DocumentType(db.Model):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     scope: Mapped[DocumentScope] = mapped_column(sa.Enum(DocumentScope, native_enum=False, length=10))
     required: Mapped[bool] = mapped_column(default=True)
-    validity: Mapped[Validity] = mapped_column(sa.Enum(Validity, native_enum=False, length=12), default=Validity.NONE)
+    validity: Mapped[Validity] = mapped_column(
+        sa.Enum(Validity, native_enum=False, length=12), default=Validity.NONE
+    )
     formats: Mapped[str] = mapped_column(sa.String(20), default="pdf,jpeg,png")  # among FORMATS
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -71,7 +73,9 @@ class Document(db.Model):
     original_name: Mapped[str] = mapped_column(sa.String(120))  # cleaned, for display and download only
     mimetype: Mapped[str] = mapped_column(sa.String(40))
     size: Mapped[int]
-    state: Mapped[DocumentState] = mapped_column(sa.Enum(DocumentState, native_enum=False, length=10), default=DocumentState.PENDING, index=True)
+    state: Mapped[DocumentState] = mapped_column(
+        sa.Enum(DocumentState, native_enum=False, length=10), default=DocumentState.PENDING, index=True
+    )
     reason: Mapped[str | None] = mapped_column(sa.Text)
     valid_until: Mapped[date | None]
     uploaded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))

@@ -42,9 +42,7 @@ class Guardian(db.Model):
     """A responsable légal (one or two per family)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    family_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("family.id", ondelete="CASCADE"), index=True
-    )
+    family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(sa.SmallInteger)
     civility: Mapped[Civility | None] = mapped_column(sa.Enum(Civility, native_enum=False, length=10))
     last_name: Mapped[str] = mapped_column(sa.String(100))
@@ -85,9 +83,7 @@ class Guardian(db.Model):
 
 class Child(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
-    family_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("family.id", ondelete="CASCADE"), index=True
-    )
+    family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
     last_name: Mapped[str] = mapped_column(sa.String(100))
     first_name: Mapped[str] = mapped_column(sa.String(100))
     birth_date: Mapped[date] = mapped_column(sa.Date)
@@ -121,12 +117,8 @@ class Subscription(db.Model):
     """A parent account's link to a family (Abonnement); ended, never deleted."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
-    )
-    family_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("family.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -149,9 +141,7 @@ class SubscriptionAttempt(db.Model):
     """One try at the code abonné form, counted for the hourly limit."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     succeeded: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 

@@ -41,7 +41,9 @@ class RequestRead(db.Model):
     """When a parent last opened a request's history (the "nouveau(x) message(s)" flag is per parent)."""
 
     request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -69,6 +71,8 @@ class DigestRun(db.Model):
     """A window whose digests have all been written to the outbox (a missed window has no row yet)."""
 
     day: Mapped[date] = mapped_column(primary_key=True)
-    window: Mapped[DigestWindow] = mapped_column(sa.Enum(DigestWindow, native_enum=False, length=10), primary_key=True)
+    window: Mapped[DigestWindow] = mapped_column(
+        sa.Enum(DigestWindow, native_enum=False, length=10), primary_key=True
+    )
     mails: Mapped[int] = mapped_column(default=0)
     completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -169,14 +169,10 @@ def purge_unactivated(now=None) -> int:
     now = now or utcnow()
     limit = now - current_app.config["UNACTIVATED_PURGE_AFTER"]
     result = db.session.execute(
-        sa.delete(User).where(
-            User.activated_at.is_(None), User.role == Role.PARENT, User.created_at < limit
-        )
+        sa.delete(User).where(User.activated_at.is_(None), User.role == Role.PARENT, User.created_at < limit)
     )
     db.session.commit()
     return result.rowcount
-
-
 
 
 def request_email_change(user: User, new_email: str) -> None:
@@ -189,7 +185,12 @@ def request_email_change(user: User, new_email: str) -> None:
     if find_by_email(new_email) is not None:
         return
     mail_link(
-        user, TokenPurpose.EMAIL_CHANGE, "email_change", "account.confirm_email", "ACTIVATION_TTL", recipient=new_email
+        user,
+        TokenPurpose.EMAIL_CHANGE,
+        "email_change",
+        "account.confirm_email",
+        "ACTIVATION_TTL",
+        recipient=new_email,
     )
 
 
@@ -214,13 +215,28 @@ def export_data(user: User) -> dict:
         return {field: _plain(getattr(obj, field)) for field in fields}
 
     return {
-        "compte": person(user, "civility", "last_name", "first_name", "email", "phone", "created_at", "activated_at", "last_login_at"),
+        "compte": person(
+            user,
+            "civility",
+            "last_name",
+            "first_name",
+            "email",
+            "phone",
+            "created_at",
+            "activated_at",
+            "last_login_at",
+        ),
         "abonnements": [
             {
                 "famille": subscription.family.name,
                 "depuis": _plain(subscription.created_at),
-                "responsables": [person(g, "civility", "last_name", "first_name", "email", "phone") for g in subscription.family.guardians],
-                "enfants": [person(c, "last_name", "first_name", "birth_date") for c in subscription.family.children],
+                "responsables": [
+                    person(g, "civility", "last_name", "first_name", "email", "phone")
+                    for g in subscription.family.guardians
+                ],
+                "enfants": [
+                    person(c, "last_name", "first_name", "birth_date") for c in subscription.family.children
+                ],
             }
             for subscription in active_subscriptions(user)
         ],

@@ -58,9 +58,18 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 DUE_DAYS = 30
-RESERVED_LABEL, LATE_ABSENCE_LABEL, SURCHARGE_LABEL = "Jours réservés", "Absences hors délai", "Majoration réservation hors délai"
+RESERVED_LABEL, LATE_ABSENCE_LABEL, SURCHARGE_LABEL = (
+    "Jours réservés",
+    "Absences hors délai",
+    "Majoration réservation hors délai",
+)
 LABEL_ORDER = {RESERVED_LABEL: 0, LATE_ABSENCE_LABEL: 1, SURCHARGE_LABEL: 2}
-METHOD_LABELS = {PaymentMethod.CARD: "Carte", PaymentMethod.CHEQUE: "Chèque", PaymentMethod.CASH: "Espèces", PaymentMethod.DIRECT_DEBIT: "Prélèvement"}
+METHOD_LABELS = {
+    PaymentMethod.CARD: "Carte",
+    PaymentMethod.CHEQUE: "Chèque",
+    PaymentMethod.CASH: "Espèces",
+    PaymentMethod.DIRECT_DEBIT: "Prélèvement",
+}
 MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
 
 
@@ -84,7 +93,15 @@ def euros(cents: int) -> str:
 
 def parse_euros(text: str) -> int:
     """'3,30', '3.30', '3' or '1 234,5 €' → cents; ValueError for anything else."""
-    cleaned = (text or "").replace("€", "").replace("\u202f", "").replace("\u00a0", "").replace(" ", "").replace(",", ".").strip()
+    cleaned = (
+        (text or "")
+        .replace("€", "")
+        .replace("\u202f", "")
+        .replace("\u00a0", "")
+        .replace(" ", "")
+        .replace(",", ".")
+        .strip()
+    )
     if not cleaned or cleaned.count(".") > 1 or not cleaned.replace(".", "").isdigit():
         raise ValueError(text)
     whole, _, part = cleaned.partition(".")
@@ -119,14 +136,20 @@ def price_for(tariff: Tariff, quotient: int | None) -> int:
     brackets = tariff.brackets
     if quotient is not None:
         for bracket in brackets:
-            if bracket.quotient_min <= quotient and (bracket.quotient_max is None or quotient <= bracket.quotient_max):
+            if bracket.quotient_min <= quotient and (
+                bracket.quotient_max is None or quotient <= bracket.quotient_max
+            ):
                 return bracket.price_cents
     return max(brackets, key=lambda bracket: bracket.quotient_min).price_cents
 
 
 def family_quotient(guardians: list, month: date) -> int | None:
     """The lowest quotient of the responsables still valid on the first day of the month, if any."""
-    valid = [g.quotient for g in guardians if g.quotient is not None and (g.quotient_valid_until is None or g.quotient_valid_until >= month)]
+    valid = [
+        g.quotient
+        for g in guardians
+        if g.quotient is not None and (g.quotient_valid_until is None or g.quotient_valid_until >= month)
+    ]
     return min(valid) if valid else None
 
 
@@ -148,7 +171,10 @@ def check_brackets(rows: list[tuple[int | None, int]]) -> list[tuple[int, int | 
 
 def make_brackets(rows: list[tuple[int | None, int]]) -> list[TariffBracket]:
     """The brackets of a tariff from (upper bound or None, price) rows; BillingError if incoherent."""
-    return [TariffBracket(quotient_min=low, quotient_max=high, price_cents=price) for low, high, price in check_brackets(rows)]
+    return [
+        TariffBracket(quotient_min=low, quotient_max=high, price_cents=price)
+        for low, high, price in check_brackets(rows)
+    ]
 
 
 def tariffs_for(first: date, last: date) -> dict[int, list[Tariff]]:
@@ -197,7 +223,9 @@ def _sort_key(line: Line):
 _BILLED_STATES = [BookingState.RESERVED, BookingState.ABSENT, BookingState.ABSENCE_REQUESTED]
 
 
-def compute(family_ids: list[int], month: date, tariffs: dict[int, list[Tariff]], activities: dict[int, Activity]) -> tuple[dict[int, list[Line]], dict, int]:
+def compute(
+    family_ids: list[int], month: date, tariffs: dict[int, list[Tariff]], activities: dict[int, Activity]
+) -> tuple[dict[int, list[Line]], dict, int]:
     """Each family's lines for the month, the quotient applied, and the count of booked days without tariff.
 
     Four queries for the whole batch (bookings, accepted requests, children, responsables).
@@ -209,13 +237,17 @@ def compute(family_ids: list[int], month: date, tariffs: dict[int, list[Tariff]]
     children = {
         child_id: (family_id, f"{first_name} {last_name}")
         for child_id, family_id, first_name, last_name in connection.execute(
-            sa.select(Child.id, Child.family_id, Child.first_name, Child.last_name).where(Child.family_id.between(low, high))
+            sa.select(Child.id, Child.family_id, Child.first_name, Child.last_name).where(
+                Child.family_id.between(low, high)
+            )
         )
         if family_id in wanted
     }
     guardians = defaultdict(list)
     for guardian in connection.execute(
-        sa.select(Guardian.family_id, Guardian.position, Guardian.quotient, Guardian.quotient_valid_until).where(Guardian.family_id.between(low, high))
+        sa.select(
+            Guardian.family_id, Guardian.position, Guardian.quotient, Guardian.quotient_valid_until
+        ).where(Guardian.family_id.between(low, high))
     ):
         guardians[guardian.family_id].append(guardian)
     quotients = {family_id: family_quotient(guardians.get(family_id, []), first) for family_id in family_ids}
@@ -223,7 +255,11 @@ def compute(family_ids: list[int], month: date, tariffs: dict[int, list[Tariff]]
     for child_id, activity_id, kind, day, created_at in connection.execute(
         sa.select(Request.child_id, Request.activity_id, Request.kind, RequestLine.day, Request.created_at)
         .join(RequestLine, RequestLine.request_id == Request.id)
-        .where(Request.family_id.between(low, high), RequestLine.day.between(first, last), RequestLine.state == LineState.ACCEPTED)
+        .where(
+            Request.family_id.between(low, high),
+            RequestLine.day.between(first, last),
+            RequestLine.state == LineState.ACCEPTED,
+        )
     ):
         key = (child_id, activity_id, day, kind)
         if key not in asked_at or asked_at[key] < created_at:
@@ -236,7 +272,11 @@ def compute(family_ids: list[int], month: date, tariffs: dict[int, list[Tariff]]
     for child_id, activity_id, day, state in connection.execute(
         sa.select(Booking.child_id, Booking.activity_id, Booking.day, Booking.state)
         .join(Child, Child.id == Booking.child_id)
-        .where(Child.family_id.between(low, high), Booking.day.between(first, last), Booking.state.in_(_BILLED_STATES))
+        .where(
+            Child.family_id.between(low, high),
+            Booking.day.between(first, last),
+            Booking.state.in_(_BILLED_STATES),
+        )
     ):
         if child_id not in children:
             continue
@@ -254,15 +294,29 @@ def compute(family_ids: list[int], month: date, tariffs: dict[int, list[Tariff]]
         price, name, bucket = price_of[(tariff.id, quotient)], names[activity_id], counts[family_id]
         if state is BookingState.ABSENT:
             asked = asked_at.get((child_id, activity_id, day, RequestKind.ABSENCE))
-            if tariff.bill_late_absences and asked is not None and asked > booking_rules.absence_deadline(activities[activity_id], day):
+            if (
+                tariff.bill_late_absences
+                and asked is not None
+                and asked > booking_rules.absence_deadline(activities[activity_id], day)
+            ):
                 bucket[(child_name, name, LATE_ABSENCE_LABEL, price)] += 1
             continue
         bucket[(child_name, name, RESERVED_LABEL, price)] += 1
         asked = asked_at.get((child_id, activity_id, day, RequestKind.RESERVATION))
-        if tariff.late_surcharge_cents and asked is not None and asked > booking_rules.booking_deadline(activities[activity_id], day):
+        if (
+            tariff.late_surcharge_cents
+            and asked is not None
+            and asked > booking_rules.booking_deadline(activities[activity_id], day)
+        ):
             bucket[(child_name, name, SURCHARGE_LABEL, tariff.late_surcharge_cents)] += 1
     lines = {
-        family_id: sorted((Line(child, activity, label, days, price) for (child, activity, label, price), days in counts[family_id].items()), key=_sort_key)
+        family_id: sorted(
+            (
+                Line(child, activity, label, days, price)
+                for (child, activity, label, price), days in counts[family_id].items()
+            ),
+            key=_sort_key,
+        )
         for family_id in family_ids
     }
     return lines, quotients, unpriced
@@ -274,14 +328,20 @@ def compute(family_ids: list[int], month: date, tariffs: dict[int, list[Tariff]]
 def take_numbers(series: str, count: int) -> list[str]:
     """`count` consecutive numbers of a series, e.g. FA2026-000042 (the counter row stays locked until commit)."""
     insert = (sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else pg_insert)(InvoiceCounter)
-    statement = insert.values(series=series, last=count).on_conflict_do_update(
-        index_elements=[InvoiceCounter.series], set_={"last": InvoiceCounter.last + count}
-    ).returning(InvoiceCounter.last)
+    statement = (
+        insert.values(series=series, last=count)
+        .on_conflict_do_update(
+            index_elements=[InvoiceCounter.series], set_={"last": InvoiceCounter.last + count}
+        )
+        .returning(InvoiceCounter.last)
+    )
     end = db.session.execute(statement).scalar_one()
     return [f"{series}-{number:06d}" for number in range(end - count + 1, end + 1)]
 
 
-def bill_families(family_ids: list[int], month: date, now: datetime, tariffs, activities) -> tuple[int, int, int]:
+def bill_families(
+    family_ids: list[int], month: date, now: datetime, tariffs, activities
+) -> tuple[int, int, int]:
     """Bill one batch of families (sorted ids) in the current transaction; return (invoices, credit notes, unpriced days)."""
     if not family_ids:
         return 0, 0, 0
@@ -291,14 +351,26 @@ def bill_families(family_ids: list[int], month: date, now: datetime, tariffs, ac
         invoice.family_id: invoice
         for invoice in db.session.scalars(
             sa.select(Invoice)
-            .where(Invoice.family_id.in_(family_ids), Invoice.month == first, Invoice.kind == InvoiceKind.INVOICE, Invoice.credited_by_id.is_(None))
+            .where(
+                Invoice.family_id.in_(family_ids),
+                Invoice.month == first,
+                Invoice.kind == InvoiceKind.INVOICE,
+                Invoice.credited_by_id.is_(None),
+            )
             .options(sa.orm.selectinload(Invoice.lines))
         )
     }
     to_credit, to_issue = [], []
     for family_id in family_ids:
         lines, current = computed[family_id], in_force.get(family_id)
-        if current is not None and [Line(x.child_name, x.activity_name, x.label, x.days, x.unit_price_cents) for x in current.lines] == lines:
+        if (
+            current is not None
+            and [
+                Line(x.child_name, x.activity_name, x.label, x.days, x.unit_price_cents)
+                for x in current.lines
+            ]
+            == lines
+        ):
             continue  # already billed exactly so: nothing to do
         if current is not None:
             to_credit.append(current)
@@ -313,12 +385,42 @@ def bill_families(family_ids: list[int], month: date, now: datetime, tariffs, ac
     invoice_numbers = take_numbers(f"FA{year}", len(to_issue)) if to_issue else []
     rows, line_rows = [], {}
     for invoice, number in zip(to_credit, credit_numbers, strict=True):
-        rows.append(_invoice_row(number, InvoiceKind.CREDIT_NOTE, invoice.family_id, first, now, today, -invoice.total_cents, identities, invoice.quotient, invoice.id))
-        line_rows[number] = [(x.child_name, x.activity_name, x.label, -x.days, x.unit_price_cents) for x in invoice.lines]
+        rows.append(
+            _invoice_row(
+                number,
+                InvoiceKind.CREDIT_NOTE,
+                invoice.family_id,
+                first,
+                now,
+                today,
+                -invoice.total_cents,
+                identities,
+                invoice.quotient,
+                invoice.id,
+            )
+        )
+        line_rows[number] = [
+            (x.child_name, x.activity_name, x.label, -x.days, x.unit_price_cents) for x in invoice.lines
+        ]
     for family_id, number in zip(to_issue, invoice_numbers, strict=True):
         lines = computed[family_id]
-        rows.append(_invoice_row(number, InvoiceKind.INVOICE, family_id, first, now, today, sum(x.amount_cents for x in lines), identities, quotients[family_id], None))
-        line_rows[number] = [(x.child_name, x.activity_name, x.label, x.days, x.unit_price_cents) for x in lines]
+        rows.append(
+            _invoice_row(
+                number,
+                InvoiceKind.INVOICE,
+                family_id,
+                first,
+                now,
+                today,
+                sum(x.amount_cents for x in lines),
+                identities,
+                quotients[family_id],
+                None,
+            )
+        )
+        line_rows[number] = [
+            (x.child_name, x.activity_name, x.label, x.days, x.unit_price_cents) for x in lines
+        ]
     # Credit notes first, then cancel what they correct (only if still in force: a concurrent run may
     # have done it, and then this batch starts again), then the new invoices (one in force per month).
     ids = _insert([row for row in rows if row["kind"] is InvoiceKind.CREDIT_NOTE])
@@ -333,12 +435,27 @@ def bill_families(family_ids: list[int], month: date, now: datetime, tariffs, ac
             raise ConcurrentRun("an invoice was cancelled by another run")
         db.session.expire_all()  # the cancelled invoices now name their credit note
     ids |= _insert([row for row in rows if row["kind"] is InvoiceKind.INVOICE])
-    db.session.execute(InvoiceLine.__table__.insert(), [
-        {"invoice_id": ids[number], "position": position, "child_name": child, "activity_name": activity, "label": label,
-         "days": days, "unit_price_cents": price, "amount_cents": days * price}
-        for number, lines in line_rows.items() for position, (child, activity, label, days, price) in enumerate(lines)
-    ])
-    _notify([(row["family_id"], row["number"], row["kind"], row["total_cents"], row["due_date"]) for row in rows], first)
+    db.session.execute(
+        InvoiceLine.__table__.insert(),
+        [
+            {
+                "invoice_id": ids[number],
+                "position": position,
+                "child_name": child,
+                "activity_name": activity,
+                "label": label,
+                "days": days,
+                "unit_price_cents": price,
+                "amount_cents": days * price,
+            }
+            for number, lines in line_rows.items()
+            for position, (child, activity, label, days, price) in enumerate(lines)
+        ],
+    )
+    _notify(
+        [(row["family_id"], row["number"], row["kind"], row["total_cents"], row["due_date"]) for row in rows],
+        first,
+    )
     return len(to_issue), len(to_credit), unpriced
 
 
@@ -347,14 +464,30 @@ def _insert(rows: list[dict]) -> dict[str, int]:
     if not rows:
         return {}
     db.session.execute(Invoice.__table__.insert(), rows)
-    return dict(db.session.execute(sa.select(Invoice.number, Invoice.id).where(Invoice.number.in_([row["number"] for row in rows]))).all())
+    return dict(
+        db.session.execute(
+            sa.select(Invoice.number, Invoice.id).where(Invoice.number.in_([row["number"] for row in rows]))
+        ).all()
+    )
 
 
-def _invoice_row(number, kind, family_id, month, now, today, total, identities, quotient, corrects_id) -> dict:
+def _invoice_row(
+    number, kind, family_id, month, now, today, total, identities, quotient, corrects_id
+) -> dict:
     name, payer, address = identities.get(family_id, ("", "", ""))
     return {
-        "number": number, "kind": kind, "family_id": family_id, "month": month, "issued_at": now, "due_date": today + timedelta(days=DUE_DAYS),
-        "total_cents": total, "family_name": name, "payer": payer, "address": address, "quotient": quotient, "corrects_id": corrects_id,
+        "number": number,
+        "kind": kind,
+        "family_id": family_id,
+        "month": month,
+        "issued_at": now,
+        "due_date": today + timedelta(days=DUE_DAYS),
+        "total_cents": total,
+        "family_name": name,
+        "payer": payer,
+        "address": address,
+        "quotient": quotient,
+        "corrects_id": corrects_id,
     }
 
 
@@ -362,7 +495,16 @@ def _identities(family_ids: list[int]) -> dict[int, tuple[str, str, str]]:
     """Family name, payer (first responsable) and postal address, as printed on the invoice (one query)."""
     result = {}
     rows = db.session.execute(
-        sa.select(Family.id, Family.name, Guardian.first_name, Guardian.last_name, Guardian.address_line1, Guardian.address_line2, Guardian.postcode, Guardian.city)
+        sa.select(
+            Family.id,
+            Family.name,
+            Guardian.first_name,
+            Guardian.last_name,
+            Guardian.address_line1,
+            Guardian.address_line2,
+            Guardian.postcode,
+            Guardian.city,
+        )
         .outerjoin(Guardian, sa.and_(Guardian.family_id == Family.id, Guardian.position == 1))
         .where(Family.id.in_(family_ids))
     )
@@ -379,17 +521,34 @@ def _notify(issued: list[tuple], month: date) -> None:
     accounts = db.session.execute(
         sa.select(Subscription.family_id, User.email, User.first_name)
         .join(User, User.id == Subscription.user_id)
-        .where(Subscription.family_id.in_(families), Subscription.ended_at.is_(None), User.activated_at.is_not(None))
+        .where(
+            Subscription.family_id.in_(families),
+            Subscription.ended_at.is_(None),
+            User.activated_at.is_not(None),
+        )
     ).all()
     by_family = defaultdict(list)
     for family_id, number, kind, total, due in issued:
-        by_family[family_id].append({
-            "number": number, "credit_note": kind is InvoiceKind.CREDIT_NOTE, "amount": euros(total), "due": due.isoformat(),
-        })
+        by_family[family_id].append(
+            {
+                "number": number,
+                "credit_note": kind is InvoiceKind.CREDIT_NOTE,
+                "amount": euros(total),
+                "due": due.isoformat(),
+            }
+        )
     mails: dict[str, dict] = {}
     base = current_app.config["PUBLIC_URL"]
     for family_id, email, first_name in accounts:
-        context = mails.setdefault(email, {"first_name": first_name, "month": month_label(month), "documents": [], "link": f"{base}/facturation/"})
+        context = mails.setdefault(
+            email,
+            {
+                "first_name": first_name,
+                "month": month_label(month),
+                "documents": [],
+                "link": f"{base}/facturation/",
+            },
+        )
         context["documents"].extend(by_family[family_id])
     queue_mails("invoice_issued", list(mails.items()))
 
@@ -404,7 +563,9 @@ def start(month: date, agent: User) -> tuple[BillingRun, bool]:
     if first >= today_in_paris(utcnow()).replace(day=1):
         raise BillingError("Seul un mois terminé peut être facturé.")
     current = db.session.scalar(
-        sa.select(BillingRun).where(BillingRun.month == first, BillingRun.state.in_([RunState.QUEUED, RunState.RUNNING])).order_by(BillingRun.id.desc())
+        sa.select(BillingRun)
+        .where(BillingRun.month == first, BillingRun.state.in_([RunState.QUEUED, RunState.RUNNING]))
+        .order_by(BillingRun.id.desc())
     )
     if current is not None:
         return current, False
@@ -422,7 +583,9 @@ def families_to_bill(month: date) -> list[int]:
         .join(Booking, Booking.child_id == Child.id)
         .where(Booking.day.between(first, last), Booking.state.in_(_BILLED_STATES))
     )
-    invoiced = sa.select(Invoice.family_id).where(Invoice.month == first, Invoice.kind == InvoiceKind.INVOICE, Invoice.credited_by_id.is_(None))
+    invoiced = sa.select(Invoice.family_id).where(
+        Invoice.month == first, Invoice.kind == InvoiceKind.INVOICE, Invoice.credited_by_id.is_(None)
+    )
     return sorted(db.session.scalars(sa.union(booked, invoiced)).all())
 
 
@@ -437,26 +600,38 @@ def run(run_id: int, batch: int | None = None) -> BillingRun:
     month = billing_run.month
     try:
         family_ids = families_to_bill(month)
-        billing_run.state, billing_run.families_total, billing_run.families_done = RunState.RUNNING, len(family_ids), 0
+        billing_run.state, billing_run.families_total, billing_run.families_done = (
+            RunState.RUNNING,
+            len(family_ids),
+            0,
+        )
         billing_run.invoices = billing_run.credit_notes = billing_run.unpriced_days = 0
         commit()
         first, last = month_bounds(month)
         for start_at in range(0, len(family_ids), batch):
-            chunk = family_ids[start_at:start_at + batch]
+            chunk = family_ids[start_at : start_at + batch]
             for attempt in range(10):
                 tariffs = tariffs_for(first, last)
                 activities = {a.id: a for a in db.session.scalars(sa.select(Activity))}
                 try:
                     invoices, credits, unpriced = bill_families(chunk, month, utcnow(), tariffs, activities)
                     db.session.execute(
-                        sa.update(BillingRun.__table__).where(BillingRun.id == run_id).values(
-                            families_done=BillingRun.families_done + len(chunk), invoices=BillingRun.invoices + invoices,
-                            credit_notes=BillingRun.credit_notes + credits, unpriced_days=BillingRun.unpriced_days + unpriced,
+                        sa.update(BillingRun.__table__)
+                        .where(BillingRun.id == run_id)
+                        .values(
+                            families_done=BillingRun.families_done + len(chunk),
+                            invoices=BillingRun.invoices + invoices,
+                            credit_notes=BillingRun.credit_notes + credits,
+                            unpriced_days=BillingRun.unpriced_days + unpriced,
                         )
                     )
                     commit()
                     break
-                except (IntegrityError, OperationalError, ConcurrentRun) as error:  # another run billed these families meanwhile, or a lock
+                except (
+                    IntegrityError,
+                    OperationalError,
+                    ConcurrentRun,
+                ) as error:  # another run billed these families meanwhile, or a lock
                     rollback()
                     if attempt == 9:
                         raise
@@ -468,7 +643,11 @@ def run(run_id: int, batch: int | None = None) -> BillingRun:
     except Exception as error:
         rollback()
         billing_run = db.session.get(BillingRun, run_id)
-        billing_run.state, billing_run.error, billing_run.finished_at = RunState.FAILED, f"{error.__class__.__name__}: {error}"[:500], utcnow()
+        billing_run.state, billing_run.error, billing_run.finished_at = (
+            RunState.FAILED,
+            f"{error.__class__.__name__}: {error}"[:500],
+            utcnow(),
+        )
         commit()
         raise
     return billing_run
@@ -482,7 +661,9 @@ def paid_cents(invoices: list[Invoice]) -> dict[int, int]:
     if not invoices:
         return {}
     rows = db.session.execute(
-        sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents)).where(Payment.invoice_id.in_([i.id for i in invoices])).group_by(Payment.invoice_id)
+        sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents))
+        .where(Payment.invoice_id.in_([i.id for i in invoices]))
+        .group_by(Payment.invoice_id)
     )
     return {invoice.id: 0 for invoice in invoices} | dict(rows.all())
 
@@ -503,7 +684,10 @@ def state_of(invoice: Invoice, paid: int, today: date, direct_debit: bool = Fals
 def with_states(invoices: list[Invoice], now: datetime) -> list[tuple[Invoice, int, str]]:
     """Each invoice with the amount paid on it and its state (two queries for them all)."""
     paid, debited, today = paid_cents(invoices), direct_debited(invoices), today_in_paris(now)
-    return [(invoice, paid[invoice.id], state_of(invoice, paid[invoice.id], today, invoice.id in debited)) for invoice in invoices]
+    return [
+        (invoice, paid[invoice.id], state_of(invoice, paid[invoice.id], today, invoice.id in debited))
+        for invoice in invoices
+    ]
 
 
 def direct_debited(invoices: list[Invoice]) -> set[int]:
@@ -514,7 +698,10 @@ def direct_debited(invoices: list[Invoice]) -> set[int]:
         sa.select(Payment.invoice_id)
         .where(Payment.invoice_id.in_([i.id for i in invoices]))
         .group_by(Payment.invoice_id)
-        .having(sa.func.min(Payment.method) == sa.func.max(Payment.method), sa.func.min(Payment.method) == PaymentMethod.DIRECT_DEBIT.name)
+        .having(
+            sa.func.min(Payment.method) == sa.func.max(Payment.method),
+            sa.func.min(Payment.method) == PaymentMethod.DIRECT_DEBIT.name,
+        )
     )
     return set(rows.scalars())
 
@@ -523,23 +710,38 @@ def balances(family_ids: list[int]) -> dict[int, int]:
     """What each family owes: its invoices and credit notes, minus its payments (negative: in its favour). Two queries."""
     if not family_ids:
         return {}
-    billed = dict(db.session.execute(
-        sa.select(Invoice.family_id, sa.func.sum(Invoice.total_cents)).where(Invoice.family_id.in_(family_ids)).group_by(Invoice.family_id)
-    ).all())
-    paid = dict(db.session.execute(
-        sa.select(Invoice.family_id, sa.func.sum(Payment.amount_cents)).join(Invoice).where(Invoice.family_id.in_(family_ids)).group_by(Invoice.family_id)
-    ).all())
+    billed = dict(
+        db.session.execute(
+            sa.select(Invoice.family_id, sa.func.sum(Invoice.total_cents))
+            .where(Invoice.family_id.in_(family_ids))
+            .group_by(Invoice.family_id)
+        ).all()
+    )
+    paid = dict(
+        db.session.execute(
+            sa.select(Invoice.family_id, sa.func.sum(Payment.amount_cents))
+            .join(Invoice)
+            .where(Invoice.family_id.in_(family_ids))
+            .group_by(Invoice.family_id)
+        ).all()
+    )
     return {family_id: (billed.get(family_id) or 0) - (paid.get(family_id) or 0) for family_id in family_ids}
 
 
 def overdue_count(today: date) -> int:
     """Invoices in force past their due date and not fully paid (one query)."""
-    paid = sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents).label("paid")).group_by(Payment.invoice_id).subquery()
+    paid = (
+        sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents).label("paid"))
+        .group_by(Payment.invoice_id)
+        .subquery()
+    )
     return db.session.scalar(
         sa.select(sa.func.count(Invoice.id))
         .outerjoin(paid, paid.c.invoice_id == Invoice.id)
         .where(
-            Invoice.kind == InvoiceKind.INVOICE, Invoice.credited_by_id.is_(None), Invoice.due_date < today,
+            Invoice.kind == InvoiceKind.INVOICE,
+            Invoice.credited_by_id.is_(None),
+            Invoice.due_date < today,
             Invoice.total_cents > sa.func.coalesce(paid.c.paid, 0),
         )
     )
@@ -549,11 +751,21 @@ def balance_cents(family_id: int) -> int:
     return balances([family_id])[family_id]
 
 
-def record_payment(invoice: Invoice, paid_on: date, amount_cents: int, method: PaymentMethod, agent: User) -> Payment:
+def record_payment(
+    invoice: Invoice, paid_on: date, amount_cents: int, method: PaymentMethod, agent: User
+) -> Payment:
     if invoice.kind is not InvoiceKind.INVOICE or invoice.credited_by_id is not None:
-        raise BillingError("Un paiement s'enregistre sur une facture en vigueur, pas sur un avoir ni une facture annulée.")
+        raise BillingError(
+            "Un paiement s'enregistre sur une facture en vigueur, pas sur un avoir ni une facture annulée."
+        )
     if amount_cents <= 0:
         raise BillingError("Le montant doit être supérieur à zéro.")
-    payment = Payment(invoice_id=invoice.id, paid_on=paid_on, amount_cents=amount_cents, method=method, recorded_by_id=agent.id)
+    payment = Payment(
+        invoice_id=invoice.id,
+        paid_on=paid_on,
+        amount_cents=amount_cents,
+        method=method,
+        recorded_by_id=agent.id,
+    )
     db.session.add(payment)
     return payment

@@ -52,7 +52,9 @@ def is_working_day(day: date) -> bool:
 
 
 @lru_cache(maxsize=65536)  # a pure function of its arguments, asked for every cell of every planning
-def deadline(day: date, kind: DeadlineKind, days: int, at: time, working_days: bool, weekday: int | None) -> datetime:
+def deadline(
+    day: date, kind: DeadlineKind, days: int, at: time, working_days: bool, weekday: int | None
+) -> datetime:
     """The last instant (Paris time, aware) to request a change for `day`."""
     if kind is DeadlineKind.PREVIOUS_WEEK:
         monday = day - timedelta(days=day.isoweekday() - 1)
@@ -70,15 +72,23 @@ def deadline(day: date, kind: DeadlineKind, days: int, at: time, working_days: b
 
 def booking_deadline(activity: "Activity | Schedule", day: date) -> datetime:
     return deadline(
-        day, activity.booking_deadline_kind, activity.booking_deadline_days, activity.booking_deadline_time,
-        activity.booking_deadline_working_days, activity.booking_deadline_weekday,
+        day,
+        activity.booking_deadline_kind,
+        activity.booking_deadline_days,
+        activity.booking_deadline_time,
+        activity.booking_deadline_working_days,
+        activity.booking_deadline_weekday,
     )
 
 
 def absence_deadline(activity: "Activity | Schedule", day: date) -> datetime:
     return deadline(
-        day, activity.absence_deadline_kind, activity.absence_deadline_days, activity.absence_deadline_time,
-        activity.absence_deadline_working_days, activity.absence_deadline_weekday,
+        day,
+        activity.absence_deadline_kind,
+        activity.absence_deadline_days,
+        activity.absence_deadline_time,
+        activity.absence_deadline_working_days,
+        activity.absence_deadline_weekday,
     )
 
 
@@ -94,7 +104,9 @@ def french_day(day: date) -> str:
     return f"{DAYS[day.weekday()]} {day.day}{'er' if day.day == 1 else ''} {MONTHS[day.month - 1]}"
 
 
-def closure(activity: "Activity | Schedule", day: date, zone: str, closing_days: dict[date, str] | None = None) -> str | None:
+def closure(
+    activity: "Activity | Schedule", day: date, zone: str, closing_days: dict[date, str] | None = None
+) -> str | None:
     """Why the activity is closed that day ("Fermé — jour férié (Noël)"), or None when open."""
     if not activity.start_date <= day <= activity.end_date:
         return "Fermé — en dehors de la période de l'activité"
@@ -115,7 +127,8 @@ def closure(activity: "Activity | Schedule", day: date, zone: str, closing_days:
 def enrolled(enrolments, day: date) -> bool:
     """Whether one of the child's enrolments in the activity covers `day`."""
     return any(
-        e.start_date <= day <= e.end_date and (not e.weekdays or str(day.isoweekday()) in e.weekdays) for e in enrolments
+        e.start_date <= day <= e.end_date and (not e.weekdays or str(day.isoweekday()) in e.weekdays)
+        for e in enrolments
     )
 
 
@@ -153,7 +166,9 @@ class DayRules:
     absence: datetime
 
     @classmethod
-    def of(cls, activity: Activity, day: date, zone: str, closing_days: dict[date, str] | None = None) -> "DayRules":
+    def of(
+        cls, activity: Activity, day: date, zone: str, closing_days: dict[date, str] | None = None
+    ) -> "DayRules":
         return day_rules(Schedule.of(activity), day, zone, closing_days.get(day) if closing_days else None)
 
 
@@ -202,7 +217,10 @@ def evaluate(
         limit = rules.booking if state is BookingState.RESERVATION_REQUESTED else rules.absence
         if now < limit:
             return Verdict({WITHDRAW}, deadline=limit)
-        return Verdict(reason=f"Demande en cours de traitement (modifiable jusqu'au {french_instant(limit)})", deadline=limit)
+        return Verdict(
+            reason=f"Demande en cours de traitement (modifiable jusqu'au {french_instant(limit)})",
+            deadline=limit,
+        )
     if state is BookingState.RESERVED:
         limit = rules.absence
         if now < limit:

@@ -40,17 +40,24 @@ class BookingError(ValueError):
 
 # The rules' queries for one child and activity, built once (building a statement costs more than
 # running it): Core statements with bound parameters, run on the session's connection.
-_enrolment, _booking, _counter, _closing = (model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay))
+_enrolment, _booking, _counter, _closing = (
+    model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay)
+)
 _PERIOD = (sa.bindparam("start"), sa.bindparam("end"))
 ENROLMENTS = sa.select(_enrolment.c.start_date, _enrolment.c.end_date, _enrolment.c.weekdays).where(
     _enrolment.c.child_id == sa.bindparam("child"), _enrolment.c.activity_id == sa.bindparam("activity")
 )
 STATES = sa.select(_booking.c.day, _booking.c.state).where(
-    _booking.c.child_id == sa.bindparam("child"), _booking.c.activity_id == sa.bindparam("activity"), _booking.c.day.between(*_PERIOD)
+    _booking.c.child_id == sa.bindparam("child"),
+    _booking.c.activity_id == sa.bindparam("activity"),
+    _booking.c.day.between(*_PERIOD),
 )
-COUNTERS = sa.select(_counter.c.day, _counter.c.booked).where(_counter.c.activity_id == sa.bindparam("activity"), _counter.c.day.between(*_PERIOD))
+COUNTERS = sa.select(_counter.c.day, _counter.c.booked).where(
+    _counter.c.activity_id == sa.bindparam("activity"), _counter.c.day.between(*_PERIOD)
+)
 CLOSINGS = sa.select(_closing.c.day, _closing.c.reason).where(
-    sa.or_(_closing.c.activity_id == sa.bindparam("activity"), _closing.c.activity_id.is_(None)), _closing.c.day.between(*_PERIOD)
+    sa.or_(_closing.c.activity_id == sa.bindparam("activity"), _closing.c.activity_id.is_(None)),
+    _closing.c.day.between(*_PERIOD),
 )
 INSERT_BOOKINGS, INSERT_LINES = _booking.insert(), RequestLine.__table__.insert()
 
@@ -58,15 +65,21 @@ INSERT_BOOKINGS, INSERT_LINES = _booking.insert(), RequestLine.__table__.insert(
 def closing_days(activity: Activity, start: date, end: date) -> dict[date, str]:
     """Days entered by staff as closed for this activity (or for all), between two dates."""
     db.session.flush()
-    return dict(db.session.connection().execute(CLOSINGS, {"activity": activity.id, "start": start, "end": end}).all())
+    return dict(
+        db.session.connection().execute(CLOSINGS, {"activity": activity.id, "start": start, "end": end}).all()
+    )
 
 
-def preview(child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str) -> list[tuple[date, Verdict]]:
+def preview(
+    child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str
+) -> list[tuple[date, Verdict]]:
     """The verdict of each day for this kind of request (a constant number of queries)."""
     return _preview(child, activity, kind, days, now, zone)[0]
 
 
-def _preview(child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str) -> tuple[list[tuple[date, Verdict]], dict]:
+def _preview(
+    child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str
+) -> tuple[list[tuple[date, Verdict]], dict]:
     """The verdicts, and the current state of the days that have a booking."""
     if not days:
         return [], {}
@@ -81,8 +94,14 @@ def _preview(child: Child, activity: Activity, kind: RequestKind, days: list[dat
     verdicts = []
     for day in days:
         verdict = booking_rules.evaluate(
-            activity, day, now, is_enrolled=booking_rules.enrolled(enrolments, day), state=states.get(day),
-            zone=zone, closing_days=closed, booked=booked.get(day, 0),
+            activity,
+            day,
+            now,
+            is_enrolled=booking_rules.enrolled(enrolments, day),
+            state=states.get(day),
+            zone=zone,
+            closing_days=closed,
+            booked=booked.get(day, 0),
         )
         if verdict.actionable and wanted not in verdict.actions:
             label = states[day].label if states.get(day) else "Inscrit"
@@ -91,20 +110,40 @@ def _preview(child: Child, activity: Activity, kind: RequestKind, days: list[dat
     return verdicts, states
 
 
-def submit(family_id: int, user: User, child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str, period: tuple | None = None) -> Request:
+def submit(
+    family_id: int,
+    user: User,
+    child: Child,
+    activity: Activity,
+    kind: RequestKind,
+    days: list[date],
+    now: datetime,
+    zone: str,
+    period: tuple | None = None,
+) -> Request:
     """Create one request for the actionable days; automatic activities decide at once."""
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
     verdicts, states = _preview(child, activity, kind, days, now, zone)
     accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
     if not accepted_days:
         reasons = sorted({verdict.reason for _day, verdict in verdicts if verdict.reason})
-        raise BookingError("Aucun jour ne peut être demandé" + (f" : {' ; '.join(reasons[:3])}." if reasons else "."))
-    request = Request(family_id=family_id, child_id=child.id, activity_id=activity.id, kind=kind, created_by_id=user.id if user else None)
+        raise BookingError(
+            "Aucun jour ne peut être demandé" + (f" : {' ; '.join(reasons[:3])}." if reasons else ".")
+        )
+    request = Request(
+        family_id=family_id,
+        child_id=child.id,
+        activity_id=activity.id,
+        kind=kind,
+        created_by_id=user.id if user else None,
+    )
     if period:
         request.period_start, request.period_end, request.period_weekdays = period
     db.session.add(request)
     automatic = activity.validation_mode is ValidationMode.AUTOMATIC
-    existing = _bookings(child.id, activity.id, accepted_days) if any(day in states for day in accepted_days) else {}
+    existing = (
+        _bookings(child.id, activity.id, accepted_days) if any(day in states for day in accepted_days) else {}
+    )
     placed: set[date] = set()
     if automatic and kind is RequestKind.RESERVATION:
         placed = take_places(activity, accepted_days)
@@ -115,21 +154,47 @@ def submit(family_id: int, user: User, child: Child, activity: Activity, kind: R
     new_bookings, lines = [], []
     for day in accepted_days:
         if not automatic:
-            state = BookingState.RESERVATION_REQUESTED if kind is RequestKind.RESERVATION else BookingState.ABSENCE_REQUESTED
+            state = (
+                BookingState.RESERVATION_REQUESTED
+                if kind is RequestKind.RESERVATION
+                else BookingState.ABSENCE_REQUESTED
+            )
             reason, line_state, line_reason = None, LineState.PENDING, None
         elif kind is RequestKind.ABSENCE:
             state, reason, line_state, line_reason = BookingState.ABSENT, None, LineState.ACCEPTED, None
         elif day in placed:
             state, reason, line_state, line_reason = BookingState.RESERVED, None, LineState.ACCEPTED, None
         else:
-            state, reason, line_state, line_reason = BookingState.REFUSED, "Complet", LineState.REFUSED, "Complet"
-        lines.append({"request_id": request.id, "day": day, "state": line_state, "reason": line_reason, "decided_at": decided_at})
+            state, reason, line_state, line_reason = (
+                BookingState.REFUSED,
+                "Complet",
+                LineState.REFUSED,
+                "Complet",
+            )
+        lines.append(
+            {
+                "request_id": request.id,
+                "day": day,
+                "state": line_state,
+                "reason": line_reason,
+                "decided_at": decided_at,
+            }
+        )
         booking = existing.get(day)
         previous = booking.state if booking is not None and not automatic else None
         if booking is not None and not automatic:
             reason = booking.reason  # a withdrawal gives back the previous state with its reason
         if booking is None:
-            new_bookings.append({"child_id": child.id, "activity_id": activity.id, "day": day, "state": state, "reason": reason, "previous_state": previous})
+            new_bookings.append(
+                {
+                    "child_id": child.id,
+                    "activity_id": activity.id,
+                    "day": day,
+                    "state": state,
+                    "reason": reason,
+                    "previous_state": previous,
+                }
+            )
         else:
             booking.state, booking.reason, booking.previous_state = state, reason, previous
     # Bulk inserts: a school-year period is two statements, not one per day (on the session's
@@ -154,7 +219,9 @@ def _bookings(child_id: int, activity_id: int, days: list[date]) -> dict[date, B
     return {
         booking.day: booking
         for booking in db.session.scalars(
-            sa.select(Booking).where(Booking.child_id == child_id, Booking.activity_id == activity_id, Booking.day.in_(days))
+            sa.select(Booking).where(
+                Booking.child_id == child_id, Booking.activity_id == activity_id, Booking.day.in_(days)
+            )
         )
     }
 
@@ -219,7 +286,16 @@ def with_retries(work, attempts: int = 8):
     raise AssertionError("unreachable")
 
 
-def record_by_town(family_id: int, agent: User, child: Child, activity: Activity, kind: RequestKind, day: date, now: datetime, zone: str) -> Request:
+def record_by_town(
+    family_id: int,
+    agent: User,
+    child: Child,
+    activity: Activity,
+    kind: RequestKind,
+    day: date,
+    now: datetime,
+    zone: str,
+) -> Request:
     """A day entered by the service itself (a parent's phone call, a child present without a
     booking): no deadline applies, the enrolment, the opening and the capacity do; decided at once.
 
@@ -237,9 +313,18 @@ def record_by_town(family_id: int, agent: User, child: Child, activity: Activity
     closed = booking_rules.closure(activity, day, zone, closing_days(activity, day, day))
     if closed:
         raise BookingError(f"{closed}.")
-    booking = db.session.scalar(sa.select(Booking).where(Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day))
-    if booking is not None and booking.state in (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED):
-        raise BookingError("Une demande de la famille est en attente pour ce jour : traitez-la dans Demandes.")
+    booking = db.session.scalar(
+        sa.select(Booking).where(
+            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
+        )
+    )
+    if booking is not None and booking.state in (
+        BookingState.RESERVATION_REQUESTED,
+        BookingState.ABSENCE_REQUESTED,
+    ):
+        raise BookingError(
+            "Une demande de la famille est en attente pour ce jour : traitez-la dans Demandes."
+        )
     if kind is RequestKind.RESERVATION:
         if booking is not None and booking.state is BookingState.RESERVED:
             raise BookingError("Ce jour est déjà réservé.")
@@ -255,11 +340,27 @@ def record_by_town(family_id: int, agent: User, child: Child, activity: Activity
         db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=day, state=state))
     else:
         booking.state, booking.reason, booking.previous_state = state, None, None
-    request = Request(family_id=family_id, child_id=child.id, activity_id=activity.id, kind=kind, created_by_id=None, created_at=now)
-    request.lines.append(RequestLine(day=day, state=LineState.ACCEPTED, decided_at=now, decided_by_id=agent.id))
+    request = Request(
+        family_id=family_id,
+        child_id=child.id,
+        activity_id=activity.id,
+        kind=kind,
+        created_by_id=None,
+        created_at=now,
+    )
+    request.lines.append(
+        RequestLine(day=day, state=LineState.ACCEPTED, decided_at=now, decided_by_id=agent.id)
+    )
     db.session.add(request)
     db.session.flush()
     label = "réservation" if kind is RequestKind.RESERVATION else "absence"
     late = " (hors délai)" if now > limit else ""
-    requests.record(request.id, EventKind.CREATED, agent, by_town=True, summary=f"Saisie par le service : {label} du {day:%d/%m/%Y}{late}", at=now)
+    requests.record(
+        request.id,
+        EventKind.CREATED,
+        agent,
+        by_town=True,
+        summary=f"Saisie par le service : {label} du {day:%d/%m/%Y}{late}",
+        at=now,
+    )
     return request

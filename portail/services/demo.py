@@ -30,7 +30,10 @@ FAMILIES = [
     (
         "MRTNA52846",
         "Famille MARTIN",
-        [(Civility.MADAME, "Claire", "MARTIN", "claire.martin@demo.fr"), (Civility.MONSIEUR, "Julien", "MARTIN", "julien.martin@demo.fr")],
+        [
+            (Civility.MADAME, "Claire", "MARTIN", "claire.martin@demo.fr"),
+            (Civility.MONSIEUR, "Julien", "MARTIN", "julien.martin@demo.fr"),
+        ],
         [("Léa", date(2016, 3, 14)), ("Tom", date(2019, 9, 2))],
     ),
     (
@@ -47,9 +50,30 @@ FAMILIES = [
     ),
 ]
 MORE_SURNAMES = [
-    "PETIT", "DURAND", "LEROY", "MOREAU", "SIMON", "LAURENT", "LEFEBVRE", "MICHEL", "GARCIA",
-    "DAVID", "BERTRAND", "ROUX", "VINCENT", "FOURNIER", "MOREL", "GIRARD", "ANDRE", "MERCIER",
-    "BLANC", "GUERIN", "BOYER", "GARNIER", "CHEVALIER", "FRANCOIS",
+    "PETIT",
+    "DURAND",
+    "LEROY",
+    "MOREAU",
+    "SIMON",
+    "LAURENT",
+    "LEFEBVRE",
+    "MICHEL",
+    "GARCIA",
+    "DAVID",
+    "BERTRAND",
+    "ROUX",
+    "VINCENT",
+    "FOURNIER",
+    "MOREL",
+    "GIRARD",
+    "ANDRE",
+    "MERCIER",
+    "BLANC",
+    "GUERIN",
+    "BOYER",
+    "GARNIER",
+    "CHEVALIER",
+    "FRANCOIS",
 ]
 FIRST_NAMES = ["Emma", "Gabriel", "Louise", "Raphaël", "Jade", "Arthur", "Alice", "Louis", "Chloé", "Jules"]
 # Accounts: (e-mail, first name, last name, role, codes of the families it is subscribed to)
@@ -116,7 +140,10 @@ def _complete_files(families: dict[str, Family]) -> None:
     """Full files for the MARTIN and BERNARD families, and a few pending changes to validate."""
     from portail.services import dossier
 
-    authorizations = [Authorization(label=label, description=text, position=i) for i, (label, text) in enumerate(AUTHORIZATIONS)]
+    authorizations = [
+        Authorization(label=label, description=text, position=i)
+        for i, (label, text) in enumerate(AUTHORIZATIONS)
+    ]
     db.session.add_all(authorizations)
     db.session.flush()
     martin = families["MRTNA52846"]
@@ -146,24 +173,48 @@ def _complete_files(families: dict[str, Family]) -> None:
     lea.pai = True
     lea.vaccinations = "À jour (DTP rappel 2022)"
     for kid in (lea, tom):
-        kid.authorizations = [ChildAuthorization(authorization_id=a.id, granted=a.position != 1) for a in authorizations]
+        kid.authorizations = [
+            ChildAuthorization(authorization_id=a.id, granted=a.position != 1) for a in authorizations
+        ]
         kid.contacts.append(
-            AuthorizedContact(last_name="DURAND", first_name="Monique", relationship_label="Grand-mère", phone="06 11 22 33 44")
+            AuthorizedContact(
+                last_name="DURAND",
+                first_name="Monique",
+                relationship_label="Grand-mère",
+                phone="06 11 22 33 44",
+            )
         )
     db.session.flush()
     claire_account = db.session.scalar(sa.select(User).where(User.email == "claire.martin@demo.fr"))
     dossier.request_change(
-        martin, claire_account, "address", claire,
+        martin,
+        claire_account,
+        "address",
+        claire,
         {"address_line1": "8 avenue du Parc", "address_line2": None, "postcode": "75014", "city": "Paris"},
     )
     dossier.request_change(
-        martin, claire_account, "health", tom,
+        martin,
+        claire_account,
+        "health",
+        tom,
         {**{f: getattr(tom, f) for f, _l in dossier.SECTIONS["health"].fields}, "allergies": "Lactose"},
     )
     dossier.request_change(
-        martin, claire_account, "contact", None,
-        {"last_name": "PETIT", "first_name": "Sarah", "relationship_label": "Voisine", "phone": "07 55 44 33 22", "can_pick_up": True, "emergency_call": False},
-        action=ChangeAction.CREATE, child=lea,
+        martin,
+        claire_account,
+        "contact",
+        None,
+        {
+            "last_name": "PETIT",
+            "first_name": "Sarah",
+            "relationship_label": "Voisine",
+            "phone": "07 55 44 33 22",
+            "can_pick_up": True,
+            "emergency_call": False,
+        },
+        action=ChangeAction.CREATE,
+        child=lea,
     )
 
 

@@ -39,17 +39,31 @@ def load(families: dict[str, Family], agent: User) -> None:
     for name, prices in PRICES.items():
         activity = activities[name]
         brackets = billing.make_brackets(list(zip(UPPER_BOUNDS, prices, strict=True)))
-        db.session.add(Tariff(
-            activity_id=activity.id, valid_from=activity.start_date, valid_until=activity.end_date, brackets=brackets,
-            late_surcharge_cents=150 if name == "Restauration scolaire" else 0, bill_late_absences=True,
-        ))
+        db.session.add(
+            Tariff(
+                activity_id=activity.id,
+                valid_from=activity.start_date,
+                valid_until=activity.end_date,
+                brackets=brackets,
+                late_surcharge_cents=150 if name == "Restauration scolaire" else 0,
+                bill_late_absences=True,
+            )
+        )
     today = billing.today_in_paris(utcnow())
     last = billing.previous_month(today)
-    months = [month for month in (billing.previous_month(last), last) if month >= activities["Restauration scolaire"].start_date.replace(day=1)]
+    months = [
+        month
+        for month in (billing.previous_month(last), last)
+        if month >= activities["Restauration scolaire"].start_date.replace(day=1)
+    ]
     martin, bernard = families["MRTNA52846"], families["BRNRD73925"]
     lea, tom = martin.children
     ines = bernard.children[0]
-    canteen, evening, morning = activities["Restauration scolaire"], activities["Accueil du soir"], activities["Accueil du matin"]
+    canteen, evening, morning = (
+        activities["Restauration scolaire"],
+        activities["Accueil du soir"],
+        activities["Accueil du matin"],
+    )
     for month in months:
         _attended(month, [(lea, canteen), (lea, evening), (tom, canteen), (tom, morning), (ines, canteen)])
     if months:
@@ -65,9 +79,17 @@ def load(families: dict[str, Family], agent: User) -> None:
     if len(months) == 2:
         from portail.models import Invoice, InvoiceKind
 
-        paid = db.session.scalar(sa.select(Invoice).where(Invoice.family_id == martin.id, Invoice.month == months[0], Invoice.kind == InvoiceKind.INVOICE))
+        paid = db.session.scalar(
+            sa.select(Invoice).where(
+                Invoice.family_id == martin.id,
+                Invoice.month == months[0],
+                Invoice.kind == InvoiceKind.INVOICE,
+            )
+        )
         if paid is not None:
-            billing.record_payment(paid, paid.due_date - timedelta(days=10), paid.total_cents, PaymentMethod.DIRECT_DEBIT, agent)
+            billing.record_payment(
+                paid, paid.due_date - timedelta(days=10), paid.total_cents, PaymentMethod.DIRECT_DEBIT, agent
+            )
 
 
 def _attended(month: date, pairs) -> None:
@@ -76,25 +98,45 @@ def _attended(month: date, pairs) -> None:
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     for child, activity in pairs:
         for day in days:
-            if activity.start_date <= day <= activity.end_date and str(day.isoweekday()) in activity.weekdays and booking_rules.closure(activity, day, "C") is None:
-                db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED))
+            if (
+                activity.start_date <= day <= activity.end_date
+                and str(day.isoweekday()) in activity.weekdays
+                and booking_rules.closure(activity, day, "C") is None
+            ):
+                db.session.add(
+                    Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
+                )
 
 
 def _absences(month: date, family: Family, lea, tom, canteen: Activity) -> None:
     """Two absences at the canteen last month: Léa's declared in time (not billed), Tom's too late (billed)."""
     first, last = billing.month_bounds(month)
     open_days = [
-        first + timedelta(days=n) for n in range((last - first).days + 1)
-        if str((first + timedelta(days=n)).isoweekday()) in canteen.weekdays and booking_rules.closure(canteen, first + timedelta(days=n), "C") is None
+        first + timedelta(days=n)
+        for n in range((last - first).days + 1)
+        if str((first + timedelta(days=n)).isoweekday()) in canteen.weekdays
+        and booking_rules.closure(canteen, first + timedelta(days=n), "C") is None
     ]
     if len(open_days) < 6:
         return
     for child, day, late in ((lea, open_days[3], False), (tom, open_days[5], True)):
         db.session.flush()
-        booking = db.session.scalar(sa.select(Booking).where(Booking.child_id == child.id, Booking.activity_id == canteen.id, Booking.day == day))
+        booking = db.session.scalar(
+            sa.select(Booking).where(
+                Booking.child_id == child.id, Booking.activity_id == canteen.id, Booking.day == day
+            )
+        )
         booking.state = BookingState.ABSENT
         deadline = booking_rules.absence_deadline(canteen, day)
         asked_at = deadline + timedelta(hours=3) if late else deadline - timedelta(days=2)
-        request = Request(family_id=family.id, child_id=child.id, activity_id=canteen.id, kind=RequestKind.ABSENCE, created_at=asked_at)
-        request.lines.append(RequestLine(day=day, state=LineState.ACCEPTED, decided_at=asked_at + timedelta(hours=1)))
+        request = Request(
+            family_id=family.id,
+            child_id=child.id,
+            activity_id=canteen.id,
+            kind=RequestKind.ABSENCE,
+            created_at=asked_at,
+        )
+        request.lines.append(
+            RequestLine(day=day, state=LineState.ACCEPTED, decided_at=asked_at + timedelta(hours=1))
+        )
         db.session.add(request)

@@ -12,11 +12,41 @@ from portail.models import DocumentScope, DocumentState, DocumentType, Family, U
 from portail.services import documents
 
 TYPES = [
-    ("Justificatif de domicile", "Facture d'énergie ou d'eau, quittance de loyer de moins de 3 mois.", DocumentScope.FAMILY, True, Validity.ONE_YEAR),
-    ("Attestation CAF (quotient familial)", "Attestation de quotient familial de l'année en cours.", DocumentScope.FAMILY, True, Validity.SCHOOL_YEAR),
-    ("Attestation d'assurance extrascolaire", "Responsabilité civile couvrant les activités de l'enfant.", DocumentScope.CHILD, True, Validity.SCHOOL_YEAR),
-    ("Carnet de vaccinations", "Pages des vaccinations obligatoires, avec le nom de l'enfant.", DocumentScope.CHILD, True, Validity.NONE),
-    ("Projet d'accueil individualisé (PAI)", "Seulement si votre enfant a un PAI.", DocumentScope.CHILD, False, Validity.SCHOOL_YEAR),
+    (
+        "Justificatif de domicile",
+        "Facture d'énergie ou d'eau, quittance de loyer de moins de 3 mois.",
+        DocumentScope.FAMILY,
+        True,
+        Validity.ONE_YEAR,
+    ),
+    (
+        "Attestation CAF (quotient familial)",
+        "Attestation de quotient familial de l'année en cours.",
+        DocumentScope.FAMILY,
+        True,
+        Validity.SCHOOL_YEAR,
+    ),
+    (
+        "Attestation d'assurance extrascolaire",
+        "Responsabilité civile couvrant les activités de l'enfant.",
+        DocumentScope.CHILD,
+        True,
+        Validity.SCHOOL_YEAR,
+    ),
+    (
+        "Carnet de vaccinations",
+        "Pages des vaccinations obligatoires, avec le nom de l'enfant.",
+        DocumentScope.CHILD,
+        True,
+        Validity.NONE,
+    ),
+    (
+        "Projet d'accueil individualisé (PAI)",
+        "Seulement si votre enfant a un PAI.",
+        DocumentScope.CHILD,
+        False,
+        Validity.SCHOOL_YEAR,
+    ),
 ]
 
 
@@ -48,13 +78,33 @@ def load(families: dict[str, Family]) -> None:
     agent = db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr"))
     now = utcnow()
     lea, tom = martin.children
-    validated = documents.submit(martin, claire, home, None, _pdf(), "facture-electricite.pdf", now - timedelta(days=40))
+    validated = documents.submit(
+        martin, claire, home, None, _pdf(), "facture-electricite.pdf", now - timedelta(days=40)
+    )
     _decide(validated, agent, DocumentState.VALIDATED, now, valid_until=(now + timedelta(days=320)).date())
-    soon = documents.submit(martin, claire, caf, None, _pdf(), "attestation-caf.pdf", now - timedelta(days=300))
+    soon = documents.submit(
+        martin, claire, caf, None, _pdf(), "attestation-caf.pdf", now - timedelta(days=300)
+    )
     _decide(soon, agent, DocumentState.VALIDATED, now, valid_until=(now + timedelta(days=20)).date())
-    documents.submit(martin, claire, vaccines, lea, _photo("Carnet de vaccinations - Lea MARTIN"), "carnet-lea.jpg", now - timedelta(hours=5))
-    refused = documents.submit(martin, claire, insurance, tom, _pdf(), "assurance-tom.pdf", now - timedelta(days=3))
-    _decide(refused, agent, DocumentState.REFUSED, now, reason="Document périmé — l'attestation est celle de l'an dernier.")
+    documents.submit(
+        martin,
+        claire,
+        vaccines,
+        lea,
+        _photo("Carnet de vaccinations - Lea MARTIN"),
+        "carnet-lea.jpg",
+        now - timedelta(hours=5),
+    )
+    refused = documents.submit(
+        martin, claire, insurance, tom, _pdf(), "assurance-tom.pdf", now - timedelta(days=3)
+    )
+    _decide(
+        refused,
+        agent,
+        DocumentState.REFUSED,
+        now,
+        reason="Document périmé — l'attestation est celle de l'an dernier.",
+    )
     documents.submit(bernard, sophie, home, None, _pdf(), "quittance-loyer.pdf", now - timedelta(days=1))
 
 

@@ -65,7 +65,9 @@ def window_of(instant: datetime) -> tuple[date, DigestWindow]:
     return day + timedelta(days=1), DigestWindow.NOON
 
 
-def due_windows(now: datetime, catch_up: timedelta, grace: timedelta = GRACE) -> list[tuple[date, DigestWindow]]:
+def due_windows(
+    now: datetime, catch_up: timedelta, grace: timedelta = GRACE
+) -> list[tuple[date, DigestWindow]]:
     """The windows that ended between `catch_up` and `grace` ago and are not done yet, oldest first.
 
     The grace lets the decisions made at the last second of a window commit before it is read."""
@@ -78,13 +80,20 @@ def due_windows(now: datetime, catch_up: timedelta, grace: timedelta = GRACE) ->
     ]
     if not candidates:
         return []
-    done = set(db.session.execute(sa.select(DigestRun.day, DigestRun.window).where(DigestRun.day >= candidates[0][0])).all())
+    done = set(
+        db.session.execute(
+            sa.select(DigestRun.day, DigestRun.window).where(DigestRun.day >= candidates[0][0])
+        ).all()
+    )
     return [candidate for candidate in candidates if candidate not in done]
 
 
 def dispatch_due(now: datetime) -> int:
     """Send every due window (the scheduler calls this every minute); return the mails queued."""
-    return sum(send_window(day, window, now) for day, window in due_windows(now, current_app.config["DIGEST_CATCH_UP"]))
+    return sum(
+        send_window(day, window, now)
+        for day, window in due_windows(now, current_app.config["DIGEST_CATCH_UP"])
+    )
 
 
 def _insert(model):
@@ -102,17 +111,27 @@ def send_window(day: date, window: DigestWindow, now: datetime | None = None) ->
     if end > (now or utcnow()):
         raise WindowNotOver(f"La fenêtre de {window.value} du {day:%d/%m/%Y} n'est pas terminée.")
     decided = sa.and_(
-        RequestLine.decided_at > start, RequestLine.decided_at <= end, RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED])
+        RequestLine.decided_at > start,
+        RequestLine.decided_at <= end,
+        RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED]),
     )
-    already = sa.exists().where(Digest.user_id == Request.created_by_id, Digest.day == day, Digest.window == window)
+    already = sa.exists().where(
+        Digest.user_id == Request.created_by_id, Digest.day == day, Digest.window == window
+    )
     accounts = db.session.scalars(  # (a resumed or repeated run skips the accounts already done)
-        sa.select(Request.created_by_id).join(RequestLine).where(decided, Request.created_by_id.is_not(None), ~already).distinct().order_by(Request.created_by_id)
+        sa.select(Request.created_by_id)
+        .join(RequestLine)
+        .where(decided, Request.created_by_id.is_not(None), ~already)
+        .distinct()
+        .order_by(Request.created_by_id)
     ).all()
     queued = 0
     ids = iter(accounts)
     while batch := list(islice(ids, BATCH)):
         queued += _send_batch(batch, day, window, decided)
-    db.session.execute(_insert(DigestRun).values(day=day, window=window, mails=queued).on_conflict_do_nothing())
+    db.session.execute(
+        _insert(DigestRun).values(day=day, window=window, mails=queued).on_conflict_do_nothing()
+    )
     commit()
     return queued
 
@@ -122,8 +141,15 @@ def _send_batch(user_ids: list[int], day: date, window: DigestWindow, decided) -
     statement), their outbox rows (one bulk insert)."""
     rows = db.session.execute(
         sa.select(
-            Request.created_by_id, Request.id, Request.kind, Child.first_name, Activity.name,
-            RequestLine.day, RequestLine.state, RequestLine.reason, RequestLine.message,
+            Request.created_by_id,
+            Request.id,
+            Request.kind,
+            Child.first_name,
+            Activity.name,
+            RequestLine.day,
+            RequestLine.state,
+            RequestLine.reason,
+            RequestLine.message,
         )
         .join(RequestLine, RequestLine.request_id == Request.id)
         .join(Child, Child.id == Request.child_id)
@@ -136,26 +162,46 @@ def _send_batch(user_ids: list[int], day: date, window: DigestWindow, decided) -
         by_user[row.created_by_id].append(row)
     won = db.session.execute(
         _insert(Digest)
-        .values([{"user_id": user_id, "day": day, "window": window, "decisions": len(lines)} for user_id, lines in by_user.items()])
+        .values(
+            [
+                {"user_id": user_id, "day": day, "window": window, "decisions": len(lines)}
+                for user_id, lines in by_user.items()
+            ]
+        )
         .on_conflict_do_nothing(index_elements=["user_id", "day", "window"])
         .returning(Digest.id, Digest.user_id)
     ).all()
     if not won:
         commit()
         return 0
-    users = {user.id: user for user in db.session.scalars(sa.select(User).where(User.id.in_([user_id for _id, user_id in won])))}
+    users = {
+        user.id: user
+        for user in db.session.scalars(sa.select(User).where(User.id.in_([user_id for _id, user_id in won])))
+    }
     link = f"{current_app.config['PUBLIC_URL']}/mon-espace/demandes"
     recipients = {}
     for digest_id, user_id in won:
         user = users.get(user_id)
         if user is not None and user.is_active:
-            recipients[user.email] = (digest_id, {
-                "first_name": user.first_name, "day": day.isoformat(), "window": window.value, "decisions": _grouped(by_user[user_id]), "link": link,
-            })
-    ids = queue_mails("decision_digest", [(email, context) for email, (_digest_id, context) in recipients.items()])
+            recipients[user.email] = (
+                digest_id,
+                {
+                    "first_name": user.first_name,
+                    "day": day.isoformat(),
+                    "window": window.value,
+                    "decisions": _grouped(by_user[user_id]),
+                    "link": link,
+                },
+            )
+    ids = queue_mails(
+        "decision_digest", [(email, context) for email, (_digest_id, context) in recipients.items()]
+    )
     messages = [(recipients[email][0], message_id) for email, message_id in ids.items()]
     if messages:
-        db.session.execute(sa.update(Digest), [{"id": digest_id, "outbox_id": message_id} for digest_id, message_id in messages])
+        db.session.execute(
+            sa.update(Digest),
+            [{"id": digest_id, "outbox_id": message_id} for digest_id, message_id in messages],
+        )
     commit()
     return len(messages)
 
@@ -165,15 +211,28 @@ def _grouped(rows) -> list[dict]:
     entries: dict[tuple, dict] = {}
     for row in rows:
         key = (row.id, row.state, row.reason, row.message)
-        entry = entries.setdefault(key, {
-            "child": row.first_name, "activity": row.name,
-            "kind": "Réservation" if row.kind is RequestKind.RESERVATION else "Absence",
-            "accepted": row.state is LineState.ACCEPTED, "reason": row.reason, "message": row.message, "days": [],
-        })
+        entry = entries.setdefault(
+            key,
+            {
+                "child": row.first_name,
+                "activity": row.name,
+                "kind": "Réservation" if row.kind is RequestKind.RESERVATION else "Absence",
+                "accepted": row.state is LineState.ACCEPTED,
+                "reason": row.reason,
+                "message": row.message,
+                "days": [],
+            },
+        )
         entry["days"].append(row.day.isoformat())
     return list(entries.values())
 
 
 def outbox_ids(day: date, window: DigestWindow) -> list[int]:
     """The outbox rows of a window (for tests and the back-office)."""
-    return list(db.session.scalars(sa.select(OutboxMessage.id).join(Digest, Digest.outbox_id == OutboxMessage.id).where(Digest.day == day, Digest.window == window)))
+    return list(
+        db.session.scalars(
+            sa.select(OutboxMessage.id)
+            .join(Digest, Digest.outbox_id == OutboxMessage.id)
+            .where(Digest.day == day, Digest.window == window)
+        )
+    )

@@ -27,7 +27,12 @@ from portail.services.booking_rules import PARIS
 from portail.services.outbox import queue_mail
 
 SOON = timedelta(days=30)
-REFUSAL_REASONS = ["Document illisible", "Document incomplet", "Document périmé", "Ce n'est pas le document demandé"]
+REFUSAL_REASONS = [
+    "Document illisible",
+    "Document incomplet",
+    "Document périmé",
+    "Ce n'est pas le document demandé",
+]
 
 
 class DocumentError(ValueError):
@@ -69,44 +74,79 @@ def today_in_paris(now: datetime) -> date:
 
 def slots(family: Family, now: datetime) -> list[Slot]:
     """Every document asked of the family and of each child, with its current file (three queries)."""
-    types = db.session.scalars(sa.select(DocumentType).where(DocumentType.active.is_(True)).order_by(DocumentType.scope, DocumentType.name)).all()
+    types = db.session.scalars(
+        sa.select(DocumentType)
+        .where(DocumentType.active.is_(True))
+        .order_by(DocumentType.scope, DocumentType.name)
+    ).all()
     current = {
         (d.type_id, d.child_id): d
         for d in db.session.scalars(
-            sa.select(Document).where(Document.family_id == family.id, Document.state != DocumentState.REPLACED).order_by(Document.uploaded_at)
+            sa.select(Document)
+            .where(Document.family_id == family.id, Document.state != DocumentState.REPLACED)
+            .order_by(Document.uploaded_at)
         )
     }
     today = today_in_paris(now)
     # The family's documents first, then each child's (the page has one heading per child).
     owners = [(None, [k for k in types if k.scope is DocumentScope.FAMILY])]
     owners += [(child, [k for k in types if k.scope is DocumentScope.CHILD]) for child in family.children]
-    return [Slot(kind, child, current.get((kind.id, child.id if child else None)), today) for child, kinds in owners for kind in kinds]
+    return [
+        Slot(kind, child, current.get((kind.id, child.id if child else None)), today)
+        for child, kinds in owners
+        for kind in kinds
+    ]
 
 
-def submit(family: Family, user: User, kind: DocumentType, child: Child | None, data: bytes, filename: str | None, now: datetime) -> Document:
+def submit(
+    family: Family,
+    user: User,
+    kind: DocumentType,
+    child: Child | None,
+    data: bytes,
+    filename: str | None,
+    now: datetime,
+) -> Document:
     """Store a file for a slot; the previous file of the slot is kept as replaced. The caller commits."""
     if not kind.active:
         raise DocumentError("Ce document n'est plus demandé.")
     if (kind.scope is DocumentScope.CHILD) != (child is not None):
-        raise DocumentError("Choisissez l'enfant concerné." if child is None else "Ce document concerne la famille, pas un enfant.")
+        raise DocumentError(
+            "Choisissez l'enfant concerné."
+            if child is None
+            else "Ce document concerne la famille, pas un enfant."
+        )
     uploads.check_filename(filename or "")
     quota = current_app.config["DOCUMENT_QUOTA_BYTES"]
-    used = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Document.size), 0)).where(Document.family_id == family.id))
+    used = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Document.size), 0)).where(Document.family_id == family.id)
+    )
     if used + len(data) > quota:
-        raise DocumentError(f"L'espace de documents de la famille est plein ({quota // (1024 * 1024)} Mo) : contactez la mairie.")
+        raise DocumentError(
+            f"L'espace de documents de la famille est plein ({quota // (1024 * 1024)} Mo) : contactez la mairie."
+        )
     stored, mimetype = uploads.save_document(data, kind.format_list)
     size = uploads.path_of(stored).stat().st_size
     previous = db.session.scalars(
         sa.select(Document).where(
-            Document.family_id == family.id, Document.type_id == kind.id, Document.child_id == (child.id if child else None),
+            Document.family_id == family.id,
+            Document.type_id == kind.id,
+            Document.child_id == (child.id if child else None),
             Document.state != DocumentState.REPLACED,
         )
     ).all()
     for old in previous:
         old.state = DocumentState.REPLACED
     document = Document(
-        type_id=kind.id, family_id=family.id, child_id=child.id if child else None, stored_name=stored, mimetype=mimetype, size=size,
-        original_name=uploads.clean_filename(filename, stored.rsplit(".", 1)[-1]), uploaded_by_id=user.id, uploaded_at=now,
+        type_id=kind.id,
+        family_id=family.id,
+        child_id=child.id if child else None,
+        stored_name=stored,
+        mimetype=mimetype,
+        size=size,
+        original_name=uploads.clean_filename(filename, stored.rsplit(".", 1)[-1]),
+        uploaded_by_id=user.id,
+        uploaded_at=now,
     )
     db.session.add(document)
     return document
@@ -114,13 +154,24 @@ def submit(family: Family, user: User, kind: DocumentType, child: Child | None, 
 
 def default_expiry(kind: DocumentType, today: date) -> date | None:
     if kind.validity is Validity.ONE_YEAR:
-        return today.replace(year=today.year + 1) if not (today.month == 2 and today.day == 29) else date(today.year + 1, 2, 28)
+        return (
+            today.replace(year=today.year + 1)
+            if not (today.month == 2 and today.day == 29)
+            else date(today.year + 1, 2, 28)
+        )
     if kind.validity is Validity.SCHOOL_YEAR:
         return date(today.year if today.month < 9 else today.year + 1, 8, 31)
     return None
 
 
-def decide(document: Document, agent: User, accept: bool, now: datetime, valid_until: date | None = None, reason: str | None = None) -> None:
+def decide(
+    document: Document,
+    agent: User,
+    accept: bool,
+    now: datetime,
+    valid_until: date | None = None,
+    reason: str | None = None,
+) -> None:
     """Validate (with an expiry date) or refuse (with a reason) a pending document, once; mail the parent."""
     reason = (reason or "").strip() or None
     if not accept and not reason:
@@ -131,15 +182,24 @@ def decide(document: Document, agent: User, accept: bool, now: datetime, valid_u
         sa.update(Document)
         .where(Document.id == document.id, Document.state == DocumentState.PENDING)
         .values(
-            state=DocumentState.VALIDATED if accept else DocumentState.REFUSED, decided_by_id=agent.id, decided_at=now,
-            reason=None if accept else reason, valid_until=valid_until if accept else None,
+            state=DocumentState.VALIDATED if accept else DocumentState.REFUSED,
+            decided_by_id=agent.id,
+            decided_at=now,
+            reason=None if accept else reason,
+            valid_until=valid_until if accept else None,
         )
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:
         raise DocumentError("Ce document a déjà été traité ou remplacé.")
     db.session.refresh(document)
-    _mail(document, "document_decision", accepted=accept, reason=reason, valid_until=valid_until.isoformat() if accept and valid_until else None)
+    _mail(
+        document,
+        "document_decision",
+        accepted=accept,
+        reason=reason,
+        valid_until=valid_until.isoformat() if accept and valid_until else None,
+    )
 
 
 def _mail(document: Document, template: str, **context) -> None:
@@ -147,9 +207,13 @@ def _mail(document: Document, template: str, **context) -> None:
     if parent is None or parent.is_staff or not parent.is_active:
         return
     queue_mail(
-        template, parent.email, first_name=parent.first_name, document=document.type.name,
+        template,
+        parent.email,
+        first_name=parent.first_name,
+        document=document.type.name,
         child=document.child.first_name if document.child else None,
-        link=f"{current_app.config['PUBLIC_URL']}/famille/{document.family_id}/pieces", **context,
+        link=f"{current_app.config['PUBLIC_URL']}/famille/{document.family_id}/pieces",
+        **context,
     )
 
 
@@ -165,10 +229,14 @@ def expiry(now: datetime) -> dict[str, int]:
         .execution_options(synchronize_session=False)
     ).rowcount
     soon = db.session.scalars(
-        sa.select(Document).where(
-            Document.state == DocumentState.VALIDATED, Document.valid_until <= today + SOON, Document.valid_until >= today,
+        sa.select(Document)
+        .where(
+            Document.state == DocumentState.VALIDATED,
+            Document.valid_until <= today + SOON,
+            Document.valid_until >= today,
             Document.expiry_warned_at.is_(None),
-        ).with_for_update(skip_locked=True)
+        )
+        .with_for_update(skip_locked=True)
     ).all()
     for document in soon:
         document.expiry_warned_at = now

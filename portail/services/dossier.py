@@ -171,7 +171,9 @@ def active_authorizations() -> list[Authorization]:
     """The authorisations the town currently asks about, in order."""
     return list(
         db.session.scalars(
-            sa.select(Authorization).where(Authorization.active.is_(True)).order_by(Authorization.position, Authorization.id)
+            sa.select(Authorization)
+            .where(Authorization.active.is_(True))
+            .order_by(Authorization.position, Authorization.id)
         )
     )
 
@@ -214,10 +216,15 @@ def display(field: str, value) -> str:
     return str(value)
 
 
-def rows(section: Section, values: dict, authorizations: list[Authorization] | None = None) -> list[tuple[str, str, str]]:
+def rows(
+    section: Section, values: dict, authorizations: list[Authorization] | None = None
+) -> list[tuple[str, str, str]]:
     """(field, label, shown value) of a section's values, for templates and mails."""
     if section.name == "authorizations":
-        return [(str(a.id), a.label, display("", values.get(str(a.id)))) for a in authorizations or active_authorizations()]
+        return [
+            (str(a.id), a.label, display("", values.get(str(a.id))))
+            for a in authorizations or active_authorizations()
+        ]
     if section.name == "photo":
         return [("photo", "Photo", "Nouvelle photo" if values.get("photo") else "—")]
     return [(field, label, display(field, values.get(field))) for field, label in section.fields]
@@ -226,7 +233,9 @@ def rows(section: Section, values: dict, authorizations: list[Authorization] | N
 # --- pending changes ---------------------------------------------------------------------------
 
 
-def key_for(section: Section, target_id: int | None, child_id: int | None = None, family_id: int | None = None) -> str:
+def key_for(
+    section: Section, target_id: int | None, child_id: int | None = None, family_id: int | None = None
+) -> str:
     """What a change is about; at most one pending change per key."""
     if section.name == "new_child":
         return f"family:{family_id}:child:new:{secrets.token_hex(6)}"
@@ -240,7 +249,9 @@ def key_for(section: Section, target_id: int | None, child_id: int | None = None
 def pending_by_key(family: Family) -> dict[str, ChangeRequest]:
     """The family's pending changes, by key (one query)."""
     changes = db.session.scalars(
-        sa.select(ChangeRequest).where(ChangeRequest.family_id == family.id, ChangeRequest.status == ChangeStatus.PENDING)
+        sa.select(ChangeRequest).where(
+            ChangeRequest.family_id == family.id, ChangeRequest.status == ChangeStatus.PENDING
+        )
     )
     return {change.key: change for change in changes}
 
@@ -257,7 +268,11 @@ def request_change(
     """Record a pending change of one section, replacing the pending one of the same section."""
     section = SECTIONS[section_name]
     old = snapshot(section, target) if action is not ChangeAction.CREATE else {}
-    new = {field: dump(value) for field, value in new_values.items()} if action is not ChangeAction.DELETE else {}
+    new = (
+        {field: dump(value) for field, value in new_values.items()}
+        if action is not ChangeAction.DELETE
+        else {}
+    )
     if action is ChangeAction.UPDATE and new == old:
         raise DossierError("Aucune modification : les valeurs saisies sont celles du dossier.")
     target_id = target.id if target is not None and action is not ChangeAction.CREATE else None
@@ -284,7 +299,9 @@ def request_change(
     return change
 
 
-def _close(change: ChangeRequest, status: ChangeStatus, actor: User | None, reason: str | None = None) -> None:
+def _close(
+    change: ChangeRequest, status: ChangeStatus, actor: User | None, reason: str | None = None
+) -> None:
     change.status = status
     change.decided_by_id = actor.id if actor else None
     change.decided_at = utcnow()
@@ -319,7 +336,12 @@ def conflicts(change: ChangeRequest) -> list[tuple[str, str, str, str]]:
     current = snapshot(section, target)
     labels = {field: label for field, label, _ in rows(section, current)}
     return [
-        (labels.get(field, field), display(field, change.old_values.get(field)), display(field, current.get(field)), display(field, change.new_values.get(field)))
+        (
+            labels.get(field, field),
+            display(field, change.old_values.get(field)),
+            display(field, current.get(field)),
+            display(field, change.new_values.get(field)),
+        )
         for field in sorted(set(current) | set(change.old_values))
         if current.get(field) != change.old_values.get(field)
     ]
@@ -333,7 +355,13 @@ def accept(change: ChangeRequest, agent: User, force: bool = False) -> None:
         raise DossierError("Le dossier a changé depuis la demande : vérifiez les valeurs avant d'accepter.")
     _apply(change)
     _close(change, ChangeStatus.ACCEPTED, agent)
-    record(agent, "dossier.accepted", "family", change.family_id, f"{SECTIONS[change.section].label} (demande {change.id})")
+    record(
+        agent,
+        "dossier.accepted",
+        "family",
+        change.family_id,
+        f"{SECTIONS[change.section].label} (demande {change.id})",
+    )
     _notify(change)
 
 
@@ -344,11 +372,25 @@ def refuse(change: ChangeRequest, agent: User, reason: str) -> None:
     if not reason.strip():
         raise DossierError("Indiquez le motif du refus.")
     _close(change, ChangeStatus.REFUSED, agent, reason.strip())
-    record(agent, "dossier.refused", "family", change.family_id, f"{SECTIONS[change.section].label} (demande {change.id})")
+    record(
+        agent,
+        "dossier.refused",
+        "family",
+        change.family_id,
+        f"{SECTIONS[change.section].label} (demande {change.id})",
+    )
     _notify(change)
 
 
-def edit_directly(family: Family, agent: User, section_name: str, target, new_values: dict, action=ChangeAction.UPDATE, child=None) -> ChangeRequest:
+def edit_directly(
+    family: Family,
+    agent: User,
+    section_name: str,
+    target,
+    new_values: dict,
+    action=ChangeAction.UPDATE,
+    child=None,
+) -> ChangeRequest:
     """An agent changes the file at once; kept in the history like a parent's change."""
     section = SECTIONS[section_name]
     change = ChangeRequest(
@@ -390,7 +432,9 @@ def _apply(change: ChangeRequest) -> None:
         for key, granted in values.items():
             answer = existing.get(int(key))
             if answer is None:
-                target.authorizations.append(ChildAuthorization(authorization_id=int(key), granted=bool(granted)))
+                target.authorizations.append(
+                    ChildAuthorization(authorization_id=int(key), granted=bool(granted))
+                )
             else:
                 answer.granted = bool(granted)
         return
@@ -445,7 +489,11 @@ def describe(change: ChangeRequest) -> str:
     if section.name == "contact":
         child = db.session.get(Child, change.child_id) if change.child_id else None
         name = f"{change.new_values.get('first_name') or change.old_values.get('first_name')} {change.new_values.get('last_name') or change.old_values.get('last_name')}"
-        verb = {ChangeAction.CREATE: "Ajout", ChangeAction.UPDATE: "Modification", ChangeAction.DELETE: "Retrait"}[change.action]
+        verb = {
+            ChangeAction.CREATE: "Ajout",
+            ChangeAction.UPDATE: "Modification",
+            ChangeAction.DELETE: "Retrait",
+        }[change.action]
         return f"{verb} du contact habilité {name}" + (f" de {child.first_name}" if child else "")
     target = target_of(change)
     who = target.full_name if target is not None else "—"
@@ -458,7 +506,9 @@ def history(family: Family) -> list[ChangeRequest]:
         db.session.scalars(
             sa.select(ChangeRequest)
             .where(ChangeRequest.family_id == family.id)
-            .options(sa.orm.joinedload(ChangeRequest.decided_by), sa.orm.joinedload(ChangeRequest.requested_by))
+            .options(
+                sa.orm.joinedload(ChangeRequest.decided_by), sa.orm.joinedload(ChangeRequest.requested_by)
+            )
             .order_by(ChangeRequest.created_at.desc(), ChangeRequest.id.desc())
         )
     )
@@ -467,13 +517,17 @@ def history(family: Family) -> list[ChangeRequest]:
 def audit_sensitive_read(agent: User, section: Section, target) -> None:
     """Record that a staff member saw health or bank data."""
     if section.sensitive:
-        record(agent, f"{section.sensitive}.viewed", section.owner, target.id, getattr(target, "full_name", ""))
+        record(
+            agent, f"{section.sensitive}.viewed", section.owner, target.id, getattr(target, "full_name", "")
+        )
 
 
 def parents_of(family: Family) -> list[User]:
     """Accounts subscribed to the family."""
     return list(
         db.session.scalars(
-            sa.select(User).join(Subscription).where(Subscription.family_id == family.id, Subscription.ended_at.is_(None))
+            sa.select(User)
+            .join(Subscription)
+            .where(Subscription.family_id == family.id, Subscription.ended_at.is_(None))
         )
     )

@@ -27,7 +27,9 @@ def format_code(code: str) -> str:
     return f"{code[:5]}-{code[5:]}"
 
 
-def record(actor: User | None, action: str, target_type: str, target_id: int | None, detail: str = "") -> None:
+def record(
+    actor: User | None, action: str, target_type: str, target_id: int | None, detail: str = ""
+) -> None:
     """Write an audit row: who did what, when."""
     db.session.add(
         AuditEvent(

@@ -57,12 +57,24 @@ def queue_mails(template: str, mails: list[tuple[str, dict]]) -> dict[str, int]:
     stamp = utcnow()
     db.session.execute(
         sa.insert(OutboxMessage.__table__),
-        [{"template": template, "recipient": recipient, "context": context, "status": OutboxStatus.PENDING, "attempts": 0, "created_at": stamp} for recipient, context in mails],
+        [
+            {
+                "template": template,
+                "recipient": recipient,
+                "context": context,
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "created_at": stamp,
+            }
+            for recipient, context in mails
+        ],
     )
     ids = dict(
         db.session.execute(
             sa.select(OutboxMessage.recipient, OutboxMessage.id).where(
-                OutboxMessage.template == template, OutboxMessage.created_at == stamp, OutboxMessage.recipient.in_([recipient for recipient, _ in mails])
+                OutboxMessage.template == template,
+                OutboxMessage.created_at == stamp,
+                OutboxMessage.recipient.in_([recipient for recipient, _ in mails]),
             )
         ).all()
     )
@@ -77,7 +89,10 @@ def commit() -> None:
     try:
         db.session.flush()
         # The ids now: after the commit, reading them from the expired rows would cost a query each.
-        pending = [message if isinstance(message, int) else message.id for message in db.session.info.pop(_PENDING_KEY, [])]
+        pending = [
+            message if isinstance(message, int) else message.id
+            for message in db.session.info.pop(_PENDING_KEY, [])
+        ]
         db.session.commit()
     except Exception:
         rollback()
@@ -86,7 +101,9 @@ def commit() -> None:
     for name in db.session.info.pop("files_after_commit", []):
         uploads.remove(name)
     if len(pending) > 1:
-        enqueue_many("portail.jobs.send_mail", [((message_id,), f"mail-{message_id}") for message_id in pending])
+        enqueue_many(
+            "portail.jobs.send_mail", [((message_id,), f"mail-{message_id}") for message_id in pending]
+        )
     elif pending:
         enqueue("portail.jobs.send_mail", pending[0], job_id=f"mail-{pending[0]}")
 
@@ -136,9 +153,7 @@ def deliver(message_id: int) -> bool:
         except Exception as error:
             message.attempts += 1
             message.last_error = f"{type(error).__name__}: {error}"[:1000]
-            message.status = (
-                OutboxStatus.FAILED if message.attempts >= MAX_ATTEMPTS else OutboxStatus.PENDING
-            )
+            message.status = OutboxStatus.FAILED if message.attempts >= MAX_ATTEMPTS else OutboxStatus.PENDING
             message.claimed_at = None
             session.commit()
             raise

@@ -70,7 +70,9 @@ class Who:
 
     @classmethod
     def of(cls, child: Child) -> "Who":
-        return cls(child.id, child.first_name, child.full_name, f"{child.first_name[:1]}{child.last_name[:1]}")
+        return cls(
+            child.id, child.first_name, child.full_name, f"{child.first_name[:1]}{child.last_name[:1]}"
+        )
 
 
 @dataclass(frozen=True)
@@ -97,24 +99,43 @@ class Cell:
 
 # The planning's queries, built once (building a statement costs more than running it on SQLite):
 # plain Core statements with bound parameters, run on the session's connection.
-_enrolment, _booking, _counter, _closing = (model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay))
+_enrolment, _booking, _counter, _closing = (
+    model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay)
+)
 _IDS = sa.bindparam("ids", expanding=True)
-ENROLMENTS = sa.select(_enrolment.c.child_id, _enrolment.c.activity_id, _enrolment.c.start_date, _enrolment.c.end_date, _enrolment.c.weekdays).where(
-    _enrolment.c.child_id.in_(_IDS), _enrolment.c.start_date <= sa.bindparam("end"), _enrolment.c.end_date >= sa.bindparam("start")
+ENROLMENTS = sa.select(
+    _enrolment.c.child_id,
+    _enrolment.c.activity_id,
+    _enrolment.c.start_date,
+    _enrolment.c.end_date,
+    _enrolment.c.weekdays,
+).where(
+    _enrolment.c.child_id.in_(_IDS),
+    _enrolment.c.start_date <= sa.bindparam("end"),
+    _enrolment.c.end_date >= sa.bindparam("start"),
 )
 ACTIVITIES = sa.select(Activity).where(Activity.id.in_(_IDS)).order_by(Activity.name)
-BOOKINGS = sa.select(_booking.c.child_id, _booking.c.activity_id, _booking.c.day, _booking.c.state, _booking.c.reason).where(
-    _booking.c.child_id.in_(_IDS), _booking.c.day.between(sa.bindparam("start"), sa.bindparam("end"))
-)
+BOOKINGS = sa.select(
+    _booking.c.child_id, _booking.c.activity_id, _booking.c.day, _booking.c.state, _booking.c.reason
+).where(_booking.c.child_id.in_(_IDS), _booking.c.day.between(sa.bindparam("start"), sa.bindparam("end")))
 COUNTERS = sa.select(_counter.c.activity_id, _counter.c.day, _counter.c.booked).where(
     _counter.c.activity_id.in_(_IDS), _counter.c.day.between(sa.bindparam("start"), sa.bindparam("end"))
 )
-CLOSINGS = sa.select(_closing.c.activity_id, _closing.c.day, _closing.c.reason).where(_closing.c.day.between(sa.bindparam("start"), sa.bindparam("end")))
+CLOSINGS = sa.select(_closing.c.activity_id, _closing.c.day, _closing.c.reason).where(
+    _closing.c.day.between(sa.bindparam("start"), sa.bindparam("end"))
+)
 
 
 def cells(
-    children: list[Child], start: date, end: date, now: datetime, zone: str, activity_ids: set[int] | None = None, child_ids: set[int] | None = None,
-    *, all_activities: bool = True,
+    children: list[Child],
+    start: date,
+    end: date,
+    now: datetime,
+    zone: str,
+    activity_ids: set[int] | None = None,
+    child_ids: set[int] | None = None,
+    *,
+    all_activities: bool = True,
 ) -> tuple[list[Activity], dict]:
     """The activities the children are enrolled in over the period (or only the shown ones, without
     `all_activities`), and the cells by day of the shown children (`child_ids`, all by default) and
@@ -130,7 +151,9 @@ def cells(
     period = {"start": start, "end": end}
     enrolments = connection.execute(ENROLMENTS, {"ids": [child.id for child in children], **period}).all()
     enrolled_in = {activity_id for _c, activity_id, _s, _e, _w in enrolments}
-    activities = _activities(enrolled_in if all_activities or activity_ids is None else enrolled_in & activity_ids)
+    activities = _activities(
+        enrolled_in if all_activities or activity_ids is None else enrolled_in & activity_ids
+    )
     shown = [a for a in activities.values() if activity_ids is None or a.id in activity_ids]
     children = [child for child in children if child_ids is None or child.id in child_ids]
     # Each child × activity: None when enrolled on every day of the period (the usual case: nothing to
@@ -143,16 +166,33 @@ def cells(
         elif by_pair.get(pair, []) is not None:
             by_pair[pair] = [*by_pair.get(pair, []), (first, last, weekdays)]
     rows = connection.execute(BOOKINGS, {"ids": [child.id for child in children], **period}).all()
-    bookings = {(child_id, activity_id, day): (state, reason) for child_id, activity_id, day, state, reason in rows}
+    bookings = {
+        (child_id, activity_id, day): (state, reason) for child_id, activity_id, day, state, reason in rows
+    }
     limited = [a.id for a in shown if a.capacity is not None]  # only they can be full
-    booked = {(activity_id, day): count for activity_id, day, count in connection.execute(COUNTERS, {"ids": limited, **period}).all()} if limited else {}
+    booked = (
+        {
+            (activity_id, day): count
+            for activity_id, day, count in connection.execute(COUNTERS, {"ids": limited, **period}).all()
+        }
+        if limited
+        else {}
+    )
     closed = defaultdict(dict)
     for activity_id, day, reason in connection.execute(CLOSINGS, period).all():
-        for each in ([activity_id] if activity_id else activities):
+        for each in [activity_id] if activity_id else activities:
             closed[each][day] = reason
     whos = [Who.of(child) for child in children]
     whats = [
-        (activity, What(activity.id, activity.name), activity.weekdays, activity.start_date, activity.end_date, booking_rules.Schedule.of(activity), closed.get(activity.id, {}))
+        (
+            activity,
+            What(activity.id, activity.name),
+            activity.weekdays,
+            activity.start_date,
+            activity.end_date,
+            booking_rules.Schedule.of(activity),
+            closed.get(activity.id, {}),
+        )
         for activity in shown
     ]
     result: dict[date, list[Cell]] = {}
@@ -169,7 +209,9 @@ def cells(
             verdicts: dict = {}  # the verdict depends on the state, not on the child: one per state, shared (never changed)
             for who in whos:
                 periods = by_pair.get((who.id, what.id), [])
-                if periods is not None and not any(s <= day <= e and (not w or weekday in w) for s, e, w in periods):
+                if periods is not None and not any(
+                    s <= day <= e and (not w or weekday in w) for s, e, w in periods
+                ):
                     continue
                 state, reason = bookings.get((who.id, what.id, day), (None, None))
                 if state is None and not show_closed:
@@ -177,8 +219,14 @@ def cells(
                 verdict = verdicts.get(state)
                 if verdict is None:
                     verdict = verdicts[state] = booking_rules.evaluate(
-                        activity, day, now, is_enrolled=True, state=state, zone=zone,
-                        booked=booked.get((what.id, day), 0), day_rules=rules,
+                        activity,
+                        day,
+                        now,
+                        is_enrolled=True,
+                        state=state,
+                        zone=zone,
+                        booked=booked.get((what.id, day), 0),
+                        day_rules=rules,
                     )
                 row.append(Cell(who, what, day, state, reason, verdict))
         day += timedelta(days=1)
@@ -190,7 +238,9 @@ def cells(
 
 def _activities(ids: set[int]) -> dict[int, Activity]:
     """The activities by id, sorted by name: from the session when loaded, else in one query."""
-    found = {activity_id: db.session.identity_map.get(identity_key(Activity, activity_id)) for activity_id in ids}
+    found = {
+        activity_id: db.session.identity_map.get(identity_key(Activity, activity_id)) for activity_id in ids
+    }
     missing = [activity_id for activity_id, activity in found.items() if activity is None]
     if missing:
         found |= {activity.id: activity for activity in db.session.scalars(ACTIVITIES, {"ids": missing})}
@@ -200,7 +250,11 @@ def _activities(ids: set[int]) -> dict[int, Activity]:
 def worth_showing(reason: str | None, day: date, closing_days: dict | None) -> bool:
     """Open days, and the exceptional closures (public holiday, closure by the town), are shown;
     the days an activity never opens (other weekdays, school holidays for the canteen) are not."""
-    return reason is None or reason.startswith("Fermé — jour férié") or bool(closing_days and day in closing_days)
+    return (
+        reason is None
+        or reason.startswith("Fermé — jour férié")
+        or bool(closing_days and day in closing_days)
+    )
 
 
 def one_cell(child: Child, activity: Activity, day: date, now: datetime, zone: str) -> Cell | None:
@@ -215,25 +269,48 @@ def withdraw(child: Child, activity: Activity, day: date, user: User, now: datet
     from portail.services.bookings import BookingError
 
     booking = db.session.scalar(
-        sa.select(Booking).where(Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day)
+        sa.select(Booking).where(
+            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
+        )
     )
-    if booking is None or booking.state not in (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED):
+    if booking is None or booking.state not in (
+        BookingState.RESERVATION_REQUESTED,
+        BookingState.ABSENCE_REQUESTED,
+    ):
         raise BookingError("Il n'y a pas de demande en attente ce jour-là.")
     requested = BookingState.RESERVATION_REQUESTED
-    limit = booking_rules.booking_deadline(activity, day) if booking.state is requested else booking_rules.absence_deadline(activity, day)
+    limit = (
+        booking_rules.booking_deadline(activity, day)
+        if booking.state is requested
+        else booking_rules.absence_deadline(activity, day)
+    )
     if now >= limit:
-        raise BookingError(f"Demande en cours de traitement (modifiable jusqu'au {booking_rules.french_instant(limit)})")
+        raise BookingError(
+            f"Demande en cours de traitement (modifiable jusqu'au {booking_rules.french_instant(limit)})"
+        )
     line = db.session.scalar(
         sa.select(RequestLine)
         .join(Request)
-        .where(Request.child_id == child.id, Request.activity_id == activity.id, RequestLine.day == day, RequestLine.state == LineState.PENDING)
+        .where(
+            Request.child_id == child.id,
+            Request.activity_id == activity.id,
+            RequestLine.day == day,
+            RequestLine.state == LineState.PENDING,
+        )
     )
     if line is not None:
         from portail.models import EventKind
         from portail.services.requests import record
 
         line.state = LineState.WITHDRAWN
-        record(line.request_id, EventKind.WITHDRAWAL, user, by_town=False, summary=f"Demande retirée : {day.strftime('%d/%m/%Y')}", at=now)
+        record(
+            line.request_id,
+            EventKind.WITHDRAWAL,
+            user,
+            by_town=False,
+            summary=f"Demande retirée : {day.strftime('%d/%m/%Y')}",
+            at=now,
+        )
     if booking.previous_state is None:
         db.session.delete(booking)
     else:

@@ -37,7 +37,12 @@ from portail.services.outbox import queue_mail
 
 # Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
 REFUSAL_REASONS = ["Complet", "Hors délai", "Dossier incomplet", "Autre"]
-LINE_LABELS = {LineState.PENDING: "En attente", LineState.ACCEPTED: "Acceptée", LineState.REFUSED: "Refusée", LineState.WITHDRAWN: "Retirée"}
+LINE_LABELS = {
+    LineState.PENDING: "En attente",
+    LineState.ACCEPTED: "Acceptée",
+    LineState.REFUSED: "Refusée",
+    LineState.WITHDRAWN: "Retirée",
+}
 INSERT_EVENTS = RequestEvent.__table__.insert()  # built once: the events of a new request go in one statement
 
 
@@ -46,53 +51,105 @@ class DecisionError(ValueError):
 
 
 def short_days(days: list[date], at_most: int = 12) -> str:
-    """"04/03/2027, 05/03/2027" — a long period ends with "… (40 jours)"."""
+    """ "04/03/2027, 05/03/2027" — a long period ends with "… (40 jours)"."""
     shown = ", ".join(day.strftime("%d/%m/%Y") for day in days[:at_most])
     return shown if len(days) <= at_most else f"{shown}… ({len(days)} jours)"
 
 
-def record(request_id: int, kind: EventKind, author: User | None, *, by_town: bool, summary: str = "", reason: str | None = None, message: str | None = None, at: datetime | None = None) -> RequestEvent:
-    event = RequestEvent(request_id=request_id, kind=kind, author_id=author.id if author else None, by_town=by_town, summary=summary, reason=reason, message=message)
+def record(
+    request_id: int,
+    kind: EventKind,
+    author: User | None,
+    *,
+    by_town: bool,
+    summary: str = "",
+    reason: str | None = None,
+    message: str | None = None,
+    at: datetime | None = None,
+) -> RequestEvent:
+    event = RequestEvent(
+        request_id=request_id,
+        kind=kind,
+        author_id=author.id if author else None,
+        by_town=by_town,
+        summary=summary,
+        reason=reason,
+        message=message,
+    )
     if at is not None:
         event.at = at
     db.session.add(event)
     return event
 
 
-def created(request: Request, user: User | None, days: list[date], now: datetime, decided: dict[LineState, list[date]] | None = None) -> None:
+def created(
+    request: Request,
+    user: User | None,
+    days: list[date],
+    now: datetime,
+    decided: dict[LineState, list[date]] | None = None,
+) -> None:
     """The history's first lines (and the automatic decision, if any), and the accusé de réception
     to the parent who asked (PRODUCT §7)."""
     kind = "réservation" if request.kind is RequestKind.RESERVATION else "absence"
-    events = [{
-        "request_id": request.id, "kind": EventKind.CREATED, "author_id": user.id if user else None, "by_town": False, "at": now, "reason": None,
-        "summary": f"Demande de {kind} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})",
-    }]
+    events = [
+        {
+            "request_id": request.id,
+            "kind": EventKind.CREATED,
+            "author_id": user.id if user else None,
+            "by_town": False,
+            "at": now,
+            "reason": None,
+            "summary": f"Demande de {kind} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})",
+        }
+    ]
     for state, state_days in (decided or {}).items():
         if state_days:
             label = "Acceptée automatiquement" if state is LineState.ACCEPTED else "Refusée automatiquement"
-            events.append({
-                "request_id": request.id, "kind": EventKind.DECISION, "author_id": None, "by_town": False, "at": now,
-                "summary": f"{label} : {short_days(state_days)}", "reason": None if state is LineState.ACCEPTED else "Complet",
-            })
+            events.append(
+                {
+                    "request_id": request.id,
+                    "kind": EventKind.DECISION,
+                    "author_id": None,
+                    "by_town": False,
+                    "at": now,
+                    "summary": f"{label} : {short_days(state_days)}",
+                    "reason": None if state is LineState.ACCEPTED else "Complet",
+                }
+            )
     db.session.connection().execute(INSERT_EVENTS, events)  # one statement
     if user is None:
         return
     child, activity = request.child, request.activity
     context = {
-        "first_name": user.first_name, "child": child.first_name, "activity": activity.name, "kind": request.kind.value, "request_id": request.id,
+        "first_name": user.first_name,
+        "child": child.first_name,
+        "activity": activity.name,
+        "kind": request.kind.value,
+        "request_id": request.id,
         "link": f"{current_app.config['PUBLIC_URL']}/mon-espace/demandes/{request.id}",
     }
     if request.period_start:
         context |= {
-            "period": True, "start": request.period_start.isoformat(), "end": request.period_end.isoformat(),
-            "weekdays": request.period_weekdays or "", "count": len(days),
+            "period": True,
+            "start": request.period_start.isoformat(),
+            "end": request.period_end.isoformat(),
+            "weekdays": request.period_weekdays or "",
+            "count": len(days),
         }
     else:
         context |= {"period": False, "day": days[0].isoformat()}
     queue_mail("booking_receipt", user.email, **context)
 
 
-def decide(line_ids: list[int], accept: bool, agent: User, now: datetime, reason: str | None = None, message: str | None = None) -> dict[str, int]:
+def decide(
+    line_ids: list[int],
+    accept: bool,
+    agent: User,
+    now: datetime,
+    reason: str | None = None,
+    message: str | None = None,
+) -> dict[str, int]:
     """Accept or refuse pending lines; return how many were accepted and refused.
 
     Lines no longer pending (withdrawn, already decided) are skipped. Refusing needs a reason.
@@ -106,12 +163,19 @@ def decide(line_ids: list[int], accept: bool, agent: User, now: datetime, reason
     # Claim the lines atomically: two agents deciding the same line at once decide it once.
     claimed = db.session.scalars(
         sa.update(RequestLine)
-        .where(RequestLine.id.in_(line_ids), RequestLine.state == LineState.PENDING, RequestLine.decided_at.is_(None))
+        .where(
+            RequestLine.id.in_(line_ids),
+            RequestLine.state == LineState.PENDING,
+            RequestLine.decided_at.is_(None),
+        )
         .values(decided_at=now, decided_by_id=agent.id)
         .returning(RequestLine.id)
     ).all()
     lines = db.session.scalars(
-        sa.select(RequestLine).where(RequestLine.id.in_(claimed)).options(sa.orm.selectinload(RequestLine.request)).execution_options(populate_existing=True)
+        sa.select(RequestLine)
+        .where(RequestLine.id.in_(claimed))
+        .options(sa.orm.selectinload(RequestLine.request))
+        .execution_options(populate_existing=True)
     ).all()
     if not lines:
         raise DecisionError("Aucune ligne en attente dans la sélection : elle a peut-être déjà été traitée.")
@@ -126,7 +190,11 @@ def decide(line_ids: list[int], accept: bool, agent: User, now: datetime, reason
         booking_of = {
             b.day: b
             for b in db.session.scalars(
-                sa.select(Booking).where(Booking.child_id == request.child_id, Booking.activity_id == request.activity_id, Booking.day.in_(days))
+                sa.select(Booking).where(
+                    Booking.child_id == request.child_id,
+                    Booking.activity_id == request.activity_id,
+                    Booking.day.in_(days),
+                )
             )
         }
         full: set[date] = set()
@@ -139,12 +207,18 @@ def decide(line_ids: list[int], accept: bool, agent: User, now: datetime, reason
             booking = booking_of.get(line.day)
             if accept and line.day not in full:
                 line.state, line.reason = LineState.ACCEPTED, None
-                new_state = BookingState.RESERVED if request.kind is RequestKind.RESERVATION else BookingState.ABSENT
+                new_state = (
+                    BookingState.RESERVED if request.kind is RequestKind.RESERVATION else BookingState.ABSENT
+                )
                 booking_reason = None
             else:
                 line.state, line.reason = LineState.REFUSED, reason if not accept else "Complet"
                 # A refused reservation shows as refused; a refused absence keeps the day reserved.
-                new_state = BookingState.REFUSED if request.kind is RequestKind.RESERVATION else (booking.previous_state if booking else None) or BookingState.RESERVED
+                new_state = (
+                    BookingState.REFUSED
+                    if request.kind is RequestKind.RESERVATION
+                    else (booking.previous_state if booking else None) or BookingState.RESERVED
+                )
                 booking_reason = line.reason if new_state is BookingState.REFUSED else None
             line.message = message
             if booking is not None:
@@ -155,8 +229,14 @@ def decide(line_ids: list[int], accept: bool, agent: User, now: datetime, reason
                 continue
             label = "Acceptée" if state is LineState.ACCEPTED else "Refusée"
             record(
-                request.id, EventKind.DECISION, agent, by_town=True, summary=f"{label} : {short_days(state_days)}",
-                reason=None if state is LineState.ACCEPTED else (reason if not accept else "Complet"), message=message, at=now,
+                request.id,
+                EventKind.DECISION,
+                agent,
+                by_town=True,
+                summary=f"{label} : {short_days(state_days)}",
+                reason=None if state is LineState.ACCEPTED else (reason if not accept else "Complet"),
+                message=message,
+                at=now,
             )
             counts["accepted" if state is LineState.ACCEPTED else "refused"] += len(state_days)
     return counts
@@ -166,7 +246,10 @@ def history(request: Request) -> list[RequestEvent]:
     """The events of a request, oldest first, with their authors."""
     return list(
         db.session.scalars(
-            sa.select(RequestEvent).where(RequestEvent.request_id == request.id).options(sa.orm.joinedload(RequestEvent.author)).order_by(RequestEvent.at, RequestEvent.id)
+            sa.select(RequestEvent)
+            .where(RequestEvent.request_id == request.id)
+            .options(sa.orm.joinedload(RequestEvent.author))
+            .order_by(RequestEvent.at, RequestEvent.id)
         )
     )
 
@@ -177,17 +260,27 @@ def add_message(request: Request, author: User, text: str, *, by_town: bool, now
         raise DecisionError("Écrivez votre message.")
     if len(text) > 2000:
         raise DecisionError("Le message ne doit pas dépasser 2000 caractères.")
-    return record(request.id, EventKind.MESSAGE, author, by_town=by_town, summary="Message", message=text, at=now)
+    return record(
+        request.id, EventKind.MESSAGE, author, by_town=by_town, summary="Message", message=text, at=now
+    )
 
 
 def unread_counts(user: User, request_ids: list[int]) -> dict[int, int]:
     """How many town events (decisions, messages) each request has since this parent last opened it."""
     if not request_ids:
         return {}
-    seen = sa.select(RequestRead.seen_at).where(RequestRead.request_id == RequestEvent.request_id, RequestRead.user_id == user.id).scalar_subquery()
+    seen = (
+        sa.select(RequestRead.seen_at)
+        .where(RequestRead.request_id == RequestEvent.request_id, RequestRead.user_id == user.id)
+        .scalar_subquery()
+    )
     rows = db.session.execute(
         sa.select(RequestEvent.request_id, sa.func.count())
-        .where(RequestEvent.request_id.in_(request_ids), RequestEvent.by_town.is_(True), sa.or_(seen.is_(None), RequestEvent.at > seen))
+        .where(
+            RequestEvent.request_id.in_(request_ids),
+            RequestEvent.by_town.is_(True),
+            sa.or_(seen.is_(None), RequestEvent.at > seen),
+        )
         .group_by(RequestEvent.request_id)
     )
     return dict(rows.all())
@@ -197,12 +290,25 @@ def awaiting_reply(request_ids: list[int]) -> set[int]:
     """The requests whose latest message from a parent came after the town's latest word (one query)."""
     if not request_ids:
         return set()
-    from_parent = sa.func.max(sa.case((sa.and_(RequestEvent.kind == EventKind.MESSAGE, RequestEvent.by_town.is_(False)), RequestEvent.at)))
+    from_parent = sa.func.max(
+        sa.case(
+            (
+                sa.and_(RequestEvent.kind == EventKind.MESSAGE, RequestEvent.by_town.is_(False)),
+                RequestEvent.at,
+            )
+        )
+    )
     from_town = sa.func.max(sa.case((RequestEvent.by_town.is_(True), RequestEvent.at)))
     rows = db.session.execute(
-        sa.select(RequestEvent.request_id, from_parent, from_town).where(RequestEvent.request_id.in_(request_ids)).group_by(RequestEvent.request_id)
+        sa.select(RequestEvent.request_id, from_parent, from_town)
+        .where(RequestEvent.request_id.in_(request_ids))
+        .group_by(RequestEvent.request_id)
     )
-    return {request_id for request_id, parent_at, town_at in rows if parent_at is not None and (town_at is None or parent_at > town_at)}
+    return {
+        request_id
+        for request_id, parent_at, town_at in rows
+        if parent_at is not None and (town_at is None or parent_at > town_at)
+    }
 
 
 @dataclass
@@ -213,22 +319,31 @@ class Listing:
     page: int
     pages: int
     request_ids: list[int]
-    people: list = field(default_factory=list)  # the people dossier rows name, kept in the identity map for `describe`
+    # the people dossier rows name, kept in the identity map for `describe`
+    people: list = field(default_factory=list)
 
 
 def parent_listing(family_ids: list[int], page: int, per_page: int) -> Listing:
     """Reservation/absence requests, dossier changes and documents of these families, newest first,
     in a constant number of queries."""
-    activity = sa.select(sa.literal("activity").label("source"), Request.id.label("id"), Request.created_at.label("at")).where(Request.family_id.in_(family_ids))
-    changes = (
-        sa.select(sa.literal("dossier").label("source"), ChangeRequest.id.label("id"), ChangeRequest.created_at.label("at"))
-        .where(ChangeRequest.family_id.in_(family_ids), ChangeRequest.status != ChangeStatus.DIRECT)
-    )
-    sent = sa.select(sa.literal("document").label("source"), Document.id.label("id"), Document.uploaded_at.label("at")).where(Document.family_id.in_(family_ids))
+    activity = sa.select(
+        sa.literal("activity").label("source"), Request.id.label("id"), Request.created_at.label("at")
+    ).where(Request.family_id.in_(family_ids))
+    changes = sa.select(
+        sa.literal("dossier").label("source"),
+        ChangeRequest.id.label("id"),
+        ChangeRequest.created_at.label("at"),
+    ).where(ChangeRequest.family_id.in_(family_ids), ChangeRequest.status != ChangeStatus.DIRECT)
+    sent = sa.select(
+        sa.literal("document").label("source"), Document.id.label("id"), Document.uploaded_at.label("at")
+    ).where(Document.family_id.in_(family_ids))
     union = sa.union_all(activity, changes, sent).subquery()
     total = db.session.scalar(sa.select(sa.func.count()).select_from(union))
     rows = db.session.execute(
-        sa.select(union.c.source, union.c.id).order_by(union.c.at.desc(), union.c.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        sa.select(union.c.source, union.c.id)
+        .order_by(union.c.at.desc(), union.c.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
     ).all()
     ids = defaultdict(list)
     for source, row_id in rows:
@@ -239,8 +354,12 @@ def parent_listing(family_ids: list[int], page: int, per_page: int) -> Listing:
         found |= {
             ("activity", item.id): item
             for item in db.session.scalars(
-                sa.select(Request).where(Request.id.in_(ids["activity"])).options(
-                    sa.orm.selectinload(Request.lines), sa.orm.joinedload(Request.child), sa.orm.joinedload(Request.activity)
+                sa.select(Request)
+                .where(Request.id.in_(ids["activity"]))
+                .options(
+                    sa.orm.selectinload(Request.lines),
+                    sa.orm.joinedload(Request.child),
+                    sa.orm.joinedload(Request.activity),
                 )
             )
         }
@@ -248,17 +367,27 @@ def parent_listing(family_ids: list[int], page: int, per_page: int) -> Listing:
         found |= {
             ("document", item.id): item
             for item in db.session.scalars(
-                sa.select(Document).where(Document.id.in_(ids["document"])).options(sa.orm.joinedload(Document.type), sa.orm.joinedload(Document.child))
+                sa.select(Document)
+                .where(Document.id.in_(ids["document"]))
+                .options(sa.orm.joinedload(Document.type), sa.orm.joinedload(Document.child))
             )
         }
     if ids["dossier"]:
         found |= {
             ("dossier", item.id): item
-            for item in db.session.scalars(sa.select(ChangeRequest).where(ChangeRequest.id.in_(ids["dossier"])).options(sa.orm.joinedload(ChangeRequest.family)))
+            for item in db.session.scalars(
+                sa.select(ChangeRequest)
+                .where(ChangeRequest.id.in_(ids["dossier"]))
+                .options(sa.orm.joinedload(ChangeRequest.family))
+            )
         }
-        listing.people += db.session.scalars(sa.select(Guardian).where(Guardian.family_id.in_(family_ids))).all()
+        listing.people += db.session.scalars(
+            sa.select(Guardian).where(Guardian.family_id.in_(family_ids))
+        ).all()
         listing.people += db.session.scalars(sa.select(Child).where(Child.family_id.in_(family_ids))).all()
-    listing.items = [(source, found[(source, row_id)]) for source, row_id in rows if (source, row_id) in found]
+    listing.items = [
+        (source, found[(source, row_id)]) for source, row_id in rows if (source, row_id) in found
+    ]
     return listing
 
 

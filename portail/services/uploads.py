@@ -113,7 +113,9 @@ def _check_pdf(data: bytes) -> None:
 def check_filename(name: str) -> None:
     """Refuse names that try to pass for something else: folders, "..", hidden or direction-changing characters."""
     if "/" in name or "\\" in name or ".." in name or HIDDEN.search(name):
-        raise UploadError("Le nom du fichier contient des caractères non autorisés : renommez-le puis envoyez-le à nouveau.")
+        raise UploadError(
+            "Le nom du fichier contient des caractères non autorisés : renommez-le puis envoyez-le à nouveau."
+        )
 
 
 def clean_filename(name: str | None, extension: str) -> str:
