@@ -7,7 +7,16 @@ import sqlalchemy as sa
 
 from portail.access import is_public
 from portail.extensions import db
-from portail.models import Authorization, DocumentScope, DocumentType, Enrolment, Invoice, RequestKind, Role
+from portail.models import (
+    Authorization,
+    DocumentScope,
+    DocumentType,
+    Enrolment,
+    Invoice,
+    Request,
+    RequestKind,
+    Role,
+)
 from portail.services import bookings, documents, dossier
 from tests.factories import make_family, make_user
 from tests.test_billing import add_tariff, book, run_month
@@ -115,15 +124,18 @@ def test_staff_reach_the_back_office(app, client, auth, role):
             end_date=activity.end_date,
         )
     )
-    request = bookings.submit(
-        family.id,
-        parent,
-        child,
-        activity,
-        RequestKind.RESERVATION,
-        [date(2027, 3, 4)],
-        datetime(2026, 10, 1, tzinfo=UTC),
-        "C",
+    request = db.session.get(
+        Request,
+        bookings.submit(
+            family.id,
+            parent,
+            child,
+            activity,
+            RequestKind.RESERVATION,
+            [date(2027, 3, 4)],
+            datetime(2026, 10, 1, tzinfo=UTC),
+            "C",
+        ).request_id,
     )
     kind = DocumentType(name="Attestation CAF", scope=DocumentScope.FAMILY)
     db.session.add(kind)

@@ -13,6 +13,7 @@ from portail.models import (
     BookingState,
     Enrolment,
     LineState,
+    Request,
     RequestKind,
     RequestLine,
     ValidationMode,
@@ -55,7 +56,12 @@ def test_manual_reservation_is_requested_then_absence_only_after_reservation(app
     db.session.add(activity)
     family, child = enrolled_child(activity)
     user = make_user()
-    request = bookings.submit(family.id, user, child, activity, RequestKind.RESERVATION, [THURSDAY], NOW, "C")
+    request = db.session.get(
+        Request,
+        bookings.submit(
+            family.id, user, child, activity, RequestKind.RESERVATION, [THURSDAY], NOW, "C"
+        ).request_id,
+    )
     db.session.commit()
     assert [line.state for line in request.lines] == [LineState.PENDING]
     assert booking_state(child, activity) is BookingState.RESERVATION_REQUESTED
@@ -80,8 +86,11 @@ def test_automatic_reservation_decides_at_once_and_absence_gives_the_place_back(
     db.session.commit()
     assert booking_state(child, activity) is BookingState.ABSENT
     assert db.session.scalar(sa.select(ActivityDay.booked)) == 0
-    again = bookings.submit(
-        other_family.id, user, other, activity, RequestKind.RESERVATION, [THURSDAY], NOW, "C"
+    again = db.session.get(
+        Request,
+        bookings.submit(
+            other_family.id, user, other, activity, RequestKind.RESERVATION, [THURSDAY], NOW, "C"
+        ).request_id,
     )
     db.session.commit()
     assert again.lines[0].state is LineState.ACCEPTED
@@ -95,16 +104,19 @@ def test_a_period_request_keeps_only_the_actionable_days(app):
     verdicts = dict(bookings.preview(child, activity, RequestKind.RESERVATION, days, NOW, "C"))
     assert verdicts[date(2026, 12, 16)].reason == "Fermé le mercredi"
     assert verdicts[date(2026, 12, 21)].reason == "Fermé — Vacances de Noël"
-    request = bookings.submit(
-        family.id,
-        make_user(),
-        child,
-        activity,
-        RequestKind.RESERVATION,
-        days,
-        NOW,
-        "C",
-        period=(days[0], days[-1], "1245"),
+    request = db.session.get(
+        Request,
+        bookings.submit(
+            family.id,
+            make_user(),
+            child,
+            activity,
+            RequestKind.RESERVATION,
+            days,
+            NOW,
+            "C",
+            period=(days[0], days[-1], "1245"),
+        ).request_id,
     )
     db.session.commit()
     assert [line.day for line in request.lines] == [date(2026, 12, d) for d in (14, 15, 17, 18)]
@@ -139,7 +151,7 @@ def test_capacity_is_never_exceeded_under_concurrency(app, monkeypatch, blind):
 
     # The receipts stay in the outbox: run inline (RQ_SYNC), their delivery would need a second
     # connection per thread, which the worker process has in real life.
-    monkeypatch.setattr(outbox, "enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(outbox, "enqueue_many", lambda *args, **kwargs: None)
     capacity = 5
     activity = canteen(validation_mode=ValidationMode.AUTOMATIC, capacity=capacity)
     db.session.add(activity)

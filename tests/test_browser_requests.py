@@ -60,19 +60,25 @@ def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_his
             for i in range(40)
             if (today + timedelta(days=14 + i)).isoweekday() <= 5
         ]
-        single = bookings.submit(
-            family.id, claire, lea, activity, RequestKind.RESERVATION, [days[0]], utcnow(), "C"
+        single = db.session.get(
+            Request,
+            bookings.submit(
+                family.id, claire, lea, activity, RequestKind.RESERVATION, [days[0]], utcnow(), "C"
+            ).request_id,
         )
-        period = bookings.submit(
-            family.id,
-            claire,
-            tom,
-            activity,
-            RequestKind.RESERVATION,
-            days[:20],
-            utcnow(),
-            "C",
-            period=(days[0], days[19], "12345"),
+        period = db.session.get(
+            Request,
+            bookings.submit(
+                family.id,
+                claire,
+                tom,
+                activity,
+                RequestKind.RESERVATION,
+                days[:20],
+                utcnow(),
+                "C",
+                period=(days[0], days[19], "12345"),
+            ).request_id,
         )
         commit()
         single_id, period_id, refused_day = single.id, period.id, days[0]

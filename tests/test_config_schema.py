@@ -133,11 +133,11 @@ def test_dev_mailbox_lists_sent_mails_with_clickable_links(tmp_path):
     with app.app_context():
         db.create_all()
         with app.test_request_context():
-            message = outbox.queue_mail(
+            message_id = outbox.queue_mail(
                 "activation", "a@example.fr", first_name="A", link="http://localhost/activation/abc", hours=48
             )
             db.session.commit()
-        outbox.deliver(message.id)
+        outbox.deliver(message_id)
         client = app.test_client()
         listing = client.get("/dev/mailbox").get_data(as_text=True)
         assert "a@example.fr" in listing and "Activez votre compte" in listing

@@ -17,6 +17,7 @@ from portail.models import (
     OpenPeriod,
     OutboxMessage,
     OutboxStatus,
+    Request,
     RequestKind,
     Role,
     utcnow,
@@ -75,8 +76,11 @@ def decisions_for(accounts: int) -> tuple[date, DigestWindow, list[str]]:
             )
         )
         parent = make_user(email=f"parent{index}@example.fr")
-        request = bookings.submit(
-            family.id, parent, child, activity, RequestKind.RESERVATION, days, utcnow(), "C"
+        request = db.session.get(
+            Request,
+            bookings.submit(
+                family.id, parent, child, activity, RequestKind.RESERVATION, days, utcnow(), "C"
+            ).request_id,
         )
         db.session.flush()
         requests.decide([request.lines[0].id], True, agent, decided_at)

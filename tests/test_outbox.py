@@ -33,10 +33,12 @@ def test_rolled_back_change_leaves_no_mail(app, mails):
 
 def test_deliver_sends_once_even_when_called_twice(app, mails):
     with app.test_request_context():
-        message = outbox.queue_mail("activation", "a@example.fr", first_name="A", link="http://x/a", hours=48)
+        message_id = outbox.queue_mail(
+            "activation", "a@example.fr", first_name="A", link="http://x/a", hours=48
+        )
         db.session.commit()
-    assert outbox.deliver(message.id) is True
-    assert outbox.deliver(message.id) is False
+    assert outbox.deliver(message_id) is True
+    assert outbox.deliver(message_id) is False
     assert len(mails) == 1
     assert mails[0].body.startswith("Bonjour A,") and '<a href="http://x/a">' in mails[0].html
     db.session.expire_all()
@@ -45,7 +47,9 @@ def test_deliver_sends_once_even_when_called_twice(app, mails):
 
 def test_smtp_failure_keeps_the_mail_pending_for_a_retry(app, mails, monkeypatch):
     with app.test_request_context():
-        message = outbox.queue_mail("activation", "a@example.fr", first_name="A", link="http://x/a", hours=48)
+        message_id = outbox.queue_mail(
+            "activation", "a@example.fr", first_name="A", link="http://x/a", hours=48
+        )
         db.session.commit()
     original = mail.send
 
@@ -54,20 +58,23 @@ def test_smtp_failure_keeps_the_mail_pending_for_a_retry(app, mails, monkeypatch
 
     monkeypatch.setattr(mail, "send", broken)
     with pytest.raises(ConnectionRefusedError):
-        outbox.deliver(message.id)
+        outbox.deliver(message_id)
     db.session.expire_all()
     row = rows()[0]
     assert (row.status, row.attempts) == (OutboxStatus.PENDING, 1)
     assert "SMTP down" in row.last_error
     monkeypatch.setattr(mail, "send", original)
-    assert outbox.deliver(message.id) is True
+    assert outbox.deliver(message_id) is True
     assert len(mails) == 1
 
 
 def test_relay_resets_mails_stuck_in_sending_after_a_worker_died(app, mails):
     with app.test_request_context():
-        message = outbox.queue_mail("activation", "a@example.fr", first_name="A", link="http://x/a", hours=48)
+        message_id = outbox.queue_mail(
+            "activation", "a@example.fr", first_name="A", link="http://x/a", hours=48
+        )
         db.session.commit()
+    message = db.session.get(OutboxMessage, message_id)
     message.status = OutboxStatus.SENDING
     message.claimed_at = utcnow() - timedelta(minutes=11)
     db.session.commit()

@@ -15,6 +15,7 @@ from portail.models import (
     EventKind,
     LineState,
     OutboxMessage,
+    Request,
     RequestEvent,
     RequestKind,
     Role,
@@ -92,7 +93,9 @@ def manual_request(
                 Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
             )
         db.session.flush()
-    request = bookings.submit(family.id, user, child, activity, kind, list(days), NOW, "C")
+    request = db.session.get(
+        Request, bookings.submit(family.id, user, child, activity, kind, list(days), NOW, "C").request_id
+    )
     commit()
     return request, child, user
 
@@ -313,8 +316,11 @@ def test_automatic_decisions_are_in_the_digest_but_not_new_messages(app):
     db.session.add(activity)
     family, child = enrolled_child(activity)
     user = make_user()
-    request = bookings.submit(
-        family.id, user, child, activity, RequestKind.RESERVATION, [THURSDAY], paris(2027, 1, 12, 9), "C"
+    request = db.session.get(
+        Request,
+        bookings.submit(
+            family.id, user, child, activity, RequestKind.RESERVATION, [THURSDAY], paris(2027, 1, 12, 9), "C"
+        ).request_id,
     )
     commit()
     assert requests.unread_counts(user, [request.id]) == {}
@@ -541,8 +547,11 @@ def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(clie
     auth.logout()
     for index in range(9):
         day = THURSDAY + timedelta(weeks=index + 1)
-        request = bookings.submit(
-            family.id, claire, child, activity, RequestKind.RESERVATION, [day], NOW, "C"
+        request = db.session.get(
+            Request,
+            bookings.submit(
+                family.id, claire, child, activity, RequestKind.RESERVATION, [day], NOW, "C"
+            ).request_id,
         )
         requests.add_message(request, agent, f"Message {index}", by_town=True, now=NOW)
     other, _tom, _sophie = manual_request(activity, name="Tom", email="sophie@example.fr")

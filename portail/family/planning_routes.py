@@ -160,15 +160,16 @@ def planning_act(family_id: int):
     if action not in ACTION_LABELS:
         abort(400)
     colour = colours(family)[child.id]  # read now: the commit expires the ORM objects
+    now = utcnow()
 
     def act() -> planning.Cell | None:
+        """The action, and the day's new cell (built before the commit, which expires the objects)."""
         if action == WITHDRAW:
-            planning.withdraw(child, activity, day, current_user, utcnow())
-        else:
-            kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
-            bookings.submit(family.id, current_user, child, activity, kind, [day], utcnow(), _zone())
-        # the new state, read before the commit
-        return planning.one_cell(child, activity, day, utcnow(), _zone())
+            planning.withdraw(child, activity, day, current_user, now)
+            return planning.one_cell(child, activity, day, now, _zone())
+        kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
+        submitted = bookings.submit(family.id, current_user, child, activity, kind, [day], now, _zone())
+        return planning.cell_after(child, activity, day, *submitted.days[day], now, _zone())
 
     message = None
     try:
@@ -176,7 +177,7 @@ def planning_act(family_id: int):
     except BookingError as error:
         rollback()
         message = str(error)
-        cell = planning.one_cell(child, activity, day, utcnow(), _zone())
+        cell = planning.one_cell(child, activity, day, now, _zone())
     if cell is None:
         abort(404)
     if is_htmx():

@@ -8,6 +8,7 @@ import random
 import time as clock
 from datetime import date, datetime
 from functools import cache
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -59,7 +60,27 @@ CLOSINGS = sa.select(_closing.c.day, _closing.c.reason).where(
     sa.or_(_closing.c.activity_id == sa.bindparam("activity"), _closing.c.activity_id.is_(None)),
     _closing.c.day.between(*_PERIOD),
 )
-INSERT_BOOKINGS, INSERT_LINES = _booking.insert(), RequestLine.__table__.insert()
+INSERT_REQUEST = Request.__table__.insert().returning(Request.__table__.c.id)
+INSERT_LINES = RequestLine.__table__.insert()
+INSERT_BOOKINGS = _booking.insert()
+# An automatic decision on a booked day; a request waiting for the town (the day's state and reason
+# kept, to give back on a withdrawal or a refusal). The parameters are not named like the columns,
+# which an UPDATE reserves for its SET clause.
+_SAME_DAY = (
+    _booking.c.child_id == sa.bindparam("the_child"),
+    _booking.c.activity_id == sa.bindparam("the_activity"),
+    _booking.c.day == sa.bindparam("the_day"),
+)
+DECIDE_BOOKINGS = (
+    _booking.update()
+    .where(*_SAME_DAY)
+    .values(state=sa.bindparam("new_state"), reason=sa.bindparam("new_reason"), previous_state=None)
+)
+ASK_BOOKINGS = (
+    _booking.update()
+    .where(*_SAME_DAY)
+    .values(state=sa.bindparam("new_state"), previous_state=_booking.c.state)
+)
 
 
 def closing_days(activity: Activity, start: date, end: date) -> dict[date, str]:
@@ -110,9 +131,16 @@ def _preview(
     return verdicts, states
 
 
+class Submitted(NamedTuple):
+    """A request just created: its id, and the new state and reason of each day it asked."""
+
+    request_id: int
+    days: dict[date, tuple[BookingState, str | None]]
+
+
 def submit(
     family_id: int,
-    user: User,
+    user: User | None,
     child: Child,
     activity: Activity,
     kind: RequestKind,
@@ -120,8 +148,12 @@ def submit(
     now: datetime,
     zone: str,
     period: tuple | None = None,
-) -> Request:
-    """Create one request for the actionable days; automatic activities decide at once."""
+) -> Submitted:
+    """Create one request for the actionable days; automatic activities decide at once.
+
+    Plain statements on the session's connection (no ORM object: a one-click request is a few
+    inserts, and a school-year period two more statements, not one per day).
+    """
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
     verdicts, states = _preview(child, activity, kind, days, now, zone)
     accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
@@ -130,100 +162,82 @@ def submit(
         raise BookingError(
             "Aucun jour ne peut être demandé" + (f" : {' ; '.join(reasons[:3])}." if reasons else ".")
         )
-    request = Request(
-        family_id=family_id,
-        child_id=child.id,
-        activity_id=activity.id,
-        kind=kind,
-        created_by_id=user.id if user else None,
-    )
-    if period:
-        request.period_start, request.period_end, request.period_weekdays = period
-    db.session.add(request)
+    connection = db.session.connection()
+    start, end, weekdays = period or (None, None, None)
+    request_id = connection.execute(
+        INSERT_REQUEST,
+        {
+            "family_id": family_id,
+            "child_id": child.id,
+            "activity_id": activity.id,
+            "kind": kind,
+            "created_by_id": user.id if user else None,
+            "created_at": now,
+            "period_start": start,
+            "period_end": end,
+            "period_weekdays": weekdays,
+        },
+    ).scalar_one()
     automatic = activity.validation_mode is ValidationMode.AUTOMATIC
-    existing = (
-        _bookings(child.id, activity.id, accepted_days) if any(day in states for day in accepted_days) else {}
-    )
     placed: set[date] = set()
     if automatic and kind is RequestKind.RESERVATION:
         placed = take_places(activity, accepted_days)
     elif automatic:
         release_places(activity, accepted_days)
-    db.session.flush()  # the request's id, for its lines
     decided_at = now if automatic else None
-    new_bookings, lines = [], []
+    outcome: dict[date, tuple[BookingState, str | None]] = {}
+    lines = []
     for day in accepted_days:
         if not automatic:
-            state = (
-                BookingState.RESERVATION_REQUESTED
-                if kind is RequestKind.RESERVATION
-                else BookingState.ABSENCE_REQUESTED
-            )
-            reason, line_state, line_reason = None, LineState.PENDING, None
+            requested = kind is RequestKind.RESERVATION
+            state = BookingState.RESERVATION_REQUESTED if requested else BookingState.ABSENCE_REQUESTED
+            reason, line_state = None, LineState.PENDING
         elif kind is RequestKind.ABSENCE:
-            state, reason, line_state, line_reason = BookingState.ABSENT, None, LineState.ACCEPTED, None
+            state, reason, line_state = BookingState.ABSENT, None, LineState.ACCEPTED
         elif day in placed:
-            state, reason, line_state, line_reason = BookingState.RESERVED, None, LineState.ACCEPTED, None
+            state, reason, line_state = BookingState.RESERVED, None, LineState.ACCEPTED
         else:
-            state, reason, line_state, line_reason = (
-                BookingState.REFUSED,
-                "Complet",
-                LineState.REFUSED,
-                "Complet",
-            )
+            state, reason, line_state = BookingState.REFUSED, "Complet", LineState.REFUSED
+        outcome[day] = (state, reason)
         lines.append(
             {
-                "request_id": request.id,
+                "request_id": request_id,
                 "day": day,
                 "state": line_state,
-                "reason": line_reason,
+                "reason": reason,
                 "decided_at": decided_at,
             }
         )
-        booking = existing.get(day)
-        previous = booking.state if booking is not None and not automatic else None
-        if booking is not None and not automatic:
-            reason = booking.reason  # a withdrawal gives back the previous state with its reason
-        if booking is None:
-            new_bookings.append(
-                {
-                    "child_id": child.id,
-                    "activity_id": activity.id,
-                    "day": day,
-                    "state": state,
-                    "reason": reason,
-                    "previous_state": previous,
-                }
-            )
-        else:
-            booking.state, booking.reason, booking.previous_state = state, reason, previous
-    # Bulk inserts: a school-year period is two statements, not one per day (on the session's
-    # connection: plain Core statements need none of the ORM's execution machinery).
-    connection = db.session.connection()
-    if new_bookings:
-        connection.execute(INSERT_BOOKINGS, new_bookings)
+    # A new day gets a booking; a day that has one changes it. A pending request keeps what the day
+    # was (and its reason), which a withdrawal or a refusal gives back.
+    new = [
+        {"child_id": child.id, "activity_id": activity.id, "day": day, "state": state, "reason": reason}
+        for day, (state, reason) in outcome.items()
+        if day not in states
+    ]
+    changed = [
+        {
+            "the_child": child.id,
+            "the_activity": activity.id,
+            "the_day": day,
+            "new_state": state,
+            "new_reason": reason,
+        }
+        for day, (state, reason) in outcome.items()
+        if day in states
+    ]
+    if new:
+        connection.execute(INSERT_BOOKINGS, new)
+    if changed:
+        connection.execute(DECIDE_BOOKINGS if automatic else ASK_BOOKINGS, changed)
     connection.execute(INSERT_LINES, lines)
     from portail.services import requests  # (requests uses this module's counters)
 
     decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
     for line in lines if automatic else []:
         decided[line["state"]].append(line["day"])
-    request.child, request.activity = child, activity
-    requests.created(request, user, accepted_days, now, decided)
-    db.session.flush()
-    return request
-
-
-def _bookings(child_id: int, activity_id: int, days: list[date]) -> dict[date, Booking]:
-    """The existing bookings of these days (one query)."""
-    return {
-        booking.day: booking
-        for booking in db.session.scalars(
-            sa.select(Booking).where(
-                Booking.child_id == child_id, Booking.activity_id == activity_id, Booking.day.in_(days)
-            )
-        )
-    }
+    requests.created(request_id, kind, child, activity, user, accepted_days, now, decided, period)
+    return Submitted(request_id, outcome)
 
 
 def take_places(activity: Activity, days: list[date]) -> set[date]:

@@ -34,14 +34,31 @@ MAX_ATTEMPTS = 8
 _PENDING_KEY = "portail_outbox_pending"
 
 
-def queue_mail(template: str, recipient: str, **context) -> OutboxMessage:
-    """Add a mail to the outbox in the current transaction; it is sent after commit()."""
+# Built once: a mail is one plain INSERT on the session's connection (no ORM flush in the request).
+INSERT_MESSAGE = sa.insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id)
+
+
+def queue_mail(template: str, recipient: str, **context) -> int:
+    """Add a mail to the outbox in the current transaction and return its id; it is sent after commit()."""
     if template not in SUBJECTS:
         raise ValueError(f"unknown mail template {template!r}")
-    message = OutboxMessage(template=template, recipient=recipient, context=context)
-    db.session.add(message)
-    db.session.info.setdefault(_PENDING_KEY, []).append(message)
-    return message
+    message_id = (
+        db.session.connection()
+        .execute(
+            INSERT_MESSAGE,
+            {
+                "template": template,
+                "recipient": recipient,
+                "context": context,
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "created_at": utcnow(),
+            },
+        )
+        .scalar_one()
+    )
+    db.session.info.setdefault(_PENDING_KEY, []).append(message_id)
+    return message_id
 
 
 def queue_mails(template: str, mails: list[tuple[str, dict]]) -> dict[str, int]:
@@ -87,12 +104,7 @@ def commit() -> None:
     from portail.services import uploads
 
     try:
-        db.session.flush()
-        # The ids now: after the commit, reading them from the expired rows would cost a query each.
-        pending = [
-            message if isinstance(message, int) else message.id
-            for message in db.session.info.pop(_PENDING_KEY, [])
-        ]
+        pending = db.session.info.pop(_PENDING_KEY, [])
         db.session.commit()
     except Exception:
         rollback()
@@ -100,12 +112,10 @@ def commit() -> None:
     db.session.info.pop("files_on_rollback", None)
     for name in db.session.info.pop("files_after_commit", []):
         uploads.remove(name)
-    if len(pending) > 1:
+    if pending:  # one Redis round trip, however many mails
         enqueue_many(
             "portail.jobs.send_mail", [((message_id,), f"mail-{message_id}") for message_id in pending]
         )
-    elif pending:
-        enqueue("portail.jobs.send_mail", pending[0], job_id=f"mail-{pending[0]}")
 
 
 def rollback() -> None:

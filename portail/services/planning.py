@@ -264,6 +264,33 @@ def one_cell(child: Child, activity: Activity, day: date, now: datetime, zone: s
     return found[0] if found else None
 
 
+def cell_after(
+    child: Child,
+    activity: Activity,
+    day: date,
+    state: BookingState,
+    reason: str | None,
+    now: datetime,
+    zone: str,
+) -> Cell:
+    """The cell of a day just requested, from its new state (`bookings.submit` tells it): no query.
+
+    The day was open (a request was accepted on it) and a reservation refused at once was refused
+    because the day is full: nothing else the rules read can have changed.
+    """
+    full = state is BookingState.REFUSED and activity.capacity is not None
+    verdict = booking_rules.evaluate(
+        activity,
+        day,
+        now,
+        is_enrolled=True,
+        state=state,
+        zone=zone,
+        booked=activity.capacity if full else 0,
+    )
+    return Cell(Who.of(child), What(activity.id, activity.name), day, state, reason, verdict)
+
+
 def withdraw(child: Child, activity: Activity, day: date, user: User, now: datetime) -> None:
     """Retirer a pending request for one day, before its deadline: the day goes back to what it was."""
     from portail.services.bookings import BookingError

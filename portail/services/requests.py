@@ -83,24 +83,28 @@ def record(
 
 
 def created(
-    request: Request,
+    request_id: int,
+    kind: RequestKind,
+    child: Child,
+    activity: Activity,
     user: User | None,
     days: list[date],
     now: datetime,
     decided: dict[LineState, list[date]] | None = None,
+    period: tuple | None = None,
 ) -> None:
     """The history's first lines (and the automatic decision, if any), and the accusé de réception
-    to the parent who asked (PRODUCT §7)."""
-    kind = "réservation" if request.kind is RequestKind.RESERVATION else "absence"
+    to the parent who asked (PRODUCT §7); `period` is the form's (from, to, weekdays)."""
+    label = "réservation" if kind is RequestKind.RESERVATION else "absence"
     events = [
         {
-            "request_id": request.id,
+            "request_id": request_id,
             "kind": EventKind.CREATED,
             "author_id": user.id if user else None,
             "by_town": False,
             "at": now,
             "reason": None,
-            "summary": f"Demande de {kind} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})",
+            "summary": f"Demande de {label} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})",
         }
     ]
     for state, state_days in (decided or {}).items():
@@ -108,7 +112,7 @@ def created(
             label = "Acceptée automatiquement" if state is LineState.ACCEPTED else "Refusée automatiquement"
             events.append(
                 {
-                    "request_id": request.id,
+                    "request_id": request_id,
                     "kind": EventKind.DECISION,
                     "author_id": None,
                     "by_town": False,
@@ -120,21 +124,21 @@ def created(
     db.session.connection().execute(INSERT_EVENTS, events)  # one statement
     if user is None:
         return
-    child, activity = request.child, request.activity
     context = {
         "first_name": user.first_name,
         "child": child.first_name,
         "activity": activity.name,
-        "kind": request.kind.value,
-        "request_id": request.id,
-        "link": f"{current_app.config['PUBLIC_URL']}/mon-espace/demandes/{request.id}",
+        "kind": kind.value,
+        "request_id": request_id,
+        "link": f"{current_app.config['PUBLIC_URL']}/mon-espace/demandes/{request_id}",
     }
-    if request.period_start:
+    if period:
+        start, end, weekdays = period
         context |= {
             "period": True,
-            "start": request.period_start.isoformat(),
-            "end": request.period_end.isoformat(),
-            "weekdays": request.period_weekdays or "",
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "weekdays": weekdays or "",
             "count": len(days),
         }
     else:
