@@ -5,7 +5,7 @@ from flask import abort
 from flask_login import current_user
 
 from portail.extensions import db
-from portail.models import AuthorizedContact, Child, Family, Subscription
+from portail.models import Activity, AuthorizedContact, Child, Family, Subscription
 
 # Built once (every family page asks it): a reused statement keeps its compiled form and cache key.
 FAMILY_OF_USER = (
@@ -18,6 +18,48 @@ FAMILY_OF_USER = (
     )
     .options(sa.orm.joinedload(Family.children))  # one query for the family and its children
 )
+
+
+_sibling = sa.orm.aliased(Child)
+# A child of a family the parent is subscribed to, an activity, and the child's rank by birth in the
+# family (its colour: the order of Family.children): everything a planning cell's request needs, in one query.
+CELL_TARGET = (
+    sa.select(
+        Child,
+        Activity,
+        sa.select(sa.func.count())
+        .where(
+            _sibling.family_id == Child.family_id,
+            sa.or_(
+                _sibling.birth_date < Child.birth_date,
+                sa.and_(_sibling.birth_date == Child.birth_date, _sibling.id < Child.id),
+            ),
+        )
+        .scalar_subquery(),
+    )
+    .join(
+        Subscription,
+        sa.and_(
+            Subscription.family_id == Child.family_id,
+            Subscription.user_id == sa.bindparam("user"),
+            Subscription.ended_at.is_(None),
+        ),
+    )
+    .join(Activity, Activity.id == sa.bindparam("activity"))
+    .where(Child.id == sa.bindparam("child"), Child.family_id == sa.bindparam("family"))
+)
+
+
+def cell_target_or_404(family_id: int, child_id: int, activity_id: int) -> tuple[Child, Activity, int]:
+    """The child (of a family the parent is subscribed to), the activity and the child's rank in
+    the family, else 404."""
+    found = db.session.execute(
+        CELL_TARGET,
+        {"user": current_user.id, "family": family_id, "child": child_id, "activity": activity_id},
+    ).one_or_none()
+    if found is None:
+        abort(404)
+    return found._tuple()
 
 
 def family_of_current_user(family_id: int) -> Family:

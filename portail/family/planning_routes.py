@@ -9,7 +9,7 @@ from flask_login import current_user
 from portail.extensions import db
 from portail.family import bp
 from portail.family.cell_html import ACTION_LABELS, cell_html, days_html
-from portail.family.loaders import family_of_current_user, member_or_404
+from portail.family.loaders import cell_target_or_404, family_of_current_user
 from portail.htmx import is_htmx
 from portail.models import Activity, Child, Enrolment, Request, RequestKind, utcnow
 from portail.services import bookings, planning
@@ -93,60 +93,54 @@ def planning_page(family_id: int):
     )
 
 
-def _cell_target():
-    """The family, child, activity and day a cell request is about (404 for anything foreign)."""
-    family = family_of_current_user(request.view_args["family_id"])
+def _cell_target() -> tuple[Child, Activity, date, int]:
+    """The child, activity and day a cell request is about, and the child's colour (404 for
+    anything foreign): one query."""
     source = request.form if request.method == "POST" else request.args
-    child = member_or_404(family, Child, int(source.get("enfant", "0") or 0))
-    activity = (
-        db.session.get(Activity, int(source.get("activite", "0") or 0))
-        if (source.get("activite") or "").isdigit()
-        else None
-    )
-    if activity is None:
+    child_id, activity_id = source.get("enfant", ""), source.get("activite", "")
+    if not (child_id.isdigit() and activity_id.isdigit()):
         abort(404)
-    return family, child, activity, _parse_day(source.get("jour"))
+    child, activity, rank = cell_target_or_404(
+        request.view_args["family_id"], int(child_id), int(activity_id)
+    )
+    return child, activity, _parse_day(source.get("jour")), rank % len(planning.PALETTE)
 
 
 def _cell_args():
-    family, child, activity, day = _cell_target()
+    child, activity, day, colour = _cell_target()
     cell = planning.one_cell(child, activity, day, utcnow(), _zone())
     if cell is None:
         abort(404)
-    return family, child, activity, day, cell
+    return child, activity, day, colour, cell
 
 
-def _render_cell(family, cell, status: int = 200):
-    return cell_html(
-        cell, colours(family)[cell.child.id], url_for("family.planning_confirm", family_id=family.id)
-    ), status
+def _render_cell(family_id: int, cell, colour: int):
+    return cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id))
 
 
 @bp.get("/<int:family_id>/planning/cellule")
 def planning_cell(family_id: int):
     """One cell, as a fragment (used by Annuler)."""
-    family, _child, _activity, _day, cell = _cell_args()
-    return _render_cell(family, cell)
+    _child, _activity, _day, colour, cell = _cell_args()
+    return _render_cell(family_id, cell, colour)
 
 
 @bp.get("/<int:family_id>/planning/confirmer")
 def planning_confirm(family_id: int):
     """The confirmation of a one-click request: a fragment for htmx, a page without JavaScript."""
-    family, child, activity, day, cell = _cell_args()
+    child, activity, day, colour, cell = _cell_args()
     action = request.args.get("action")
     if action not in cell.verdict.actions:  # the day changed meanwhile: show it as it is now
-        return _render_cell(family, cell) if is_htmx() else redirect(_back(family))
+        return _render_cell(family_id, cell, colour) if is_htmx() else redirect(_back(family_id))
     text = CONFIRM_TEXT[action].format(day=french_day(day), child=child.first_name, activity=activity.name)
-    context = dict(
-        family=family, cell=cell, action=action, text=text, back=_back(family), colours=colours(family)
-    )
+    context = dict(family_id=family_id, cell=cell, action=action, text=text, back=_back(family_id))
     template = "family/_confirm.html" if is_htmx() else "family/confirm_page.html"
     return render_template(template, **context)
 
 
-def _back(family) -> str:
+def _back(family_id: int) -> str:
     """Without JavaScript, back to the planning on the month of the day acted on."""
-    return url_for("family.planning_page", family_id=family.id, date=request.values.get("jour"))
+    return url_for("family.planning_page", family_id=family_id, date=request.values.get("jour"))
 
 
 @bp.post("/<int:family_id>/planning/cellule")
@@ -155,11 +149,10 @@ def planning_act(family_id: int):
 
     The services check the rules themselves (a stale or forged action gets their French reason).
     """
-    family, child, activity, day = _cell_target()
+    child, activity, day, colour = _cell_target()
     action = request.form.get("action")
     if action not in ACTION_LABELS:
         abort(400)
-    colour = colours(family)[child.id]  # read now: the commit expires the ORM objects
     now = utcnow()
 
     def act() -> planning.Cell | None:
@@ -168,7 +161,7 @@ def planning_act(family_id: int):
             planning.withdraw(child, activity, day, current_user, now)
             return planning.one_cell(child, activity, day, now, _zone())
         kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
-        submitted = bookings.submit(family.id, current_user, child, activity, kind, [day], now, _zone())
+        submitted = bookings.submit(family_id, current_user, child, activity, kind, [day], now, _zone())
         return planning.cell_after(child, activity, day, *submitted.days[day], now, _zone())
 
     message = None
@@ -183,7 +176,7 @@ def planning_act(family_id: int):
     if is_htmx():
         return cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id))
     flash(message or "Votre demande est enregistrée.", "error" if message else "success")
-    return redirect(_back(family))
+    return redirect(_back(family_id))
 
 
 @bp.route("/<int:family_id>/planning/periode", methods=["GET", "POST"])

@@ -33,7 +33,7 @@ class Family(db.Model):
         back_populates="family", cascade="all, delete-orphan", order_by="Guardian.position"
     )
     children: Mapped[list["Child"]] = relationship(
-        back_populates="family", cascade="all, delete-orphan", order_by="Child.birth_date"
+        back_populates="family", cascade="all, delete-orphan", order_by="(Child.birth_date, Child.id)"
     )
     subscriptions: Mapped[list["Subscription"]] = relationship(back_populates="family")
 
