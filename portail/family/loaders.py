@@ -1,22 +1,19 @@
 """Load a family's objects through the logged-in parent's subscriptions: 404 for anything else."""
 
 import sqlalchemy as sa
-from flask import abort
+from flask import abort, g
 from flask_login import current_user
 
 from portail.extensions import db
 from portail.models import Activity, AuthorizedContact, Child, Family, Subscription
 
 # Built once (every family page asks it): a reused statement keeps its compiled form and cache key.
-FAMILY_OF_USER = (
+FAMILIES_OF_USER = (
     sa.select(Family)
     .join(Subscription)
-    .where(
-        Family.id == sa.bindparam("family"),
-        Subscription.user_id == sa.bindparam("user"),
-        Subscription.ended_at.is_(None),
-    )
-    .options(sa.orm.joinedload(Family.children))  # one query for the family and its children
+    .where(Subscription.user_id == sa.bindparam("user"), Subscription.ended_at.is_(None))
+    .options(sa.orm.joinedload(Family.children))  # one query for the families and their children
+    .order_by(Subscription.created_at)
 )
 
 
@@ -63,12 +60,13 @@ def cell_target_or_404(family_id: int, child_id: int, activity_id: int) -> tuple
 
 
 def family_of_current_user(family_id: int) -> Family:
-    """A family the parent is subscribed to, else 404."""
-    family = (
-        db.session.execute(FAMILY_OF_USER, {"family": family_id, "user": current_user.id})
-        .unique()
-        .scalar_one_or_none()
-    )
+    """A family the parent is subscribed to, else 404.
+
+    The same query gives the menus the parent's families (`nav_families`): one query, not two.
+    """
+    families = db.session.execute(FAMILIES_OF_USER, {"user": current_user.id}).unique().scalars().all()
+    g.nav_families = families
+    family = next((family for family in families if family.id == family_id), None)
     if family is None:
         abort(404)
     return family

@@ -107,7 +107,7 @@ def _preview(
     params = {"child": child.id, "activity": activity.id, "start": min(days), "end": max(days)}
     enrolments = connection.execute(ENROLMENTS, params).all()
     states = dict(connection.execute(STATES, params).all())
-    booked = dict(connection.execute(COUNTERS, params).all())
+    booked = dict(connection.execute(COUNTERS, params).all()) if activity.capacity is not None else {}
     closed = dict(connection.execute(CLOSINGS, params).all())
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
     verdicts = []
