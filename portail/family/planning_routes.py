@@ -9,9 +9,9 @@ from flask_login import current_user
 from portail.extensions import db
 from portail.family import bp
 from portail.family.cell_html import ACTION_LABELS, cell_html, days_html
-from portail.family.loaders import cell_target_or_404, family_of_current_user
+from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
 from portail.htmx import is_htmx
-from portail.models import Activity, Child, Enrolment, Request, RequestKind, utcnow
+from portail.models import Activity, Enrolment, Request, RequestKind, utcnow
 from portail.services import bookings, planning
 from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW, french_day
 from portail.services.bookings import BookingError
@@ -93,46 +93,47 @@ def planning_page(family_id: int):
     )
 
 
-def _cell_target() -> tuple[Child, Activity, date, int]:
-    """The child, activity and day a cell request is about, and the child's colour (404 for
-    anything foreign): one query."""
+def _cell_ids() -> tuple[int, int, date]:
+    """The child, activity and day a cell request names (404 when they are not ids and a date)."""
     source = request.form if request.method == "POST" else request.args
     child_id, activity_id = source.get("enfant", ""), source.get("activite", "")
     if not (child_id.isdigit() and activity_id.isdigit()):
         abort(404)
-    child, activity, rank = cell_target_or_404(
-        request.view_args["family_id"], int(child_id), int(activity_id)
-    )
-    return child, activity, _parse_day(source.get("jour")), rank % len(planning.PALETTE)
+    return int(child_id), int(activity_id), _parse_day(source.get("jour"))
 
 
-def _cell_args():
-    child, activity, day, colour = _cell_target()
-    cell = planning.one_cell(child, activity, day, utcnow(), _zone())
+def _cell(family_id: int, now) -> tuple[CellTarget, planning.Cell]:
+    """The cell a request is about, read in one query (404 for anything foreign or not shown)."""
+    child_id, activity_id, day = _cell_ids()
+    target = cell_or_404(family_id, child_id, activity_id, day)
+    cell = planning.cell_of(target.child, target.activity, day, target.facts, target.reason, now, _zone())
     if cell is None:
         abort(404)
-    return child, activity, day, colour, cell
+    return target, cell
 
 
-def _render_cell(family_id: int, cell, colour: int):
+def _render_cell(family_id: int, cell: planning.Cell, rank: int):
+    colour = rank % len(planning.PALETTE)
     return cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id))
 
 
 @bp.get("/<int:family_id>/planning/cellule")
 def planning_cell(family_id: int):
     """One cell, as a fragment (used by Annuler)."""
-    _child, _activity, _day, colour, cell = _cell_args()
-    return _render_cell(family_id, cell, colour)
+    target, cell = _cell(family_id, utcnow())
+    return _render_cell(family_id, cell, target.rank)
 
 
 @bp.get("/<int:family_id>/planning/confirmer")
 def planning_confirm(family_id: int):
     """The confirmation of a one-click request: a fragment for htmx, a page without JavaScript."""
-    child, activity, day, colour, cell = _cell_args()
+    target, cell = _cell(family_id, utcnow())
     action = request.args.get("action")
     if action not in cell.verdict.actions:  # the day changed meanwhile: show it as it is now
-        return _render_cell(family_id, cell, colour) if is_htmx() else redirect(_back(family_id))
-    text = CONFIRM_TEXT[action].format(day=french_day(day), child=child.first_name, activity=activity.name)
+        return _render_cell(family_id, cell, target.rank) if is_htmx() else redirect(_back(family_id))
+    text = CONFIRM_TEXT[action].format(
+        day=french_day(cell.day), child=target.child.first_name, activity=target.activity.name
+    )
     context = dict(family_id=family_id, cell=cell, action=action, text=text, back=_back(family_id))
     template = "family/_confirm.html" if is_htmx() else "family/confirm_page.html"
     return render_template(template, **context)
@@ -149,32 +150,37 @@ def planning_act(family_id: int):
 
     The services check the rules themselves (a stale or forged action gets their French reason).
     """
-    child, activity, day, colour = _cell_target()
-    action = request.form.get("action")
-    if action not in ACTION_LABELS:
+    if request.form.get("action") not in ACTION_LABELS:
+        _cell_ids()  # ids that are not ids: 404 first
         abort(400)
+    action = request.form["action"]
     now = utcnow()
 
-    def act() -> planning.Cell | None:
-        """The action, and the day's new cell (built before the commit, which expires the objects)."""
+    def act() -> tuple[int, planning.Cell | None]:
+        """The action on the cell read in this attempt, and the day's new cell (built before the
+        commit, which expires the objects)."""
+        target, cell = _cell(family_id, now)
+        child, activity, day = target.child, target.activity, cell.day
         if action == WITHDRAW:
             planning.withdraw(child, activity, day, current_user, now)
-            return planning.one_cell(child, activity, day, now, _zone())
+            after, cell = _cell(family_id, now)  # read again: the day is back to what it was
+            return after.rank, cell
         kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
-        submitted = bookings.submit(family_id, current_user, child, activity, kind, [day], now, _zone())
-        return planning.cell_after(child, activity, day, *submitted.days[day], now, _zone())
+        submitted = bookings.submit(
+            family_id, current_user, child, activity, kind, [day], now, _zone(), facts=target.facts
+        )
+        return target.rank, planning.cell_after(child, activity, day, *submitted.days[day], now, _zone())
 
     message = None
     try:
-        cell = bookings.with_retries(act)
+        rank, cell = bookings.with_retries(act)
     except BookingError as error:
         rollback()
         message = str(error)
-        cell = planning.one_cell(child, activity, day, now, _zone())
-    if cell is None:
-        abort(404)
+        target, cell = _cell(family_id, now)
+        rank = target.rank
     if is_htmx():
-        return cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id))
+        return _render_cell(family_id, cell, rank)
     flash(message or "Votre demande est enregistrée.", "error" if message else "success")
     return redirect(_back(family_id))
 

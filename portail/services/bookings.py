@@ -89,6 +89,36 @@ def closing_days(activity: Activity, start: date, end: date) -> dict[date, str]:
     )
 
 
+class Span(NamedTuple):
+    """An enrolment's days: from, to, and its weekdays ("135"; None: every open day)."""
+
+    start_date: date
+    end_date: date
+    weekdays: str | None
+
+
+class Facts(NamedTuple):
+    """What the rules read in the database about one child and activity over some days."""
+
+    enrolments: list[Span]
+    states: dict[date, BookingState]  # the days that have a booking
+    booked: dict[date, int]  # the days' counters (only read for an activity with a capacity)
+    closed: dict[date, str]  # the days closed by staff, with their reason
+
+
+def read_facts(child: Child, activity: Activity, start: date, end: date) -> Facts:
+    """The facts of a period (four queries, whatever its length)."""
+    db.session.flush()  # Core statements do not autoflush
+    connection = db.session.connection()
+    params = {"child": child.id, "activity": activity.id, "start": start, "end": end}
+    return Facts(
+        [Span(*row) for row in connection.execute(ENROLMENTS, params)],
+        dict(connection.execute(STATES, params).all()),
+        dict(connection.execute(COUNTERS, params).all()) if activity.capacity is not None else {},
+        dict(connection.execute(CLOSINGS, params).all()),
+    )
+
+
 def preview(
     child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str
 ) -> list[tuple[date, Verdict]]:
@@ -97,18 +127,19 @@ def preview(
 
 
 def _preview(
-    child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str
+    child: Child,
+    activity: Activity,
+    kind: RequestKind,
+    days: list[date],
+    now: datetime,
+    zone: str,
+    facts: Facts | None = None,
 ) -> tuple[list[tuple[date, Verdict]], dict]:
-    """The verdicts, and the current state of the days that have a booking."""
+    """The verdicts, and the current state of the days that have a booking (from `facts` when
+    the caller has just read them in this transaction)."""
     if not days:
         return [], {}
-    db.session.flush()  # Core statements do not autoflush
-    connection = db.session.connection()
-    params = {"child": child.id, "activity": activity.id, "start": min(days), "end": max(days)}
-    enrolments = connection.execute(ENROLMENTS, params).all()
-    states = dict(connection.execute(STATES, params).all())
-    booked = dict(connection.execute(COUNTERS, params).all()) if activity.capacity is not None else {}
-    closed = dict(connection.execute(CLOSINGS, params).all())
+    enrolments, states, booked, closed = facts or read_facts(child, activity, min(days), max(days))
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
     verdicts = []
     for day in days:
@@ -146,14 +177,16 @@ def submit(
     now: datetime,
     zone: str,
     period: tuple | None = None,
+    facts: Facts | None = None,
 ) -> Submitted:
     """Create one request for the actionable days; automatic activities decide at once.
 
+    `facts`: what the caller has just read of these days in this transaction (else read here).
     Plain statements on the session's connection (no ORM object: a one-click request is a few
     inserts, and a school-year period two more statements, not one per day).
     """
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
-    verdicts, states = _preview(child, activity, kind, days, now, zone)
+    verdicts, states = _preview(child, activity, kind, days, now, zone, facts)
     accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
     if not accepted_days:
         reasons = sorted({verdict.reason for _day, verdict in verdicts if verdict.reason})

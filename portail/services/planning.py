@@ -24,6 +24,7 @@ from portail.models import (
     User,
 )
 from portail.services import booking_rules
+from portail.services.bookings import Facts
 
 VIEWS = {"mois": "Mois", "semaine": "Semaine (7 jours)", "semaine5": "Semaine (5 jours)"}
 # Okabe–Ito colour-blind-safe palette; initials are always shown too.
@@ -257,11 +258,36 @@ def worth_showing(reason: str | None, day: date, closing_days: dict | None) -> b
     )
 
 
-def one_cell(child: Child, activity: Activity, day: date, now: datetime, zone: str) -> Cell | None:
-    """A single cell (after an action), or None when the child is not enrolled that day."""
-    _shown, by_day = cells([child], day, day, now, zone, {activity.id}, all_activities=False)
-    found = [cell for cell in by_day.get(day, []) if cell.activity.id == activity.id]
-    return found[0] if found else None
+def cell_of(
+    child: Child,
+    activity: Activity,
+    day: date,
+    facts: Facts,
+    reason: str | None,
+    now: datetime,
+    zone: str,
+) -> Cell | None:
+    """One cell from the facts of its day, as `cells` shows it; None where the planning shows no cell
+    (a day the activity never opens, the child not enrolled, a closed day without booking)."""
+    if str(day.isoweekday()) not in activity.weekdays or not activity.start_date <= day <= activity.end_date:
+        return None
+    if not booking_rules.enrolled(facts.enrolments, day):
+        return None
+    rules = booking_rules.day_rules(booking_rules.Schedule.of(activity), day, zone, facts.closed.get(day))
+    state = facts.states.get(day)
+    if state is None and not worth_showing(rules.closed, day, facts.closed):
+        return None
+    verdict = booking_rules.evaluate(
+        activity,
+        day,
+        now,
+        is_enrolled=True,
+        state=state,
+        zone=zone,
+        booked=facts.booked.get(day, 0),
+        day_rules=rules,
+    )
+    return Cell(Who.of(child), What(activity.id, activity.name), day, state, reason, verdict)
 
 
 def cell_after(
