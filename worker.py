@@ -11,10 +11,11 @@ from rq.cron import CronScheduler
 
 from portail import create_app
 from portail.queue import get_redis
+from portail.services.outbox import RELAY_EVERY
 
 # Recurring jobs: (dotted job name, interval in seconds).
 RECURRING = [
-    ("portail.jobs.relay_outbox", 60),
+    ("portail.jobs.relay_outbox", RELAY_EVERY),  # the planning's receipts, and any mail left behind
     ("portail.jobs.dispatch_digests", 60),
     ("portail.jobs.purge_unactivated_accounts", 3600),
     ("portail.jobs.documents_expiry", 3600),

@@ -86,7 +86,7 @@ def test_mail_queued_while_redis_is_down_goes_out_once_when_it_is_back(live, red
     assert db.session.scalar(sa.select(OutboxMessage)).status is OutboxStatus.PENDING
     redis_server.start()
     start(live, "worker")
-    start(live, "scheduler")  # its relay job runs at start, then every minute
+    start(live, "scheduler")  # its relay job runs at start, then every 5 seconds
     wait_for(lambda: smtp.messages, timeout=40)
     time.sleep(3)
     assert len(smtp.messages) == 1
@@ -116,3 +116,32 @@ def test_the_mails_of_one_commit_go_to_the_worker_in_one_round_trip_and_all_go_o
     assert sorted(envelope.rcpt_tos[0] for envelope in smtp.messages) == [
         f"parent{n}@example.fr" for n in range(3)
     ]
+
+
+def test_the_scheduler_relays_a_booking_receipt_within_seconds(live, redis_server, smtp):
+    """A request's receipt is not handed to Redis by the request: the scheduler's relay does it."""
+    from portail.models import RequestKind
+    from portail.queue import get_redis
+    from portail.services import bookings
+    from portail.services.outbox import commit
+    from tests.factories import make_user
+    from tests.test_booking_rules import canteen
+    from tests.test_bookings import NOW, THURSDAY, enrolled_child
+
+    redis_server.start()
+    activity = canteen()
+    db.session.add(activity)
+    family, child = enrolled_child(activity)
+    parent = make_user()
+    commit()
+    bookings.submit(family.id, parent, child, activity, RequestKind.RESERVATION, [THURSDAY], NOW, "C")
+    commit()
+    assert get_redis().llen("rq:queue:" + live.config["RQ_QUEUE"]) == 0, "the request enqueued nothing"
+    start(live, "worker")
+    start(live, "scheduler")
+    began = time.monotonic()
+    wait_for(lambda: smtp.messages, timeout=30)
+    assert time.monotonic() - began < 20
+    assert smtp.messages[0].rcpt_tos == [parent.email]
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(OutboxMessage)).status is OutboxStatus.SENT

@@ -512,6 +512,54 @@ def test_with_smtp_down_requests_and_decisions_succeed_and_their_mails_go_out_on
     assert [m.subject for m in mails].count("Ville de Démo — Accusé de réception de votre demande") == 1
 
 
+def test_a_click_on_the_planning_never_waits_for_redis_its_receipt_goes_with_the_relay(
+    client, auth, app, mails, monkeypatch
+):
+    """The one-click request hands nothing to Redis; the relay (every few seconds) hands its receipt
+    to the worker at once, however recent, and once."""
+    from portail.models import OpenPeriod, OutboxMessage, OutboxStatus, ValidationMode
+    from portail.services import outbox
+
+    today = datetime.now(UTC).date()
+    activity = canteen(
+        validation_mode=ValidationMode.AUTOMATIC,
+        open_period=OpenPeriod.ALL,
+        closed_on_public_holidays=False,
+        weekdays="12345",
+        start_date=today,
+        end_date=today + timedelta(days=300),
+    )
+    db.session.add(activity)
+    family, child = enrolled_child(activity)
+    subscribe(make_user(), family)
+    commit()
+    handed_over = []
+    original = outbox.enqueue_many
+
+    def recording(job, calls):
+        handed_over.append([args[0] for args, _job_id in calls])
+        return original(job, calls)
+
+    monkeypatch.setattr(outbox, "enqueue_many", recording)
+    auth.login("parent@example.fr")
+    handed_over.clear()  # (the login's own mails, if any)
+    day = today + timedelta(days=14)
+    while day.isoweekday() > 5:
+        day += timedelta(days=1)
+    response = client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "reserve"},
+        headers={"HX-Request": "true"},
+    )
+    assert "Réservé" in response.get_data(as_text=True)
+    receipt = db.session.scalar(sa.select(OutboxMessage).where(OutboxMessage.template == "booking_receipt"))
+    assert handed_over == [] and receipt.status is OutboxStatus.PENDING and mails == []
+    assert outbox.relay() == 1, "a receipt is relayed at once, however recent"
+    assert handed_over == [[receipt.id]]
+    assert [m.subject for m in mails] == ["Ville de Démo — Accusé de réception de votre demande"]
+    assert outbox.relay() == 0 and len(mails) == 1
+
+
 def test_receipt_links_to_the_history_of_the_request(app):
     activity = canteen()
     db.session.add(activity)
