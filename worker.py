@@ -4,6 +4,7 @@ Both run inside an app context so jobs can use the database, templates and mail.
 """
 
 import gc
+import logging
 import sys
 
 from rq import Worker
@@ -12,6 +13,8 @@ from rq.cron import CronScheduler
 from portail import create_app
 from portail.queue import get_redis
 from portail.services.outbox import RELAY_EVERY
+
+log = logging.getLogger("portail.worker")
 
 # Recurring jobs: (dotted job name, interval in seconds).
 RECURRING = [
@@ -46,6 +49,11 @@ def main(argv: list[str]) -> None:
     if role not in {"worker", "scheduler"}:
         sys.exit("usage: python worker.py [worker|scheduler]")
     app = create_app()
+    # RQ reports every job at INFO: with the relay every 5 seconds, a dozen lines a minute of
+    # routine. Its warnings and errors (a failed job, with its traceback) still show.
+    for name in ("rq.worker", "rq.cron", "rq.scheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    log.info("%s started on queue %s", role, app.config["RQ_QUEUE"])
     gc.freeze()  # long-lived objects out of the collector's scans (see app.py)
     with app.app_context():
         (run_worker if role == "worker" else run_scheduler)(app)

@@ -220,6 +220,7 @@ def relay(now=None) -> int:
         ).all()
     if ids:
         enqueue_many("portail.jobs.send_mail", [((message_id,), f"mail-{message_id}") for message_id in ids])
+        log.info("relay: %d mail(s) handed to the worker", len(ids))
     return len(ids)
 
 
