@@ -305,6 +305,26 @@ def test_a_period_request_costs_the_same_queries_for_two_days_as_for_forty(clien
     assert db.session.scalar(sa.select(sa.func.count()).select_from(sa.select(Request.id).subquery())) == 2
 
 
+def test_a_click_reads_its_cell_in_one_query_and_writes_once_per_table(client, auth, setup):
+    """The confirmation: the user and the cell. The request: the same two reads, then the request,
+    the day's counter, the booking, the line, the history and the receipt: no read in between."""
+    from tests.test_query_counts import count_queries
+
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    client.get(f"/famille/{family.id}/planning")  # (the first page of a session also refreshes it)
+    base = f"/famille/{family.id}/planning"
+    for weeks in (2, 3):
+        params = cell_params(child, activity, next_weekday(2, weeks_ahead=weeks), "reserve")  # (read before)
+        with count_queries() as confirm:
+            page = client.get(f"{base}/confirmer", query_string=params, headers={"HX-Request": "true"})
+        assert "Confirmer la demande de réservation" in page.get_data(as_text=True)
+        with count_queries() as act:
+            cell = client.post(f"{base}/cellule", data=params, headers={"HX-Request": "true"})
+        assert "Réservé" in cell.get_data(as_text=True)
+        assert (confirm["n"], act["n"]) == (2, 8)
+
+
 def test_the_links_of_the_planning_cells_lead_to_their_confirmation(client, auth, setup):
     import html
 
