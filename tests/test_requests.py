@@ -517,18 +517,11 @@ def test_a_click_on_the_planning_never_waits_for_redis_its_receipt_goes_with_the
 ):
     """The one-click request hands nothing to Redis; the relay (every few seconds) hands its receipt
     to the worker at once, however recent, and once."""
-    from portail.models import OpenPeriod, OutboxMessage, OutboxStatus, ValidationMode
+    from portail.models import OutboxMessage, OutboxStatus, ValidationMode
     from portail.services import outbox
+    from tests.test_planning import next_weekday, school_year_activity
 
-    today = datetime.now(UTC).date()
-    activity = canteen(
-        validation_mode=ValidationMode.AUTOMATIC,
-        open_period=OpenPeriod.ALL,
-        closed_on_public_holidays=False,
-        weekdays="12345",
-        start_date=today,
-        end_date=today + timedelta(days=300),
-    )
+    activity = school_year_activity(validation_mode=ValidationMode.AUTOMATIC)
     db.session.add(activity)
     family, child = enrolled_child(activity)
     subscribe(make_user(), family)
@@ -543,9 +536,7 @@ def test_a_click_on_the_planning_never_waits_for_redis_its_receipt_goes_with_the
     monkeypatch.setattr(outbox, "enqueue_many", recording)
     auth.login("parent@example.fr")
     handed_over.clear()  # (the login's own mails, if any)
-    day = today + timedelta(days=14)
-    while day.isoweekday() > 5:
-        day += timedelta(days=1)
+    day = next_weekday(2)
     response = client.post(
         f"/famille/{family.id}/planning/cellule",
         data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "reserve"},

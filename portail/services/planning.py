@@ -24,7 +24,7 @@ from portail.models import (
     User,
 )
 from portail.services import booking_rules
-from portail.services.bookings import Facts
+from portail.services.bookings import Facts, Span
 
 VIEWS = {"mois": "Mois", "semaine": "Semaine (7 jours)", "semaine5": "Semaine (5 jours)"}
 # Okabe–Ito colour-blind-safe palette; initials are always shown too.
@@ -298,23 +298,15 @@ def cell_after(
     reason: str | None,
     now: datetime,
     zone: str,
-) -> Cell:
+) -> Cell | None:
     """The cell of a day just requested, from its new state (`bookings.submit` tells it): no query.
 
     The day was open (a request was accepted on it) and a reservation refused at once was refused
     because the day is full: nothing else the rules read can have changed.
     """
     full = state is BookingState.REFUSED and activity.capacity is not None
-    verdict = booking_rules.evaluate(
-        activity,
-        day,
-        now,
-        is_enrolled=True,
-        state=state,
-        zone=zone,
-        booked=activity.capacity if full else 0,
-    )
-    return Cell(Who.of(child), What(activity.id, activity.name), day, state, reason, verdict)
+    facts = Facts([Span(day, day, None)], {day: state}, {day: activity.capacity} if full else {}, {})
+    return cell_of(child, activity, day, facts, reason, now, zone)
 
 
 def withdraw(child: Child, activity: Activity, day: date, user: User, now: datetime) -> None:
