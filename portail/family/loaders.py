@@ -102,8 +102,8 @@ class CellTarget(NamedTuple):
 def cell_or_404(family_id: int, child_id: int, activity_id: int, day: date) -> CellTarget:
     """A child of a family the parent is subscribed to, an activity, and that day's facts, else 404.
 
-    Plain columns, from which the child and the activity are built as transient objects (never
-    added to the session): the ORM's loading machinery would double the cost of a cell request.
+    Plain columns, from which the child (its names only: not its health data) and the activity are
+    built as transient objects, never added to the session (cheaper than the ORM's loading).
     """
     db.session.flush()  # Core statements do not autoflush: see this transaction's changes
     found = (

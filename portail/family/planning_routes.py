@@ -179,6 +179,8 @@ def planning_act(family_id: int):
         message = str(error)
         target, cell = _cell(family_id, now)
         rank = target.rank
+    if cell is None:
+        abort(404)
     if is_htmx():
         return _render_cell(family_id, cell, rank)
     flash(message or "Votre demande est enregistrée.", "error" if message else "success")

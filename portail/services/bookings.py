@@ -183,7 +183,8 @@ def submit(
 
     `facts`: what the caller has just read of these days in this transaction (else read here).
     Plain statements on the session's connection (no ORM object: a one-click request is a few
-    inserts, and a school-year period two more statements, not one per day).
+    inserts, and a school-year period two more statements, not one per day); Booking objects
+    already loaded in the session see the change after the commit.
     """
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
     verdicts, states = _preview(child, activity, kind, days, now, zone, facts)
