@@ -13,7 +13,7 @@ from portail.family.loaders import CellTarget, cell_or_404, family_of_current_us
 from portail.htmx import is_htmx
 from portail.models import Activity, Enrolment, Request, RequestKind, utcnow
 from portail.services import bookings, planning
-from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW, french_day
+from portail.services.booking_rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW, french_day
 from portail.services.bookings import BookingError
 from portail.services.outbox import rollback
 
@@ -22,15 +22,6 @@ CONFIRM_TEXT = {
     ABSENCE: "Confirmer la demande d'absence du {day} pour {child} — {activity} ?",
     WITHDRAW: "Retirer la demande en cours du {day} pour {child} — {activity} ?",
 }
-WEEKDAYS = [
-    ("1", "Lundi"),
-    ("2", "Mardi"),
-    ("3", "Mercredi"),
-    ("4", "Jeudi"),
-    ("5", "Vendredi"),
-    ("6", "Samedi"),
-    ("7", "Dimanche"),
-]
 
 
 def _zone() -> str:
@@ -228,7 +219,12 @@ def planning_period(family_id: int):
     template = "family/_period_preview.html" if is_htmx() else "family/period.html"
     status = 422 if request.method == "POST" and data["errors"] else 200
     return render_template(
-        template, family=family, activities=activities, weekdays=WEEKDAYS, french_day=french_day, **data
+        template,
+        family=family,
+        activities=activities,
+        weekdays=WEEKDAY_CHOICES,
+        french_day=french_day,
+        **data,
     ), status
 
 

@@ -14,16 +14,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portail.forms import REQUIRED, FlaskForm, required
-
-WEEKDAY_CHOICES = [
-    ("1", "Lundi"),
-    ("2", "Mardi"),
-    ("3", "Mercredi"),
-    ("4", "Jeudi"),
-    ("5", "Vendredi"),
-    ("6", "Samedi"),
-    ("7", "Dimanche"),
-]
+from portail.services.booking_rules import WEEKDAY_CHOICES
 
 
 class Checkboxes(SelectMultipleField):

@@ -17,6 +17,8 @@ from portail.models import Activity, BookingState, DeadlineKind, OpenPeriod
 
 PARIS = ZoneInfo("Europe/Paris")
 DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+# The ISO weekdays as the forms offer them: ("1", "Lundi") … ("7", "Dimanche").
+WEEKDAY_CHOICES = [(str(number), name.capitalize()) for number, name in enumerate(DAYS, start=1)]
 MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
 
 RESERVE = "reserve"
