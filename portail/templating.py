@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, current_app, g, request
 from flask_login import current_user
 
 from portail.services.families import format_code
@@ -86,7 +86,8 @@ def init_app(app: Flask) -> None:
         headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         headers["Cross-Origin-Opener-Policy"] = "same-origin"
         headers.add("Vary", "HX-Request")
-        if current_user.is_authenticated:
+        # Logged-in HTML is never stored; static files are cached (see static_assets).
+        if request.endpoint != "static" and current_user.is_authenticated:
             headers["Cache-Control"] = "no-store"
         return response
 
