@@ -3,7 +3,7 @@
 
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from portail.extensions import db
@@ -47,14 +47,22 @@ def create_admin(email: str, first_name: str, last_name: str, password: str) -> 
 
 
 demo_group = AppGroup("demo", help="Demo data of 'Ville de Démo'.")
+DEMO_REFUSED = (
+    "Données de démonstration refusées hors développement : leurs comptes ont un mot de passe public "
+    "(lancez-les avec PORTAIL_ENV=development). / Demo data is refused outside development and "
+    "testing: its accounts share a public password."
+)
 
 
 @demo_group.command("load")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has families.")
 def demo_load(if_empty: bool) -> None:
-    """Load the demo town: families, parents, an agent and an admin."""
+    """Load the demo town: families, parents, an agent and an admin (development and tests only)."""
     from portail.services import demo
 
+    # Its staff accounts share a password printed in the README: never on a real portal.
+    if not (current_app.config["DEV_TOOLS"] or current_app.testing):
+        raise click.ClickException(DEMO_REFUSED)
     if if_empty and db.session.scalar(sa.select(sa.func.count(Family.id))):
         click.echo("Données de démonstration déjà présentes.")
         return

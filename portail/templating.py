@@ -16,6 +16,7 @@ CSP = (
     "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'; object-src 'none'"
 )
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def french_date(value: date | datetime | None) -> str:
@@ -86,6 +87,9 @@ def init_app(app: Flask) -> None:
         headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         headers["Cross-Origin-Opener-Policy"] = "same-origin"
         headers.add("Vary", "HX-Request")
+        if current_app.config["SESSION_COOKIE_SECURE"]:
+            # Production is HTTPS only (its cookies are Secure): browsers must never try plain HTTP.
+            headers["Strict-Transport-Security"] = HSTS
         # Logged-in HTML is never stored; static files are cached (see static_assets).
         if request.endpoint != "static" and current_user.is_authenticated:
             headers["Cache-Control"] = "no-store"
