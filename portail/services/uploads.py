@@ -1,5 +1,6 @@
 """Uploads (child photos, pièces justificatives): checked from their bytes, images re-encoded without
-metadata, PDFs checked to open and kept byte for byte, stored under random names outside static/."""
+metadata, PDFs checked to open and to carry no active content and kept byte for byte, stored under
+random names outside static/."""
 
 import io
 import re
@@ -104,10 +105,55 @@ def _check_pdf(data: bytes) -> None:
             raise UploadError("Le PDF est protégé par un mot de passe : envoyez-le sans protection.")
         if len(reader.pages) < 1:
             raise UploadError("Le PDF ne contient aucune page.")
+        _refuse_active_content(reader.trailer["/Root"])
     except UploadError:
         raise
     except (PdfReadError, Exception):
         raise UploadError("Le PDF est illisible ou endommagé.") from None
+
+
+_RESAVE = (
+    " et n'est pas accepté. Enregistrez-le à nouveau avec « Imprimer » puis « Enregistrer au format "
+    "PDF », et envoyez ce nouveau fichier."
+)
+PDF_JAVASCRIPT = "Ce PDF contient du JavaScript" + _RESAVE
+PDF_LAUNCH = "Ce PDF contient une action qui lance un programme" + _RESAVE
+PDF_EMBEDDED_FILE = "Ce PDF contient des fichiers joints" + _RESAVE
+# A PDF reaches an agent's viewer: nothing in it may run code or carry another file. Keys and
+# action types are looked for in every object reachable from the catalogue, not only in the usual
+# places (/Names, /OpenAction, /AA, annotations), since a viewer follows any of them.
+_JAVASCRIPT_KEYS = {"/JS", "/JavaScript"}
+_EMBEDDED_KEYS = {"/EmbeddedFiles", "/EF"}
+
+
+def _refuse_active_content(root) -> None:
+    """Raise UploadError when a PDF carries JavaScript, a launch action or an embedded file."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, IndirectObject):
+            if (node.idnum, node.generation) in seen:
+                continue
+            seen.add((node.idnum, node.generation))
+            node = node.get_object()
+        if isinstance(node, DictionaryObject):  # stream objects too: their dictionary is checked
+            keys = set(node.keys())
+            # node[key] resolves an indirect value, node.get(key) would not
+            action, kind, subtype = (
+                node[key] if key in node else None for key in ("/S", "/Type", "/Subtype")
+            )
+            if keys & _JAVASCRIPT_KEYS or action == "/JavaScript":
+                raise UploadError(PDF_JAVASCRIPT)
+            if action == "/Launch":
+                raise UploadError(PDF_LAUNCH)
+            if keys & _EMBEDDED_KEYS or kind == "/EmbeddedFile" or subtype == "/FileAttachment":
+                raise UploadError(PDF_EMBEDDED_FILE)
+            stack.extend(node.values())
+        elif isinstance(node, ArrayObject):
+            stack.extend(node)
 
 
 def check_filename(name: str) -> None:
