@@ -37,7 +37,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     _configure_login(app)
     _configure_sqlite(app)
 
-    from portail import access, cli, static_assets, templating
+    from portail import access, cli, conflicts, static_assets, templating
     from portail.account import bp as account_bp
     from portail.auth import bp as auth_bp
     from portail.billing import bp as billing_bp
@@ -50,6 +50,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     for blueprint in (main_bp, auth_bp, account_bp, family_bp, billing_bp, gestion_bp, dev_bp):
         app.register_blueprint(blueprint)
     access.init_app(app)
+    conflicts.init_app(app)
     templating.init_app(app)
     static_assets.init_app(app)
     register_error_handlers(app)

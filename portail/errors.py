@@ -7,6 +7,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from portail.extensions import db
+from portail.services.transactions import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -52,4 +53,11 @@ def register_error_handlers(app: Flask) -> None:
     def database_busy(error: OperationalError):
         db.session.rollback()
         log.warning("database error: %s", error.orig)
+        return render_error(503)
+
+    @app.errorhandler(Conflict)
+    def still_conflicting(error: Conflict):
+        """Concurrent writes that kept winning over this one (conflicts.ATTEMPTS times): nothing saved."""
+        db.session.rollback()
+        log.warning("write conflict: %s", error)
         return render_error(503)

@@ -52,3 +52,51 @@ def subscribe(user: User, family: Family) -> Subscription:
     db.session.add(subscription)
     db.session.flush()
     return subscription
+
+
+def make_activity(**changes):
+    """An activity open every weekday of a year around today (public holidays too), deadlines
+    two days before at 10:00: tests do not depend on today's date."""
+    from datetime import time, timedelta
+
+    from portail.models import Activity, DeadlineKind, OpenPeriod, ValidationMode
+
+    start = utcnow().date() - timedelta(days=30)
+    values = dict(
+        name="Restauration scolaire",
+        weekdays="12345",
+        start_date=start,
+        end_date=start + timedelta(days=400),
+        capacity=120,
+        validation_mode=ValidationMode.MANUAL,
+        open_period=OpenPeriod.ALL,
+        closed_on_public_holidays=False,
+        booking_deadline_kind=DeadlineKind.DAYS_BEFORE,
+        booking_deadline_days=2,
+        booking_deadline_time=time(10, 0),
+        booking_deadline_working_days=True,
+        absence_deadline_kind=DeadlineKind.DAYS_BEFORE,
+        absence_deadline_days=2,
+        absence_deadline_time=time(10, 0),
+        absence_deadline_working_days=True,
+    )
+    values.update(changes)
+    activity = Activity(**values)
+    db.session.add(activity)
+    db.session.flush()
+    return activity
+
+
+def enrol(child: Child, activity) -> None:
+    """Enrol a child in an activity for the whole of it."""
+    from portail.models import Enrolment
+
+    db.session.add(
+        Enrolment(
+            child_id=child.id,
+            activity_id=activity.id,
+            start_date=activity.start_date,
+            end_date=activity.end_date,
+        )
+    )
+    db.session.flush()
