@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from portail.extensions import db
+from portail.formatting import french_date
 from portail.models import Family, Role, User, utcnow
 from portail.services import accounts, digests, outbox, passwords
 
@@ -109,4 +110,4 @@ def digests_send(window: str, day) -> None:
         count = digests.send_window(day.date(), DigestWindow(window))
     except digests.WindowNotOver as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{count} accusé(s) de traitement mis en file pour le {day.date():%d/%m/%Y} ({window}).")
+    click.echo(f"{count} accusé(s) de traitement mis en file pour le {french_date(day.date())} ({window}).")

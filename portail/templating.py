@@ -1,15 +1,10 @@
 """Template globals and filters, and the security headers of every response."""
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
-
 from flask import Flask, Response, current_app, g, request
 from flask_login import current_user
 
+from portail import formatting
 from portail.services.families import format_code
-
-PARIS = ZoneInfo("Europe/Paris")
-MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -17,36 +12,6 @@ CSP = (
     "base-uri 'none'; object-src 'none'"
 )
 HSTS = "max-age=31536000; includeSubDomains"
-
-
-def french_date(value: date | datetime | None) -> str:
-    """3 mars 2025 (datetimes are shown in Paris time)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):  # an ISO date kept in an outbox row's context
-        value = date.fromisoformat(value)
-    if isinstance(value, datetime):
-        value = value.astimezone(PARIS)
-    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
-
-
-WEEKDAY_NAMES = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
-
-
-def weekday_names(digits: str) -> str:
-    """ "124" → "lundi, mardi, jeudi" (ISO weekday digits)."""
-    return (
-        ", ".join(WEEKDAY_NAMES[int(d) - 1] for d in digits if d.isdigit() and 1 <= int(d) <= 7)
-        or "tous les jours"
-    )
-
-
-def french_datetime(value: datetime | None) -> str:
-    """3 mars 2025 à 14:05, in Paris time."""
-    if value is None:
-        return ""
-    local = value.astimezone(PARIS)
-    return f"{french_date(local)} à {local:%H:%M}"
 
 
 def nav_families():
@@ -66,10 +31,10 @@ def init_app(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
-    app.jinja_env.filters["french_date"] = french_date
-    app.jinja_env.filters["french_datetime"] = french_datetime
+    app.jinja_env.filters.update(formatting.FILTERS)
     app.jinja_env.filters["code"] = format_code
-    app.jinja_env.filters["weekday_names"] = weekday_names
+    app.jinja_env.globals["french_day"] = formatting.french_day
+    app.jinja_env.globals["month_label"] = formatting.month_label
     app.jinja_env.globals["nav_families"] = nav_families
     app.jinja_env.globals["form_errors"] = form_errors
 

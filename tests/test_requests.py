@@ -243,7 +243,7 @@ def test_receipt_for_a_period(app):
     commit()
     mail = rendered("booking_receipt")
     for text in (mail.body, mail.html):
-        assert "Période : du 1 mars 2027 au 12 mars 2027" in text
+        assert "Période : du 1er mars 2027 au 12 mars 2027" in text
         assert "lundi, jeudi" in text and "Nombre de jours demandés : 4" in text
 
 

@@ -17,6 +17,7 @@ from portail.account.forms import (
     SubscribeForm,
 )
 from portail.extensions import db, limiter
+from portail.formatting import french_day
 from portail.htmx import is_htmx
 from portail.models import (
     Request,
@@ -26,7 +27,6 @@ from portail.models import (
 )
 from portail.services import accounts, dossier, passwords, planning, subscriptions, tokens
 from portail.services import requests as request_service
-from portail.services.booking_rules import french_day
 from portail.services.outbox import commit, rollback
 from portail.urls import safe_next
 

@@ -5,6 +5,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from portail.extensions import db
+from portail.formatting import french_day, short_date
 from portail.gestion import bp
 from portail.gestion.activity_forms import ActivityForm, ClosingDayForm, DayEntryForm, EnrolmentForm
 from portail.gestion.routes import _family_or_404
@@ -19,7 +20,7 @@ from portail.models import (
     ValidationMode,
     utcnow,
 )
-from portail.services import booking_rules, bookings
+from portail.services import bookings
 from portail.services.families import record
 from portail.services.outbox import commit, rollback
 
@@ -235,12 +236,12 @@ def day_entry(family_id: int):
                 "booking.entered",
                 "request",
                 entry.id,
-                f"{child.full_name}, {activity.name}, {form.day.data:%d/%m/%Y}",
+                f"{child.full_name}, {activity.name}, {short_date(form.day.data)}",
             )
             commit()
             label = "Réservation" if kind is RequestKind.RESERVATION else "Absence"
             flash(
-                f"{label} du {booking_rules.french_day(form.day.data)} enregistrée pour {child.first_name} ({activity.name}).",
+                f"{label} du {french_day(form.day.data)} enregistrée pour {child.first_name} ({activity.name}).",
                 "success",
             )
             return redirect(url_for("gestion.day_entry", family_id=family.id))

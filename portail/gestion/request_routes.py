@@ -8,6 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.extensions import db
+from portail.formatting import french_day
 from portail.gestion import bp
 from portail.models import (
     Activity,
@@ -20,7 +21,6 @@ from portail.models import (
     utcnow,
 )
 from portail.services import planning, requests
-from portail.services.booking_rules import french_day
 from portail.services.outbox import commit, rollback
 
 LINE_STATES = {

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portail.extensions import db
+from portail.formatting import month_label
 from portail.models import (
     Activity,
     BillingRun,
@@ -70,7 +71,6 @@ METHOD_LABELS = {
     PaymentMethod.CASH: "Espèces",
     PaymentMethod.DIRECT_DEBIT: "Prélèvement",
 }
-MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
 
 
 class BillingError(ValueError):
@@ -108,10 +108,6 @@ def parse_euros(text: str) -> int:
     if len(part) > 2:
         raise ValueError(text)
     return int(whole or "0") * 100 + int((part + "00")[:2])
-
-
-def month_label(month: date) -> str:
-    return f"{MONTHS[month.month - 1]} {month.year}"
 
 
 def month_bounds(month: date) -> tuple[date, date]:

@@ -8,18 +8,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 import holidays
 from vacances_scolaires_france import SchoolHolidayDates, UnsupportedYearException
 
+from portail.formatting import PARIS, WEEKDAYS, french_instant
+from portail.formatting import french_day as french_day  # still imported from here by planning_routes
 from portail.models import Activity, BookingState, DeadlineKind, OpenPeriod
 
-PARIS = ZoneInfo("Europe/Paris")
-DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
 # The ISO weekdays as the forms offer them: ("1", "Lundi") … ("7", "Dimanche").
-WEEKDAY_CHOICES = [(str(number), name.capitalize()) for number, name in enumerate(DAYS, start=1)]
-MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
+WEEKDAY_CHOICES = [(str(number), name.capitalize()) for number, name in enumerate(WEEKDAYS, start=1)]
 
 RESERVE = "reserve"
 ABSENCE = "absence"
@@ -94,18 +92,6 @@ def absence_deadline(activity: "Activity | Schedule", day: date) -> datetime:
     )
 
 
-@lru_cache(maxsize=4096)  # the same deadlines are written in many cells
-def french_instant(moment: datetime) -> str:
-    """jeudi 27 février à 10:00 (Paris time)."""
-    local = moment.astimezone(PARIS)
-    return f"{DAYS[local.weekday()]} {local.day}{'er' if local.day == 1 else ''} {MONTHS[local.month - 1]} à {local:%H:%M}"
-
-
-def french_day(day: date) -> str:
-    """lundi 3 mars."""
-    return f"{DAYS[day.weekday()]} {day.day}{'er' if day.day == 1 else ''} {MONTHS[day.month - 1]}"
-
-
 def closure(
     activity: "Activity | Schedule", day: date, zone: str, closing_days: dict[date, str] | None = None
 ) -> str | None:
@@ -113,7 +99,7 @@ def closure(
     if not activity.start_date <= day <= activity.end_date:
         return "Fermé — en dehors de la période de l'activité"
     if str(day.isoweekday()) not in activity.weekdays:
-        return f"Fermé le {DAYS[day.weekday()]}"
+        return f"Fermé le {WEEKDAYS[day.weekday()]}"
     if activity.closed_on_public_holidays and day in public_holidays(day.year):
         return f"Fermé — jour férié ({public_holidays(day.year)[day]})"
     school = school_holiday(day, zone)

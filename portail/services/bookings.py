@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from portail.extensions import db
+from portail.formatting import short_date
 from portail.models import (
     Activity,
     ActivityDay,
@@ -413,7 +414,7 @@ def record_by_town(
         EventKind.CREATED,
         agent,
         by_town=True,
-        summary=f"Saisie par le service : {label} du {day:%d/%m/%Y}{late}",
+        summary=f"Saisie par le service : {label} du {short_date(day)}{late}",
         at=now,
     )
     return request

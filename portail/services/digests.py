@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portail.extensions import db
+from portail.formatting import french_date
 from portail.models import (
     Activity,
     Child,
@@ -109,7 +110,7 @@ def send_window(day: date, window: DigestWindow, now: datetime | None = None) ->
     """Write the window's digests to the outbox, batch by batch; idempotent. Return the mails queued now."""
     start, end = bounds(day, window)
     if end > (now or utcnow()):
-        raise WindowNotOver(f"La fenêtre de {window.value} du {day:%d/%m/%Y} n'est pas terminée.")
+        raise WindowNotOver(f"La fenêtre de {window.value} du {french_date(day)} n'est pas terminée.")
     decided = sa.and_(
         RequestLine.decided_at > start,
         RequestLine.decided_at <= end,

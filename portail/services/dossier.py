@@ -204,7 +204,7 @@ def display(field: str, value) -> str:
     if isinstance(value, bool):
         return "Oui" if value else "Non"
     if field in {"birth_date", "quotient_valid_until"}:
-        from portail.templating import french_date
+        from portail.formatting import french_date
 
         return french_date(date.fromisoformat(value) if isinstance(value, str) else value)
     if field == "sex":

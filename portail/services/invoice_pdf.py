@@ -5,9 +5,9 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from portail.formatting import french_date, month_label
 from portail.models import Invoice, InvoiceKind
-from portail.services.billing import euros, month_label
-from portail.templating import french_date
+from portail.services.billing import euros
 
 FONTS = Path(__file__).resolve().parent.parent / "fonts"
 NEXT = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}

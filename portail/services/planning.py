@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm.util import identity_key
 
 from portail.extensions import db
+from portail.formatting import short_date
 from portail.models import (
     Activity,
     ActivityDay,
@@ -353,7 +354,7 @@ def withdraw(child: Child, activity: Activity, day: date, user: User, now: datet
             EventKind.WITHDRAWAL,
             user,
             by_town=False,
-            summary=f"Demande retirée : {day.strftime('%d/%m/%Y')}",
+            summary=f"Demande retirée : {short_date(day)}",
             at=now,
         )
     if booking.previous_state is None:

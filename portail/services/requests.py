@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from portail.extensions import db
+from portail.formatting import short_date
 from portail.models import (
     Activity,
     Booking,
@@ -52,7 +53,7 @@ class DecisionError(ValueError):
 
 def short_days(days: list[date], at_most: int = 12) -> str:
     """ "04/03/2027, 05/03/2027" — a long period ends with "… (40 jours)"."""
-    shown = ", ".join(day.strftime("%d/%m/%Y") for day in days[:at_most])
+    shown = ", ".join(short_date(day) for day in days[:at_most])
     return shown if len(days) <= at_most else f"{shown}… ({len(days)} jours)"
 
 
@@ -131,6 +132,10 @@ def created(
         "kind": kind.value,
         "request_id": request_id,
         "link": f"{current_app.config['PUBLIC_URL']}/mon-espace/demandes/{request_id}",
+        # An automatic activity has already answered: the receipt says so instead of promising a decision.
+        "automatic": any((decided or {}).values()),
+        "accepted": len((decided or {}).get(LineState.ACCEPTED, [])),
+        "refused_days": [day.isoformat() for day in (decided or {}).get(LineState.REFUSED, [])],
     }
     if period:
         start, end, weekdays = period
