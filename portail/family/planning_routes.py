@@ -246,7 +246,9 @@ def _family_activities(family) -> list[Activity]:
 
 def _period_data(family, activities) -> dict:
     """Read and check the period form (GET for the preview, POST to submit)."""
-    source = request.values
+    # A POST reads its form only: request.values would add the URL's query, and a form posted back
+    # to a preview's URL (?jours=1&jours=4…) sent every weekday twice.
+    source = request.form if request.method == "POST" else request.args
     submitted = bool(source.get("activite"))
     errors: dict[str, str] = {}
     child_ids = {int(v) for v in source.getlist("enfant") if v.isdigit()}
