@@ -14,7 +14,7 @@ from portail.htmx import is_htmx
 from portail.models import Activity, Enrolment, Request, RequestKind, utcnow
 from portail.services import bookings, planning
 from portail.services.booking_rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW, french_day
-from portail.services.bookings import BookingError
+from portail.services.bookings import AlreadyRequested, BookingError
 from portail.services.outbox import rollback
 
 CONFIRM_TEXT = {
@@ -162,30 +162,36 @@ def planning_act(family_id: int):
         )
         return target.rank, planning.cell_after(child, activity, day, *submitted.days[day], now, _zone())
 
-    message = None
+    message, category = "Votre demande est enregistrée.", "success"
     try:
         rank, cell = bookings.with_retries(act)
     except BookingError as error:
         rollback()
-        message = str(error)
+        # (the same click sent twice: the second finds the day already asked, and says so calmly)
+        message, category = str(error), "success" if isinstance(error, AlreadyRequested) else "error"
         target, cell = _cell(family_id, now)
         rank = target.rank
     if cell is None:
         abort(404)
     if is_htmx():
         return _render_cell(family_id, cell, rank)
-    flash(message or "Votre demande est enregistrée.", "error" if message else "success")
+    flash(message, category)
     return redirect(_back(family_id))
 
 
 @bp.route("/<int:family_id>/planning/periode", methods=["GET", "POST"])
 def planning_period(family_id: int):
-    """Réservations: one form for a period (children, activity, dates, weekdays, type) with a live preview."""
+    """Réservations: one form for a period (children, activity, dates, weekdays, type) with a live preview.
+
+    The preview (htmx on every change, "Voir l'aperçu" without JavaScript) is a POST that changes
+    nothing: a GET would put the form's CSRF token in the URL, so in logs and history.
+    """
     family = family_of_current_user(family_id)
     activities = _family_activities(family)
     data = _period_data(family, activities)
-    if request.method == "POST" and not data["errors"]:
-        created = 0
+    sending = request.method == "POST" and not _previewing()
+    if sending and not data["errors"]:
+        created = already = 0
         errors = []
         for child in data["children"]:
             try:
@@ -203,6 +209,9 @@ def planning_period(family_id: int):
                     )
                 )
                 created += 1
+            except AlreadyRequested:  # (the form sent twice: the first copy made the request)
+                rollback()
+                already += 1
             except BookingError as error:
                 rollback()
                 errors.append(f"{child.first_name} : {error}")
@@ -213,11 +222,14 @@ def planning_period(family_id: int):
                 f"{created} demande{'s' if created > 1 else ''} enregistrée{'s' if created > 1 else ''}.",
                 "success",
             )
+        if already:
+            flash("Cette demande est déjà enregistrée.", "success")
+        if created or already:
             return redirect(url_for("family.planning_requests", family_id=family.id))
     if data["submitted"] and not data["errors"] and not data["preview"]:
         data["preview"] = _previews(data)
     template = "family/_period_preview.html" if is_htmx() else "family/period.html"
-    status = 422 if request.method == "POST" and data["errors"] else 200
+    status = 422 if sending and data["errors"] else 200
     return render_template(
         template,
         family=family,
@@ -244,8 +256,13 @@ def _family_activities(family) -> list[Activity]:
     )
 
 
+def _previewing() -> bool:
+    """A preview of the period form (a GET, or a POST asking for the aperçu) rather than a submission."""
+    return request.method == "GET" or bool(request.form.get("apercu"))
+
+
 def _period_data(family, activities) -> dict:
-    """Read and check the period form (GET for the preview, POST to submit)."""
+    """Read and check the period form (a preview, or a POST to submit)."""
     # A POST reads its form only: request.values would add the URL's query, and a form posted back
     # to a preview's URL (?jours=1&jours=4…) sent every weekday twice.
     source = request.form if request.method == "POST" else request.args
@@ -297,7 +314,7 @@ def _period_data(family, activities) -> dict:
         au=source.get("au", ""),
     )
     # A valid submission checks every day itself: the preview is only computed for display.
-    if submitted and not errors and request.method == "GET":
+    if submitted and not errors and _previewing():
         data["preview"] = _previews(data)
     return data
 

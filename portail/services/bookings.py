@@ -4,14 +4,11 @@ The daily capacity is guarded by a conditional UPDATE on ActivityDay (`booked < 
 holds whatever the concurrency, on SQLite and PostgreSQL.
 """
 
-import random
-import time as clock
 from datetime import date, datetime
 from functools import lru_cache
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
 
 from portail.extensions import db
 from portail.formatting import short_date
@@ -33,9 +30,24 @@ from portail.models import (
 from portail.services import booking_rules
 from portail.services.booking_rules import ABSENCE, RESERVE, Verdict
 
+# A booking request is one unit of work, retried when a concurrent identical request won the race.
+from portail.services.transactions import run as with_retries  # noqa: F401
+
 
 class BookingError(ValueError):
     """Nothing can be requested; the message is French."""
+
+
+class AlreadyRequested(BookingError):
+    """Nothing left to request: the days are already asked (or granted) as this request asks, e.g. by
+    the same request sent twice at once; the answer is the current state, calmly."""
+
+
+# The states in which a day already is what a reservation or an absence request asks for.
+ALREADY = {
+    RequestKind.RESERVATION: frozenset({BookingState.RESERVATION_REQUESTED, BookingState.RESERVED}),
+    RequestKind.ABSENCE: frozenset({BookingState.ABSENCE_REQUESTED, BookingState.ABSENT}),
+}
 
 
 # The rules' queries for one child and activity, built once (building a statement costs more than
@@ -191,6 +203,8 @@ def submit(
     verdicts, states = _preview(child, activity, kind, days, now, zone, facts)
     accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
     if not accepted_days:
+        if any(states.get(day) in ALREADY[kind] for day, _verdict in verdicts):
+            raise AlreadyRequested("Cette demande est déjà enregistrée.")
         reasons = sorted({verdict.reason for _day, verdict in verdicts if verdict.reason})
         raise BookingError(
             "Aucun jour ne peut être demandé" + (f" : {' ; '.join(reasons[:3])}." if reasons else ".")
@@ -321,23 +335,6 @@ def release_places(activity: Activity, days: list[date]) -> None:
         .where(ActivityDay.activity_id == activity.id, ActivityDay.day.in_(days), ActivityDay.booked > 0)
         .values(booked=ActivityDay.booked - 1)
     )
-
-
-def with_retries(work, attempts: int = 8):
-    """Run `work()` and commit; retry when SQLite reports a lock between concurrent writers."""
-    from portail.services.outbox import commit, rollback
-
-    for attempt in range(attempts):
-        try:
-            result = work()
-            commit()
-            return result
-        except OperationalError as error:
-            rollback()
-            if "locked" not in str(error.orig).lower() or attempt == attempts - 1:
-                raise
-            clock.sleep(0.01 * (attempt + 1) + random.random() * 0.02)
-    raise AssertionError("unreachable")
 
 
 def record_by_town(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 T = TypeVar("T")
@@ -24,6 +25,29 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
 class Conflict(Exception):
     """A guarded write found its row changed by a concurrent request: start again from a fresh read."""
+
+
+def claim(row, **expected) -> None:
+    """Take `row` for this transaction if it still holds the `expected` values read, else Conflict.
+
+    One UPDATE that changes nothing (a column set to itself) and matches only the row as it was
+    read: it waits for a concurrent writer of the row to finish (PostgreSQL's row lock, SQLite's
+    write lock), then matches nothing if that writer changed it; the caller's work is then run
+    again and sees the change. Without `expected`, it only makes concurrent writers of the row
+    take turns, so that what this transaction reads next includes what they wrote.
+    """
+    from portail.extensions import db
+
+    model = type(row)
+    column = getattr(model, next(iter(expected), "id"))
+    statement = (
+        sa.update(model)
+        .where(model.id == row.id, *(getattr(model, name) == value for name, value in expected.items()))
+        .values({column: column})
+        .execution_options(synchronize_session=False)
+    )
+    if db.session.execute(statement).rowcount != 1:
+        raise Conflict(f"{model.__name__} {row.id} changed meanwhile")
 
 
 def retryable(error: BaseException) -> bool:
