@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 
 import pytest
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from flask.testing import FlaskClient
 from portail import create_app
 from portail.extensions import db, mail
 from tests.factories import PASSWORD
+from tests.services import RedisServer, SmtpSink, process_env, stop_process
 
 STRICT = os.environ.get("PORTAIL_STRICT") == "1"
 pytest_plugins = ["tests.browser_support"]  # the browser and live_server fixtures
@@ -90,6 +92,51 @@ def app(db_url):
         yield app
         db.session.remove()
         db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server of the test's own (started by the test, which can stall, kill and restart it)."""
+    if not shutil.which("redis-server"):
+        missing_service("redis-server (Debian package redis-server)")
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp():
+    """An SMTP sink keeping every message it receives."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def live(tmp_path, redis_server, smtp):
+    """An app on a SQLite file shared with the worker processes (`tests.services.start`), sending
+    through real services."""
+    db_url = f"sqlite:///{tmp_path / 'integration.sqlite'}"
+    app = make_app(
+        db_url,
+        REDIS_URL=redis_server.url,
+        RATELIMIT_STORAGE_URI="memory://",
+        RQ_SYNC=False,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=smtp.port,
+        MAIL_SUPPRESS_SEND=False,
+    )
+    processes = []
+    with app.app_context():
+        db.create_all()
+        app.processes = processes
+        app.process_env = process_env(db_url, redis_server.url, smtp.port, OUTBOX_RELAY_AFTER_SECONDS="0")
+        yield app
+        for process in processes:
+            stop_process(process)
+        db.session.remove()
         db.engine.dispose()
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -67,8 +68,21 @@ class RedisServer:
         client = redis.Redis.from_url(self.url)
         wait_for(lambda: _pings(client))
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and commands hang, as with a stalled Redis."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash; start() then brings up an empty server (no persistence) on the same port."""
+        self.process.kill()
+        self.process.wait()
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.resume()  # a paused server would not act on SIGTERM
             self.process.terminate()
             self.process.wait(timeout=10)
 
@@ -138,22 +152,32 @@ def process_env(db_url: str, redis_url: str, smtp_port: int, **extra) -> dict:
     return env
 
 
-def start_process(role: str, env: dict) -> subprocess.Popen:
-    """Start `python worker.py <role>` (worker or scheduler)."""
-    return subprocess.Popen(
-        [sys.executable, "worker.py", role],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: kill() reaches the job's work horse too
-    )
+def start_process(role: str, env: dict, log: Path | None = None) -> subprocess.Popen:
+    """Start `python worker.py <role>` (worker or scheduler), its output in `log` if given."""
+    output = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "worker.py", role],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: kill() reaches the job's work horse too
+        )
+    finally:
+        if log:
+            output.close()
+
+
+def start(app, role: str, log: Path | None = None) -> subprocess.Popen:
+    """Start a worker or scheduler process for the `live` app (stopped by the fixture)."""
+    process = start_process(role, app.process_env, log)
+    app.processes.append(process)
+    return process
 
 
 def kill_process(process: subprocess.Popen) -> None:
     """SIGKILL the process and its work horses, as a crash would."""
-    import signal
-
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 

@@ -17,13 +17,12 @@ from tests.services import free_port, process_env, start_process, stop_process
 from tests.test_billing import add_tariff
 from tests.test_booking_rules import canteen
 from tests.test_browser_dossier import login
-from tests.test_integration_mail import redis_server  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 @pytest.fixture
-def served(tmp_path, redis_server):  # noqa: F811
+def served(tmp_path, redis_server):
     """The app on a live port, its jobs going to a real Redis for a worker process."""
     import threading
 

@@ -25,9 +25,8 @@ from portail.models import (
 from portail.services import bookings, digests, requests
 from portail.services.outbox import commit
 from tests.factories import make_family, make_user
-from tests.services import ROOT, kill_process, wait_for
+from tests.services import ROOT, kill_process, start, wait_for
 from tests.test_booking_rules import canteen
-from tests.test_integration_mail import live, redis_server, smtp, start  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +113,7 @@ def run_cli(app, day, window) -> subprocess.Popen:
     )
 
 
-def test_two_dispatchers_at_once_send_one_mail_per_account(live, redis_server, smtp):  # noqa: F811
+def test_two_dispatchers_at_once_send_one_mail_per_account(live, redis_server, smtp):
     day, window, emails = decisions_for(12)
     redis_server.start()
     start(live, "worker")
@@ -130,7 +129,7 @@ def test_two_dispatchers_at_once_send_one_mail_per_account(live, redis_server, s
     assert db.session.scalar(sa.select(sa.func.count(Digest.id))) == len(emails)
 
 
-def test_a_worker_killed_mid_batch_then_restarted_sends_every_mail_once(live, redis_server, smtp):  # noqa: F811
+def test_a_worker_killed_mid_batch_then_restarted_sends_every_mail_once(live, redis_server, smtp):
     live.process_env["OUTBOX_STUCK_AFTER_SECONDS"] = "3"
     day, window, emails = decisions_for(10)
     redis_server.start()
@@ -151,7 +150,7 @@ def test_a_worker_killed_mid_batch_then_restarted_sends_every_mail_once(live, re
     assert recipients == Counter(emails)
 
 
-def test_redis_down_at_the_window_the_mails_go_out_once_it_is_back(live, redis_server, smtp):  # noqa: F811
+def test_redis_down_at_the_window_the_mails_go_out_once_it_is_back(live, redis_server, smtp):
     # The decisions were made and the window ended while Redis was down: nothing could be scheduled.
     day, window, emails = decisions_for(5)
     assert db.session.scalar(sa.select(sa.func.count(Digest.id))) == 0

@@ -1,6 +1,5 @@
 """Integration: real redis-server, real RQ worker and scheduler processes, a real SMTP sink."""
 
-import shutil
 import time
 
 import pytest
@@ -8,59 +7,11 @@ import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.models import OutboxMessage, OutboxStatus, User
-from tests.conftest import link_in_text, make_app, missing_service
-from tests.services import RedisServer, SmtpSink, process_env, start_process, stop_process, wait_for
+from tests.conftest import link_in_text
+from tests.services import start, wait_for
 from tests.test_accounts_signup import VALID
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if not shutil.which("redis-server"):
-        missing_service("redis-server (Debian package redis-server)")
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp():
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-def live(tmp_path, redis_server, smtp):
-    """An app on a SQLite file shared with the worker processes, sending through real services."""
-    db_url = f"sqlite:///{tmp_path / 'integration.sqlite'}"
-    app = make_app(
-        db_url,
-        REDIS_URL=redis_server.url,
-        RATELIMIT_STORAGE_URI="memory://",
-        RQ_SYNC=False,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp.port,
-        MAIL_SUPPRESS_SEND=False,
-    )
-    processes = []
-    with app.app_context():
-        db.create_all()
-        app.processes = processes
-        app.process_env = process_env(db_url, redis_server.url, smtp.port, OUTBOX_RELAY_AFTER_SECONDS="0")
-        yield app
-        for process in processes:
-            stop_process(process)
-        db.session.remove()
-        db.engine.dispose()
-
-
-def start(app, role: str):
-    process = start_process(role, app.process_env)
-    app.processes.append(process)
-    return process
 
 
 def test_worker_process_sends_the_activation_mail_through_smtp(live, redis_server, smtp):
