@@ -4,6 +4,7 @@ from flask import Flask, Response, current_app, g, request
 from flask_login import current_user
 
 from portail import formatting
+from portail.services import audit
 from portail.services.families import format_code
 
 CSP = (
@@ -33,6 +34,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.lstrip_blocks = True
     app.jinja_env.filters.update(formatting.FILTERS)
     app.jinja_env.filters["code"] = format_code
+    app.jinja_env.filters["audit_label"] = audit.label
     app.jinja_env.globals["french_day"] = formatting.french_day
     app.jinja_env.globals["month_label"] = formatting.month_label
     app.jinja_env.globals["nav_families"] = nav_families

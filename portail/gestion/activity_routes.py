@@ -5,7 +5,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from portail.extensions import db
-from portail.formatting import french_day, short_date
+from portail.formatting import french_date, french_day, short_date
 from portail.gestion import bp
 from portail.gestion.activity_forms import ActivityForm, ClosingDayForm, DayEntryForm, EnrolmentForm
 from portail.gestion.routes import _family_or_404
@@ -125,7 +125,7 @@ def activity_closures(activity_id: int):
             "activity.closed",
             "activity",
             activity.id,
-            f"{form.day.data.isoformat()} : {form.reason.data}",
+            f"{french_date(form.day.data)} : {form.reason.data}",
         )
         commit()
         flash("Jour de fermeture ajouté.", "success")
@@ -145,7 +145,7 @@ def activity_closure_delete(activity_id: int, closing_id: int):
     if row is None or row.activity_id != activity_id:
         abort(404)
     db.session.delete(row)
-    record(current_user, "activity.reopened", "activity", activity_id, row.day.isoformat())
+    record(current_user, "activity.reopened", "activity", activity_id, french_date(row.day))
     commit()
     return redirect(url_for("gestion.activity_closures", activity_id=activity_id))
 

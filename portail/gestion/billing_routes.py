@@ -212,7 +212,8 @@ def billing_start():
         rollback()
         flash(str(error), "error")
         return redirect(url_for("gestion.billing_home"))
-    record(current_user, "billing.started", "billing_run", run.id, month.isoformat())
+    if fresh:
+        record(current_user, "billing.started", "billing_run", run.id, month_label(month))
     commit()
     # A long month may take minutes on a large town: no retry (a run is started again by hand), 1 h at most.
     if fresh and not enqueue(
@@ -422,14 +423,15 @@ def invoice_show(invoice_id: int):
             rollback()
             form.form_errors.append(str(error))
         else:
-            db.session.flush()
-            record(
-                current_user,
-                "payment.recorded",
-                "invoice",
-                invoice.id,
-                f"{euros(payment.amount_cents)} ({payment.method.value})",
-            )
+            if payment.id is None:  # (a new payment, not the same one sent twice)
+                db.session.flush()
+                record(
+                    current_user,
+                    "payment.recorded",
+                    "invoice",
+                    invoice.id,
+                    f"{euros(payment.amount_cents)} ({payment.method.value})",
+                )
             commit()
             flash(f"Le paiement de {euros(payment.amount_cents)} est enregistré.", "success")
             return redirect(url_for("gestion.invoice_show", invoice_id=invoice.id))

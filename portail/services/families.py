@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.models import AuditEvent, Child, Civility, Family, Guardian, User
+from portail.services import audit
 
 # No 0/O, 1/I/L: codes are read on paper and typed on phones.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -30,11 +31,11 @@ def format_code(code: str) -> str:
 def record(
     actor: User | None, action: str, target_type: str, target_id: int | None, detail: str = ""
 ) -> None:
-    """Write an audit row: who did what, when."""
+    """Write an audit row: who did what, when (`action` is a code of services/audit.py)."""
     db.session.add(
         AuditEvent(
             actor_id=actor.id if actor else None,
-            action=action,
+            action=audit.check(action),
             target_type=target_type,
             target_id=target_id,
             detail=detail or None,

@@ -1,0 +1,48 @@
+"""The back-office audit trail's actions: each code written by `families.record` and its French label
+(what the dashboard and a family's page show an agent)."""
+
+ACTION_LABELS = {
+    "family.created": "Famille créée",
+    "family.updated": "Famille modifiée",
+    "family.code_regenerated": "Nouveau code abonné",
+    "staff.created": "Compte du personnel créé",
+    "staff.disabled": "Compte du personnel désactivé",
+    "staff.enabled": "Compte du personnel réactivé",
+    "dossier.accepted": "Modification de dossier acceptée",
+    "dossier.refused": "Modification de dossier refusée",
+    "dossier.edited": "Dossier modifié par la mairie",
+    "health.viewed": "Consultation des données sanitaires",
+    "bank.viewed": "Consultation des données bancaires",
+    "authorization.created": "Autorisation ajoutée",
+    "authorization.toggled": "Autorisation modifiée",
+    "activity.saved": "Activité enregistrée",
+    "activity.closed": "Jour de fermeture ajouté",
+    "activity.reopened": "Jour de fermeture supprimé",
+    "enrolment.created": "Inscription à une activité",
+    "enrolment.deleted": "Inscription supprimée",
+    "booking.entered": "Jour saisi par le service",
+    "tariff.created": "Tarif ajouté",
+    "tariff.deleted": "Tarif supprimé",
+    "billing.started": "Facturation lancée",
+    "billing.exported": "Factures exportées pour la trésorerie",
+    "payment.recorded": "Paiement enregistré",
+    "document_type.saved": "Pièce demandée enregistrée",
+    "document.validated": "Pièce justificative validée",
+    "document.refused": "Pièce justificative refusée",
+}
+
+
+class UnknownAction(ValueError):
+    """An audit code without a French label: an agent would read the raw code."""
+
+
+def check(action: str) -> str:
+    """The action code itself, once known to have a label."""
+    if action not in ACTION_LABELS:
+        raise UnknownAction(f"audit action {action!r} has no label in services/audit.py")
+    return action
+
+
+def label(action: str) -> str:
+    """The French label of an action code (a code from an older version shows as "Autre action")."""
+    return ACTION_LABELS.get(action, "Autre action")
