@@ -1,5 +1,7 @@
 """RQ jobs. They take ids, never ORM objects, and run inside the worker's app context."""
 
+from flask import current_app
+
 from portail.models import utcnow
 from portail.services import accounts, billing, digests, documents, outbox
 from portail.services.outbox import commit
@@ -8,6 +10,25 @@ from portail.services.outbox import commit
 def send_mail(message_id: int) -> bool:
     """Send one outbox mail (idempotent)."""
     return outbox.deliver(message_id)
+
+
+def password_reset_mail(email: str) -> None:
+    """Queue the reset link asked for `email`, if it has an account (see accounts._in_background)."""
+    with _links():
+        accounts.send_password_reset(email)
+        commit()
+
+
+def activation_mail(email: str) -> None:
+    """Queue a new activation link asked for `email`, if it has an unactivated account."""
+    with _links():
+        accounts.send_activation_again(email)
+        commit()
+
+
+def _links():
+    """A request context on PUBLIC_URL, so url_for builds the mail's links (never from a Host header)."""
+    return current_app.test_request_context(base_url=current_app.config["PUBLIC_URL"])
 
 
 def relay_outbox() -> int:

@@ -8,6 +8,7 @@ from flask import current_app, url_for
 
 from portail.extensions import db
 from portail.models import Civility, Family, Role, TokenPurpose, User, utcnow
+from portail.queue import enqueue
 from portail.services import passwords, subscriptions, tokens
 from portail.services.outbox import queue_mail
 
@@ -64,6 +65,8 @@ def register(data: SignUp, family: Family | None = None) -> User | None:
     When the e-mail is already taken nothing is created; its owner is told by mail instead,
     so the page shown is the same either way (no account enumeration). Returns the new user.
     """
+    # Hashed whether or not the account exists: the hash is most of the request's time.
+    password_hash = passwords.hash_password(data.password)
     existing = find_by_email(data.email)
     if existing is not None:
         if existing.activated_at is None:
@@ -83,7 +86,7 @@ def register(data: SignUp, family: Family | None = None) -> User | None:
         first_name=data.first_name.strip(),
         email=normalize_email(data.email),
         phone=(data.phone or "").strip() or None,
-        password_hash=passwords.hash_password(data.password),
+        password_hash=password_hash,
         role=Role.PARENT,
     )
     db.session.add(user)
@@ -105,10 +108,26 @@ def activate(raw_token: str) -> User | None:
 
 
 def resend_activation(email: str) -> None:
-    """Send a new activation link if the account exists and is not activated (silent otherwise)."""
+    """Have a new activation link sent if the account exists and is not activated (silent otherwise)."""
+    _in_background("portail.jobs.activation_mail", send_activation_again, normalize_email(email))
+
+
+def send_activation_again(email: str) -> None:
+    """Queue a new activation link for an unactivated account (nothing for another address)."""
     user = find_by_email(email)
     if user is not None and user.activated_at is None:
         _send_activation(user)
+
+
+def _in_background(job: str, service, email: str) -> None:
+    """Hand an account look-up and its mail to the worker.
+
+    The request then does the same work, one enqueue, whether or not the account exists: its
+    duration cannot tell (a token and a mail cost a few milliseconds more than nothing). Without
+    Redis the service runs now: mail matters more than timing during an outage.
+    """
+    if not enqueue(job, email):
+        service(email)
 
 
 class LoginOutcome(enum.Enum):
@@ -133,7 +152,12 @@ def authenticate(email: str, password: str) -> tuple[LoginOutcome, User | None]:
 
 
 def request_password_reset(email: str) -> None:
-    """Mail a reset link to an activated account (silent for an unknown one)."""
+    """Have a reset link mailed to an activated account (silent for an unknown one)."""
+    _in_background("portail.jobs.password_reset_mail", send_password_reset, normalize_email(email))
+
+
+def send_password_reset(email: str) -> None:
+    """Queue a reset link for an activated account, an activation link for an unactivated one."""
     user = find_by_email(email)
     if user is None or user.disabled_at is not None:
         return
