@@ -1,25 +1,22 @@
 """Demo activities of 'Ville de Démo' (PRODUCT §12), enrolments for the current school year, and
 bookings in every state so that the planning shows each of them."""
 
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.models import (
     Activity,
-    Booking,
-    BookingState,
     ClosingDay,
     DeadlineKind,
     Enrolment,
-    EventKind,
     Family,
-    LineState,
     OpenPeriod,
+    OutboxMessage,
+    OutboxStatus,
     Request,
     RequestKind,
-    RequestLine,
     User,
     ValidationMode,
     utcnow,
@@ -118,7 +115,8 @@ def make_activities(start: date, end: date) -> list[Activity]:
 
 def load(families: dict[str, Family], parent: User) -> None:
     """Five activities with realistic rules, enrolments and bookings (the caller commits)."""
-    activities = make_activities(*school_year(utcnow().date()))
+    now = utcnow()
+    activities = make_activities(*school_year(now.date()))
     canteen, morning, evening, wednesday, holidays = activities
     db.session.add_all(activities)
     db.session.flush()
@@ -140,143 +138,117 @@ def load(families: dict[str, Family], parent: User) -> None:
                 )
             )
     db.session.flush()
-    _bookings(martin, lea, tom, canteen, evening, parent)
-    _histories(bernard, ines, canteen)
-
-
-def _histories(bernard: Family, ines, canteen: Activity) -> None:
-    """Each demo request gets its history; the town answered two of them (Claire sees "nouveau(x)
-    message(s)"), and the BERNARD family has a period request waiting in the staff queue."""
-    db.session.flush()
     agent = db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr"))
-    now = utcnow()
-    for request in db.session.scalars(sa.select(Request).order_by(Request.id)):
-        days = [line.day for line in request.lines]
-        author = db.session.get(User, request.created_by_id)
-        requests.record(
-            request.id,
-            EventKind.CREATED,
-            author,
-            by_town=False,
-            summary=f"Demande : {len(days)} jour{'s' if len(days) > 1 else ''}",
-            at=now - timedelta(days=3),
-        )
-        refused = [line.day for line in request.lines if line.state is LineState.REFUSED]
-        if refused:
-            for line in request.lines:
-                line.decided_by_id, line.message = (
-                    agent.id,
-                    "Le service est complet ce jour-là ; nous vous prévenons si une place se libère.",
-                )
-            requests.record(
-                request.id,
-                EventKind.DECISION,
-                agent,
-                by_town=True,
-                summary=f"Refusée : {requests.short_days(refused)}",
-                reason="Complet",
-                message="Le service est complet ce jour-là ; nous vous prévenons si une place se libère.",
-                at=now - timedelta(days=1),
-            )
+    _bookings(martin, lea, tom, canteen, evening, parent, agent, now)
     sophie = db.session.scalar(sa.select(User).where(User.email == "sophie.bernard@demo.fr"))
-    today = now.date()
-    monday = today + timedelta(days=(7 - today.weekday()) % 7 + 14)
-    friday = monday + timedelta(days=11)
-    days = [
-        monday + timedelta(days=i)
-        for i in range(12)
-        if str((monday + timedelta(days=i)).isoweekday()) in "14"
-    ]
-    days = [day for day in days if booking_rules.closure(canteen, day, "C") is None]
-    try:
-        bookings.submit(
-            bernard.id,
-            sophie,
-            ines,
-            canteen,
-            RequestKind.RESERVATION,
-            days,
-            now,
-            "C",
-            period=(monday, friday, "14"),
-        )
-    except bookings.BookingError:
-        pass  # no open day in those two weeks (school holidays): nothing to ask
+    _period_request(bernard, ines, canteen, sophie, now)
 
 
-def _bookings(martin: Family, lea, tom, canteen: Activity, evening: Activity, parent: User) -> None:
-    """Reserved days for the coming weeks, and one day in each other state."""
-    today = utcnow().date()
-    days = [today + timedelta(days=offset) for offset in range(0, 35)]
-    open_days = [
-        d for d in days if booking_rules.closure(canteen, d, "C") is None
-    ]  # no school holidays, no public holidays
-    request = Request(
-        family_id=martin.id,
-        child_id=lea.id,
-        activity_id=canteen.id,
-        kind=RequestKind.RESERVATION,
-        created_by_id=parent.id,
+def paris_time(now: datetime, days_ago: int, at: time) -> datetime:
+    """A moment of the demo's past: `days_ago` days before today (Paris), at a Paris wall-clock time."""
+    day = now.astimezone(booking_rules.PARIS).date() - timedelta(days=days_ago)
+    return datetime.combine(day, at, booking_rules.PARIS).astimezone(UTC)
+
+
+def _ask(
+    family: Family,
+    child,
+    activity: Activity,
+    kind: RequestKind,
+    days: list[date],
+    user: User,
+    at: datetime,
+    period=None,
+):
+    """A parent's request made at `at` through the booking service, as it happened then: its
+    history, its date and its receipt (sent at that time) all say `at`."""
+    request_id = bookings.submit(
+        family.id, user, child, activity, kind, days, at, "C", period=period
+    ).request_id
+    sent_then("booking_receipt", at)
+    return db.session.get(Request, request_id)
+
+
+def sent_then(template: str, at: datetime) -> None:
+    """The mails just queued by a demo event of the past went out at that time (not when the demo
+    is loaded, days later)."""
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.template == template, OutboxMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.SENT, attempts=1, created_at=at, sent_at=at)
     )
-    db.session.add(request)
-    for day in open_days:
-        if bookings.take_place(canteen, day):
-            db.session.add(
-                Booking(child_id=lea.id, activity_id=canteen.id, day=day, state=BookingState.RESERVED)
-            )
-            request.lines.append(RequestLine(day=day, state=LineState.ACCEPTED, decided_at=utcnow()))
-    later = [d for d in open_days if d > today + timedelta(days=7)]
+
+
+def _period_request(bernard: Family, ines, canteen: Activity, sophie: User, now: datetime) -> None:
+    """Sophie BERNARD asked yesterday evening for Inès's canteen on Mondays and Thursdays for two
+    weeks: the first two school weeks from the third week on (never a holiday fortnight)."""
+    asked_at = paris_time(now, 1, time(18, 20))
+    today = now.astimezone(booking_rules.PARIS).date()
+    monday = today + timedelta(days=(7 - today.weekday()) % 7 + 14)
+    for _week in range(20):
+        friday = monday + timedelta(days=11)
+        days = [
+            monday + timedelta(days=i)
+            for i in range(12)
+            if str((monday + timedelta(days=i)).isoweekday()) in "14"
+            and booking_rules.closure(canteen, monday + timedelta(days=i), "C") is None
+        ]
+        if len(days) == 4:
+            break
+        monday += timedelta(days=7)
+    else:
+        return  # (no two open weeks left in the school year)
+    _ask(
+        bernard, ines, canteen, RequestKind.RESERVATION, days, sophie, asked_at, period=(monday, friday, "14")
+    )
+
+
+def _bookings(
+    martin: Family, lea, tom, canteen: Activity, evening: Activity, parent: User, agent: User, now: datetime
+) -> None:
+    """Claire's requests of the last days, each with the history of what happened and when: Léa's
+    canteen for the coming weeks (accepted), one absence accepted and one waiting, Tom's day waiting
+    and another refused yesterday at 12:45 with a message she has not read yet."""
+    today = now.astimezone(booking_rules.PARIS).date()
+    days = [today + timedelta(days=offset) for offset in range(0, 35)]
+    asked_at = paris_time(now, 3, time(9, 30))
+    open_days = [
+        d
+        for d in days
+        if str(d.isoweekday()) in canteen.weekdays and booking_rules.closure(canteen, d, "C") is None
+    ]  # no school holidays, no public holidays
+    if not open_days:
+        return
+    month = _ask(martin, lea, canteen, RequestKind.RESERVATION, open_days, parent, asked_at)
+    requests.decide([line.id for line in month.lines], True, agent, paris_time(now, 2, time(10, 15)))
+    requests.mark_read(month, parent, paris_time(now, 2, time(19, 0)))
+    booked = {line.day for line in month.lines}
+    later = [d for d in open_days if d > today + timedelta(days=7) and d in booked]
     if len(later) >= 4:
         absent, absence_asked = later[0], later[1]
-        for booking in db.session.new:
-            if isinstance(booking, Booking) and booking.day == absent:
-                booking.state = BookingState.ABSENT
-            if isinstance(booking, Booking) and booking.day == absence_asked:
-                booking.state, booking.previous_state = BookingState.ABSENCE_REQUESTED, BookingState.RESERVED
-        asked = Request(
-            family_id=martin.id,
-            child_id=lea.id,
-            activity_id=canteen.id,
-            kind=RequestKind.ABSENCE,
-            created_by_id=parent.id,
+        absence = _ask(
+            martin, lea, canteen, RequestKind.ABSENCE, [absent], parent, paris_time(now, 2, time(20, 5))
         )
-        asked.lines.append(RequestLine(day=absence_asked))
-        db.session.add(asked)
-        pending = Request(
-            family_id=martin.id,
-            child_id=tom.id,
-            activity_id=canteen.id,
-            kind=RequestKind.RESERVATION,
-            created_by_id=parent.id,
+        requests.decide([absence.lines[0].id], True, agent, paris_time(now, 1, time(9, 40)))
+        requests.mark_read(absence, parent, paris_time(now, 1, time(21, 0)))
+        _ask(
+            martin,
+            lea,
+            canteen,
+            RequestKind.ABSENCE,
+            [absence_asked],
+            parent,
+            paris_time(now, 1, time(21, 10)),
         )
-        pending.lines.append(RequestLine(day=later[2]))
-        refused = Request(
-            family_id=martin.id,
-            child_id=tom.id,
-            activity_id=canteen.id,
-            kind=RequestKind.RESERVATION,
-            created_by_id=parent.id,
-        )
-        refused.lines.append(
-            RequestLine(day=later[3], state=LineState.REFUSED, reason="Complet", decided_at=utcnow())
-        )
-        db.session.add_all([pending, refused])
-        db.session.add(
-            Booking(
-                child_id=tom.id,
-                activity_id=canteen.id,
-                day=later[2],
-                state=BookingState.RESERVATION_REQUESTED,
-            )
-        )
-        db.session.add(
-            Booking(
-                child_id=tom.id,
-                activity_id=canteen.id,
-                day=later[3],
-                state=BookingState.REFUSED,
-                reason="Complet",
-            )
+        _ask(martin, tom, canteen, RequestKind.RESERVATION, [later[2]], parent, asked_at)
+        refused = _ask(martin, tom, canteen, RequestKind.RESERVATION, [later[3]], parent, asked_at)
+        requests.decide(
+            [refused.lines[0].id],
+            False,
+            agent,
+            paris_time(now, 1, time(12, 45)),
+            reason="Complet",
+            message="Le service est complet ce jour-là ; nous vous prévenons si une place se libère.",
         )
     strike = next(
         (d for d in days if d > today + timedelta(days=14) and str(d.isoweekday()) in evening.weekdays), None

@@ -6,21 +6,26 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 
 from portail.extensions import db
+from portail.formatting import month_label
 from portail.models import (
     Activity,
+    AuditEvent,
+    BillingRun,
     Booking,
     BookingState,
+    EventKind,
     Family,
     LineState,
     PaymentMethod,
     Request,
     RequestKind,
     RequestLine,
+    RunState,
     Tariff,
     User,
     utcnow,
 )
-from portail.services import billing, booking_rules
+from portail.services import audit, billing, booking_rules, demo_activities, requests
 
 # Price per day (cents) by quotient bracket: up to 622, up to 1000, up to 1500, above.
 PRICES = {
@@ -67,14 +72,41 @@ def load(families: dict[str, Family], agent: User) -> None:
     for month in months:
         _attended(month, [(lea, canteen), (lea, evening), (tom, canteen), (tom, morning), (ines, canteen)])
     if months:
-        _absences(months[-1], martin, lea, tom, canteen)
+        _absences(months[-1], martin, lea, tom, canteen, agent)
     db.session.flush()
     tariffs = billing.tariffs_for(months[0], billing.month_bounds(months[-1])[1]) if months else {}
     by_id = {activity.id: activity for activity in activities.values()}
     for month in months:
         following = billing.month_bounds(month)[1] + timedelta(days=1)
         issued = datetime.combine(following, time(9), tzinfo=booking_rules.PARIS)
-        billing.bill_families(billing.families_to_bill(month), month, issued, tariffs, by_id)
+        family_ids = billing.families_to_bill(month)
+        invoices, credit_notes, unpriced = billing.bill_families(family_ids, month, issued, tariffs, by_id)
+        # The agent billed the month from Facturation: its run and its audit line say so.
+        run = BillingRun(
+            month=month,
+            state=RunState.DONE,
+            families_total=len(family_ids),
+            families_done=len(family_ids),
+            invoices=invoices,
+            credit_notes=credit_notes,
+            unpriced_days=unpriced,
+            started_by_id=agent.id,
+            created_at=issued - timedelta(minutes=2),
+            finished_at=issued,
+        )
+        db.session.add(run)
+        db.session.flush()
+        demo_activities.sent_then("invoice_issued", issued)
+        db.session.add(
+            AuditEvent(
+                actor_id=agent.id,
+                action=audit.check("billing.started"),
+                target_type="billing_run",
+                target_id=run.id,
+                detail=month_label(month),
+                created_at=run.created_at,
+            )
+        )
         db.session.flush()
     if len(months) == 2:
         from portail.models import Invoice, InvoiceKind
@@ -108,8 +140,10 @@ def _attended(month: date, pairs) -> None:
                 )
 
 
-def _absences(month: date, family: Family, lea, tom, canteen: Activity) -> None:
-    """Two absences at the canteen last month: Léa's declared in time (not billed), Tom's too late (billed)."""
+def _absences(month: date, family: Family, lea, tom, canteen: Activity, agent: User) -> None:
+    """Two absences at the canteen last month: Léa's declared in time (not billed), Tom's too late
+    (billed); Claire asked them, the agent accepted them an hour later, and she read the answer."""
+    claire = db.session.scalar(sa.select(User).where(User.email == "claire.martin@demo.fr"))
     first, last = billing.month_bounds(month)
     open_days = [
         first + timedelta(days=n)
@@ -129,14 +163,30 @@ def _absences(month: date, family: Family, lea, tom, canteen: Activity) -> None:
         booking.state = BookingState.ABSENT
         deadline = booking_rules.absence_deadline(canteen, day)
         asked_at = deadline + timedelta(hours=3) if late else deadline - timedelta(days=2)
+        decided_at = asked_at + timedelta(hours=1)
         request = Request(
             family_id=family.id,
             child_id=child.id,
             activity_id=canteen.id,
             kind=RequestKind.ABSENCE,
+            created_by_id=claire.id,
             created_at=asked_at,
         )
         request.lines.append(
-            RequestLine(day=day, state=LineState.ACCEPTED, decided_at=asked_at + timedelta(hours=1))
+            RequestLine(day=day, state=LineState.ACCEPTED, decided_at=decided_at, decided_by_id=agent.id)
         )
         db.session.add(request)
+        db.session.flush()
+        shown = requests.short_days([day])
+        requests.record(
+            request.id,
+            EventKind.CREATED,
+            claire,
+            by_town=False,
+            summary=f"Demande d'absence : 1 jour ({shown})",
+            at=asked_at,
+        )
+        requests.record(
+            request.id, EventKind.DECISION, agent, by_town=True, summary=f"Acceptée : {shown}", at=decided_at
+        )
+        requests.mark_read(request, claire, decided_at + timedelta(hours=2))

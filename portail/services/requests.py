@@ -96,7 +96,7 @@ def created(
 ) -> None:
     """The history's first lines (and the automatic decision, if any), and the accusé de réception
     to the parent who asked (PRODUCT §7); `period` is the form's (from, to, weekdays)."""
-    asked = "réservation" if kind is RequestKind.RESERVATION else "absence"
+    asked = "de réservation" if kind is RequestKind.RESERVATION else "d'absence"
     events = [
         {
             "request_id": request_id,
@@ -105,7 +105,7 @@ def created(
             "by_town": False,
             "at": now,
             "reason": None,
-            "summary": f"Demande de {asked} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})",
+            "summary": f"Demande {asked} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})",
         }
     ]
     for state, state_days in (decided or {}).items():

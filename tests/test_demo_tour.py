@@ -1,0 +1,385 @@
+"""The README's demo tour is true: `flask demo load`, then every claim of its "Demo logins" section
+(the table of accounts and the paragraph), read from the README itself so the two cannot drift; and
+the demo's past is one story (a request's date, its history and its digest window agree)."""
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.formatting import PARIS
+from portail.models import (
+    Activity,
+    BillingRun,
+    BookingState,
+    ChangeAction,
+    ChangeRequest,
+    ChangeStatus,
+    Child,
+    Document,
+    DocumentState,
+    EventKind,
+    Family,
+    Invoice,
+    InvoiceKind,
+    LineState,
+    OutboxMessage,
+    OutboxStatus,
+    Request,
+    RequestEvent,
+    RequestKind,
+    RequestLine,
+    Role,
+    RunState,
+    Subscription,
+    Tariff,
+    User,
+    utcnow,
+)
+from portail.models import Booking as BookingRow
+from portail.services import billing, demo, digests, requests, subscriptions
+from portail.services.outbox import render
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def demo_section() -> str:
+    text = README.read_text()
+    return text.split("### Demo logins", 1)[1].split("\n### ", 1)[0]
+
+
+def tour_paragraph() -> str:
+    """The paragraph after the table, on one line."""
+    section = demo_section()
+    after_table = section.rsplit("|\n", 1)[1]
+    return " ".join(after_table.split())
+
+
+@pytest.fixture
+def loaded(app):
+    result = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    return app
+
+
+def user(email: str) -> User:
+    return db.session.scalar(sa.select(User).where(User.email == email))
+
+
+def family(name: str) -> Family:
+    return db.session.scalar(sa.select(Family).where(Family.name == name))
+
+
+def child(name: str) -> Child:
+    return db.session.scalar(sa.select(Child).where(Child.first_name == name))
+
+
+def login(app, email: str, password: str):
+    client = app.test_client()
+    answer = client.post("/connexion", data={"email": email, "password": password})
+    assert answer.status_code == 302 and "/connexion" not in answer.headers["Location"], email
+    return client
+
+
+def today() -> date:
+    return utcnow().astimezone(PARIS).date()
+
+
+# --- the table of accounts ------------------------------------------------------------------------
+
+
+def test_every_demo_login_of_the_readme_works_with_its_role(loaded):
+    section = demo_section()
+    password = re.search(r"Password for every demo account: `([^`]+)`", section).group(1)
+    assert password == demo.DEMO_PASSWORD
+    rows = re.findall(r"^\| `([^`]+)` \| ([^|]+?) \|$", section, flags=re.M)
+    assert len(rows) == 5
+    for email, role in rows:
+        account = user(email)
+        client = login(loaded, email, password)
+        families = {
+            f.name
+            for f in db.session.scalars(
+                sa.select(Family).join(Subscription).where(Subscription.user_id == account.id)
+            )
+        }
+        if role.startswith("parent") or role.startswith("second parent"):
+            named = re.search(r"Famille [A-Z]+", role).group(0)
+            assert account.role is Role.PARENT and families == {named}, email
+            assert client.get("/gestion/").status_code == 403
+        elif role.startswith("gestionnaire"):
+            assert account.role is Role.AGENT and client.get("/gestion/").status_code == 200
+            assert client.get("/gestion/agents").status_code == 403
+        else:
+            assert role.startswith("administrateur") and account.role is Role.ADMIN
+            assert client.get("/gestion/agents").status_code == 200
+    assert {"second parent of Famille MARTIN"} <= {role for _e, role in rows}
+    assert len(user("julien.martin@demo.fr").first_name) and len(family("Famille MARTIN").guardians) == 2
+
+
+# --- the paragraph: each claim and its check --------------------------------------------------------
+
+
+def check_subscription_code(app, paragraph):
+    code, born = re.search(
+        r"code abonné \*\*([A-Z0-9-]+)\*\* with the verification date \*\*([\d/]+)\*\*", paragraph
+    ).groups()
+    day, month, year = (int(part) for part in born.split("/"))
+    found = subscriptions.find_family(code, date(year, month, day))
+    assert found is not None and found.name == "Famille DUBOIS"
+    assert any(
+        kid.first_name == "Hugo" and kid.birth_date == date(year, month, day) for kid in found.children
+    )
+
+
+def check_martin_file_and_changes(app, paragraph):
+    martin = family("Famille MARTIN")
+    claire = martin.guardians[0]
+    assert claire.iban and claire.quotient and claire.city and all(kid.school for kid in martin.children)
+    pending = db.session.scalars(
+        sa.select(ChangeRequest).where(
+            ChangeRequest.family_id == martin.id, ChangeRequest.status == ChangeStatus.PENDING
+        )
+    ).all()
+    assert sorted(change.section for change in pending) == ["address", "contact", "health"]
+    health = next(change for change in pending if change.section == "health")
+    assert health.target_id == child("Tom").id and health.new_values["allergies"] != health.old_values.get(
+        "allergies"
+    )
+    contact = next(change for change in pending if change.section == "contact")
+    assert contact.action is ChangeAction.CREATE
+
+
+def check_every_booking_state(app, paragraph):
+    martin = family("Famille MARTIN")
+    rows = db.session.execute(
+        sa.select(BookingRow.state, BookingRow.day, Child.first_name, Activity.name)
+        .join(Child, Child.id == BookingRow.child_id)
+        .join(Activity, Activity.id == BookingRow.activity_id)
+        .where(Child.family_id == martin.id, BookingRow.day >= today())
+    ).all()
+    assert {row.state for row in rows} == set(BookingState)
+    lea_canteen = {
+        row.day.isocalendar()[1]
+        for row in rows
+        if row.first_name == "Léa"
+        and row.name == "Restauration scolaire"
+        and row.state is BookingState.RESERVED
+    }
+    assert len(lea_canteen) >= 2  # booked for the coming weeks (school holidays aside)
+    client = login(app, "claire.martin@demo.fr", demo.DEMO_PASSWORD)
+    page = client.get(f"/famille/{martin.id}/planning?vue=mois").get_data(as_text=True)
+    assert "Léa" in page
+
+
+def pending_requests() -> dict[tuple[str, RequestKind], list[Request]]:
+    found: dict = {}
+    for request in db.session.scalars(
+        sa.select(Request).join(RequestLine).where(RequestLine.state == LineState.PENDING).distinct()
+    ):
+        found.setdefault((request.child.first_name, request.kind), []).append(request)
+    return found
+
+
+def check_requests_waiting(app, paragraph):
+    waiting = pending_requests()
+    assert set(waiting) == {
+        ("Tom", RequestKind.RESERVATION),
+        ("Léa", RequestKind.ABSENCE),
+        ("Inès", RequestKind.RESERVATION),
+    }
+    assert [len(r.lines) for r in waiting[("Tom", RequestKind.RESERVATION)]] == [1]  # Tom's day
+    (period,) = waiting[("Inès", RequestKind.RESERVATION)]
+    assert period.period_start.isoweekday() == 1 and period.period_end - period.period_start == timedelta(
+        days=11
+    )
+    assert period.period_start > today() and len(period.lines) >= 2  # a two-week period, school days only
+    client = login(app, "agent@demo.fr", demo.DEMO_PASSWORD)
+    queue = client.get("/gestion/demandes").get_data(as_text=True)
+    assert "Tom" in queue and "Léa" in queue and "Inès" in queue
+
+
+def check_claire_unread_refusal(app, paragraph):
+    claire = user("claire.martin@demo.fr")
+    client = login(app, claire.email, demo.DEMO_PASSWORD)
+    page = client.get("/mon-espace/demandes").get_data(as_text=True)
+    assert page.count("nouveau(x) message(s)") == 1 and "1 nouveau(x) message(s)" in page
+    own = db.session.scalars(sa.select(Request.id).where(Request.created_by_id == claire.id)).all()
+    unread = requests.unread_counts(claire, own)
+    assert list(unread.values()) == [1]
+    (refused_id,) = unread
+    refused = db.session.get(Request, refused_id)
+    assert [line.state for line in refused.lines] == [LineState.REFUSED]
+
+
+def check_documents(app, paragraph):
+    martin, bernard = family("Famille MARTIN"), family("Famille BERNARD")
+    docs = db.session.scalars(sa.select(Document).where(Document.family_id == martin.id)).all()
+    validated = [d for d in docs if d.state is DocumentState.VALIDATED]
+    assert any(d.valid_until > today() + timedelta(days=30) for d in validated)
+    assert any(today() <= d.valid_until <= today() + timedelta(days=30) for d in validated)  # expiring soon
+    assert any(d.state is DocumentState.REFUSED and d.reason for d in docs)
+    queue = db.session.scalars(sa.select(Document).where(Document.state == DocumentState.PENDING)).all()
+    assert sorted(d.family_id for d in queue) == sorted([martin.id, bernard.id])
+    photo = next(d for d in queue if d.family_id == martin.id)
+    assert photo.mimetype.startswith("image/")
+    client = login(app, "agent@demo.fr", demo.DEMO_PASSWORD)
+    page = client.get("/gestion/pieces").get_data(as_text=True)
+    assert "Famille MARTIN" in page and "Famille BERNARD" in page
+
+
+def check_billing(app, paragraph):
+    activities = db.session.scalars(sa.select(Activity)).all()
+    assert len(activities) == 5
+    assert {tariff.activity_id for tariff in db.session.scalars(sa.select(Tariff))} == {
+        a.id for a in activities
+    }
+    last = billing.previous_month(today())
+    older = billing.previous_month(last)
+    invoices = db.session.scalars(sa.select(Invoice).where(Invoice.kind == InvoiceKind.INVOICE)).all()
+    states = {
+        (invoice.family_name, invoice.month): state
+        for invoice, _paid, state in billing.with_states(invoices, utcnow())
+    }
+    assert states[("Famille MARTIN", older)] == "Prélevée"
+    assert states[("Famille BERNARD", older)] == "En retard"
+    assert states[("Famille MARTIN", last)] == "À payer" and states[("Famille BERNARD", last)] == "À payer"
+    martin_last = next(i for i in invoices if i.family_name == "Famille MARTIN" and i.month == last)
+    late = [line for line in martin_last.lines if "Absences" in line.label]
+    assert [line.child_name.split()[0] for line in late] == ["Tom"]  # Léa's absence in time is not billed
+    runs = db.session.scalars(sa.select(BillingRun).order_by(BillingRun.month)).all()
+    assert [(run.month, run.state) for run in runs] == [(older, RunState.DONE), (last, RunState.DONE)]
+    client = login(app, "agent@demo.fr", demo.DEMO_PASSWORD)
+    page = client.get("/gestion/facturation").get_data(as_text=True)
+    assert "Aucune facturation lancée" not in page and "Aucun mois" not in page
+    dashboard = client.get("/gestion/").get_data(as_text=True)
+    assert "Facturation lancée" in dashboard and "billing.started" not in dashboard
+
+
+# (a phrase of the README's paragraph, the check that makes it true)
+CLAIMS = [
+    ("To try *M'abonner*, create an account and use the code abonné", check_subscription_code),
+    (
+        "The MARTIN family has a complete file and three changes waiting for the agent",
+        check_martin_file_and_changes,
+    ),
+    ("its planning shows every booking state", check_every_booking_state),
+    ("The agent finds requests waiting in *Demandes*", check_requests_waiting),
+    ('Claire has "1 nouveau(x) message(s)" on a refused day', check_claire_unread_refusal),
+    ("*Pièces justificatives* show a validated document, one expiring soon", check_documents),
+    ("Tariffs are set for the five activities", check_billing),
+]
+
+
+def test_every_sentence_of_the_readme_tour_is_checked():
+    paragraph = tour_paragraph()
+    sentences = [s for s in re.split(r"(?<=[.)])\s+(?=[A-Z*])", paragraph) if s.strip()]
+    assert len(sentences) >= 5
+    for sentence in sentences:
+        assert any(phrase in sentence for phrase, _check in CLAIMS), (
+            f"README claim without a test: {sentence}"
+        )
+
+
+@pytest.mark.parametrize(("phrase", "check"), CLAIMS, ids=[check.__name__ for _p, check in CLAIMS])
+def test_the_readme_tour_is_true(loaded, phrase, check):
+    paragraph = tour_paragraph()
+    assert phrase in paragraph
+    check(loaded, paragraph)
+
+
+# --- one past: dates, history and digest windows agree ------------------------------------------------
+
+
+def test_demo_requests_are_dated_as_their_history_says(loaded):
+    for request in db.session.scalars(sa.select(Request)):
+        events = db.session.scalars(
+            sa.select(RequestEvent).where(RequestEvent.request_id == request.id)
+        ).all()
+        created = [event.at for event in events if event.kind is EventKind.CREATED]
+        assert created == [request.created_at], request.id
+        decided_at = {event.at for event in events if event.kind is EventKind.DECISION}
+        for line in request.lines:
+            if line.state in (LineState.ACCEPTED, LineState.REFUSED):
+                assert line.decided_at in decided_at, (request.id, line.day)
+                assert line.decided_at >= request.created_at
+        assert all(event.at <= utcnow() for event in events)
+    # the receipts and invoice mails of the past went out then, not when the demo was loaded
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count(OutboxMessage.id)).where(OutboxMessage.status == OutboxStatus.PENDING)
+        )
+        == 0
+    )
+
+
+def test_a_decision_is_mailed_in_the_window_of_the_time_its_history_shows(loaded):
+    """Tom's day refused yesterday at 12:45 (its history) goes in yesterday's 13:00 accusé de traitement."""
+    claire = user("claire.martin@demo.fr")
+    refused = db.session.scalar(
+        sa.select(Request)
+        .join(RequestLine)
+        .where(RequestLine.state == LineState.REFUSED, Request.created_by_id == claire.id)
+    )
+    (decision,) = [e for e in requests.history(refused) if e.kind is EventKind.DECISION]
+    shown = decision.at.astimezone(PARIS)
+    assert (shown.date(), shown.strftime("%H:%M")) == (today() - timedelta(days=1), "12:45")
+    day, window = digests.window_of(decision.at)
+    assert digests.window_of(refused.lines[0].decided_at) == (day, window)
+    digests.send_window(day, window, now=utcnow())
+    mails = [
+        render(message)
+        for message in db.session.scalars(
+            sa.select(OutboxMessage).where(
+                OutboxMessage.template == "decision_digest", OutboxMessage.recipient == claire.email
+            )
+        )
+    ]
+    assert len(mails) == 1 and "Tom — Restauration scolaire — Réservation REFUSÉE" in mails[0].body
+    assert f"le {day.day}" in mails[0].body
+    # today's windows do not carry it again
+    for window_today in digests.ENDS:
+        if digests.bounds(today(), window_today)[1] <= utcnow():
+            digests.send_window(today(), window_today, now=utcnow())
+    bodies = [
+        render(message).body
+        for message in db.session.scalars(
+            sa.select(OutboxMessage).where(
+                OutboxMessage.template == "decision_digest", OutboxMessage.recipient == claire.email
+            )
+        )
+    ]
+    assert sum("Tom — Restauration scolaire — Réservation REFUSÉE" in body for body in bodies) == 1
+
+
+def test_the_towns_decisions_write_one_time_for_the_history_and_the_digest(app):
+    """requests.decide (the agent's decision) stamps the line and its history event with the same
+    instant, so the window that mails it is the one of the time the parent reads."""
+    from tests.factories import enrol, make_activity, make_family, make_user, subscribe
+
+    item = make_activity()
+    kin = make_family()
+    parent = make_user()
+    subscribe(parent, kin)
+    enrol(kin.children[0], item)
+    agent = make_user(email="agent@example.fr", role=Role.AGENT)
+    from portail.services import bookings
+
+    day = today() + timedelta(days=20)
+    while day.isoweekday() > 5:
+        day += timedelta(days=1)
+    request_id = bookings.submit(
+        kin.id, parent, kin.children[0], item, RequestKind.RESERVATION, [day], utcnow(), "C"
+    ).request_id
+    moment = utcnow().replace(microsecond=0) - timedelta(minutes=3)
+    line = db.session.scalar(sa.select(RequestLine).where(RequestLine.request_id == request_id))
+    requests.decide([line.id], False, agent, moment, reason="Complet")
+    db.session.flush()
+    (event,) = [
+        e for e in requests.history(db.session.get(Request, request_id)) if e.kind is EventKind.DECISION
+    ]
+    assert event.at == line.decided_at == moment
+    assert digests.window_of(event.at) == digests.window_of(line.decided_at)
