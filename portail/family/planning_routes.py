@@ -10,10 +10,11 @@ from portail.extensions import db
 from portail.family import bp
 from portail.family.cell_html import ACTION_LABELS, cell_html, days_html
 from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
+from portail.formatting import french_day
 from portail.htmx import is_htmx
 from portail.models import Activity, Enrolment, Request, RequestKind, utcnow
 from portail.services import bookings, planning
-from portail.services.booking_rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW, french_day
+from portail.services.booking_rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW
 from portail.services.bookings import AlreadyRequested, BookingError
 from portail.services.outbox import rollback
 

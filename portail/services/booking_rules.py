@@ -13,7 +13,6 @@ import holidays
 from vacances_scolaires_france import SchoolHolidayDates, UnsupportedYearException
 
 from portail.formatting import PARIS, WEEKDAYS, french_instant
-from portail.formatting import french_day as french_day  # still imported from here by planning_routes
 from portail.models import Activity, BookingState, DeadlineKind, OpenPeriod
 
 # The ISO weekdays as the forms offer them: ("1", "Lundi") … ("7", "Dimanche").
