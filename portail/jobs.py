@@ -26,6 +26,13 @@ def activation_mail(email: str) -> None:
         commit()
 
 
+def login_alert_mail(email: str) -> None:
+    """Queue the warning that wrong passwords are being tried on the account of `email`, if any."""
+    with _links():
+        accounts.send_login_alert(email)
+        commit()
+
+
 def _links():
     """A request context on PUBLIC_URL, so url_for builds the mail's links (never from a Host header)."""
     return current_app.test_request_context(base_url=current_app.config["PUBLIC_URL"])

@@ -69,7 +69,9 @@ def test_forgot_password_answers_the_same_for_unknown_email(client, mails):
     assert len(mails) == 1 and mails[0].recipients == ["parent@example.fr"]
 
 
-def test_login_is_throttled_per_account_with_429(client, auth):
+def test_login_is_throttled_per_account_and_client_with_429(client, auth):
+    """Five wrong passwords from one client: that client waits, even with the right password
+    (the owner elsewhere still gets in: test_login_throttle)."""
     make_user()
     db.session.commit()
     for _ in range(5):

@@ -244,6 +244,16 @@ OTHER_MAILS = [
         f"Si vous n'êtes pas à l'origine de ce changement, choisissez tout de suite un nouveau mot de passe : {LINK}\n",
     ),
     (
+        "login_attack",
+        {"first_name": "Camille", "reset_link": LINK},
+        "Bonjour Camille,\n\n"
+        "De nombreuses tentatives de connexion avec un mot de passe erroné visent votre compte du Portail "
+        "Famille. Elles ont échoué et sont désormais freinées.\n\n"
+        "Sur un appareil où vous vous êtes déjà connecté, vous pouvez vous connecter normalement. Si la "
+        f"connexion vous est refusée ailleurs, choisissez un nouveau mot de passe : {LINK}\n\n"
+        "Si ces tentatives venaient de vous, vous n'avez rien à faire.\n",
+    ),
+    (
         "email_change",
         {"first_name": "Camille", "link": LINK, "hours": 48},
         "Bonjour Camille,\n\n"

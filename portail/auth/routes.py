@@ -1,6 +1,7 @@
 """Views of the authentication pages."""
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -10,7 +11,7 @@ from portail.auth import bp
 from portail.auth.forms import EmailOnlyForm, LoginForm, ResetPasswordForm, SignUpForm
 from portail.extensions import limiter
 from portail.models import Civility, TokenPurpose, utcnow
-from portail.services import accounts, subscriptions, tokens
+from portail.services import accounts, login_throttle, subscriptions, tokens
 from portail.services.accounts import LoginOutcome
 from portail.services.outbox import commit, rollback
 from portail.urls import safe_next
@@ -109,21 +110,25 @@ def resend_activation():
 
 @bp.route("/connexion", methods=["GET", "POST"])
 @public
-@limiter.limit("20 per minute;100 per hour", methods=["POST"], deduct_when=_failed)
-@limiter.limit(
-    "5 per minute;10 per 15 minutes;20 per hour;50 per day",
-    methods=["POST"],
-    key_func=_form_email,
-    deduct_when=_failed,
-)
+@limiter.limit(login_throttle.PER_IP, methods=["POST"], deduct_when=_failed)
 def login():
-    """Se connecter."""
+    """Se connecter (throttled per client, per account and per known device: login_throttle)."""
     if current_user.is_authenticated:
         return redirect(url_for("gestion.dashboard" if current_user.is_staff else "account.home"))
     form = LoginForm()
     not_activated = False
     if form.validate_on_submit():
-        outcome, user = accounts.authenticate(form.email.data, form.password.data)
+        user = accounts.find_by_email(form.email.data)
+        cookie = request.cookies.get(login_throttle.DEVICE_COOKIE)
+        attempt = login_throttle.Attempt(
+            email=accounts.normalize_email(form.email.data),
+            user=user,
+            ip=get_remote_address(),
+            device=login_throttle.device_of(cookie, user),
+        )
+        if not login_throttle.allowed(attempt):
+            abort(429)
+        outcome = accounts.authenticate(user, form.password.data)
         if outcome is LoginOutcome.OK:
             commit()
             target = safe_next(request.args.get("next"))
@@ -132,12 +137,29 @@ def login():
             session["login_at"] = utcnow().timestamp()
             flash(f"Bienvenue {user.first_name} !", "success")
             default = url_for("gestion.dashboard" if user.is_staff else "account.home")
-            return redirect(target or default)
+            response = redirect(target or default)
+            _remember_device(response, cookie, user)
+            return response
         if outcome is LoginOutcome.NOT_ACTIVATED:
             not_activated = True
         else:
+            if login_throttle.failed(attempt):
+                accounts.warn_of_attack(attempt.email)
             form.form_errors.append("Adresse e-mail ou mot de passe incorrect.")
     return render_template("auth/login.html", form=form, not_activated=not_activated)
+
+
+def _remember_device(response, cookie: str | None, user) -> None:
+    """Give this browser the known-device cookie of the account (sent to the login page only)."""
+    response.set_cookie(
+        login_throttle.DEVICE_COOKIE,
+        login_throttle.remember_device(cookie, user),
+        max_age=login_throttle.DEVICE_MAX_AGE,
+        path=url_for("auth.login"),
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 @bp.post("/deconnexion")

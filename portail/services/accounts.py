@@ -136,19 +136,36 @@ class LoginOutcome(enum.Enum):
     NOT_ACTIVATED = "not_activated"
 
 
-def authenticate(email: str, password: str) -> tuple[LoginOutcome, User | None]:
-    """Check credentials; unknown e-mail and wrong password are indistinguishable."""
-    user = find_by_email(email)
+def authenticate(user: User | None, password: str) -> LoginOutcome:
+    """Check the password of the account found for an e-mail (None: no account, same time and answer)."""
     if not passwords.verify_password(user.password_hash if user else None, password):
-        return LoginOutcome.INVALID, None
+        return LoginOutcome.INVALID
     if user.disabled_at is not None:
-        return LoginOutcome.INVALID, None
+        return LoginOutcome.INVALID
     if user.activated_at is None:
-        return LoginOutcome.NOT_ACTIVATED, user
+        return LoginOutcome.NOT_ACTIVATED
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     user.last_login_at = utcnow()
-    return LoginOutcome.OK, user
+    return LoginOutcome.OK
+
+
+def warn_of_attack(email: str) -> None:
+    """Have the owner of `email`, if any, told that many wrong passwords were tried on their account."""
+    _in_background("portail.jobs.login_alert_mail", send_login_alert, normalize_email(email))
+
+
+def send_login_alert(email: str) -> None:
+    """Queue the mail telling an account's owner that wrong passwords are being tried on it."""
+    user = find_by_email(email)
+    if user is None or user.disabled_at is not None or user.activated_at is None:
+        return
+    queue_mail(
+        "login_attack",
+        user.email,
+        first_name=user.first_name,
+        reset_link=url_for("auth.forgot_password", _external=True),
+    )
 
 
 def request_password_reset(email: str) -> None:

@@ -20,6 +20,7 @@ SUBJECTS = {
     "activation_existing": "Votre compte existe déjà",
     "password_reset": "Réinitialisation de votre mot de passe",
     "password_changed": "Votre mot de passe a été modifié",
+    "login_attack": "Tentatives de connexion sur votre compte",
     "staff_welcome": "Votre compte sur le portail famille",
     "email_change": "Confirmez votre nouvelle adresse e-mail",
     "email_changed": "Votre adresse e-mail a été modifiée",
