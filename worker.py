@@ -1,17 +1,26 @@
 """Background processes: `python worker.py worker` (RQ jobs) or `python worker.py scheduler`.
 
-Both run inside an app context so jobs can use the database, templates and mail.
+Both run inside an app context so jobs can use the database, templates and mail. Neither exits
+on a Redis outage: RQ's loops give up on some Redis errors (the cron scheduler on any, the
+worker on a timeout), so each loop runs under `Supervisor`, which starts it again after a
+growing, capped delay until SIGINT or SIGTERM. A job that meets a database outage fails inside
+RQ and is retried (the mails) or runs again at its next interval (the recurring jobs).
 """
 
 import gc
 import logging
+import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 
+import redis
 from rq import Worker
 from rq.cron import CronScheduler
 
 from portail import create_app
-from portail.queue import get_redis
+from portail.queue import connect
 from portail.services.outbox import RELAY_EVERY
 
 log = logging.getLogger("portail.worker")
@@ -23,25 +32,97 @@ RECURRING = [
     ("portail.jobs.purge_unactivated_accounts", 3600),
     ("portail.jobs.documents_expiry", 3600),
 ]
+# Redis errors that end an RQ loop and pass (a restart, a stall, a network cut); BusyLoadingError,
+# while a restarted Redis reads its dump, is a ConnectionError.
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+FIRST_DELAY = 1.0  # seconds before the first restart of a loop
+MAX_DELAY = 30.0  # the delay doubles up to this; a loop that ran longer than this starts again at FIRST_DELAY
+# The worker's maintenance also restarts RQ's retry scheduler (a child process, which a Redis error
+# ends): every minute rather than RQ's ten, so a mail's retry is not held up long after an outage.
+MAINTENANCE_INTERVAL = 60
 
 
-def run_worker(app) -> None:
+class Supervisor:
+    """Run an RQ loop again after it ends on a Redis error, with a growing delay, until stopped."""
+
+    def __init__(self, role: str, first_delay: float = FIRST_DELAY, max_delay: float = MAX_DELAY):
+        self.role = role
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.stopping = threading.Event()
+
+    def request_stop(self, signum=None, frame=None) -> None:
+        self.stopping.set()
+
+    def run(self, loop: Callable[[], None]) -> None:
+        """Call `loop` until a stop is requested; it returns or raises a TRANSIENT error when its
+        Redis fails (other errors propagate: the process exits and its own supervisor restarts it)."""
+        delay = self.first_delay
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                loop()
+                reason = "its loop ended"
+            except TRANSIENT as error:
+                reason = f"{type(error).__name__}: {error}"
+            # RQ's handlers stay installed after its loop and call Redis: ours only set the flag.
+            self.install_signal_handlers()
+            if self.stopping.is_set():
+                break
+            if time.monotonic() - started > self.max_delay:
+                delay = self.first_delay  # it had been running: a new outage
+            log.warning("%s: Redis unreachable (%s); starting again in %.0f s", self.role, reason, delay)
+            self.stopping.wait(delay)
+            delay = min(delay * 2, self.max_delay)
+        log.info("%s stopped", self.role)
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+
+
+def run_worker(app, supervisor: Supervisor) -> None:
     """Process jobs until stopped; retries are scheduled by the worker's own scheduler."""
-    worker = Worker([app.config["RQ_QUEUE"]], connection=get_redis())
-    worker.work(with_scheduler=True)
+
+    class SupervisedWorker(Worker):
+        def request_stop(self, signum, frame):
+            supervisor.request_stop()  # first: RQ's own handler calls Redis, which may be down
+            super().request_stop(signum, frame)
+
+    def work() -> None:
+        # A new worker each time: the last one's registration may still be in Redis. Its own
+        # connection: RQ raises the socket timeout to its long blocking pop, and the jobs' enqueues
+        # (the app's connection) should keep their short one.
+        worker = SupervisedWorker(
+            [app.config["RQ_QUEUE"]], connection=connect(app), maintenance_interval=MAINTENANCE_INTERVAL
+        )
+        try:
+            worker.work(with_scheduler=True)
+        finally:
+            if worker.pubsub_thread:  # left running when RQ's teardown failed on Redis
+                worker.pubsub_thread.stop()
+
+    supervisor.run(work)
 
 
-def run_scheduler(app) -> None:
+def run_scheduler(app, supervisor: Supervisor) -> None:
     """Enqueue the recurring jobs at their intervals."""
     from importlib import import_module
 
-    scheduler = CronScheduler(connection=get_redis())
+    class SupervisedScheduler(CronScheduler):
+        def _request_stop(self, signum, frame):
+            supervisor.request_stop()
+            super()._request_stop(signum, frame)
+
+    # One scheduler for every restart: its jobs keep their last run times (the hourly ones do not
+    # run again because Redis stalled).
+    scheduler = SupervisedScheduler(connection=connect(app))
     for dotted, interval in RECURRING:
         module, _, name = dotted.rpartition(".")
         scheduler.register(
             getattr(import_module(module), name), queue_name=app.config["RQ_QUEUE"], interval=interval
         )
-    scheduler.start()
+    supervisor.run(scheduler.start)
 
 
 def main(argv: list[str]) -> None:
@@ -55,8 +136,10 @@ def main(argv: list[str]) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     log.info("%s started on queue %s", role, app.config["RQ_QUEUE"])
     gc.freeze()  # long-lived objects out of the collector's scans (see app.py)
+    supervisor = Supervisor(role)
+    supervisor.install_signal_handlers()
     with app.app_context():
-        (run_worker if role == "worker" else run_scheduler)(app)
+        (run_worker if role == "worker" else run_scheduler)(app, supervisor)
 
 
 if __name__ == "__main__":

