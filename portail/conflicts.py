@@ -11,7 +11,6 @@ with `transactions.run`, so a retry never repeats a committed part.
 from functools import wraps
 
 from flask import Flask, request
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portail.services import transactions
 
@@ -27,7 +26,7 @@ def retry_on_conflict(view):
         for attempt in range(ATTEMPTS):
             try:
                 return view(*args, **kwargs)
-            except (transactions.Conflict, IntegrityError, OperationalError) as error:
+            except transactions.CONCURRENCY_ERRORS as error:
                 if (
                     request.method not in WRITE_METHODS
                     or not transactions.retryable(error)

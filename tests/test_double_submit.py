@@ -2,11 +2,12 @@
 request, one row and one mail, and every copy gets a normal answer (the current state), never a 500.
 
 Each test fires the same POST from separate clients sharing one session (two tabs), in real
-threads. `collide` holds every copy at a barrier just before its first write, once each copy has
-read the state: they all read it before any of them writes, which is the race a double click
-makes, every time instead of by chance.
+threads, on SQLite and PostgreSQL. Every copy is held at a barrier just before its first write to
+the database, once it has read the state: they all read it before any of them writes, which is the
+race a double click makes, every time instead of by chance.
 """
 
+import io
 import threading
 from datetime import date, timedelta
 
@@ -14,34 +15,33 @@ import pytest
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.models import Booking, OutboxMessage, Request, RequestLine, utcnow
+from portail.models import (
+    AuditEvent,
+    Booking,
+    ChangeRequest,
+    ChangeStatus,
+    EventKind,
+    OutboxMessage,
+    Request,
+    RequestEvent,
+    RequestLine,
+    Role,
+    Subscription,
+    utcnow,
+)
 from portail.services import outbox
 from tests.factories import enrol, make_activity, make_family, make_user, subscribe
 
 pytestmark = pytest.mark.both_dbs
 
 COPIES = 2
+WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
 @pytest.fixture(autouse=True)
 def _mails_stay_in_the_outbox(monkeypatch):
     """The mails stay in the outbox, counted there (their delivery is another test's concern)."""
     monkeypatch.setattr(outbox, "enqueue_many", lambda *args, **kwargs: None)
-
-
-def collide(monkeypatch, owner, name: str, parties: int = COPIES) -> None:
-    """Hold the first call of `owner.name` in each thread until every copy has reached it."""
-    original = getattr(owner, name)
-    barrier = threading.Barrier(parties)
-    arrived = threading.local()
-
-    def held(*args, **kwargs):
-        if not getattr(arrived, "done", False):
-            arrived.done = True
-            barrier.wait(timeout=20)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(owner, name, held)
 
 
 def tabs(app, client, count: int = COPIES) -> list:
@@ -55,27 +55,57 @@ def tabs(app, client, count: int = COPIES) -> list:
     return copies
 
 
-def fire(clients: list, path: str, **kwargs) -> list:
-    """The same POST from every client at once; each answer's status and text (500: an exception)."""
+def fire(clients: list, path: str, data=None, **kwargs) -> list:
+    """The same POST from every client at once, each held before its first write until all have
+    read; each answer's status, text and location (an exception counts as a 500).
+
+    `data` may be a callable, called once per copy (a file to upload is read by one request only).
+    """
     start = threading.Barrier(len(clients))
+    first_write = threading.Barrier(len(clients))
+    copy = threading.local()
     answers: list = [None] * len(clients)
+
+    def hold(_connection, _cursor, statement, *_args):
+        if getattr(copy, "armed", False) and statement.lstrip().upper().startswith(WRITES):
+            copy.armed = False
+            try:
+                first_write.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass  # (a copy that writes nothing, e.g. refused before: the others go on)
 
     def send(index: int) -> None:
         try:
             start.wait(timeout=20)
-            response = clients[index].post(path, **kwargs)
+            copy.armed = True
+            body = data() if callable(data) else data
+            response = clients[index].post(path, data=body, **kwargs)
             answers[index] = (response.status_code, response.get_data(as_text=True), response.location)
         except Exception as error:  # noqa: BLE001 - an exception is the 500 a parent would see
             answers[index] = (500, repr(error), None)
 
-    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(clients))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    sa.event.listen(db.engine, "before_cursor_execute", hold)
+    try:
+        threads = [threading.Thread(target=send, args=(index,)) for index in range(len(clients))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", hold)
     assert all(answer is not None for answer in answers), "a request never answered"
+    for status, text, _ in answers:
+        assert status in (200, 302), text[-2000:]
     db.session.expire_all()
     return answers
+
+
+def pages(clients: list, answers: list) -> list[str]:
+    """The page each copy lands on (its redirect, with its flashed message)."""
+    return [
+        client.get(location).get_data(as_text=True) if status == 302 else text
+        for client, (status, text, location) in zip(clients, answers, strict=True)
+    ]
 
 
 def count(model, *where) -> int:
@@ -102,13 +132,10 @@ def family_setup(app, auth):
 
 @pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "no-js"])
 def test_a_cell_clicked_twice_at_once_makes_one_request_and_both_get_the_cell(
-    app, client, monkeypatch, family_setup, htmx
+    app, client, family_setup, htmx
 ):
-    from portail.services import bookings
-
     family, child, activity = family_setup
     day = next_weekday(2)
-    collide(monkeypatch, bookings, "submit")
     clients = tabs(app, client)
     answers = fire(
         clients,
@@ -129,14 +156,9 @@ def test_a_cell_clicked_twice_at_once_makes_one_request_and_both_get_the_cell(
     assert count(OutboxMessage, OutboxMessage.template == "booking_receipt") == 1
 
 
-def test_a_period_sent_twice_at_once_makes_one_request_and_both_get_a_page(
-    app, client, monkeypatch, family_setup
-):
-    from portail.services import bookings
-
+def test_a_period_sent_twice_at_once_makes_one_request_and_both_get_a_page(app, client, family_setup):
     family, child, activity = family_setup
     start = next_weekday(1)
-    collide(monkeypatch, bookings, "submit")
     clients = tabs(app, client)
     answers = fire(
         clients,
@@ -156,3 +178,311 @@ def test_a_period_sent_twice_at_once_makes_one_request_and_both_get_a_page(
         assert "1 demande enregistrée" in page or "Cette demande est déjà enregistrée" in page, page
     assert count(Request) == 1 and count(RequestLine) == 4
     assert count(OutboxMessage, OutboxMessage.template == "booking_receipt") == 1
+
+
+def _pdf() -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def as_agent(app, auth) -> None:
+    make_user(email="agent@example.fr", role=Role.AGENT)
+    db.session.commit()
+    auth.logout()
+    auth.login("agent@example.fr")
+
+
+ADDRESS = {"address_line1": "8 avenue du Parc", "address_line2": "", "postcode": "75014", "city": "Paris"}
+
+
+def test_a_dossier_change_sent_twice_at_once_is_one_pending_change(app, client, family_setup):
+    family, _child, _activity = family_setup
+    guardian = family.guardians[0]
+    clients = tabs(app, client)
+    answers = fire(clients, f"/famille/{family.id}/responsables/{guardian.id}/address", data=ADDRESS)
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert (
+        count(ChangeRequest) == 1 and count(ChangeRequest, ChangeRequest.status == ChangeStatus.PENDING) == 1
+    )
+
+
+@pytest.mark.parametrize("what", ["child", "contact"])
+def test_a_child_or_a_contact_added_twice_at_once_is_one_request(app, client, family_setup, what):
+    family, child, _activity = family_setup
+    path, data = {
+        "child": (
+            f"/famille/{family.id}/enfants/nouveau",
+            {"last_name": "DUPONT", "first_name": "Max", "birth_date": "2021-02-02", "sex": "M"},
+        ),
+        "contact": (
+            f"/famille/{family.id}/enfants/{child.id}/contacts/nouveau",
+            {
+                "last_name": "PETIT",
+                "first_name": "Sarah",
+                "relationship_label": "Voisine",
+                "phone": "0755443322",
+                "can_pick_up": "y",
+            },
+        ),
+    }[what]
+    answers = fire(tabs(app, client), path, data=data)
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert count(ChangeRequest) == 1
+
+
+def test_a_dossier_change_withdrawn_twice_at_once_is_withdrawn_once(app, client, family_setup):
+    family, _child, _activity = family_setup
+    guardian = family.guardians[0]
+    client.post(f"/famille/{family.id}/responsables/{guardian.id}/address", data=ADDRESS)
+    change = db.session.scalar(sa.select(ChangeRequest))
+    clients = tabs(app, client)
+    answers = fire(clients, f"/famille/{family.id}/demandes/{change.id}/retirer")
+    for page in pages(clients, answers):
+        assert "Votre demande de modification a été retirée." in page and "plus en attente" not in page
+    assert db.session.get(ChangeRequest, change.id).status is ChangeStatus.WITHDRAWN
+
+
+@pytest.mark.parametrize("decision", ["accepter", "refuser"])
+def test_a_staff_decision_on_a_dossier_change_made_twice_at_once_is_made_once(
+    app, client, auth, family_setup, decision
+):
+    family, _child, _activity = family_setup
+    guardian = family.guardians[0]
+    client.post(f"/famille/{family.id}/responsables/{guardian.id}/address", data=ADDRESS)
+    change = db.session.scalar(sa.select(ChangeRequest))
+    as_agent(app, auth)
+    answers = fire(
+        tabs(app, client),
+        f"/gestion/dossiers/{change.id}/{decision}",
+        data={"reason": "Justificatif manquant", "detail": ""},
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert db.session.get(ChangeRequest, change.id).status in (ChangeStatus.ACCEPTED, ChangeStatus.REFUSED)
+    assert count(OutboxMessage, OutboxMessage.template == "dossier_decision") == 1
+    assert count(AuditEvent, AuditEvent.action.like("dossier.%")) == 1
+
+
+def test_a_document_sent_twice_at_once_is_one_document(app, client, family_setup):
+    from portail.models import Document, DocumentScope, DocumentType, Validity
+
+    family, _child, _activity = family_setup
+    kind = DocumentType(name="Attestation CAF", scope=DocumentScope.FAMILY, validity=Validity.ONE_YEAR)
+    db.session.add(kind)
+    db.session.commit()
+    pdf, kind_id = _pdf(), kind.id
+    clients = tabs(app, client)
+    answers = fire(
+        clients,
+        f"/famille/{family.id}/pieces",
+        data=lambda: {"type": str(kind_id), "fichier": (io.BytesIO(pdf), "caf.pdf")},
+        content_type="multipart/form-data",
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    for page in pages(clients, answers):
+        assert "est envoyé" in page
+    assert count(Document) == 1
+
+
+def test_a_staff_decision_on_a_document_made_twice_at_once_is_made_once(app, client, auth, family_setup):
+    from portail.models import Document, DocumentScope, DocumentState, DocumentType, Validity
+
+    family, _child, _activity = family_setup
+    kind = DocumentType(name="Attestation CAF", scope=DocumentScope.FAMILY, validity=Validity.ONE_YEAR)
+    db.session.add(kind)
+    db.session.commit()
+    client.post(
+        f"/famille/{family.id}/pieces",
+        data={"type": str(kind.id), "fichier": (io.BytesIO(_pdf()), "caf.pdf")},
+        content_type="multipart/form-data",
+    )
+    document = db.session.scalar(sa.select(Document))
+    as_agent(app, auth)
+    fire(tabs(app, client), f"/gestion/pieces/{document.id}/decision", data={"decision": "valider"})
+    assert db.session.get(Document, document.id).state is DocumentState.VALIDATED
+    assert count(OutboxMessage, OutboxMessage.template == "document_decision") == 1
+    assert count(AuditEvent, AuditEvent.action == "document.validated") == 1
+
+
+def test_a_staff_decision_on_a_request_made_twice_at_once_is_made_once(app, client, auth, family_setup):
+    family, child, activity = family_setup
+    day = next_weekday(2)
+    client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "reserve"},
+    )
+    line = db.session.scalar(sa.select(RequestLine))
+    as_agent(app, auth)
+    fire(tabs(app, client), "/gestion/demandes/decision", data={"une": f"{line.id}:accepter"})
+    assert count(RequestEvent, RequestEvent.kind == EventKind.DECISION) == 1
+    assert db.session.scalar(sa.select(Booking.state)).name == "RESERVED"
+
+
+@pytest.mark.parametrize("author", ["parent", "agent"])
+def test_a_message_sent_twice_at_once_is_written_once(app, client, auth, family_setup, author):
+    family, child, activity = family_setup
+    client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data={
+            "enfant": child.id,
+            "activite": activity.id,
+            "jour": next_weekday(2).isoformat(),
+            "action": "reserve",
+        },
+    )
+    request_id = db.session.scalar(sa.select(Request.id))
+    path = f"/mon-espace/demandes/{request_id}/message"
+    if author == "agent":
+        as_agent(app, auth)
+        path = f"/gestion/demandes/{request_id}/message"
+    fire(tabs(app, client), path, data={"message": "Léa mangera finalement le jeudi."})
+    assert count(RequestEvent, RequestEvent.kind == EventKind.MESSAGE) == 1
+
+
+def test_a_day_withdrawn_twice_at_once_is_withdrawn_once(app, client, family_setup):
+    family, child, activity = family_setup
+    cell = {"enfant": child.id, "activite": activity.id, "jour": next_weekday(2).isoformat()}
+    client.post(f"/famille/{family.id}/planning/cellule", data=dict(cell, action="reserve"))
+    answers = fire(
+        tabs(app, client),
+        f"/famille/{family.id}/planning/cellule",
+        data=dict(cell, action="withdraw"),
+        headers={"HX-Request": "true"},
+    )
+    for _, text, _ in answers:
+        assert "<html" not in text and "Inscrit" in text
+    assert count(Booking) == 0
+    assert count(RequestEvent, RequestEvent.kind == EventKind.WITHDRAWAL) == 1
+
+
+def test_a_subscription_confirmed_twice_at_once_is_one_subscription(app, client, auth):
+    family = make_family(children=(("Hugo", date(2018, 11, 30)),))
+    make_user()
+    db.session.commit()
+    auth.login("parent@example.fr")
+    clients = tabs(app, client)
+    answers = fire(
+        clients,
+        "/mon-espace/abonnements/confirmer",
+        data={"subscriber_code": family.subscriber_code, "child_birth_date": "2018-11-30"},
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    for page in pages(clients, answers):
+        assert "maintenant lié" in page
+    assert count(Subscription) == 1
+
+
+@pytest.mark.parametrize("kind", ["reservation", "absence"])
+def test_a_day_entered_twice_at_once_by_the_town_is_entered_once(app, client, auth, family_setup, kind):
+    family, child, activity = family_setup
+    day = next_weekday(2)
+    if kind == "absence":
+        from portail.models import BookingState
+
+        db.session.add(
+            Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
+        )
+        db.session.commit()
+    as_agent(app, auth)
+    clients = tabs(app, client)
+    answers = fire(
+        clients,
+        f"/gestion/familles/{family.id}/saisie",
+        data={"child": child.id, "activity": activity.id, "kind": kind, "day": day.isoformat()},
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert count(Request) == 1 and count(AuditEvent, AuditEvent.action == "booking.entered") == 1
+
+
+def _invoice(family):
+    from portail.models import Invoice, InvoiceKind
+
+    invoice = Invoice(
+        number="FA2026-000001",
+        kind=InvoiceKind.INVOICE,
+        family_id=family.id,
+        month=date(2026, 10, 1),
+        due_date=date(2026, 11, 30),
+        total_cents=4200,
+        family_name=family.name,
+    )
+    db.session.add(invoice)
+    db.session.commit()
+    return invoice
+
+
+def test_a_payment_recorded_twice_at_once_is_one_payment(app, client, auth, family_setup):
+    from portail.models import Payment
+
+    family, _child, _activity = family_setup
+    invoice = _invoice(family)
+    as_agent(app, auth)
+    today = utcnow().date() - timedelta(days=1)
+    clients = tabs(app, client)
+    answers = fire(
+        clients,
+        f"/gestion/facturation/factures/{invoice.id}",
+        data={"paid_on": today.isoformat(), "amount": "12,50", "method": "CHEQUE"},
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert count(Payment) == 1 and count(AuditEvent, AuditEvent.action == "payment.recorded") == 1
+
+
+def test_a_billing_run_started_twice_at_once_is_one_run(app, client, auth, family_setup, monkeypatch):
+    from portail.gestion import billing_routes
+    from portail.models import BillingRun
+
+    monkeypatch.setattr(billing_routes, "enqueue", lambda *args, **kwargs: True)  # (the worker's job)
+    as_agent(app, auth)
+    month = (utcnow().date().replace(day=1) - timedelta(days=1)).replace(day=1)
+    answers = fire(tabs(app, client), "/gestion/facturation/lancer", data={"mois": month.strftime("%Y-%m")})
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert count(BillingRun) == 1 and count(AuditEvent, AuditEvent.action == "billing.started") == 1
+
+
+def test_a_password_change_sent_twice_at_once_changes_it_once_and_both_tabs_stay_logged_in(
+    app, client, family_setup
+):
+    from tests.factories import PASSWORD
+
+    new = "une-toute-nouvelle-phrase-secrete"
+    clients = tabs(app, client)
+    answers = fire(
+        clients,
+        "/mon-espace/compte/mot-de-passe",
+        data={"current_password": PASSWORD, "password": new, "password_confirm": new},
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES, [text[-1500:] for _, text, _ in answers]
+    for page in pages(clients, answers):
+        assert "Votre mot de passe a été modifié." in page
+    assert count(OutboxMessage, OutboxMessage.template == "password_changed") == 1
+
+
+def test_an_e_mail_change_sent_twice_at_once_sends_one_link(app, client, family_setup):
+    from tests.factories import PASSWORD
+
+    answers = fire(
+        tabs(app, client),
+        "/mon-espace/compte/adresse",
+        data={"new_email": "nouvelle@example.fr", "current_password": PASSWORD},
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert count(OutboxMessage, OutboxMessage.template == "email_change") == 1
+
+
+def test_an_account_deleted_twice_at_once_is_deleted_and_both_copies_say_so(app, client, family_setup):
+    from portail.models import User
+    from tests.factories import PASSWORD
+
+    clients = tabs(app, client)
+    answers = fire(
+        clients, "/mon-espace/compte/supprimer", data={"current_password": PASSWORD, "confirm": "y"}
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    for page in pages(clients, answers):
+        assert "Votre compte a été supprimé." in page
+    assert count(User) == 0

@@ -28,6 +28,7 @@ from portail.models import (
 from portail.services import accounts, dossier, passwords, planning, subscriptions, tokens
 from portail.services import requests as request_service
 from portail.services.outbox import commit, rollback
+from portail.services.transactions import claim
 from portail.urls import safe_next
 
 
@@ -135,14 +136,18 @@ def change_password():
     form = ChangePasswordForm()
     form.password_inputs = lambda: [current_user.first_name, current_user.last_name, current_user.email]
     if form.validate_on_submit():
-        if not passwords.verify_password(current_user.password_hash, form.current_password.data):
-            form.current_password.errors.append("Mot de passe actuel incorrect.")
-        else:
+        if passwords.verify_password(current_user.password_hash, form.current_password.data):
+            # (changed once: a copy sent at the same moment waits, then finds the password changed)
+            claim(current_user, password_hash=current_user.password_hash)
             accounts.set_password(current_user, form.password.data)
             commit()
-            login_user(current_user._get_current_object())
-            flash("Votre mot de passe a été modifié. Vos autres sessions ont été fermées.", "success")
-            return redirect(url_for("account.profile"))
+        elif not passwords.verify_password(current_user.password_hash, form.password.data):
+            form.current_password.errors.append("Mot de passe actuel incorrect.")
+            return render_template("account/change_password.html", form=form)
+        # else the same change sent twice at once: the other copy made it, this tab keeps its session
+        login_user(current_user._get_current_object())
+        flash("Votre mot de passe a été modifié. Vos autres sessions ont été fermées.", "success")
+        return redirect(url_for("account.profile"))
     return render_template("account/change_password.html", form=form)
 
 
@@ -159,7 +164,10 @@ def change_email():
     """Change my login e-mail: confirmed from a link sent to the new address."""
     form = EmailChangeForm()
     if form.validate_on_submit() and _password_ok(form):
-        accounts.request_email_change(current_user, form.new_email.data)
+        claim(current_user)  # (a copy sent at the same moment waits, then finds the link just sent)
+        new_email = accounts.normalize_email(form.new_email.data)
+        if not tokens.recently_issued(current_user, TokenPurpose.EMAIL_CHANGE, new_email):
+            accounts.request_email_change(current_user, new_email)
         commit()
         flash(
             f"Un e-mail de confirmation a été envoyé à {accounts.normalize_email(form.new_email.data)}. "

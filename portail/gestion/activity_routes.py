@@ -227,6 +227,10 @@ def day_entry(family_id: int):
                 utcnow(),
                 current_app.config["SCHOOL_ZONE"],
             )
+        except bookings.AlreadyRequested as error:  # (the same entry sent twice: it is done)
+            rollback()
+            flash(str(error), "success")
+            return redirect(url_for("gestion.day_entry", family_id=family.id))
         except bookings.BookingError as error:
             rollback()
             form.form_errors.append(str(error))

@@ -54,6 +54,7 @@ from portail.models import (
 )
 from portail.services import booking_rules
 from portail.services.outbox import queue_mails
+from portail.services.transactions import claim
 
 log = logging.getLogger(__name__)
 
@@ -558,6 +559,7 @@ def start(month: date, agent: User) -> tuple[BillingRun, bool]:
     first = month.replace(day=1)
     if first >= today_in_paris(utcnow()).replace(day=1):
         raise BillingError("Seul un mois terminé peut être facturé.")
+    claim(agent)  # an agent's starts take turns (a double click): the second finds the first's run
     current = db.session.scalar(
         sa.select(BillingRun)
         .where(BillingRun.month == first, BillingRun.state.in_([RunState.QUEUED, RunState.RUNNING]))
@@ -747,15 +749,34 @@ def balance_cents(family_id: int) -> int:
     return balances([family_id])[family_id]
 
 
+SAME_PAYMENT_WITHIN = timedelta(minutes=2)
+
+
 def record_payment(
     invoice: Invoice, paid_on: date, amount_cents: int, method: PaymentMethod, agent: User
 ) -> Payment:
+    """Record a payment of an invoice (not flushed: a new payment has no id yet)."""
     if invoice.kind is not InvoiceKind.INVOICE or invoice.credited_by_id is not None:
         raise BillingError(
             "Un paiement s'enregistre sur une facture en vigueur, pas sur un avoir ni une facture annulée."
         )
     if amount_cents <= 0:
         raise BillingError("Le montant doit être supérieur à zéro.")
+    # The invoice's payments take turns; the same payment by the same agent moments ago is this one
+    # sent twice (a double click, two tabs), not a second payment.
+    claim(invoice)
+    same = db.session.scalar(
+        sa.select(Payment).where(
+            Payment.invoice_id == invoice.id,
+            Payment.paid_on == paid_on,
+            Payment.amount_cents == amount_cents,
+            Payment.method == method,
+            Payment.recorded_by_id == agent.id,
+            Payment.created_at >= utcnow() - SAME_PAYMENT_WITHIN,
+        )
+    )
+    if same is not None:
+        return same
     payment = Payment(
         invoice_id=invoice.id,
         paid_on=paid_on,

@@ -31,6 +31,7 @@ from portail.services import booking_rules
 from portail.services.booking_rules import ABSENCE, RESERVE, Verdict
 
 # A booking request is one unit of work, retried when a concurrent identical request won the race.
+from portail.services.transactions import claim
 from portail.services.transactions import run as with_retries  # noqa: F401
 
 
@@ -369,6 +370,8 @@ def record_by_town(
             Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
         )
     )
+    if booking is not None:  # (the same entry sent twice at once: the second sees the first's day)
+        claim(booking, state=booking.state)
     if booking is not None and booking.state in (
         BookingState.RESERVATION_REQUESTED,
         BookingState.ABSENCE_REQUESTED,
@@ -378,11 +381,13 @@ def record_by_town(
         )
     if kind is RequestKind.RESERVATION:
         if booking is not None and booking.state is BookingState.RESERVED:
-            raise BookingError("Ce jour est déjà réservé.")
+            raise AlreadyRequested("Ce jour est déjà réservé.")
         if not take_place(activity, day):
             raise BookingError("Complet : il n'y a plus de place ce jour-là.")
         state, limit = BookingState.RESERVED, booking_rules.booking_deadline(activity, day)
     else:
+        if booking is not None and booking.state is BookingState.ABSENT:
+            raise AlreadyRequested("L'absence de ce jour est déjà enregistrée.")
         if booking is None or booking.state is not BookingState.RESERVED:
             raise BookingError("Une absence ne peut être saisie que sur un jour réservé.")
         release_places(activity, [day])

@@ -25,6 +25,7 @@ from portail.models import (
 from portail.services import uploads
 from portail.services.booking_rules import PARIS
 from portail.services.outbox import queue_mail
+from portail.services.transactions import claim
 
 SOON = timedelta(days=30)
 REFUSAL_REASONS = [
@@ -107,7 +108,11 @@ def submit(
     filename: str | None,
     now: datetime,
 ) -> Document:
-    """Store a file for a slot; the previous file of the slot is kept as replaced. The caller commits."""
+    """Store a file for a slot; the previous file of the slot is kept as replaced. The caller commits.
+
+    The same file sent twice (a double click, two tabs) is one document: the family's uploads take
+    turns, and a file identical to the one waiting in its slot, under the same name, is that one.
+    """
     if not kind.active:
         raise DocumentError("Ce document n'est plus demandé.")
     if (kind.scope is DocumentScope.CHILD) != (child is not None):
@@ -117,6 +122,8 @@ def submit(
             else "Ce document concerne la famille, pas un enfant."
         )
     uploads.check_filename(filename or "")
+    stored, mimetype = uploads.save_document(data, kind.format_list)
+    claim(family)  # (after the file checks, which take time; the quota is then counted once)
     quota = current_app.config["DOCUMENT_QUOTA_BYTES"]
     used = db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(Document.size), 0)).where(Document.family_id == family.id)
@@ -125,8 +132,8 @@ def submit(
         raise DocumentError(
             f"L'espace de documents de la famille est plein ({quota // (1024 * 1024)} Mo) : contactez la mairie."
         )
-    stored, mimetype = uploads.save_document(data, kind.format_list)
-    size = uploads.path_of(stored).stat().st_size
+    content = uploads.path_of(stored).read_bytes()
+    name = uploads.clean_filename(filename, stored.rsplit(".", 1)[-1])
     previous = db.session.scalars(
         sa.select(Document).where(
             Document.family_id == family.id,
@@ -136,6 +143,14 @@ def submit(
         )
     ).all()
     for old in previous:
+        if (
+            old.state is DocumentState.PENDING
+            and old.original_name == name
+            and _holds(old.stored_name, content)
+        ):
+            uploads.delete_after_commit(stored)
+            return old
+    for old in previous:
         old.state = DocumentState.REPLACED
     document = Document(
         type_id=kind.id,
@@ -143,13 +158,19 @@ def submit(
         child_id=child.id if child else None,
         stored_name=stored,
         mimetype=mimetype,
-        size=size,
-        original_name=uploads.clean_filename(filename, stored.rsplit(".", 1)[-1]),
+        size=len(content),
+        original_name=name,
         uploaded_by_id=user.id,
         uploaded_at=now,
     )
     db.session.add(document)
     return document
+
+
+def _holds(name: str, content: bytes) -> bool:
+    """Whether the stored file `name` has exactly this content."""
+    path = uploads.path_of(name)
+    return path.is_file() and path.stat().st_size == len(content) and path.read_bytes() == content
 
 
 def default_expiry(kind: DocumentType, today: date) -> date | None:

@@ -6,6 +6,8 @@ refuse it with a reason; the parent may withdraw it; a newer edit of the same se
 """
 
 import enum
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -31,6 +33,7 @@ from portail.models import (
 from portail.services import uploads
 from portail.services.families import record
 from portail.services.outbox import queue_mail
+from portail.services.transactions import claim
 
 
 @dataclass(frozen=True)
@@ -234,16 +237,31 @@ def rows(
 
 
 def key_for(
-    section: Section, target_id: int | None, child_id: int | None = None, family_id: int | None = None
+    section: Section,
+    target_id: int | None,
+    child_id: int | None = None,
+    family_id: int | None = None,
+    new_values: dict | None = None,
 ) -> str:
-    """What a change is about; at most one pending change per key."""
+    """What a change is about; at most one pending change per key.
+
+    A creation (a child, a contact) is named by what it creates: the same one sent twice at once
+    (a double click, two tabs) has the same key, so the database keeps one; two different ones
+    are two requests.
+    """
     if section.name == "new_child":
-        return f"family:{family_id}:child:new:{secrets.token_hex(6)}"
+        return f"family:{family_id}:child:new:{_fingerprint(new_values)}"
     if section.name == "contact":
         if target_id is None:
-            return f"child:{child_id}:contact:new:{secrets.token_hex(6)}"
+            return f"child:{child_id}:contact:new:{_fingerprint(new_values)}"
         return f"contact:{target_id}"
     return f"{section.owner}:{target_id}:{section.name}"
+
+
+def _fingerprint(values: dict | None) -> str:
+    """A short digest of proposed values (JSON, keys sorted)."""
+    text = json.dumps(values or {}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def pending_by_key(family: Family) -> dict[str, ChangeRequest]:
@@ -265,7 +283,8 @@ def request_change(
     action: ChangeAction = ChangeAction.UPDATE,
     child: Child | None = None,
 ) -> ChangeRequest:
-    """Record a pending change of one section, replacing the pending one of the same section."""
+    """Record a pending change of one section, replacing the pending one of the same section
+    (the same change sent again is the one already pending)."""
     section = SECTIONS[section_name]
     old = snapshot(section, target) if action is not ChangeAction.CREATE else {}
     new = (
@@ -276,11 +295,16 @@ def request_change(
     if action is ChangeAction.UPDATE and new == old:
         raise DossierError("Aucune modification : les valeurs saisies sont celles du dossier.")
     target_id = target.id if target is not None and action is not ChangeAction.CREATE else None
-    key = key_for(section, target_id, child_id=child.id if child else None, family_id=family.id)
+    key = key_for(
+        section, target_id, child_id=child.id if child else None, family_id=family.id, new_values=new
+    )
     previous = db.session.scalar(
         sa.select(ChangeRequest).where(ChangeRequest.key == key, ChangeRequest.status == ChangeStatus.PENDING)
     )
+    if previous is not None and previous.action is action and previous.new_values == new:
+        return previous
     if previous is not None:
+        claim(previous, status=ChangeStatus.PENDING)
         _close(previous, ChangeStatus.SUPERSEDED, user)
         db.session.flush()
     change = ChangeRequest(
@@ -311,9 +335,12 @@ def _close(
 
 
 def withdraw(change: ChangeRequest, user: User) -> None:
-    """The parent takes back a pending change."""
+    """The parent takes back a pending change (taking it back twice is taking it back once)."""
+    if change.status is ChangeStatus.WITHDRAWN:
+        return
     if change.status is not ChangeStatus.PENDING:
         raise DossierError("Cette demande n'est plus en attente.")
+    claim(change, status=ChangeStatus.PENDING)
     _close(change, ChangeStatus.WITHDRAWN, user)
 
 
@@ -351,6 +378,7 @@ def accept(change: ChangeRequest, agent: User, force: bool = False) -> None:
     """Apply exactly the proposed values; refuses when the file changed since, unless forced."""
     if change.status is not ChangeStatus.PENDING:
         raise DossierError("Cette demande a déjà été traitée ou retirée.")
+    claim(change, status=ChangeStatus.PENDING)  # (accepted once, whatever the concurrency)
     if conflicts(change) and not force:
         raise DossierError("Le dossier a changé depuis la demande : vérifiez les valeurs avant d'accepter.")
     _apply(change)
@@ -371,6 +399,7 @@ def refuse(change: ChangeRequest, agent: User, reason: str) -> None:
         raise DossierError("Cette demande a déjà été traitée ou retirée.")
     if not reason.strip():
         raise DossierError("Indiquez le motif du refus.")
+    claim(change, status=ChangeStatus.PENDING)
     _close(change, ChangeStatus.REFUSED, agent, reason.strip())
     record(
         agent,

@@ -313,6 +313,7 @@ def cell_after(
 def withdraw(child: Child, activity: Activity, day: date, user: User, now: datetime) -> None:
     """Retirer a pending request for one day, before its deadline: the day goes back to what it was."""
     from portail.services.bookings import BookingError
+    from portail.services.transactions import claim
 
     booking = db.session.scalar(
         sa.select(Booking).where(
@@ -334,6 +335,7 @@ def withdraw(child: Child, activity: Activity, day: date, user: User, now: datet
         raise BookingError(
             f"Demande en cours de traitement (modifiable jusqu'au {booking_rules.french_instant(limit)})"
         )
+    claim(booking, state=booking.state)  # (withdrawn once, whatever the concurrency)
     line = db.session.scalar(
         sa.select(RequestLine)
         .join(Request)

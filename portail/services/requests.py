@@ -8,7 +8,7 @@ history event per request; the decision digests (services.digests) read the deci
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -35,6 +35,7 @@ from portail.models import (
 )
 from portail.services import bookings
 from portail.services.outbox import queue_mail
+from portail.services.transactions import claim
 
 # Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
 REFUSAL_REASONS = ["Complet", "Hors délai", "Dossier incomplet", "Autre"]
@@ -44,6 +45,8 @@ LINE_LABELS = {
     LineState.REFUSED: "Refusée",
     LineState.WITHDRAWN: "Retirée",
 }
+# The same author's same message on a request within this time is the same message sent twice.
+SAME_MESSAGE_WITHIN = timedelta(minutes=2)
 INSERT_EVENTS = RequestEvent.__table__.insert()  # built once: the events of a new request go in one statement
 
 
@@ -264,11 +267,24 @@ def history(request: Request) -> list[RequestEvent]:
 
 
 def add_message(request: Request, author: User, text: str, *, by_town: bool, now: datetime) -> RequestEvent:
+    """Write a message in a request's history; the same message sent twice at once is written once."""
     text = (text or "").strip()
     if not text:
         raise DecisionError("Écrivez votre message.")
     if len(text) > 2000:
         raise DecisionError("Le message ne doit pas dépasser 2000 caractères.")
+    claim(request)  # the request's writers take turns: the read below sees a copy just written
+    same = db.session.scalar(
+        sa.select(RequestEvent).where(
+            RequestEvent.request_id == request.id,
+            RequestEvent.kind == EventKind.MESSAGE,
+            RequestEvent.author_id == author.id,
+            RequestEvent.message == text,
+            RequestEvent.at >= now - SAME_MESSAGE_WITHIN,
+        )
+    )
+    if same is not None:
+        return same
     return record(
         request.id, EventKind.MESSAGE, author, by_town=by_town, summary="Message", message=text, at=now
     )

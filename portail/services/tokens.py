@@ -77,3 +77,21 @@ def peek(raw: str, purpose: TokenPurpose) -> User | None:
     if token is None or token.used_at is not None or token.expires_at <= utcnow():
         return None
     return token.user
+
+
+def recently_issued(
+    user: User, purpose: TokenPurpose, new_email: str | None = None, within=timedelta(minutes=2)
+) -> bool:
+    """Whether a link of this purpose (and address) was just issued to the user and is still
+    valid: the same request sent twice (a double click, two tabs) sends one link."""
+    return db.session.scalar(
+        sa.select(
+            sa.exists().where(
+                AccountToken.user_id == user.id,
+                AccountToken.purpose == purpose,
+                AccountToken.new_email == new_email,  # (None: IS NULL)
+                AccountToken.used_at.is_(None),
+                AccountToken.created_at >= utcnow() - within,
+            )
+        )
+    )

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
 T = TypeVar("T")
 
@@ -25,6 +26,11 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
 class Conflict(Exception):
     """A guarded write found its row changed by a concurrent request: start again from a fresh read."""
+
+
+# What a concurrent write may raise (whether it did is `retryable`'s question). StaleDataError: the
+# ORM updated or deleted a row that another request had just deleted.
+CONCURRENCY_ERRORS = (Conflict, IntegrityError, OperationalError, StaleDataError)
 
 
 def claim(row, **expected) -> None:
@@ -38,7 +44,7 @@ def claim(row, **expected) -> None:
     """
     from portail.extensions import db
 
-    model = type(row)
+    model = row.__class__  # (not type(): `current_user` is a proxy whose __class__ is the model's)
     column = getattr(model, next(iter(expected), "id"))
     statement = (
         sa.update(model)
@@ -52,7 +58,7 @@ def claim(row, **expected) -> None:
 
 def retryable(error: BaseException) -> bool:
     """Whether the error comes from a concurrent write, so that the same work, read again, may pass."""
-    if isinstance(error, Conflict | IntegrityError):
+    if isinstance(error, Conflict | IntegrityError | StaleDataError):
         return True
     if isinstance(error, OperationalError):
         original = error.orig
@@ -77,7 +83,7 @@ def run(work: Callable[[], T], attempts: int = ATTEMPTS) -> T:
             result = work()
             commit()
             return result
-        except (Conflict, IntegrityError, OperationalError) as error:
+        except CONCURRENCY_ERRORS as error:
             rollback()
             if not retryable(error) or attempt == attempts - 1:
                 raise
