@@ -137,3 +137,15 @@ def test_a_reset_asked_in_the_background_is_mailed_by_the_worker_with_public_lin
     )
     assert message.recipient == "connu@example.fr"
     assert message.context["link"].startswith(timing_app.config["PUBLIC_URL"] + "/mot-de-passe/")
+
+
+def test_without_redis_the_reset_link_is_written_at_once(timing_app, monkeypatch):
+    from portail.models import OutboxMessage
+    from portail.services import accounts
+
+    monkeypatch.setattr(accounts, "enqueue", lambda *_args, **_kwargs: False)
+    timing_app.test_client().post("/mot-de-passe-oublie", data={"email": "connu@example.fr"})
+    (message,) = db.session.scalars(
+        sa.select(OutboxMessage).where(OutboxMessage.template == "password_reset")
+    )
+    assert message.recipient == "connu@example.fr"

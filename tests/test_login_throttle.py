@@ -1,6 +1,7 @@
 """Login throttling: guessing stays impossible, yet a stranger cannot keep the owner out."""
 
 import pytest
+import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.services import login_throttle
@@ -188,3 +189,13 @@ def test_the_waits_for_strangers_grow_from_a_quarter_of_an_hour_to_a_day(app, ow
     assert guesses_until_blocked() == 10
     device = login_throttle.Attempt("parent@example.fr", owner, "ip-owner", "device-id")
     assert login_throttle.allowed(device), "a known device is never held back by strangers"
+
+
+def test_without_redis_the_warning_is_written_at_once(app, owner, mails, monkeypatch):
+    from portail.models import OutboxMessage
+    from portail.services import accounts
+
+    monkeypatch.setattr(accounts, "enqueue", lambda *_args, **_kwargs: False)
+    attack_from_many_ips(app, 10)
+    (row,) = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.template == "login_attack"))
+    assert row.recipient == "parent@example.fr"

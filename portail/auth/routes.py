@@ -145,6 +145,7 @@ def login():
         else:
             if login_throttle.failed(attempt):
                 accounts.warn_of_attack(attempt.email)
+                commit()  # the mail itself, when Redis is down and the warning is written now
             form.form_errors.append("Adresse e-mail ou mot de passe incorrect.")
     return render_template("auth/login.html", form=form, not_activated=not_activated)
 
