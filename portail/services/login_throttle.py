@@ -54,6 +54,7 @@ class Attempt:
         return self.email, epoch
 
     def limits(self) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+        """The limits this attempt counts against, each with its storage key."""
         if self.device:
             return [(item, ("login-device", self.device)) for item in PER_DEVICE]
         return [(item, ("login-pair", *self.account_key, self.ip)) for item in PER_PAIR] + [
