@@ -24,6 +24,7 @@ from portail.queue import connect
 from portail.services.outbox import RELAY_EVERY
 
 log = logging.getLogger("portail.worker")
+ROLES = ("worker", "scheduler")  # python worker.py <role>
 
 # Recurring jobs: (dotted job name, interval in seconds).
 RECURRING = [
@@ -127,8 +128,8 @@ def run_scheduler(app, supervisor: Supervisor) -> None:
 
 def main(argv: list[str]) -> None:
     role = argv[1] if len(argv) > 1 else "worker"
-    if role not in {"worker", "scheduler"}:
-        sys.exit("usage: python worker.py [worker|scheduler]")
+    if role not in ROLES:
+        sys.exit(f"usage: python worker.py [{'|'.join(ROLES)}]")
     app = create_app()
     # RQ reports every job at INFO: with the relay every 5 seconds, a dozen lines a minute of
     # routine. Its warnings and errors (a failed job, with its traceback) still show.

@@ -1,0 +1,134 @@
+"""The production supervision (deploy/systemd): every process restarts on failure, hardened, and
+runs exactly the commands the README documents, which exist in the repository."""
+
+import ast
+import configparser
+import re
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+from config import ProductionConfig
+from tests.conftest import missing_service
+from tests.services import ROOT
+from worker import ROLES
+
+UNITS = ROOT / "deploy" / "systemd"
+SERVICES = ["portail-web.service", "portail-worker@.service", "portail-scheduler.service"]
+VENV_BIN = "/srv/portail/.venv/bin/"
+ENV_FILE = "/etc/portail/portail.env"
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",))
+    parser.optionxform = str  # systemd keys are case-sensitive
+    parser.read_string((UNITS / name).read_text(encoding="utf-8"))
+    return parser
+
+
+def production_section() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("## Running in production", 1)[1].split("\n## ", 1)[0]
+
+
+def readme_commands() -> set[str]:
+    """The commands of the README's production code blocks, without their comments."""
+    blocks = re.findall(r"```sh\n(.*?)```", production_section(), re.S)
+    return {line.split("  #")[0].strip() for block in blocks for line in block.splitlines() if line.strip()}
+
+
+def exec_start(name: str) -> list[str]:
+    return shlex.split(unit(name)["Service"]["ExecStart"])
+
+
+def test_the_units_and_the_environment_file_exist():
+    assert sorted(path.name for path in UNITS.iterdir()) == sorted([*SERVICES, "portail.target"])
+    assert (ROOT / "deploy" / "portail.env.example").is_file()
+    assert set(unit("portail.target")["Unit"]["Wants"].split()) == {
+        "portail-web.service",
+        "portail-worker@1.service",
+        "portail-scheduler.service",
+    }
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_restarts_on_failure_and_is_hardened(name):
+    parsed = unit(name)
+    service, section = parsed["Service"], parsed["Unit"]
+    assert service["Restart"] in {"always", "on-failure"}
+    assert float(service["RestartSec"]) > 0
+    assert section["StartLimitIntervalSec"] == "0", "systemd never stops restarting it"
+    assert service["User"] == "portail" and service["Group"] == "portail"
+    assert service["EnvironmentFile"] == ENV_FILE
+    assert service["WorkingDirectory"] == "/srv/portail"
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["ProtectSystem"] == "strict"
+    assert service["ProtectHome"] == "yes"
+    assert service["PrivateTmp"] == "yes"
+    assert service["CapabilityBoundingSet"] == ""
+    assert service["StateDirectory"] == "portail"  # the only writable place: /var/lib/portail
+    for dependency in ("postgresql.service", "redis-server.service"):
+        assert dependency in section["After"].split()
+        assert dependency in section["Wants"].split()
+    assert "multi-user.target" in parsed["Install"]["WantedBy"].split()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_runs_a_command_of_the_readme(name):
+    argv = exec_start(name)
+    assert argv[0].startswith(VENV_BIN), "the project's virtualenv"
+    command = shlex.join([argv[0].removeprefix(VENV_BIN), *argv[1:]])
+    assert command in readme_commands()
+
+
+def test_the_commands_exist_in_the_repository():
+    workers = {tuple(exec_start(name)[1:]) for name in SERVICES if exec_start(name)[0].endswith("/python")}
+    assert workers == {("worker.py", role) for role in ROLES}
+    assert (ROOT / "worker.py").is_file()
+    web = exec_start("portail-web.service")
+    assert web[0].endswith("/gunicorn") and web[-1] == "app:app"
+    assert re.search(r"^gunicorn==", (ROOT / "requirements.txt").read_text(), re.M)
+    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
+    assigned = {target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets}
+    assert "app" in assigned
+
+
+def test_the_environment_file_lists_every_setting_of_the_readme():
+    example = (ROOT / "deploy" / "portail.env.example").read_text(encoding="utf-8")
+    settings = dict(
+        line.split("=", 1) for line in example.splitlines() if line.strip() and not line.startswith("#")
+    )
+    documented = set()
+    for row in re.findall(r"^\| (.+?) \|", production_section(), re.M):
+        documented |= set(re.findall(r"`([A-Z][A-Z_]+)`", row))
+    assert documented >= set(ProductionConfig.REQUIRED.values())
+    assert set(settings) == documented | {"PORTAIL_ENV"}
+    assert settings["PORTAIL_ENV"] == "production"
+    assert settings["UPLOAD_DIR"].startswith("/var/lib/portail/")
+
+
+def test_systemd_accepts_the_units(tmp_path):
+    """`systemd-analyze verify`: unknown keys, bad values, missing units all fail. The programs
+    under /srv/portail only exist on the server: those warnings alone are expected."""
+    if not shutil.which("systemd-analyze"):
+        missing_service("systemd-analyze (Debian package systemd)")
+    for path in UNITS.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    result = subprocess.run(
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            *(str(tmp_path / name) for name in [*SERVICES, "portail.target"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    expected = re.compile(rf"^portail-[a-z@]+\.service: Command {re.escape(VENV_BIN)}\w+ is not executable")
+    unexpected = [
+        line for line in (result.stdout + result.stderr).splitlines() if line and not expected.match(line)
+    ]
+    assert unexpected == []  # (its exit code is 1 for the programs missing here)
