@@ -54,6 +54,9 @@ class Config:
     DOCUMENT_QUOTA_BYTES = int(os.environ.get("DOCUMENT_QUOTA_MB", "50")) * 1024 * 1024
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")
+    # A stalled Redis must not hold the requests it limits: a check gives up after a second, without
+    # retrying, and the limits fall back to memory (below) until Redis answers again.
+    RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 1, "socket_connect_timeout": 1, "retry": None}
     RATELIMIT_SWALLOW_ERRORS = True
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = False

@@ -2,6 +2,7 @@
 database; the receipts made meanwhile go out once, and both processes are still running."""
 
 import sqlite3
+import threading
 import time
 from collections import Counter
 from datetime import date, timedelta
@@ -13,6 +14,7 @@ from portail.extensions import db
 from portail.models import OutboxMessage, OutboxStatus, RequestKind, utcnow
 from portail.services import bookings
 from portail.services.outbox import commit
+from tests.conftest import make_app
 from tests.factories import enrol, make_activity, make_family, make_user
 from tests.services import start, wait_for
 
@@ -95,3 +97,33 @@ def test_worker_and_scheduler_ride_out_redis_and_database_outages(live, redis_se
     for process in processes.values():  # SIGTERM (a service manager's stop) still ends them
         process.terminate()
     assert [process.wait(timeout=30) for process in processes.values()] == [0, 0]
+
+
+def test_the_site_answers_while_redis_is_stalled(tmp_path, redis_server):
+    """The rate limits live in Redis: a login during a stall is answered (its limits fall back to
+    memory) instead of waiting for Redis to wake up."""
+    redis_server.start()
+    app = make_app(
+        f"sqlite:///{tmp_path / 'site.sqlite'}", REDIS_URL=redis_server.url, RATELIMIT_STORAGE_URI=None
+    )
+    with app.app_context():
+        db.create_all()
+        make_user()
+        commit()
+    client = app.test_client()
+    assert (
+        client.post("/connexion", data={"email": "parent@example.fr", "password": "faux"}).status_code == 200
+    )
+    redis_server.pause()
+    answers = []
+    login = threading.Thread(
+        target=lambda: answers.append(
+            client.post("/connexion", data={"email": "parent@example.fr", "password": "faux"}).status_code
+        ),
+        daemon=True,
+    )
+    began = time.monotonic()
+    login.start()
+    login.join(timeout=STALL)
+    assert answers == [200], f"no answer after {time.monotonic() - began:.0f} s"
+    redis_server.resume()

@@ -11,9 +11,11 @@ from worker import Supervisor
 
 
 @pytest.fixture(autouse=True)
-def _keep_pytest_signal_handlers(monkeypatch):
-    """The supervisor installs its SIGINT/SIGTERM handlers: not in the test process."""
+def _supervisor_in_the_test_process(monkeypatch):
+    """The supervisor installs its SIGINT/SIGTERM handlers: not in the test process. Its logger
+    may have been disabled by an earlier test (Alembic's logging setup disables existing loggers)."""
     monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+    monkeypatch.setattr(logging.getLogger("portail.worker"), "disabled", False)
 
 
 def supervised(failures: list[BaseException | None], role="worker", first_delay=1.0, max_delay=4.0):
