@@ -1,13 +1,19 @@
 """The README's demo tour is true: `flask demo load`, then every claim of its "Demo logins" section
 (the table of accounts and the paragraph), read from the README itself so the two cannot drift; and
-the demo's past is one story (a request's date, its history and its digest window agree)."""
+the demo's past is one story (a request's date, its history and its digest window agree).
+
+`make run` may load the demo on any day of the year, so the tour is checked with the clock moved
+(time-machine) to dates spread over a school year: school days, each school holidays, the summer,
+the rentrée and the first days of a month."""
 
 import re
-from datetime import date, timedelta
+import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from portail.extensions import db
 from portail.formatting import PARIS
@@ -40,10 +46,29 @@ from portail.models import (
     utcnow,
 )
 from portail.models import Booking as BookingRow
-from portail.services import billing, demo, digests, requests, subscriptions
+from portail.services import billing, booking_rules, demo, digests, requests, subscriptions
 from portail.services.outbox import render
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+
+# Paris wall-clock moments at which the demo is loaded and its tour checked (within the years the
+# school holiday calendar covers, zone C): the school days, each school holidays, the summer, the
+# rentrée just after midnight (still the day before in UTC) and the first days after a short month.
+TOUR_MOMENTS = [
+    datetime(2026, 12, 2, 10, 0, tzinfo=PARIS),  # a Wednesday of school
+    datetime(2026, 12, 21, 9, 0, tzinfo=PARIS),  # Monday of the Christmas holidays
+    datetime(2027, 1, 5, 8, 15, tzinfo=PARIS),
+    datetime(2027, 2, 15, 14, 0, tzinfo=PARIS),  # winter holidays
+    datetime(2027, 3, 2, 11, 0, tzinfo=PARIS),  # January's invoices are not due yet (February is short)
+    datetime(2027, 4, 15, 16, 0, tzinfo=PARIS),  # spring holidays
+    datetime(2027, 6, 28, 10, 0, tzinfo=PARIS),  # the last school week
+    datetime(2027, 7, 14, 12, 0, tzinfo=PARIS),  # summer, a public holiday
+    datetime(2027, 8, 20, 10, 0, tzinfo=PARIS),
+    datetime(2027, 9, 1, 0, 30, tzinfo=PARIS),  # the rentrée
+    datetime(2027, 10, 25, 10, 0, tzinfo=PARIS),  # October (Toussaint) holidays
+]
+# The moment of the checks that do not depend on the season.
+A_SCHOOL_DAY = TOUR_MOMENTS[2]
 
 
 def demo_section() -> str:
@@ -58,11 +83,16 @@ def tour_paragraph() -> str:
     return " ".join(after_table.split())
 
 
-@pytest.fixture
-def loaded(app):
+def load_demo(app) -> None:
     result = app.test_cli_runner().invoke(args=["demo", "load"])
     assert result.exit_code == 0, result.output
-    return app
+
+
+@pytest.fixture
+def loaded(app):
+    with time_machine.travel(A_SCHOOL_DAY):
+        load_demo(app)
+        yield app
 
 
 def user(email: str) -> User:
@@ -169,7 +199,20 @@ def check_every_booking_state(app, paragraph):
         and row.name == "Restauration scolaire"
         and row.state is BookingState.RESERVED
     }
-    assert len(lea_canteen) >= 2  # booked for the coming weeks (school holidays aside)
+    assert len(lea_canteen) >= 3  # booked for the coming school weeks
+    canteen = db.session.scalar(sa.select(Activity).where(Activity.name == "Restauration scolaire"))
+    first_open = today()
+    while booking_rules.closure(canteen, first_open, "C"):
+        first_open += timedelta(days=1)
+        assert first_open < today() + timedelta(days=80), "no school day ahead"
+    booked = min(
+        row.day
+        for row in rows
+        if row.first_name == "Léa"
+        and row.name == "Restauration scolaire"
+        and row.state is BookingState.RESERVED
+    )
+    assert booked - first_open < timedelta(days=7)  # from the next school days on (after the holidays)
     client = login(app, "claire.martin@demo.fr", demo.DEMO_PASSWORD)
     page = client.get(f"/famille/{martin.id}/planning?vue=mois").get_data(as_text=True)
     assert "Léa" in page
@@ -237,8 +280,12 @@ def check_billing(app, paragraph):
     assert {tariff.activity_id for tariff in db.session.scalars(sa.select(Tariff))} == {
         a.id for a in activities
     }
-    last = billing.previous_month(today())
-    older = billing.previous_month(last)
+    runs = db.session.scalars(sa.select(BillingRun).order_by(BillingRun.month)).all()
+    assert [run.state for run in runs] == [RunState.DONE, RunState.DONE]
+    older, last = (run.month for run in runs)
+    assert older == billing.previous_month(last)  # two past months, the latest ones whose older is due:
+    before = billing.previous_month(today())
+    assert last == before or (last == billing.previous_month(before) and today().day <= 3)
     invoices = db.session.scalars(sa.select(Invoice).where(Invoice.kind == InvoiceKind.INVOICE)).all()
     states = {
         (invoice.family_name, invoice.month): state
@@ -250,8 +297,6 @@ def check_billing(app, paragraph):
     martin_last = next(i for i in invoices if i.family_name == "Famille MARTIN" and i.month == last)
     late = [line for line in martin_last.lines if "Absences" in line.label]
     assert [line.child_name.split()[0] for line in late] == ["Tom"]  # Léa's absence in time is not billed
-    runs = db.session.scalars(sa.select(BillingRun).order_by(BillingRun.month)).all()
-    assert [(run.month, run.state) for run in runs] == [(older, RunState.DONE), (last, RunState.DONE)]
     client = login(app, "agent@demo.fr", demo.DEMO_PASSWORD)
     page = client.get("/gestion/facturation").get_data(as_text=True)
     assert "Aucune facturation lancée" not in page and "Aucun mois" not in page
@@ -284,17 +329,32 @@ def test_every_sentence_of_the_readme_tour_is_checked():
         )
 
 
-@pytest.mark.parametrize(("phrase", "check"), CLAIMS, ids=[check.__name__ for _p, check in CLAIMS])
-def test_the_readme_tour_is_true(loaded, phrase, check):
-    paragraph = tour_paragraph()
-    assert phrase in paragraph
-    check(loaded, paragraph)
+@pytest.mark.parametrize("moment", TOUR_MOMENTS, ids=lambda moment: moment.strftime("%Y-%m-%d_%Hh%M"))
+def test_the_readme_tour_is_true_whatever_the_day_the_demo_is_loaded(app, moment):
+    with time_machine.travel(moment):
+        # the whole run sees that day: Python's clock, the time module and the models' defaults
+        assert abs(utcnow() - moment) < timedelta(minutes=5)
+        assert abs(time.time() - moment.timestamp()) < 300
+        load_demo(app)
+        account = user("agent@demo.fr")
+        assert abs(account.created_at - moment) < timedelta(minutes=5)
+        paragraph = tour_paragraph()
+        for phrase, check in CLAIMS:
+            assert phrase in paragraph
+            check(app, paragraph)
+        check_one_past()
 
 
 # --- one past: dates, history and digest windows agree ------------------------------------------------
 
 
 def test_demo_requests_are_dated_as_their_history_says(loaded):
+    check_one_past()
+
+
+def check_one_past():
+    """A request's date is its history's, decisions follow it, nothing is in the future, and the
+    mails of the past went out then."""
     for request in db.session.scalars(sa.select(Request)):
         events = db.session.scalars(
             sa.select(RequestEvent).where(RequestEvent.request_id == request.id)

@@ -1,5 +1,9 @@
-"""Demo activities of 'Ville de Démo' (PRODUCT §12), enrolments for the current school year, and
-bookings in every state so that the planning shows each of them."""
+"""Demo activities of 'Ville de Démo' (PRODUCT §12), enrolments, and bookings in every state so
+that the planning shows each of them.
+
+The demo may be loaded on any day of the year (`make run`), in the holidays or the summer too: its
+activities run from the school year of the months it bills to the one of the coming school weeks,
+and what it books or asks for falls on the next days the activity is open."""
 
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -28,6 +32,30 @@ def school_year(today: date) -> tuple[date, date]:
     """1 September to the first days of July of the school year containing `today`."""
     first = today.year if today.month >= 8 else today.year - 1
     return date(first, 9, 1), date(first + 1, 7, 3)
+
+
+def demo_period(today: date) -> tuple[date, date]:
+    """The period of the demo's activities: from the start of the school year of the older month
+    billed (the past months it bills may be the summer's) to the end of the school year of the
+    coming ten weeks (in June and in the summer, the next one: the parents book the rentrée)."""
+    from portail.services import demo_billing
+
+    older = demo_billing.billed_months(today)[0]
+    ahead = today + timedelta(weeks=10)
+    first = older.year if older.month >= 9 else older.year - 1
+    last = ahead.year + 1 if ahead.month >= 7 else ahead.year
+    return date(first, 9, 1), date(last, 7, 3)
+
+
+def open_days(activity: Activity, start: date, count: int) -> list[date]:
+    """The next `count` days from `start` on when the activity is open (no school holidays for the
+    school-day activities, no public holidays), within its period."""
+    found, day = [], start
+    while len(found) < count and day <= activity.end_date:
+        if booking_rules.closure(activity, day, "C") is None:
+            found.append(day)
+        day += timedelta(days=1)
+    return found
 
 
 def make_activities(start: date, end: date) -> list[Activity]:
@@ -116,7 +144,7 @@ def make_activities(start: date, end: date) -> list[Activity]:
 def load(families: dict[str, Family], parent: User) -> None:
     """Five activities with realistic rules, enrolments and bookings (the caller commits)."""
     now = utcnow()
-    activities = make_activities(*school_year(now.date()))
+    activities = make_activities(*demo_period(now.astimezone(booking_rules.PARIS).date()))
     canteen, morning, evening, wednesday, holidays = activities
     db.session.add_all(activities)
     db.session.flush()
@@ -125,8 +153,8 @@ def load(families: dict[str, Family], parent: User) -> None:
     ines = bernard.children[0]
     for child, enrolled in (
         (lea, [canteen, evening, wednesday, holidays]),
-        (tom, [canteen, morning, wednesday]),
-        (ines, [canteen, wednesday]),
+        (tom, [canteen, morning, wednesday, holidays]),
+        (ines, [canteen, wednesday, holidays]),
     ):
         for activity in enrolled:
             db.session.add(
@@ -207,23 +235,19 @@ def _bookings(
     martin: Family, lea, tom, canteen: Activity, evening: Activity, parent: User, agent: User, now: datetime
 ) -> None:
     """Claire's requests of the last days, each with the history of what happened and when: Léa's
-    canteen for the coming weeks (accepted), one absence accepted and one waiting, Tom's day waiting
-    and another refused yesterday at 12:45 with a message she has not read yet."""
+    canteen for the coming school weeks (accepted; after the holidays when they are on), one absence
+    accepted and one waiting, Tom's day waiting and another refused yesterday at 12:45 with a
+    message she has not read yet."""
     today = now.astimezone(booking_rules.PARIS).date()
-    days = [today + timedelta(days=offset) for offset in range(0, 35)]
     asked_at = paris_time(now, 3, time(9, 30))
-    open_days = [
-        d
-        for d in days
-        if str(d.isoweekday()) in canteen.weekdays and booking_rules.closure(canteen, d, "C") is None
-    ]  # no school holidays, no public holidays
-    if not open_days:
+    school_days = open_days(canteen, today, 20)  # five school weeks of canteen
+    if not school_days:
         return
-    month = _ask(martin, lea, canteen, RequestKind.RESERVATION, open_days, parent, asked_at)
+    month = _ask(martin, lea, canteen, RequestKind.RESERVATION, school_days, parent, asked_at)
     requests.decide([line.id for line in month.lines], True, agent, paris_time(now, 2, time(10, 15)))
     requests.mark_read(month, parent, paris_time(now, 2, time(19, 0)))
     booked = {line.day for line in month.lines}
-    later = [d for d in open_days if d > today + timedelta(days=7) and d in booked]
+    later = [d for d in school_days if d > today + timedelta(days=7) and d in booked]
     if len(later) >= 4:
         absent, absence_asked = later[0], later[1]
         absence = _ask(
@@ -250,8 +274,5 @@ def _bookings(
             reason="Complet",
             message="Le service est complet ce jour-là ; nous vous prévenons si une place se libère.",
         )
-    strike = next(
-        (d for d in days if d > today + timedelta(days=14) and str(d.isoweekday()) in evening.weekdays), None
-    )
-    if strike:
+    for strike in open_days(evening, today + timedelta(days=15), 1):  # a day it would be open
         db.session.add(ClosingDay(activity_id=evening.id, day=strike, reason="réunion des animateurs"))

@@ -1,5 +1,6 @@
-"""Demo billing: tariffs for the five activities, the days the demo children went to in the last
-two months, and those two months billed (one invoice paid, one late, one to pay)."""
+"""Demo billing: tariffs for the five activities, the days the demo children went to in two past
+months (school days, and the holiday centre in the holidays and the summer), and those two months
+billed (one invoice paid, one late, the newer ones to pay)."""
 
 from datetime import date, datetime, time, timedelta
 
@@ -15,6 +16,8 @@ from portail.models import (
     BookingState,
     EventKind,
     Family,
+    Invoice,
+    InvoiceKind,
     LineState,
     PaymentMethod,
     Request,
@@ -38,6 +41,18 @@ PRICES = {
 UPPER_BOUNDS = (622, 1000, 1500, None)
 
 
+def billed_months(today: date) -> list[date]:
+    """The two months the demo has billed: the two before the current one, unless the older's
+    invoices are not due yet (the first days after a short month), then the two before those, so
+    that one can be late and the newer ones are still to pay."""
+    last = billing.previous_month(today)
+    older = billing.previous_month(last)
+    due = billing.month_bounds(last)[0] + timedelta(days=billing.DUE_DAYS)  # older's, issued the 1st
+    if today <= due:
+        last, older = older, billing.previous_month(older)
+    return [older, last]
+
+
 def load(families: dict[str, Family], agent: User) -> None:
     """Tariffs, past bookings and two billed months (the caller commits)."""
     activities = {activity.name: activity for activity in db.session.scalars(sa.select(Activity))}
@@ -54,27 +69,25 @@ def load(families: dict[str, Family], agent: User) -> None:
                 bill_late_absences=True,
             )
         )
-    today = billing.today_in_paris(utcnow())
-    last = billing.previous_month(today)
-    months = [
-        month
-        for month in (billing.previous_month(last), last)
-        if month >= activities["Restauration scolaire"].start_date.replace(day=1)
-    ]
+    months = billed_months(billing.today_in_paris(utcnow()))
     martin, bernard = families["MRTNA52846"], families["BRNRD73925"]
     lea, tom = martin.children
     ines = bernard.children[0]
-    canteen, evening, morning = (
+    canteen, evening, morning, holidays = (
         activities["Restauration scolaire"],
         activities["Accueil du soir"],
         activities["Accueil du matin"],
+        activities["Centre de loisirs des vacances"],
     )
     for month in months:
-        _attended(month, [(lea, canteen), (lea, evening), (tom, canteen), (tom, morning), (ines, canteen)])
-    if months:
-        _absences(months[-1], martin, lea, tom, canteen, agent)
+        _attended(
+            month,
+            [(lea, canteen), (lea, evening), (tom, canteen), (tom, morning), (ines, canteen)]
+            + [(lea, holidays), (tom, holidays), (ines, holidays)],
+        )
+    _absences(months[-1], martin, lea, tom, [canteen, holidays], agent)
     db.session.flush()
-    tariffs = billing.tariffs_for(months[0], billing.month_bounds(months[-1])[1]) if months else {}
+    tariffs = billing.tariffs_for(months[0], billing.month_bounds(months[-1])[1])
     by_id = {activity.id: activity for activity in activities.values()}
     for month in months:
         following = billing.month_bounds(month)[1] + timedelta(days=1)
@@ -108,20 +121,15 @@ def load(families: dict[str, Family], agent: User) -> None:
             )
         )
         db.session.flush()
-    if len(months) == 2:
-        from portail.models import Invoice, InvoiceKind
-
-        paid = db.session.scalar(
-            sa.select(Invoice).where(
-                Invoice.family_id == martin.id,
-                Invoice.month == months[0],
-                Invoice.kind == InvoiceKind.INVOICE,
-            )
+    paid = db.session.scalar(
+        sa.select(Invoice).where(
+            Invoice.family_id == martin.id, Invoice.month == months[0], Invoice.kind == InvoiceKind.INVOICE
         )
-        if paid is not None:
-            billing.record_payment(
-                paid, paid.due_date - timedelta(days=10), paid.total_cents, PaymentMethod.DIRECT_DEBIT, agent
-            )
+    )
+    if paid is not None:
+        billing.record_payment(
+            paid, paid.due_date - timedelta(days=10), paid.total_cents, PaymentMethod.DIRECT_DEBIT, agent
+        )
 
 
 def _attended(month: date, pairs) -> None:
@@ -140,34 +148,33 @@ def _attended(month: date, pairs) -> None:
                 )
 
 
-def _absences(month: date, family: Family, lea, tom, canteen: Activity, agent: User) -> None:
-    """Two absences at the canteen last month: Léa's declared in time (not billed), Tom's too late
-    (billed); Claire asked them, the agent accepted them an hour later, and she read the answer."""
+def _absences(month: date, family: Family, lea, tom, choices: list[Activity], agent: User) -> None:
+    """Two absences last month, at the canteen (at the holiday centre in a month of summer): Léa's
+    declared in time (not billed), Tom's too late (billed); Claire asked them, the agent accepted
+    them an hour later, and she read the answer."""
     claire = db.session.scalar(sa.select(User).where(User.email == "claire.martin@demo.fr"))
     first, last = billing.month_bounds(month)
-    open_days = [
-        first + timedelta(days=n)
-        for n in range((last - first).days + 1)
-        if str((first + timedelta(days=n)).isoweekday()) in canteen.weekdays
-        and booking_rules.closure(canteen, first + timedelta(days=n), "C") is None
-    ]
-    if len(open_days) < 6:
+    for activity in choices:
+        open_days = [day for day in demo_activities.open_days(activity, first, 31) if day <= last]
+        if len(open_days) >= 6:
+            break
+    else:
         return
     for child, day, late in ((lea, open_days[3], False), (tom, open_days[5], True)):
         db.session.flush()
         booking = db.session.scalar(
             sa.select(Booking).where(
-                Booking.child_id == child.id, Booking.activity_id == canteen.id, Booking.day == day
+                Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
             )
         )
         booking.state = BookingState.ABSENT
-        deadline = booking_rules.absence_deadline(canteen, day)
+        deadline = booking_rules.absence_deadline(activity, day)
         asked_at = deadline + timedelta(hours=3) if late else deadline - timedelta(days=2)
         decided_at = asked_at + timedelta(hours=1)
         request = Request(
             family_id=family.id,
             child_id=child.id,
-            activity_id=canteen.id,
+            activity_id=activity.id,
             kind=RequestKind.ABSENCE,
             created_by_id=claire.id,
             created_at=asked_at,
