@@ -486,3 +486,214 @@ def test_an_account_deleted_twice_at_once_is_deleted_and_both_copies_say_so(app,
     for page in pages(clients, answers):
         assert "Votre compte a été supprimé." in page
     assert count(User) == 0
+
+
+ACTIVITY = {
+    "name": "Accueil du soir",
+    "weekdays": ["1", "2", "4", "5"],
+    "start_date": "2026-09-01",
+    "end_date": "2027-07-03",
+    "capacity": "30",
+    "validation_mode": "manuelle",
+    "open_period": "school_days",
+    "booking_deadline_kind": "days_before",
+    "booking_deadline_days": "2",
+    "booking_deadline_time": "10:00",
+    "absence_deadline_kind": "days_before",
+    "absence_deadline_days": "2",
+    "absence_deadline_time": "10:00",
+}
+
+
+def staff_forms(family, child, activity) -> dict:
+    """What each back-office create form posts, and the model of the one row it must make."""
+    from portail.models import (
+        Activity,
+        Authorization,
+        ClosingDay,
+        DocumentType,
+        Enrolment,
+        Family,
+        Tariff,
+        User,
+    )
+
+    day = next_weekday(3).isoformat()
+    return {
+        "activity": ("/gestion/activites/nouvelle", ACTIVITY, Activity, 2),
+        "closing-day": (
+            f"/gestion/activites/{activity.id}/fermetures",
+            {"day": day, "reason": "Grève"},
+            ClosingDay,
+            1,
+        ),
+        "enrolment": (
+            f"/gestion/familles/{family.id}/inscriptions",
+            {
+                "children": [str(child.id)],
+                "activity": activity.id,
+                "start_date": "2026-09-01",
+                "end_date": "2027-07-03",
+            },
+            Enrolment,
+            2,
+        ),
+        "tariff": (
+            "/gestion/facturation/tarifs/nouveau",
+            {
+                "activity": str(activity.id),
+                "valid_from": "2027-01-01",
+                "bill_late_absences": "y",
+                "brackets-0-upper": "",
+                "brackets-0-price": "3,50",
+            },
+            Tariff,
+            1,
+        ),
+        "document-type": (
+            "/gestion/pieces/types/nouveau",
+            {
+                "name": "Attestation CAF",
+                "scope": "family",
+                "validity": "one_year",
+                "formats": ["pdf"],
+                "active": "y",
+            },
+            DocumentType,
+            1,
+        ),
+        "authorization": ("/gestion/autorisations", {"label": "Sortie seul"}, Authorization, 1),
+        "family": (
+            "/gestion/familles/nouvelle",
+            {
+                "name": "Famille LEROY",
+                "guardian1-civility": "Mme",
+                "guardian1-last_name": "LEROY",
+                "guardian1-first_name": "Anne",
+                "children-0-last_name": "LEROY",
+                "children-0-first_name": "Paul",
+                "children-0-birth_date": "2017-06-01",
+            },
+            Family,
+            2,
+        ),
+        "staff": (
+            "/gestion/agents",
+            {"last_name": "NOUVEL", "first_name": "Jo", "email": "jo@example.fr", "role": "agent"},
+            User,
+            3,
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["activity", "closing-day", "enrolment", "tariff", "document-type", "authorization", "family", "staff"],
+)
+def test_a_back_office_form_sent_twice_at_once_makes_one_row(app, client, auth, family_setup, form):
+    family, child, activity = family_setup
+    path, data, model, expected = staff_forms(family, child, activity)[form]
+    make_user(email="admin@example.fr", role=Role.ADMIN)
+    db.session.commit()
+    auth.logout()
+    auth.login("admin@example.fr")
+    clients = tabs(app, client)
+    answers = fire(clients, path, data=data)
+    assert [status for status, _, _ in answers] == [302] * COPIES, [text[-1500:] for _, text, _ in answers]
+    for page in pages(clients, answers):
+        assert "flash-success" in page and "flash-error" not in page, page[-3000:]
+    assert count(model) == expected  # (the fixture's rows, and one more)
+
+
+@pytest.mark.parametrize("what", ["authorization", "staff"])
+def test_a_switch_clicked_twice_at_once_switches_once(app, client, auth, family_setup, what):
+    from portail.models import Authorization, User
+
+    make_user(email="admin@example.fr", role=Role.ADMIN)
+    if what == "authorization":
+        item = Authorization(label="Droit à l'image", position=1)
+        db.session.add(item)
+        path = "/gestion/autorisations/{id}/basculer"
+    else:
+        item = make_user(email="agent@example.fr", role=Role.AGENT)
+        path = "/gestion/agents/{id}/acces"
+    db.session.commit()
+    item_id = item.id
+    auth.logout()
+    auth.login("admin@example.fr")
+    fire(tabs(app, client), path.format(id=item_id), data={"actif": "0"})
+    if what == "authorization":
+        assert db.session.get(Authorization, item_id).active is False
+    else:
+        assert db.session.get(User, item_id).disabled_at is not None
+    assert count(AuditEvent, AuditEvent.action.in_(["authorization.toggled", "staff.disabled"])) == 1
+
+
+@pytest.mark.parametrize("what", ["closing-day", "enrolment", "tariff"])
+def test_a_row_deleted_twice_at_once_is_deleted_once_and_both_get_the_list(
+    app, client, auth, family_setup, what
+):
+    from portail.models import ClosingDay, Enrolment, Tariff, TariffBracket
+
+    family, child, activity = family_setup
+    if what == "closing-day":
+        row = ClosingDay(activity_id=activity.id, day=next_weekday(3), reason="Grève")
+        path = f"/gestion/activites/{activity.id}/fermetures/{{id}}/supprimer"
+    elif what == "enrolment":
+        row = db.session.scalar(sa.select(Enrolment))
+        path = f"/gestion/familles/{family.id}/inscriptions/{{id}}/supprimer"
+    else:
+        row = Tariff(
+            activity_id=activity.id,
+            valid_from=date(2027, 1, 1),
+            brackets=[TariffBracket(quotient_min=0, price_cents=350)],
+        )
+        path = "/gestion/facturation/tarifs/{id}/supprimer"
+    db.session.add(row)
+    db.session.commit()
+    model, row_id = type(row), row.id
+    as_agent(app, auth)
+    clients = tabs(app, client)
+    answers = fire(clients, path.format(id=row_id))
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    for page in pages(clients, answers):
+        assert "Page introuvable" not in page
+    assert db.session.get(model, row_id) is None
+    assert (
+        count(AuditEvent, AuditEvent.action.in_(["activity.reopened", "enrolment.deleted", "tariff.deleted"]))
+        == 1
+    )
+
+
+def test_a_subscription_ended_twice_at_once_is_ended_once_and_both_get_the_list(app, client, family_setup):
+    family, _child, _activity = family_setup
+    subscription_id = db.session.scalar(sa.select(Subscription.id))
+    clients = tabs(app, client)
+    answers = fire(clients, f"/mon-espace/abonnements/{subscription_id}/terminer")
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    for page in pages(clients, answers):
+        assert "est terminé" in page
+    assert db.session.get(Subscription, subscription_id).ended_at is not None
+
+
+def test_a_second_click_after_the_first_ended_or_deleted_gets_the_page_not_a_404(
+    app, client, auth, family_setup
+):
+    from portail.models import ClosingDay
+
+    family, _child, activity = family_setup
+    subscription_id = db.session.scalar(sa.select(Subscription.id))
+    for _ in range(2):
+        ended = client.post(f"/mon-espace/abonnements/{subscription_id}/terminer", follow_redirects=True)
+        assert ended.status_code == 200 and "est terminé" in ended.get_data(as_text=True)
+    closing = ClosingDay(activity_id=activity.id, day=next_weekday(3), reason="Grève")
+    db.session.add(closing)
+    db.session.commit()
+    as_agent(app, auth)
+    for _ in range(2):
+        path = f"/gestion/activites/{activity.id}/fermetures/{closing.id}/supprimer"
+        assert client.post(path, follow_redirects=True).status_code == 200
+    assert (
+        client.post(f"/gestion/activites/{activity.id + 99}/fermetures/{closing.id}/supprimer").status_code
+        == 404
+    )

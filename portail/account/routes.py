@@ -97,12 +97,10 @@ def confirm_subscription():
 
 @bp.post("/abonnements/<int:subscription_id>/terminer")
 def end_subscription(subscription_id: int):
-    """End one of my subscriptions (404 for anybody else's)."""
+    """End one of my subscriptions (404 for anybody else's; ending it twice ends it once)."""
     subscription = db.session.scalar(
         sa.select(Subscription).where(
-            Subscription.id == subscription_id,
-            Subscription.user_id == current_user.id,
-            Subscription.ended_at.is_(None),
+            Subscription.id == subscription_id, Subscription.user_id == current_user.id
         )
     )
     if subscription is None:

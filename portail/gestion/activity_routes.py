@@ -23,6 +23,7 @@ from portail.models import (
 from portail.services import bookings
 from portail.services.families import record
 from portail.services.outbox import commit, rollback
+from portail.services.transactions import claim, twin
 
 DEADLINE_FIELDS = ("kind", "days", "time", "working_days", "weekday")
 
@@ -91,6 +92,11 @@ def activity_edit(activity_id: int | None = None):
     if request.method == "GET" and activity:
         _fill_form(form, activity)
     if form.validate_on_submit():
+        claim(current_user)  # (the same form sent twice: the copies take turns)
+        same = dict(name=form.name.data.strip(), start_date=form.start_date.data, end_date=form.end_date.data)
+        if activity is None and (done := twin(Activity, **same)) is not None:
+            flash(f"L'activité « {done.name} » est enregistrée.", "success")
+            return redirect(url_for("gestion.activities"))
         if activity is None:
             activity = Activity(
                 name="",
@@ -117,16 +123,18 @@ def activity_closures(activity_id: int):
     activity = _activity_or_404(activity_id)
     form = ClosingDayForm()
     if form.validate_on_submit():
-        db.session.add(
-            ClosingDay(activity_id=activity.id, day=form.day.data, reason=form.reason.data.strip())
-        )
-        record(
-            current_user,
-            "activity.closed",
-            "activity",
-            activity.id,
-            f"{french_date(form.day.data)} : {form.reason.data}",
-        )
+        claim(current_user)  # (the same day sent twice: the second copy finds it closed)
+        if twin(ClosingDay, activity_id=activity.id, day=form.day.data) is None:
+            db.session.add(
+                ClosingDay(activity_id=activity.id, day=form.day.data, reason=form.reason.data.strip())
+            )
+            record(
+                current_user,
+                "activity.closed",
+                "activity",
+                activity.id,
+                f"{french_date(form.day.data)} : {form.reason.data}",
+            )
         commit()
         flash("Jour de fermeture ajouté.", "success")
         return redirect(url_for("gestion.activity_closures", activity_id=activity.id))
@@ -140,10 +148,14 @@ def activity_closures(activity_id: int):
 
 @bp.post("/activites/<int:activity_id>/fermetures/<int:closing_id>/supprimer")
 def activity_closure_delete(activity_id: int, closing_id: int):
-    """Remove a closing day."""
+    """Remove a closing day (removing it twice, a double click, answers with the list as it is)."""
+    activity = _activity_or_404(activity_id)
     row = db.session.get(ClosingDay, closing_id)
-    if row is None or row.activity_id != activity_id:
+    if row is None:
+        return redirect(url_for("gestion.activity_closures", activity_id=activity.id))
+    if row.activity_id != activity_id:
         abort(404)
+    claim(row)  # (removed once: a copy sent at the same moment then finds it gone)
     db.session.delete(row)
     record(current_user, "activity.reopened", "activity", activity_id, french_date(row.day))
     commit()
@@ -159,23 +171,22 @@ def enrolments(family_id: int):
     form.children.choices = [(c.id, c.full_name) for c in family.children]
     form.activity.choices = [(a.id, a.name) for a in activities_]
     if form.validate_on_submit():
-        for child_id in form.children.data:
-            db.session.add(
-                Enrolment(
-                    child_id=child_id,
-                    activity_id=form.activity.data,
-                    start_date=form.start_date.data,
-                    end_date=form.end_date.data,
-                    weekdays="".join(sorted(form.weekdays.data or [])) or None,
-                )
-            )
-        record(
-            current_user,
-            "enrolment.created",
-            "family",
-            family.id,
-            f"{len(form.children.data)} inscription(s)",
+        claim(current_user)  # (the same form sent twice: the second copy finds the enrolments)
+        values = dict(
+            activity_id=form.activity.data,
+            start_date=form.start_date.data,
+            end_date=form.end_date.data,
+            weekdays="".join(sorted(form.weekdays.data or [])) or None,
         )
+        new = [
+            child_id
+            for child_id in form.children.data
+            if twin(Enrolment, child_id=child_id, **values) is None
+        ]
+        for child_id in new:
+            db.session.add(Enrolment(child_id=child_id, **values))
+        if new:
+            record(current_user, "enrolment.created", "family", family.id, f"{len(new)} inscription(s)")
         commit()
         flash("Inscription enregistrée.", "success")
         return redirect(url_for("gestion.enrolments", family_id=family.id))
@@ -192,10 +203,15 @@ def enrolments(family_id: int):
 
 @bp.post("/familles/<int:family_id>/inscriptions/<int:enrolment_id>/supprimer")
 def enrolment_delete(family_id: int, enrolment_id: int):
-    """Remove an enrolment (its bookings stay, with their history)."""
+    """Remove an enrolment (its bookings stay, with their history); removing it twice, a double
+    click, answers with the list as it is."""
+    family = _family_or_404(family_id)
     row = db.session.get(Enrolment, enrolment_id)
-    if row is None or row.child.family_id != family_id:
+    if row is None:
+        return redirect(url_for("gestion.enrolments", family_id=family.id))
+    if row.child.family_id != family_id:
         abort(404)
+    claim(row)  # (removed once: a copy sent at the same moment then finds it gone)
     db.session.delete(row)
     record(current_user, "enrolment.deleted", "family", family_id, row.activity.name)
     commit()

@@ -19,6 +19,7 @@ from portail.gestion.forms import _Subform
 from portail.htmx import is_htmx
 from portail.models import (
     Activity,
+    AuditEvent,
     BillingRun,
     Invoice,
     InvoiceKind,
@@ -32,6 +33,7 @@ from portail.services import billing
 from portail.services.billing import BillingError, euros, month_label
 from portail.services.families import record
 from portail.services.outbox import commit, rollback
+from portail.services.transactions import TWIN_WITHIN, claim, twin
 
 BRACKET_ROWS = 6
 STATES = ["À payer", "En retard", "Payée", "Prélevée", "Annulée", "Avoir"]
@@ -119,7 +121,7 @@ def tariff_new():
         except BillingError as problem:
             error = str(problem)
         else:
-            tariff = Tariff(
+            values = dict(
                 activity_id=form.activity.data,
                 valid_from=form.valid_from.data,
                 valid_until=form.valid_until.data,
@@ -127,8 +129,12 @@ def tariff_new():
                 if (form.surcharge.data or "").strip()
                 else 0,
                 bill_late_absences=form.bill_late_absences.data,
-                brackets=brackets,
             )
+            claim(current_user)  # (the same form sent twice: the second copy finds the first's tariff)
+            if twin(Tariff, within=TWIN_WITHIN, **values) is not None:
+                flash("Le tarif est enregistré.", "success")
+                return redirect(url_for("gestion.tariffs"))
+            tariff = Tariff(**values, brackets=brackets)
             db.session.add(tariff)
             db.session.flush()
             record(
@@ -152,8 +158,13 @@ def tariff_delete(tariff_id: int):
     """Remove a tariff entered by mistake; issued invoices keep their prices (a new run of a month
     billed with it gives a credit note)."""
     tariff = db.session.get(Tariff, tariff_id)
+    deleted = dict(action="tariff.deleted", target_type="tariff", target_id=tariff_id)
+    if tariff is None and twin(AuditEvent, **deleted) is not None:  # (a double click: it is done)
+        flash("Le tarif est supprimé. Les factures déjà émises ne changent pas.", "success")
+        return redirect(url_for("gestion.tariffs"))
     if tariff is None:
         abort(404)
+    claim(tariff)  # (removed once: a copy sent at the same moment then finds it gone)
     record(
         current_user,
         "tariff.deleted",

@@ -17,6 +17,7 @@ from portail.models import Document, DocumentScope, DocumentState, DocumentType,
 from portail.services import documents
 from portail.services.families import record
 from portail.services.outbox import commit, rollback
+from portail.services.transactions import TWIN_WITHIN, claim, twin
 
 
 class DocumentTypeForm(FlaskForm):
@@ -83,6 +84,11 @@ def document_type_edit(type_id: int | None = None):
                 "none",
             )
     if form.validate_on_submit():
+        claim(current_user)  # (the same form sent twice: the second copy finds the first's document)
+        same = dict(name=form.name.data, scope=DocumentScope(form.scope.data))
+        if kind is None and (done := twin(DocumentType, within=TWIN_WITHIN, **same)) is not None:
+            flash(f"Le document « {done.name} » est enregistré.", "success")
+            return redirect(url_for("gestion.document_types"))
         if kind is None:
             kind = DocumentType()
             db.session.add(kind)

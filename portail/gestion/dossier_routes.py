@@ -16,6 +16,7 @@ from portail.services import dossier, uploads
 from portail.services.dossier import CHILD_SECTIONS, GUARDIAN_SECTIONS, SECTIONS, DossierError
 from portail.services.families import record
 from portail.services.outbox import commit, rollback
+from portail.services.transactions import claim, twin
 
 REFUSAL_REASONS = [
     "Justificatif manquant",
@@ -228,15 +229,17 @@ def authorizations():
         if not label or len(label) > 150:
             flash("Indiquez le libellé de l'autorisation (150 caractères au plus).", "error")
         else:
-            position = (db.session.scalar(sa.select(sa.func.max(Authorization.position))) or 0) + 1
-            db.session.add(
-                Authorization(
-                    label=label,
-                    description=(request.form.get("description") or "").strip() or None,
-                    position=position,
+            claim(current_user)  # (the same form sent twice: the second copy finds the first's)
+            if twin(Authorization, label=label) is None:
+                position = (db.session.scalar(sa.select(sa.func.max(Authorization.position))) or 0) + 1
+                db.session.add(
+                    Authorization(
+                        label=label,
+                        description=(request.form.get("description") or "").strip() or None,
+                        position=position,
+                    )
                 )
-            )
-            record(current_user, "authorization.created", "authorization", None, label)
+                record(current_user, "authorization.created", "authorization", None, label)
             commit()
             flash(f"Autorisation « {label} » ajoutée.", "success")
         return redirect(url_for("gestion.authorizations"))
@@ -248,11 +251,17 @@ def authorizations():
 
 @bp.post("/autorisations/<int:authorization_id>/basculer")
 def authorization_toggle(authorization_id: int):
-    """Stop or resume asking an authorisation (answers already given are kept)."""
+    """Stop or resume asking an authorisation (answers already given are kept).
+
+    The form says which (`actif`): the same click sent twice stops it once, instead of twice."""
     item = db.session.get(Authorization, authorization_id)
     if item is None:
         abort(404)
-    item.active = not item.active
-    record(current_user, "authorization.toggled", "authorization", item.id, item.label)
+    wanted = request.form.get("actif")
+    active = (wanted == "1") if wanted in ("0", "1") else not item.active
+    if item.active is not active:
+        claim(item, active=item.active)
+        item.active = active
+        record(current_user, "authorization.toggled", "authorization", item.id, item.label)
     commit()
     return redirect(url_for("gestion.authorizations"))

@@ -33,6 +33,7 @@ from portail.models import (
 from portail.services import accounts, billing, families, passwords
 from portail.services.families import PersonData
 from portail.services.outbox import commit
+from portail.services.transactions import TWIN_WITHIN, claim, twin
 
 
 @bp.get("/")
@@ -130,6 +131,10 @@ def _family_form_page(form: FamilyForm, family: Family | None):
             entry.form.errors  # noqa: B018
         return render_template("gestion/family_form.html", form=form, family=family, adding=True)
     if form.validate_on_submit():
+        claim(current_user)  # (the same form sent twice: the second copy finds the first's family)
+        if family is None and (done := twin(Family, name=form.name.data, within=TWIN_WITHIN)) is not None:
+            flash(f"Le dossier {done.name} est enregistré.", "success")
+            return redirect(url_for("gestion.family_show", family_id=done.id))
         family = _save(form, family)
         commit()
         flash(f"Le dossier {family.name} est enregistré.", "success")
@@ -249,6 +254,10 @@ def staff():
     form = StaffForm()
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
+        claim(current_user)  # (the same form sent twice: the second copy finds the account just made)
+        if twin(User, email=email, role=Role(form.role.data), within=TWIN_WITHIN) is not None:
+            flash(f"Le compte de {email} est créé ; un e-mail lui a été envoyé.", "success")
+            return redirect(url_for("gestion.staff"))
         if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
             form.email.errors.append("Un compte existe déjà avec cette adresse e-mail.")
         else:
@@ -287,21 +296,31 @@ def staff():
 @bp.post("/agents/<int:user_id>/acces")
 @admin_required
 def staff_toggle(user_id: int):
-    """Disable or re-enable a staff account (never one's own)."""
+    """Disable or re-enable a staff account (never one's own).
+
+    The form says which (`actif`): the same click sent twice disables it once, instead of twice."""
     user = db.session.get(User, user_id)
     if user is None or user.role is Role.PARENT:
         abort(404)
     if user.id == current_user.id:
         flash("Vous ne pouvez pas désactiver votre propre compte.", "error")
         return redirect(url_for("gestion.staff"))
-    if user.disabled_at is None:
-        user.disabled_at = utcnow()
-        user.end_all_sessions()
-        action, message = "staff.disabled", f"Le compte de {user.full_name} est désactivé."
+    wanted = request.form.get("actif")
+    enable = (wanted == "1") if wanted in ("0", "1") else user.disabled_at is not None
+    if enable:
+        message = f"Le compte de {user.full_name} est réactivé."
     else:
-        user.disabled_at = None
-        action, message = "staff.enabled", f"Le compte de {user.full_name} est réactivé."
-    families.record(current_user, action, "user", user.id, user.email)
+        message = f"Le compte de {user.full_name} est désactivé."
+    if enable is (user.disabled_at is not None):
+        claim(user, disabled_at=user.disabled_at)
+        if enable:
+            user.disabled_at = None
+        else:
+            user.disabled_at = utcnow()
+            user.end_all_sessions()
+        families.record(
+            current_user, "staff.enabled" if enable else "staff.disabled", "user", user.id, user.email
+        )
     commit()
     flash(message, "success")
     return redirect(url_for("gestion.staff"))

@@ -8,6 +8,7 @@ from flask import current_app
 
 from portail.extensions import db
 from portail.models import Child, Family, Subscription, SubscriptionAttempt, User, utcnow
+from portail.services.transactions import claim
 
 GENERIC_ERROR = (
     "Aucune famille ne correspond à ce code abonné et à cette date de naissance. "
@@ -88,5 +89,10 @@ def subscribe(user: User, family: Family) -> Subscription:
 
 
 def end(subscription: Subscription) -> None:
-    """End a subscription; the family disappears from the account's menus at once."""
+    """End a subscription; the family disappears from the account's menus at once.
+
+    Ending an ended one changes nothing (the same click sent twice: the first ended it)."""
+    if subscription.ended_at is not None:
+        return
+    claim(subscription, ended_at=None)
     subscription.ended_at = utcnow()

@@ -11,6 +11,7 @@ one a second click gets (the current state), never an error page.
 import random
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -20,6 +21,8 @@ from sqlalchemy.orm.exc import StaleDataError
 T = TypeVar("T")
 
 ATTEMPTS = 8
+# A create form sent twice is recognised by its values within this time (a double click, two tabs).
+TWIN_WITHIN = timedelta(minutes=2)
 # PostgreSQL: serialization_failure, deadlock_detected, lock_not_available
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
@@ -54,6 +57,19 @@ def claim(row, **expected) -> None:
     )
     if db.session.execute(statement).rowcount != 1:
         raise Conflict(f"{model.__name__} {row.id} changed meanwhile")
+
+
+def twin(model, *, within: timedelta | None = None, **values):
+    """The row of `model` with exactly these values (created within `within`), if any: what a copy
+    of the same form, sent at the same moment, has just created. Call it after `claim`ing a row
+    that such copies share (e.g. the agent's), so that they take turns and the second sees the first."""
+    from portail.extensions import db
+    from portail.models import utcnow
+
+    query = sa.select(model).where(*(getattr(model, name) == value for name, value in values.items()))
+    if within is not None:
+        query = query.where(model.created_at >= utcnow() - within)
+    return db.session.scalars(query.limit(1)).first()
 
 
 def retryable(error: BaseException) -> bool:
