@@ -69,6 +69,9 @@ TOUR_MOMENTS = [
 ]
 # The moment of the checks that do not depend on the season.
 A_SCHOOL_DAY = TOUR_MOMENTS[2]
+# (moment, the town's school holiday zone): zone C, and a town of zone A whose winter holidays
+# (13 February to 1 March 2027) are not zone C's (6 to 22 February).
+TOUR = [(moment, "C") for moment in TOUR_MOMENTS] + [(datetime(2027, 2, 17, 10, 0, tzinfo=PARIS), "A")]
 
 
 def demo_section() -> str:
@@ -185,13 +188,16 @@ def check_martin_file_and_changes(app, paragraph):
 
 def check_every_booking_state(app, paragraph):
     martin = family("Famille MARTIN")
+    zone = app.config["SCHOOL_ZONE"]
     rows = db.session.execute(
-        sa.select(BookingRow.state, BookingRow.day, Child.first_name, Activity.name)
+        sa.select(BookingRow.state, BookingRow.day, Child.first_name, Activity.name, Activity)
         .join(Child, Child.id == BookingRow.child_id)
         .join(Activity, Activity.id == BookingRow.activity_id)
         .where(Child.family_id == martin.id, BookingRow.day >= today())
     ).all()
     assert {row.state for row in rows} == set(BookingState)
+    # on days the town's planning shows open (its school holiday zone)
+    assert [row for row in rows if booking_rules.closure(row.Activity, row.day, zone)] == []
     lea_canteen = {
         row.day.isocalendar()[1]
         for row in rows
@@ -202,7 +208,7 @@ def check_every_booking_state(app, paragraph):
     assert len(lea_canteen) >= 3  # booked for the coming school weeks
     canteen = db.session.scalar(sa.select(Activity).where(Activity.name == "Restauration scolaire"))
     first_open = today()
-    while booking_rules.closure(canteen, first_open, "C"):
+    while booking_rules.closure(canteen, first_open, zone):
         first_open += timedelta(days=1)
         assert first_open < today() + timedelta(days=80), "no school day ahead"
     booked = min(
@@ -329,8 +335,11 @@ def test_every_sentence_of_the_readme_tour_is_checked():
         )
 
 
-@pytest.mark.parametrize("moment", TOUR_MOMENTS, ids=lambda moment: moment.strftime("%Y-%m-%d_%Hh%M"))
-def test_the_readme_tour_is_true_whatever_the_day_the_demo_is_loaded(app, moment):
+@pytest.mark.parametrize(
+    ("moment", "zone"), TOUR, ids=[f"{moment:%Y-%m-%d_%Hh%M}_zone_{zone}" for moment, zone in TOUR]
+)
+def test_the_readme_tour_is_true_whatever_the_day_the_demo_is_loaded(app, moment, zone):
+    app.config["SCHOOL_ZONE"] = zone
     with time_machine.travel(moment):
         # the whole run sees that day: Python's clock, the time module and the models' defaults
         assert abs(utcnow() - moment) < timedelta(minutes=5)

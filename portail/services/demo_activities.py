@@ -8,6 +8,7 @@ and what it books or asks for falls on the next days the activity is open."""
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from portail.extensions import db
 from portail.models import (
@@ -47,12 +48,17 @@ def demo_period(today: date) -> tuple[date, date]:
     return date(first, 9, 1), date(last, 7, 3)
 
 
+def zone() -> str:
+    """The town's school holiday zone (PORTAIL_SCHOOL_ZONE), the one its plannings show."""
+    return current_app.config.get("SCHOOL_ZONE", "C")
+
+
 def open_days(activity: Activity, start: date, count: int) -> list[date]:
     """The next `count` days from `start` on when the activity is open (no school holidays for the
     school-day activities, no public holidays), within its period."""
     found, day = [], start
     while len(found) < count and day <= activity.end_date:
-        if booking_rules.closure(activity, day, "C") is None:
+        if booking_rules.closure(activity, day, zone()) is None:
             found.append(day)
         day += timedelta(days=1)
     return found
@@ -191,7 +197,7 @@ def _ask(
     """A parent's request made at `at` through the booking service, as it happened then: its
     history, its date and its receipt (sent at that time) all say `at`."""
     request_id = bookings.submit(
-        family.id, user, child, activity, kind, days, at, "C", period=period
+        family.id, user, child, activity, kind, days, at, zone(), period=period
     ).request_id
     sent_then("booking_receipt", at)
     return db.session.get(Request, request_id)
@@ -219,7 +225,7 @@ def _period_request(bernard: Family, ines, canteen: Activity, sophie: User, now:
             monday + timedelta(days=i)
             for i in range(12)
             if str((monday + timedelta(days=i)).isoweekday()) in "14"
-            and booking_rules.closure(canteen, monday + timedelta(days=i), "C") is None
+            and booking_rules.closure(canteen, monday + timedelta(days=i), zone()) is None
         ]
         if len(days) == 4:
             break

@@ -141,7 +141,7 @@ def _attended(month: date, pairs) -> None:
             if (
                 activity.start_date <= day <= activity.end_date
                 and str(day.isoweekday()) in activity.weekdays
-                and booking_rules.closure(activity, day, "C") is None
+                and booking_rules.closure(activity, day, demo_activities.zone()) is None
             ):
                 db.session.add(
                     Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
