@@ -63,16 +63,17 @@ class Supervisor:
             started = time.monotonic()
             try:
                 loop()
-                reason = "its loop ended"
+                # (RQ's worker returns after logging a Redis timeout or another error)
+                reason = "its RQ loop ended, see the error above"
             except TRANSIENT as error:
-                reason = f"{type(error).__name__}: {error}"
+                reason = f"Redis unreachable, {type(error).__name__}: {error}"
             # RQ's handlers stay installed after its loop and call Redis: ours only set the flag.
             self.install_signal_handlers()
             if self.stopping.is_set():
                 break
             if time.monotonic() - started > self.max_delay:
                 delay = self.first_delay  # it had been running: a new outage
-            log.warning("%s: Redis unreachable (%s); starting again in %.0f s", self.role, reason, delay)
+            log.warning("%s: %s; starting again in %.0f s", self.role, reason, delay)
             self.stopping.wait(delay)
             delay = min(delay * 2, self.max_delay)
         log.info("%s stopped", self.role)

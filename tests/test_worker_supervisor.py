@@ -55,9 +55,9 @@ def test_a_loop_ended_by_redis_errors_is_started_again_with_a_growing_capped_del
     assert len(warnings) == len(errors)
     assert (
         warnings[0]
-        == "worker: Redis unreachable (TimeoutError: Timeout reading from socket); starting again in 1 s"
+        == "worker: Redis unreachable, TimeoutError: Timeout reading from socket; starting again in 1 s"
     )
-    assert "its loop ended" in warnings[3]
+    assert warnings[3] == "worker: its RQ loop ended, see the error above; starting again in 4 s"
 
 
 def test_a_stop_requested_during_the_loop_is_not_followed_by_a_restart(caplog):
