@@ -697,3 +697,36 @@ def test_a_second_click_after_the_first_ended_or_deleted_gets_the_page_not_a_404
         client.post(f"/gestion/activites/{activity.id + 99}/fermetures/{closing.id}/supprimer").status_code
         == 404
     )
+
+
+def test_a_direct_edit_by_an_agent_sent_twice_at_once_is_one_change(app, client, auth, family_setup):
+    family, _child, _activity = family_setup
+    guardian = family.guardians[0]
+    as_agent(app, auth)
+    answers = fire(
+        tabs(app, client),
+        f"/gestion/familles/{family.id}/responsables/{guardian.id}/address/modifier",
+        data=ADDRESS,
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert count(ChangeRequest, ChangeRequest.status == ChangeStatus.DIRECT) == 1
+    assert count(AuditEvent, AuditEvent.action == "dossier.edited") == 1
+
+
+def test_an_e_mail_change_confirmed_twice_at_once_is_applied_once_and_both_say_so(app, client, family_setup):
+    from urllib.parse import urlsplit
+
+    from tests.factories import PASSWORD
+
+    client.post(
+        "/mon-espace/compte/adresse", data={"new_email": "nouvelle@example.fr", "current_password": PASSWORD}
+    )
+    link = db.session.scalar(
+        sa.select(OutboxMessage).where(OutboxMessage.template == "email_change")
+    ).context["link"]
+    clients = tabs(app, client)
+    answers = fire(clients, urlsplit(link).path)
+    assert [status for status, _, _ in answers] == [302] * COPIES, [text[-800:] for _, text, _ in answers]
+    for page in pages(clients, answers):
+        assert "Votre nouvelle adresse e-mail est enregistrée." in page
+    assert count(OutboxMessage, OutboxMessage.template == "email_changed") == 1

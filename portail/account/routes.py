@@ -180,14 +180,19 @@ def change_email():
 @public
 @limiter.limit("20 per hour", methods=["POST"])
 def confirm_email(token: str):
-    """Confirm a new e-mail from the link (GET shows a button, POST applies it)."""
+    """Confirm a new e-mail from the link (GET shows a button, POST applies it).
+
+    The button pressed twice at once (a double click, two tabs): the copy that loses the race for
+    the link finds it used for the address now in force, and answers like the first. A link used
+    before is refused (single use)."""
     if tokens.peek(token, TokenPurpose.EMAIL_CHANGE) is None:
         return render_template("auth/link_invalid.html", kind="email"), 400
     if request.method == "GET":
         return render_template("account/confirm_email.html", token=token)
     if accounts.confirm_email_change(token) is None:
         rollback()
-        return render_template("auth/link_invalid.html", kind="email"), 400
+        if not tokens.applied_email_change(token):
+            return render_template("auth/link_invalid.html", kind="email"), 400
     commit()
     logout_user()
     flash("Votre nouvelle adresse e-mail est enregistrée. Connectez-vous avec celle-ci.", "success")

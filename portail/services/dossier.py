@@ -419,9 +419,19 @@ def edit_directly(
     new_values: dict,
     action=ChangeAction.UPDATE,
     child=None,
-) -> ChangeRequest:
-    """An agent changes the file at once; kept in the history like a parent's change."""
+) -> ChangeRequest | None:
+    """An agent changes the file at once; kept in the history like a parent's change.
+
+    None when the file already holds these values (e.g. the same edit sent twice: the family's
+    edits take turns, and the second finds the first's values)."""
     section = SECTIONS[section_name]
+    claim(family)
+    if target is not None:
+        db.session.refresh(target)  # (read before the turn: another copy may have changed it since)
+    old = snapshot(section, target) if action is not ChangeAction.CREATE else {}
+    new = {field: dump(value) for field, value in new_values.items()}
+    if action is ChangeAction.UPDATE and new == old:
+        return None
     change = ChangeRequest(
         family_id=family.id,
         key=f"direct:{secrets.token_hex(8)}",
@@ -429,8 +439,8 @@ def edit_directly(
         action=action,
         target_id=target.id if target is not None and action is not ChangeAction.CREATE else None,
         child_id=child.id if child else None,
-        old_values=snapshot(section, target) if action is not ChangeAction.CREATE else {},
-        new_values={field: dump(value) for field, value in new_values.items()},
+        old_values=old,
+        new_values=new,
         requested_by_id=agent.id,
     )
     db.session.add(change)

@@ -95,3 +95,16 @@ def recently_issued(
             )
         )
     )
+
+
+def applied_email_change(raw: str) -> bool:
+    """Whether this e-mail change link was just used and its address is the account's login now
+    (the confirmation sent twice: a double click, two tabs)."""
+    token = db.session.scalar(
+        sa.select(AccountToken).where(
+            AccountToken.token_hash == _digest(raw), AccountToken.purpose == TokenPurpose.EMAIL_CHANGE
+        )
+    )
+    if token is None or token.used_at is None or token.used_at < utcnow() - timedelta(minutes=2):
+        return False
+    return token.user.email == token.new_email
