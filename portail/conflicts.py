@@ -4,7 +4,8 @@ A view reads, calls a service and commits once; when the database stops it becau
 just did the same (see `services.transactions.retryable`), the view is rolled back and run again
 from the start. Its second run reads what the other request wrote, and answers as to a second
 click: the current state (the cell as it is, "déjà enregistré", the page of the change), never a
-500. Views that commit several times (the period form, a billing run) retry each unit themselves
+500. A SQLite lock is not run again here: it comes after 5 s of waiting, and the "réessayez" page
+(503) answers it. Views that commit several times (the period form) retry each unit themselves
 with `transactions.run`, so a retry never repeats a committed part.
 """
 
@@ -29,7 +30,7 @@ def retry_on_conflict(view):
             except transactions.CONCURRENCY_ERRORS as error:
                 if (
                     request.method not in WRITE_METHODS
-                    or not transactions.retryable(error)
+                    or not transactions.retryable(error, locks=False)
                     or attempt == ATTEMPTS - 1
                 ):
                     raise

@@ -72,8 +72,10 @@ def twin(model, *, within: timedelta | None = None, **values):
     return db.session.scalars(query.limit(1)).first()
 
 
-def retryable(error: BaseException) -> bool:
-    """Whether the error comes from a concurrent write, so that the same work, read again, may pass."""
+def retryable(error: BaseException, locks: bool = True) -> bool:
+    """Whether the error comes from a concurrent write, so that the same work, read again, may pass.
+
+    `locks=False`: not a SQLite lock, which comes after the busy timeout (5 s) already spent waiting."""
     if isinstance(error, Conflict | IntegrityError | StaleDataError):
         return True
     if isinstance(error, OperationalError):
@@ -81,7 +83,7 @@ def retryable(error: BaseException) -> bool:
         if getattr(original, "sqlstate", None) in RETRYABLE_SQLSTATES:
             return True
         message = str(original).lower()
-        return "locked" in message or "busy" in message
+        return locks and ("locked" in message or "busy" in message)
     return False
 
 
