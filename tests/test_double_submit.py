@@ -730,3 +730,25 @@ def test_an_e_mail_change_confirmed_twice_at_once_is_applied_once_and_both_say_s
     for page in pages(clients, answers):
         assert "Votre nouvelle adresse e-mail est enregistrée." in page
     assert count(OutboxMessage, OutboxMessage.template == "email_changed") == 1
+
+
+def test_a_family_edit_adding_a_child_sent_twice_at_once_adds_it_once(app, client, auth, family_setup):
+    from portail.models import Child
+
+    family, child, _activity = family_setup
+    as_agent(app, auth)
+    data = {
+        "name": family.name,
+        "guardian1-last_name": "DUPONT",
+        "guardian1-first_name": "Camille",
+        "children-0-id": str(child.id),
+        "children-0-last_name": child.last_name,
+        "children-0-first_name": "Léa",
+        "children-0-birth_date": "2016-03-14",
+        "children-1-last_name": child.last_name,
+        "children-1-first_name": "Max",
+        "children-1-birth_date": "2021-02-02",
+    }
+    answers = fire(tabs(app, client), f"/gestion/familles/{family.id}/modifier", data=data)
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert count(Child) == 2

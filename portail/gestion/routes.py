@@ -132,6 +132,8 @@ def _family_form_page(form: FamilyForm, family: Family | None):
         return render_template("gestion/family_form.html", form=form, family=family, adding=True)
     if form.validate_on_submit():
         claim(current_user)  # (the same form sent twice: the second copy finds the first's family)
+        if family is not None:
+            db.session.expire(family)  # (read before the turn: its children as the first copy left them)
         if family is None and (done := twin(Family, name=form.name.data, within=TWIN_WITHIN)) is not None:
             flash(f"Le dossier {done.name} est enregistré.", "success")
             return redirect(url_for("gestion.family_show", family_id=done.id))

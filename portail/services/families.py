@@ -127,6 +127,16 @@ def save_family(
             if child is not None:
                 family.children.remove(child)
             continue
+        if child is None:  # (a child already in the file: the same form sent twice adds it once)
+            child = next(
+                (
+                    kid
+                    for kid in family.children
+                    if (kid.last_name, kid.first_name, kid.birth_date)
+                    == (data.last_name, data.first_name, data.birth_date)
+                ),
+                None,
+            )
         if child is None:
             child = Child(last_name="", first_name="", birth_date=data.birth_date)
             family.children.append(child)
