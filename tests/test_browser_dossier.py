@@ -70,7 +70,7 @@ def test_parent_changes_are_pending_in_yellow_until_an_agent_decides(browser, li
     agent = new_page(browser, width=1280)
     desk = Journey(agent, "dossier-agent")
     login(agent, base, "agent@example.fr")
-    agent.get_by_role("link", name="Modifications de dossiers").click()
+    agent.get_by_role("link", name="Modifications de dossiers", exact=True).click()
     assert "2 demandes en attente" in agent.content()
     desk.check("file")
     agent.get_by_role("link", name=re.compile("Adresse")).click()

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from portail.extensions import db
+from portail.formatting import french_date
 from tests.browser_support import Journey, new_page
 from tests.factories import make_user, subscribe
 from tests.test_browser_dossier import login
@@ -94,7 +95,7 @@ def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_his
     agent.get_by_role("button", name="Filtrer").click()
     agent.get_by_label("Motif en cas de refus").select_option("Complet")
     agent.get_by_label(re.compile("Message à la famille")).fill("Plus de place ce jour-là, désolés.")
-    agent.get_by_role("button", name=f"Refuser Léa, {refused_day.strftime('%d/%m')}").click()
+    agent.get_by_role("button", name=f"Refuser Léa, {french_date(refused_day, year=False)}").click()
     agent.get_by_text("1 jour refusé.").wait_for()
     staff.check("refus")
     agent.get_by_label("Famille ou enfant").fill("Tom")
