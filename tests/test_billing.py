@@ -4,6 +4,7 @@ payments and states, Espace Facturation, PDF, exports, access."""
 import csv
 import html
 import io
+import re
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -405,6 +406,7 @@ def test_agent_records_payments_and_bad_input_saves_nothing(client, auth, billed
     url = f"/gestion/facturation/factures/{invoice.id}"
     page = client.get(url)
     assert page.status_code == 200 and invoice.number in page.get_data(as_text=True)
+    key = re.search(r'name="key" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
     tomorrow = (billing.today_in_paris(datetime.now(UTC)) + timedelta(days=1)).isoformat()
     for data, message in (
         ({"paid_on": "2026-11-03", "amount": "douze", "method": "CHEQUE"}, "Saisissez un montant en euros"),
@@ -415,13 +417,15 @@ def test_agent_records_payments_and_bad_input_saves_nothing(client, auth, billed
         ({"paid_on": "2026-11-03", "amount": "5", "method": ""}, "Choisissez le moyen de paiement"),
         ({"paid_on": "", "amount": "5", "method": "CASH"}, "Saisissez la date du paiement"),
     ):
-        response = client.post(url, data=data)
+        response = client.post(url, data={**data, "key": key})
         assert response.status_code == 422, data
         body = response.get_data(as_text=True)
         assert message in body and "erreur" in body, data
     assert db.session.scalar(sa.select(sa.func.count(Payment.id))) == 0
     response = client.post(
-        url, data={"paid_on": "2026-11-03", "amount": "12,00", "method": "CARD"}, follow_redirects=True
+        url,
+        data={"paid_on": "2026-11-03", "amount": "12,00", "method": "CARD", "key": key},
+        follow_redirects=True,
     )
     assert "Le paiement de 12,00" in response.get_data(as_text=True)
     payment = db.session.scalar(sa.select(Payment))

@@ -8,6 +8,7 @@ race a double click makes, every time instead of by chance.
 """
 
 import io
+import re
 import threading
 from datetime import date, timedelta
 
@@ -415,21 +416,104 @@ def _invoice(family):
     return invoice
 
 
-def test_a_payment_recorded_twice_at_once_is_one_payment(app, client, auth, family_setup):
+def _payment_form(client, invoice) -> tuple[str, str]:
+    """The invoice's page as an agent opens it: its URL and the key its payment form carries."""
+    url = f"/gestion/facturation/factures/{invoice.id}"
+    page = client.get(url).get_data(as_text=True)
+    return url, re.search(r'<input id="key" name="key" type="hidden" value="([^"]+)">', page).group(1)
+
+
+def _payments() -> tuple[int, int]:
+    """The payments recorded, and their audit rows."""
     from portail.models import Payment
 
+    return count(Payment), count(AuditEvent, AuditEvent.action == "payment.recorded")
+
+
+PAYMENT = {"amount": "12,50", "method": "CHEQUE"}
+
+
+def test_a_payment_form_sent_twice_at_once_is_one_payment(app, client, auth, family_setup):
     family, _child, _activity = family_setup
     invoice = _invoice(family)
     as_agent(app, auth)
-    today = utcnow().date() - timedelta(days=1)
+    url, key = _payment_form(client, invoice)
     clients = tabs(app, client)
-    answers = fire(
-        clients,
-        f"/gestion/facturation/factures/{invoice.id}",
-        data={"paid_on": today.isoformat(), "amount": "12,50", "method": "CHEQUE"},
-    )
+    paid_on = (utcnow().date() - timedelta(days=1)).isoformat()
+    answers = fire(clients, url, data={**PAYMENT, "paid_on": paid_on, "key": key})
     assert [status for status, _, _ in answers] == [302] * COPIES
-    assert count(Payment) == 1 and count(AuditEvent, AuditEvent.action == "payment.recorded") == 1
+    assert _payments() == (1, 1)
+    landed = pages(clients, answers)
+    assert sum("Le paiement de 12,50\u00a0€ est enregistré." in page for page in landed) == 1
+    assert sum("Le paiement de 12,50\u00a0€ est déjà enregistré." in page for page in landed) == COPIES - 1
+
+
+def test_two_payment_forms_with_the_same_values_are_two_payments(app, client, auth, family_setup):
+    """Two cheques of the same amount for one invoice, entered one after the other (here at once)."""
+    family, _child, _activity = family_setup
+    invoice = _invoice(family)
+    as_agent(app, auth)
+    keys = [_payment_form(client, invoice)[1] for _ in range(COPIES)]
+    assert len(set(keys)) == COPIES  # every form shown has its own key
+    unsent = iter(keys)
+    clients = tabs(app, client)
+    paid_on = (utcnow().date() - timedelta(days=1)).isoformat()
+    lock = threading.Lock()
+
+    def entry() -> dict:
+        with lock:
+            return {**PAYMENT, "paid_on": paid_on, "key": next(unsent)}
+
+    answers = fire(clients, f"/gestion/facturation/factures/{invoice.id}", data=entry)
+    assert [status for status, _, _ in answers] == [302] * COPIES
+    assert _payments() == (COPIES, COPIES)
+    for page in pages(clients, answers):
+        assert "Le paiement de 12,50\u00a0€ est enregistré." in page
+
+
+def test_a_payment_form_sent_again_later_is_still_one_payment(app, client, auth, family_setup):
+    """The browser resends the page (reload, back and submit again) after the payment was recorded."""
+    family, _child, _activity = family_setup
+    invoice = _invoice(family)
+    as_agent(app, auth)
+    url, key = _payment_form(client, invoice)
+    paid_on = (utcnow().date() - timedelta(days=1)).isoformat()
+    data = {**PAYMENT, "paid_on": paid_on, "key": key}
+    first = client.post(url, data=data, follow_redirects=True)
+    assert first.status_code == 200 and "Le paiement de 12,50\u00a0€ est enregistré." in first.get_data(
+        as_text=True
+    )
+    again = client.post(url, data=data, follow_redirects=True)
+    assert again.status_code == 200
+    assert "Le paiement de 12,50\u00a0€ est déjà enregistré." in again.get_data(as_text=True)
+    assert _payments() == (1, 1)
+    # The same key with other values is no copy: refused, nothing recorded, and the form shown
+    # again has a new key, so that a second click records that other payment.
+    other = client.post(url, data={**data, "amount": "20,00"})
+    assert other.status_code == 422 and "ce formulaire a déjà servi" in other.get_data(as_text=True)
+    assert _payments() == (1, 1)
+    renewed = re.search(r'name="key" type="hidden" value="([^"]+)"', other.get_data(as_text=True)).group(1)
+    assert renewed != key
+    assert client.post(url, data={**data, "amount": "20,00", "key": renewed}).status_code == 302
+    assert _payments() == (2, 2)
+
+
+def test_a_payment_form_without_its_key_is_refused_and_shown_again_with_one(app, client, auth, family_setup):
+    """A page opened before the key existed: nothing is recorded, the agent clicks again."""
+    family, _child, _activity = family_setup
+    invoice = _invoice(family)
+    as_agent(app, auth)
+    url = f"/gestion/facturation/factures/{invoice.id}"
+    data = {**PAYMENT, "paid_on": (utcnow().date() - timedelta(days=1)).isoformat()}
+    for key in ({}, {"key": ""}, {"key": "x" * 65}):
+        refused = client.post(url, data={**data, **key})
+        text = refused.get_data(as_text=True)
+        assert refused.status_code == 422 and "ce formulaire n&#39;était plus à jour" in text
+        assert 'value="12,50"' in text  # the values entered are kept
+        assert _payments() == (0, 0)
+    key = re.search(r'name="key" type="hidden" value="([^"]+)"', text).group(1)
+    assert client.post(url, data={**data, "key": key}).status_code == 302
+    assert _payments() == (1, 1)
 
 
 def test_a_billing_run_started_twice_at_once_is_one_run(app, client, auth, family_setup, monkeypatch):

@@ -2,13 +2,15 @@
 
 import csv
 import io
+import re
+import secrets
 from datetime import date
 from decimal import Decimal
 
 import sqlalchemy as sa
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
-from wtforms import BooleanField, DateField, FieldList, FormField, SelectField, StringField
+from wtforms import BooleanField, DateField, FieldList, FormField, HiddenField, SelectField, StringField
 from wtforms.validators import Optional, ValidationError
 
 from portail.billing import invoice_state, pdf_response
@@ -392,7 +394,14 @@ def _invoice_or_404(invoice_id: int) -> Invoice:
     return invoice
 
 
+# The hidden key of a payment form as rendered (secrets.token_urlsafe(16): 22 characters).
+PAYMENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
 class PaymentForm(FlaskForm):
+    # One random key per form shown: its copies (a double click, a resent page) are one payment,
+    # two forms are two payments even with the same values (two cheques of the same amount).
+    key = HiddenField()
     paid_on = DateField("Date du paiement", validators=[required("Saisissez la date du paiement.")])
     amount = _euros_field("Montant", validators=[required("Saisissez le montant."), _check_euros])
     method = SelectField(
@@ -413,6 +422,20 @@ class PaymentForm(FlaskForm):
             except ValueError:
                 pass
 
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if not PAYMENT_KEY.fullmatch(self.key.data or ""):  # a page shown before the key existed
+            self.form_errors.append(
+                "Le paiement n'a pas été enregistré : ce formulaire n'était plus à jour. Vérifiez les "
+                "paiements ci-dessus, puis cliquez à nouveau sur « Enregistrer le paiement »."
+            )
+            return False
+        return valid
+
+    def renew_key(self) -> None:
+        """A new key: the form shown is a new entry."""
+        self.key.data = secrets.token_urlsafe(16)
+
 
 @bp.route("/facturation/factures/<int:invoice_id>", methods=["GET", "POST"])
 def invoice_show(invoice_id: int):
@@ -429,13 +452,14 @@ def invoice_show(invoice_id: int):
                 billing.parse_euros(form.amount.data),
                 PaymentMethod[form.method.data],
                 current_user,
+                key=form.key.data,
             )
         except BillingError as error:
             rollback()
             form.form_errors.append(str(error))
         else:
-            if payment.id is None:  # (a new payment, not the same one sent twice)
-                db.session.flush()
+            if payment.id is None:
+                db.session.flush()  # (a copy sent at the same moment stops here, then finds this payment)
                 record(
                     current_user,
                     "payment.recorded",
@@ -443,9 +467,14 @@ def invoice_show(invoice_id: int):
                     invoice.id,
                     f"{euros(payment.amount_cents)} ({payment.method.value})",
                 )
+                message = f"Le paiement de {euros(payment.amount_cents)} est enregistré."
+            else:  # the same form sent again: the payment it recorded
+                message = f"Le paiement de {euros(payment.amount_cents)} est déjà enregistré."
             commit()
-            flash(f"Le paiement de {euros(payment.amount_cents)} est enregistré.", "success")
+            flash(message, "success")
             return redirect(url_for("gestion.invoice_show", invoice_id=invoice.id))
+    # Shown again after an error, the form is a new entry too: nothing was recorded under its old key.
+    form.renew_key()
     paid, state = invoice_state(invoice)
     return render_template(
         "gestion/invoice.html",

@@ -132,6 +132,10 @@ class Payment(db.Model):
     amount_cents: Mapped[int]
     method: Mapped[PaymentMethod] = mapped_column(sa.Enum(PaymentMethod, native_enum=False, length=12))
     recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    # The random key of the form that recorded it: a copy of that submission (a double click, a
+    # resent page) is this payment, while two identical cheques entered one after the other are two.
+    # None for payments not entered through the form (demo data).
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     invoice: Mapped[Invoice] = relationship(back_populates="payments")

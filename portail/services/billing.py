@@ -749,40 +749,46 @@ def balance_cents(family_id: int) -> int:
     return balances([family_id])[family_id]
 
 
-SAME_PAYMENT_WITHIN = timedelta(minutes=2)
-
-
 def record_payment(
-    invoice: Invoice, paid_on: date, amount_cents: int, method: PaymentMethod, agent: User
+    invoice: Invoice,
+    paid_on: date,
+    amount_cents: int,
+    method: PaymentMethod,
+    agent: User,
+    key: str | None = None,
 ) -> Payment:
-    """Record a payment of an invoice (not flushed: a new payment has no id yet)."""
+    """Record a payment of an invoice, once per form `key` (not flushed: a new payment has no id yet)."""
     if invoice.kind is not InvoiceKind.INVOICE or invoice.credited_by_id is not None:
         raise BillingError(
             "Un paiement s'enregistre sur une facture en vigueur, pas sur un avoir ni une facture annulée."
         )
     if amount_cents <= 0:
         raise BillingError("Le montant doit être supérieur à zéro.")
-    # The invoice's payments take turns; the same payment by the same agent moments ago is this one
-    # sent twice (a double click, two tabs), not a second payment.
-    claim(invoice)
-    same = db.session.scalar(
-        sa.select(Payment).where(
-            Payment.invoice_id == invoice.id,
-            Payment.paid_on == paid_on,
-            Payment.amount_cents == amount_cents,
-            Payment.method == method,
-            Payment.recorded_by_id == agent.id,
-            Payment.created_at >= utcnow() - SAME_PAYMENT_WITHIN,
-        )
-    )
-    if same is not None:
-        return same
+    # A copy of the same submission (a double click, a resent page) carries the same key: it is the
+    # payment already recorded. Copies sent at the same moment both find nothing here; the key's
+    # unique constraint then stops the second, and its view runs again and finds the first's.
+    if key is not None:
+        same = db.session.scalar(sa.select(Payment).where(Payment.idempotency_key == key))
+        if same is not None:
+            if (same.invoice_id, same.paid_on, same.amount_cents, same.method) != (
+                invoice.id,
+                paid_on,
+                amount_cents,
+                method,
+            ):
+                raise BillingError(
+                    f"Le paiement n'a pas été enregistré : ce formulaire a déjà servi pour un paiement de "
+                    f"{euros(same.amount_cents)}. Vérifiez les paiements ci-dessus, puis cliquez à nouveau "
+                    "sur « Enregistrer le paiement » pour en enregistrer un autre."
+                )
+            return same
     payment = Payment(
         invoice_id=invoice.id,
         paid_on=paid_on,
         amount_cents=amount_cents,
         method=method,
         recorded_by_id=agent.id,
+        idempotency_key=key,
     )
     db.session.add(payment)
     return payment
