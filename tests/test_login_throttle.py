@@ -113,7 +113,11 @@ def test_a_password_reset_lifts_the_throttle(app, client, owner, mails):
     attack_from_many_ips(app, 10)
     for _ in range(5):
         login(client, WRONG, OWNER_IP)
-    assert login(client, PASSWORD, OWNER_IP).status_code == 429
+    blocked = login(client, PASSWORD, OWNER_IP)
+    assert blocked.status_code == 429
+    page = blocked.get_data(as_text=True)
+    # the owner is told the way in at once, on the login form (its error summary)
+    assert "Mot de passe oublié" in page and "vous connecter aussitôt" in page and 'name="email"' in page
     client.post("/mot-de-passe-oublie", data={"email": "parent@example.fr"})
     path = link_in(next(m for m in mails if "Réinitialisation" in m.subject), "/mot-de-passe/")
     assert (

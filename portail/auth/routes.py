@@ -16,6 +16,11 @@ from portail.services.accounts import LoginOutcome
 from portail.services.outbox import commit, rollback
 from portail.urls import safe_next
 
+THROTTLED = (
+    "Trop de tentatives de connexion sur ce compte : pour sa sécurité, réessayez plus tard. Vous pouvez"
+    " aussi choisir un nouveau mot de passe avec « Mot de passe oublié ? » et vous connecter aussitôt."
+)
+
 
 def _form_email() -> str:
     """Rate-limit key of the account being tried.
@@ -127,7 +132,9 @@ def login():
             device=login_throttle.device_of(cookie, user),
         )
         if not login_throttle.allowed(attempt):
-            abort(429)
+            # The wait may be a day: the owner's way in now is a new password (it lifts the count).
+            form.form_errors.append(THROTTLED)
+            return render_template("auth/login.html", form=form, not_activated=False), 429
         outcome = accounts.authenticate(user, form.password.data)
         if outcome is LoginOutcome.OK:
             commit()
