@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from portail import create_app
 from portail.extensions import db, mail
 from tests.factories import PASSWORD
-from tests.services import RedisServer, SmtpSink, process_env, stop_process
+from tests.support import RedisServer, SmtpSink, process_env, stop_process
 
 STRICT = os.environ.get("PORTAIL_STRICT") == "1"
 pytest_plugins = ["tests.browser_support"]  # the browser and live_server fixtures
@@ -116,7 +116,7 @@ def smtp():
 
 @pytest.fixture
 def live(tmp_path, redis_server, smtp):
-    """An app on a SQLite file shared with the worker processes (`tests.services.start`), sending
+    """An app on a SQLite file shared with the worker processes (`tests.support.start`), sending
     through real services."""
     db_url = f"sqlite:///{tmp_path / 'integration.sqlite'}"
     app = make_app(

@@ -12,7 +12,7 @@ import pytest
 
 from config import ProductionConfig
 from tests.conftest import missing_service
-from tests.services import ROOT
+from tests.support import ROOT
 from worker import ROLES
 
 UNITS = ROOT / "deploy" / "systemd"

@@ -14,7 +14,7 @@ from portail.extensions import db
 from portail.models import Document, DocumentScope, DocumentState, DocumentType, utcnow
 from tests.conftest import make_app
 from tests.factories import make_family, make_user
-from tests.services import start_process, stop_process, wait_for
+from tests.support import start_process, stop_process, wait_for
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(120)"]
 CRASH = [sys.executable, "-c", "raise SystemExit(3)"]

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from portail.extensions import db
 from portail.models import OutboxMessage, OutboxStatus, User
 from tests.conftest import link_in_text
-from tests.services import start, wait_for
+from tests.support import start, wait_for
 from tests.test_accounts_signup import VALID
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from portail.services import bookings
 from portail.services.outbox import commit
 from tests.conftest import make_app
 from tests.factories import enrol, make_activity, make_family, make_user
-from tests.services import start, wait_for
+from tests.support import start, wait_for
 
 pytestmark = pytest.mark.integration
 

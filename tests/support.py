@@ -1,4 +1,6 @@
-"""Real services for integration tests: redis-server, RQ worker processes, an SMTP sink."""
+"""Test support shared by the test modules (named so as not to shadow `portail.services`): real
+services for integration tests (redis-server, RQ worker processes, an SMTP sink), polling with a
+deadline."""
 
 import asyncio
 import os
