@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.models import AuditEvent, Role
-from portail.services import audit, dossier, families
+from portail.services import audit, dossier
 from tests.factories import make_family, make_user
 
 ROOT = Path(__file__).resolve().parent.parent / "portail"
@@ -44,7 +44,7 @@ def _assignments(tree) -> dict[str, list]:
 
 
 def written_action_codes() -> tuple[set[str], list[str]]:
-    """Every action code passed to families.record in the code, and the calls whose code is built at
+    """Every action code passed to audit.record in the code, and the calls whose code is built at
     run time (f-strings), as file:line."""
     codes, built = set(), []
     for path in sorted(ROOT.rglob("*.py")):
@@ -79,7 +79,7 @@ def test_every_action_code_written_has_a_french_label():
 
 def test_recording_an_action_without_a_label_is_refused(app):
     with pytest.raises(audit.UnknownAction):
-        families.record(None, "billing.exportd", "invoice", None)
+        audit.record(None, "billing.exportd", "invoice", None)
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def agent(client, auth):
 def test_dashboard_and_family_page_show_french_labels_not_codes(client, agent):
     family = make_family()
     for code in audit.ACTION_LABELS:
-        families.record(agent, code, "family", family.id, "détail")
+        audit.record(agent, code, "family", family.id, "détail")
     db.session.commit()
     assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id))) == len(audit.ACTION_LABELS)
     dashboard = client.get("/gestion/").get_data(as_text=True)

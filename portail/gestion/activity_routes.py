@@ -21,7 +21,7 @@ from portail.models import (
     utcnow,
 )
 from portail.services import bookings
-from portail.services.families import record
+from portail.services.audit import record
 from portail.services.outbox import commit, rollback
 from portail.services.transactions import claim, twin
 

@@ -32,8 +32,8 @@ from portail.models import (
 )
 from portail.queue import enqueue
 from portail.services import billing
+from portail.services.audit import record
 from portail.services.billing import BillingError, euros, month_label
-from portail.services.families import record
 from portail.services.outbox import commit, rollback
 from portail.services.transactions import TWIN_WITHIN, claim, twin
 

@@ -15,7 +15,7 @@ from portail.gestion import bp
 from portail.gestion.activity_forms import Checkboxes
 from portail.models import Document, DocumentScope, DocumentState, DocumentType, Family, Validity, utcnow
 from portail.services import documents
-from portail.services.families import record
+from portail.services.audit import record
 from portail.services.outbox import commit, rollback
 from portail.services.transactions import TWIN_WITHIN, claim, twin
 

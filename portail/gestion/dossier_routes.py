@@ -13,8 +13,8 @@ from portail.gestion import bp
 from portail.gestion.routes import _family_or_404
 from portail.models import Authorization, ChangeRequest, ChangeStatus, Child, Family, Guardian, utcnow
 from portail.services import dossier, uploads
+from portail.services.audit import record
 from portail.services.dossier import CHILD_SECTIONS, GUARDIAN_SECTIONS, SECTIONS, DossierError
-from portail.services.families import record
 from portail.services.outbox import commit, rollback
 from portail.services.transactions import claim, twin
 

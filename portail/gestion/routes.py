@@ -30,7 +30,7 @@ from portail.models import (
     User,
     utcnow,
 )
-from portail.services import accounts, billing, families, passwords
+from portail.services import accounts, audit, billing, families, passwords
 from portail.services.families import PersonData
 from portail.services.outbox import commit
 from portail.services.transactions import TWIN_WITHIN, claim, twin
@@ -282,7 +282,7 @@ def staff():
                 "ACTIVATION_TTL",
                 role=user.role.label,
             )
-            families.record(
+            audit.record(
                 current_user, "staff.created", "user", user.id, f"{user.email} ({user.role.label})"
             )
             commit()
@@ -320,7 +320,7 @@ def staff_toggle(user_id: int):
         else:
             user.disabled_at = utcnow()
             user.end_all_sessions()
-        families.record(
+        audit.record(
             current_user, "staff.enabled" if enable else "staff.disabled", "user", user.id, user.email
         )
     commit()

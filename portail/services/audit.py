@@ -1,5 +1,8 @@
-"""The back-office audit trail's actions: each code written by `families.record` and its French label
+"""The back-office audit trail: `record` writes who did what, each action code with its French label
 (what the dashboard and a family's page show an agent)."""
+
+from portail.extensions import db
+from portail.models import AuditEvent, User
 
 ACTION_LABELS = {
     "family.created": "Famille créée",
@@ -41,6 +44,21 @@ def check(action: str) -> str:
     if action not in ACTION_LABELS:
         raise UnknownAction(f"audit action {action!r} has no label in services/audit.py")
     return action
+
+
+def record(
+    actor: User | None, action: str, target_type: str, target_id: int | None, detail: str = ""
+) -> None:
+    """Write an audit row: who did what, when (`action` is a code of ACTION_LABELS)."""
+    db.session.add(
+        AuditEvent(
+            actor_id=actor.id if actor else None,
+            action=check(action),
+            target_type=target_type,
+            target_id=target_id,
+            detail=detail or None,
+        )
+    )
 
 
 def label(action: str) -> str:

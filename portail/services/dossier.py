@@ -31,7 +31,7 @@ from portail.models import (
     utcnow,
 )
 from portail.services import uploads
-from portail.services.families import record
+from portail.services.audit import record
 from portail.services.outbox import queue_mail
 from portail.services.transactions import claim
 

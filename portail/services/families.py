@@ -7,8 +7,8 @@ from datetime import date
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.models import AuditEvent, Child, Civility, Family, Guardian, User
-from portail.services import audit
+from portail.models import Child, Civility, Family, Guardian, User
+from portail.services.audit import record
 
 # No 0/O, 1/I/L: codes are read on paper and typed on phones.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -26,21 +26,6 @@ def generate_subscriber_code() -> str:
 def format_code(code: str) -> str:
     """Display a code in two blocks of five, e.g. ABCDE-23456."""
     return f"{code[:5]}-{code[5:]}"
-
-
-def record(
-    actor: User | None, action: str, target_type: str, target_id: int | None, detail: str = ""
-) -> None:
-    """Write an audit row: who did what, when (`action` is a code of services/audit.py)."""
-    db.session.add(
-        AuditEvent(
-            actor_id=actor.id if actor else None,
-            action=audit.check(action),
-            target_type=target_type,
-            target_id=target_id,
-            detail=detail or None,
-        )
-    )
 
 
 def search(query: str, page: int, per_page: int = 20):
