@@ -22,18 +22,6 @@ def is_public(endpoint: str | None) -> bool:
     return bool(getattr(view, PUBLIC_ATTR, False))
 
 
-def staff_required(view):
-    """403 unless the user is staff (agent or admin)."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if not current_user.is_staff:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 def admin_required(view):
     """403 unless the user is an admin."""
     from portail.models import Role

@@ -1,8 +1,6 @@
 """The HX-* request and response headers in one place."""
 
-import json
-
-from flask import Response, request
+from flask import request
 
 
 def is_htmx() -> bool:
@@ -10,15 +8,3 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true" and not request.headers.get(
         "HX-History-Restore-Request"
     )
-
-
-def hx_trigger(response: Response, event: str, detail: object = None) -> Response:
-    """Fire a client-side event after the swap."""
-    response.headers["HX-Trigger"] = json.dumps({event: detail}) if detail is not None else event
-    return response
-
-
-def hx_redirect(response: Response, url: str) -> Response:
-    """Ask htmx to do a full-page redirect."""
-    response.headers["HX-Redirect"] = url
-    return response

@@ -30,7 +30,6 @@ from portail.models import (
     DigestRun,
     DigestWindow,
     LineState,
-    OutboxMessage,
     Request,
     RequestKind,
     RequestLine,
@@ -226,14 +225,3 @@ def _grouped(rows) -> list[dict]:
         )
         entry["days"].append(row.day.isoformat())
     return list(entries.values())
-
-
-def outbox_ids(day: date, window: DigestWindow) -> list[int]:
-    """The outbox rows of a window (for tests and the back-office)."""
-    return list(
-        db.session.scalars(
-            sa.select(OutboxMessage.id)
-            .join(Digest, Digest.outbox_id == OutboxMessage.id)
-            .where(Digest.day == day, Digest.window == window)
-        )
-    )

@@ -26,7 +26,6 @@ from portail.models import (
     ChildAuthorization,
     Family,
     Guardian,
-    Subscription,
     User,
     utcnow,
 )
@@ -559,14 +558,3 @@ def audit_sensitive_read(agent: User, section: Section, target) -> None:
         record(
             agent, f"{section.sensitive}.viewed", section.owner, target.id, getattr(target, "full_name", "")
         )
-
-
-def parents_of(family: Family) -> list[User]:
-    """Accounts subscribed to the family."""
-    return list(
-        db.session.scalars(
-            sa.select(User)
-            .join(Subscription)
-            .where(Subscription.family_id == family.id, Subscription.ended_at.is_(None))
-        )
-    )
