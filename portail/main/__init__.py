@@ -1,14 +1,7 @@
 """Public pages: home."""
 
-from flask import Blueprint, render_template
-
-from portail.access import public
+from flask import Blueprint
 
 bp = Blueprint("main", __name__)
 
-
-@bp.get("/")
-@public
-def home():
-    """Home page: what the portal offers, Se connecter and Créer un compte."""
-    return render_template("main/home.html")
+from portail.main import routes  # noqa: E402,F401
