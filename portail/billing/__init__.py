@@ -7,7 +7,8 @@ from flask_login import current_user
 from portail.extensions import db
 from portail.family.loaders import family_of_current_user
 from portail.models import Invoice, utcnow
-from portail.services import billing, invoice_pdf
+from portail.services import billing
+from portail.services.billing import pdf as invoice_pdf
 from portail.services.subscriptions import active_families
 
 bp = Blueprint("billing", __name__, url_prefix="/facturation")

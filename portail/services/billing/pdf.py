@@ -7,9 +7,9 @@ from fpdf.enums import XPos, YPos
 
 from portail.formatting import french_date, month_label
 from portail.models import Invoice, InvoiceKind
-from portail.services.billing import euros
+from portail.services.billing.money import euros
 
-FONTS = Path(__file__).resolve().parent.parent / "fonts"
+FONTS = Path(__file__).resolve().parents[2] / "fonts"
 NEXT = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
 
 

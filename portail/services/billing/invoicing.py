@@ -1,20 +1,12 @@
-"""Billing (PRODUCT §9): tariffs by quotient familial, the monthly billing run, payments, states.
+"""Invoicing a batch of families for a month: their lines from the bookings, the comparison with the
+invoice in force, gap-free numbers, the invoices and credit notes issued, and the parents' mail.
 
-Money is in integer cents. A billing run computes each family's lines for a month from its
-bookings, in batches of families (a constant number of queries per batch, whatever the number of
-days), and compares them with the invoice in force for that month:
-- no invoice and something to bill → an invoice;
-- the same lines → nothing (running a month twice changes nothing);
-- other lines → a credit note cancelling the invoice in force, and a new invoice if anything is
-  left to bill (an issued invoice is never edited).
-Numbers are taken from a counter per series (FA2026, AV2026) in the transaction that issues, so a
-rolled-back batch leaves no gap; a partial unique index keeps one invoice in force per family and
-month even when two runs overlap (the loser retries its batch and finds nothing left to do).
+A batch takes a constant number of queries, whatever the number of days. Lines equal to the invoice
+in force → nothing; other lines → a credit note cancelling it, and a new invoice if anything is left
+to bill (an issued invoice is never edited). Numbers come from a counter per series (FA2026, AV2026)
+in the transaction that issues, so a rolled-back batch leaves no gap.
 """
 
-import logging
-import random
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -23,13 +15,11 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portail.extensions import db
 from portail.formatting import month_label
 from portail.models import (
     Activity,
-    BillingRun,
     Booking,
     BookingState,
     Child,
@@ -40,25 +30,18 @@ from portail.models import (
     InvoiceKind,
     InvoiceLine,
     LineState,
-    Payment,
-    PaymentMethod,
     Request,
     RequestKind,
     RequestLine,
-    RunState,
     Subscription,
     Tariff,
-    TariffBracket,
     User,
-    utcnow,
 )
 from portail.services import booking_rules
+from portail.services.billing.money import euros, month_bounds, today_in_paris
+from portail.services.billing.tariffs import family_quotient, price_for, tariff_on
 from portail.services.outbox import queue_mails
-from portail.services.transactions import claim
 
-log = logging.getLogger(__name__)
-
-BATCH = 500
 DUE_DAYS = 30
 RESERVED_LABEL, LATE_ABSENCE_LABEL, SURCHARGE_LABEL = (
     "Jours réservés",
@@ -66,135 +49,10 @@ RESERVED_LABEL, LATE_ABSENCE_LABEL, SURCHARGE_LABEL = (
     "Majoration réservation hors délai",
 )
 LABEL_ORDER = {RESERVED_LABEL: 0, LATE_ABSENCE_LABEL: 1, SURCHARGE_LABEL: 2}
-METHOD_LABELS = {
-    PaymentMethod.CARD: "Carte",
-    PaymentMethod.CHEQUE: "Chèque",
-    PaymentMethod.CASH: "Espèces",
-    PaymentMethod.DIRECT_DEBIT: "Prélèvement",
-}
-
-
-class BillingError(ValueError):
-    """A French message for the agent."""
 
 
 class ConcurrentRun(Exception):
     """Another run billed the same families meanwhile: the batch is started again."""
-
-
-# --- money and dates -------------------------------------------------------------------------
-
-
-def euros(cents: int) -> str:
-    """1 234,56 € (French format, narrow no-break space between thousands)."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}".replace(",", "\u202f") + f",{part:02d}\u00a0€"
-
-
-def parse_euros(text: str) -> int:
-    """'3,30', '3.30', '3' or '1 234,5 €' → cents; ValueError for anything else."""
-    cleaned = (
-        (text or "")
-        .replace("€", "")
-        .replace("\u202f", "")
-        .replace("\u00a0", "")
-        .replace(" ", "")
-        .replace(",", ".")
-        .strip()
-    )
-    if not cleaned or cleaned.count(".") > 1 or not cleaned.replace(".", "").isdigit():
-        raise ValueError(text)
-    whole, _, part = cleaned.partition(".")
-    if len(part) > 2:
-        raise ValueError(text)
-    return int(whole or "0") * 100 + int((part + "00")[:2])
-
-
-def month_bounds(month: date) -> tuple[date, date]:
-    first = month.replace(day=1)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return first, following - timedelta(days=1)
-
-
-def previous_month(today: date) -> date:
-    return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-
-
-def today_in_paris(now: datetime) -> date:
-    return now.astimezone(booking_rules.PARIS).date()
-
-
-# --- tariffs ---------------------------------------------------------------------------------
-
-
-def price_for(tariff: Tariff, quotient: int | None) -> int:
-    """The price of the bracket holding the quotient; the highest bracket without a valid quotient."""
-    brackets = tariff.brackets
-    if quotient is not None:
-        for bracket in brackets:
-            if bracket.quotient_min <= quotient and (
-                bracket.quotient_max is None or quotient <= bracket.quotient_max
-            ):
-                return bracket.price_cents
-    return max(brackets, key=lambda bracket: bracket.quotient_min).price_cents
-
-
-def family_quotient(guardians: list, month: date) -> int | None:
-    """The lowest quotient of the responsables still valid on the first day of the month, if any."""
-    valid = [
-        g.quotient
-        for g in guardians
-        if g.quotient is not None and (g.quotient_valid_until is None or g.quotient_valid_until >= month)
-    ]
-    return min(valid) if valid else None
-
-
-def check_brackets(rows: list[tuple[int | None, int]]) -> list[tuple[int, int | None, int]]:
-    """(upper bound or None for the last, price) rows → (min, max, price) brackets; BillingError if incoherent."""
-    if not rows:
-        raise BillingError("Saisissez au moins une tranche.")
-    brackets, low = [], 0
-    for index, (high, price) in enumerate(rows):
-        last = index == len(rows) - 1
-        if high is None and not last:
-            raise BillingError(f"Tranche {index + 1} : seule la dernière tranche peut être sans plafond.")
-        if high is not None and high < low:
-            raise BillingError(f"Tranche {index + 1} : le plafond doit être au moins {low}.")
-        brackets.append((low, None if last else high, price))
-        low = (high or 0) + 1
-    return brackets
-
-
-def make_brackets(rows: list[tuple[int | None, int]]) -> list[TariffBracket]:
-    """The brackets of a tariff from (upper bound or None, price) rows; BillingError if incoherent."""
-    return [
-        TariffBracket(quotient_min=low, quotient_max=high, price_cents=price)
-        for low, high, price in check_brackets(rows)
-    ]
-
-
-def tariffs_for(first: date, last: date) -> dict[int, list[Tariff]]:
-    """The tariffs valid during the period, by activity, brackets loaded (two queries)."""
-    found = db.session.scalars(
-        sa.select(Tariff)
-        .where(Tariff.valid_from <= last, sa.or_(Tariff.valid_until.is_(None), Tariff.valid_until >= first))
-        .options(sa.orm.selectinload(Tariff.brackets))
-        .order_by(Tariff.valid_from)
-    ).all()
-    by_activity: dict[int, list[Tariff]] = defaultdict(list)
-    for tariff in found:
-        by_activity[tariff.activity_id].append(tariff)
-    return by_activity
-
-
-def tariff_on(tariffs: list[Tariff], day: date) -> Tariff | None:
-    """The tariff in force that day (the latest starting one when periods overlap)."""
-    chosen = None
-    for tariff in tariffs:
-        if tariff.valid_from <= day and (tariff.valid_until is None or day <= tariff.valid_until):
-            chosen = tariff
-    return chosen
 
 
 # --- computing a family's lines ----------------------------------------------------------------
@@ -550,29 +408,6 @@ def _notify(issued: list[tuple], month: date) -> None:
     queue_mails("invoice_issued", list(mails.items()))
 
 
-# --- the run ----------------------------------------------------------------------------------
-
-
-def start(month: date, agent: User) -> tuple[BillingRun, bool]:
-    """Queue the billing of a month; the run already queued or running for that month, if any
-    (then False: it must not be handed to the worker twice)."""
-    first = month.replace(day=1)
-    if first >= today_in_paris(utcnow()).replace(day=1):
-        raise BillingError("Seul un mois terminé peut être facturé.")
-    claim(agent)  # an agent's starts take turns (a double click): the second finds the first's run
-    current = db.session.scalar(
-        sa.select(BillingRun)
-        .where(BillingRun.month == first, BillingRun.state.in_([RunState.QUEUED, RunState.RUNNING]))
-        .order_by(BillingRun.id.desc())
-    )
-    if current is not None:
-        return current, False
-    run = BillingRun(month=first, started_by_id=agent.id, state=RunState.QUEUED)
-    db.session.add(run)
-    db.session.flush()
-    return run, True
-
-
 def families_to_bill(month: date) -> list[int]:
     """Families with billable days in the month, or an invoice in force for it (which may need a credit note)."""
     first, last = month_bounds(month)
@@ -585,210 +420,3 @@ def families_to_bill(month: date) -> list[int]:
         Invoice.month == first, Invoice.kind == InvoiceKind.INVOICE, Invoice.credited_by_id.is_(None)
     )
     return sorted(db.session.scalars(sa.union(booked, invoiced)).all())
-
-
-def run(run_id: int, batch: int | None = None) -> BillingRun:
-    """The job: bill the month family batch by family batch, committing the progress after each."""
-    from portail.services.outbox import commit, rollback
-
-    batch = batch or current_app.config.get("BILLING_BATCH", BATCH)
-    billing_run = db.session.get(BillingRun, run_id)
-    if billing_run is None or billing_run.state is RunState.DONE:
-        return billing_run
-    month = billing_run.month
-    try:
-        family_ids = families_to_bill(month)
-        billing_run.state, billing_run.families_total, billing_run.families_done = (
-            RunState.RUNNING,
-            len(family_ids),
-            0,
-        )
-        billing_run.invoices = billing_run.credit_notes = billing_run.unpriced_days = 0
-        commit()
-        first, last = month_bounds(month)
-        for start_at in range(0, len(family_ids), batch):
-            chunk = family_ids[start_at : start_at + batch]
-            for attempt in range(10):
-                tariffs = tariffs_for(first, last)
-                activities = {a.id: a for a in db.session.scalars(sa.select(Activity))}
-                try:
-                    invoices, credits, unpriced = bill_families(chunk, month, utcnow(), tariffs, activities)
-                    db.session.execute(
-                        sa.update(BillingRun.__table__)
-                        .where(BillingRun.id == run_id)
-                        .values(
-                            families_done=BillingRun.families_done + len(chunk),
-                            invoices=BillingRun.invoices + invoices,
-                            credit_notes=BillingRun.credit_notes + credits,
-                            unpriced_days=BillingRun.unpriced_days + unpriced,
-                        )
-                    )
-                    commit()
-                    break
-                except (
-                    IntegrityError,
-                    OperationalError,
-                    ConcurrentRun,
-                ) as error:  # another run billed these families meanwhile, or a lock
-                    rollback()
-                    if attempt == 9:
-                        raise
-                    log.info("billing batch retried (%s)", error.__class__.__name__)
-                    time.sleep(0.05 * (attempt + 1) + random.random() * 0.05)
-        billing_run = db.session.get(BillingRun, run_id)
-        billing_run.state, billing_run.finished_at = RunState.DONE, utcnow()
-        commit()
-    except Exception as error:
-        rollback()
-        billing_run = db.session.get(BillingRun, run_id)
-        billing_run.state, billing_run.error, billing_run.finished_at = (
-            RunState.FAILED,
-            f"{error.__class__.__name__}: {error}"[:500],
-            utcnow(),
-        )
-        commit()
-        raise
-    return billing_run
-
-
-# --- states, balances, payments ----------------------------------------------------------------
-
-
-def paid_cents(invoices: list[Invoice]) -> dict[int, int]:
-    """Amount paid on each invoice (one query)."""
-    if not invoices:
-        return {}
-    rows = db.session.execute(
-        sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents))
-        .where(Payment.invoice_id.in_([i.id for i in invoices]))
-        .group_by(Payment.invoice_id)
-    )
-    return {invoice.id: 0 for invoice in invoices} | dict(rows.all())
-
-
-def state_of(invoice: Invoice, paid: int, today: date, direct_debit: bool = False) -> str:
-    """À payer, Payée, Prélevée, En retard; Avoir for a credit note, Annulée for a cancelled invoice."""
-    if invoice.kind is InvoiceKind.CREDIT_NOTE:
-        return "Avoir"
-    if invoice.credited_by_id is not None:
-        return "Annulée"
-    if paid >= invoice.total_cents:
-        return "Prélevée" if direct_debit else "Payée"
-    if today > invoice.due_date:
-        return "En retard"
-    return "À payer"
-
-
-def with_states(invoices: list[Invoice], now: datetime) -> list[tuple[Invoice, int, str]]:
-    """Each invoice with the amount paid on it and its state (two queries for them all)."""
-    paid, debited, today = paid_cents(invoices), direct_debited(invoices), today_in_paris(now)
-    return [
-        (invoice, paid[invoice.id], state_of(invoice, paid[invoice.id], today, invoice.id in debited))
-        for invoice in invoices
-    ]
-
-
-def direct_debited(invoices: list[Invoice]) -> set[int]:
-    """Invoices settled by direct debit (their payments are all prélèvements)."""
-    if not invoices:
-        return set()
-    rows = db.session.execute(
-        sa.select(Payment.invoice_id)
-        .where(Payment.invoice_id.in_([i.id for i in invoices]))
-        .group_by(Payment.invoice_id)
-        .having(
-            sa.func.min(Payment.method) == sa.func.max(Payment.method),
-            sa.func.min(Payment.method) == PaymentMethod.DIRECT_DEBIT.name,
-        )
-    )
-    return set(rows.scalars())
-
-
-def balances(family_ids: list[int]) -> dict[int, int]:
-    """What each family owes: its invoices and credit notes, minus its payments (negative: in its favour). Two queries."""
-    if not family_ids:
-        return {}
-    billed = dict(
-        db.session.execute(
-            sa.select(Invoice.family_id, sa.func.sum(Invoice.total_cents))
-            .where(Invoice.family_id.in_(family_ids))
-            .group_by(Invoice.family_id)
-        ).all()
-    )
-    paid = dict(
-        db.session.execute(
-            sa.select(Invoice.family_id, sa.func.sum(Payment.amount_cents))
-            .join(Invoice)
-            .where(Invoice.family_id.in_(family_ids))
-            .group_by(Invoice.family_id)
-        ).all()
-    )
-    return {family_id: (billed.get(family_id) or 0) - (paid.get(family_id) or 0) for family_id in family_ids}
-
-
-def overdue_count(today: date) -> int:
-    """Invoices in force past their due date and not fully paid (one query)."""
-    paid = (
-        sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents).label("paid"))
-        .group_by(Payment.invoice_id)
-        .subquery()
-    )
-    return db.session.scalar(
-        sa.select(sa.func.count(Invoice.id))
-        .outerjoin(paid, paid.c.invoice_id == Invoice.id)
-        .where(
-            Invoice.kind == InvoiceKind.INVOICE,
-            Invoice.credited_by_id.is_(None),
-            Invoice.due_date < today,
-            Invoice.total_cents > sa.func.coalesce(paid.c.paid, 0),
-        )
-    )
-
-
-def balance_cents(family_id: int) -> int:
-    return balances([family_id])[family_id]
-
-
-def record_payment(
-    invoice: Invoice,
-    paid_on: date,
-    amount_cents: int,
-    method: PaymentMethod,
-    agent: User,
-    key: str | None = None,
-) -> Payment:
-    """Record a payment of an invoice, once per form `key` (not flushed: a new payment has no id yet)."""
-    if invoice.kind is not InvoiceKind.INVOICE or invoice.credited_by_id is not None:
-        raise BillingError(
-            "Un paiement s'enregistre sur une facture en vigueur, pas sur un avoir ni une facture annulée."
-        )
-    if amount_cents <= 0:
-        raise BillingError("Le montant doit être supérieur à zéro.")
-    # A copy of the same submission (a double click, a resent page) carries the same key: it is the
-    # payment already recorded. Copies sent at the same moment both find nothing here; the key's
-    # unique constraint then stops the second, and its view runs again and finds the first's.
-    if key is not None:
-        same = db.session.scalar(sa.select(Payment).where(Payment.idempotency_key == key))
-        if same is not None:
-            if (same.invoice_id, same.paid_on, same.amount_cents, same.method) != (
-                invoice.id,
-                paid_on,
-                amount_cents,
-                method,
-            ):
-                raise BillingError(
-                    f"Le paiement n'a pas été enregistré : ce formulaire a déjà servi pour un paiement de "
-                    f"{euros(same.amount_cents)}. Vérifiez les paiements ci-dessus, puis cliquez à nouveau "
-                    "sur « Enregistrer le paiement » pour en enregistrer un autre."
-                )
-            return same
-    payment = Payment(
-        invoice_id=invoice.id,
-        paid_on=paid_on,
-        amount_cents=amount_cents,
-        method=method,
-        recorded_by_id=agent.id,
-        idempotency_key=key,
-    )
-    db.session.add(payment)
-    return payment

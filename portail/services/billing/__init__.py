@@ -1,0 +1,84 @@
+"""Billing (PRODUCT §9), one module per concern; callers use `from portail.services import billing`.
+
+- `money`: integer cents to and from French euros, the months billed, `BillingError`;
+- `tariffs`: brackets by quotient familial, the tariff in force on a day, the price for a quotient;
+- `invoicing`: a batch of families' lines for a month, numbering, issuing invoices and credit
+  notes, the parents' mail;
+- `runs`: the billing run queued by an agent and run by the worker, batch by batch;
+- `payments`: payments, paid amounts, states, balances;
+- `pdf`: the PDF of an invoice or credit note.
+"""
+
+from portail.formatting import month_label
+from portail.services.billing.invoicing import (
+    DUE_DAYS,
+    ConcurrentRun,
+    Line,
+    bill_families,
+    compute,
+    families_to_bill,
+    take_numbers,
+)
+from portail.services.billing.money import (
+    BillingError,
+    euros,
+    month_bounds,
+    parse_euros,
+    previous_month,
+    today_in_paris,
+)
+from portail.services.billing.payments import (
+    METHOD_LABELS,
+    balance_cents,
+    balances,
+    direct_debited,
+    overdue_count,
+    paid_cents,
+    record_payment,
+    state_of,
+    with_states,
+)
+from portail.services.billing.runs import BATCH, run, start
+from portail.services.billing.tariffs import (
+    check_brackets,
+    family_quotient,
+    make_brackets,
+    price_for,
+    tariff_on,
+    tariffs_for,
+)
+
+__all__ = [
+    "BATCH",
+    "DUE_DAYS",
+    "METHOD_LABELS",
+    "BillingError",
+    "ConcurrentRun",
+    "Line",
+    "balance_cents",
+    "balances",
+    "bill_families",
+    "check_brackets",
+    "compute",
+    "direct_debited",
+    "euros",
+    "families_to_bill",
+    "family_quotient",
+    "make_brackets",
+    "month_bounds",
+    "month_label",
+    "overdue_count",
+    "paid_cents",
+    "parse_euros",
+    "previous_month",
+    "price_for",
+    "record_payment",
+    "run",
+    "start",
+    "state_of",
+    "take_numbers",
+    "tariff_on",
+    "tariffs_for",
+    "today_in_paris",
+    "with_states",
+]

@@ -1,0 +1,157 @@
+"""Payments and what an invoice's state is: paid amounts, balances, overdue invoices."""
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import Invoice, InvoiceKind, Payment, PaymentMethod, User
+from portail.services.billing.money import BillingError, euros, today_in_paris
+
+METHOD_LABELS = {
+    PaymentMethod.CARD: "Carte",
+    PaymentMethod.CHEQUE: "Chèque",
+    PaymentMethod.CASH: "Espèces",
+    PaymentMethod.DIRECT_DEBIT: "Prélèvement",
+}
+
+
+def paid_cents(invoices: list[Invoice]) -> dict[int, int]:
+    """Amount paid on each invoice (one query)."""
+    if not invoices:
+        return {}
+    rows = db.session.execute(
+        sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents))
+        .where(Payment.invoice_id.in_([i.id for i in invoices]))
+        .group_by(Payment.invoice_id)
+    )
+    return {invoice.id: 0 for invoice in invoices} | dict(rows.all())
+
+
+def state_of(invoice: Invoice, paid: int, today: date, direct_debit: bool = False) -> str:
+    """À payer, Payée, Prélevée, En retard; Avoir for a credit note, Annulée for a cancelled invoice."""
+    if invoice.kind is InvoiceKind.CREDIT_NOTE:
+        return "Avoir"
+    if invoice.credited_by_id is not None:
+        return "Annulée"
+    if paid >= invoice.total_cents:
+        return "Prélevée" if direct_debit else "Payée"
+    if today > invoice.due_date:
+        return "En retard"
+    return "À payer"
+
+
+def with_states(invoices: list[Invoice], now: datetime) -> list[tuple[Invoice, int, str]]:
+    """Each invoice with the amount paid on it and its state (two queries for them all)."""
+    paid, debited, today = paid_cents(invoices), direct_debited(invoices), today_in_paris(now)
+    return [
+        (invoice, paid[invoice.id], state_of(invoice, paid[invoice.id], today, invoice.id in debited))
+        for invoice in invoices
+    ]
+
+
+def direct_debited(invoices: list[Invoice]) -> set[int]:
+    """Invoices settled by direct debit (their payments are all prélèvements)."""
+    if not invoices:
+        return set()
+    rows = db.session.execute(
+        sa.select(Payment.invoice_id)
+        .where(Payment.invoice_id.in_([i.id for i in invoices]))
+        .group_by(Payment.invoice_id)
+        .having(
+            sa.func.min(Payment.method) == sa.func.max(Payment.method),
+            sa.func.min(Payment.method) == PaymentMethod.DIRECT_DEBIT.name,
+        )
+    )
+    return set(rows.scalars())
+
+
+def balances(family_ids: list[int]) -> dict[int, int]:
+    """What each family owes: its invoices and credit notes, minus its payments (negative: in its favour). Two queries."""
+    if not family_ids:
+        return {}
+    billed = dict(
+        db.session.execute(
+            sa.select(Invoice.family_id, sa.func.sum(Invoice.total_cents))
+            .where(Invoice.family_id.in_(family_ids))
+            .group_by(Invoice.family_id)
+        ).all()
+    )
+    paid = dict(
+        db.session.execute(
+            sa.select(Invoice.family_id, sa.func.sum(Payment.amount_cents))
+            .join(Invoice)
+            .where(Invoice.family_id.in_(family_ids))
+            .group_by(Invoice.family_id)
+        ).all()
+    )
+    return {family_id: (billed.get(family_id) or 0) - (paid.get(family_id) or 0) for family_id in family_ids}
+
+
+def overdue_count(today: date) -> int:
+    """Invoices in force past their due date and not fully paid (one query)."""
+    paid = (
+        sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents).label("paid"))
+        .group_by(Payment.invoice_id)
+        .subquery()
+    )
+    return db.session.scalar(
+        sa.select(sa.func.count(Invoice.id))
+        .outerjoin(paid, paid.c.invoice_id == Invoice.id)
+        .where(
+            Invoice.kind == InvoiceKind.INVOICE,
+            Invoice.credited_by_id.is_(None),
+            Invoice.due_date < today,
+            Invoice.total_cents > sa.func.coalesce(paid.c.paid, 0),
+        )
+    )
+
+
+def balance_cents(family_id: int) -> int:
+    """What one family owes (negative: in its favour)."""
+    return balances([family_id])[family_id]
+
+
+def record_payment(
+    invoice: Invoice,
+    paid_on: date,
+    amount_cents: int,
+    method: PaymentMethod,
+    agent: User,
+    key: str | None = None,
+) -> Payment:
+    """Record a payment of an invoice, once per form `key` (not flushed: a new payment has no id yet)."""
+    if invoice.kind is not InvoiceKind.INVOICE or invoice.credited_by_id is not None:
+        raise BillingError(
+            "Un paiement s'enregistre sur une facture en vigueur, pas sur un avoir ni une facture annulée."
+        )
+    if amount_cents <= 0:
+        raise BillingError("Le montant doit être supérieur à zéro.")
+    # A copy of the same submission (a double click, a resent page) carries the same key: it is the
+    # payment already recorded. Copies sent at the same moment both find nothing here; the key's
+    # unique constraint then stops the second, and its view runs again and finds the first's.
+    if key is not None:
+        same = db.session.scalar(sa.select(Payment).where(Payment.idempotency_key == key))
+        if same is not None:
+            if (same.invoice_id, same.paid_on, same.amount_cents, same.method) != (
+                invoice.id,
+                paid_on,
+                amount_cents,
+                method,
+            ):
+                raise BillingError(
+                    f"Le paiement n'a pas été enregistré : ce formulaire a déjà servi pour un paiement de "
+                    f"{euros(same.amount_cents)}. Vérifiez les paiements ci-dessus, puis cliquez à nouveau "
+                    "sur « Enregistrer le paiement » pour en enregistrer un autre."
+                )
+            return same
+    payment = Payment(
+        invoice_id=invoice.id,
+        paid_on=paid_on,
+        amount_cents=amount_cents,
+        method=method,
+        recorded_by_id=agent.id,
+        idempotency_key=key,
+    )
+    db.session.add(payment)
+    return payment

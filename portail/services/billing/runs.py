@@ -1,0 +1,109 @@
+"""The billing run: an agent queues a month, the worker bills it family batch by family batch.
+
+Each batch commits with the run's progress. A partial unique index keeps one invoice in force per
+family and month even when two runs overlap: the loser rolls its batch back, retries it, and finds
+nothing left to do.
+"""
+
+import logging
+import random
+import time
+from datetime import date
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from portail.extensions import db
+from portail.models import Activity, BillingRun, RunState, User, utcnow
+from portail.services.billing.invoicing import ConcurrentRun, bill_families, families_to_bill
+from portail.services.billing.money import BillingError, month_bounds, today_in_paris
+from portail.services.billing.tariffs import tariffs_for
+from portail.services.outbox import commit, rollback
+from portail.services.transactions import claim
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+def start(month: date, agent: User) -> tuple[BillingRun, bool]:
+    """Queue the billing of a month; the run already queued or running for that month, if any
+    (then False: it must not be handed to the worker twice)."""
+    first = month.replace(day=1)
+    if first >= today_in_paris(utcnow()).replace(day=1):
+        raise BillingError("Seul un mois terminé peut être facturé.")
+    claim(agent)  # an agent's starts take turns (a double click): the second finds the first's run
+    current = db.session.scalar(
+        sa.select(BillingRun)
+        .where(BillingRun.month == first, BillingRun.state.in_([RunState.QUEUED, RunState.RUNNING]))
+        .order_by(BillingRun.id.desc())
+    )
+    if current is not None:
+        return current, False
+    run = BillingRun(month=first, started_by_id=agent.id, state=RunState.QUEUED)
+    db.session.add(run)
+    db.session.flush()
+    return run, True
+
+
+def run(run_id: int, batch: int | None = None) -> BillingRun:
+    """The job: bill the month family batch by family batch, committing the progress after each."""
+    batch = batch or current_app.config.get("BILLING_BATCH", BATCH)
+    billing_run = db.session.get(BillingRun, run_id)
+    if billing_run is None or billing_run.state is RunState.DONE:
+        return billing_run
+    month = billing_run.month
+    try:
+        family_ids = families_to_bill(month)
+        billing_run.state, billing_run.families_total, billing_run.families_done = (
+            RunState.RUNNING,
+            len(family_ids),
+            0,
+        )
+        billing_run.invoices = billing_run.credit_notes = billing_run.unpriced_days = 0
+        commit()
+        first, last = month_bounds(month)
+        for start_at in range(0, len(family_ids), batch):
+            chunk = family_ids[start_at : start_at + batch]
+            for attempt in range(10):
+                tariffs = tariffs_for(first, last)
+                activities = {a.id: a for a in db.session.scalars(sa.select(Activity))}
+                try:
+                    invoices, credits, unpriced = bill_families(chunk, month, utcnow(), tariffs, activities)
+                    db.session.execute(
+                        sa.update(BillingRun.__table__)
+                        .where(BillingRun.id == run_id)
+                        .values(
+                            families_done=BillingRun.families_done + len(chunk),
+                            invoices=BillingRun.invoices + invoices,
+                            credit_notes=BillingRun.credit_notes + credits,
+                            unpriced_days=BillingRun.unpriced_days + unpriced,
+                        )
+                    )
+                    commit()
+                    break
+                except (
+                    IntegrityError,
+                    OperationalError,
+                    ConcurrentRun,
+                ) as error:  # another run billed these families meanwhile, or a lock
+                    rollback()
+                    if attempt == 9:
+                        raise
+                    log.info("billing batch retried (%s)", error.__class__.__name__)
+                    time.sleep(0.05 * (attempt + 1) + random.random() * 0.05)
+        billing_run = db.session.get(BillingRun, run_id)
+        billing_run.state, billing_run.finished_at = RunState.DONE, utcnow()
+        commit()
+    except Exception as error:
+        rollback()
+        billing_run = db.session.get(BillingRun, run_id)
+        billing_run.state, billing_run.error, billing_run.finished_at = (
+            RunState.FAILED,
+            f"{error.__class__.__name__}: {error}"[:500],
+            utcnow(),
+        )
+        commit()
+        raise
+    return billing_run

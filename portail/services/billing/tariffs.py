@@ -1,0 +1,79 @@
+"""Tariffs by quotient familial: their brackets, the one in force on a day, the price for a quotient."""
+
+from collections import defaultdict
+from datetime import date
+
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import Tariff, TariffBracket
+from portail.services.billing.money import BillingError
+
+
+def price_for(tariff: Tariff, quotient: int | None) -> int:
+    """The price of the bracket holding the quotient; the highest bracket without a valid quotient."""
+    brackets = tariff.brackets
+    if quotient is not None:
+        for bracket in brackets:
+            if bracket.quotient_min <= quotient and (
+                bracket.quotient_max is None or quotient <= bracket.quotient_max
+            ):
+                return bracket.price_cents
+    return max(brackets, key=lambda bracket: bracket.quotient_min).price_cents
+
+
+def family_quotient(guardians: list, month: date) -> int | None:
+    """The lowest quotient of the responsables still valid on the first day of the month, if any."""
+    valid = [
+        g.quotient
+        for g in guardians
+        if g.quotient is not None and (g.quotient_valid_until is None or g.quotient_valid_until >= month)
+    ]
+    return min(valid) if valid else None
+
+
+def check_brackets(rows: list[tuple[int | None, int]]) -> list[tuple[int, int | None, int]]:
+    """(upper bound or None for the last, price) rows → (min, max, price) brackets; BillingError if incoherent."""
+    if not rows:
+        raise BillingError("Saisissez au moins une tranche.")
+    brackets, low = [], 0
+    for index, (high, price) in enumerate(rows):
+        last = index == len(rows) - 1
+        if high is None and not last:
+            raise BillingError(f"Tranche {index + 1} : seule la dernière tranche peut être sans plafond.")
+        if high is not None and high < low:
+            raise BillingError(f"Tranche {index + 1} : le plafond doit être au moins {low}.")
+        brackets.append((low, None if last else high, price))
+        low = (high or 0) + 1
+    return brackets
+
+
+def make_brackets(rows: list[tuple[int | None, int]]) -> list[TariffBracket]:
+    """The brackets of a tariff from (upper bound or None, price) rows; BillingError if incoherent."""
+    return [
+        TariffBracket(quotient_min=low, quotient_max=high, price_cents=price)
+        for low, high, price in check_brackets(rows)
+    ]
+
+
+def tariffs_for(first: date, last: date) -> dict[int, list[Tariff]]:
+    """The tariffs valid during the period, by activity, brackets loaded (two queries)."""
+    found = db.session.scalars(
+        sa.select(Tariff)
+        .where(Tariff.valid_from <= last, sa.or_(Tariff.valid_until.is_(None), Tariff.valid_until >= first))
+        .options(sa.orm.selectinload(Tariff.brackets))
+        .order_by(Tariff.valid_from)
+    ).all()
+    by_activity: dict[int, list[Tariff]] = defaultdict(list)
+    for tariff in found:
+        by_activity[tariff.activity_id].append(tariff)
+    return by_activity
+
+
+def tariff_on(tariffs: list[Tariff], day: date) -> Tariff | None:
+    """The tariff in force that day (the latest starting one when periods overlap)."""
+    chosen = None
+    for tariff in tariffs:
+        if tariff.valid_from <= day and (tariff.valid_until is None or day <= tariff.valid_until):
+            chosen = tariff
+    return chosen
