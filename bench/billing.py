@@ -38,7 +38,8 @@ from portail.models import (  # noqa: E402
     User,
     utcnow,
 )
-from portail.services import billing, booking_rules  # noqa: E402
+from portail.bookings import rules as booking_rules  # noqa: E402
+from portail.services import billing  # noqa: E402
 from portail.services.outbox import commit  # noqa: E402
 
 FAMILIES = 5000

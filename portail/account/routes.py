@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from flask import Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
+from portail import bookings
 from portail.access import public
 from portail.account import bp
 from portail.account.forms import (
@@ -16,6 +17,7 @@ from portail.account.forms import (
     ReauthForm,
     SubscribeForm,
 )
+from portail.bookings import history
 from portail.extensions import db, limiter
 from portail.formatting import french_day
 from portail.htmx import is_htmx
@@ -25,8 +27,7 @@ from portail.models import (
     TokenPurpose,
     utcnow,
 )
-from portail.services import accounts, dossier, passwords, planning, subscriptions, tokens
-from portail.services import requests as request_service
+from portail.services import accounts, dossier, passwords, planning, request_desk, subscriptions, tokens
 from portail.services.outbox import commit, rollback
 from portail.services.transactions import claim
 from portail.urls import safe_next
@@ -248,14 +249,14 @@ def _family_ids() -> list[int]:
 @bp.get("/demandes")
 def requests_list():
     """Mes demandes: reservations, absences, dossier changes and documents of the parent's families, newest first."""
-    listing = request_service.parent_listing(
+    listing = request_desk.parent_listing(
         _family_ids(), max(request.args.get("page", 1, type=int), 1), PER_PAGE
     )
     return render_template(
         "account/requests.html",
         page={"page": listing.page, "pages": listing.pages},
         items=listing.items,
-        unread=request_service.unread_counts(current_user, listing.request_ids),
+        unread=request_desk.unread_counts(current_user, listing.request_ids),
         state_of=planning.request_state,
         kinds=planning.KIND_LABELS,
         describe=dossier.describe,
@@ -273,8 +274,8 @@ def _own_request_or_404(request_id: int):
 def request_history(request_id: int):
     """The history of one request; opening it clears its "nouveau(x) message(s)" flag for this parent."""
     found = _own_request_or_404(request_id)
-    events = request_service.history(found)
-    request_service.mark_read(found, current_user, utcnow())
+    events = history.events(found)
+    request_desk.mark_read(found, current_user, utcnow())
     commit()
     return render_template(
         "account/request_history.html",
@@ -283,7 +284,7 @@ def request_history(request_id: int):
         state=planning.request_state(found.lines),
         kinds=planning.KIND_LABELS,
         french_day=french_day,
-        line_labels=request_service.LINE_LABELS,
+        line_labels=request_desk.LINE_LABELS,
     )
 
 
@@ -293,13 +294,11 @@ def request_message(request_id: int):
 
     found = _own_request_or_404(request_id)
     try:
-        request_service.add_message(
-            found, current_user, request.form.get("message", ""), by_town=False, now=utcnow()
-        )
-        request_service.mark_read(found, current_user, utcnow())
+        history.add_message(found, current_user, request.form.get("message", ""), by_town=False, now=utcnow())
+        request_desk.mark_read(found, current_user, utcnow())
         commit()
         flash("Votre message a été envoyé à la mairie.", "success")
-    except request_service.DecisionError as error:
+    except bookings.DecisionError as error:
         rollback()
         flash(str(error), "error")
     return redirect(url_for("account.request_history", request_id=request_id))

@@ -12,9 +12,9 @@ from functools import lru_cache
 
 from markupsafe import Markup, escape
 
+from portail.bookings.rules import ABSENCE, RESERVE, WITHDRAW
 from portail.formatting import french_day
 from portail.models import BookingState
-from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW
 from portail.services.planning import STATE_ICONS, Cell, What, Who
 
 ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRAW: "Retirer la demande"}

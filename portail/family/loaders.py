@@ -7,19 +7,15 @@ import sqlalchemy as sa
 from flask import abort, g
 from flask_login import current_user
 
+from portail.bookings.facts import ACTIVITY_COLUMNS, CELL, CHILD_COLUMNS, Facts, of_day
 from portail.extensions import db
 from portail.models import (
     Activity,
-    ActivityDay,
     AuthorizedContact,
-    Booking,
     Child,
-    ClosingDay,
-    Enrolment,
     Family,
     Subscription,
 )
-from portail.services.bookings import Facts, Span
 
 # Built once (every family page asks it): a reused statement keeps its compiled form and cache key.
 FAMILIES_OF_USER = (
@@ -28,66 +24,6 @@ FAMILIES_OF_USER = (
     .where(Subscription.user_id == sa.bindparam("user"), Subscription.ended_at.is_(None))
     .options(sa.orm.joinedload(Family.children))  # one query for the families and their children
     .order_by(Subscription.created_at)
-)
-
-
-_sibling = sa.orm.aliased(Child)
-_DAY = sa.bindparam("day", type_=sa.Date)
-# One planning cell in one query: a child of a family the parent is subscribed to, an activity, the
-# child's rank by birth in the family (its colour: the order of Family.children), and what the rules
-# read that day (enrolled, booking, counter, closure by staff), as `bookings.read_facts` reads a period.
-_CHILD_COLUMNS = (Child.id, Child.first_name, Child.last_name)  # all a cell shows or needs of the child
-_ACTIVITY_COLUMNS = tuple(Activity.__table__.c)
-CELL = (
-    sa.select(
-        *_CHILD_COLUMNS,
-        *_ACTIVITY_COLUMNS,
-        sa.select(sa.func.count())
-        .where(
-            _sibling.family_id == Child.family_id,
-            sa.or_(
-                _sibling.birth_date < Child.birth_date,
-                sa.and_(_sibling.birth_date == Child.birth_date, _sibling.id < Child.id),
-            ),
-        )
-        .scalar_subquery(),
-        sa.exists().where(
-            Enrolment.child_id == Child.id,
-            Enrolment.activity_id == Activity.id,
-            Enrolment.start_date <= _DAY,
-            Enrolment.end_date >= _DAY,
-            sa.or_(
-                Enrolment.weekdays.is_(None),
-                Enrolment.weekdays == "",
-                Enrolment.weekdays.contains(sa.bindparam("weekday")),
-            ),
-        ),
-        Booking.state,
-        Booking.reason,
-        ActivityDay.booked,
-        sa.select(ClosingDay.reason)
-        .where(
-            ClosingDay.day == _DAY,
-            sa.or_(ClosingDay.activity_id == Activity.id, ClosingDay.activity_id.is_(None)),
-        )
-        .limit(1)
-        .scalar_subquery(),
-    )
-    .join(
-        Subscription,
-        sa.and_(
-            Subscription.family_id == Child.family_id,
-            Subscription.user_id == sa.bindparam("user"),
-            Subscription.ended_at.is_(None),
-        ),
-    )
-    .join(Activity, Activity.id == sa.bindparam("activity"))
-    .outerjoin(
-        Booking,
-        sa.and_(Booking.child_id == Child.id, Booking.activity_id == Activity.id, Booking.day == _DAY),
-    )
-    .outerjoin(ActivityDay, sa.and_(ActivityDay.activity_id == Activity.id, ActivityDay.day == _DAY))
-    .where(Child.id == sa.bindparam("child"), Child.family_id == sa.bindparam("family"))
 )
 
 
@@ -124,19 +60,13 @@ def cell_or_404(family_id: int, child_id: int, activity_id: int, day: date) -> C
     if found is None:
         abort(404)
     values = list(found)
-    child = Child(**{column.key: value for column, value in zip(_CHILD_COLUMNS, values[:3], strict=True)})
-    end = 3 + len(_ACTIVITY_COLUMNS)
+    child = Child(**{column.key: value for column, value in zip(CHILD_COLUMNS, values[:3], strict=True)})
+    end = 3 + len(ACTIVITY_COLUMNS)
     activity = Activity(
-        **{column.key: value for column, value in zip(_ACTIVITY_COLUMNS, values[3:end], strict=True)}
+        **{column.key: value for column, value in zip(ACTIVITY_COLUMNS, values[3:end], strict=True)}
     )
     rank, enrolled, state, reason, booked, closing = values[end:]
-    facts = Facts(
-        [Span(day, day, None)] if enrolled else [],
-        {day: state} if state else {},
-        {day: booked} if booked else {},
-        {day: closing} if closing else {},
-    )
-    return CellTarget(child, activity, rank, facts, reason)
+    return CellTarget(child, activity, rank, of_day(day, enrolled, state, booked, closing), reason)
 
 
 def family_of_current_user(family_id: int) -> Family:

@@ -6,16 +6,17 @@ import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portail import bookings
+from portail.bookings import AlreadyRequested, BookingError
+from portail.bookings.rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW
 from portail.extensions import db
 from portail.family import bp
 from portail.family.cell_html import ACTION_LABELS, cell_html, days_html
 from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
-from portail.formatting import french_day
+from portail.formatting import PARIS, french_day
 from portail.htmx import is_htmx
 from portail.models import Activity, Enrolment, Request, RequestKind, utcnow
-from portail.services import bookings, planning
-from portail.services.booking_rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW
-from portail.services.bookings import AlreadyRequested, BookingError
+from portail.services import planning
 from portail.services.outbox import rollback
 
 CONFIRM_TEXT = {
@@ -52,7 +53,7 @@ def planning_page(family_id: int):
     view = request.args.get("vue", "mois")
     if view not in planning.VIEWS:
         view = "mois"
-    today = utcnow().astimezone(planning.booking_rules.PARIS).date()
+    today = utcnow().astimezone(PARIS).date()
     anchor = _parse_day(request.args["date"]) if request.args.get("date") else today
     filtered = request.args.get("filtre") == "1"
     child_filter = set(_ids("enfant")) if filtered else None
@@ -154,7 +155,7 @@ def planning_act(family_id: int):
         target, cell = _cell(family_id, now)
         child, activity, day = target.child, target.activity, cell.day
         if action == WITHDRAW:
-            planning.withdraw(child, activity, day, current_user, now)
+            bookings.withdraw(child, activity, day, current_user, now, _zone(), facts=target.facts)
             after, cell = _cell(family_id, now)  # read again: the day is back to what it was
             return after.rank, cell
         kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE

@@ -13,8 +13,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from portail.bookings.rules import WEEKDAY_CHOICES
 from portail.forms import REQUIRED, FlaskForm, required
-from portail.services.booking_rules import WEEKDAY_CHOICES
 
 
 class Checkboxes(SelectMultipleField):

@@ -7,6 +7,8 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portail import bookings
+from portail.bookings import history
 from portail.extensions import db
 from portail.formatting import french_day
 from portail.gestion import bp
@@ -20,7 +22,7 @@ from portail.models import (
     RequestLine,
     utcnow,
 )
-from portail.services import planning, requests
+from portail.services import planning, request_desk
 from portail.services.outbox import commit, rollback
 
 LINE_STATES = {
@@ -90,7 +92,7 @@ def requests_queue():
                 )
             )
         }
-    awaiting = requests.awaiting_reply(list({row.Request.id for row in rows}))
+    awaiting = request_desk.awaiting_reply(list({row.Request.id for row in rows}))
     return render_template(
         "gestion/requests.html",
         awaiting=awaiting,
@@ -102,10 +104,10 @@ def requests_queue():
         states=LINE_STATES,
         activities=db.session.scalars(sa.select(Activity).order_by(Activity.name)).all(),
         booked=booked,
-        reasons=requests.REFUSAL_REASONS,
+        reasons=bookings.REFUSAL_REASONS,
         french_day=french_day,
         kinds=planning.KIND_LABELS,
-        line_labels=requests.LINE_LABELS,
+        line_labels=request_desk.LINE_LABELS,
     )
 
 
@@ -128,7 +130,7 @@ def requests_decide():
         flash("Cochez au moins une ligne.", "error")
         return redirect(back)
     try:
-        counts = requests.decide(
+        counts = bookings.decide(
             line_ids,
             verdict == "accepter",
             current_user,
@@ -137,7 +139,7 @@ def requests_decide():
             message=request.form.get("message"),
         )
         commit()
-    except requests.DecisionError as error:
+    except bookings.DecisionError as error:
         rollback()
         flash(str(error), "error")
         return redirect(back)
@@ -165,18 +167,18 @@ def _request_or_404(request_id: int) -> Request:
 def request_show(request_id: int):
     """One request: its days and their state, its history, a message to the family, decisions."""
     found = _request_or_404(request_id)
-    events = requests.history(found)
+    events = history.events(found)
     return render_template(
         "gestion/request_show.html",
-        awaiting=requests.awaiting_reply([found.id]),
+        awaiting=request_desk.awaiting_reply([found.id]),
         item=found,
         events=events,
         state=planning.request_state(found.lines),
         kinds=planning.KIND_LABELS,
         french_day=french_day,
-        reasons=requests.REFUSAL_REASONS,
+        reasons=bookings.REFUSAL_REASONS,
         pending=LineState.PENDING,
-        line_labels=requests.LINE_LABELS,
+        line_labels=request_desk.LINE_LABELS,
     )
 
 
@@ -184,10 +186,10 @@ def request_show(request_id: int):
 def request_message(request_id: int):
     found = _request_or_404(request_id)
     try:
-        requests.add_message(found, current_user, request.form.get("message", ""), by_town=True, now=utcnow())
+        history.add_message(found, current_user, request.form.get("message", ""), by_town=True, now=utcnow())
         commit()
         flash("Message envoyé à la famille.", "success")
-    except requests.DecisionError as error:
+    except bookings.DecisionError as error:
         rollback()
         flash(str(error), "error")
     return redirect(url_for("gestion.request_show", request_id=request_id))

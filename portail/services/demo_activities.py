@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from portail import bookings
+from portail.bookings import rules as booking_rules
 from portail.extensions import db
 from portail.models import (
     Activity,
@@ -26,7 +28,7 @@ from portail.models import (
     ValidationMode,
     utcnow,
 )
-from portail.services import booking_rules, bookings, requests
+from portail.services import request_desk
 
 
 def school_year(today: date) -> tuple[date, date]:
@@ -250,8 +252,8 @@ def _bookings(
     if not school_days:
         return
     month = _ask(martin, lea, canteen, RequestKind.RESERVATION, school_days, parent, asked_at)
-    requests.decide([line.id for line in month.lines], True, agent, paris_time(now, 2, time(10, 15)))
-    requests.mark_read(month, parent, paris_time(now, 2, time(19, 0)))
+    bookings.decide([line.id for line in month.lines], True, agent, paris_time(now, 2, time(10, 15)))
+    request_desk.mark_read(month, parent, paris_time(now, 2, time(19, 0)))
     booked = {line.day for line in month.lines}
     later = [d for d in school_days if d > today + timedelta(days=7) and d in booked]
     if len(later) >= 4:
@@ -259,8 +261,8 @@ def _bookings(
         absence = _ask(
             martin, lea, canteen, RequestKind.ABSENCE, [absent], parent, paris_time(now, 2, time(20, 5))
         )
-        requests.decide([absence.lines[0].id], True, agent, paris_time(now, 1, time(9, 40)))
-        requests.mark_read(absence, parent, paris_time(now, 1, time(21, 0)))
+        bookings.decide([absence.lines[0].id], True, agent, paris_time(now, 1, time(9, 40)))
+        request_desk.mark_read(absence, parent, paris_time(now, 1, time(21, 0)))
         _ask(
             martin,
             lea,
@@ -272,7 +274,7 @@ def _bookings(
         )
         _ask(martin, tom, canteen, RequestKind.RESERVATION, [later[2]], parent, asked_at)
         refused = _ask(martin, tom, canteen, RequestKind.RESERVATION, [later[3]], parent, asked_at)
-        requests.decide(
+        bookings.decide(
             [refused.lines[0].id],
             False,
             agent,

@@ -6,6 +6,8 @@ from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
+from portail.bookings import history
+from portail.bookings import rules as booking_rules
 from portail.extensions import db
 from portail.formatting import month_label
 from portail.models import (
@@ -28,7 +30,7 @@ from portail.models import (
     User,
     utcnow,
 )
-from portail.services import audit, billing, booking_rules, demo_activities, requests
+from portail.services import audit, billing, demo_activities, request_desk
 
 # Price per day (cents) by quotient bracket: up to 622, up to 1000, up to 1500, above.
 PRICES = {
@@ -184,8 +186,8 @@ def _absences(month: date, family: Family, lea, tom, choices: list[Activity], ag
         )
         db.session.add(request)
         db.session.flush()
-        shown = requests.short_days([day])
-        requests.record(
+        shown = history.short_days([day])
+        history.record(
             request.id,
             EventKind.CREATED,
             claire,
@@ -193,7 +195,7 @@ def _absences(month: date, family: Family, lea, tom, choices: list[Activity], ag
             summary=f"Demande d'absence : 1 jour ({shown})",
             at=asked_at,
         )
-        requests.record(
+        history.record(
             request.id, EventKind.DECISION, agent, by_town=True, summary=f"Acceptée : {shown}", at=decided_at
         )
-        requests.mark_read(request, claire, decided_at + timedelta(hours=2))
+        request_desk.mark_read(request, claire, decided_at + timedelta(hours=2))

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portail.extensions import db
-from portail.formatting import french_date
+from portail.formatting import PARIS, french_date
 from portail.models import (
     Activity,
     Child,
@@ -36,7 +36,6 @@ from portail.models import (
     User,
     utcnow,
 )
-from portail.services.booking_rules import PARIS
 from portail.services.outbox import commit, queue_mails
 
 BATCH = 500

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from portail.extensions import db
+from portail.formatting import PARIS
 from portail.models import (
     Child,
     Document,
@@ -23,7 +24,6 @@ from portail.models import (
     Validity,
 )
 from portail.services import uploads
-from portail.services.booking_rules import PARIS
 from portail.services.outbox import queue_mail
 from portail.services.transactions import claim
 

@@ -8,24 +8,18 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm.util import identity_key
 
+from portail.bookings import facts as booking_facts
+from portail.bookings import rules as booking_rules
+from portail.bookings.facts import Facts, Span
 from portail.extensions import db
-from portail.formatting import short_date
 from portail.models import (
     Activity,
-    ActivityDay,
-    Booking,
     BookingState,
     Child,
-    ClosingDay,
-    Enrolment,
     LineState,
-    Request,
     RequestKind,
     RequestLine,
-    User,
 )
-from portail.services import booking_rules
-from portail.services.bookings import Facts, Span
 
 VIEWS = {"mois": "Mois", "semaine": "Semaine (7 jours)", "semaine5": "Semaine (5 jours)"}
 # Okabe–Ito colour-blind-safe palette; initials are always shown too.
@@ -99,32 +93,8 @@ class Cell:
         return f"cell-{self.child.id}-{self.activity.id}-{self.day.isoformat()}"
 
 
-# The planning's queries, built once (building a statement costs more than running it on SQLite):
-# plain Core statements with bound parameters, run on the session's connection.
-_enrolment, _booking, _counter, _closing = (
-    model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay)
-)
-_IDS = sa.bindparam("ids", expanding=True)
-ENROLMENTS = sa.select(
-    _enrolment.c.child_id,
-    _enrolment.c.activity_id,
-    _enrolment.c.start_date,
-    _enrolment.c.end_date,
-    _enrolment.c.weekdays,
-).where(
-    _enrolment.c.child_id.in_(_IDS),
-    _enrolment.c.start_date <= sa.bindparam("end"),
-    _enrolment.c.end_date >= sa.bindparam("start"),
-)
-ACTIVITIES = sa.select(Activity).where(Activity.id.in_(_IDS)).order_by(Activity.name)
-BOOKINGS = sa.select(
-    _booking.c.child_id, _booking.c.activity_id, _booking.c.day, _booking.c.state, _booking.c.reason
-).where(_booking.c.child_id.in_(_IDS), _booking.c.day.between(sa.bindparam("start"), sa.bindparam("end")))
-COUNTERS = sa.select(_counter.c.activity_id, _counter.c.day, _counter.c.booked).where(
-    _counter.c.activity_id.in_(_IDS), _counter.c.day.between(sa.bindparam("start"), sa.bindparam("end"))
-)
-CLOSINGS = sa.select(_closing.c.activity_id, _closing.c.day, _closing.c.reason).where(
-    _closing.c.day.between(sa.bindparam("start"), sa.bindparam("end"))
+ACTIVITIES = (
+    sa.select(Activity).where(Activity.id.in_(sa.bindparam("ids", expanding=True))).order_by(Activity.name)
 )
 
 
@@ -151,7 +121,9 @@ def cells(
     db.session.flush()  # Core statements do not autoflush: see the changes of this transaction
     connection = db.session.connection()
     period = {"start": start, "end": end}
-    enrolments = connection.execute(ENROLMENTS, {"ids": [child.id for child in children], **period}).all()
+    enrolments = connection.execute(
+        booking_facts.ENROLMENTS, {"ids": [child.id for child in children], **period}
+    ).all()
     enrolled_in = {activity_id for _c, activity_id, _s, _e, _w in enrolments}
     activities = _activities(
         enrolled_in if all_activities or activity_ids is None else enrolled_in & activity_ids
@@ -167,7 +139,9 @@ def cells(
             by_pair[pair] = None
         elif by_pair.get(pair, []) is not None:
             by_pair[pair] = [*by_pair.get(pair, []), (first, last, weekdays)]
-    rows = connection.execute(BOOKINGS, {"ids": [child.id for child in children], **period}).all()
+    rows = connection.execute(
+        booking_facts.BOOKINGS, {"ids": [child.id for child in children], **period}
+    ).all()
     bookings = {
         (child_id, activity_id, day): (state, reason) for child_id, activity_id, day, state, reason in rows
     }
@@ -175,13 +149,15 @@ def cells(
     booked = (
         {
             (activity_id, day): count
-            for activity_id, day, count in connection.execute(COUNTERS, {"ids": limited, **period}).all()
+            for activity_id, day, count in connection.execute(
+                booking_facts.COUNTERS, {"ids": limited, **period}
+            ).all()
         }
         if limited
         else {}
     )
     closed = defaultdict(dict)
-    for activity_id, day, reason in connection.execute(CLOSINGS, period).all():
+    for activity_id, day, reason in connection.execute(booking_facts.CLOSINGS, period).all():
         for each in [activity_id] if activity_id else activities:
             closed[each][day] = reason
     whos = [Who.of(child) for child in children]
@@ -308,61 +284,6 @@ def cell_after(
     full = state is BookingState.REFUSED and activity.capacity is not None
     facts = Facts([Span(day, day, None)], {day: state}, {day: activity.capacity} if full else {}, {})
     return cell_of(child, activity, day, facts, reason, now, zone)
-
-
-def withdraw(child: Child, activity: Activity, day: date, user: User, now: datetime) -> None:
-    """Retirer a pending request for one day, before its deadline: the day goes back to what it was."""
-    from portail.services.bookings import BookingError
-    from portail.services.transactions import claim
-
-    booking = db.session.scalar(
-        sa.select(Booking).where(
-            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
-        )
-    )
-    if booking is None or booking.state not in (
-        BookingState.RESERVATION_REQUESTED,
-        BookingState.ABSENCE_REQUESTED,
-    ):
-        raise BookingError("Il n'y a pas de demande en attente ce jour-là.")
-    requested = BookingState.RESERVATION_REQUESTED
-    limit = (
-        booking_rules.booking_deadline(activity, day)
-        if booking.state is requested
-        else booking_rules.absence_deadline(activity, day)
-    )
-    if now >= limit:
-        raise BookingError(
-            f"Demande en cours de traitement (modifiable jusqu'au {booking_rules.french_instant(limit)})"
-        )
-    claim(booking, state=booking.state)  # (withdrawn once, whatever the concurrency)
-    line = db.session.scalar(
-        sa.select(RequestLine)
-        .join(Request)
-        .where(
-            Request.child_id == child.id,
-            Request.activity_id == activity.id,
-            RequestLine.day == day,
-            RequestLine.state == LineState.PENDING,
-        )
-    )
-    if line is not None:
-        from portail.models import EventKind
-        from portail.services.requests import record
-
-        line.state = LineState.WITHDRAWN
-        record(
-            line.request_id,
-            EventKind.WITHDRAWAL,
-            user,
-            by_town=False,
-            summary=f"Demande retirée : {short_date(day)}",
-            at=now,
-        )
-    if booking.previous_state is None:
-        db.session.delete(booking)
-    else:
-        booking.state, booking.previous_state = booking.previous_state, None
 
 
 def request_state(lines: list[RequestLine]) -> str:

@@ -1,0 +1,33 @@
+"""Bookings: where a day of an activity is requested, decided, withdrawn or entered by the service.
+
+- `rules`: what may be done on one child, activity and day, and if nothing, why (pure, memoised);
+- `facts`: every read of enrolments, bookings, day counters and closures the rules need;
+- `transitions`: every change of a booking's state, checked with `rules.evaluate`;
+- `history`: a request's events and messages, and the receipt mail.
+
+The transitions and their errors are named here: `bookings.submit(...)`, `bookings.BookingError`.
+"""
+
+from portail.bookings.errors import AlreadyRequested, BookingError, DecisionError
+from portail.bookings.transitions import (
+    REFUSAL_REASONS,
+    decide,
+    preview,
+    record_by_town,
+    submit,
+    with_retries,
+    withdraw,
+)
+
+__all__ = [
+    "REFUSAL_REASONS",
+    "AlreadyRequested",
+    "BookingError",
+    "DecisionError",
+    "decide",
+    "preview",
+    "record_by_town",
+    "submit",
+    "with_retries",
+    "withdraw",
+]

@@ -1,0 +1,167 @@
+"""What the booking rules read in the database: enrolments, bookings, day counters and closures.
+
+One set of statements, for one child and activity over some days (`read`), for the planning of a
+family's children over a period (`PERIOD_*`, read by `services.planning.cells`) and for one cell of a
+subscribed parent (`CELL`, read by `family.loaders.cell_or_404`). Statements are built once
+(building one costs more than running it): plain Core with bound parameters, run on the session's
+connection, which does not autoflush.
+"""
+
+from datetime import date
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.models import (
+    Activity,
+    ActivityDay,
+    Booking,
+    BookingState,
+    Child,
+    ClosingDay,
+    Enrolment,
+    Subscription,
+)
+
+_enrolment, _booking, _counter, _closing = (
+    model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay)
+)
+_IDS = sa.bindparam("ids", expanding=True)
+_PERIOD = (sa.bindparam("start"), sa.bindparam("end"))
+
+# The enrolments of some children that overlap a period.
+ENROLMENTS = sa.select(
+    _enrolment.c.child_id,
+    _enrolment.c.activity_id,
+    _enrolment.c.start_date,
+    _enrolment.c.end_date,
+    _enrolment.c.weekdays,
+).where(
+    _enrolment.c.child_id.in_(_IDS),
+    _enrolment.c.start_date <= sa.bindparam("end"),
+    _enrolment.c.end_date >= sa.bindparam("start"),
+)
+# The bookings of some children over a period.
+BOOKINGS = sa.select(
+    _booking.c.child_id, _booking.c.activity_id, _booking.c.day, _booking.c.state, _booking.c.reason
+).where(_booking.c.child_id.in_(_IDS), _booking.c.day.between(*_PERIOD))
+# The day counters of some activities over a period (only an activity with a capacity needs them).
+COUNTERS = sa.select(_counter.c.activity_id, _counter.c.day, _counter.c.booked).where(
+    _counter.c.activity_id.in_(_IDS), _counter.c.day.between(*_PERIOD)
+)
+# The days closed by staff over a period (activity None: every activity).
+CLOSINGS = sa.select(_closing.c.activity_id, _closing.c.day, _closing.c.reason).where(
+    _closing.c.day.between(*_PERIOD)
+)
+
+
+class Span(NamedTuple):
+    """An enrolment's days: from, to, and its weekdays ("135"; None: every open day)."""
+
+    start_date: date
+    end_date: date
+    weekdays: str | None
+
+
+class Facts(NamedTuple):
+    """What the rules read in the database about one child and activity over some days."""
+
+    enrolments: list[Span]
+    states: dict[date, BookingState]  # the days that have a booking
+    booked: dict[date, int]  # the days' counters (only read for an activity with a capacity)
+    closed: dict[date, str]  # the days closed by staff, with their reason
+
+
+def read(child: Child, activity: Activity, start: date, end: date) -> Facts:
+    """The facts of one child and activity over a period (four queries, whatever its length)."""
+    db.session.flush()
+    connection = db.session.connection()
+    params = {"ids": [child.id], "start": start, "end": end}
+    spans = [Span(*row[2:]) for row in connection.execute(ENROLMENTS, params) if row[1] == activity.id]
+    states = {
+        day: state
+        for _child, activity_id, day, state, _reason in connection.execute(BOOKINGS, params)
+        if activity_id == activity.id
+    }
+    booked = (
+        {day: count for _a, day, count in connection.execute(COUNTERS, params | {"ids": [activity.id]})}
+        if activity.capacity is not None
+        else {}
+    )
+    closed = {
+        day: reason
+        for activity_id, day, reason in connection.execute(CLOSINGS, params)
+        if activity_id in (None, activity.id)
+    }
+    return Facts(spans, states, booked, closed)
+
+
+_sibling = sa.orm.aliased(Child)
+_DAY = sa.bindparam("day", type_=sa.Date)
+CHILD_COLUMNS = (Child.id, Child.first_name, Child.last_name)  # all a cell shows or needs of the child
+ACTIVITY_COLUMNS = tuple(Activity.__table__.c)
+# One planning cell in one query: a child of a family the parent is subscribed to, an activity, the
+# child's rank by birth in the family (its colour: the order of Family.children), and what the rules
+# read that day (enrolled, booking, counter, closure by staff), as `read` reads a period.
+CELL = (
+    sa.select(
+        *CHILD_COLUMNS,
+        *ACTIVITY_COLUMNS,
+        sa.select(sa.func.count())
+        .where(
+            _sibling.family_id == Child.family_id,
+            sa.or_(
+                _sibling.birth_date < Child.birth_date,
+                sa.and_(_sibling.birth_date == Child.birth_date, _sibling.id < Child.id),
+            ),
+        )
+        .scalar_subquery(),
+        sa.exists().where(
+            Enrolment.child_id == Child.id,
+            Enrolment.activity_id == Activity.id,
+            Enrolment.start_date <= _DAY,
+            Enrolment.end_date >= _DAY,
+            sa.or_(
+                Enrolment.weekdays.is_(None),
+                Enrolment.weekdays == "",
+                Enrolment.weekdays.contains(sa.bindparam("weekday")),
+            ),
+        ),
+        Booking.state,
+        Booking.reason,
+        ActivityDay.booked,
+        sa.select(ClosingDay.reason)
+        .where(
+            ClosingDay.day == _DAY,
+            sa.or_(ClosingDay.activity_id == Activity.id, ClosingDay.activity_id.is_(None)),
+        )
+        .limit(1)
+        .scalar_subquery(),
+    )
+    .join(
+        Subscription,
+        sa.and_(
+            Subscription.family_id == Child.family_id,
+            Subscription.user_id == sa.bindparam("user"),
+            Subscription.ended_at.is_(None),
+        ),
+    )
+    .join(Activity, Activity.id == sa.bindparam("activity"))
+    .outerjoin(
+        Booking,
+        sa.and_(Booking.child_id == Child.id, Booking.activity_id == Activity.id, Booking.day == _DAY),
+    )
+    .outerjoin(ActivityDay, sa.and_(ActivityDay.activity_id == Activity.id, ActivityDay.day == _DAY))
+    .where(Child.id == sa.bindparam("child"), Child.family_id == sa.bindparam("family"))
+)
+
+
+def of_day(day: date, enrolled: bool, state, booked, closing) -> Facts:
+    """The facts of one day, from the values `CELL` reads."""
+    return Facts(
+        [Span(day, day, None)] if enrolled else [],
+        {day: state} if state else {},
+        {day: booked} if booked else {},
+        {day: closing} if closing else {},
+    )

@@ -1,0 +1,521 @@
+"""Every change of a booking's state: a family's request (`submit`), its withdrawal (`withdraw`), the
+agent's decision (`decide`) and a day entered by the service (`record_by_town`).
+
+Each checks the day with `rules.evaluate` on the facts it reads (or is given), writes the bookings'
+new state, the request's lines, the history event and the mail (`history`). The daily capacity is
+guarded by a conditional UPDATE on ActivityDay (`booked < capacity`), so it holds whatever the
+concurrency, on SQLite and PostgreSQL.
+"""
+
+from collections import defaultdict
+from datetime import date, datetime
+from functools import lru_cache
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from portail.bookings import facts as booking_facts
+from portail.bookings import history
+from portail.bookings import rules as booking_rules
+from portail.bookings.errors import AlreadyRequested, BookingError, DecisionError
+from portail.bookings.facts import Facts
+from portail.bookings.rules import ABSENCE, RESERVE, WITHDRAW, Verdict
+from portail.extensions import db
+from portail.formatting import short_date
+from portail.models import (
+    Activity,
+    ActivityDay,
+    Booking,
+    BookingState,
+    Child,
+    EventKind,
+    LineState,
+    Request,
+    RequestKind,
+    RequestLine,
+    User,
+    ValidationMode,
+)
+
+# A booking request is one unit of work, retried when a concurrent identical request won the race.
+from portail.services.transactions import claim
+from portail.services.transactions import run as with_retries  # noqa: F401
+
+# Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
+REFUSAL_REASONS = ["Complet", "Hors délai", "Dossier incomplet", "Autre"]
+PENDING = (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED)
+
+# The states in which a day already is what a reservation or an absence request asks for.
+ALREADY = {
+    RequestKind.RESERVATION: frozenset({BookingState.RESERVATION_REQUESTED, BookingState.RESERVED}),
+    RequestKind.ABSENCE: frozenset({BookingState.ABSENCE_REQUESTED, BookingState.ABSENT}),
+}
+
+
+_booking = Booking.__table__
+INSERT_REQUEST = Request.__table__.insert().returning(Request.__table__.c.id)
+INSERT_LINES = RequestLine.__table__.insert()
+INSERT_BOOKINGS = _booking.insert()
+# An automatic decision on a booked day; a request waiting for the town (the day's state and reason
+# kept, to give back on a withdrawal or a refusal). The parameters are not named like the columns,
+# which an UPDATE reserves for its SET clause.
+_SAME_DAY = (
+    _booking.c.child_id == sa.bindparam("the_child"),
+    _booking.c.activity_id == sa.bindparam("the_activity"),
+    _booking.c.day == sa.bindparam("the_day"),
+)
+DECIDE_BOOKINGS = (
+    _booking.update()
+    .where(*_SAME_DAY)
+    .values(state=sa.bindparam("new_state"), reason=sa.bindparam("new_reason"), previous_state=None)
+)
+ASK_BOOKINGS = (
+    _booking.update()
+    .where(*_SAME_DAY)
+    .values(state=sa.bindparam("new_state"), previous_state=_booking.c.state)
+)
+
+
+def preview(
+    child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str
+) -> list[tuple[date, Verdict]]:
+    """The verdict of each day for this kind of request (a constant number of queries)."""
+    return _preview(child, activity, kind, days, now, zone)[0]
+
+
+def _preview(
+    child: Child,
+    activity: Activity,
+    kind: RequestKind,
+    days: list[date],
+    now: datetime,
+    zone: str,
+    facts: Facts | None = None,
+) -> tuple[list[tuple[date, Verdict]], dict]:
+    """The verdicts, and the current state of the days that have a booking (from `facts` when
+    the caller has just read them in this transaction)."""
+    if not days:
+        return [], {}
+    enrolments, states, booked, closed = facts or booking_facts.read(child, activity, min(days), max(days))
+    wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
+    verdicts = []
+    for day in days:
+        verdict = booking_rules.evaluate(
+            activity,
+            day,
+            now,
+            is_enrolled=booking_rules.enrolled(enrolments, day),
+            state=states.get(day),
+            zone=zone,
+            closing_days=closed,
+            booked=booked.get(day, 0),
+        )
+        if verdict.actionable and wanted not in verdict.actions:
+            label = states[day].label if states.get(day) else "Inscrit"
+            verdict = Verdict(reason=f"Déjà : {label}")
+        verdicts.append((day, verdict))
+    return verdicts, states
+
+
+class Submitted(NamedTuple):
+    """A request just created: its id, and the new state and reason of each day it asked."""
+
+    request_id: int
+    days: dict[date, tuple[BookingState, str | None]]
+
+
+def submit(
+    family_id: int,
+    user: User | None,
+    child: Child,
+    activity: Activity,
+    kind: RequestKind,
+    days: list[date],
+    now: datetime,
+    zone: str,
+    period: tuple | None = None,
+    facts: Facts | None = None,
+) -> Submitted:
+    """Create one request for the actionable days; automatic activities decide at once.
+
+    `facts`: what the caller has just read of these days in this transaction (else read here).
+    Plain statements on the session's connection (no ORM object: a one-click request is a few
+    inserts, and a school-year period two more statements, not one per day); Booking objects
+    already loaded in the session see the change after the commit.
+    """
+    wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
+    verdicts, states = _preview(child, activity, kind, days, now, zone, facts)
+    accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
+    if not accepted_days:
+        if any(states.get(day) in ALREADY[kind] for day, _verdict in verdicts):
+            raise AlreadyRequested("Cette demande est déjà enregistrée.")
+        reasons = sorted({verdict.reason for _day, verdict in verdicts if verdict.reason})
+        raise BookingError(
+            "Aucun jour ne peut être demandé" + (f" : {' ; '.join(reasons[:3])}." if reasons else ".")
+        )
+    connection = db.session.connection()
+    start, end, weekdays = period or (None, None, None)
+    request_id = connection.execute(
+        INSERT_REQUEST,
+        {
+            "family_id": family_id,
+            "child_id": child.id,
+            "activity_id": activity.id,
+            "kind": kind,
+            "created_by_id": user.id if user else None,
+            "created_at": now,
+            "period_start": start,
+            "period_end": end,
+            "period_weekdays": weekdays,
+        },
+    ).scalar_one()
+    automatic = activity.validation_mode is ValidationMode.AUTOMATIC
+    placed: set[date] = set()
+    if automatic and kind is RequestKind.RESERVATION:
+        placed = take_places(activity, accepted_days)
+    elif automatic:
+        release_places(activity, accepted_days)
+    decided_at = now if automatic else None
+    outcome: dict[date, tuple[BookingState, str | None]] = {}
+    lines = []
+    for day in accepted_days:
+        if not automatic:
+            requested = kind is RequestKind.RESERVATION
+            state = BookingState.RESERVATION_REQUESTED if requested else BookingState.ABSENCE_REQUESTED
+            reason, line_state = None, LineState.PENDING
+        elif kind is RequestKind.ABSENCE:
+            state, reason, line_state = BookingState.ABSENT, None, LineState.ACCEPTED
+        elif day in placed:
+            state, reason, line_state = BookingState.RESERVED, None, LineState.ACCEPTED
+        else:
+            state, reason, line_state = BookingState.REFUSED, "Complet", LineState.REFUSED
+        outcome[day] = (state, reason)
+        lines.append(
+            {
+                "request_id": request_id,
+                "day": day,
+                "state": line_state,
+                "reason": reason,
+                "decided_at": decided_at,
+            }
+        )
+    # A new day gets a booking; a day that has one changes it. A pending request keeps what the day
+    # was (and its reason), which a withdrawal or a refusal gives back.
+    new = [
+        {"child_id": child.id, "activity_id": activity.id, "day": day, "state": state, "reason": reason}
+        for day, (state, reason) in outcome.items()
+        if day not in states
+    ]
+    changed = [
+        {
+            "the_child": child.id,
+            "the_activity": activity.id,
+            "the_day": day,
+            "new_state": state,
+            "new_reason": reason,
+        }
+        for day, (state, reason) in outcome.items()
+        if day in states
+    ]
+    if new:
+        connection.execute(INSERT_BOOKINGS, new)
+    if changed:
+        connection.execute(DECIDE_BOOKINGS if automatic else ASK_BOOKINGS, changed)
+    connection.execute(INSERT_LINES, lines)
+    decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
+    for line in lines if automatic else []:
+        decided[line["state"]].append(line["day"])
+    history.created(request_id, kind, child, activity, user, accepted_days, now, decided, period)
+    return Submitted(request_id, outcome)
+
+
+def take_places(activity: Activity, days: list[date]) -> set[date]:
+    """Count one more child on each day that is not full; return the days obtained.
+
+    One upsert: a day without a counter gets one at 1; an existing counter is incremented only
+    while under the capacity. Each row is checked and changed atomically (the conflicting row is
+    locked and its condition evaluated on its latest value), whatever the concurrency.
+    """
+    if activity.capacity is not None and activity.capacity <= 0:
+        return set()
+    statement = _take_statement(len(days), limited=activity.capacity is not None)
+    params = {"activity": activity.id, "capacity": activity.capacity}
+    params |= {f"day_{n}": day for n, day in enumerate(days)}
+    return set(db.session.connection().execute(statement, params).scalars())
+
+
+@lru_cache(maxsize=64)
+def _take_statement(days: int, limited: bool) -> sa.TextClause:
+    """The counters' upsert for a number of days, as one statement.
+
+    Written as text, the same on SQLite and PostgreSQL: SQLAlchemy's INSERT … ON CONFLICT constructs
+    have no cache key, so they would be compiled again on every call (≈ 1 ms: as long as all the
+    other statements of a one-click request together).
+    """
+    names = [f"day_{n}" for n in range(days)]
+    rows = ", ".join(f"(:activity, :{name}, 1)" for name in names)
+    condition = " WHERE activity_day.booked < :capacity" if limited else ""
+    return (
+        sa.text(
+            f"INSERT INTO activity_day (activity_id, day, booked) VALUES {rows} ON CONFLICT (activity_id, day)"
+            f" DO UPDATE SET booked = activity_day.booked + 1{condition} RETURNING day"
+        )
+        .bindparams(*(sa.bindparam(name, type_=sa.Date) for name in names))
+        .columns(day=sa.Date)
+    )
+
+
+def take_place(activity: Activity, day: date) -> bool:
+    """Count one more child that day unless the activity is full (atomic)."""
+    return day in take_places(activity, [day])
+
+
+def release_places(activity: Activity, days: list[date]) -> None:
+    """Give back a place on each day (an absence or a cancelled reservation)."""
+    db.session.execute(
+        sa.update(ActivityDay)
+        .where(ActivityDay.activity_id == activity.id, ActivityDay.day.in_(days), ActivityDay.booked > 0)
+        .values(booked=ActivityDay.booked - 1)
+    )
+
+
+def record_by_town(
+    family_id: int,
+    agent: User,
+    child: Child,
+    activity: Activity,
+    kind: RequestKind,
+    day: date,
+    now: datetime,
+    zone: str,
+) -> Request:
+    """A day entered by the service itself (a parent's phone call, a child present without a
+    booking): no deadline applies, the enrolment, the opening and the capacity do; decided at once.
+
+    The request has no parent author (so no receipt, and the digest goes to no one); the agent is
+    its decider and the author of its history. Billing compares its time with the deadline: a late
+    reservation may carry a surcharge, a late absence may be billed (per tariff).
+    """
+    booking = db.session.scalar(
+        sa.select(Booking).where(
+            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
+        )
+    )
+    if booking is not None:  # (the same entry sent twice at once: the second sees the first's day)
+        claim(booking, state=booking.state)
+    state = booking.state if booking is not None else None
+    enrolments, _states, _booked, closed = booking_facts.read(child, activity, day, day)
+    verdict = booking_rules.evaluate(
+        activity,
+        day,
+        now,
+        is_enrolled=booking_rules.enrolled(enrolments, day),
+        state=state,
+        zone=zone,
+        closing_days=closed,
+        by_town=True,
+    )
+    wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
+    if wanted not in verdict.actions:
+        if verdict.reason:
+            raise BookingError(f"{verdict.reason}.")
+        if kind is RequestKind.RESERVATION:  # (the rules offer a reservation on any other day)
+            raise AlreadyRequested("Ce jour est déjà réservé.")
+        if state is BookingState.ABSENT:
+            raise AlreadyRequested("L'absence de ce jour est déjà enregistrée.")
+        raise BookingError("Une absence ne peut être saisie que sur un jour réservé.")
+    if kind is RequestKind.RESERVATION:
+        if not take_place(activity, day):
+            raise BookingError("Complet : il n'y a plus de place ce jour-là.")
+        new_state, limit = BookingState.RESERVED, booking_rules.booking_deadline(activity, day)
+    else:
+        release_places(activity, [day])
+        new_state, limit = BookingState.ABSENT, booking_rules.absence_deadline(activity, day)
+    if booking is None:
+        db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=day, state=new_state))
+    else:
+        booking.state, booking.reason, booking.previous_state = new_state, None, None
+    request = Request(
+        family_id=family_id,
+        child_id=child.id,
+        activity_id=activity.id,
+        kind=kind,
+        created_by_id=None,
+        created_at=now,
+    )
+    request.lines.append(
+        RequestLine(day=day, state=LineState.ACCEPTED, decided_at=now, decided_by_id=agent.id)
+    )
+    db.session.add(request)
+    db.session.flush()
+    label = "réservation" if kind is RequestKind.RESERVATION else "absence"
+    late = " (hors délai)" if now > limit else ""
+    history.record(
+        request.id,
+        EventKind.CREATED,
+        agent,
+        by_town=True,
+        summary=f"Saisie par le service : {label} du {short_date(day)}{late}",
+        at=now,
+    )
+    return request
+
+
+def withdraw(
+    child: Child,
+    activity: Activity,
+    day: date,
+    user: User,
+    now: datetime,
+    zone: str,
+    facts: Facts | None = None,
+) -> None:
+    """Retirer a pending request for one day, before its deadline: the day goes back to what it was.
+
+    `facts`: what the caller has just read of the day in this transaction (else read here).
+    """
+    booking = db.session.scalar(
+        sa.select(Booking).where(
+            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
+        )
+    )
+    if booking is None or booking.state not in PENDING:
+        raise BookingError("Il n'y a pas de demande en attente ce jour-là.")
+    enrolments, _states, booked, closed = facts or booking_facts.read(child, activity, day, day)
+    verdict = booking_rules.evaluate(
+        activity,
+        day,
+        now,
+        is_enrolled=booking_rules.enrolled(enrolments, day),
+        state=booking.state,
+        zone=zone,
+        closing_days=closed,
+        booked=booked.get(day, 0),
+    )
+    if WITHDRAW not in verdict.actions:
+        raise BookingError(verdict.reason)
+    claim(booking, state=booking.state)  # (withdrawn once, whatever the concurrency)
+    line = db.session.scalar(
+        sa.select(RequestLine)
+        .join(Request)
+        .where(
+            Request.child_id == child.id,
+            Request.activity_id == activity.id,
+            RequestLine.day == day,
+            RequestLine.state == LineState.PENDING,
+        )
+    )
+    if line is not None:
+        line.state = LineState.WITHDRAWN
+        history.record(
+            line.request_id,
+            EventKind.WITHDRAWAL,
+            user,
+            by_town=False,
+            summary=f"Demande retirée : {short_date(day)}",
+            at=now,
+        )
+    if booking.previous_state is None:
+        db.session.delete(booking)
+    else:
+        booking.state, booking.previous_state = booking.previous_state, None
+
+
+def decide(
+    line_ids: list[int],
+    accept: bool,
+    agent: User,
+    now: datetime,
+    reason: str | None = None,
+    message: str | None = None,
+) -> dict[str, int]:
+    """Accept or refuse pending lines; return how many were accepted and refused.
+
+    Lines no longer pending (withdrawn, already decided) are skipped. Refusing needs a reason.
+    """
+    message = (message or "").strip() or None
+    if not accept:
+        if reason not in REFUSAL_REASONS:
+            raise DecisionError("Choisissez le motif du refus.")
+        if reason == "Autre" and not message:
+            raise DecisionError("Avec le motif « Autre », écrivez un message à la famille.")
+    # Claim the lines atomically: two agents deciding the same line at once decide it once.
+    claimed = db.session.scalars(
+        sa.update(RequestLine)
+        .where(
+            RequestLine.id.in_(line_ids),
+            RequestLine.state == LineState.PENDING,
+            RequestLine.decided_at.is_(None),
+        )
+        .values(decided_at=now, decided_by_id=agent.id)
+        .returning(RequestLine.id)
+    ).all()
+    lines = db.session.scalars(
+        sa.select(RequestLine)
+        .where(RequestLine.id.in_(claimed))
+        .options(sa.orm.selectinload(RequestLine.request))
+        .execution_options(populate_existing=True)
+    ).all()
+    if not lines:
+        raise DecisionError("Aucune ligne en attente dans la sélection : elle a peut-être déjà été traitée.")
+    by_request: dict[int, list[RequestLine]] = defaultdict(list)
+    for line in lines:
+        by_request[line.request_id].append(line)
+    counts = {"accepted": 0, "refused": 0}
+    for request_lines in by_request.values():
+        request = request_lines[0].request
+        activity = db.session.get(Activity, request.activity_id)
+        days = [line.day for line in request_lines]
+        booking_of = {
+            b.day: b
+            for b in db.session.scalars(
+                sa.select(Booking).where(
+                    Booking.child_id == request.child_id,
+                    Booking.activity_id == request.activity_id,
+                    Booking.day.in_(days),
+                )
+            )
+        }
+        full: set[date] = set()
+        if accept and request.kind is RequestKind.RESERVATION:
+            full = set(days) - take_places(activity, days)
+        elif accept:
+            release_places(activity, days)
+        decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
+        for line in request_lines:
+            booking = booking_of.get(line.day)
+            if accept and line.day not in full:
+                line.state, line.reason = LineState.ACCEPTED, None
+                new_state = (
+                    BookingState.RESERVED if request.kind is RequestKind.RESERVATION else BookingState.ABSENT
+                )
+                booking_reason = None
+            else:
+                line.state, line.reason = LineState.REFUSED, reason if not accept else "Complet"
+                # A refused reservation shows as refused; a refused absence keeps the day reserved.
+                new_state = (
+                    BookingState.REFUSED
+                    if request.kind is RequestKind.RESERVATION
+                    else (booking.previous_state if booking else None) or BookingState.RESERVED
+                )
+                booking_reason = line.reason if new_state is BookingState.REFUSED else None
+            line.message = message
+            if booking is not None:
+                booking.state, booking.reason, booking.previous_state = new_state, booking_reason, None
+            decided[line.state].append(line.day)
+        for state, state_days in decided.items():
+            if not state_days:
+                continue
+            label = "Acceptée" if state is LineState.ACCEPTED else "Refusée"
+            history.record(
+                request.id,
+                EventKind.DECISION,
+                agent,
+                by_town=True,
+                summary=f"{label} : {history.short_days(state_days)}",
+                reason=None if state is LineState.ACCEPTED else (reason if not accept else "Complet"),
+                message=message,
+                at=now,
+            )
+            counts["accepted" if state is LineState.ACCEPTED else "refused"] += len(state_days)
+    return counts
