@@ -36,8 +36,8 @@ from portail.models import (  # noqa: E402
     utcnow,
 )
 from portail.services import digests, outbox  # noqa: E402
+from tests.factories import canteen  # noqa: E402
 from tests.support import SmtpSink  # noqa: E402
-from tests.test_booking_rules import canteen  # noqa: E402
 
 ACCOUNTS = 20_000
 DECISIONS = 50_000

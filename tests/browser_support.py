@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 from portail.extensions import db
 from portail.models import Role
 from tests.conftest import make_app, missing_service
-from tests.factories import make_family, make_user
+from tests.factories import PASSWORD, make_family, make_user
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -85,6 +85,15 @@ class Journey:
         width = self.page.evaluate("document.documentElement.scrollWidth")
         assert width <= self.page.viewport_size["width"], f"{label}: horizontal scroll ({width}px)"
         self.page.screenshot(path=str(ARTIFACTS / f"{self.name}-{self.step:02d}-{label}.png"), full_page=True)
+
+
+def login(page, base: str, email: str) -> None:
+    """Log in through the login form."""
+    page.goto(base + "/connexion")
+    page.get_by_label("Adresse e-mail").fill(email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_load_state()
 
 
 def new_page(browser, javascript: bool = True, width: int = 360):

@@ -1,6 +1,6 @@
-"""Test support shared by the test modules (named so as not to shadow `portail.services`): real
-services for integration tests (redis-server, RQ worker processes, an SMTP sink), polling with a
-deadline."""
+"""Test support shared by the test modules (named so as not to shadow `portail.services`): polling
+with a deadline, SQL query counts, the security headers' check, and the real services of the
+integration tests (redis-server, RQ worker processes, an SMTP sink)."""
 
 import asyncio
 import os
@@ -11,10 +11,14 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+
+from portail.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +38,37 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
+
+
+@contextmanager
+def count_queries():
+    """Count the SQL statements run inside the block: `with count_queries() as counter: … counter["n"]`."""
+    counter = {"n": 0}
+
+    def before(*_args):
+        counter["n"] += 1
+
+    sa.event.listen(db.engine, "before_cursor_execute", before)
+    try:
+        yield counter
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", before)
+
+
+def queries_for(client, url: str) -> int:
+    """The number of SQL statements a GET of `url` runs (which must answer 200)."""
+    with count_queries() as counter:
+        assert client.get(url).status_code == 200
+    return counter["n"]
+
+
+def check_headers(response):
+    """The security headers every page carries."""
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 class RedisServer:

@@ -18,11 +18,8 @@ from portail.models import (
     Role,
 )
 from portail.services import bookings, documents, dossier
-from tests.factories import make_family, make_user
-from tests.test_billing import add_tariff, book, run_month
-from tests.test_booking_rules import canteen
-from tests.test_documents import PDF
-from tests.test_pages_security import check_headers
+from tests.factories import PDF, add_tariff, book, canteen, make_family, make_user, run_month
+from tests.support import check_headers
 
 PUBLIC = {
     "main.home",

@@ -27,7 +27,6 @@ from portail.models import (
     PaymentMethod,
     Request,
     RequestKind,
-    RequestLine,
     Role,
     RunState,
     Tariff,
@@ -35,33 +34,24 @@ from portail.models import (
 )
 from portail.services import billing, booking_rules
 from portail.services.outbox import commit
-from tests.factories import make_family, make_user, subscribe
-from tests.test_booking_rules import canteen
-from tests.test_query_counts import count_queries, queries_for
+from tests.factories import (
+    OCTOBER,
+    add_tariff,
+    book,
+    canteen,
+    enrol,
+    make_family,
+    make_request,
+    make_user,
+    run_month,
+    subscribe,
+)
+from tests.support import count_queries, queries_for
 
 pytestmark = pytest.mark.both_dbs
 
-OCTOBER = date(2026, 10, 1)
 # Canteen days of October 2026 before the Toussaint holidays (zone C): Mon, Tue, Thu, Fri.
 DAYS = [date(2026, 10, d) for d in (1, 2, 5, 6, 8, 9, 12, 13, 15, 16)]
-PRICES = ((622, 100), (1000, 330), (1500, 420), (None, 510))
-
-
-def add_tariff(
-    activity, prices=PRICES, surcharge=0, late_absences=True, valid_from=date(2026, 9, 1), valid_until=None
-):
-    brackets = billing.make_brackets(list(prices))
-    tariff = Tariff(
-        activity_id=activity.id,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        brackets=brackets,
-        late_surcharge_cents=surcharge,
-        bill_late_absences=late_absences,
-    )
-    db.session.add(tariff)
-    db.session.flush()
-    return tariff
 
 
 def family_with(name, quotient=None, valid_until=date(2027, 1, 31), children=("Léa",)):
@@ -75,27 +65,9 @@ def family_with(name, quotient=None, valid_until=date(2027, 1, 31), children=("L
     return family
 
 
-def book(child, activity, days, state=BookingState.RESERVED):
-    for day in days:
-        db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=day, state=state))
-    db.session.flush()
-
-
 def asked(family, child, activity, kind, day, at):
     """An accepted request for one day, made at `at`."""
-    request = Request(
-        family_id=family.id, child_id=child.id, activity_id=activity.id, kind=kind, created_at=at
-    )
-    request.lines.append(RequestLine(day=day, state=LineState.ACCEPTED, decided_at=at + timedelta(hours=1)))
-    db.session.add(request)
-    db.session.flush()
-
-
-def run_month(month=OCTOBER, batch=None) -> BillingRun:
-    run = BillingRun(month=month)
-    db.session.add(run)
-    commit()
-    return billing.run(run.id, batch=batch)
+    make_request(family, child, activity, kind, [day], LineState.ACCEPTED, at)
 
 
 def invoices_of(family, kind=InvoiceKind.INVOICE):
@@ -770,22 +742,13 @@ def test_with_redis_down_the_run_fails_with_a_french_message(client, auth, app, 
 
 @pytest.fixture
 def enrolled(app):
-    from portail.models import Enrolment
-
     activity = canteen()
     db.session.add(activity)
     db.session.flush()
     add_tariff(activity, surcharge=150)
     family = family_with("TEL", 500)
     child = family.children[0]
-    db.session.add(
-        Enrolment(
-            child_id=child.id,
-            activity_id=activity.id,
-            start_date=activity.start_date,
-            end_date=activity.end_date,
-        )
-    )
+    enrol(child, activity)
     parent = make_user(email="parent@example.fr")
     subscribe(parent, family)
     make_user(email="agent@example.fr", role=Role.AGENT)

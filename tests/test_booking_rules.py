@@ -1,11 +1,12 @@
 """The booking rules, to the second, in Europe/Paris time (no database needed)."""
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, time, timedelta
 
 import pytest
 
-from portail.models import Activity, BookingState, DeadlineKind, Enrolment, OpenPeriod, ValidationMode
+from portail.models import BookingState, DeadlineKind, Enrolment, OpenPeriod
 from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW, deadline, enrolled, evaluate
+from tests.factories import at_utc, canteen
 
 ALWAYS_OPEN = {
     "open_period": OpenPeriod.ALL,
@@ -13,36 +14,6 @@ ALWAYS_OPEN = {
     "end_date": date(2028, 7, 1),
     "closed_on_public_holidays": False,
 }
-
-
-def canteen(**changes) -> Activity:
-    """Restauration scolaire: Mon/Tue/Thu/Fri, J-2 10:00 working days, capacity 120."""
-    values = dict(
-        name="Restauration scolaire",
-        weekdays="1245",
-        start_date=date(2026, 9, 1),
-        end_date=date(2027, 7, 3),
-        capacity=120,
-        validation_mode=ValidationMode.MANUAL,
-        open_period=OpenPeriod.SCHOOL_DAYS,
-        closed_on_public_holidays=True,
-        booking_deadline_kind=DeadlineKind.DAYS_BEFORE,
-        booking_deadline_days=2,
-        booking_deadline_time=time(10, 0),
-        booking_deadline_working_days=True,
-        booking_deadline_weekday=None,
-        absence_deadline_kind=DeadlineKind.DAYS_BEFORE,
-        absence_deadline_days=2,
-        absence_deadline_time=time(10, 0),
-        absence_deadline_working_days=True,
-        absence_deadline_weekday=None,
-    )
-    values.update(changes)
-    return Activity(**values)
-
-
-def at_utc(year, month, day, hour, minute=0, second=0) -> datetime:
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def verdict(activity, day, now, state=None, enrolled_=True, **kwargs):

@@ -1,7 +1,7 @@
 """Reservation and absence requests in the database: states, automatic decisions, capacity."""
 
 import threading
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +11,6 @@ from portail.models import (
     ActivityDay,
     Booking,
     BookingState,
-    Enrolment,
     LineState,
     Request,
     RequestKind,
@@ -19,28 +18,9 @@ from portail.models import (
     ValidationMode,
 )
 from portail.services import bookings
-from tests.factories import make_family, make_user
-from tests.test_booking_rules import canteen
+from tests.factories import NOW, THURSDAY, canteen, enrolled_child, make_user
 
 pytestmark = pytest.mark.both_dbs
-
-NOW = datetime(2026, 10, 1, 8, tzinfo=UTC)
-THURSDAY = date(2027, 3, 4)
-
-
-def enrolled_child(activity, name="Léa"):
-    family = make_family(name=f"Famille {name.upper()}", children=((name, date(2016, 3, 14)),))
-    child = family.children[0]
-    db.session.add(
-        Enrolment(
-            child_id=child.id,
-            activity_id=activity.id,
-            start_date=activity.start_date,
-            end_date=activity.end_date,
-        )
-    )
-    db.session.flush()
-    return family, child
 
 
 def booking_state(child, activity, day=THURSDAY):

@@ -10,13 +10,10 @@ from pypdf import PdfReader
 
 from portail.extensions import db
 from portail.models import Booking, BookingState, Role, utcnow
-from tests.browser_support import Journey, new_page
+from tests.browser_support import Journey, login, new_page
 from tests.conftest import make_app
-from tests.factories import make_family, make_user, subscribe
+from tests.factories import add_tariff, canteen, make_family, make_user, subscribe
 from tests.support import free_port, process_env, start_process, stop_process
-from tests.test_billing import add_tariff
-from tests.test_booking_rules import canteen
-from tests.test_browser_dossier import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

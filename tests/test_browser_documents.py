@@ -6,10 +6,8 @@ import re
 import pytest
 
 from portail.extensions import db
-from tests.browser_support import Journey, new_page
-from tests.factories import make_user, subscribe
-from tests.test_browser_dossier import login
-from tests.test_documents import PDF, jpeg_with_exif
+from tests.browser_support import Journey, login, new_page
+from tests.factories import PDF, jpeg_with_exif, make_user, subscribe
 
 pytestmark = pytest.mark.browser
 

@@ -6,18 +6,10 @@ from datetime import date
 import pytest
 
 from portail.extensions import db
-from tests.browser_support import Journey, new_page
-from tests.factories import PASSWORD, make_user, subscribe
+from tests.browser_support import Journey, login, new_page
+from tests.factories import make_user, subscribe
 
 pytestmark = pytest.mark.browser
-
-
-def login(page, base: str, email: str) -> None:
-    page.goto(base + "/connexion")
-    page.get_by_label("Adresse e-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_load_state()
 
 
 def test_parent_changes_are_pending_in_yellow_until_an_agent_decides(browser, live_server):

@@ -7,14 +7,13 @@ import pytest
 
 from portail.extensions import db
 from tests.browser_support import Journey, new_page
-from tests.factories import PASSWORD, make_user, subscribe
+from tests.factories import PASSWORD, canteen, make_user, subscribe
 
 pytestmark = pytest.mark.browser
 
 
 def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, live_server):
     from portail.models import Booking, BookingState, Enrolment, Family, OpenPeriod, ValidationMode, utcnow
-    from tests.test_booking_rules import canteen
 
     today = utcnow().date()
     with live_server.app_context():

@@ -8,9 +8,8 @@ import pytest
 
 from portail.extensions import db
 from portail.formatting import french_date
-from tests.browser_support import Journey, new_page
-from tests.factories import make_user, subscribe
-from tests.test_browser_dossier import login
+from tests.browser_support import Journey, login, new_page
+from tests.factories import canteen, make_user, subscribe
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +27,6 @@ def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_his
     )
     from portail.services import bookings
     from portail.services.outbox import commit
-    from tests.test_booking_rules import canteen
 
     today = utcnow().date()
     with live_server.app_context():

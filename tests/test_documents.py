@@ -8,35 +8,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from pypdf import PdfWriter
 
 from portail.extensions import db
 from portail.models import Document, DocumentScope, DocumentState, DocumentType, OutboxMessage, Role, Validity
 from portail.services import documents
 from portail.services.outbox import commit
-from tests.factories import make_family, make_user, subscribe
+from tests.factories import PDF, jpeg_with_exif, make_family, make_user, subscribe
 
 pytestmark = pytest.mark.both_dbs
-
-
-def _pdf() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-PDF = _pdf()
-
-
-def jpeg_with_exif() -> bytes:
-    image = Image.new("RGB", (64, 48), (20, 120, 200))
-    exif = Image.Exif()
-    exif[0x010F] = "AppareilSecret"
-    out = io.BytesIO()
-    image.save(out, format="JPEG", exif=exif)
-    return out.getvalue()
 
 
 def bomb() -> bytes:

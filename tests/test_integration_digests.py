@@ -24,9 +24,8 @@ from portail.models import (
 )
 from portail.services import bookings, digests, requests
 from portail.services.outbox import commit
-from tests.factories import make_family, make_user
+from tests.factories import canteen, make_family, make_user
 from tests.support import ROOT, kill_process, start, wait_for
-from tests.test_booking_rules import canteen
 
 pytestmark = pytest.mark.integration
 

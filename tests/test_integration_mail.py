@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from portail.extensions import db
 from portail.models import OutboxMessage, OutboxStatus, User
 from tests.conftest import link_in_text
+from tests.factories import VALID
 from tests.support import start, wait_for
-from tests.test_accounts_signup import VALID
 
 pytestmark = pytest.mark.integration
 
@@ -75,9 +75,7 @@ def test_the_scheduler_relays_a_booking_receipt_within_seconds(live, redis_serve
     from portail.queue import get_redis
     from portail.services import bookings
     from portail.services.outbox import commit
-    from tests.factories import make_user
-    from tests.test_booking_rules import canteen
-    from tests.test_bookings import NOW, THURSDAY, enrolled_child
+    from tests.factories import NOW, THURSDAY, canteen, enrolled_child, make_user
 
     redis_server.start()
     activity = canteen()

@@ -10,7 +10,7 @@ from portail.extensions import db, mail
 from portail.models import OutboxMessage, OutboxStatus, utcnow
 from portail.services import outbox
 from tests.conftest import make_app
-from tests.test_accounts_signup import VALID
+from tests.factories import VALID
 
 pytestmark = pytest.mark.both_dbs
 

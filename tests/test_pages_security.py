@@ -8,7 +8,8 @@ import pytest
 from portail.extensions import db
 from portail.models import Role
 from tests.conftest import make_app
-from tests.factories import PASSWORD, make_family, make_user, subscribe
+from tests.factories import PASSWORD, VALID, make_family, make_user, subscribe
+from tests.support import check_headers
 
 PAGES_ANONYMOUS = ["/", "/connexion", "/inscription", "/mot-de-passe-oublie", "/activation/renvoyer"]
 PAGES_PARENT = [
@@ -20,14 +21,6 @@ PAGES_PARENT = [
     "/famille/",
     "/facturation/",
 ]
-
-
-def check_headers(response):
-    csp = response.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
-    assert "frame-ancestors 'none'" in csp
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_security_headers_on_public_pages_and_no_store_only_when_logged_in(client):
@@ -147,8 +140,6 @@ def test_database_busy_gives_a_french_retry_page_and_saves_nothing(client, monke
         raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
 
     monkeypatch.setattr(accounts, "register", locked)
-    from tests.test_accounts_signup import VALID
-
     response = client.post("/inscription", data=VALID)
     assert response.status_code == 503
     assert "Réessayez dans un instant" in response.get_data(as_text=True)

@@ -8,42 +8,26 @@ import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.models import (
-    Activity,
     Booking,
     BookingState,
-    Enrolment,
-    OpenPeriod,
     Request,
     User,
     ValidationMode,
-    utcnow,
 )
 from tests.conftest import make_app
-from tests.factories import PASSWORD, make_family, make_user, subscribe
-from tests.test_booking_rules import canteen
-from tests.test_query_counts import queries_for
+from tests.factories import (
+    PASSWORD,
+    enrol,
+    make_activity,
+    make_family,
+    make_user,
+    next_weekday,
+    school_year_activity,
+    subscribe,
+)
+from tests.support import count_queries, queries_for
 
 pytestmark = pytest.mark.both_dbs
-
-
-def next_weekday(iso: int, weeks_ahead: int = 2) -> date:
-    """A day of the given ISO weekday a few weeks ahead (always before the deadlines)."""
-    today = utcnow().date() + timedelta(weeks=weeks_ahead)
-    return today + timedelta(days=(iso - today.isoweekday()) % 7)
-
-
-def school_year_activity(**changes) -> Activity:
-    start = utcnow().date() - timedelta(days=30)
-    # Open every weekday of the year, public holidays included, so that tests do not depend on today's date.
-    values = dict(
-        start_date=start,
-        end_date=start + timedelta(days=400),
-        weekdays="12345",
-        open_period=OpenPeriod.ALL,
-        closed_on_public_holidays=False,
-    )
-    values.update(changes)
-    return canteen(**values)
 
 
 @pytest.fixture
@@ -51,18 +35,9 @@ def setup(app):
     family = make_family(children=(("Léa", date(2016, 3, 14)),))
     parent = make_user()
     subscribe(parent, family)
-    activity = school_year_activity(validation_mode=ValidationMode.AUTOMATIC, capacity=10)
-    db.session.add(activity)
-    db.session.flush()
+    activity = make_activity(validation_mode=ValidationMode.AUTOMATIC, capacity=10)
     child = family.children[0]
-    db.session.add(
-        Enrolment(
-            child_id=child.id,
-            activity_id=activity.id,
-            start_date=activity.start_date,
-            end_date=activity.end_date,
-        )
-    )
+    enrol(child, activity)
     db.session.commit()
     return family, child, activity
 
@@ -189,14 +164,7 @@ def test_cell_requests_need_csrf(db_url):
 def test_another_familys_child_gives_404(client, auth, setup):
     family, child, activity = setup
     other = make_family(name="Famille AUTRE", children=(("Zoé", date(2015, 1, 1)),))
-    db.session.add(
-        Enrolment(
-            child_id=other.children[0].id,
-            activity_id=activity.id,
-            start_date=activity.start_date,
-            end_date=activity.end_date,
-        )
-    )
+    enrol(other.children[0], activity)
     db.session.commit()
     auth.login("parent@example.fr")
     day = next_weekday(2)
@@ -230,11 +198,7 @@ def test_the_planning_costs_the_same_queries_for_one_child_a_week_and_four_child
     db.session.flush()
     for kid in big.children:
         for item in activities:
-            db.session.add(
-                Enrolment(
-                    child_id=kid.id, activity_id=item.id, start_date=item.start_date, end_date=item.end_date
-                )
-            )
+            enrol(kid, item)
             db.session.add(
                 Booking(
                     child_id=kid.id, activity_id=item.id, day=next_weekday(3), state=BookingState.RESERVED
@@ -276,8 +240,6 @@ def test_period_form_previews_then_creates_one_request_per_child(client, auth, s
 
 
 def test_a_period_request_costs_the_same_queries_for_two_days_as_for_forty(client, auth, setup):
-    from tests.test_query_counts import count_queries
-
     family, child, activity = setup
     auth.login("parent@example.fr")
     start = next_weekday(1, weeks_ahead=3)
@@ -308,8 +270,6 @@ def test_a_period_request_costs_the_same_queries_for_two_days_as_for_forty(clien
 def test_a_click_reads_its_cell_in_one_query_and_writes_once_per_table(client, auth, setup):
     """The confirmation: the user and the cell. The request: the same two reads, then the request,
     the day's counter, the booking, the line, the history and the receipt: no read in between."""
-    from tests.test_query_counts import count_queries
-
     family, child, activity = setup
     auth.login("parent@example.fr")
     client.get(f"/famille/{family.id}/planning")  # (the first page of a session also refreshes it)

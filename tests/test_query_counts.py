@@ -1,6 +1,5 @@
 """Pages cost a constant number of SQL queries, whatever the amount of data."""
 
-from contextlib import contextmanager
 from datetime import date
 
 import sqlalchemy as sa
@@ -8,26 +7,7 @@ import sqlalchemy as sa
 from portail.extensions import db
 from portail.models import Child, Role
 from tests.factories import make_family, make_user, subscribe
-
-
-@contextmanager
-def count_queries():
-    counter = {"n": 0}
-
-    def before(*_args):
-        counter["n"] += 1
-
-    sa.event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        yield counter
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", before)
-
-
-def queries_for(client, url: str) -> int:
-    with count_queries() as counter:
-        assert client.get(url).status_code == 200
-    return counter["n"]
+from tests.support import queries_for
 
 
 def test_family_pages_cost_the_same_with_one_or_many_children_and_families(client, auth):

@@ -22,9 +22,17 @@ from portail.models import (
 )
 from portail.services import bookings, digests, requests
 from portail.services.outbox import commit
-from tests.factories import make_user, subscribe
-from tests.test_booking_rules import at_utc, canteen
-from tests.test_bookings import THURSDAY, enrolled_child
+from tests.factories import (
+    THURSDAY,
+    at_utc,
+    canteen,
+    enrolled_child,
+    make_user,
+    next_weekday,
+    school_year_activity,
+    subscribe,
+)
+from tests.support import queries_for
 
 pytestmark = pytest.mark.both_dbs
 
@@ -519,7 +527,6 @@ def test_a_click_on_the_planning_never_waits_for_redis_its_receipt_goes_with_the
     to the worker at once, however recent, and once."""
     from portail.models import OutboxMessage, OutboxStatus, ValidationMode
     from portail.services import outbox
-    from tests.test_planning import next_weekday, school_year_activity
 
     activity = school_year_activity(validation_mode=ValidationMode.AUTOMATIC)
     db.session.add(activity)
@@ -562,7 +569,6 @@ def test_receipt_links_to_the_history_of_the_request(app):
 
 def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(client, auth, app, agent):
     from portail.models import OpenPeriod
-    from tests.test_query_counts import queries_for
 
     activity = canteen(capacity=30, open_period=OpenPeriod.ALL, closed_on_public_holidays=False)
     db.session.add(activity)
