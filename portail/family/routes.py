@@ -5,10 +5,10 @@ from datetime import timedelta
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from portail.dossier_forms import build_form, form_values
 from portail.family import bp
 from portail.family.loaders import family_of_current_user, member_or_404
 from portail.files import send_photo
+from portail.forms.dossier import build_form, form_values
 from portail.models import (
     AuthorizedContact,
     ChangeAction,

@@ -11,8 +11,16 @@ REQUIRED = "Ce champ est obligatoire."
 CIVILITY_CHOICES = [("", "—"), (Civility.MADAME.value, "Madame"), (Civility.MONSIEUR.value, "Monsieur")]
 
 
-def _strip(value):
+def strip(value):
+    """A field filter: the text without its surrounding spaces (other values unchanged)."""
     return value.strip() if isinstance(value, str) else value
+
+
+class Subform(FlaskForm):
+    """A form nested in another with FormField: the outer form carries the CSRF token."""
+
+    class Meta:
+        csrf = False
 
 
 def required(message: str = REQUIRED) -> DataRequired:
@@ -31,7 +39,7 @@ def email_field(label: str = "Adresse e-mail", **kwargs) -> EmailField:
                 check_deliverability=False,
             ),
         ],
-        filters=[_strip],
+        filters=[strip],
         render_kw={"autocomplete": "email", "spellcheck": "false"},
         **kwargs,
     )
@@ -41,7 +49,7 @@ def name_field(label: str, autocomplete: str | None = None) -> StringField:
     return StringField(
         label,
         validators=[required(), Length(max=100, message="100 caractères au maximum.")],
-        filters=[_strip],
+        filters=[strip],
         render_kw={"autocomplete": autocomplete} if autocomplete else None,
     )
 
@@ -50,7 +58,7 @@ def phone_field(label: str = "Téléphone") -> StringField:
     return StringField(
         label,
         validators=[Optional(), Length(max=30, message="30 caractères au maximum.")],
-        filters=[_strip],
+        filters=[strip],
         render_kw={"autocomplete": "tel", "inputmode": "tel"},
         description="Exemple : 06 12 34 56 78",
     )

@@ -1,4 +1,5 @@
-"""Forms of the sections of the family file (used by parents and by agents)."""
+"""Forms of the sections of the family file (used by parents and by agents), and the glue between them
+and the dossier service: a section's form built from a file, its values read back."""
 
 import re
 from datetime import date
@@ -16,12 +17,10 @@ from portail.forms import (
     civility_field,
     phone_field,
     required,
+    strip,
     validate_phone,
 )
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
+from portail.services import dossier
 
 
 def text(label: str, max_length: int = 100, mandatory: bool = False, **kwargs) -> StringField:
@@ -29,7 +28,7 @@ def text(label: str, max_length: int = 100, mandatory: bool = False, **kwargs) -
     return StringField(
         label,
         validators=[*checks, Length(max=max_length, message=f"{max_length} caractères au maximum.")],
-        filters=[_strip],
+        filters=[strip],
         **kwargs,
     )
 
@@ -38,7 +37,7 @@ def long_text(label: str, description: str | None = None) -> TextAreaField:
     return TextAreaField(
         label,
         validators=[Optional(), Length(max=2000, message="2000 caractères au maximum.")],
-        filters=[_strip],
+        filters=[strip],
         description=description,
     )
 
@@ -160,7 +159,7 @@ class BankForm(SectionForm):
     iban = StringField(
         "IBAN",
         validators=[required(), Length(max=42, message="IBAN trop long.")],
-        filters=[_strip],
+        filters=[strip],
         description="27 caractères pour un compte français (FR76…), espaces permis. Pour votre sécurité, il n'est jamais réaffiché en entier.",
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
@@ -232,7 +231,7 @@ class ContactForm(SectionForm):
     phone = StringField(
         "Téléphone",
         validators=[required(), Length(max=30)],
-        filters=[_strip],
+        filters=[strip],
         render_kw={"autocomplete": "tel", "inputmode": "tel"},
     )
     can_pick_up = BooleanField("Peut venir chercher l'enfant")
@@ -278,3 +277,40 @@ FORMS = {
     "health": HealthForm,
     "contact": ContactForm,
 }
+
+
+def build_form(section_name: str, target, submitted: bool):
+    """The form of a section: the posted data when submitted, else the validated values of `target`."""
+    section = dossier.SECTIONS[section_name]
+    if section_name == "authorizations":
+        current = dossier.snapshot(section, target)
+        data = {f"auth_{key}": ("oui" if granted else "non") for key, granted in current.items()}
+        return authorizations_form(dossier.active_authorizations(), data=None if submitted else data)
+    form_class = PhotoForm if section_name == "photo" else FORMS[section_name]
+    if submitted:
+        return form_class()
+    if target is None or section_name == "photo":
+        return form_class(formdata=None)
+    data = {field: _form_value(field, target) for field, _label in section.fields}
+    return form_class(formdata=None, data=data)
+
+
+def _form_value(field: str, target):
+    value = getattr(target, field)
+    if field == "iban":
+        return ""  # never sent back to the browser
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+def form_values(section_name: str, form) -> dict:
+    """The section's values taken from the form: only the section's own fields."""
+    section = dossier.SECTIONS[section_name]
+    if section_name == "authorizations":
+        return {
+            name.removeprefix("auth_"): field.data == "oui"
+            for name, field in form._fields.items()
+            if name.startswith("auth_")
+        }
+    return {field: form[field].data for field, _label in section.fields}

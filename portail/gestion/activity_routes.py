@@ -8,7 +8,7 @@ from portail.extensions import db
 from portail.formatting import french_date, french_day, short_date
 from portail.gestion import bp
 from portail.gestion.activity_forms import ActivityForm, ClosingDayForm, DayEntryForm, EnrolmentForm
-from portail.gestion.routes import _family_or_404
+from portail.gestion.routes import family_or_404
 from portail.models import (
     Activity,
     Child,
@@ -165,7 +165,7 @@ def activity_closure_delete(activity_id: int, closing_id: int):
 @bp.route("/familles/<int:family_id>/inscriptions", methods=["GET", "POST"])
 def enrolments(family_id: int):
     """Inscriptions of a family's children: list, and enrol several children at once."""
-    family = _family_or_404(family_id)
+    family = family_or_404(family_id)
     activities_ = db.session.scalars(sa.select(Activity).order_by(Activity.name)).all()
     form = EnrolmentForm()
     form.children.choices = [(c.id, c.full_name) for c in family.children]
@@ -205,7 +205,7 @@ def enrolments(family_id: int):
 def enrolment_delete(family_id: int, enrolment_id: int):
     """Remove an enrolment (its bookings stay, with their history); removing it twice, a double
     click, answers with the list as it is."""
-    family = _family_or_404(family_id)
+    family = family_or_404(family_id)
     row = db.session.get(Enrolment, enrolment_id)
     if row is None:
         return redirect(url_for("gestion.enrolments", family_id=family.id))
@@ -222,7 +222,7 @@ def enrolment_delete(family_id: int, enrolment_id: int):
 def day_entry(family_id: int):
     """Saisie par le service: reserve a day or record an absence for a child, whatever the deadline
     (a parent's phone call, a child present without a booking). Billing sees if it was late."""
-    family = _family_or_404(family_id)
+    family = family_or_404(family_id)
     form = DayEntryForm()
     form.child.choices = [(0, "— Choisir —")] + [(c.id, c.full_name) for c in family.children]
     form.activity.choices = [(0, "— Choisir —")] + [

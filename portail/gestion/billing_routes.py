@@ -15,9 +15,8 @@ from wtforms.validators import Optional, ValidationError
 
 from portail.billing import invoice_state, pdf_response
 from portail.extensions import db
-from portail.forms import FlaskForm, required
+from portail.forms import FlaskForm, Subform, required
 from portail.gestion import bp
-from portail.gestion.forms import _Subform
 from portail.htmx import is_htmx
 from portail.models import (
     Activity,
@@ -58,7 +57,7 @@ def _check_euros(_form, field) -> None:
             raise ValidationError("Saisissez un montant en euros, par exemple 3,30.") from None
 
 
-class BracketForm(_Subform):
+class BracketForm(Subform):
     upper = StringField("Quotient jusqu'à", render_kw={"inputmode": "numeric", "autocomplete": "off"})
     price = StringField(
         "Prix par jour (€)",

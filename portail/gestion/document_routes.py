@@ -5,47 +5,16 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from wtforms import BooleanField, RadioField, StringField, TextAreaField
-from wtforms.validators import Length
 
 from portail.extensions import db
 from portail.files import send_stored
-from portail.forms import FlaskForm, required
 from portail.gestion import bp
-from portail.gestion.activity_forms import Checkboxes
+from portail.gestion.forms import DocumentTypeForm
 from portail.models import Document, DocumentScope, DocumentState, DocumentType, Family, Validity, utcnow
 from portail.services import documents
 from portail.services.audit import record
 from portail.services.outbox import commit, rollback
 from portail.services.transactions import TWIN_WITHIN, claim, twin
-
-
-class DocumentTypeForm(FlaskForm):
-    name = StringField("Nom", validators=[required(), Length(max=120, message="120 caractères au plus.")])
-    description = TextAreaField(
-        "Description pour les familles", validators=[Length(max=1000, message="1000 caractères au plus.")]
-    )
-    scope = RadioField(
-        "Demandé",
-        choices=[("family", "Une fois pour la famille"), ("child", "Pour chaque enfant")],
-        validators=[required("Choisissez pour qui.")],
-    )
-    required_doc = BooleanField("Obligatoire")
-    validity = RadioField(
-        "Validité",
-        choices=[
-            ("none", "Sans limite"),
-            ("one_year", "Un an"),
-            ("school_year", "Jusqu'à la fin de l'année scolaire (31 août)"),
-        ],
-        validators=[required("Choisissez la validité.")],
-    )
-    formats = Checkboxes(
-        "Formats acceptés",
-        choices=[("pdf", "PDF"), ("jpeg", "JPEG"), ("png", "PNG")],
-        validators=[required("Cochez au moins un format.")],
-    )
-    active = BooleanField("Demandé actuellement")
 
 
 @bp.get("/pieces/types")

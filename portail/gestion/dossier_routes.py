@@ -6,11 +6,11 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portail.dossier_forms import build_form, form_values
 from portail.extensions import db
 from portail.files import send_photo
+from portail.forms.dossier import build_form, form_values
 from portail.gestion import bp
-from portail.gestion.routes import _family_or_404
+from portail.gestion.routes import family_or_404
 from portail.models import Authorization, ChangeRequest, ChangeStatus, Child, Family, Guardian, utcnow
 from portail.services import dossier, uploads
 from portail.services.audit import record
@@ -157,7 +157,7 @@ def _member(family: Family, model, object_id: int):
 @bp.get("/familles/<int:family_id>/enfants/<int:child_id>/photo/fichier")
 def child_photo(family_id: int, child_id: int):
     """A child's validated photo, for staff."""
-    kid = _member(_family_or_404(family_id), Child, child_id)
+    kid = _member(family_or_404(family_id), Child, child_id)
     if not kid.photo:
         abort(404)
     return send_photo(kid.photo)
@@ -166,7 +166,7 @@ def child_photo(family_id: int, child_id: int):
 @bp.get("/familles/<int:family_id>/<owner>/<int:member_id>/<section_name>")
 def member_section(family_id: int, owner: str, member_id: int, section_name: str):
     """A sensitive section (health or bank data) of a member: shown on request, audited."""
-    family = _family_or_404(family_id)
+    family = family_or_404(family_id)
     member = _member_section_or_404(family, owner, member_id, section_name)
     section = SECTIONS[section_name]
     dossier.audit_sensitive_read(current_user, section, member)
@@ -186,7 +186,7 @@ def member_section(family_id: int, owner: str, member_id: int, section_name: str
 )
 def member_edit(family_id: int, owner: str, member_id: int, section_name: str):
     """An agent edits a section directly: applied at once, recorded in the history."""
-    family = _family_or_404(family_id)
+    family = family_or_404(family_id)
     member = _member_section_or_404(family, owner, member_id, section_name)
     section = SECTIONS[section_name]
     submitted = request.method == "POST"

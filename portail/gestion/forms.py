@@ -2,36 +2,40 @@
 
 from datetime import date
 
-from wtforms import BooleanField, DateField, FieldList, FormField, HiddenField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    DateField,
+    FieldList,
+    FormField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import Length, Optional
 
 from portail.forms import (
     FlaskForm,
+    Subform,
     check_optional_email,
     civility_field,
     email_field,
     name_field,
     phone_field,
     required,
+    strip,
     validate_phone,
 )
+from portail.gestion.activity_forms import Checkboxes
 from portail.models import Role
 
 
-class _Subform(FlaskForm):
-    class Meta:
-        csrf = False
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
-
-
-class GuardianForm(_Subform):
+class GuardianForm(Subform):
     civility = civility_field()
-    last_name = StringField("Nom", validators=[Optional(), Length(max=100)], filters=[_strip])
-    first_name = StringField("Prénom", validators=[Optional(), Length(max=100)], filters=[_strip])
-    email = StringField("Adresse e-mail", validators=[Optional(), Length(max=254)], filters=[_strip])
+    last_name = StringField("Nom", validators=[Optional(), Length(max=100)], filters=[strip])
+    first_name = StringField("Prénom", validators=[Optional(), Length(max=100)], filters=[strip])
+    email = StringField("Adresse e-mail", validators=[Optional(), Length(max=254)], filters=[strip])
     phone = phone_field()
 
     def validate_phone(self, field) -> None:
@@ -44,10 +48,10 @@ class GuardianForm(_Subform):
         return not any([self.last_name.data, self.first_name.data, self.email.data, self.phone.data])
 
 
-class ChildForm(_Subform):
+class ChildForm(Subform):
     id = HiddenField()
-    last_name = StringField("Nom", validators=[Optional(), Length(max=100)], filters=[_strip])
-    first_name = StringField("Prénom", validators=[Optional(), Length(max=100)], filters=[_strip])
+    last_name = StringField("Nom", validators=[Optional(), Length(max=100)], filters=[strip])
+    first_name = StringField("Prénom", validators=[Optional(), Length(max=100)], filters=[strip])
     birth_date = DateField("Date de naissance", validators=[Optional()])
     remove = BooleanField("Retirer cet enfant du dossier")
 
@@ -59,7 +63,7 @@ class FamilyForm(FlaskForm):
     name = StringField(
         "Nom de la famille",
         validators=[required(), Length(max=150, message="150 caractères au maximum.")],
-        filters=[_strip],
+        filters=[strip],
         description="Tel qu'il apparaît sur les courriers, par exemple : Famille MARTIN.",
     )
     guardian1 = FormField(GuardianForm, label="Responsable 1")
@@ -109,3 +113,31 @@ class SearchForm(FlaskForm):
         csrf = False
 
     q = StringField("Rechercher une famille", validators=[Optional(), Length(max=100)])
+
+
+class DocumentTypeForm(FlaskForm):
+    name = StringField("Nom", validators=[required(), Length(max=120, message="120 caractères au plus.")])
+    description = TextAreaField(
+        "Description pour les familles", validators=[Length(max=1000, message="1000 caractères au plus.")]
+    )
+    scope = RadioField(
+        "Demandé",
+        choices=[("family", "Une fois pour la famille"), ("child", "Pour chaque enfant")],
+        validators=[required("Choisissez pour qui.")],
+    )
+    required_doc = BooleanField("Obligatoire")
+    validity = RadioField(
+        "Validité",
+        choices=[
+            ("none", "Sans limite"),
+            ("one_year", "Un an"),
+            ("school_year", "Jusqu'à la fin de l'année scolaire (31 août)"),
+        ],
+        validators=[required("Choisissez la validité.")],
+    )
+    formats = Checkboxes(
+        "Formats acceptés",
+        choices=[("pdf", "PDF"), ("jpeg", "JPEG"), ("png", "PNG")],
+        validators=[required("Cochez au moins un format.")],
+    )
+    active = BooleanField("Demandé actuellement")
