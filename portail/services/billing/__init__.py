@@ -6,6 +6,7 @@
   notes, the parents' mail;
 - `runs`: the billing run queued by an agent and run by the worker, batch by batch;
 - `payments`: payments, paid amounts, states, balances;
+- `exports`: the back office's invoice search, totals per month, the treasury's CSV/XLSX export;
 - `pdf`: the PDF of an invoice or credit note.
 """
 
@@ -29,18 +30,25 @@ from portail.services.billing.money import (
 )
 from portail.services.billing.payments import (
     METHOD_LABELS,
+    STATES,
     balance_cents,
     balances,
     direct_debited,
+    enter_payment,
     overdue_count,
     paid_cents,
     record_payment,
+    state_now,
     state_of,
     with_states,
 )
-from portail.services.billing.runs import BATCH, run, start
+from portail.services.billing.runs import BATCH, not_queued, recent_runs, run, start
 from portail.services.billing.tariffs import (
+    activity_choices,
+    all_tariffs,
     check_brackets,
+    create_tariff,
+    delete_tariff,
     family_quotient,
     make_brackets,
     price_for,
@@ -52,29 +60,38 @@ __all__ = [
     "BATCH",
     "DUE_DAYS",
     "METHOD_LABELS",
+    "STATES",
     "BillingError",
     "ConcurrentRun",
     "Line",
+    "activity_choices",
+    "all_tariffs",
     "balance_cents",
     "balances",
     "bill_families",
     "check_brackets",
     "compute",
+    "create_tariff",
+    "delete_tariff",
     "direct_debited",
+    "enter_payment",
     "euros",
     "families_to_bill",
     "family_quotient",
     "make_brackets",
     "month_bounds",
     "month_label",
+    "not_queued",
     "overdue_count",
     "paid_cents",
     "parse_euros",
     "previous_month",
     "price_for",
+    "recent_runs",
     "record_payment",
     "run",
     "start",
+    "state_now",
     "state_of",
     "take_numbers",
     "tariff_on",

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.models import Invoice, InvoiceKind, Payment, PaymentMethod, User
+from portail.services.audit import record
 from portail.services.billing.money import BillingError, euros, today_in_paris
 
 METHOD_LABELS = {
@@ -14,6 +15,7 @@ METHOD_LABELS = {
     PaymentMethod.CASH: "Espèces",
     PaymentMethod.DIRECT_DEBIT: "Prélèvement",
 }
+STATES = ["À payer", "En retard", "Payée", "Prélevée", "Annulée", "Avoir"]
 
 
 def paid_cents(invoices: list[Invoice]) -> dict[int, int]:
@@ -48,6 +50,12 @@ def with_states(invoices: list[Invoice], now: datetime) -> list[tuple[Invoice, i
         (invoice, paid[invoice.id], state_of(invoice, paid[invoice.id], today, invoice.id in debited))
         for invoice in invoices
     ]
+
+
+def state_now(invoice: Invoice, now: datetime) -> tuple[int, str]:
+    """The amount paid on one invoice and its state at `now`."""
+    ((_invoice, paid, state),) = with_states([invoice], now)
+    return paid, state
 
 
 def direct_debited(invoices: list[Invoice]) -> set[int]:
@@ -155,3 +163,22 @@ def record_payment(
     )
     db.session.add(payment)
     return payment
+
+
+def enter_payment(
+    invoice: Invoice, paid_on: date, amount_cents: int, method: PaymentMethod, agent: User, key: str
+) -> tuple[Payment, bool]:
+    """An agent's payment from the back office, audited; True if new, False if this form's key
+    already recorded it. BillingError as `record_payment`."""
+    payment = record_payment(invoice, paid_on, amount_cents, method, agent, key=key)
+    if payment.id is not None:  # the same form sent again: the payment it recorded
+        return payment, False
+    db.session.flush()  # (a copy sent at the same moment stops here, then finds this payment)
+    record(
+        agent,
+        "payment.recorded",
+        "invoice",
+        invoice.id,
+        f"{euros(payment.amount_cents)} ({payment.method.value})",
+    )
+    return payment, True

@@ -15,7 +15,9 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portail.extensions import db
+from portail.formatting import month_label
 from portail.models import Activity, BillingRun, RunState, User, utcnow
+from portail.services.audit import record
 from portail.services.billing.invoicing import ConcurrentRun, bill_families, families_to_bill
 from portail.services.billing.money import BillingError, month_bounds, today_in_paris
 from portail.services.billing.tariffs import tariffs_for
@@ -28,7 +30,7 @@ BATCH = 500
 
 
 def start(month: date, agent: User) -> tuple[BillingRun, bool]:
-    """Queue the billing of a month; the run already queued or running for that month, if any
+    """Queue the billing of a month (audited); the run already queued or running for that month, if any
     (then False: it must not be handed to the worker twice)."""
     first = month.replace(day=1)
     if first >= today_in_paris(utcnow()).replace(day=1):
@@ -44,7 +46,27 @@ def start(month: date, agent: User) -> tuple[BillingRun, bool]:
     run = BillingRun(month=first, started_by_id=agent.id, state=RunState.QUEUED)
     db.session.add(run)
     db.session.flush()
+    record(agent, "billing.started", "billing_run", run.id, month_label(first))
     return run, True
+
+
+def not_queued(run: BillingRun) -> None:
+    """Mark a run the job queue refused as failed, with what the agent should do."""
+    run.state, run.error, run.finished_at = (
+        RunState.FAILED,
+        "Le service des tâches est indisponible : relancez dans quelques minutes.",
+        utcnow(),
+    )
+
+
+def recent_runs(limit: int = 12) -> list[BillingRun]:
+    """The latest runs, newest first, with the agent who started each (one query)."""
+    return db.session.scalars(
+        sa.select(BillingRun)
+        .options(sa.orm.joinedload(BillingRun.started_by))
+        .order_by(BillingRun.id.desc())
+        .limit(limit)
+    ).all()
 
 
 def run(run_id: int, batch: int | None = None) -> BillingRun:

@@ -1,4 +1,5 @@
-"""Tariffs by quotient familial: their brackets, the one in force on a day, the price for a quotient."""
+"""Tariffs by quotient familial: their brackets, the one in force on a day, the price for a quotient;
+entering and removing them in the back office."""
 
 from collections import defaultdict
 from datetime import date
@@ -6,8 +7,10 @@ from datetime import date
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.models import Tariff, TariffBracket
+from portail.models import Activity, AuditEvent, Tariff, TariffBracket, User
+from portail.services.audit import record
 from portail.services.billing.money import BillingError
+from portail.services.transactions import TWIN_WITHIN, claim, twin
 
 
 def price_for(tariff: Tariff, quotient: int | None) -> int:
@@ -77,3 +80,69 @@ def tariff_on(tariffs: list[Tariff], day: date) -> Tariff | None:
         if tariff.valid_from <= day and (tariff.valid_until is None or day <= tariff.valid_until):
             chosen = tariff
     return chosen
+
+
+def all_tariffs() -> list[Tariff]:
+    """Every tariff with its activity and brackets, by activity name then newest first (two queries)."""
+    return db.session.scalars(
+        sa.select(Tariff)
+        .join(Activity)
+        .options(sa.orm.selectinload(Tariff.brackets), sa.orm.contains_eager(Tariff.activity))
+        .order_by(Activity.name, Tariff.valid_from.desc())
+    ).all()
+
+
+def activity_choices() -> list[tuple[int, str]]:
+    """(id, name) of the activities a tariff can be entered for, by name."""
+    return [(a.id, a.name) for a in db.session.scalars(sa.select(Activity).order_by(Activity.name))]
+
+
+def create_tariff(
+    agent: User,
+    rows: list[tuple[int | None, int]],
+    *,
+    activity_id: int,
+    valid_from: date,
+    valid_until: date | None,
+    late_surcharge_cents: int,
+    bill_late_absences: bool,
+) -> Tariff:
+    """A new tariff with its brackets, audited; the one just created if this is the same form sent
+    twice; BillingError if the brackets are incoherent."""
+    brackets = make_brackets(rows)
+    values = dict(
+        activity_id=activity_id,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        late_surcharge_cents=late_surcharge_cents,
+        bill_late_absences=bill_late_absences,
+    )
+    claim(agent)  # (the same form sent twice: the second copy finds the first's tariff)
+    same = twin(Tariff, within=TWIN_WITHIN, **values)
+    if same is not None:
+        return same
+    tariff = Tariff(**values, brackets=brackets)
+    db.session.add(tariff)
+    db.session.flush()
+    record(agent, "tariff.created", "tariff", tariff.id, f"activité {activity_id} à partir du {valid_from}")
+    return tariff
+
+
+def delete_tariff(tariff_id: int, agent: User) -> bool:
+    """Remove a tariff entered by mistake, audited (issued invoices keep their prices: a new run of a
+    month billed with it gives a credit note); False if there is no such tariff and none was removed."""
+    tariff = db.session.get(Tariff, tariff_id)
+    if tariff is None:  # (a double click: the first copy removed it)
+        return (
+            twin(AuditEvent, action="tariff.deleted", target_type="tariff", target_id=tariff_id) is not None
+        )
+    claim(tariff)  # (removed once: a copy sent at the same moment then finds it gone)
+    record(
+        agent,
+        "tariff.deleted",
+        "tariff",
+        tariff.id,
+        f"{tariff.activity.name} à partir du {tariff.valid_from}",
+    )
+    db.session.delete(tariff)
+    return True
