@@ -37,6 +37,7 @@ from portail.models import (
     utcnow,
 )
 from portail.services.outbox import commit, queue_mails
+from portail.urls import public_url
 
 BATCH = 500
 GRACE = timedelta(minutes=1)  # the 13:00 mails leave between 13:01 and 13:02
@@ -177,7 +178,7 @@ def _send_batch(user_ids: list[int], day: date, window: DigestWindow, decided) -
         user.id: user
         for user in db.session.scalars(sa.select(User).where(User.id.in_([user_id for _id, user_id in won])))
     }
-    link = f"{current_app.config['PUBLIC_URL']}/mon-espace/demandes"
+    link = public_url("account.requests_list")
     recipients = {}
     for digest_id, user_id in won:
         user = users.get(user_id)

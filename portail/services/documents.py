@@ -26,6 +26,7 @@ from portail.models import (
 from portail.services import uploads
 from portail.services.outbox import queue_mail
 from portail.services.transactions import claim
+from portail.urls import public_url
 
 SOON = timedelta(days=30)
 REFUSAL_REASONS = [
@@ -233,7 +234,7 @@ def _mail(document: Document, template: str, **context) -> None:
         first_name=parent.first_name,
         document=document.type.name,
         child=document.child.first_name if document.child else None,
-        link=f"{current_app.config['PUBLIC_URL']}/famille/{document.family_id}/pieces",
+        link=public_url("family.documents_page", family_id=document.family_id),
         **context,
     )
 
