@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from portail.extensions import db
+from portail.models import OutboxMessage, OutboxStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,25 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
+
+
+def mails_settled(app) -> bool:
+    """True once no more mail can go out: no outbox row waits or is being sent (a mail leaves only from
+    a row it claims from pending) and no job waits in the app's queue. Read on a connection of its own,
+    so that no transaction of the test holds the database."""
+    from rq import Queue
+
+    with db.engine.connect() as connection:
+        busy = connection.scalar(
+            sa.select(sa.func.count(OutboxMessage.id)).where(
+                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))
+            )
+        )
+    client = redis.Redis.from_url(app.config["REDIS_URL"])
+    try:
+        return busy == 0 and Queue(app.config["RQ_QUEUE"], connection=client).count == 0
+    finally:
+        client.close()
 
 
 @contextmanager

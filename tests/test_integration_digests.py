@@ -3,7 +3,6 @@ SMTP sink — exactly one mail per account and window, whatever runs twice, cras
 
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import date, timedelta
 
@@ -24,8 +23,8 @@ from portail.models import (
 )
 from portail.services import bookings, digests, requests
 from portail.services.outbox import commit
-from tests.factories import canteen, make_family, make_user
-from tests.support import ROOT, kill_process, start, wait_for
+from tests.factories import canteen, enrol, make_family, make_user
+from tests.support import ROOT, kill_process, mails_settled, start, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +43,6 @@ def last_ended_window(now) -> tuple[date, DigestWindow]:
 def decisions_for(accounts: int) -> tuple[date, DigestWindow, list[str]]:
     """`accounts` parents, each with a request decided (one accepted and one refused day) inside the
     last ended window; returns that window and the parents' addresses."""
-    from portail.models import Enrolment
-
     day, window = last_ended_window(utcnow())
     start, end = digests.bounds(day, window)
     decided_at = end - (end - start) / 2
@@ -65,14 +62,7 @@ def decisions_for(accounts: int) -> tuple[date, DigestWindow, list[str]]:
     for index in range(accounts):
         family = make_family(name=f"Famille F{index}", children=((f"Enfant{index}", date(2017, 1, 1)),))
         child = family.children[0]
-        db.session.add(
-            Enrolment(
-                child_id=child.id,
-                activity_id=activity.id,
-                start_date=activity.start_date,
-                end_date=activity.end_date,
-            )
-        )
+        enrol(child, activity)
         parent = make_user(email=f"parent{index}@example.fr")
         request = db.session.get(
             Request,
@@ -120,12 +110,21 @@ def test_two_dispatchers_at_once_send_one_mail_per_account(live, redis_server, s
     first, second = run_cli(live, day, window), run_cli(live, day, window)
     outputs = [process.communicate(timeout=60) for process in (first, second)]
     assert [process.returncode for process in (first, second)] == [0, 0], outputs
-    wait_for(lambda: len(smtp.messages) >= len(emails), timeout=60)
-    time.sleep(3)  # nothing more arrives
+    # then nothing more can arrive
+    wait_for(lambda: len(smtp.messages) >= len(emails) and mails_settled(live), timeout=60)
     recipients = Counter(address for envelope in smtp.messages for address in envelope.rcpt_tos)
     assert recipients == Counter(emails)
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count(Digest.id))) == len(emails)
+
+
+def claims_expired() -> bool:
+    """Every row claimed for sending was claimed more than OUTBOX_STUCK_AFTER_SECONDS (3) ago."""
+    with db.engine.connect() as connection:
+        claims = connection.scalars(
+            sa.select(OutboxMessage.claimed_at).where(OutboxMessage.status == OutboxStatus.SENDING)
+        ).all()
+    return all(utcnow() - claimed > timedelta(seconds=3) for claimed in claims)
 
 
 def test_a_worker_killed_mid_batch_then_restarted_sends_every_mail_once(live, redis_server, smtp):
@@ -140,11 +139,10 @@ def test_a_worker_killed_mid_batch_then_restarted_sends_every_mail_once(live, re
     kill_process(worker)  # crash in the middle of the batch
     smtp.release()
     assert len(smtp.messages) == 4
-    time.sleep(3.5)  # the dead worker's claim expires (OUTBOX_STUCK_AFTER_SECONDS)
+    wait_for(claims_expired, timeout=30)  # the dead worker's claim (OUTBOX_STUCK_AFTER_SECONDS)
     start(live, "worker")
     start(live, "scheduler")  # its relay gives back the mail the dead worker had claimed
-    wait_for(lambda: len(smtp.messages) >= len(emails), timeout=90)
-    time.sleep(3)
+    wait_for(lambda: len(smtp.messages) >= len(emails) and mails_settled(live), timeout=90)
     recipients = Counter(address for envelope in smtp.messages for address in envelope.rcpt_tos)
     assert recipients == Counter(emails)
 
@@ -156,8 +154,7 @@ def test_redis_down_at_the_window_the_mails_go_out_once_it_is_back(live, redis_s
     redis_server.start()  # "13:20": Redis is back
     start(live, "worker")
     start(live, "scheduler")  # the every-minute dispatcher runs at start and catches the window up
-    wait_for(lambda: len(smtp.messages) >= len(emails), timeout=60)
-    time.sleep(3)
+    wait_for(lambda: len(smtp.messages) >= len(emails) and mails_settled(live), timeout=60)
     recipients = Counter(address for envelope in smtp.messages for address in envelope.rcpt_tos)
     assert recipients == Counter(emails)
     db.session.expire_all()

@@ -9,7 +9,7 @@ from portail.extensions import db
 from portail.models import OutboxMessage, OutboxStatus, User
 from tests.conftest import link_in_text
 from tests.factories import VALID
-from tests.support import start, wait_for
+from tests.support import mails_settled, start, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,7 @@ def test_mail_queued_while_redis_is_down_goes_out_once_when_it_is_back(live, red
     redis_server.start()
     start(live, "worker")
     start(live, "scheduler")  # its relay job runs at start, then every 5 seconds
-    wait_for(lambda: smtp.messages, timeout=40)
-    time.sleep(3)
+    wait_for(lambda: smtp.messages and mails_settled(live), timeout=40)  # then nothing more can arrive
     assert len(smtp.messages) == 1
     db.session.expire_all()
     assert db.session.scalar(sa.select(OutboxMessage)).status is OutboxStatus.SENT

@@ -16,7 +16,7 @@ from portail.services import bookings
 from portail.services.outbox import commit
 from tests.conftest import make_app
 from tests.factories import enrol, make_activity, make_family, make_user
-from tests.support import start, wait_for
+from tests.support import mails_settled, start, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def test_worker_and_scheduler_ride_out_redis_and_database_outages(live, redis_se
     # Redis stalls (its connections stay open, nothing answers) while parents make requests.
     redis_server.pause()
     expected += make_receipts(activity, "pause", 3)
-    time.sleep(STALL)  # the length of the outage
+    time.sleep(STALL)  # the length of the outage (a fixed wait on purpose: the stall must last that long)
     redis_server.resume()
     still_running()
     wait_for(lambda: all_out(expected), timeout=90)
@@ -80,7 +80,7 @@ def test_worker_and_scheduler_ride_out_redis_and_database_outages(live, redis_se
     # says which mails are due); the database is locked when it is back, so the worker's jobs fail.
     redis_server.kill()
     expected += make_receipts(activity, "panne", 3)
-    time.sleep(DOWN)  # the length of the outage
+    time.sleep(DOWN)  # the length of the outage (a fixed wait on purpose: Redis stays dead that long)
     lock = sqlite3.connect(db.engine.url.database, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
     try:
@@ -92,8 +92,8 @@ def test_worker_and_scheduler_ride_out_redis_and_database_outages(live, redis_se
     still_running()
     wait_for(lambda: all_out(expected), timeout=90)
 
-    time.sleep(3)  # nothing more arrives: each mail went out once
-    assert delivered(smtp) == Counter(expected)
+    wait_for(lambda: mails_settled(live), timeout=30)  # then nothing more can arrive
+    assert delivered(smtp) == Counter(expected)  # each mail went out once
     still_running()
     db.session.expire_all()
     assert set(db.session.scalars(sa.select(OutboxMessage.status))) == {OutboxStatus.SENT}
