@@ -9,11 +9,7 @@ from portail.models.activities import (
     ClosingDay,
     DeadlineKind,
     Enrolment,
-    LineState,
     OpenPeriod,
-    Request,
-    RequestKind,
-    RequestLine,
     ValidationMode,
 )
 from portail.models.audit import AuditEvent
@@ -44,7 +40,18 @@ from portail.models.families import (
     TaxRegime,
 )
 from portail.models.outbox import OutboxMessage, OutboxStatus
-from portail.models.requests import Digest, DigestRun, DigestWindow, EventKind, RequestEvent, RequestRead
+from portail.models.requests import (
+    Digest,
+    DigestRun,
+    DigestWindow,
+    EventKind,
+    LineState,
+    Request,
+    RequestEvent,
+    RequestKind,
+    RequestLine,
+    RequestRead,
+)
 from portail.models.types import utcnow
 
 __all__ = [

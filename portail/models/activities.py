@@ -1,8 +1,7 @@
-"""Activities, enrolments, bookings and the reservation/absence requests that change them."""
+"""Activities, enrolments, closing days, day counters and bookings (the requests that change them: models.requests)."""
 
 import enum
 from datetime import date, datetime, time
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -10,9 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portail.extensions import db
 from portail.models.families import Child
 from portail.models.types import UTCDateTime, utcnow
-
-if TYPE_CHECKING:
-    from portail.models.requests import RequestEvent
 
 
 class ValidationMode(enum.Enum):
@@ -47,18 +43,6 @@ class BookingState(enum.Enum):
             "refused": "Refusée",
             "absent": "Absent",
         }[self.value]
-
-
-class RequestKind(enum.Enum):
-    RESERVATION = "reservation"
-    ABSENCE = "absence"
-
-
-class LineState(enum.Enum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    REFUSED = "refused"
-    WITHDRAWN = "withdrawn"
 
 
 class Activity(db.Model):
@@ -156,42 +140,3 @@ class Booking(db.Model):
         sa.UniqueConstraint("child_id", "activity_id", "day", name="uq_booking_child_activity_day"),
         sa.Index("ix_booking_activity_day", "activity_id", "day"),
     )
-
-
-class Request(db.Model):
-    """One submission of a parent: a single cell or a period, with one line per day."""
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
-    child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"), index=True)
-    activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"))
-    kind: Mapped[RequestKind] = mapped_column(sa.Enum(RequestKind, native_enum=False, length=12))
-    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    period_start: Mapped[date | None]
-    period_end: Mapped[date | None]
-    period_weekdays: Mapped[str | None] = mapped_column(sa.String(7))
-
-    lines: Mapped[list["RequestLine"]] = relationship(
-        back_populates="request", cascade="all, delete-orphan", order_by="RequestLine.day"
-    )
-    events: Mapped[list["RequestEvent"]] = relationship(
-        cascade="all, delete-orphan", order_by="RequestEvent.at"
-    )
-    child: Mapped[Child] = relationship()
-    activity: Mapped[Activity] = relationship()
-
-
-class RequestLine(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
-    request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"), index=True)
-    day: Mapped[date]
-    state: Mapped[LineState] = mapped_column(
-        sa.Enum(LineState, native_enum=False, length=10), default=LineState.PENDING
-    )
-    reason: Mapped[str | None] = mapped_column(sa.String(200))
-    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # the digests read by window
-    message: Mapped[str | None] = mapped_column(sa.Text)  # the town's optional message with its decision
-
-    request: Mapped[Request] = relationship(back_populates="lines")

@@ -1,4 +1,5 @@
-"""What happens to a request after it is made: its history, who read it, and the decision digests."""
+"""Reservation and absence requests: a request and its lines (one per day), its history, who read it,
+and the decision digests."""
 
 import enum
 from datetime import date, datetime
@@ -8,7 +9,60 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portail.extensions import db
 from portail.models.accounts import User
+from portail.models.activities import Activity
+from portail.models.families import Child
 from portail.models.types import UTCDateTime, utcnow
+
+
+class RequestKind(enum.Enum):
+    RESERVATION = "reservation"
+    ABSENCE = "absence"
+
+
+class LineState(enum.Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+class Request(db.Model):
+    """One submission of a parent: a single cell or a period, with one line per day."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
+    child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"), index=True)
+    activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"))
+    kind: Mapped[RequestKind] = mapped_column(sa.Enum(RequestKind, native_enum=False, length=12))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    period_start: Mapped[date | None]
+    period_end: Mapped[date | None]
+    period_weekdays: Mapped[str | None] = mapped_column(sa.String(7))
+
+    lines: Mapped[list["RequestLine"]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="RequestLine.day"
+    )
+    events: Mapped[list["RequestEvent"]] = relationship(
+        cascade="all, delete-orphan", order_by="RequestEvent.at"
+    )
+    child: Mapped[Child] = relationship()
+    activity: Mapped[Activity] = relationship()
+
+
+class RequestLine(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date]
+    state: Mapped[LineState] = mapped_column(
+        sa.Enum(LineState, native_enum=False, length=10), default=LineState.PENDING
+    )
+    reason: Mapped[str | None] = mapped_column(sa.String(200))
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # the digests read by window
+    message: Mapped[str | None] = mapped_column(sa.Text)  # the town's optional message with its decision
+
+    request: Mapped[Request] = relationship(back_populates="lines")
 
 
 class EventKind(enum.Enum):
