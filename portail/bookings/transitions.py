@@ -519,3 +519,17 @@ def decide(
             )
             counts["accepted" if state is LineState.ACCEPTED else "refused"] += len(state_days)
     return counts
+
+
+def seed(child_id: int, activity_id: int, days: list[date], state: BookingState) -> None:
+    """New days written as they already are, with no request and no rule asked: the past that the
+    demo starts from (its billed months). Here, with the transitions, so that every write of a
+    booking's state is in this module."""
+    db.session.add_all(
+        Booking(child_id=child_id, activity_id=activity_id, day=day, state=state) for day in days
+    )
+
+
+def seed_state(booking: Booking, state: BookingState) -> None:
+    """A day of that past changed as it already is (the demo's past absences, with their history)."""
+    booking.state = state

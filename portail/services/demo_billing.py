@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
-from portail.bookings import history
+from portail.bookings import history, transitions
 from portail.bookings import rules as booking_rules
 from portail.extensions import db
 from portail.formatting import month_label
@@ -139,15 +139,14 @@ def _attended(month: date, pairs) -> None:
     first, last = billing.month_bounds(month)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     for child, activity in pairs:
-        for day in days:
-            if (
-                activity.start_date <= day <= activity.end_date
-                and str(day.isoweekday()) in activity.weekdays
-                and booking_rules.closure(activity, day, demo_activities.zone()) is None
-            ):
-                db.session.add(
-                    Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
-                )
+        attended = [
+            day
+            for day in days
+            if activity.start_date <= day <= activity.end_date
+            and str(day.isoweekday()) in activity.weekdays
+            and booking_rules.closure(activity, day, demo_activities.zone()) is None
+        ]
+        transitions.seed(child.id, activity.id, attended, BookingState.RESERVED)
 
 
 def _absences(month: date, family: Family, lea, tom, choices: list[Activity], agent: User) -> None:
@@ -169,7 +168,7 @@ def _absences(month: date, family: Family, lea, tom, choices: list[Activity], ag
                 Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
             )
         )
-        booking.state = BookingState.ABSENT
+        transitions.seed_state(booking, BookingState.ABSENT)
         deadline = booking_rules.absence_deadline(activity, day)
         asked_at = deadline + timedelta(hours=3) if late else deadline - timedelta(days=2)
         decided_at = asked_at + timedelta(hours=1)
