@@ -7,37 +7,21 @@ import pytest
 
 from portail.extensions import db
 from tests.browser_support import Journey, new_page
-from tests.factories import PASSWORD, canteen, make_user, subscribe
+from tests.factories import PASSWORD, enrol, make_activity, make_user, subscribe
 
 pytestmark = pytest.mark.browser
 
 
 def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, live_server):
-    from portail.models import Booking, BookingState, Enrolment, Family, OpenPeriod, ValidationMode, utcnow
+    from portail.models import Booking, BookingState, Family, utcnow
 
     today = utcnow().date()
     with live_server.app_context():
         family = db.session.scalar(db.select(Family))
         lea, tom = family.children
-        activity = canteen(
-            validation_mode=ValidationMode.MANUAL,
-            open_period=OpenPeriod.ALL,
-            weekdays="12345",
-            closed_on_public_holidays=False,
-            start_date=today - timedelta(days=60),
-            end_date=today + timedelta(days=300),
-        )
-        db.session.add(activity)
-        db.session.flush()
+        activity = make_activity(start_date=today - timedelta(days=60), end_date=today + timedelta(days=300))
         for child in (lea, tom):
-            db.session.add(
-                Enrolment(
-                    child_id=child.id,
-                    activity_id=activity.id,
-                    start_date=activity.start_date,
-                    end_date=activity.end_date,
-                )
-            )
+            enrol(child, activity)
         next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
         tuesdays = [
             next_month + timedelta(days=i)

@@ -9,20 +9,17 @@ import pytest
 from portail.extensions import db
 from portail.formatting import french_date
 from tests.browser_support import Journey, login, new_page
-from tests.factories import canteen, make_user, subscribe
+from tests.factories import enrol, make_activity, make_user, subscribe
 
 pytestmark = pytest.mark.browser
 
 
 def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_history(browser, live_server):
     from portail.models import (
-        Enrolment,
         Family,
         LineState,
-        OpenPeriod,
         Request,
         RequestKind,
-        ValidationMode,
         utcnow,
     )
     from portail.services import bookings
@@ -32,26 +29,9 @@ def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_his
     with live_server.app_context():
         family = db.session.scalar(db.select(Family))
         lea, tom = family.children
-        activity = canteen(
-            validation_mode=ValidationMode.MANUAL,
-            open_period=OpenPeriod.ALL,
-            weekdays="12345",
-            closed_on_public_holidays=False,
-            start_date=today,
-            end_date=today + timedelta(days=200),
-            capacity=30,
-        )
-        db.session.add(activity)
-        db.session.flush()
+        activity = make_activity(start_date=today, end_date=today + timedelta(days=200), capacity=30)
         for child in (lea, tom):
-            db.session.add(
-                Enrolment(
-                    child_id=child.id,
-                    activity_id=activity.id,
-                    start_date=activity.start_date,
-                    end_date=activity.end_date,
-                )
-            )
+            enrol(child, activity)
         claire = make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN")
         subscribe(claire, family)
         days = [
