@@ -73,6 +73,9 @@ class Config:
     SUBSCRIPTION_TRIES_PER_HOUR = 5
     # A pending mail older than this is re-enqueued by the relay (Redis was down when it was queued).
     OUTBOX_RELAY_AFTER = timedelta(seconds=int(os.environ.get("OUTBOX_RELAY_AFTER_SECONDS", "120")))
+    # After Redis failed to answer, a process's enqueues skip it for this long (seconds): a stalled
+    # Redis does not hold every request that sends a mail; the relay hands the mails over later.
+    REDIS_PAUSE_AFTER_FAILURE = float(os.environ.get("REDIS_PAUSE_AFTER_FAILURE_SECONDS", "10"))
     # A mail claimed by a worker that died before recording the result is sent again after this lease.
     OUTBOX_STUCK_AFTER = timedelta(seconds=int(os.environ.get("OUTBOX_STUCK_AFTER_SECONDS", "600")))
     # Digest windows missed while the scheduler was down are still sent if they ended less than this ago.
@@ -110,6 +113,7 @@ class TestingConfig(Config):
     MAIL_SUPPRESS_SEND = True
     RQ_SYNC = True
     RATELIMIT_STORAGE_URI = "memory://"
+    REDIS_PAUSE_AFTER_FAILURE = 0.0  # tests switch Redis off and on at will (one test sets it)
 
 
 class ProductionConfig(Config):

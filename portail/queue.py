@@ -1,6 +1,7 @@
 """The Redis connection and the RQ queue of the app."""
 
 import logging
+import time
 
 import redis
 from flask import current_app
@@ -53,14 +54,31 @@ def get_queue() -> Queue:
     )
 
 
+def _redis_resting() -> bool:
+    """Whether Redis failed moments ago: enqueues then skip it instead of waiting out its timeout."""
+    return time.monotonic() < current_app.extensions.get("portail_redis_down_until", 0.0)
+
+
+def _redis_failed(error: Exception, what: str) -> None:
+    log.warning("%s not enqueued (%s); the outbox relay will retry", what, error)
+    pause = current_app.config["REDIS_PAUSE_AFTER_FAILURE"]
+    current_app.extensions["portail_redis_down_until"] = time.monotonic() + pause
+
+
 def enqueue(
     func_path: str, *args, job_id: str | None = None, timeout: int | None = None, retry: Retry | None = RETRY
 ) -> bool:
-    """Enqueue a job by dotted name; return False, without raising, when Redis is unreachable."""
+    """Enqueue a job by dotted name; return False, without raising, when Redis is unreachable.
+
+    A stalled Redis holds a command up to its timeout: after a failure, this process skips Redis
+    for REDIS_PAUSE_AFTER_FAILURE seconds (the mails wait in the outbox for the relay), so one
+    stall does not hold every request that sends a mail, and the web workers stay free."""
+    if _redis_resting():
+        return False
     try:
         get_queue().enqueue(func_path, *args, job_id=job_id, retry=retry, job_timeout=timeout)
     except redis.exceptions.RedisError as error:
-        log.warning("job %s not enqueued (%s); the outbox relay will retry", func_path, error)
+        _redis_failed(error, f"job {func_path}")
         return False
     return True
 
@@ -71,11 +89,13 @@ def enqueue_many(func_path: str, calls: list[tuple[tuple, str]]) -> bool:
     queue = get_queue()
     if not queue.is_async:  # tests run jobs inline, one by one
         return all([enqueue(func_path, *args, job_id=job_id) for args, job_id in calls])
+    if _redis_resting():
+        return False
     try:
         queue.enqueue_many(
             [Queue.prepare_data(func_path, args=args, job_id=job_id, retry=RETRY) for args, job_id in calls]
         )
     except redis.exceptions.RedisError as error:
-        log.warning("%d %s jobs not enqueued (%s); the outbox relay will retry", len(calls), func_path, error)
+        _redis_failed(error, f"{len(calls)} {func_path} jobs")
         return False
     return True

@@ -2,6 +2,7 @@
 
 import enum
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app, url_for
@@ -11,6 +12,10 @@ from portail.models import Civility, Family, Role, TokenPurpose, User, utcnow
 from portail.queue import enqueue
 from portail.services import passwords, subscriptions, tokens
 from portail.services.outbox import queue_mail
+from portail.services.transactions import claim
+
+# A link asked again within this time is the same request sent twice: its first mail is on its way.
+JUST_SENT = timedelta(minutes=1)
 
 
 @dataclass
@@ -56,7 +61,17 @@ def mail_link(
 
 
 def _send_activation(user: User) -> None:
-    mail_link(user, TokenPurpose.ACTIVATION, "activation", "auth.activate", "ACTIVATION_TTL")
+    if not _just_sent(user, TokenPurpose.ACTIVATION):
+        mail_link(user, TokenPurpose.ACTIVATION, "activation", "auth.activate", "ACTIVATION_TTL")
+
+
+def _just_sent(user: User, purpose: TokenPurpose) -> bool:
+    """Whether a link of this purpose left moments ago and still works: the same form sent twice
+    (a double click, two tabs, a sign-up whose copy lost the race for the address) sends one
+    link, instead of several mails of which only the newest works. Copies take turns on the
+    account, so the second sees the first's link."""
+    claim(user)
+    return tokens.recently_issued(user, purpose, within=JUST_SENT)
 
 
 def register(data: SignUp, family: Family | None = None) -> User | None:
@@ -181,7 +196,8 @@ def send_password_reset(email: str) -> None:
     if user.activated_at is None:
         _send_activation(user)
         return
-    mail_link(user, TokenPurpose.RESET, "password_reset", "auth.reset_password", "RESET_TTL")
+    if not _just_sent(user, TokenPurpose.RESET):
+        mail_link(user, TokenPurpose.RESET, "password_reset", "auth.reset_password", "RESET_TTL")
 
 
 def set_password(user: User, new_password: str) -> None:
