@@ -1,5 +1,5 @@
-"""Dates and times as a French reader expects them, in Paris time: the one place that spells a date
-(templates, mails, PDFs, flash messages and history lines all come here)."""
+"""Dates, times and amounts as a French reader expects them, in Paris time: the one place that spells
+a date or an amount (templates, mails, PDFs, flash messages and history lines all come here)."""
 
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -8,6 +8,11 @@ from zoneinfo import ZoneInfo
 PARIS = ZoneInfo("Europe/Paris")
 MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
 WEEKDAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+
+
+def today_in_paris(now: datetime) -> date:
+    """The town's date at the instant `now`."""
+    return now.astimezone(PARIS).date()
 
 
 def _parse(value: date | datetime | str) -> date | datetime:
@@ -82,7 +87,15 @@ def weekday_names(digits: str) -> str:
     return ", ".join(WEEKDAYS[number - 1] for number in numbers) or "tous les jours"
 
 
+def euros(cents: int) -> str:
+    """1 234,56 € (French format, narrow no-break space between thousands)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole:,}".replace(",", "\u202f") + f",{part:02d}\u00a0€"
+
+
 FILTERS = {
+    "euros": euros,
     "french_date": french_date,
     "french_datetime": french_datetime,
     "french_day": french_day,

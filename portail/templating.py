@@ -35,6 +35,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(formatting.FILTERS)
     app.jinja_env.filters["code"] = format_code
     app.jinja_env.filters["audit_label"] = audit.label
+    app.jinja_env.globals["euros"] = formatting.euros
     app.jinja_env.globals["french_day"] = formatting.french_day
     app.jinja_env.globals["month_label"] = formatting.month_label
     app.jinja_env.globals["nav_families"] = nav_families

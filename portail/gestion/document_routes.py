@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from portail.extensions import db
 from portail.files import send_stored
+from portail.formatting import today_in_paris
 from portail.gestion import bp
 from portail.gestion.forms import DocumentTypeForm
 from portail.models import Document, DocumentScope, DocumentState, DocumentType, Family, Validity, utcnow
@@ -130,7 +131,7 @@ def document_show(document_id: int):
         )
         .order_by(Document.uploaded_at.desc())
     ).all()
-    today = documents.today_in_paris(utcnow())
+    today = today_in_paris(utcnow())
     return render_template(
         "gestion/document_show.html",
         document=document,

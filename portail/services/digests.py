@@ -18,8 +18,6 @@ from itertools import islice
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portail.extensions import db
 from portail.formatting import PARIS, french_date
@@ -37,6 +35,7 @@ from portail.models import (
     utcnow,
 )
 from portail.services.outbox import commit, queue_mails
+from portail.services.transactions import upsert
 from portail.urls import public_url
 
 BATCH = 500
@@ -96,11 +95,6 @@ def dispatch_due(now: datetime) -> int:
     )
 
 
-def _insert(model):
-    insert = sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else pg_insert
-    return insert(model)
-
-
 class WindowNotOver(ValueError):
     """A window cannot be sent before its end: the decisions made later would be left out."""
 
@@ -130,7 +124,7 @@ def send_window(day: date, window: DigestWindow, now: datetime | None = None) ->
     while batch := list(islice(ids, BATCH)):
         queued += _send_batch(batch, day, window, decided)
     db.session.execute(
-        _insert(DigestRun).values(day=day, window=window, mails=queued).on_conflict_do_nothing()
+        upsert(DigestRun).values(day=day, window=window, mails=queued).on_conflict_do_nothing()
     )
     commit()
     return queued
@@ -161,7 +155,7 @@ def _send_batch(user_ids: list[int], day: date, window: DigestWindow, decided) -
     for row in rows:
         by_user[row.created_by_id].append(row)
     won = db.session.execute(
-        _insert(Digest)
+        upsert(Digest)
         .values(
             [
                 {"user_id": user_id, "day": day, "window": window, "decisions": len(lines)}

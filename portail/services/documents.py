@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from portail.extensions import db
-from portail.formatting import PARIS
+from portail.formatting import today_in_paris
 from portail.models import (
     Child,
     Document,
@@ -68,10 +68,6 @@ class Slot:
     @property
     def needs_action(self) -> bool:
         return self.state in ("À fournir", "Refusé", "Expiré", "Bientôt expiré")
-
-
-def today_in_paris(now: datetime) -> date:
-    return now.astimezone(PARIS).date()
 
 
 def slots(family: Family, now: datetime) -> list[Slot]:

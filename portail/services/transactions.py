@@ -15,6 +15,8 @@ from datetime import timedelta
 from typing import TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -70,6 +72,13 @@ def twin(model, *, within: timedelta | None = None, **values):
     if within is not None:
         query = query.where(model.created_at >= utcnow() - within)
     return db.session.scalars(query.limit(1)).first()
+
+
+def upsert(model):
+    """An INSERT into `model` that takes ON CONFLICT clauses: each database has its own construct."""
+    from portail.extensions import db
+
+    return (sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else pg_insert)(model)
 
 
 def retryable(error: BaseException, locks: bool = True) -> bool:

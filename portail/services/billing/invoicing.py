@@ -13,8 +13,6 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portail.extensions import db
 from portail.formatting import month_label
@@ -41,6 +39,7 @@ from portail.services import booking_rules
 from portail.services.billing.money import euros, month_bounds, today_in_paris
 from portail.services.billing.tariffs import family_quotient, price_for, tariff_on
 from portail.services.outbox import queue_mails
+from portail.services.transactions import upsert
 
 DUE_DAYS = 30
 RESERVED_LABEL, LATE_ABSENCE_LABEL, SURCHARGE_LABEL = (
@@ -182,7 +181,7 @@ def compute(
 
 def take_numbers(series: str, count: int) -> list[str]:
     """`count` consecutive numbers of a series, e.g. FA2026-000042 (the counter row stays locked until commit)."""
-    insert = (sqlite_insert if db.session.get_bind().dialect.name == "sqlite" else pg_insert)(InvoiceCounter)
+    insert = upsert(InvoiceCounter)
     statement = (
         insert.values(series=series, last=count)
         .on_conflict_do_update(

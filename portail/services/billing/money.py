@@ -1,19 +1,12 @@
 """Money in integer cents, the months billed, and the billing's error for the agent."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
-from portail.formatting import PARIS
+from portail.formatting import euros, today_in_paris  # noqa: F401  (the billing API: billing.euros)
 
 
 class BillingError(ValueError):
     """A French message for the agent."""
-
-
-def euros(cents: int) -> str:
-    """1 234,56 € (French format, narrow no-break space between thousands)."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}".replace(",", "\u202f") + f",{part:02d}\u00a0€"
 
 
 def parse_euros(text: str) -> int:
@@ -45,8 +38,3 @@ def month_bounds(month: date) -> tuple[date, date]:
 def previous_month(today: date) -> date:
     """The first day of the month before `today`'s."""
     return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-
-
-def today_in_paris(now: datetime) -> date:
-    """The town's date at the instant `now`."""
-    return now.astimezone(PARIS).date()
