@@ -19,7 +19,6 @@ from portail.account.forms import (
 )
 from portail.bookings import history
 from portail.extensions import db, limiter
-from portail.formatting import french_day
 from portail.htmx import is_htmx
 from portail.models import (
     Request,
@@ -283,7 +282,6 @@ def request_history(request_id: int):
         events=events,
         state=planning.request_state(found.lines),
         kinds=planning.KIND_LABELS,
-        french_day=french_day,
         line_labels=request_desk.LINE_LABELS,
     )
 

@@ -15,6 +15,9 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from portail.bookings.rules import WEEKDAY_CHOICES
 from portail.forms import REQUIRED, FlaskForm, required
+from portail.models import Activity, DeadlineKind, OpenPeriod, ValidationMode
+
+DEADLINE_FIELDS = ("kind", "days", "time", "working_days", "weekday")
 
 
 class Checkboxes(SelectMultipleField):
@@ -81,6 +84,46 @@ class ActivityForm(FlaskForm):
         ],
     )
     closed_on_public_holidays = BooleanField("Fermé les jours fériés", default=True)
+
+    def fill(self, activity: Activity) -> None:
+        """Show an activity's rules in the form."""
+        self.name.data, self.site.data = activity.name, activity.site
+        self.weekdays.data = list(activity.weekdays)
+        self.start_date.data, self.end_date.data = activity.start_date, activity.end_date
+        self.capacity.data = activity.capacity
+        self.validation_mode.data = activity.validation_mode.value
+        self.open_period.data = activity.open_period.value
+        self.closed_on_public_holidays.data = activity.closed_on_public_holidays
+        for prefix in ("booking_deadline", "absence_deadline"):
+            for name in DEADLINE_FIELDS:
+                value = getattr(activity, f"{prefix}_{name}")
+                self[f"{prefix}_{name}"].data = (
+                    value.value if name == "kind" else (str(value) if name == "weekday" and value else value)
+                )
+
+    def values(self) -> dict:
+        """The activity's columns as entered (for services.activities.save_activity)."""
+        values = {
+            "name": self.name.data.strip(),
+            "site": (self.site.data or "").strip() or None,
+            "weekdays": "".join(sorted(self.weekdays.data)),
+            "start_date": self.start_date.data,
+            "end_date": self.end_date.data,
+            "capacity": self.capacity.data,
+            "validation_mode": ValidationMode(self.validation_mode.data),
+            "open_period": OpenPeriod(self.open_period.data),
+            "closed_on_public_holidays": self.closed_on_public_holidays.data,
+        }
+        for prefix in ("booking_deadline", "absence_deadline"):
+            weekday = self[f"{prefix}_weekday"].data
+            values |= {
+                f"{prefix}_kind": DeadlineKind(self[f"{prefix}_kind"].data),
+                f"{prefix}_days": self[f"{prefix}_days"].data or 0,
+                f"{prefix}_time": self[f"{prefix}_time"].data,
+                f"{prefix}_working_days": self[f"{prefix}_working_days"].data,
+                f"{prefix}_weekday": int(weekday) if weekday else None,
+            }
+        return values
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
