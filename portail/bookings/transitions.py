@@ -91,30 +91,34 @@ def _preview(
     now: datetime,
     zone: str,
     facts: Facts | None = None,
+    verdicts: dict[date, Verdict] | None = None,
 ) -> tuple[list[tuple[date, Verdict]], dict]:
     """The verdicts, and the current state of the days that have a booking (from `facts` when
-    the caller has just read them in this transaction)."""
+    the caller has just read them in this transaction, and `verdicts` when it has just had the
+    rules' answer on them: the rules run once)."""
     if not days:
         return [], {}
     enrolments, states, booked, closed = facts or booking_facts.read(child, activity, min(days), max(days))
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
-    verdicts = []
+    found = []
     for day in days:
-        verdict = booking_rules.evaluate(
-            activity,
-            day,
-            now,
-            is_enrolled=booking_rules.enrolled(enrolments, day),
-            state=states.get(day),
-            zone=zone,
-            closing_days=closed,
-            booked=booked.get(day, 0),
-        )
+        verdict = (verdicts or {}).get(day)
+        if verdict is None:
+            verdict = booking_rules.evaluate(
+                activity,
+                day,
+                now,
+                is_enrolled=booking_rules.enrolled(enrolments, day),
+                state=states.get(day),
+                zone=zone,
+                closing_days=closed,
+                booked=booked.get(day, 0),
+            )
         if verdict.actionable and wanted not in verdict.actions:
             label = states[day].label if states.get(day) else "Inscrit"
             verdict = Verdict(reason=f"Déjà : {label}")
-        verdicts.append((day, verdict))
-    return verdicts, states
+        found.append((day, verdict))
+    return found, states
 
 
 class Submitted(NamedTuple):
@@ -135,16 +139,18 @@ def submit(
     zone: str,
     period: tuple | None = None,
     facts: Facts | None = None,
+    verdicts: dict[date, Verdict] | None = None,
 ) -> Submitted:
     """Create one request for the actionable days; automatic activities decide at once.
 
-    `facts`: what the caller has just read of these days in this transaction (else read here).
+    `facts`: what the caller has just read of these days in this transaction (else read here);
+    `verdicts`: the rules' answer the caller has just had on these facts at `now` (else asked here).
     Plain statements on the session's connection (no ORM object: a one-click request is a few
     inserts, and a school-year period two more statements, not one per day); Booking objects
     already loaded in the session see the change after the commit.
     """
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
-    verdicts, states = _preview(child, activity, kind, days, now, zone, facts)
+    verdicts, states = _preview(child, activity, kind, days, now, zone, facts, verdicts)
     accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
     if not accepted_days:
         if any(states.get(day) in ALREADY[kind] for day, _verdict in verdicts):
@@ -368,11 +374,11 @@ def withdraw(
     user: User,
     now: datetime,
     zone: str,
-    facts: Facts | None = None,
+    verdict: Verdict | None = None,
 ) -> None:
     """Retirer a pending request for one day, before its deadline: the day goes back to what it was.
 
-    `facts`: what the caller has just read of the day in this transaction (else read here).
+    `verdict`: the rules' answer the caller has just had on the day at `now` (else asked here).
     """
     booking = db.session.scalar(
         sa.select(Booking).where(
@@ -381,17 +387,18 @@ def withdraw(
     )
     if booking is None or booking.state not in PENDING:
         raise BookingError("Il n'y a pas de demande en attente ce jour-là.")
-    enrolments, _states, booked, closed = facts or booking_facts.read(child, activity, day, day)
-    verdict = booking_rules.evaluate(
-        activity,
-        day,
-        now,
-        is_enrolled=booking_rules.enrolled(enrolments, day),
-        state=booking.state,
-        zone=zone,
-        closing_days=closed,
-        booked=booked.get(day, 0),
-    )
+    if verdict is None:
+        enrolments, _states, booked, closed = booking_facts.read(child, activity, day, day)
+        verdict = booking_rules.evaluate(
+            activity,
+            day,
+            now,
+            is_enrolled=booking_rules.enrolled(enrolments, day),
+            state=booking.state,
+            zone=zone,
+            closing_days=closed,
+            booked=booked.get(day, 0),
+        )
     if WITHDRAW not in verdict.actions:
         raise BookingError(verdict.reason)
     claim(booking, state=booking.state)  # (withdrawn once, whatever the concurrency)

@@ -155,12 +155,21 @@ def planning_act(family_id: int):
         target, cell = _cell(family_id, now)
         child, activity, day = target.child, target.activity, cell.day
         if action == WITHDRAW:
-            bookings.withdraw(child, activity, day, current_user, now, _zone(), facts=target.facts)
+            bookings.withdraw(child, activity, day, current_user, now, _zone(), verdict=cell.verdict)
             after, cell = _cell(family_id, now)  # read again: the day is back to what it was
             return after.rank, cell
         kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
         submitted = bookings.submit(
-            family_id, current_user, child, activity, kind, [day], now, _zone(), facts=target.facts
+            family_id,
+            current_user,
+            child,
+            activity,
+            kind,
+            [day],
+            now,
+            _zone(),
+            facts=target.facts,
+            verdicts={day: cell.verdict},  # (the rules' answer on this cell: not asked again)
         )
         return target.rank, planning.cell_after(child, activity, day, *submitted.days[day], now, _zone())
 
