@@ -1,8 +1,5 @@
 """Back-office views: dashboard, families, staff accounts."""
 
-import secrets
-
-import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -12,66 +9,29 @@ from portail.gestion import bp
 from portail.gestion.forms import FamilyForm, SearchForm, StaffForm
 from portail.htmx import is_htmx
 from portail.models import (
-    AuditEvent,
-    ChangeRequest,
-    ChangeStatus,
-    Child,
     Civility,
-    Document,
-    DocumentState,
     Family,
-    LineState,
-    OutboxMessage,
     OutboxStatus,
-    RequestLine,
     Role,
-    Subscription,
-    TokenPurpose,
     User,
     utcnow,
 )
-from portail.services import accounts, audit, billing, families, passwords
+from portail.services import audit, billing, families
+from portail.services import dashboard as dashboard_service
+from portail.services import staff as staff_service
 from portail.services.families import PersonData
 from portail.services.outbox import commit
-from portail.services.transactions import TWIN_WITHIN, claim, twin
 
 
 @bp.get("/")
 def dashboard():
     """Tableau de bord: figures, mail status and the latest recorded actions."""
-    count = lambda statement: db.session.scalar(statement)  # noqa: E731
-    figures = {
-        "families": count(sa.select(sa.func.count(Family.id))),
-        "parents": count(
-            sa.select(sa.func.count(User.id)).where(User.role == Role.PARENT, User.activated_at.is_not(None))
-        ),
-        "subscriptions": count(
-            sa.select(sa.func.count(Subscription.id)).where(Subscription.ended_at.is_(None))
-        ),
-        "changes": count(
-            sa.select(sa.func.count(ChangeRequest.id)).where(ChangeRequest.status == ChangeStatus.PENDING)
-        ),
-        "pending_lines": count(
-            sa.select(sa.func.count(RequestLine.id)).where(RequestLine.state == LineState.PENDING)
-        ),
-        "pending_documents": count(
-            sa.select(sa.func.count(Document.id)).where(Document.state == DocumentState.PENDING)
-        ),
-        "overdue_invoices": billing.overdue_count(billing.today_in_paris(utcnow())),
-    }
-    outbox = dict(
-        db.session.execute(
-            sa.select(OutboxMessage.status, sa.func.count(OutboxMessage.id)).group_by(OutboxMessage.status)
-        ).all()
-    )
-    events = db.session.scalars(
-        sa.select(AuditEvent)
-        .options(sa.orm.joinedload(AuditEvent.actor))
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-        .limit(15)
-    ).all()
     return render_template(
-        "gestion/dashboard.html", figures=figures, outbox=outbox, statuses=OutboxStatus, events=events
+        "gestion/dashboard.html",
+        figures=dashboard_service.figures(billing.today_in_paris(utcnow())),
+        outbox=dashboard_service.outbox_counts(),
+        statuses=OutboxStatus,
+        events=audit.events(limit=15),
     )
 
 
@@ -131,12 +91,6 @@ def _family_form_page(form: FamilyForm, family: Family | None):
             entry.form.errors  # noqa: B018
         return render_template("gestion/family_form.html", form=form, family=family, adding=True)
     if form.validate_on_submit():
-        claim(current_user)  # (the same form sent twice: the second copy finds the first's family)
-        if family is not None:
-            db.session.expire(family)  # (read before the turn: its children as the first copy left them)
-        if family is None and (done := twin(Family, name=form.name.data, within=TWIN_WITHIN)) is not None:
-            flash(f"Le dossier {done.name} est enregistré.", "success")
-            return redirect(url_for("gestion.family_show", family_id=done.id))
         family = _save(form, family)
         commit()
         flash(f"Le dossier {family.name} est enregistré.", "success")
@@ -185,28 +139,11 @@ def family_edit(family_id: int):
 @bp.get("/familles/<int:family_id>")
 def family_show(family_id: int):
     """A family's file: code abonné, responsables, children, linked accounts, history."""
-    family = db.session.scalar(
-        sa.select(Family)
-        .where(Family.id == family_id)
-        .options(
-            sa.orm.selectinload(Family.guardians),
-            sa.orm.selectinload(Family.children).selectinload(Child.contacts),
-            sa.orm.selectinload(Family.children).selectinload(Child.authorizations),
-        )
-    )
+    family = families.family_file(family_id)
     if family is None:
         abort(404)
-    accounts = db.session.scalars(
-        sa.select(Subscription)
-        .where(Subscription.family_id == family.id, Subscription.ended_at.is_(None))
-        .options(sa.orm.joinedload(Subscription.user))
-    ).all()
-    events = db.session.scalars(
-        sa.select(AuditEvent)
-        .where(AuditEvent.target_type == "family", AuditEvent.target_id == family.id)
-        .options(sa.orm.joinedload(AuditEvent.actor))
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-    ).all()
+    accounts = families.subscriptions(family)
+    events = audit.events("family", family.id)
     from portail.services import dossier
 
     authorizations = dossier.active_authorizations()
@@ -255,42 +192,24 @@ def staff():
     """Comptes du personnel (admin): list and create; the new agent sets a password by mail."""
     form = StaffForm()
     if form.validate_on_submit():
-        email = form.email.data.strip().lower()
-        claim(current_user)  # (the same form sent twice: the second copy finds the account just made)
-        if twin(User, email=email, role=Role(form.role.data), within=TWIN_WITHIN) is not None:
-            flash(f"Le compte de {email} est créé ; un e-mail lui a été envoyé.", "success")
-            return redirect(url_for("gestion.staff"))
-        if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+        civility = Civility(form.civility.data) if form.civility.data else None
+        try:
+            user, created = staff_service.create(
+                current_user,
+                civility,
+                form.last_name.data,
+                form.first_name.data,
+                form.email.data,
+                Role(form.role.data),
+            )
+        except staff_service.EmailTaken:
             form.email.errors.append("Un compte existe déjà avec cette adresse e-mail.")
         else:
-            user = User(
-                civility=Civility(form.civility.data) if form.civility.data else None,
-                last_name=form.last_name.data,
-                first_name=form.first_name.data,
-                email=email,
-                role=Role(form.role.data),
-                password_hash=passwords.hash_password(secrets.token_urlsafe(32)),
-                activated_at=utcnow(),
-            )
-            db.session.add(user)
-            db.session.flush()
-            accounts.mail_link(
-                user,
-                TokenPurpose.RESET,
-                "staff_welcome",
-                "auth.reset_password",
-                "ACTIVATION_TTL",
-                role=user.role.label,
-            )
-            audit.record(
-                current_user, "staff.created", "user", user.id, f"{user.email} ({user.role.label})"
-            )
             commit()
-            flash(f"Le compte de {user.full_name} est créé ; un e-mail lui a été envoyé.", "success")
+            name = user.full_name if created else user.email
+            flash(f"Le compte de {name} est créé ; un e-mail lui a été envoyé.", "success")
             return redirect(url_for("gestion.staff"))
-    members = db.session.scalars(
-        sa.select(User).where(User.role != Role.PARENT).order_by(User.last_name, User.first_name)
-    ).all()
+    members = staff_service.members()
     status = 422 if request.method == "POST" else 200
     return render_template("gestion/staff.html", form=form, members=members), status
 
@@ -313,16 +232,7 @@ def staff_toggle(user_id: int):
         message = f"Le compte de {user.full_name} est réactivé."
     else:
         message = f"Le compte de {user.full_name} est désactivé."
-    if enable is (user.disabled_at is not None):
-        claim(user, disabled_at=user.disabled_at)
-        if enable:
-            user.disabled_at = None
-        else:
-            user.disabled_at = utcnow()
-            user.end_all_sessions()
-        audit.record(
-            current_user, "staff.enabled" if enable else "staff.disabled", "user", user.id, user.email
-        )
+    staff_service.set_enabled(user, enable, current_user)
     commit()
     flash(message, "success")
     return redirect(url_for("gestion.staff"))

@@ -1,6 +1,8 @@
 """The back-office audit trail: `record` writes who did what, each action code with its French label
 (what the dashboard and a family's page show an agent)."""
 
+import sqlalchemy as sa
+
 from portail.extensions import db
 from portail.models import AuditEvent, User
 
@@ -64,3 +66,15 @@ def record(
 def label(action: str) -> str:
     """The French label of an action code (a code from an older version shows as "Autre action")."""
     return ACTION_LABELS.get(action, "Autre action")
+
+
+def events(target_type: str | None = None, target_id: int | None = None, limit: int | None = None):
+    """Audit rows, newest first, with their actor: all of them or those of one target."""
+    statement = (
+        sa.select(AuditEvent)
+        .options(sa.orm.joinedload(AuditEvent.actor))
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    )
+    if target_type is not None:
+        statement = statement.where(AuditEvent.target_type == target_type, AuditEvent.target_id == target_id)
+    return list(db.session.scalars(statement.limit(limit)))

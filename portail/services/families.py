@@ -7,8 +7,9 @@ from datetime import date
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.models import Child, Civility, Family, Guardian, User
+from portail.models import Child, Civility, Family, Guardian, Subscription, User
 from portail.services.audit import record
+from portail.services.transactions import TWIN_WITHIN, claim, twin
 
 # No 0/O, 1/I/L: codes are read on paper and typed on phones.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -26,6 +27,30 @@ def generate_subscriber_code() -> str:
 def format_code(code: str) -> str:
     """Display a code in two blocks of five, e.g. ABCDE-23456."""
     return f"{code[:5]}-{code[5:]}"
+
+
+def family_file(family_id: int) -> Family | None:
+    """A family with its responsables, children, their contacts and authorisations (for its page)."""
+    return db.session.scalar(
+        sa.select(Family)
+        .where(Family.id == family_id)
+        .options(
+            sa.orm.selectinload(Family.guardians),
+            sa.orm.selectinload(Family.children).selectinload(Child.contacts),
+            sa.orm.selectinload(Family.children).selectinload(Child.authorizations),
+        )
+    )
+
+
+def subscriptions(family: Family) -> list[Subscription]:
+    """The family's active subscriptions, with their accounts."""
+    return list(
+        db.session.scalars(
+            sa.select(Subscription)
+            .where(Subscription.family_id == family.id, Subscription.ended_at.is_(None))
+            .options(sa.orm.joinedload(Subscription.user))
+        )
+    )
 
 
 def search(query: str, page: int, per_page: int = 20):
@@ -84,7 +109,14 @@ def save_family(
     children: list[PersonData],
     actor: User,
 ) -> Family:
-    """Create or update a family with its responsables (positions 1, 2) and children; audited."""
+    """Create or update a family with its responsables (positions 1, 2) and children; audited.
+
+    The same creation sent twice (a double click, two tabs) is the first one's family."""
+    claim(actor)  # (the same form sent twice: the second copy finds the first's family)
+    if family is not None:
+        db.session.expire(family)  # (read before the turn: its children as the first copy left them)
+    elif (done := twin(Family, name=name, within=TWIN_WITHIN)) is not None:
+        return done
     created = family is None
     if family is None:
         family = Family(subscriber_code=generate_subscriber_code(), name=name)
