@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
+from portail import bookings
 from portail.access import is_public
 from portail.extensions import db
 from portail.models import (
@@ -16,7 +17,7 @@ from portail.models import (
     RequestKind,
     Role,
 )
-from portail.services import bookings, documents, dossier
+from portail.services import documents, dossier
 from tests.factories import PDF, add_tariff, book, canteen, enrol, make_family, make_user, run_month
 from tests.support import check_headers
 

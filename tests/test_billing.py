@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
+from portail.bookings import rules as booking_rules
 from portail.extensions import db
 from portail.models import (
     BillingRun,
@@ -32,7 +33,7 @@ from portail.models import (
     Tariff,
     TariffBracket,
 )
-from portail.services import billing, booking_rules
+from portail.services import billing
 from portail.services.outbox import commit
 from tests.factories import (
     OCTOBER,

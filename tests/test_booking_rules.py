@@ -4,8 +4,8 @@ from datetime import UTC, date, time, timedelta
 
 import pytest
 
+from portail.bookings.rules import ABSENCE, RESERVE, WITHDRAW, deadline, enrolled, evaluate
 from portail.models import BookingState, DeadlineKind, Enrolment, OpenPeriod
-from portail.services.booking_rules import ABSENCE, RESERVE, WITHDRAW, deadline, enrolled, evaluate
 from tests.factories import at_utc, canteen
 
 ALWAYS_OPEN = {

@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
+from portail import bookings
 from portail.extensions import db
 from portail.models import (
     ActivityDay,
@@ -17,7 +18,6 @@ from portail.models import (
     RequestLine,
     ValidationMode,
 )
-from portail.services import bookings
 from tests.factories import NOW, THURSDAY, canteen, enrolled_child, make_user
 
 pytestmark = pytest.mark.both_dbs
@@ -123,7 +123,7 @@ def test_capacity_is_never_exceeded_under_concurrency(app, monkeypatch, blind):
     """4·N simultaneous requests for N places. With `blind`, the rules never see the day full,
     so only the database's conditional update stands between the requests and an overbooking."""
     if blind:
-        from portail.services import booking_rules
+        from portail.bookings import rules as booking_rules
 
         original = booking_rules.evaluate
         monkeypatch.setattr(booking_rules, "evaluate", lambda *a, **k: original(*a, **{**k, "booked": 0}))

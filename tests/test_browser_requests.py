@@ -15,6 +15,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_history(browser, live_server):
+    from portail import bookings
     from portail.models import (
         Family,
         LineState,
@@ -22,7 +23,6 @@ def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_his
         RequestKind,
         utcnow,
     )
-    from portail.services import bookings
     from portail.services.outbox import commit
 
     today = utcnow().date()

@@ -15,6 +15,9 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
+from portail import bookings
+from portail.bookings import history
+from portail.bookings import rules as booking_rules
 from portail.extensions import db
 from portail.formatting import PARIS
 from portail.models import (
@@ -46,7 +49,7 @@ from portail.models import (
     utcnow,
 )
 from portail.models import Booking as BookingRow
-from portail.services import billing, booking_rules, demo, digests, requests, subscriptions
+from portail.services import billing, demo, digests, request_desk, subscriptions
 from portail.services.outbox import render
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -257,7 +260,7 @@ def check_claire_unread_refusal(app, paragraph):
     page = client.get("/mon-espace/demandes").get_data(as_text=True)
     assert page.count("nouveau(x) message(s)") == 1 and "1 nouveau(x) message(s)" in page
     own = db.session.scalars(sa.select(Request.id).where(Request.created_by_id == claire.id)).all()
-    unread = requests.unread_counts(claire, own)
+    unread = request_desk.unread_counts(claire, own)
     assert list(unread.values()) == [1]
     (refused_id,) = unread
     refused = db.session.get(Request, refused_id)
@@ -393,7 +396,7 @@ def test_a_decision_is_mailed_in_the_window_of_the_time_its_history_shows(loaded
         .join(RequestLine)
         .where(RequestLine.state == LineState.REFUSED, Request.created_by_id == claire.id)
     )
-    (decision,) = [e for e in requests.history(refused) if e.kind is EventKind.DECISION]
+    (decision,) = [e for e in history.events(refused) if e.kind is EventKind.DECISION]
     shown = decision.at.astimezone(PARIS)
     assert (shown.date(), shown.strftime("%H:%M")) == (today() - timedelta(days=1), "12:45")
     day, window = digests.window_of(decision.at)
@@ -425,7 +428,7 @@ def test_a_decision_is_mailed_in_the_window_of_the_time_its_history_shows(loaded
 
 
 def test_the_towns_decisions_write_one_time_for_the_history_and_the_digest(app):
-    """requests.decide (the agent's decision) stamps the line and its history event with the same
+    """bookings.decide (the agent's decision) stamps the line and its history event with the same
     instant, so the window that mails it is the one of the time the parent reads."""
     from tests.factories import enrol, make_activity, make_family, make_user, subscribe
 
@@ -435,8 +438,6 @@ def test_the_towns_decisions_write_one_time_for_the_history_and_the_digest(app):
     subscribe(parent, kin)
     enrol(kin.children[0], item)
     agent = make_user(email="agent@example.fr", role=Role.AGENT)
-    from portail.services import bookings
-
     day = today() + timedelta(days=20)
     while day.isoweekday() > 5:
         day += timedelta(days=1)
@@ -445,10 +446,10 @@ def test_the_towns_decisions_write_one_time_for_the_history_and_the_digest(app):
     ).request_id
     moment = utcnow().replace(microsecond=0) - timedelta(minutes=3)
     line = db.session.scalar(sa.select(RequestLine).where(RequestLine.request_id == request_id))
-    requests.decide([line.id], False, agent, moment, reason="Complet")
+    bookings.decide([line.id], False, agent, moment, reason="Complet")
     db.session.flush()
     (event,) = [
-        e for e in requests.history(db.session.get(Request, request_id)) if e.kind is EventKind.DECISION
+        e for e in history.events(db.session.get(Request, request_id)) if e.kind is EventKind.DECISION
     ]
     assert event.at == line.decided_at == moment
     assert digests.window_of(event.at) == digests.window_of(line.decided_at)

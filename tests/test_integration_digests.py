@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
+from portail import bookings
 from portail.extensions import db
 from portail.models import (
     Digest,
@@ -21,7 +22,7 @@ from portail.models import (
     Role,
     utcnow,
 )
-from portail.services import bookings, digests, requests
+from portail.services import digests
 from portail.services.outbox import commit
 from tests.factories import canteen, enrol, make_family, make_user
 from tests.support import ROOT, kill_process, mails_settled, start, wait_for
@@ -71,8 +72,8 @@ def decisions_for(accounts: int) -> tuple[date, DigestWindow, list[str]]:
             ).request_id,
         )
         db.session.flush()
-        requests.decide([request.lines[0].id], True, agent, decided_at)
-        requests.decide([request.lines[1].id], False, agent, decided_at, reason="Complet")
+        bookings.decide([request.lines[0].id], True, agent, decided_at)
+        bookings.decide([request.lines[1].id], False, agent, decided_at, reason="Complet")
         emails.append(parent.email)
     # The receipts are not what this test counts: mark them sent.
     db.session.execute(sa.update(OutboxMessage).values(status=OutboxStatus.SENT))

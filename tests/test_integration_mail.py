@@ -70,9 +70,9 @@ def test_the_mails_of_one_commit_go_to_the_worker_in_one_round_trip_and_all_go_o
 
 def test_the_scheduler_relays_a_booking_receipt_within_seconds(live, redis_server, smtp):
     """A request's receipt is not handed to Redis by the request: the scheduler's relay does it."""
+    from portail import bookings
     from portail.models import RequestKind
     from portail.queue import get_redis
-    from portail.services import bookings
     from portail.services.outbox import commit
     from tests.factories import NOW, THURSDAY, canteen, enrolled_child, make_user
 

@@ -10,9 +10,9 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
+from portail import bookings
 from portail.extensions import db
 from portail.models import OutboxMessage, OutboxStatus, RequestKind, utcnow
-from portail.services import bookings
 from portail.services.outbox import commit
 from tests.conftest import make_app
 from tests.factories import enrol, make_activity, make_family, make_user

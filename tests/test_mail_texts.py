@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from portail import bookings
+from portail.bookings import history
 from portail.extensions import db
 from portail.models import (
     Booking,
@@ -20,7 +22,7 @@ from portail.models import (
     RequestKind,
     ValidationMode,
 )
-from portail.services import bookings, digests, requests
+from portail.services import digests
 from portail.services.outbox import commit, render
 from tests.factories import PASSWORD, enrol, make_activity, make_family, make_user, subscribe
 
@@ -125,9 +127,7 @@ def test_receipt_of_an_automatic_request_names_the_days_found_full(app, accepted
     db.session.add(request)
     db.session.flush()
     decided = {LineState.ACCEPTED: accepted, LineState.REFUSED: [FRIDAY]}
-    requests.created(
-        request.id, RequestKind.RESERVATION, child, item, user, [*accepted, FRIDAY], NOW, decided
-    )
+    history.created(request.id, RequestKind.RESERVATION, child, item, user, [*accepted, FRIDAY], NOW, decided)
     mail = last_mail("booking_receipt")
     assert "Date : " in mail.body and "\n\n" + expected in mail.body
     assert "quand" not in mail.body and "examiner" not in mail.body
@@ -174,8 +174,8 @@ def test_digest_text_puts_each_decision_on_its_own_lines(app):
     second = db.session.get(
         Request, ask(item, child, family, user, [date(2027, 3, 1)], RequestKind.RESERVATION)
     )
-    requests.decide([first.lines[0].id], True, agent, paris(2027, 1, 12, 9))
-    requests.decide(
+    bookings.decide([first.lines[0].id], True, agent, paris(2027, 1, 12, 9))
+    bookings.decide(
         [first.lines[1].id, second.lines[0].id],
         False,
         agent,

@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from portail import bookings
+from portail.bookings.history import add_message
 from portail.extensions import db
 from portail.models import (
     Booking,
@@ -18,9 +20,10 @@ from portail.models import (
     Request,
     RequestEvent,
     RequestKind,
+    RequestLine,
     Role,
 )
-from portail.services import bookings, digests, requests
+from portail.services import digests, request_desk
 from portail.services.outbox import commit
 from tests.factories import (
     THURSDAY,
@@ -42,7 +45,7 @@ LATER = datetime(2027, 2, 1, tzinfo=UTC)  # the test windows are over
 
 
 def paris(year, month, day, hour, minute=0, second=0):
-    from portail.services.booking_rules import PARIS
+    from portail.formatting import PARIS
 
     return datetime(year, month, day, hour, minute, second, tzinfo=PARIS).astimezone(UTC)
 
@@ -126,7 +129,7 @@ def test_accepting_reservations_never_exceeds_the_capacity(app, agent):
     db.session.add(activity)
     first, lea, _ = manual_request(activity)
     second, tom, _ = manual_request(activity, name="Tom", email="tom@example.fr")
-    assert requests.decide([line.id for line in first.lines + second.lines], True, agent, NOW) == {
+    assert bookings.decide([line.id for line in first.lines + second.lines], True, agent, NOW) == {
         "accepted": 1,
         "refused": 1,
     }
@@ -141,7 +144,7 @@ def test_refusing_an_absence_keeps_the_day_reserved_and_records_who_why_and_the_
     db.session.add(activity)
     request, child, _ = manual_request(activity, RequestKind.ABSENCE)
     assert state_of(child, activity) is BookingState.ABSENCE_REQUESTED
-    requests.decide(
+    bookings.decide(
         [request.lines[0].id], False, agent, NOW, reason="Hors délai", message="Le repas est déjà commandé."
     )
     commit()
@@ -167,8 +170,8 @@ def test_a_refusal_needs_a_reason_and_autre_needs_a_message_and_nothing_changes(
     db.session.add(activity)
     request, child, _ = manual_request(activity)
     for reason, message, error in [(None, None, "motif"), ("Autre", "  ", "message")]:
-        with pytest.raises(requests.DecisionError, match=error):
-            requests.decide([request.lines[0].id], False, agent, NOW, reason=reason, message=message)
+        with pytest.raises(bookings.DecisionError, match=error):
+            bookings.decide([request.lines[0].id], False, agent, NOW, reason=reason, message=message)
         db.session.rollback()
     assert state_of(child, activity) is BookingState.RESERVATION_REQUESTED
     assert request.lines[0].state is LineState.PENDING and request.lines[0].decided_at is None
@@ -178,10 +181,10 @@ def test_a_line_is_decided_once(app, agent):
     activity = canteen()
     db.session.add(activity)
     request, _child, _ = manual_request(activity)
-    requests.decide([request.lines[0].id], True, agent, NOW)
+    bookings.decide([request.lines[0].id], True, agent, NOW)
     commit()
-    with pytest.raises(requests.DecisionError, match="déjà été traitée"):
-        requests.decide([request.lines[0].id], False, agent, NOW, reason="Complet")
+    with pytest.raises(bookings.DecisionError, match="déjà été traitée"):
+        bookings.decide([request.lines[0].id], False, agent, NOW, reason="Complet")
 
 
 def test_unread_flags_are_per_parent_and_cleared_by_opening(app, agent):
@@ -191,20 +194,20 @@ def test_unread_flags_are_per_parent_and_cleared_by_opening(app, agent):
     julien = make_user(email="julien@example.fr", first_name="Julien")
     subscribe(julien, child.family)
     commit()
-    assert requests.unread_counts(claire, [request.id]) == {}  # the parent's own creation is not new
-    requests.decide([request.lines[0].id], False, agent, NOW, reason="Complet")
-    requests.add_message(
+    assert request_desk.unread_counts(claire, [request.id]) == {}  # the parent's own creation is not new
+    bookings.decide([request.lines[0].id], False, agent, NOW, reason="Complet")
+    add_message(
         request, agent, "Une place se libère peut-être lundi.", by_town=True, now=NOW + timedelta(minutes=1)
     )
     commit()
-    assert requests.unread_counts(claire, [request.id]) == {request.id: 2}
-    requests.mark_read(request, claire, NOW + timedelta(minutes=2))
+    assert request_desk.unread_counts(claire, [request.id]) == {request.id: 2}
+    request_desk.mark_read(request, claire, NOW + timedelta(minutes=2))
     commit()
-    assert requests.unread_counts(claire, [request.id]) == {}
-    assert requests.unread_counts(julien, [request.id]) == {request.id: 2}
-    requests.add_message(request, claire, "Merci", by_town=False, now=NOW + timedelta(minutes=3))
+    assert request_desk.unread_counts(claire, [request.id]) == {}
+    assert request_desk.unread_counts(julien, [request.id]) == {request.id: 2}
+    add_message(request, claire, "Merci", by_town=False, now=NOW + timedelta(minutes=3))
     commit()
-    assert requests.unread_counts(claire, [request.id]) == {}
+    assert request_desk.unread_counts(claire, [request.id]) == {}
 
 
 # --- receipts -----------------------------------------------------------------------------------
@@ -263,8 +266,8 @@ def test_digest_lists_accepted_and_refused_lines_once_per_account_and_window(app
     db.session.add(activity)
     first, _lea, claire = manual_request(activity, days=(THURSDAY, THURSDAY + timedelta(days=1)))
     other, _tom, sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
-    requests.decide([first.lines[0].id], True, agent, paris(2027, 1, 12, 9))
-    requests.decide(
+    bookings.decide([first.lines[0].id], True, agent, paris(2027, 1, 12, 9))
+    bookings.decide(
         [first.lines[1].id],
         False,
         agent,
@@ -272,7 +275,7 @@ def test_digest_lists_accepted_and_refused_lines_once_per_account_and_window(app
         reason="Complet",
         message="Plus de place ce vendredi.",
     )
-    requests.decide([other.lines[0].id], True, agent, paris(2027, 1, 12, 13, 0, 1))  # the 18:00 window
+    bookings.decide([other.lines[0].id], True, agent, paris(2027, 1, 12, 13, 0, 1))  # the 18:00 window
     commit()
     with pytest.raises(digests.WindowNotOver):
         # decisions may still come
@@ -294,7 +297,7 @@ def test_dispatch_sends_each_due_window_once_and_catches_up_a_missed_one(app, ag
     activity = canteen()
     db.session.add(activity)
     request, _child, _claire = manual_request(activity)
-    requests.decide([request.lines[0].id], True, agent, paris(2027, 1, 11, 20))  # → 12 January, 13:00 mail
+    bookings.decide([request.lines[0].id], True, agent, paris(2027, 1, 11, 20))  # → 12 January, 13:00 mail
     commit()
     assert digests.dispatch_due(paris(2027, 1, 12, 12, 59, 59)) == 0  # not yet due
     # The scheduler was down from 12:50 to 14:10: the 13:00 window is sent when it comes back.
@@ -331,7 +334,7 @@ def test_automatic_decisions_are_in_the_digest_but_not_new_messages(app):
         ).request_id,
     )
     commit()
-    assert requests.unread_counts(user, [request.id]) == {}
+    assert request_desk.unread_counts(user, [request.id]) == {}
     assert digests.send_window(date(2027, 1, 12), NOON, now=LATER) == 1
 
 
@@ -411,7 +414,7 @@ def test_mes_demandes_shows_own_requests_and_new_messages_until_the_history_is_o
     client, auth, pending, agent
 ):
     first, second = pending
-    requests.add_message(first, agent, "Pensez au certificat.", by_town=True, now=NOW)
+    add_message(first, agent, "Pensez au certificat.", by_town=True, now=NOW)
     commit()
     auth.login("parent@example.fr")
     listing = client.get("/mon-espace/demandes").get_data(as_text=True)
@@ -505,7 +508,7 @@ def test_with_smtp_down_requests_and_decisions_succeed_and_their_mails_go_out_on
     assert response.status_code == 302
     auth.logout()
     auth.login("agent@example.fr")
-    line_id = db.session.scalar(sa.select(requests.RequestLine.id))
+    line_id = db.session.scalar(sa.select(RequestLine.id))
     assert client.post("/gestion/demandes/decision", data={"une": f"{line_id}:accepter"}).status_code == 302
     db.session.expire_all()
     assert state_of(child, activity, day) is BookingState.RESERVED
@@ -598,7 +601,7 @@ def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(clie
                 family.id, claire, child, activity, RequestKind.RESERVATION, [day], NOW, "C"
             ).request_id,
         )
-        requests.add_message(request, agent, f"Message {index}", by_town=True, now=NOW)
+        add_message(request, agent, f"Message {index}", by_town=True, now=NOW)
     other, _tom, _sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
     dossier.request_change(family, claire, "health", child, {"allergies": "Kiwi"})
     dossier.request_change(family, claire, "tax", family.guardians[0], {"allocataire_number": "1234567"})

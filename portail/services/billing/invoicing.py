@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from portail.bookings import rules as booking_rules
 from portail.extensions import db
 from portail.formatting import month_label
 from portail.models import (
@@ -35,7 +36,6 @@ from portail.models import (
     Tariff,
     User,
 )
-from portail.services import booking_rules
 from portail.services.billing.money import euros, month_bounds, today_in_paris
 from portail.services.billing.tariffs import family_quotient, price_for, tariff_on
 from portail.services.outbox import queue_mails
