@@ -5,7 +5,7 @@ from datetime import date
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portail.billing import pdf_response
+from portail.billing.routes import pdf_response
 from portail.extensions import db
 from portail.formatting import month_label
 from portail.gestion import bp

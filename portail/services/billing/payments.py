@@ -52,6 +52,19 @@ def with_states(invoices: list[Invoice], now: datetime) -> list[tuple[Invoice, i
     ]
 
 
+def invoices_by_family(family_ids: list[int], now: datetime) -> dict[int, list[tuple[Invoice, int, str]]]:
+    """Each family's invoices and credit notes, newest first, with the amount paid and the state (three queries)."""
+    invoices = db.session.scalars(
+        sa.select(Invoice)
+        .where(Invoice.family_id.in_(family_ids))
+        .order_by(Invoice.month.desc(), Invoice.id.desc())
+    ).all()
+    by_family = {family_id: [] for family_id in family_ids}
+    for row in with_states(invoices, now):
+        by_family[row[0].family_id].append(row)
+    return by_family
+
+
 def state_now(invoice: Invoice, now: datetime) -> tuple[int, str]:
     """The amount paid on one invoice and its state at `now`."""
     ((_invoice, paid, state),) = with_states([invoice], now)

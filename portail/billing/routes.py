@@ -1,0 +1,68 @@
+"""Espace Facturation: the invoices of the families the parent is subscribed to, their detail and PDF."""
+
+from flask import abort, current_app, make_response, render_template
+from flask_login import current_user
+
+from portail.billing import bp
+from portail.extensions import db
+from portail.family.loaders import family_of_current_user
+from portail.formatting import month_label
+from portail.models import Invoice, utcnow
+from portail.services import billing
+from portail.services.billing import pdf as invoice_pdf
+from portail.services.subscriptions import active_families
+
+
+@bp.get("/")
+def home():
+    """Espace Facturation: for each family, what is left to pay and its invoices, newest first."""
+    families = active_families(current_user)
+    return render_template(
+        "billing/home.html",
+        families=families,
+        by_family=billing.invoices_by_family([family.id for family in families], utcnow()),
+        balances=billing.balances([family.id for family in families]),
+        euros=billing.euros,
+        month_label=month_label,
+    )
+
+
+def _invoice_of(family_id: int, invoice_id: int) -> Invoice:
+    """An invoice of a family the parent is subscribed to, else 404."""
+    family = family_of_current_user(family_id)
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None or invoice.family_id != family.id:
+        abort(404)
+    return invoice
+
+
+@bp.get("/<int:family_id>/factures/<int:invoice_id>")
+def invoice_show(family_id: int, invoice_id: int):
+    """An invoice or credit note: its lines, what is paid and its state."""
+    invoice = _invoice_of(family_id, invoice_id)
+    paid, state = billing.state_now(invoice, utcnow())
+    return render_template(
+        "billing/invoice.html",
+        invoice=invoice,
+        paid=paid,
+        state=state,
+        euros=billing.euros,
+        month_label=month_label,
+        staff=False,
+    )
+
+
+@bp.get("/<int:family_id>/factures/<int:invoice_id>/pdf")
+def invoice_pdf_download(family_id: int, invoice_id: int):
+    """The invoice's PDF."""
+    return pdf_response(_invoice_of(family_id, invoice_id))
+
+
+def pdf_response(invoice: Invoice):
+    """The invoice's PDF as a download, never cached (also the back office's)."""
+    paid, state = billing.state_now(invoice, utcnow())
+    response = make_response(invoice_pdf.render(invoice, current_app.config["TOWN_NAME"], state, paid))
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
