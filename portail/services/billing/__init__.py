@@ -1,6 +1,6 @@
 """Billing (PRODUCT §9), one module per concern; callers use `from portail.services import billing`.
 
-- `money`: integer cents to and from French euros, the months billed, `BillingError`;
+- `money`: amounts typed in euros to integer cents, the months billed, `BillingError`;
 - `tariffs`: brackets by quotient familial, the tariff in force on a day, the price for a quotient;
 - `invoicing`: a batch of families' lines for a month, numbering, issuing invoices and credit
   notes, the parents' mail;
@@ -10,7 +10,7 @@
 - `pdf`: the PDF of an invoice or credit note.
 """
 
-from portail.formatting import month_label
+from portail.formatting import euros, month_label, today_in_paris  # (callers use billing.euros…)
 from portail.services.billing.invoicing import (
     DUE_DAYS,
     ConcurrentRun,
@@ -22,11 +22,9 @@ from portail.services.billing.invoicing import (
 )
 from portail.services.billing.money import (
     BillingError,
-    euros,
     month_bounds,
     parse_euros,
     previous_month,
-    today_in_paris,
 )
 from portail.services.billing.payments import (
     METHOD_LABELS,

@@ -9,10 +9,9 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.formatting import month_label
+from portail.formatting import month_label, today_in_paris
 from portail.models import Invoice, InvoiceKind, User
 from portail.services.audit import record
-from portail.services.billing.money import today_in_paris
 from portail.services.billing.payments import with_states
 
 FORMATS = ("csv", "xlsx")

@@ -16,7 +16,7 @@ from flask import current_app
 
 from portail.bookings import rules as booking_rules
 from portail.extensions import db
-from portail.formatting import month_label
+from portail.formatting import euros, month_label, today_in_paris
 from portail.models import (
     Activity,
     Booking,
@@ -36,7 +36,7 @@ from portail.models import (
     Tariff,
     User,
 )
-from portail.services.billing.money import euros, month_bounds, today_in_paris
+from portail.services.billing.money import month_bounds
 from portail.services.billing.tariffs import family_quotient, price_for, tariff_on
 from portail.services.outbox import queue_mails
 from portail.services.transactions import upsert

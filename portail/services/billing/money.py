@@ -1,8 +1,7 @@
-"""Money in integer cents, the months billed, and the billing's error for the agent."""
+"""Amounts typed in euros to integer cents, the months billed, and the billing's error for the agent
+(amounts are shown by `formatting.euros`)."""
 
 from datetime import date, timedelta
-
-from portail.formatting import euros, today_in_paris  # noqa: F401  (the billing API: billing.euros)
 
 
 class BillingError(ValueError):

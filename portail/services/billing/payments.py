@@ -5,9 +5,10 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from portail.extensions import db
+from portail.formatting import euros, today_in_paris
 from portail.models import Invoice, InvoiceKind, Payment, PaymentMethod, User
 from portail.services.audit import record
-from portail.services.billing.money import BillingError, euros, today_in_paris
+from portail.services.billing.money import BillingError
 
 METHOD_LABELS = {
     PaymentMethod.CARD: "Carte",

@@ -5,9 +5,8 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from portail.formatting import french_date, month_label
+from portail.formatting import euros, french_date, month_label
 from portail.models import Invoice, InvoiceKind
-from portail.services.billing.money import euros
 
 FONTS = Path(__file__).resolve().parents[2] / "fonts"
 NEXT = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}

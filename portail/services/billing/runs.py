@@ -15,11 +15,11 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portail.extensions import db
-from portail.formatting import month_label
+from portail.formatting import month_label, today_in_paris
 from portail.models import Activity, BillingRun, RunState, User, utcnow
 from portail.services.audit import record
 from portail.services.billing.invoicing import ConcurrentRun, bill_families, families_to_bill
-from portail.services.billing.money import BillingError, month_bounds, today_in_paris
+from portail.services.billing.money import BillingError, month_bounds
 from portail.services.billing.tariffs import tariffs_for
 from portail.services.outbox import commit, rollback
 from portail.services.transactions import claim
