@@ -1,8 +1,7 @@
 """Back-office: the document types asked of families, the queue of documents to check, decisions."""
 
-from datetime import date, timedelta
+from datetime import date
 
-import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -11,7 +10,7 @@ from portail.files import send_stored
 from portail.formatting import today_in_paris
 from portail.gestion import bp
 from portail.gestion.forms import DocumentTypeForm
-from portail.models import Document, DocumentScope, DocumentState, DocumentType, Family, Validity, utcnow
+from portail.models import Document, DocumentScope, DocumentType, Validity, utcnow
 from portail.services import documents
 from portail.services.audit import record
 from portail.services.outbox import commit, rollback
@@ -20,10 +19,7 @@ from portail.services.transactions import TWIN_WITHIN, claim, twin
 
 @bp.get("/pieces/types")
 def document_types():
-    items = db.session.scalars(
-        sa.select(DocumentType).order_by(DocumentType.active.desc(), DocumentType.name)
-    ).all()
-    return render_template("gestion/document_types.html", items=items)
+    return render_template("gestion/document_types.html", items=documents.document_types(active_first=True))
 
 
 @bp.route("/pieces/types/nouveau", methods=["GET", "POST"])
@@ -86,27 +82,13 @@ def document_type_edit(type_id: int | None = None):
 @bp.get("/pieces")
 def documents_queue():
     """Documents waiting for validation: filter by type, family and age."""
-    query = sa.select(Document).join(Family).where(Document.state == DocumentState.PENDING)
     type_id = request.args.get("type", type=int)
     family_q = (request.args.get("famille") or "").strip()[:100]
     older = request.args.get("anciennete", type=int)
-    if type_id:
-        query = query.where(Document.type_id == type_id)
-    if family_q:
-        query = query.where(sa.func.lower(Family.name).like(f"%{family_q.lower()}%"))
-    if older:
-        query = query.where(Document.uploaded_at <= utcnow() - timedelta(days=older))
-    page = db.paginate(
-        query.options(
-            sa.orm.contains_eager(Document.family),
-            sa.orm.joinedload(Document.type),
-            sa.orm.joinedload(Document.child),
-        ).order_by(Document.uploaded_at),
-        page=max(request.args.get("page", 1, type=int), 1),
-        per_page=30,
-        error_out=False,
+    page = documents.pending(
+        type_id, family_q, older, utcnow(), page=max(request.args.get("page", 1, type=int), 1)
     )
-    types = db.session.scalars(sa.select(DocumentType).order_by(DocumentType.name)).all()
+    types = documents.document_types()
     return render_template(
         "gestion/documents.html", page=page, types=types, type_id=type_id, family_q=family_q, older=older
     )
@@ -122,15 +104,7 @@ def _document_or_404(document_id: int) -> Document:
 @bp.get("/pieces/<int:document_id>")
 def document_show(document_id: int):
     document = _document_or_404(document_id)
-    versions = db.session.scalars(
-        sa.select(Document)
-        .where(
-            Document.family_id == document.family_id,
-            Document.type_id == document.type_id,
-            Document.child_id == document.child_id,
-        )
-        .order_by(Document.uploaded_at.desc())
-    ).all()
+    versions = documents.versions(document)
     today = today_in_paris(utcnow())
     return render_template(
         "gestion/document_show.html",

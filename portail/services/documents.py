@@ -260,3 +260,48 @@ def expiry(now: datetime) -> dict[str, int]:
         document.expiry_warned_at = now
         _mail(document, "document_expiry", valid_until=document.valid_until.isoformat())
     return {"expired": expired, "warned": len(soon)}
+
+
+def document_types(active_first: bool = False) -> list[DocumentType]:
+    """The document types, by name (those asked at present first if `active_first`)."""
+    order = (DocumentType.active.desc(), DocumentType.name) if active_first else (DocumentType.name,)
+    return list(db.session.scalars(sa.select(DocumentType).order_by(*order)))
+
+
+def pending(
+    type_id: int | None, family_q: str, older: int | None, now: datetime, page: int, per_page: int = 30
+):
+    """The documents waiting for an agent, oldest first, paginated: of one type, of families whose
+    name contains `family_q`, sent `older` days ago or more (each filter only when given)."""
+    query = sa.select(Document).join(Family).where(Document.state == DocumentState.PENDING)
+    if type_id:
+        query = query.where(Document.type_id == type_id)
+    if family_q:
+        query = query.where(sa.func.lower(Family.name).like(f"%{family_q.lower()}%"))
+    if older:
+        query = query.where(Document.uploaded_at <= now - timedelta(days=older))
+    return db.paginate(
+        query.options(
+            sa.orm.contains_eager(Document.family),
+            sa.orm.joinedload(Document.type),
+            sa.orm.joinedload(Document.child),
+        ).order_by(Document.uploaded_at),
+        page=page,
+        per_page=per_page,
+        error_out=False,
+    )
+
+
+def versions(document: Document) -> list[Document]:
+    """Every file sent for the same family, type and child as `document`, newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(Document)
+            .where(
+                Document.family_id == document.family_id,
+                Document.type_id == document.type_id,
+                Document.child_id == document.child_id,
+            )
+            .order_by(Document.uploaded_at.desc())
+        )
+    )
