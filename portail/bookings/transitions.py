@@ -38,7 +38,7 @@ from portail.models import (
 )
 
 # A booking request is one unit of work, retried when a concurrent identical request won the race.
-from portail.services.transactions import claim
+from portail.services.transactions import Conflict, claim
 from portail.services.transactions import run as with_retries  # noqa: F401
 
 # Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
@@ -59,10 +59,14 @@ INSERT_BOOKINGS = _booking.insert()
 # An automatic decision on a booked day; a request waiting for the town (the day's state and reason
 # kept, to give back on a withdrawal or a refusal). The parameters are not named like the columns,
 # which an UPDATE reserves for its SET clause.
+# The day's row is changed only from the state read: a copy of the same request sent at the same
+# moment (a double click, two tabs), which read it before this one wrote, then changes nothing and
+# is run again (Conflict), finding the request made.
 _SAME_DAY = (
     _booking.c.child_id == sa.bindparam("the_child"),
     _booking.c.activity_id == sa.bindparam("the_activity"),
     _booking.c.day == sa.bindparam("the_day"),
+    _booking.c.state == sa.bindparam("read_state"),
 )
 DECIDE_BOOKINGS = (
     _booking.update()
@@ -74,6 +78,40 @@ ASK_BOOKINGS = (
     .where(*_SAME_DAY)
     .values(state=sa.bindparam("new_state"), previous_state=_booking.c.state)
 )
+
+
+def ask(
+    activity: Activity,
+    day: date,
+    now: datetime,
+    zone: str,
+    facts: Facts,
+    state: BookingState | None,
+    *,
+    by_town: bool = False,
+) -> Verdict:
+    """The rules' verdict on a day of these facts, for the day's current `state`."""
+    enrolments, _states, booked, closed = facts
+    return booking_rules.evaluate(
+        activity,
+        day,
+        now,
+        is_enrolled=booking_rules.enrolled(enrolments, day),
+        state=state,
+        zone=zone,
+        closing_days=closed,
+        booked=booked.get(day, 0),
+        by_town=by_town,
+    )
+
+
+def booking_of(child: Child, activity: Activity, day: date) -> Booking | None:
+    """The day's booking, as an object to change (None: the day has none)."""
+    return db.session.scalar(
+        sa.select(Booking).where(
+            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
+        )
+    )
 
 
 def preview(
@@ -98,22 +136,14 @@ def _preview(
     rules' answer on them: the rules run once)."""
     if not days:
         return [], {}
-    enrolments, states, booked, closed = facts or booking_facts.read(child, activity, min(days), max(days))
+    facts = facts or booking_facts.read(child, activity, min(days), max(days))
+    states = facts.states
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
     found = []
     for day in days:
         verdict = (verdicts or {}).get(day)
         if verdict is None:
-            verdict = booking_rules.evaluate(
-                activity,
-                day,
-                now,
-                is_enrolled=booking_rules.enrolled(enrolments, day),
-                state=states.get(day),
-                zone=zone,
-                closing_days=closed,
-                booked=booked.get(day, 0),
-            )
+            verdict = ask(activity, day, now, zone, facts, states.get(day))
         if verdict.actionable and wanted not in verdict.actions:
             label = states[day].label if states.get(day) else "Inscrit"
             verdict = Verdict(reason=f"Déjà : {label}")
@@ -217,6 +247,7 @@ def submit(
             "the_child": child.id,
             "the_activity": activity.id,
             "the_day": day,
+            "read_state": states[day],
             "new_state": state,
             "new_reason": reason,
         }
@@ -226,7 +257,9 @@ def submit(
     if new:
         connection.execute(INSERT_BOOKINGS, new)
     if changed:
-        connection.execute(DECIDE_BOOKINGS if automatic else ASK_BOOKINGS, changed)
+        updated = connection.execute(DECIDE_BOOKINGS if automatic else ASK_BOOKINGS, changed).rowcount
+        if updated != len(changed):
+            raise Conflict("a booking changed since it was read")
     connection.execute(INSERT_LINES, lines)
     decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
     for line in lines if automatic else []:
@@ -302,24 +335,12 @@ def record_by_town(
     its decider and the author of its history. Billing compares its time with the deadline: a late
     reservation may carry a surcharge, a late absence may be billed (per tariff).
     """
-    booking = db.session.scalar(
-        sa.select(Booking).where(
-            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
-        )
-    )
+    booking = booking_of(child, activity, day)
     if booking is not None:  # (the same entry sent twice at once: the second sees the first's day)
         claim(booking, state=booking.state)
     state = booking.state if booking is not None else None
-    enrolments, _states, _booked, closed = booking_facts.read(child, activity, day, day)
-    verdict = booking_rules.evaluate(
-        activity,
-        day,
-        now,
-        is_enrolled=booking_rules.enrolled(enrolments, day),
-        state=state,
-        zone=zone,
-        closing_days=closed,
-        by_town=True,
+    verdict = ask(
+        activity, day, now, zone, booking_facts.read(child, activity, day, day), state, by_town=True
     )
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
     if wanted not in verdict.actions:
@@ -380,25 +401,11 @@ def withdraw(
 
     `verdict`: the rules' answer the caller has just had on the day at `now` (else asked here).
     """
-    booking = db.session.scalar(
-        sa.select(Booking).where(
-            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
-        )
-    )
+    booking = booking_of(child, activity, day)
     if booking is None or booking.state not in PENDING:
         raise BookingError("Il n'y a pas de demande en attente ce jour-là.")
     if verdict is None:
-        enrolments, _states, booked, closed = booking_facts.read(child, activity, day, day)
-        verdict = booking_rules.evaluate(
-            activity,
-            day,
-            now,
-            is_enrolled=booking_rules.enrolled(enrolments, day),
-            state=booking.state,
-            zone=zone,
-            closing_days=closed,
-            booked=booked.get(day, 0),
-        )
+        verdict = ask(activity, day, now, zone, booking_facts.read(child, activity, day, day), booking.state)
     if WITHDRAW not in verdict.actions:
         raise BookingError(verdict.reason)
     claim(booking, state=booking.state)  # (withdrawn once, whatever the concurrency)
