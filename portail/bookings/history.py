@@ -38,6 +38,7 @@ def record(
     message: str | None = None,
     at: datetime | None = None,
 ) -> RequestEvent:
+    """One event in a request's history (`by_town`: written by staff, new for the parents)."""
     event = RequestEvent(
         request_id=request_id,
         kind=kind,

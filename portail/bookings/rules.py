@@ -1,7 +1,9 @@
-"""The booking rules: what a parent may do on one child, activity and day, and if nothing, why.
+"""The booking rules: what a parent (or the service itself, `by_town`) may do on one child, activity and
+day, and if nothing, why.
 
-The planning cells, the period form and every transition (`bookings.transitions`) ask `evaluate()`;
-nothing else decides. Deadlines are
+The planning cells, the period form, and the transitions of a family's request, its withdrawal and a
+day entered by the service (`bookings.transitions`) ask `evaluate()`; nothing else decides (an
+agent's decision on a pending line is the agent's, only the capacity binds it). Deadlines are
 computed in Europe/Paris and compared with the current instant to the second.
 """
 
