@@ -17,8 +17,10 @@ import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.models import (
+    AccountToken,
     AuditEvent,
     Booking,
+    BookingState,
     ChangeRequest,
     ChangeStatus,
     EventKind,
@@ -28,10 +30,11 @@ from portail.models import (
     RequestLine,
     Role,
     Subscription,
+    User,
     utcnow,
 )
 from portail.services import outbox
-from tests.factories import enrol, make_activity, make_family, make_user, subscribe
+from tests.factories import VALID, enrol, make_activity, make_family, make_user, subscribe
 
 pytestmark = pytest.mark.both_dbs
 
@@ -836,3 +839,79 @@ def test_a_family_edit_adding_a_child_sent_twice_at_once_adds_it_once(app, clien
     answers = fire(tabs(app, client), f"/gestion/familles/{family.id}/modifier", data=data)
     assert [status for status, _, _ in answers] == [302] * COPIES
     assert count(Child) == 2
+
+
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "no-js"])
+def test_an_absence_clicked_twice_at_once_on_a_manual_activity_makes_one_request(
+    app, client, family_setup, htmx
+):
+    """A pending absence writes no new booking row (the day's row only changes state): the copies
+    must still make one request, or the agent sees the day twice and a refusal of one copy after
+    the acceptance of another puts the day back to reserved without its place."""
+    family, child, activity = family_setup
+    day = next_weekday(3)
+    db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED))
+    db.session.commit()
+    clients = tabs(app, client, 4)
+    answers = fire(
+        clients,
+        f"/famille/{family.id}/planning/cellule",
+        data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "absence"},
+        headers={"HX-Request": "true"} if htmx else {},
+    )
+    if htmx:
+        for _, text, _ in answers:
+            assert "<html" not in text and "Absence demandée" in text, text
+    assert count(Request) == 1 and count(RequestLine) == 1
+    assert count(OutboxMessage, OutboxMessage.template == "booking_receipt") == 1
+    assert db.session.scalar(sa.select(Booking.state)) is BookingState.ABSENCE_REQUESTED
+
+
+def test_an_absence_period_sent_twice_at_once_makes_one_request(app, client, family_setup):
+    family, child, activity = family_setup
+    start = next_weekday(1)
+    days = [start, start + timedelta(days=3)]  # a Monday and a Thursday
+    for day in days:
+        db.session.add(
+            Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
+        )
+    db.session.commit()
+    answers = fire(
+        tabs(app, client),
+        f"/famille/{family.id}/planning/periode",
+        data={
+            "enfant": str(child.id),
+            "activite": str(activity.id),
+            "du": start.isoformat(),
+            "au": (start + timedelta(days=4)).isoformat(),
+            "jours": ["1", "4"],
+            "type": "absence",
+        },
+    )
+    assert [status for status, _, _ in answers] == [302] * COPIES, answers
+    assert count(Request) == 1 and count(RequestLine) == 2
+    assert count(OutboxMessage, OutboxMessage.template == "booking_receipt") == 1
+
+
+def test_a_sign_up_sent_twice_at_once_is_one_account_and_one_working_link(app):
+    answers = fire(tabs_of(app, 3), "/inscription", data=VALID)
+    assert [status for status, _, _ in answers] == [302] * 3, answers
+    # a copy that arrives once the first has committed (a slower tab) finds the new account
+    assert app.test_client().post("/inscription", data=VALID).status_code == 302
+    assert count(User) == 1
+    assert count(OutboxMessage, OutboxMessage.template == "activation") == 1
+    assert count(AccountToken, AccountToken.used_at.is_(None)) == 1
+
+
+def test_a_password_reset_asked_twice_at_once_sends_one_link(app, client):
+    make_user()
+    db.session.commit()
+    answers = fire(tabs_of(app, 2), "/mot-de-passe-oublie", data={"email": "parent@example.fr"})
+    assert [status for status, _, _ in answers] == [302] * 2, answers
+    assert count(OutboxMessage, OutboxMessage.template == "password_reset") == 1
+    assert count(AccountToken, AccountToken.used_at.is_(None)) == 1
+
+
+def tabs_of(app, count: int) -> list:
+    """`count` anonymous browsers."""
+    return [app.test_client() for _ in range(count)]
