@@ -1,8 +1,6 @@
 """Back-office views of the family file: change queue, decisions, direct edits, audited reads."""
 
-from datetime import timedelta
 
-import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -13,10 +11,8 @@ from portail.gestion import bp
 from portail.gestion.routes import family_or_404
 from portail.models import Authorization, ChangeRequest, ChangeStatus, Child, Family, Guardian, utcnow
 from portail.services import dossier, uploads
-from portail.services.audit import record
 from portail.services.dossier import CHILD_SECTIONS, GUARDIAN_SECTIONS, SECTIONS, DossierError
 from portail.services.outbox import commit, rollback
-from portail.services.transactions import claim, twin
 
 REFUSAL_REASONS = [
     "Justificatif manquant",
@@ -28,23 +24,11 @@ REFUSAL_REASONS = [
 @bp.get("/dossiers")
 def changes():
     """Demandes de modification en attente: filter by family, section and age."""
-    query = sa.select(ChangeRequest).join(Family).where(ChangeRequest.status == ChangeStatus.PENDING)
     family_q = (request.args.get("famille") or "").strip()
     section = request.args.get("section") or ""
     older = request.args.get("anciennete", type=int)
-    if family_q:
-        query = query.where(sa.func.lower(Family.name).like(f"%{family_q.lower()}%"))
-    if section in SECTIONS:
-        query = query.where(ChangeRequest.section == section)
-    if older:
-        query = query.where(ChangeRequest.created_at <= utcnow() - timedelta(days=older))
-    page = db.paginate(
-        query.options(
-            sa.orm.contains_eager(ChangeRequest.family), sa.orm.joinedload(ChangeRequest.requested_by)
-        ).order_by(ChangeRequest.created_at),
-        page=max(request.args.get("page", 1, type=int), 1),
-        per_page=30,
-        error_out=False,
+    page = dossier.pending_changes(
+        family_q, section, older, utcnow(), page=max(request.args.get("page", 1, type=int), 1)
     )
     return render_template(
         "gestion/changes.html",
@@ -229,24 +213,11 @@ def authorizations():
         if not label or len(label) > 150:
             flash("Indiquez le libellé de l'autorisation (150 caractères au plus).", "error")
         else:
-            claim(current_user)  # (the same form sent twice: the second copy finds the first's)
-            if twin(Authorization, label=label) is None:
-                position = (db.session.scalar(sa.select(sa.func.max(Authorization.position))) or 0) + 1
-                db.session.add(
-                    Authorization(
-                        label=label,
-                        description=(request.form.get("description") or "").strip() or None,
-                        position=position,
-                    )
-                )
-                record(current_user, "authorization.created", "authorization", None, label)
+            dossier.add_authorization(label, request.form.get("description") or "", current_user)
             commit()
             flash(f"Autorisation « {label} » ajoutée.", "success")
         return redirect(url_for("gestion.authorizations"))
-    items = db.session.scalars(
-        sa.select(Authorization).order_by(Authorization.position, Authorization.id)
-    ).all()
-    return render_template("gestion/authorizations.html", items=items)
+    return render_template("gestion/authorizations.html", items=dossier.all_authorizations())
 
 
 @bp.post("/autorisations/<int:authorization_id>/basculer")
@@ -259,9 +230,6 @@ def authorization_toggle(authorization_id: int):
         abort(404)
     wanted = request.form.get("actif")
     active = (wanted == "1") if wanted in ("0", "1") else not item.active
-    if item.active is not active:
-        claim(item, active=item.active)
-        item.active = active
-        record(current_user, "authorization.toggled", "authorization", item.id, item.label)
+    dossier.set_authorization_active(item, active, current_user)
     commit()
     return redirect(url_for("gestion.authorizations"))

@@ -10,7 +10,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import url_for
@@ -32,7 +32,7 @@ from portail.models import (
 from portail.services import uploads
 from portail.services.audit import record
 from portail.services.outbox import queue_mail
-from portail.services.transactions import claim
+from portail.services.transactions import claim, twin
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,52 @@ def load(model, field: str, value):
     if isinstance(column_type, sa.Enum) and column_type.enum_class is not None:
         return column_type.enum_class(value)
     return value
+
+
+def all_authorizations() -> list[Authorization]:
+    """Every authorisation, asked at present or not, in order."""
+    return list(
+        db.session.scalars(sa.select(Authorization).order_by(Authorization.position, Authorization.id))
+    )
+
+
+def add_authorization(label: str, description: str, agent: User) -> None:
+    """Ask a new authorisation of every child, after the others; audited (the same sent twice adds one)."""
+    claim(agent)  # (the same form sent twice: the second copy finds the first's)
+    if twin(Authorization, label=label) is None:
+        position = (db.session.scalar(sa.select(sa.func.max(Authorization.position))) or 0) + 1
+        db.session.add(Authorization(label=label, description=description.strip() or None, position=position))
+        record(agent, "authorization.created", "authorization", None, label)
+
+
+def set_authorization_active(item: Authorization, active: bool, agent: User) -> None:
+    """Stop or resume asking an authorisation (answers given are kept); audited, nothing if already so."""
+    if item.active is not active:
+        claim(item, active=item.active)
+        item.active = active
+        record(agent, "authorization.toggled", "authorization", item.id, item.label)
+
+
+def pending_changes(
+    family_q: str, section: str, older: int | None, now: datetime, page: int, per_page: int = 30
+):
+    """The dossier changes waiting for an agent, oldest first, paginated: of families whose name
+    contains `family_q`, of one section, asked `older` days ago or more (each filter only when given)."""
+    query = sa.select(ChangeRequest).join(Family).where(ChangeRequest.status == ChangeStatus.PENDING)
+    if family_q:
+        query = query.where(sa.func.lower(Family.name).like(f"%{family_q.lower()}%"))
+    if section in SECTIONS:
+        query = query.where(ChangeRequest.section == section)
+    if older:
+        query = query.where(ChangeRequest.created_at <= now - timedelta(days=older))
+    return db.paginate(
+        query.options(
+            sa.orm.contains_eager(ChangeRequest.family), sa.orm.joinedload(ChangeRequest.requested_by)
+        ).order_by(ChangeRequest.created_at),
+        page=page,
+        per_page=per_page,
+        error_out=False,
+    )
 
 
 def active_authorizations() -> list[Authorization]:
