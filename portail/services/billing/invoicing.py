@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 
 from portail.bookings import rules as booking_rules
 from portail.extensions import db
@@ -40,6 +39,7 @@ from portail.services.billing.money import month_bounds
 from portail.services.billing.tariffs import family_quotient, price_for, tariff_on
 from portail.services.outbox import queue_mails
 from portail.services.transactions import upsert
+from portail.urls import public_url
 
 DUE_DAYS = 30
 RESERVED_LABEL, LATE_ABSENCE_LABEL, SURCHARGE_LABEL = (
@@ -392,7 +392,7 @@ def _notify(issued: list[tuple], month: date) -> None:
             }
         )
     mails: dict[str, dict] = {}
-    base = current_app.config["PUBLIC_URL"]
+    link = public_url("billing.home")
     for family_id, email, first_name in accounts:
         context = mails.setdefault(
             email,
@@ -400,7 +400,7 @@ def _notify(issued: list[tuple], month: date) -> None:
                 "first_name": first_name,
                 "month": month_label(month),
                 "documents": [],
-                "link": f"{base}/facturation/",
+                "link": link,
             },
         )
         context["documents"].extend(by_family[family_id])
