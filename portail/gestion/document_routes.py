@@ -12,9 +12,7 @@ from portail.gestion import bp
 from portail.gestion.forms import DocumentTypeForm
 from portail.models import Document, DocumentScope, DocumentType, Validity, utcnow
 from portail.services import documents
-from portail.services.audit import record
 from portail.services.outbox import commit, rollback
-from portail.services.transactions import TWIN_WITHIN, claim, twin
 
 
 @bp.get("/pieces/types")
@@ -50,27 +48,16 @@ def document_type_edit(type_id: int | None = None):
                 "none",
             )
     if form.validate_on_submit():
-        claim(current_user)  # (the same form sent twice: the second copy finds the first's document)
-        same = dict(name=form.name.data, scope=DocumentScope(form.scope.data))
-        if kind is None and (done := twin(DocumentType, within=TWIN_WITHIN, **same)) is not None:
-            flash(f"Le document « {done.name} » est enregistré.", "success")
-            return redirect(url_for("gestion.document_types"))
-        if kind is None:
-            kind = DocumentType()
-            db.session.add(kind)
-        kind.name, kind.description, kind.scope = (
-            form.name.data,
-            form.description.data or "",
-            DocumentScope(form.scope.data),
+        values = dict(
+            name=form.name.data,
+            description=form.description.data or "",
+            scope=DocumentScope(form.scope.data),
+            required=form.required_doc.data,
+            validity=Validity(form.validity.data),
+            formats=",".join(form.formats.data),
+            active=form.active.data,
         )
-        kind.required, kind.validity, kind.formats, kind.active = (
-            form.required_doc.data,
-            Validity(form.validity.data),
-            ",".join(form.formats.data),
-            form.active.data,
-        )
-        db.session.flush()
-        record(current_user, "document_type.saved", "document_type", kind.id, kind.name)
+        kind = documents.save_type(kind, values, current_user)
         commit()
         flash(f"Le document « {kind.name} » est enregistré.", "success")
         return redirect(url_for("gestion.document_types"))
@@ -131,13 +118,6 @@ def document_decide(document_id: int):
     )
     try:
         documents.decide(document, current_user, accept, utcnow(), valid_until=valid_until, reason=reason)
-        record(
-            current_user,
-            "document.validated" if accept else "document.refused",
-            "document",
-            document.id,
-            document.type.name,
-        )
         commit()
     except documents.DocumentError as error:
         rollback()

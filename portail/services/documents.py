@@ -24,8 +24,9 @@ from portail.models import (
     Validity,
 )
 from portail.services import uploads
+from portail.services.audit import record
 from portail.services.outbox import queue_mail
-from portail.services.transactions import claim
+from portail.services.transactions import TWIN_WITHIN, claim, twin
 from portail.urls import public_url
 
 SOON = timedelta(days=30)
@@ -190,7 +191,8 @@ def decide(
     valid_until: date | None = None,
     reason: str | None = None,
 ) -> None:
-    """Validate (with an expiry date) or refuse (with a reason) a pending document, once; mail the parent."""
+    """Validate (with an expiry date) or refuse (with a reason) a pending document, once; mail the
+    parent; audited."""
     reason = (reason or "").strip() or None
     if not accept and not reason:
         raise DocumentError("Indiquez le motif du refus.")
@@ -217,6 +219,13 @@ def decide(
         accepted=accept,
         reason=reason,
         valid_until=valid_until.isoformat() if accept and valid_until else None,
+    )
+    record(
+        agent,
+        "document.validated" if accept else "document.refused",
+        "document",
+        document.id,
+        document.type.name,
     )
 
 
@@ -260,6 +269,24 @@ def expiry(now: datetime) -> dict[str, int]:
         document.expiry_warned_at = now
         _mail(document, "document_expiry", valid_until=document.valid_until.isoformat())
     return {"expired": expired, "warned": len(soon)}
+
+
+def save_type(kind: DocumentType | None, values: dict, agent: User) -> DocumentType:
+    """Create a document type asked of families (`kind` None) or change one with `values`; audited.
+
+    The same creation sent twice (a double click) is the first one's type."""
+    claim(agent)  # (the same form sent twice: the second copy finds the first's document)
+    if kind is None:
+        same = {name: values[name] for name in ("name", "scope")}
+        if (done := twin(DocumentType, within=TWIN_WITHIN, **same)) is not None:
+            return done
+        kind = DocumentType()
+        db.session.add(kind)
+    for name, value in values.items():
+        setattr(kind, name, value)
+    db.session.flush()
+    record(agent, "document_type.saved", "document_type", kind.id, kind.name)
+    return kind
 
 
 def document_types(active_first: bool = False) -> list[DocumentType]:
