@@ -34,7 +34,7 @@ from portail.models import (
     utcnow,
 )
 from portail.services import outbox
-from tests.factories import VALID, enrol, make_activity, make_family, make_user, subscribe
+from tests.factories import PDF, VALID, enrol, make_activity, make_family, make_user, subscribe
 
 pytestmark = pytest.mark.both_dbs
 
@@ -184,16 +184,6 @@ def test_a_period_sent_twice_at_once_makes_one_request_and_both_get_a_page(app, 
     assert count(OutboxMessage, OutboxMessage.template == "booking_receipt") == 1
 
 
-def _pdf() -> bytes:
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 def as_agent(app, auth) -> None:
     make_user(email="agent@example.fr", role=Role.AGENT)
     db.session.commit()
@@ -278,7 +268,7 @@ def test_a_document_sent_twice_at_once_is_one_document(app, client, family_setup
     kind = DocumentType(name="Attestation CAF", scope=DocumentScope.FAMILY, validity=Validity.ONE_YEAR)
     db.session.add(kind)
     db.session.commit()
-    pdf, kind_id = _pdf(), kind.id
+    pdf, kind_id = PDF, kind.id
     clients = tabs(app, client)
     answers = fire(
         clients,
@@ -301,7 +291,7 @@ def test_a_staff_decision_on_a_document_made_twice_at_once_is_made_once(app, cli
     db.session.commit()
     client.post(
         f"/famille/{family.id}/pieces",
-        data={"type": str(kind.id), "fichier": (io.BytesIO(_pdf()), "caf.pdf")},
+        data={"type": str(kind.id), "fichier": (io.BytesIO(PDF), "caf.pdf")},
         content_type="multipart/form-data",
     )
     document = db.session.scalar(sa.select(Document))
