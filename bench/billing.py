@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from town import add_activities, town_app  # noqa: E402
 
+from portail.bookings import rules as booking_rules  # noqa: E402
 from portail.extensions import db  # noqa: E402
 from portail.models import (  # noqa: E402
     BillingRun,
@@ -38,7 +39,6 @@ from portail.models import (  # noqa: E402
     User,
     utcnow,
 )
-from portail.bookings import rules as booking_rules  # noqa: E402
 from portail.services import billing  # noqa: E402
 from portail.services.outbox import commit  # noqa: E402
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from town import add_activities, town_app  # noqa: E402
 
+from portail.bookings import rules as booking_rules  # noqa: E402
 from portail.extensions import db  # noqa: E402
 from portail.models import (  # noqa: E402
     Activity,
@@ -39,7 +40,6 @@ from portail.models import (  # noqa: E402
     User,
     utcnow,
 )
-from portail.bookings import rules as booking_rules  # noqa: E402
 from portail.services import demo_activities, passwords  # noqa: E402
 
 ROUNDS = 100  # medians over many rounds: the machine's speed drifts by ±20 % from one run to the next

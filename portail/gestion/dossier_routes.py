@@ -1,6 +1,5 @@
 """Back-office views of the family file: change queue, decisions, direct edits, audited reads."""
 
-
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
