@@ -1,4 +1,4 @@
-"""The code's shape: one module writes a booking's state, and portail/ imports no module in a cycle."""
+"""The code's shape: one module writes a booking's state, portail/ imports no module in a cycle, and no service types a page's path."""
 
 import ast
 from pathlib import Path
@@ -221,3 +221,36 @@ def test_only_the_bookings_transitions_write_a_booking_state():
     assert len(found) > 80
     assert len(writers.get(TRANSITIONS, [])) >= 5  # submit, decide, withdraw, the town's entry, the seed
     assert {name: writes for name, writes in writers.items() if name != TRANSITIONS} == {}
+
+
+# The blueprints' URL prefixes: a mail's or a job's link is built from the URL map (urls.public_url), not typed.
+URL_PREFIXES = ("/famille", "/mon-espace", "/gestion", "/facturation")
+
+
+def typed_paths(source: str) -> list[str]:
+    """The string literals (f-strings' parts too) that start with a blueprint's URL prefix."""
+    return [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.startswith(URL_PREFIXES)
+    ]
+
+
+def test_the_path_scan_sees_a_typed_link():
+    source = "link = f\"{current_app.config['PUBLIC_URL']}/mon-espace/demandes/{request_id}\""
+    assert typed_paths(source) == ["/mon-espace/demandes/"]
+    assert typed_paths('link = public_url("account.request_history", request_id=1)') == []
+
+
+def test_no_service_or_job_types_a_page_path():
+    """Views and blueprints name their own routes; services, jobs and the bookings package build links
+    from endpoints."""
+    scanned = {
+        name: path.read_text(encoding="utf-8")
+        for name, path in modules(PORTAIL).items()
+        if not name.endswith("routes") and not path.read_text(encoding="utf-8").count("Blueprint(")
+    }
+    assert len(scanned) > 50
+    assert {name: paths for name, source in scanned.items() if (paths := typed_paths(source))} == {}

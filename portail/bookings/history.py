@@ -7,7 +7,6 @@ messages here.
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 
 from portail.bookings.errors import DecisionError
 from portail.extensions import db
@@ -15,6 +14,7 @@ from portail.formatting import short_date
 from portail.models import Activity, Child, EventKind, LineState, Request, RequestEvent, RequestKind, User
 from portail.services.outbox import queue_mail
 from portail.services.transactions import claim
+from portail.urls import public_url
 
 # The same author's same message on a request within this time is the same message sent twice.
 SAME_MESSAGE_WITHIN = timedelta(minutes=2)
@@ -102,7 +102,7 @@ def created(
         "activity": activity.name,
         "kind": kind.value,
         "request_id": request_id,
-        "link": f"{current_app.config['PUBLIC_URL']}/mon-espace/demandes/{request_id}",
+        "link": public_url("account.request_history", request_id=request_id),
         # An automatic activity has already answered: the receipt says so instead of promising a decision.
         "automatic": any((decided or {}).values()),
         "accepted": len((decided or {}).get(LineState.ACCEPTED, [])),
