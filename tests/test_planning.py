@@ -2,6 +2,7 @@
 
 import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from portail.models import (
     User,
     ValidationMode,
 )
+from portail.services import planning
 from tests.conftest import make_app
 from tests.factories import (
     PASSWORD,
@@ -328,3 +330,13 @@ def test_a_withdrawal_after_the_deadline_is_refused_even_if_posted_directly(clie
         f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "tout-casser")
     )
     assert forged.status_code == 400
+
+
+def test_the_css_defines_one_class_per_child_colour():
+    """planning.CHILD_COLOURS counts the CSS's .child-N classes: a child past the last one would get no colour."""
+    css = (Path(planning.__file__).resolve().parents[1] / "static" / "css" / "portail.css").read_text(
+        encoding="utf-8"
+    )
+    defined = sorted({int(number) for number in re.findall(r"\.child-(\d+)\b", css)})
+    assert defined == list(range(planning.CHILD_COLOURS))
+    assert planning.CHILD_COLOURS >= 2

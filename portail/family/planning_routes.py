@@ -43,7 +43,7 @@ def _ids(name: str) -> list[int]:
 
 def colours(family) -> dict[int, int]:
     """Each child's colour index (stable: order of birth in the family)."""
-    return {child.id: index % len(planning.PALETTE) for index, child in enumerate(family.children)}
+    return {child.id: index % planning.CHILD_COLOURS for index, child in enumerate(family.children)}
 
 
 @bp.get("/<int:family_id>/planning")
@@ -106,7 +106,7 @@ def _cell(family_id: int, now) -> tuple[CellTarget, planning.Cell]:
 
 
 def _render_cell(family_id: int, cell: planning.Cell, rank: int):
-    colour = rank % len(planning.PALETTE)
+    colour = rank % planning.CHILD_COLOURS
     return cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id))
 
 

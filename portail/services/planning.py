@@ -22,8 +22,9 @@ from portail.models import (
 )
 
 VIEWS = {"mois": "Mois", "semaine": "Semaine (7 jours)", "semaine5": "Semaine (5 jours)"}
-# Okabe–Ito colour-blind-safe palette; initials are always shown too.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+# The children's colours are the CSS classes .child-0 … .child-5 (static/css/portail.css, chosen for
+# contrast with white initials, which are always shown too); a child's index wraps round this count.
+CHILD_COLOURS = 6
 STATE_ICONS = {
     None: "○",
     BookingState.RESERVATION_REQUESTED: "◔",
