@@ -6,7 +6,6 @@ from flask_login import current_user
 from portail.billing import bp
 from portail.extensions import db
 from portail.family.loaders import family_of_current_user
-from portail.formatting import month_label
 from portail.models import Invoice, utcnow
 from portail.services import billing
 from portail.services.billing import pdf as invoice_pdf
@@ -22,8 +21,6 @@ def home():
         families=families,
         by_family=billing.invoices_by_family([family.id for family in families], utcnow()),
         balances=billing.balances([family.id for family in families]),
-        euros=billing.euros,
-        month_label=month_label,
     )
 
 
@@ -46,8 +43,6 @@ def invoice_show(family_id: int, invoice_id: int):
         invoice=invoice,
         paid=paid,
         state=state,
-        euros=billing.euros,
-        month_label=month_label,
         staff=False,
     )
 

@@ -81,7 +81,6 @@ def planning_page(family_id: int):
         shown_activities={a.id for a in activities} if activity_filter is None else activity_filter,
         filtered=filtered,
         days_html=days_html,
-        french_day=french_day,
         icons=planning.STATE_ICONS,
     )
 
@@ -246,7 +245,6 @@ def planning_period(family_id: int):
         family=family,
         activities=activities,
         weekdays=WEEKDAY_CHOICES,
-        french_day=french_day,
         **data,
     ), status
 
@@ -365,5 +363,4 @@ def planning_requests(family_id: int):
         child_id=child_id,
         state_of=planning.request_state,
         kinds=planning.KIND_LABELS,
-        french_day=french_day,
     )

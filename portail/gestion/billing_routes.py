@@ -7,7 +7,6 @@ from flask_login import current_user
 
 from portail.billing.routes import pdf_response
 from portail.extensions import db
-from portail.formatting import month_label
 from portail.gestion import bp
 from portail.gestion.billing_forms import PaymentForm, TariffForm
 from portail.htmx import is_htmx
@@ -21,7 +20,7 @@ from portail.services.outbox import commit, rollback
 @bp.get("/facturation/tarifs")
 def tariffs():
     """The tariffs of every activity, with their brackets."""
-    return render_template("gestion/tariffs.html", items=billing.all_tariffs(), euros=euros)
+    return render_template("gestion/tariffs.html", items=billing.all_tariffs())
 
 
 @bp.route("/facturation/tarifs/nouveau", methods=["GET", "POST"])
@@ -80,8 +79,6 @@ def billing_home():
         runs=billing.recent_runs(),
         months=exports.monthly_totals(),
         default=billing.previous_month(billing.today_in_paris(utcnow())),
-        month_label=month_label,
-        euros=euros,
     )
 
 
@@ -115,7 +112,7 @@ def billing_run(run_id: int):
     if run is None:
         abort(404)
     template = "gestion/_billing_progress.html" if is_htmx() else "gestion/billing_run.html"
-    return render_template(template, run=run, month_label=month_label)
+    return render_template(template, run=run)
 
 
 @bp.get("/facturation/factures")
@@ -139,8 +136,6 @@ def invoices():
         family_id=family_id,
         state=state,
         states=billing.STATES,
-        month_label=month_label,
-        euros=euros,
     )
 
 
@@ -200,8 +195,6 @@ def invoice_show(invoice_id: int):
         paid=paid,
         state=state,
         form=form,
-        euros=euros,
-        month_label=month_label,
         staff=True,
         methods=billing.METHOD_LABELS,
     ), 422 if form.errors or form.form_errors else 200

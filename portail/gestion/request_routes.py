@@ -10,7 +10,6 @@ from flask_login import current_user
 from portail import bookings
 from portail.bookings import history
 from portail.extensions import db
-from portail.formatting import french_day
 from portail.gestion import bp
 from portail.models import (
     Activity,
@@ -105,7 +104,6 @@ def requests_queue():
         activities=db.session.scalars(sa.select(Activity).order_by(Activity.name)).all(),
         booked=booked,
         reasons=bookings.REFUSAL_REASONS,
-        french_day=french_day,
         kinds=planning.KIND_LABELS,
         line_labels=request_desk.LINE_LABELS,
     )
@@ -175,7 +173,6 @@ def request_show(request_id: int):
         events=events,
         state=planning.request_state(found.lines),
         kinds=planning.KIND_LABELS,
-        french_day=french_day,
         reasons=bookings.REFUSAL_REASONS,
         pending=LineState.PENDING,
         line_labels=request_desk.LINE_LABELS,
