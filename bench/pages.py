@@ -15,9 +15,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from portail import create_app  # noqa: E402
+from portail import (
+    create_app,  # noqa: E402
+    demo,  # noqa: E402
+)
 from portail.extensions import db  # noqa: E402
-from portail.services import demo  # noqa: E402
 
 ROUNDS = 30
 ASSET = re.compile(r'(?:href|src)="(/static/[^"]+)"')

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from town import add_activities, town_app  # noqa: E402
 
 from portail.bookings import rules as booking_rules  # noqa: E402
+from portail.demo import activities as demo_activities  # noqa: E402
 from portail.extensions import db  # noqa: E402
 from portail.models import (  # noqa: E402
     Activity,
@@ -40,7 +41,7 @@ from portail.models import (  # noqa: E402
     User,
     utcnow,
 )
-from portail.services import demo_activities, passwords  # noqa: E402
+from portail.services import passwords  # noqa: E402
 
 ROUNDS = 100  # medians over many rounds: the machine's speed drifts by ±20 % from one run to the next
 PASSWORD = "bench-portail-famille-2026"

@@ -7,9 +7,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from portail import create_app  # noqa: E402
+from portail.demo import activities as demo_activities  # noqa: E402
 from portail.extensions import db  # noqa: E402
 from portail.models import Activity, utcnow  # noqa: E402
-from portail.services import demo_activities  # noqa: E402
 
 
 def town_app(path: str):

@@ -59,7 +59,7 @@ DEMO_REFUSED = (
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has families.")
 def demo_load(if_empty: bool) -> None:
     """Load the demo town: families, parents, an agent and an admin (development and tests only)."""
-    from portail.services import demo
+    from portail import demo
 
     # Its staff accounts share a password printed in the README: never on a real portal.
     if not (current_app.config["DEV_TOOLS"] or current_app.testing):

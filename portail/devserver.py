@@ -127,7 +127,7 @@ class Children:
 
 
 def banner(url: str) -> str:
-    from portail.services.demo import DEMO_PASSWORD
+    from portail.demo import DEMO_PASSWORD
 
     return f"""
 Portail Famille est démarré : {url}

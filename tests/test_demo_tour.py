@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from portail import bookings
+from portail import bookings, demo
 from portail.bookings import history
 from portail.bookings import rules as booking_rules
 from portail.extensions import db
@@ -49,7 +49,7 @@ from portail.models import (
     utcnow,
 )
 from portail.models import Booking as BookingRow
-from portail.services import billing, demo, digests, request_desk, subscriptions
+from portail.services import billing, digests, request_desk, subscriptions
 from portail.services.outbox import render
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -172,8 +172,8 @@ def test_demo_reserves_only_open_days_even_before_the_school_holidays(app, monke
     from datetime import UTC, date, datetime
 
     from portail.bookings import rules as booking_rules
+    from portail.demo import activities as demo_activities
     from portail.models import Activity, Booking
-    from portail.services import demo_activities
 
     monkeypatch.setattr(demo_activities, "utcnow", lambda: datetime(2026, 12, 8, 9, 0, tzinfo=UTC))
     assert app.test_cli_runner().invoke(args=["demo", "load", "--if-empty"]).exit_code == 0

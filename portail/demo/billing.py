@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from portail.bookings import history, transitions
 from portail.bookings import rules as booking_rules
+from portail.demo import activities as demo_activities
 from portail.extensions import db
 from portail.formatting import month_label
 from portail.models import (
@@ -30,7 +31,7 @@ from portail.models import (
     User,
     utcnow,
 )
-from portail.services import audit, billing, demo_activities, request_desk
+from portail.services import audit, billing, request_desk
 
 # Price per day (cents) by quotient bracket: up to 622, up to 1000, up to 1500, above.
 PRICES = {

@@ -41,7 +41,7 @@ def demo_period(today: date) -> tuple[date, date]:
     """The period of the demo's activities: from the start of the school year of the older month
     billed (the past months it bills may be the summer's) to the end of the school year of the
     coming ten weeks (in June and in the summer, the next one: the parents book the rentrée)."""
-    from portail.services import demo_billing
+    from portail.demo import billing as demo_billing
 
     older = demo_billing.billed_months(today)[0]
     ahead = today + timedelta(weeks=10)

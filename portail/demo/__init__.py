@@ -116,14 +116,14 @@ def load() -> None:
         for code in codes:
             db.session.add(Subscription(user_id=user.id, family_id=families[code].id))
     _complete_files(families)
-    from portail.services import demo_activities
+    from portail.demo import activities as demo_activities
 
     claire = db.session.scalar(sa.select(User).where(User.email == "claire.martin@demo.fr"))
     demo_activities.load(families, claire)
-    from portail.services import demo_documents
+    from portail.demo import documents as demo_documents
 
     demo_documents.load(families)
-    from portail.services import demo_billing
+    from portail.demo import billing as demo_billing
 
     demo_billing.load(families, db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr")))
 
