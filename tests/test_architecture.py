@@ -37,9 +37,9 @@ def _module_level(body: list[ast.stmt]):
 def import_graph(root: Path) -> dict[str, set[str]]:
     """Each module's module-level imports of other modules under `root`.
 
-    `from a import b` is an edge to the module a.b when there is one, else to a. A package's own
-    submodules imported by its `__init__` are left out: a blueprint package defines `bp`, then imports
-    its routes to register them (Python has run the package before any of its submodules).
+    `from a import b` is an edge to the module a.b when there is one, else to a. A package's
+    `__init__` counts as any module: a submodule that imports from its package while the package
+    imports it is a cycle (a blueprint's `bp` is defined in its `routes`, which the package imports).
     """
     found = modules(root)
     graph = {}
@@ -60,8 +60,6 @@ def import_graph(root: Path) -> dict[str, set[str]]:
                     edges.add(target)
                 elif base in found:
                     edges.add(base)
-        if path.name == "__init__.py":
-            edges = {edge for edge in edges if not edge.startswith(f"{name}.")}
         edges.discard(name)
         graph[name] = edges
     return graph
@@ -126,6 +124,18 @@ def test_the_cycle_check_finds_a_cycle(tmp_path):
     (package / "c.py").write_text("from pkg import a\n\n\ndef late():\n    from pkg import b\n")
     assert cycles(import_graph(package)) == [["pkg.a", "pkg.b", "pkg.c"]]
     (package / "c.py").write_text("def late():\n    from pkg import a\n")
+    assert cycles(import_graph(package)) == []
+
+
+def test_the_cycle_check_counts_a_package_that_imports_its_submodule_back(tmp_path):
+    """The blueprint idiom this project left: `bp` in `__init__`, which imports the routes that import `bp`."""
+    package = tmp_path / "blue"
+    package.mkdir()
+    (package / "__init__.py").write_text("bp = object()\nfrom blue import routes\n")
+    (package / "routes.py").write_text("from blue import bp\n")
+    assert cycles(import_graph(package)) == [["blue", "blue.routes"]]
+    (package / "__init__.py").write_text("from blue.routes import bp\n")
+    (package / "routes.py").write_text("bp = object()\n")
     assert cycles(import_graph(package)) == []
 
 

@@ -1,7 +1,3 @@
 """Mon espace citoyen: home, Mes abonnements, Mon compte."""
 
-from flask import Blueprint
-
-bp = Blueprint("account", __name__, url_prefix="/mon-espace")
-
-from portail.account import routes  # noqa: E402,F401
+from portail.account.routes import bp  # noqa: F401  (defined with the main routes; the app registers it)

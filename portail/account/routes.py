@@ -3,12 +3,11 @@
 import json
 
 import sqlalchemy as sa
-from flask import Response, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from portail import bookings
 from portail.access import public
-from portail.account import bp
 from portail.account.forms import (
     ChangePasswordForm,
     DeleteAccountForm,
@@ -30,6 +29,8 @@ from portail.services import accounts, dossier, passwords, planning, request_des
 from portail.services.outbox import commit, rollback
 from portail.services.transactions import claim
 from portail.urls import safe_next
+
+bp = Blueprint("account", __name__, url_prefix="/mon-espace")
 
 
 @bp.get("/")

@@ -1,7 +1,3 @@
 """Sign-up, activation, login, logout and password reset."""
 
-from flask import Blueprint
-
-bp = Blueprint("auth", __name__)
-
-from portail.auth import routes  # noqa: E402,F401
+from portail.auth.routes import bp  # noqa: F401  (defined with the main routes; the app registers it)

@@ -1,13 +1,12 @@
 """Views of the authentication pages."""
 
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from portail.access import public
-from portail.auth import bp
 from portail.auth.forms import EmailOnlyForm, LoginForm, ResetPasswordForm, SignUpForm
 from portail.extensions import limiter
 from portail.models import Civility, TokenPurpose, utcnow
@@ -15,6 +14,8 @@ from portail.services import accounts, login_throttle, subscriptions, tokens
 from portail.services.accounts import LoginOutcome
 from portail.services.outbox import commit, rollback
 from portail.urls import safe_next
+
+bp = Blueprint("auth", __name__)
 
 THROTTLED = (
     "Trop de tentatives de connexion sur ce compte : pour sa sécurité, réessayez plus tard. Vous pouvez"

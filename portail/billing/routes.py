@@ -1,15 +1,16 @@
 """Espace Facturation: the invoices of the families the parent is subscribed to, their detail and PDF."""
 
-from flask import abort, current_app, make_response, render_template
+from flask import Blueprint, abort, current_app, make_response, render_template
 from flask_login import current_user
 
-from portail.billing import bp
 from portail.extensions import db
 from portail.family.loaders import family_of_current_user
 from portail.models import Invoice, utcnow
 from portail.services import billing
 from portail.services.billing import pdf as invoice_pdf
 from portail.services.subscriptions import active_families
+
+bp = Blueprint("billing", __name__, url_prefix="/facturation")
 
 
 @bp.get("/")

@@ -1,7 +1,3 @@
 """Development tools: the dev mailbox (404 outside development)."""
 
-from flask import Blueprint
-
-bp = Blueprint("dev", __name__, url_prefix="/dev")
-
-from portail.dev import routes  # noqa: E402,F401
+from portail.dev.routes import bp  # noqa: F401  (defined with the main routes; the app registers it)

@@ -4,12 +4,13 @@ import email
 from email import policy
 from pathlib import Path
 
-from flask import abort, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template
 from markupsafe import Markup, escape
 
 from portail.access import public
-from portail.dev import bp
 from portail.services.outbox import URL_PATTERN as _LINK
+
+bp = Blueprint("dev", __name__, url_prefix="/dev")
 
 
 @bp.before_request

@@ -4,8 +4,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.extensions import db
-from portail.family import bp
 from portail.family.loaders import family_of_current_user
+from portail.family.routes import bp
 from portail.files import send_stored
 from portail.models import Document, DocumentType, utcnow
 from portail.services import documents, uploads

@@ -10,9 +10,9 @@ from portail import bookings
 from portail.bookings import AlreadyRequested, BookingError
 from portail.bookings.rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW
 from portail.extensions import db
-from portail.family import bp
 from portail.family.cell_html import ACTION_LABELS, cell_html, days_html
 from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
+from portail.family.routes import bp
 from portail.formatting import PARIS, french_day
 from portail.htmx import is_htmx
 from portail.models import Activity, Enrolment, Request, RequestKind, utcnow

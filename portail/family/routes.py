@@ -2,10 +2,9 @@
 
 from datetime import timedelta
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from portail.family import bp
 from portail.family.loaders import family_of_current_user, member_or_404
 from portail.files import send_photo
 from portail.forms.dossier import build_form, form_values
@@ -22,6 +21,8 @@ from portail.services import dossier, uploads
 from portail.services.dossier import CHILD_SECTIONS, GUARDIAN_SECTIONS, SECTIONS, DossierError
 from portail.services.outbox import commit, rollback
 from portail.services.subscriptions import active_families
+
+bp = Blueprint("family", __name__, url_prefix="/famille")
 
 RECENT_LOGIN = timedelta(minutes=15)
 SAVED = "Votre demande de modification est enregistrée : elle sera prise en compte après validation par la mairie."

@@ -1,14 +1,10 @@
 """Back-office of the children's service (agents and admins only)."""
 
-from flask import Blueprint
-
-bp = Blueprint("gestion", __name__, url_prefix="/gestion")
-
-from portail.gestion import (  # noqa: E402,F401
+from portail.gestion import (  # noqa: F401  (their views register on bp)
     activity_routes,
     billing_routes,
     document_routes,
     dossier_routes,
     request_routes,
-    routes,
 )
+from portail.gestion.routes import bp  # noqa: F401  (defined with the main routes; the app registers it)

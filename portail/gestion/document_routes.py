@@ -8,8 +8,8 @@ from flask_login import current_user
 from portail.extensions import db
 from portail.files import send_stored
 from portail.formatting import today_in_paris
-from portail.gestion import bp
 from portail.gestion.forms import DocumentTypeForm
+from portail.gestion.routes import bp
 from portail.models import Document, DocumentScope, DocumentType, Validity, utcnow
 from portail.services import documents
 from portail.services.outbox import commit, rollback

@@ -6,8 +6,7 @@ from flask_login import current_user
 from portail.extensions import db
 from portail.files import send_photo
 from portail.forms.dossier import build_form, form_values
-from portail.gestion import bp
-from portail.gestion.routes import family_or_404
+from portail.gestion.routes import bp, family_or_404
 from portail.models import Authorization, ChangeRequest, ChangeStatus, Child, Family, Guardian, utcnow
 from portail.services import dossier, uploads
 from portail.services.dossier import CHILD_SECTIONS, GUARDIAN_SECTIONS, SECTIONS, DossierError

@@ -10,7 +10,7 @@ from flask_login import current_user
 from portail import bookings
 from portail.bookings import history
 from portail.extensions import db
-from portail.gestion import bp
+from portail.gestion.routes import bp
 from portail.models import (
     Activity,
     ActivityDay,

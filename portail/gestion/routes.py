@@ -1,11 +1,10 @@
 """Back-office views: dashboard, families, staff accounts."""
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.access import admin_required
 from portail.extensions import db
-from portail.gestion import bp
 from portail.gestion.forms import FamilyForm, SearchForm, StaffForm
 from portail.htmx import is_htmx
 from portail.models import (
@@ -21,6 +20,8 @@ from portail.services import dashboard as dashboard_service
 from portail.services import staff as staff_service
 from portail.services.families import PersonData
 from portail.services.outbox import commit
+
+bp = Blueprint("gestion", __name__, url_prefix="/gestion")
 
 
 @bp.get("/")

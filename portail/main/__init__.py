@@ -1,7 +1,3 @@
 """Public pages: home."""
 
-from flask import Blueprint
-
-bp = Blueprint("main", __name__)
-
-from portail.main import routes  # noqa: E402,F401
+from portail.main.routes import bp  # noqa: F401  (defined with the main routes; the app registers it)

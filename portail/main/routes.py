@@ -1,9 +1,10 @@
 """Public pages: home."""
 
-from flask import render_template
+from flask import Blueprint, render_template
 
 from portail.access import public
-from portail.main import bp
+
+bp = Blueprint("main", __name__)
 
 
 @bp.get("/")
