@@ -66,87 +66,61 @@ def open_days(activity: Activity, start: date, count: int) -> list[date]:
     return found
 
 
+JULES_FERRY, TILLEULS = "Groupe scolaire Jules Ferry", "Centre de loisirs des Tilleuls"
+
+
+def days_before(days: int, hour: int, working_days: bool) -> dict:
+    """A deadline `days` (working) days before the day, at `hour`."""
+    return dict(kind=DeadlineKind.DAYS_BEFORE, days=days, time=time(hour), working_days=working_days)
+
+
+def previous_week(weekday: int, hour: int) -> dict:
+    """A deadline on an ISO weekday of the week before the day, at `hour`."""
+    return dict(kind=DeadlineKind.PREVIOUS_WEEK, weekday=weekday, time=time(hour))
+
+
+MANUAL, AUTOMATIC = ValidationMode.MANUAL, ValidationMode.AUTOMATIC
+SCHOOL_DAYS, HOLIDAYS = OpenPeriod.SCHOOL_DAYS, OpenPeriod.HOLIDAYS
+# name, site, ISO weekdays, capacity, validation, open period, booking deadline, absence deadline
+# (None: the same as the booking deadline)
+ACTIVITIES = [
+    ("Restauration scolaire", JULES_FERRY, "1245", 120, MANUAL, SCHOOL_DAYS, days_before(2, 10, True), None),
+    ("Accueil du matin", JULES_FERRY, "1245", 60, AUTOMATIC, SCHOOL_DAYS, days_before(1, 18, False), None),
+    ("Accueil du soir", JULES_FERRY, "1245", 60, AUTOMATIC, SCHOOL_DAYS, days_before(1, 12, True), None),
+    ("Centre de loisirs du mercredi", TILLEULS, "3", 24, AUTOMATIC, SCHOOL_DAYS, previous_week(4, 12), None),
+    (
+        "Centre de loisirs des vacances",
+        TILLEULS,
+        "12345",
+        40,
+        MANUAL,
+        HOLIDAYS,
+        days_before(14, 12, False),
+        days_before(7, 12, False),
+    ),
+]
+# The holiday centre is also open in the summer after the school year.
+SUMMER = timedelta(days=50)
+
+
 def make_activities(start: date, end: date) -> list[Activity]:
     """The five activities of the town, for a school year: canteen, morning and evening care,
     Wednesday centre, holiday centre (PRODUCT §12)."""
-    common = dict(start_date=start, end_date=end)
-    canteen = Activity(
-        name="Restauration scolaire",
-        site="Groupe scolaire Jules Ferry",
-        weekdays="1245",
-        capacity=120,
-        validation_mode=ValidationMode.MANUAL,
-        open_period=OpenPeriod.SCHOOL_DAYS,
-        booking_deadline_days=2,
-        booking_deadline_time=time(10),
-        booking_deadline_working_days=True,
-        absence_deadline_days=2,
-        absence_deadline_time=time(10),
-        absence_deadline_working_days=True,
-        **common,
-    )
-    morning = Activity(
-        name="Accueil du matin",
-        site="Groupe scolaire Jules Ferry",
-        weekdays="1245",
-        capacity=60,
-        validation_mode=ValidationMode.AUTOMATIC,
-        open_period=OpenPeriod.SCHOOL_DAYS,
-        booking_deadline_days=1,
-        booking_deadline_time=time(18),
-        booking_deadline_working_days=False,
-        absence_deadline_days=1,
-        absence_deadline_time=time(18),
-        absence_deadline_working_days=False,
-        **common,
-    )
-    evening = Activity(
-        name="Accueil du soir",
-        site="Groupe scolaire Jules Ferry",
-        weekdays="1245",
-        capacity=60,
-        validation_mode=ValidationMode.AUTOMATIC,
-        open_period=OpenPeriod.SCHOOL_DAYS,
-        booking_deadline_days=1,
-        booking_deadline_time=time(12),
-        booking_deadline_working_days=True,
-        absence_deadline_days=1,
-        absence_deadline_time=time(12),
-        absence_deadline_working_days=True,
-        **common,
-    )
-    wednesday = Activity(
-        name="Centre de loisirs du mercredi",
-        site="Centre de loisirs des Tilleuls",
-        weekdays="3",
-        capacity=24,
-        validation_mode=ValidationMode.AUTOMATIC,
-        open_period=OpenPeriod.SCHOOL_DAYS,
-        booking_deadline_kind=DeadlineKind.PREVIOUS_WEEK,
-        booking_deadline_weekday=4,
-        booking_deadline_time=time(12),
-        absence_deadline_kind=DeadlineKind.PREVIOUS_WEEK,
-        absence_deadline_weekday=4,
-        absence_deadline_time=time(12),
-        **common,
-    )
-    holidays = Activity(
-        name="Centre de loisirs des vacances",
-        site="Centre de loisirs des Tilleuls",
-        weekdays="12345",
-        capacity=40,
-        validation_mode=ValidationMode.MANUAL,
-        open_period=OpenPeriod.HOLIDAYS,
-        booking_deadline_days=14,
-        booking_deadline_time=time(12),
-        booking_deadline_working_days=False,
-        absence_deadline_days=7,
-        absence_deadline_time=time(12),
-        absence_deadline_working_days=False,
-        start_date=start,
-        end_date=end + timedelta(days=50),
-    )
-    return [canteen, morning, evening, wednesday, holidays]
+    return [
+        Activity(
+            name=name,
+            site=site,
+            weekdays=weekdays,
+            capacity=capacity,
+            validation_mode=validation,
+            open_period=period,
+            start_date=start,
+            end_date=end + SUMMER if period is HOLIDAYS else end,
+            **{f"booking_deadline_{key}": value for key, value in booking.items()},
+            **{f"absence_deadline_{key}": value for key, value in (absence or booking).items()},
+        )
+        for name, site, weekdays, capacity, validation, period, booking, absence in ACTIVITIES
+    ]
 
 
 def load(families: dict[str, Family], parent: User) -> None:
