@@ -91,21 +91,45 @@ class Listing:
     people: list = field(default_factory=list)
 
 
+# What Mes demandes lists, by source: the model (its rows have a family_id), the date it is listed
+# by, which of its rows only (not the agent's direct edits of the file), what its items load.
+SOURCES = {
+    "activity": (
+        Request,
+        Request.created_at,
+        (),
+        (
+            sa.orm.selectinload(Request.lines),
+            sa.orm.joinedload(Request.child),
+            sa.orm.joinedload(Request.activity),
+        ),
+    ),
+    "dossier": (
+        ChangeRequest,
+        ChangeRequest.created_at,
+        (ChangeRequest.status != ChangeStatus.DIRECT,),
+        (sa.orm.joinedload(ChangeRequest.family),),
+    ),
+    "document": (
+        Document,
+        Document.uploaded_at,
+        (),
+        (sa.orm.joinedload(Document.type), sa.orm.joinedload(Document.child)),
+    ),
+}
+
+
 def parent_listing(family_ids: list[int], page: int, per_page: int) -> Listing:
     """Reservation/absence requests, dossier changes and documents of these families, newest first,
     in a constant number of queries."""
-    activity = sa.select(
-        sa.literal("activity").label("source"), Request.id.label("id"), Request.created_at.label("at")
-    ).where(Request.family_id.in_(family_ids))
-    changes = sa.select(
-        sa.literal("dossier").label("source"),
-        ChangeRequest.id.label("id"),
-        ChangeRequest.created_at.label("at"),
-    ).where(ChangeRequest.family_id.in_(family_ids), ChangeRequest.status != ChangeStatus.DIRECT)
-    sent = sa.select(
-        sa.literal("document").label("source"), Document.id.label("id"), Document.uploaded_at.label("at")
-    ).where(Document.family_id.in_(family_ids))
-    union = sa.union_all(activity, changes, sent).subquery()
+    union = sa.union_all(
+        *(
+            sa.select(sa.literal(source).label("source"), model.id.label("id"), at.label("at")).where(
+                model.family_id.in_(family_ids), *only
+            )
+            for source, (model, at, only, _load) in SOURCES.items()
+        )
+    ).subquery()
     total = db.session.scalar(sa.select(sa.func.count()).select_from(union))
     rows = db.session.execute(
         sa.select(union.c.source, union.c.id)
@@ -117,38 +141,12 @@ def parent_listing(family_ids: list[int], page: int, per_page: int) -> Listing:
     for source, row_id in rows:
         ids[source].append(row_id)
     found: dict[tuple[str, int], object] = {}
+    for source, (model, _at, _only, load) in SOURCES.items():
+        if ids[source]:
+            query = sa.select(model).where(model.id.in_(ids[source])).options(*load)
+            found |= {(source, item.id): item for item in db.session.scalars(query)}
     listing = Listing([], page, max((total + per_page - 1) // per_page, 1), ids["activity"])
-    if ids["activity"]:
-        found |= {
-            ("activity", item.id): item
-            for item in db.session.scalars(
-                sa.select(Request)
-                .where(Request.id.in_(ids["activity"]))
-                .options(
-                    sa.orm.selectinload(Request.lines),
-                    sa.orm.joinedload(Request.child),
-                    sa.orm.joinedload(Request.activity),
-                )
-            )
-        }
-    if ids["document"]:
-        found |= {
-            ("document", item.id): item
-            for item in db.session.scalars(
-                sa.select(Document)
-                .where(Document.id.in_(ids["document"]))
-                .options(sa.orm.joinedload(Document.type), sa.orm.joinedload(Document.child))
-            )
-        }
     if ids["dossier"]:
-        found |= {
-            ("dossier", item.id): item
-            for item in db.session.scalars(
-                sa.select(ChangeRequest)
-                .where(ChangeRequest.id.in_(ids["dossier"]))
-                .options(sa.orm.joinedload(ChangeRequest.family))
-            )
-        }
         listing.people += db.session.scalars(
             sa.select(Guardian).where(Guardian.family_id.in_(family_ids))
         ).all()
