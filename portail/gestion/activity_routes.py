@@ -6,7 +6,7 @@ from flask_login import current_user
 from portail import bookings
 from portail.extensions import db
 from portail.formatting import french_day
-from portail.gestion.activity_forms import ActivityForm, ClosingDayForm, DayEntryForm, EnrolmentForm
+from portail.gestion.forms import ActivityForm, ClosingDayForm, DayEntryForm, EnrolmentForm
 from portail.gestion.routes import bp, family_or_404
 from portail.models import Activity, Child, ClosingDay, Enrolment, RequestKind, utcnow
 from portail.services import activities as activity_service

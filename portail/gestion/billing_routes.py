@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from portail.billing.routes import pdf_response
 from portail.extensions import db
-from portail.gestion.billing_forms import PaymentForm, TariffForm
+from portail.gestion.forms import PaymentForm, TariffForm
 from portail.gestion.routes import bp
 from portail.htmx import is_htmx
 from portail.models import BillingRun, Invoice, PaymentMethod, utcnow

@@ -1,5 +1,8 @@
-"""Back-office forms."""
+"""Back-office forms: families, staff, document types, activities with their closing days,
+enrolments and days entered by the service, tariffs and payments."""
 
+import re
+import secrets
 from datetime import date
 
 from wtforms import (
@@ -8,14 +11,20 @@ from wtforms import (
     FieldList,
     FormField,
     HiddenField,
+    IntegerField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
+    TimeField,
 )
-from wtforms.validators import Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from portail.bookings.rules import WEEKDAY_CHOICES
 from portail.forms import (
+    REQUIRED,
     FlaskForm,
     Subform,
     check_optional_email,
@@ -27,8 +36,19 @@ from portail.forms import (
     strip,
     validate_phone,
 )
-from portail.gestion.activity_forms import Checkboxes
-from portail.models import Role
+from portail.models import Activity, DeadlineKind, OpenPeriod, PaymentMethod, Role, ValidationMode, utcnow
+from portail.services import billing
+from portail.services.billing import BillingError
+
+DEADLINE_FIELDS = ("kind", "days", "time", "working_days", "weekday")
+BRACKET_ROWS = 6
+# The hidden key of a payment form as rendered (secrets.token_urlsafe(16): 22 characters).
+PAYMENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+class Checkboxes(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
 
 
 class GuardianForm(Subform):
@@ -141,3 +161,283 @@ class DocumentTypeForm(FlaskForm):
         validators=[required("Cochez au moins un format.")],
     )
     active = BooleanField("Demandé actuellement")
+
+
+def _deadline_fields(prefix: str, label: str):
+    return {
+        f"{prefix}_kind": SelectField(
+            f"{label} : type de délai",
+            choices=[
+                ("days_before", "N jours avant, à une heure donnée"),
+                ("previous_week", "Un jour de la semaine précédente"),
+            ],
+        ),
+        f"{prefix}_days": IntegerField(
+            f"{label} : nombre de jours",
+            validators=[Optional(), NumberRange(min=0, max=60, message="Entre 0 et 60 jours.")],
+            default=2,
+        ),
+        f"{prefix}_time": TimeField(
+            f"{label} : heure limite", validators=[InputRequired(message=REQUIRED)], default=None
+        ),
+        f"{prefix}_working_days": BooleanField(
+            f"{label} : compter en jours ouvrés (hors week-ends et jours fériés)", default=True
+        ),
+        f"{prefix}_weekday": SelectField(
+            f"{label} : jour de la semaine précédente",
+            choices=[("", "—")] + WEEKDAY_CHOICES,
+            validators=[Optional()],
+        ),
+    }
+
+
+class ActivityForm(FlaskForm):
+    name = StringField("Nom", validators=[required(), Length(max=100)])
+    site = StringField("Site", validators=[Optional(), Length(max=100)])
+    weekdays = Checkboxes(
+        "Jours d'ouverture",
+        choices=WEEKDAY_CHOICES,
+        validators=[InputRequired(message="Cochez au moins un jour.")],
+    )
+    start_date = DateField("Du", validators=[InputRequired(message=REQUIRED)])
+    end_date = DateField("Au", validators=[InputRequired(message=REQUIRED)])
+    capacity = IntegerField(
+        "Capacité par jour",
+        validators=[Optional(), NumberRange(min=0, max=10000, message="Entre 0 et 10000.")],
+        description="Laisser vide : pas de limite.",
+    )
+    validation_mode = SelectField(
+        "Validation des demandes",
+        choices=[
+            ("manuelle", "Manuelle (par un agent)"),
+            ("automatique", "Automatique (acceptée si toutes les règles sont respectées)"),
+        ],
+    )
+    open_period = SelectField(
+        "Période d'ouverture",
+        choices=[
+            ("school_days", "Hors vacances scolaires"),
+            ("holidays", "Pendant les vacances scolaires seulement"),
+            ("all", "Toute l'année"),
+        ],
+    )
+    closed_on_public_holidays = BooleanField("Fermé les jours fériés", default=True)
+
+    def fill(self, activity: Activity) -> None:
+        """Show an activity's rules in the form."""
+        self.name.data, self.site.data = activity.name, activity.site
+        self.weekdays.data = list(activity.weekdays)
+        self.start_date.data, self.end_date.data = activity.start_date, activity.end_date
+        self.capacity.data = activity.capacity
+        self.validation_mode.data = activity.validation_mode.value
+        self.open_period.data = activity.open_period.value
+        self.closed_on_public_holidays.data = activity.closed_on_public_holidays
+        for prefix in ("booking_deadline", "absence_deadline"):
+            for name in DEADLINE_FIELDS:
+                value = getattr(activity, f"{prefix}_{name}")
+                self[f"{prefix}_{name}"].data = (
+                    value.value if name == "kind" else (str(value) if name == "weekday" and value else value)
+                )
+
+    def values(self) -> dict:
+        """The activity's columns as entered (for services.activities.save_activity)."""
+        values = {
+            "name": self.name.data.strip(),
+            "site": (self.site.data or "").strip() or None,
+            "weekdays": "".join(sorted(self.weekdays.data)),
+            "start_date": self.start_date.data,
+            "end_date": self.end_date.data,
+            "capacity": self.capacity.data,
+            "validation_mode": ValidationMode(self.validation_mode.data),
+            "open_period": OpenPeriod(self.open_period.data),
+            "closed_on_public_holidays": self.closed_on_public_holidays.data,
+        }
+        for prefix in ("booking_deadline", "absence_deadline"):
+            weekday = self[f"{prefix}_weekday"].data
+            values |= {
+                f"{prefix}_kind": DeadlineKind(self[f"{prefix}_kind"].data),
+                f"{prefix}_days": self[f"{prefix}_days"].data or 0,
+                f"{prefix}_time": self[f"{prefix}_time"].data,
+                f"{prefix}_working_days": self[f"{prefix}_working_days"].data,
+                f"{prefix}_weekday": int(weekday) if weekday else None,
+            }
+        return values
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.start_date.data and self.end_date.data and self.start_date.data > self.end_date.data:
+            self.end_date.errors.append("La date de fin doit être après la date de début.")
+            valid = False
+        for prefix in ("booking_deadline", "absence_deadline"):
+            kind, weekday, days = self[f"{prefix}_kind"], self[f"{prefix}_weekday"], self[f"{prefix}_days"]
+            if kind.data == "previous_week" and not weekday.data:
+                weekday.errors.append("Choisissez le jour de la semaine précédente.")
+                valid = False
+            if kind.data == "days_before" and days.data is None:
+                days.errors.append("Indiquez le nombre de jours.")
+                valid = False
+        return valid
+
+
+for _prefix, _label in (("booking_deadline", "Réservation"), ("absence_deadline", "Absence")):
+    for _name, _field in _deadline_fields(_prefix, _label).items():
+        setattr(ActivityForm, _name, _field)
+
+
+class ClosingDayForm(FlaskForm):
+    day = DateField("Jour de fermeture", validators=[InputRequired(message=REQUIRED)])
+    reason = StringField(
+        "Motif",
+        validators=[required(), Length(max=100)],
+        description="Par exemple : grève, sortie scolaire, travaux",
+    )
+
+
+class EnrolmentForm(FlaskForm):
+    children = Checkboxes(
+        "Enfants", coerce=int, validators=[InputRequired(message="Choisissez au moins un enfant.")]
+    )
+    activity = SelectField("Activité", coerce=int)
+    start_date = DateField("Du", validators=[InputRequired(message=REQUIRED)])
+    end_date = DateField("Au", validators=[InputRequired(message=REQUIRED)])
+    weekdays = Checkboxes(
+        "Jours (facultatif : tous les jours d'ouverture si aucun)",
+        choices=WEEKDAY_CHOICES,
+        validators=[Optional()],
+    )
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.start_date.data and self.end_date.data and self.start_date.data > self.end_date.data:
+            self.end_date.errors.append("La date de fin doit être après la date de début.")
+            valid = False
+        return valid
+
+
+class DayEntryForm(FlaskForm):
+    """A day entered by the service for a child (phone call, child present without a booking)."""
+
+    child = SelectField(
+        "Enfant", coerce=int, validate_choice=False, validators=[DataRequired(message="Choisissez l'enfant.")]
+    )
+    activity = SelectField(
+        "Activité",
+        coerce=int,
+        validate_choice=False,
+        validators=[DataRequired(message="Choisissez l'activité.")],
+    )
+    day = DateField("Jour", validators=[InputRequired(message="Saisissez le jour.")])
+    kind = RadioField(
+        "Saisie",
+        choices=[("reservation", "Réservation (l'enfant participe)"), ("absence", "Absence")],
+        validators=[InputRequired(message="Choisissez réservation ou absence.")],
+    )
+
+    def validate_child(self, field) -> None:
+        if field.data not in {value for value, _label in field.choices if value}:
+            raise ValidationError("Choisissez l'enfant.")  # one of this family's children, nothing else
+
+    def validate_activity(self, field) -> None:
+        if field.data not in {value for value, _label in field.choices if value}:
+            raise ValidationError("Choisissez l'activité.")
+
+
+def _euros_field(label: str, **kwargs) -> StringField:
+    return StringField(
+        label,
+        description="En euros, par exemple 3,30",
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
+        **kwargs,
+    )
+
+
+def _check_euros(_form, field) -> None:
+    if field.data and field.data.strip():
+        try:
+            billing.parse_euros(field.data)
+        except ValueError:
+            raise ValidationError("Saisissez un montant en euros, par exemple 3,30.") from None
+
+
+class BracketForm(Subform):
+    upper = StringField("Quotient jusqu'à", render_kw={"inputmode": "numeric", "autocomplete": "off"})
+    price = StringField(
+        "Prix par jour (€)",
+        validators=[_check_euros],
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
+    )
+
+    def validate_upper(self, field) -> None:
+        if field.data and not field.data.strip().isdigit():
+            raise ValidationError("Saisissez un quotient entier, par exemple 622.")
+
+
+class TariffForm(FlaskForm):
+    activity = SelectField("Activité", coerce=int, validators=[required("Choisissez l'activité.")])
+    valid_from = DateField("Valable à partir du", validators=[required("Saisissez la date de début.")])
+    valid_until = DateField("Valable jusqu'au", validators=[Optional()])
+    surcharge = _euros_field("Majoration par jour réservé hors délai", validators=[_check_euros])
+    bill_late_absences = BooleanField("Facturer les absences déclarées après le délai d'absence")
+    brackets = FieldList(
+        FormField(BracketForm), label="Tranche", min_entries=BRACKET_ROWS, max_entries=BRACKET_ROWS
+    )
+
+    def validate_valid_until(self, field) -> None:
+        if field.data and self.valid_from.data and field.data < self.valid_from.data:
+            raise ValidationError("La date de fin doit suivre la date de début.")
+
+    def bracket_rows(self) -> list[tuple[int | None, int]]:
+        """The brackets entered as (upper bound or None, price in cents); BillingError for a price missing."""
+        rows = []
+        for entry in self.brackets:
+            upper, price = (entry.form.upper.data or "").strip(), (entry.form.price.data or "").strip()
+            if not upper and not price:
+                continue
+            if not price:
+                raise BillingError("Chaque tranche saisie doit avoir un prix.")
+            rows.append((int(upper) if upper else None, billing.parse_euros(price)))
+        return rows
+
+    def surcharge_cents(self) -> int:
+        """The surcharge entered, in cents (none: 0)."""
+        text = (self.surcharge.data or "").strip()
+        return billing.parse_euros(text) if text else 0
+
+
+class PaymentForm(FlaskForm):
+    # One random key per form shown: its copies (a double click, a resent page) are one payment,
+    # two forms are two payments even with the same values (two cheques of the same amount).
+    key = HiddenField()
+    paid_on = DateField("Date du paiement", validators=[required("Saisissez la date du paiement.")])
+    amount = _euros_field("Montant", validators=[required("Saisissez le montant."), _check_euros])
+    method = SelectField(
+        "Moyen de paiement",
+        choices=[("", "— Choisir —")] + [(m.name, billing.METHOD_LABELS[m]) for m in PaymentMethod],
+        validators=[required("Choisissez le moyen de paiement.")],
+    )
+
+    def validate_paid_on(self, field) -> None:
+        if field.data and field.data > billing.today_in_paris(utcnow()):
+            raise ValidationError("La date du paiement ne peut pas être dans le futur.")
+
+    def validate_amount(self, field) -> None:
+        if field.data and not self.amount.errors:
+            try:
+                if billing.parse_euros(field.data) <= 0:
+                    raise ValidationError("Le montant doit être supérieur à zéro.")
+            except ValueError:
+                pass
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if not PAYMENT_KEY.fullmatch(self.key.data or ""):  # a page shown before the key existed
+            self.form_errors.append(
+                "Le paiement n'a pas été enregistré : ce formulaire n'était plus à jour. Vérifiez les "
+                "paiements ci-dessus, puis cliquez à nouveau sur « Enregistrer le paiement »."
+            )
+            return False
+        return valid
+
+    def renew_key(self) -> None:
+        """A new key: the form shown is a new entry."""
+        self.key.data = secrets.token_urlsafe(16)
