@@ -264,8 +264,8 @@ def requests_list():
 
 
 def _own_request_or_404(request_id: int):
-    found = db.session.get(Request, request_id)
-    if found is None or found.family_id not in _family_ids():
+    found = db.get_or_404(Request, request_id)
+    if found.family_id not in _family_ids():
         abort(404)
     return found
 

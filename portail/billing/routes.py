@@ -1,10 +1,9 @@
 """Espace Facturation: the invoices of the families the parent is subscribed to, their detail and PDF."""
 
-from flask import Blueprint, abort, current_app, make_response, render_template
+from flask import Blueprint, current_app, make_response, render_template
 from flask_login import current_user
 
-from portail.extensions import db
-from portail.family.loaders import family_of_current_user
+from portail.family.loaders import family_of_current_user, member_or_404
 from portail.models import Invoice, utcnow
 from portail.services import billing
 from portail.services.billing import pdf as invoice_pdf
@@ -27,31 +26,25 @@ def home():
 
 def _invoice_of(family_id: int, invoice_id: int) -> Invoice:
     """An invoice of a family the parent is subscribed to, else 404."""
-    family = family_of_current_user(family_id)
-    invoice = db.session.get(Invoice, invoice_id)
-    if invoice is None or invoice.family_id != family.id:
-        abort(404)
-    return invoice
+    return member_or_404(family_of_current_user(family_id), Invoice, invoice_id)
 
 
 @bp.get("/<int:family_id>/factures/<int:invoice_id>")
 def invoice_show(family_id: int, invoice_id: int):
     """An invoice or credit note: its lines, what is paid and its state."""
-    invoice = _invoice_of(family_id, invoice_id)
-    paid, state = billing.state_now(invoice, utcnow())
-    return render_template(
-        "billing/invoice.html",
-        invoice=invoice,
-        paid=paid,
-        state=state,
-        staff=False,
-    )
+    return invoice_page("billing/invoice.html", _invoice_of(family_id, invoice_id), staff=False)
 
 
 @bp.get("/<int:family_id>/factures/<int:invoice_id>/pdf")
 def invoice_pdf_download(family_id: int, invoice_id: int):
     """The invoice's PDF."""
     return pdf_response(_invoice_of(family_id, invoice_id))
+
+
+def invoice_page(template: str, invoice: Invoice, **context) -> str:
+    """An invoice's page with what is paid and its state now (also the back office's)."""
+    paid, state = billing.state_now(invoice, utcnow())
+    return render_template(template, invoice=invoice, paid=paid, state=state, **context)
 
 
 def pdf_response(invoice: Invoice):

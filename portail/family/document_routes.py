@@ -4,7 +4,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.extensions import db
-from portail.family.loaders import family_of_current_user
+from portail.family.loaders import family_of_current_user, member_or_404
 from portail.family.routes import bp
 from portail.files import send_stored
 from portail.models import Document, DocumentType, utcnow
@@ -54,7 +54,5 @@ def documents_send(family_id: int):
 def document_file(family_id: int, document_id: int):
     """One of the family's files, as an attachment (any version the family sent)."""
     family = family_of_current_user(family_id)
-    document = db.session.get(Document, document_id)
-    if document is None or document.family_id != family.id:
-        abort(404)
+    document = member_or_404(family, Document, document_id)
     return send_stored(document.stored_name, document.original_name)

@@ -7,8 +7,8 @@ from portail import bookings
 from portail.extensions import db
 from portail.formatting import french_day
 from portail.gestion.forms import ActivityForm, ClosingDayForm, DayEntryForm, EnrolmentForm
-from portail.gestion.routes import bp, family_or_404
-from portail.models import Activity, Child, ClosingDay, Enrolment, RequestKind, utcnow
+from portail.gestion.routes import bp
+from portail.models import Activity, Child, ClosingDay, Enrolment, Family, RequestKind, utcnow
 from portail.services import activities as activity_service
 from portail.services.outbox import commit, rollback
 
@@ -19,18 +19,11 @@ def activities():
     return render_template("gestion/activities.html", items=activity_service.all_activities())
 
 
-def _activity_or_404(activity_id: int) -> Activity:
-    activity = db.session.get(Activity, activity_id)
-    if activity is None:
-        abort(404)
-    return activity
-
-
 @bp.route("/activites/nouvelle", methods=["GET", "POST"])
 @bp.route("/activites/<int:activity_id>/modifier", methods=["GET", "POST"])
 def activity_edit(activity_id: int | None = None):
     """Create or change an activity and its rules (deadlines, capacity, validation, closures)."""
-    activity = _activity_or_404(activity_id) if activity_id else None
+    activity = db.get_or_404(Activity, activity_id) if activity_id else None
     form = ActivityForm()
     if request.method == "GET" and activity:
         form.fill(activity)
@@ -47,7 +40,7 @@ def activity_edit(activity_id: int | None = None):
 @bp.route("/activites/<int:activity_id>/fermetures", methods=["GET", "POST"])
 def activity_closures(activity_id: int):
     """Jours de fermeture entered by staff (public and school holidays are automatic)."""
-    activity = _activity_or_404(activity_id)
+    activity = db.get_or_404(Activity, activity_id)
     form = ClosingDayForm()
     if form.validate_on_submit():
         activity_service.close_day(activity, form.day.data, form.reason.data, current_user)
@@ -63,7 +56,7 @@ def activity_closures(activity_id: int):
 @bp.post("/activites/<int:activity_id>/fermetures/<int:closing_id>/supprimer")
 def activity_closure_delete(activity_id: int, closing_id: int):
     """Remove a closing day (removing it twice, a double click, answers with the list as it is)."""
-    activity = _activity_or_404(activity_id)
+    activity = db.get_or_404(Activity, activity_id)
     row = db.session.get(ClosingDay, closing_id)
     if row is None:
         return redirect(url_for("gestion.activity_closures", activity_id=activity.id))
@@ -77,7 +70,7 @@ def activity_closure_delete(activity_id: int, closing_id: int):
 @bp.route("/familles/<int:family_id>/inscriptions", methods=["GET", "POST"])
 def enrolments(family_id: int):
     """Inscriptions of a family's children: list, and enrol several children at once."""
-    family = family_or_404(family_id)
+    family = db.get_or_404(Family, family_id)
     form = EnrolmentForm()
     form.children.choices = [(c.id, c.full_name) for c in family.children]
     form.activity.choices = [(a.id, a.name) for a in activity_service.all_activities()]
@@ -102,7 +95,7 @@ def enrolments(family_id: int):
 def enrolment_delete(family_id: int, enrolment_id: int):
     """Remove an enrolment (its bookings stay, with their history); removing it twice, a double
     click, answers with the list as it is."""
-    family = family_or_404(family_id)
+    family = db.get_or_404(Family, family_id)
     row = db.session.get(Enrolment, enrolment_id)
     if row is None:
         return redirect(url_for("gestion.enrolments", family_id=family.id))
@@ -117,7 +110,7 @@ def enrolment_delete(family_id: int, enrolment_id: int):
 def day_entry(family_id: int):
     """Saisie par le service: reserve a day or record an absence for a child, whatever the deadline
     (a parent's phone call, a child present without a booking). Billing sees if it was late."""
-    family = family_or_404(family_id)
+    family = db.get_or_404(Family, family_id)
     form = DayEntryForm()
     form.child.choices = [(0, "— Choisir —")] + [(c.id, c.full_name) for c in family.children]
     form.activity.choices = [(0, "— Choisir —")] + [(a.id, a.name) for a in activity_service.all_activities()]

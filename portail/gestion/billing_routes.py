@@ -5,7 +5,7 @@ from datetime import date
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portail.billing.routes import pdf_response
+from portail.billing.routes import invoice_page, pdf_response
 from portail.extensions import db
 from portail.gestion.forms import PaymentForm, TariffForm
 from portail.gestion.routes import bp
@@ -108,9 +108,7 @@ def billing_start():
 @bp.get("/facturation/executions/<int:run_id>")
 def billing_run(run_id: int):
     """A billing run's progress (the fragment alone when HTMX polls it)."""
-    run = db.session.get(BillingRun, run_id)
-    if run is None:
-        abort(404)
+    run = db.get_or_404(BillingRun, run_id)
     template = "gestion/_billing_progress.html" if is_htmx() else "gestion/billing_run.html"
     return render_template(template, run=run)
 
@@ -153,18 +151,10 @@ def invoices_export(fmt: str):
     return response
 
 
-def _invoice_or_404(invoice_id: int) -> Invoice:
-    """The invoice, else 404."""
-    invoice = db.session.get(Invoice, invoice_id)
-    if invoice is None:
-        abort(404)
-    return invoice
-
-
 @bp.route("/facturation/factures/<int:invoice_id>", methods=["GET", "POST"])
 def invoice_show(invoice_id: int):
     """An invoice, its payments, and the form to record one."""
-    invoice = _invoice_or_404(invoice_id)
+    invoice = db.get_or_404(Invoice, invoice_id)
     form = PaymentForm()
     if request.method == "GET":
         form.paid_on.data = billing.today_in_paris(utcnow())
@@ -188,19 +178,13 @@ def invoice_show(invoice_id: int):
             return redirect(url_for("gestion.invoice_show", invoice_id=invoice.id))
     # Shown again after an error, the form is a new entry too: nothing was recorded under its old key.
     form.renew_key()
-    paid, state = billing.state_now(invoice, utcnow())
-    return render_template(
-        "gestion/invoice.html",
-        invoice=invoice,
-        paid=paid,
-        state=state,
-        form=form,
-        staff=True,
-        methods=billing.METHOD_LABELS,
-    ), 422 if form.errors or form.form_errors else 200
+    status = 422 if form.errors or form.form_errors else 200
+    return invoice_page(
+        "gestion/invoice.html", invoice, form=form, staff=True, methods=billing.METHOD_LABELS
+    ), status
 
 
 @bp.get("/facturation/factures/<int:invoice_id>/pdf")
 def invoice_pdf(invoice_id: int):
     """The invoice's PDF."""
-    return pdf_response(_invoice_or_404(invoice_id))
+    return pdf_response(db.get_or_404(Invoice, invoice_id))

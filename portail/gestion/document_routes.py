@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.extensions import db
@@ -23,9 +23,7 @@ def document_types():
 @bp.route("/pieces/types/nouveau", methods=["GET", "POST"])
 @bp.route("/pieces/types/<int:type_id>", methods=["GET", "POST"])
 def document_type_edit(type_id: int | None = None):
-    kind = db.session.get(DocumentType, type_id) if type_id else None
-    if type_id and kind is None:
-        abort(404)
+    kind = db.get_or_404(DocumentType, type_id) if type_id else None
     form = DocumentTypeForm()
     if request.method == "GET":
         if kind:
@@ -81,16 +79,9 @@ def documents_queue():
     )
 
 
-def _document_or_404(document_id: int) -> Document:
-    document = db.session.get(Document, document_id)
-    if document is None:
-        abort(404)
-    return document
-
-
 @bp.get("/pieces/<int:document_id>")
 def document_show(document_id: int):
-    document = _document_or_404(document_id)
+    document = db.get_or_404(Document, document_id)
     versions = documents.versions(document)
     today = today_in_paris(utcnow())
     return render_template(
@@ -104,7 +95,7 @@ def document_show(document_id: int):
 
 @bp.post("/pieces/<int:document_id>/decision")
 def document_decide(document_id: int):
-    document = _document_or_404(document_id)
+    document = db.get_or_404(Document, document_id)
     accept = request.form.get("decision") == "valider"
     valid_until = None
     if accept and request.form.get("valide_jusqu_au"):
@@ -129,5 +120,5 @@ def document_decide(document_id: int):
 
 @bp.get("/pieces/<int:document_id>/fichier")
 def document_file_staff(document_id: int):
-    document = _document_or_404(document_id)
+    document = db.get_or_404(Document, document_id)
     return send_stored(document.stored_name, document.original_name)

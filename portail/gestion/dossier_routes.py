@@ -4,9 +4,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.extensions import db
+from portail.family.loaders import member_or_404
 from portail.files import send_photo
 from portail.forms.dossier import build_form, form_values
-from portail.gestion.routes import bp, family_or_404
+from portail.gestion.routes import bp
 from portail.models import Authorization, ChangeRequest, ChangeStatus, Child, Family, Guardian, utcnow
 from portail.services import dossier, uploads
 from portail.services.dossier import CHILD_SECTIONS, GUARDIAN_SECTIONS, SECTIONS, DossierError
@@ -39,17 +40,10 @@ def changes():
     )
 
 
-def _change_or_404(change_id: int) -> ChangeRequest:
-    change = db.session.get(ChangeRequest, change_id)
-    if change is None:
-        abort(404)
-    return change
-
-
 @bp.get("/dossiers/<int:change_id>")
 def change_show(change_id: int):
     """One change: old → new values, conflicts with the current file, accept or refuse."""
-    change = _change_or_404(change_id)
+    change = db.get_or_404(ChangeRequest, change_id)
     section = SECTIONS[change.section]
     target = dossier.target_of(change)
     if target is not None:
@@ -72,7 +66,7 @@ def change_show(change_id: int):
 
 def _decide(change_id: int, decide, done: str):
     """Run one decision on a change; on a refused decision, back to the change with the reason."""
-    change = _change_or_404(change_id)
+    change = db.get_or_404(ChangeRequest, change_id)
     try:
         decide(change)
         commit()
@@ -111,7 +105,7 @@ def change_refuse(change_id: int):
 @bp.get("/dossiers/<int:change_id>/photo/fichier")
 def change_photo(change_id: int):
     """The photo proposed by a pending change."""
-    change = _change_or_404(change_id)
+    change = db.get_or_404(ChangeRequest, change_id)
     name = change.new_values.get("photo") if change.section == "photo" else None
     if not name or change.status is not ChangeStatus.PENDING:
         abort(404)
@@ -126,20 +120,13 @@ def _member_section_or_404(family: Family, owner: str, member_id: int, section_n
     model, allowed = OWNERS.get(owner, (None, ()))
     if model is None or section_name not in allowed:
         abort(404)
-    return _member(family, model, member_id)
-
-
-def _member(family: Family, model, object_id: int):
-    found = db.session.get(model, object_id)
-    if found is None or found.family_id != family.id:
-        abort(404)
-    return found
+    return member_or_404(family, model, member_id)
 
 
 @bp.get("/familles/<int:family_id>/enfants/<int:child_id>/photo/fichier")
 def child_photo(family_id: int, child_id: int):
     """A child's validated photo, for staff."""
-    kid = _member(family_or_404(family_id), Child, child_id)
+    kid = member_or_404(db.get_or_404(Family, family_id), Child, child_id)
     if not kid.photo:
         abort(404)
     return send_photo(kid.photo)
@@ -148,7 +135,7 @@ def child_photo(family_id: int, child_id: int):
 @bp.get("/familles/<int:family_id>/<owner>/<int:member_id>/<section_name>")
 def member_section(family_id: int, owner: str, member_id: int, section_name: str):
     """A sensitive section (health or bank data) of a member: shown on request, audited."""
-    family = family_or_404(family_id)
+    family = db.get_or_404(Family, family_id)
     member = _member_section_or_404(family, owner, member_id, section_name)
     section = SECTIONS[section_name]
     dossier.audit_sensitive_read(current_user, section, member)
@@ -168,7 +155,7 @@ def member_section(family_id: int, owner: str, member_id: int, section_name: str
 )
 def member_edit(family_id: int, owner: str, member_id: int, section_name: str):
     """An agent edits a section directly: applied at once, recorded in the history."""
-    family = family_or_404(family_id)
+    family = db.get_or_404(Family, family_id)
     member = _member_section_or_404(family, owner, member_id, section_name)
     section = SECTIONS[section_name]
     submitted = request.method == "POST"
@@ -223,9 +210,7 @@ def authorization_toggle(authorization_id: int):
     """Stop or resume asking an authorisation (answers already given are kept).
 
     The form says which (`actif`): the same click sent twice stops it once, instead of twice."""
-    item = db.session.get(Authorization, authorization_id)
-    if item is None:
-        abort(404)
+    item = db.get_or_404(Authorization, authorization_id)
     wanted = request.form.get("actif")
     active = (wanted == "1") if wanted in ("0", "1") else not item.active
     dossier.set_authorization_active(item, active, current_user)

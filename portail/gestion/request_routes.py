@@ -154,17 +154,10 @@ def requests_decide():
     return redirect(back)
 
 
-def _request_or_404(request_id: int) -> Request:
-    found = db.session.get(Request, request_id)
-    if found is None:
-        abort(404)
-    return found
-
-
 @bp.get("/demandes/<int:request_id>")
 def request_show(request_id: int):
     """One request: its days and their state, its history, a message to the family, decisions."""
-    found = _request_or_404(request_id)
+    found = db.get_or_404(Request, request_id)
     events = history.events(found)
     return render_template(
         "gestion/request_show.html",
@@ -181,7 +174,7 @@ def request_show(request_id: int):
 
 @bp.post("/demandes/<int:request_id>/message")
 def request_message(request_id: int):
-    found = _request_or_404(request_id)
+    found = db.get_or_404(Request, request_id)
     try:
         history.add_message(found, current_user, request.form.get("message", ""), by_town=True, now=utcnow())
         commit()

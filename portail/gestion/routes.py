@@ -46,13 +46,6 @@ def families_list():
     return render_template(template, form=form, pagination=pagination, q=form.q.data or "")
 
 
-def family_or_404(family_id: int) -> Family:
-    family = db.session.get(Family, family_id)
-    if family is None:
-        abort(404)
-    return family
-
-
 def _person(form, with_birth_date: bool = False) -> PersonData:
     data = PersonData(
         last_name=form.last_name.data,
@@ -109,7 +102,7 @@ def family_new():
 @bp.route("/familles/<int:family_id>/modifier", methods=["GET", "POST"])
 def family_edit(family_id: int):
     """Modifier une famille, its responsables and children."""
-    family = family_or_404(family_id)
+    family = db.get_or_404(Family, family_id)
     form = FamilyForm()
     if request.method == "GET":
         form.name.data = family.name
@@ -172,7 +165,7 @@ def family_letter(family_id: int):
     """Printable letter giving the family its code abonné."""
     return render_template(
         "gestion/family_letter.html",
-        family=family_or_404(family_id),
+        family=db.get_or_404(Family, family_id),
         portal_url=url_for("main.home", _external=True),
     )
 
@@ -180,7 +173,7 @@ def family_letter(family_id: int):
 @bp.post("/familles/<int:family_id>/nouveau-code")
 def family_new_code(family_id: int):
     """Replace a family's code abonné (e.g. after a leak); existing subscriptions stay."""
-    family = family_or_404(family_id)
+    family = db.get_or_404(Family, family_id)
     families.regenerate_code(family, current_user)
     commit()
     flash("Un nouveau code abonné a été généré. L'ancien ne fonctionne plus.", "success")
