@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from portail import bookings
 from portail.extensions import db
 from portail.formatting import french_date, short_date
-from portail.models import Activity, Child, ClosingDay, Enrolment, Family, RequestKind, User, ValidationMode
+from portail.models import Activity, Child, ClosingDay, Enrolment, Family, RequestKind, User
 from portail.services.audit import record
-from portail.services.transactions import claim, twin
+from portail.services.transactions import claim, save_form, twin
 
 
 def all_activities() -> list[Activity]:
@@ -22,23 +22,9 @@ def save_activity(activity: Activity | None, values: dict, agent: User) -> Activ
     """Create an activity (`activity` None) or change one with `values` (its columns); audited.
 
     The same creation sent twice (a double click) is the first one's activity, not a second."""
-    claim(agent)  # (the copies of one form take turns: the second finds the first's activity)
-    if activity is None:
-        same = {name: values[name] for name in ("name", "start_date", "end_date")}
-        if (done := twin(Activity, **same)) is not None:
-            return done
-        activity = Activity(
-            name="",
-            weekdays="",
-            start_date=values["start_date"],
-            end_date=values["end_date"],
-            validation_mode=ValidationMode.MANUAL,
-        )
-        db.session.add(activity)
-    for name, value in values.items():
-        setattr(activity, name, value)
-    db.session.flush()
-    record(agent, "activity.saved", "activity", activity.id, activity.name)
+    activity, written = save_form(agent, Activity, activity, values, same=("name", "start_date", "end_date"))
+    if written:
+        record(agent, "activity.saved", "activity", activity.id, activity.name)
     return activity
 
 

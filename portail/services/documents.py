@@ -26,7 +26,7 @@ from portail.models import (
 from portail.services import uploads
 from portail.services.audit import record
 from portail.services.outbox import queue_mail
-from portail.services.transactions import TWIN_WITHIN, claim, twin
+from portail.services.transactions import TWIN_WITHIN, claim, save_form
 from portail.urls import public_url
 
 SOON = timedelta(days=30)
@@ -275,17 +275,9 @@ def save_type(kind: DocumentType | None, values: dict, agent: User) -> DocumentT
     """Create a document type asked of families (`kind` None) or change one with `values`; audited.
 
     The same creation sent twice (a double click) is the first one's type."""
-    claim(agent)  # (the same form sent twice: the second copy finds the first's document)
-    if kind is None:
-        same = {name: values[name] for name in ("name", "scope")}
-        if (done := twin(DocumentType, within=TWIN_WITHIN, **same)) is not None:
-            return done
-        kind = DocumentType()
-        db.session.add(kind)
-    for name, value in values.items():
-        setattr(kind, name, value)
-    db.session.flush()
-    record(agent, "document_type.saved", "document_type", kind.id, kind.name)
+    kind, written = save_form(agent, DocumentType, kind, values, same=("name", "scope"), within=TWIN_WITHIN)
+    if written:
+        record(agent, "document_type.saved", "document_type", kind.id, kind.name)
     return kind
 
 

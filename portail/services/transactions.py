@@ -74,6 +74,27 @@ def twin(model, *, within: timedelta | None = None, **values):
     return db.session.scalars(query.limit(1)).first()
 
 
+def save_form(agent, model, row, values: dict, *, same: tuple[str, ...], within=None) -> tuple[object, bool]:
+    """A back-office form's row: `row` changed to `values` (its columns), or, `row` None, a new
+    `model` with them, unless a copy of the same form sent at the same moment (a double click) has
+    just created it (a row with the same `same` values, created `within`); and whether this call
+    wrote it (False: that copy's row, as is, which its own call has audited).
+
+    The copies take turns on the agent's row, so that the second sees the first's."""
+    from portail.extensions import db
+
+    claim(agent)
+    if row is None:
+        if (done := twin(model, within=within, **{name: values[name] for name in same})) is not None:
+            return done, False
+        row = model()
+        db.session.add(row)
+    for name, value in values.items():
+        setattr(row, name, value)
+    db.session.flush()
+    return row, True
+
+
 def upsert(model):
     """An INSERT into `model` that takes ON CONFLICT clauses: each database has its own construct."""
     from portail.extensions import db
