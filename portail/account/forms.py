@@ -1,31 +1,24 @@
 """Forms of Mon espace citoyen."""
 
-from wtforms import BooleanField, DateField, StringField
-from wtforms.validators import InputRequired, Length
+from wtforms import BooleanField
+from wtforms.validators import InputRequired
 
 from portail.forms import (
-    REQUIRED,
     FlaskForm,
     NewPasswordMixin,
+    child_birth_date_field,
     current_password_field,
     email_field,
     phone_field,
-    required,
+    subscriber_code_field,
     validate_phone,
 )
 
 
 class SubscribeForm(FlaskForm):
-    subscriber_code = StringField(
-        "Code abonné Famille",
-        validators=[required(), Length(max=20, message="Code abonné invalide.")],
-        description="Il figure sur le courrier de la mairie (exemple : ABCDE-23456).",
-        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"},
-    )
-    child_birth_date = DateField(
-        "Date de naissance d'un enfant de la famille",
-        validators=[InputRequired(message=REQUIRED)],
-        description="Pour vérifier le code : la date de naissance de l'un de vos enfants.",
+    subscriber_code = subscriber_code_field(mandatory=True)
+    child_birth_date = child_birth_date_field(
+        mandatory=True, description="Pour vérifier le code : la date de naissance de l'un de vos enfants."
     )
 
 

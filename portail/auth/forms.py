@@ -1,16 +1,18 @@
 """Forms of the authentication pages."""
 
-from wtforms import BooleanField, DateField, StringField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms import BooleanField
+from wtforms.validators import InputRequired
 
 from portail.forms import (
     FlaskForm,
     NewPasswordMixin,
+    child_birth_date_field,
     civility_field,
     current_password_field,
     email_field,
     name_field,
     phone_field,
+    subscriber_code_field,
     validate_phone,
 )
 
@@ -21,15 +23,9 @@ class SignUpForm(NewPasswordMixin, FlaskForm):
     first_name = name_field("Prénom", "given-name")
     email = email_field()
     phone = phone_field()
-    subscriber_code = StringField(
-        "Code abonné Famille",
-        validators=[Optional(), Length(max=20, message="Code abonné invalide.")],
-        description="Il figure sur le courrier de la mairie (exemple : ABCDE-23456).",
-        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"},
-    )
-    child_birth_date = DateField(
-        "Date de naissance d'un enfant de la famille",
-        validators=[Optional()],
+    subscriber_code = subscriber_code_field(mandatory=False)
+    child_birth_date = child_birth_date_field(
+        mandatory=False,
         description="Vérification du code abonné : la date de naissance de l'un de vos enfants.",
     )
     accept = BooleanField(

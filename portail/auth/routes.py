@@ -96,22 +96,35 @@ def activate(token: str):
     return redirect(url_for("auth.login"))
 
 
+def _mails_a_link(view):
+    """A public form that mails a link: 5 posts an hour per client, 3 per address asked."""
+    limited = limiter.limit("5 per hour", methods=["POST"])(
+        limiter.limit("3 per hour", methods=["POST"], key_func=_form_email)(view)
+    )
+    return public(limited)
+
+
 @bp.route("/activation/renvoyer", methods=["GET", "POST"])
-@public
-@limiter.limit("5 per hour", methods=["POST"])
-@limiter.limit("3 per hour", methods=["POST"], key_func=_form_email)
+@_mails_a_link
 def resend_activation():
     """Renvoyer l'e-mail d'activation (same answer whether or not the account exists)."""
+    return _mail_a_link(
+        accounts.resend_activation,
+        "Si un compte non activé existe pour cette adresse, un nouvel e-mail d'activation vient d'y être envoyé.",
+        "auth/resend_activation.html",
+    )
+
+
+def _mail_a_link(send, sent: str, template: str):
+    """A form asking for an e-mail address to mail a link to; the answer is the same whether or not
+    an account has it."""
     form = EmailOnlyForm()
     if form.validate_on_submit():
-        accounts.resend_activation(form.email.data)
+        send(form.email.data)
         commit()
-        flash(
-            "Si un compte non activé existe pour cette adresse, un nouvel e-mail d'activation vient d'y être envoyé.",
-            "success",
-        )
+        flash(sent, "success")
         return redirect(url_for("auth.login"))
-    return render_template("auth/resend_activation.html", form=form)
+    return render_template(template, form=form)
 
 
 @bp.route("/connexion", methods=["GET", "POST"])
@@ -183,22 +196,15 @@ def logout():
 
 
 @bp.route("/mot-de-passe-oublie", methods=["GET", "POST"])
-@public
-@limiter.limit("5 per hour", methods=["POST"])
-@limiter.limit("3 per hour", methods=["POST"], key_func=_form_email)
+@_mails_a_link
 def forgot_password():
     """Mot de passe oublié: mail a reset link (same answer whether or not the account exists)."""
-    form = EmailOnlyForm()
-    if form.validate_on_submit():
-        accounts.request_password_reset(form.email.data)
-        commit()
-        flash(
-            "Si un compte existe pour cette adresse, un e-mail avec un lien de réinitialisation "
-            "vient d'y être envoyé. Le lien est valable 24 heures.",
-            "success",
-        )
-        return redirect(url_for("auth.login"))
-    return render_template("auth/forgot_password.html", form=form)
+    return _mail_a_link(
+        accounts.request_password_reset,
+        "Si un compte existe pour cette adresse, un e-mail avec un lien de réinitialisation "
+        "vient d'y être envoyé. Le lien est valable 24 heures.",
+        "auth/forgot_password.html",
+    )
 
 
 @bp.route("/mot-de-passe/<token>", methods=["GET", "POST"])

@@ -1,7 +1,8 @@
 """Form helpers shared by the blueprints: French messages and common fields."""
 
+from flask import render_template, request
 from flask_wtf import FlaskForm  # noqa: F401  (re-exported for the blueprints' forms)
-from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms import DateField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
 from portail.models import Civility
@@ -21,6 +22,11 @@ class Subform(FlaskForm):
 
     class Meta:
         csrf = False
+
+
+def form_page(template: str, **context):
+    """A page with a form: 422 when a posted form is shown again (it did not go through), else 200."""
+    return render_template(template, **context), 422 if request.method == "POST" else 200
 
 
 def required(message: str = REQUIRED) -> DataRequired:
@@ -87,6 +93,25 @@ def check_optional_email(form, field) -> None:
 
 def civility_field() -> SelectField:
     return SelectField("Civilité", choices=CIVILITY_CHOICES, validators=[Optional()])
+
+
+def subscriber_code_field(mandatory: bool) -> StringField:
+    """The code abonné of a family, as printed on the town's letter."""
+    return StringField(
+        "Code abonné Famille",
+        validators=[required() if mandatory else Optional(), Length(max=20, message="Code abonné invalide.")],
+        description="Il figure sur le courrier de la mairie (exemple : ABCDE-23456).",
+        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"},
+    )
+
+
+def child_birth_date_field(mandatory: bool, description: str) -> DateField:
+    """The birth date of one of the family's children, which proves the code abonné."""
+    return DateField(
+        "Date de naissance d'un enfant de la famille",
+        validators=[InputRequired(message=REQUIRED) if mandatory else Optional()],
+        description=description,
+    )
 
 
 def current_password_field(label: str = "Mot de passe actuel") -> PasswordField:
