@@ -2,14 +2,13 @@
 
 import enum
 import secrets
-from datetime import datetime
 
 import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portail.extensions import db
-from portail.models.types import UTCDateTime, utcnow
+from portail.models.types import intpk, timestamp, utc
 
 
 class Role(enum.Enum):
@@ -45,7 +44,7 @@ def new_session_token() -> str:
 class User(UserMixin, db.Model):
     __tablename__ = "user_account"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     civility: Mapped[Civility | None] = mapped_column(sa.Enum(Civility, native_enum=False, length=10))
@@ -54,10 +53,10 @@ class User(UserMixin, db.Model):
     phone: Mapped[str | None] = mapped_column(sa.String(30))
     role: Mapped[Role] = mapped_column(sa.Enum(Role, native_enum=False, length=10), default=Role.PARENT)
     session_token: Mapped[str] = mapped_column(sa.String(64), default=new_session_token)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[timestamp]
+    activated_at: Mapped[utc | None]
+    last_login_at: Mapped[utc | None]
+    disabled_at: Mapped[utc | None]
 
     subscriptions: Mapped[list["Subscription"]] = relationship(  # noqa: F821
         back_populates="user", cascade="all, delete-orphan"
@@ -96,13 +95,13 @@ class User(UserMixin, db.Model):
 class AccountToken(db.Model):
     """A single-use link token; only its SHA-256 is stored."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[TokenPurpose] = mapped_column(sa.Enum(TokenPurpose, native_enum=False, length=20))
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[timestamp]
+    expires_at: Mapped[utc]
+    used_at: Mapped[utc | None]
     # The new address, for an e-mail change.
     new_email: Mapped[str | None] = mapped_column(sa.String(254))
 

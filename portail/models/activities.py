@@ -1,14 +1,14 @@
 """Activities, enrolments, closing days, day counters and bookings (the requests that change them: models.requests)."""
 
 import enum
-from datetime import date, datetime, time
+from datetime import date, time
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portail.extensions import db
 from portail.models.families import Child
-from portail.models.types import UTCDateTime, utcnow
+from portail.models.types import intpk, timestamp, utcnow
 
 
 class ValidationMode(enum.Enum):
@@ -46,7 +46,7 @@ class BookingState(enum.Enum):
 
 
 class Activity(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     name: Mapped[str] = mapped_column(sa.String(100))
     site: Mapped[str | None] = mapped_column(sa.String(100))
     # ISO weekdays the activity opens, Monday = 1: "1245" for Mon, Tue, Thu, Fri
@@ -85,7 +85,7 @@ class Activity(db.Model):
 class ClosingDay(db.Model):
     """A day an activity (or every activity, when activity_id is null) is closed."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     activity_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("activity.id", ondelete="CASCADE"), index=True
     )
@@ -96,7 +96,7 @@ class ClosingDay(db.Model):
 class Enrolment(db.Model):
     """Inscription: what makes a child's days of an activity bookable."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"), index=True)
     activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"), index=True)
     start_date: Mapped[date]
@@ -124,7 +124,7 @@ class ActivityDay(db.Model):
 class Booking(db.Model):
     """The state of one child, activity and day (no row: enrolled, nothing booked)."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"))
     activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"))
     day: Mapped[date]
@@ -134,7 +134,7 @@ class Booking(db.Model):
         sa.Enum(BookingState, native_enum=False, length=25)
     )
     reason: Mapped[str | None] = mapped_column(sa.String(200))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[timestamp] = mapped_column(onupdate=utcnow)
 
     __table_args__ = (
         sa.UniqueConstraint("child_id", "activity_id", "day", name="uq_booking_child_activity_day"),

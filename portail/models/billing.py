@@ -4,7 +4,7 @@ Money is always an integer number of cents.
 """
 
 import enum
-from datetime import date, datetime
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,7 +13,7 @@ from portail.extensions import db
 from portail.models.accounts import User
 from portail.models.activities import Activity
 from portail.models.families import Family
-from portail.models.types import UTCDateTime, utcnow
+from portail.models.types import by_account, intpk, partial_unique_index, timestamp, utc
 
 
 class InvoiceKind(enum.Enum):
@@ -38,7 +38,7 @@ class RunState(enum.Enum):
 class Tariff(db.Model):
     """The prices of an activity over a validity period, by quotient-familial bracket."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"), index=True)
     valid_from: Mapped[date]
     valid_until: Mapped[date | None]
@@ -46,7 +46,7 @@ class Tariff(db.Model):
     late_surcharge_cents: Mapped[int] = mapped_column(default=0)
     # an absence asked after the absence deadline is billed
     bill_late_absences: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[timestamp]
 
     activity: Mapped[Activity] = relationship()
     brackets: Mapped[list["TariffBracket"]] = relationship(
@@ -57,7 +57,7 @@ class Tariff(db.Model):
 
 
 class TariffBracket(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     tariff_id: Mapped[int] = mapped_column(sa.ForeignKey("tariff.id", ondelete="CASCADE"), index=True)
     quotient_min: Mapped[int]
     quotient_max: Mapped[int | None]  # None: no upper bound (the highest bracket)
@@ -71,12 +71,12 @@ class TariffBracket(db.Model):
 class Invoice(db.Model):
     """An invoice (or a credit note cancelling one) of a family for a month; never edited once issued."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     number: Mapped[str] = mapped_column(sa.String(20), unique=True)
     kind: Mapped[InvoiceKind] = mapped_column(sa.Enum(InvoiceKind, native_enum=False, length=12))
     family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="RESTRICT"), index=True)
     month: Mapped[date] = mapped_column(index=True)  # first day of the billed month
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    issued_at: Mapped[timestamp]
     due_date: Mapped[date]
     total_cents: Mapped[int]
     # What the invoice says of the family, as it was when issued
@@ -93,26 +93,21 @@ class Invoice(db.Model):
         back_populates="invoice", cascade="all, delete-orphan", order_by="InvoiceLine.position"
     )
     payments: Mapped[list["Payment"]] = relationship(back_populates="invoice", order_by="Payment.paid_on")
-    corrects: Mapped["Invoice | None"] = relationship(foreign_keys=[corrects_id], remote_side=[id])
+    corrects: Mapped["Invoice | None"] = relationship(foreign_keys=[corrects_id], remote_side="Invoice.id")
     credited_by: Mapped["Invoice | None"] = relationship(
-        foreign_keys=[credited_by_id], remote_side=[id], post_update=True
+        foreign_keys=[credited_by_id], remote_side="Invoice.id", post_update=True
     )
 
     __table_args__ = (
         # At most one invoice in force per family and month, whatever the concurrency of runs.
-        sa.Index(
-            "uq_invoice_in_force",
-            "family_id",
-            "month",
-            unique=True,
-            sqlite_where=sa.text("kind = 'INVOICE' AND credited_by_id IS NULL"),
-            postgresql_where=sa.text("kind = 'INVOICE' AND credited_by_id IS NULL"),
+        partial_unique_index(
+            "uq_invoice_in_force", "family_id", "month", where="kind = 'INVOICE' AND credited_by_id IS NULL"
         ),
     )
 
 
 class InvoiceLine(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     invoice_id: Mapped[int] = mapped_column(sa.ForeignKey("invoice.id", ondelete="CASCADE"), index=True)
     position: Mapped[int]
     child_name: Mapped[str] = mapped_column(sa.String(210))
@@ -126,17 +121,17 @@ class InvoiceLine(db.Model):
 
 
 class Payment(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     invoice_id: Mapped[int] = mapped_column(sa.ForeignKey("invoice.id", ondelete="RESTRICT"), index=True)
     paid_on: Mapped[date]
     amount_cents: Mapped[int]
     method: Mapped[PaymentMethod] = mapped_column(sa.Enum(PaymentMethod, native_enum=False, length=12))
-    recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    recorded_by_id: Mapped[by_account]
     # The random key of the form that recorded it: a copy of that submission (a double click, a
     # resent page) is this payment, while two identical cheques entered one after the other are two.
     # None for payments not entered through the form (demo data).
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[timestamp]
 
     invoice: Mapped[Invoice] = relationship(back_populates="payments")
     recorded_by: Mapped[User | None] = relationship()
@@ -154,7 +149,7 @@ class InvoiceCounter(db.Model):
 class BillingRun(db.Model):
     """One billing of a month, run by the worker; its progress is shown to the agent."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     month: Mapped[date]
     state: Mapped[RunState] = mapped_column(
         sa.Enum(RunState, native_enum=False, length=10), default=RunState.QUEUED
@@ -164,9 +159,9 @@ class BillingRun(db.Model):
     invoices: Mapped[int] = mapped_column(default=0)
     credit_notes: Mapped[int] = mapped_column(default=0)
     unpriced_days: Mapped[int] = mapped_column(default=0)  # booked days of an activity without a tariff
-    started_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_by_id: Mapped[by_account]
+    created_at: Mapped[timestamp]
+    finished_at: Mapped[utc | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
 
     started_by: Mapped[User | None] = relationship()

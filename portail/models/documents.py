@@ -1,7 +1,7 @@
 """Pièces justificatives: the types of documents a town asks for, and the files families send."""
 
 import enum
-from datetime import date, datetime
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portail.extensions import db
 from portail.models.accounts import User
 from portail.models.families import Child, Family
-from portail.models.types import UTCDateTime, utcnow
+from portail.models.types import by_account, intpk, timestamp, utc
 
 
 class DocumentScope(enum.Enum):
@@ -45,7 +45,7 @@ FORMATS = {"pdf": "PDF", "jpeg": "JPEG", "png": "PNG"}
 
 
 class DocumentType(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     name: Mapped[str] = mapped_column(sa.String(120))
     description: Mapped[str] = mapped_column(sa.Text, default="")
     scope: Mapped[DocumentScope] = mapped_column(sa.Enum(DocumentScope, native_enum=False, length=10))
@@ -55,7 +55,7 @@ class DocumentType(db.Model):
     )
     formats: Mapped[str] = mapped_column(sa.String(20), default="pdf,jpeg,png")  # among FORMATS
     active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[timestamp]
 
     @property
     def format_list(self) -> list[str]:
@@ -65,7 +65,7 @@ class DocumentType(db.Model):
 class Document(db.Model):
     """One file sent for a document type (for the family or one child); replaced files are kept."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     type_id: Mapped[int] = mapped_column(sa.ForeignKey("document_type.id", ondelete="RESTRICT"))
     family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
     child_id: Mapped[int | None] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"))
@@ -78,14 +78,14 @@ class Document(db.Model):
     )
     reason: Mapped[str | None] = mapped_column(sa.Text)
     valid_until: Mapped[date | None]
-    uploaded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the 30-day notice, sent once
+    uploaded_by_id: Mapped[by_account]
+    uploaded_at: Mapped[timestamp] = mapped_column(index=True)
+    decided_by_id: Mapped[by_account]
+    decided_at: Mapped[utc | None]
+    expiry_warned_at: Mapped[utc | None]  # the 30-day notice, sent once
 
     type: Mapped[DocumentType] = relationship()
     family: Mapped[Family] = relationship()
     child: Mapped[Child | None] = relationship()
-    uploaded_by: Mapped[User | None] = relationship(foreign_keys=[uploaded_by_id])
-    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    uploaded_by: Mapped[User | None] = relationship(foreign_keys="Document.uploaded_by_id")
+    decided_by: Mapped[User | None] = relationship(foreign_keys="Document.decided_by_id")

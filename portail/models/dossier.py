@@ -1,7 +1,6 @@
 """Change requests: a parent's proposed edit of one section of the family file."""
 
 import enum
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portail.extensions import db
 from portail.models.accounts import User
 from portail.models.families import Family
-from portail.models.types import UTCDateTime, utcnow
+from portail.models.types import by_account, intpk, partial_unique_index, timestamp, utc
 
 
 class ChangeStatus(enum.Enum):
@@ -46,7 +45,7 @@ class ChangeRequest(db.Model):
     "child:5:contact:new:<random>"); at most one pending change per key, guarded by the database.
     """
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(sa.String(80))
     section: Mapped[str] = mapped_column(sa.String(30))
@@ -59,21 +58,15 @@ class ChangeRequest(db.Model):
         sa.Enum(ChangeStatus, native_enum=False, length=12), default=ChangeStatus.PENDING, index=True
     )
     reason: Mapped[str | None] = mapped_column(sa.Text)
-    requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requested_by_id: Mapped[by_account]
+    decided_by_id: Mapped[by_account]
+    created_at: Mapped[timestamp] = mapped_column(index=True)
+    decided_at: Mapped[utc | None]
 
     family: Mapped[Family] = relationship()
-    requested_by: Mapped[User | None] = relationship(foreign_keys=[requested_by_id])
-    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    requested_by: Mapped[User | None] = relationship(foreign_keys="ChangeRequest.requested_by_id")
+    decided_by: Mapped[User | None] = relationship(foreign_keys="ChangeRequest.decided_by_id")
 
     __table_args__ = (
-        sa.Index(
-            "uq_change_request_pending_key",
-            "key",
-            unique=True,
-            sqlite_where=sa.text("status = 'PENDING'"),
-            postgresql_where=sa.text("status = 'PENDING'"),
-        ),
+        partial_unique_index("uq_change_request_pending_key", "key", where="status = 'PENDING'"),
     )

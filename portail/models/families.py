@@ -1,14 +1,14 @@
 """Families, their responsables and children, and parents' subscriptions to them."""
 
 import enum
-from datetime import date, datetime
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portail.extensions import db
 from portail.models.accounts import Civility, User
-from portail.models.types import UTCDateTime, utcnow
+from portail.models.types import intpk, partial_unique_index, timestamp, utc, utcnow
 
 
 class TaxRegime(enum.Enum):
@@ -23,11 +23,11 @@ class Sex(enum.Enum):
 
 
 class Family(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     subscriber_code: Mapped[str] = mapped_column(sa.String(16), unique=True)
     name: Mapped[str] = mapped_column(sa.String(150))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[timestamp]
+    updated_at: Mapped[timestamp] = mapped_column(onupdate=utcnow)
 
     guardians: Mapped[list["Guardian"]] = relationship(
         back_populates="family", cascade="all, delete-orphan", order_by="Guardian.position"
@@ -41,7 +41,7 @@ class Family(db.Model):
 class Guardian(db.Model):
     """A responsable légal (one or two per family)."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(sa.SmallInteger)
     civility: Mapped[Civility | None] = mapped_column(sa.Enum(Civility, native_enum=False, length=10))
@@ -82,7 +82,7 @@ class Guardian(db.Model):
 
 
 class Child(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
     last_name: Mapped[str] = mapped_column(sa.String(100))
     first_name: Mapped[str] = mapped_column(sa.String(100))
@@ -116,40 +116,33 @@ class Child(db.Model):
 class Subscription(db.Model):
     """A parent account's link to a family (Abonnement); ended, never deleted."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[timestamp]
+    ended_at: Mapped[utc | None]
 
     user: Mapped[User] = relationship(back_populates="subscriptions")
     family: Mapped[Family] = relationship(back_populates="subscriptions")
 
     __table_args__ = (
-        sa.Index(
-            "uq_subscription_active",
-            "user_id",
-            "family_id",
-            unique=True,
-            sqlite_where=sa.text("ended_at IS NULL"),
-            postgresql_where=sa.text("ended_at IS NULL"),
-        ),
+        partial_unique_index("uq_subscription_active", "user_id", "family_id", where="ended_at IS NULL"),
     )
 
 
 class SubscriptionAttempt(db.Model):
     """One try at the code abonné form, counted for the hourly limit."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     succeeded: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_at: Mapped[timestamp] = mapped_column(index=True)
 
 
 class Authorization(db.Model):
     """An authorisation the town asks about for every child (droit à l'image, sortie seul…)."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     label: Mapped[str] = mapped_column(sa.String(150))
     description: Mapped[str | None] = mapped_column(sa.Text)
     position: Mapped[int] = mapped_column(default=0)
@@ -172,7 +165,7 @@ class ChildAuthorization(db.Model):
 class AuthorizedContact(db.Model):
     """Contact habilité: an adult who may pick the child up and/or be called in an emergency."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"), index=True)
     last_name: Mapped[str] = mapped_column(sa.String(100))
     first_name: Mapped[str] = mapped_column(sa.String(100))

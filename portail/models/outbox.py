@@ -1,14 +1,13 @@
 """The transactional outbox: mails written with the change that causes them."""
 
 import enum
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portail.extensions import db
-from portail.models.types import UTCDateTime, utcnow
+from portail.models.types import intpk, timestamp, utc
 
 
 class OutboxStatus(enum.Enum):
@@ -19,7 +18,7 @@ class OutboxStatus(enum.Enum):
 
 
 class OutboxMessage(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     template: Mapped[str] = mapped_column(sa.String(50))
     recipient: Mapped[str] = mapped_column(sa.String(254))
     context: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
@@ -28,6 +27,6 @@ class OutboxMessage(db.Model):
     )
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[timestamp]
+    claimed_at: Mapped[utc | None]
+    sent_at: Mapped[utc | None]

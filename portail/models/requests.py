@@ -2,7 +2,7 @@
 and the decision digests."""
 
 import enum
-from datetime import date, datetime
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -11,7 +11,7 @@ from portail.extensions import db
 from portail.models.accounts import User
 from portail.models.activities import Activity
 from portail.models.families import Child
-from portail.models.types import UTCDateTime, utcnow
+from portail.models.types import by_account, intpk, timestamp, utc
 
 
 class RequestKind(enum.Enum):
@@ -29,13 +29,13 @@ class LineState(enum.Enum):
 class Request(db.Model):
     """One submission of a parent: a single cell or a period, with one line per day."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
     child_id: Mapped[int] = mapped_column(sa.ForeignKey("child.id", ondelete="CASCADE"), index=True)
     activity_id: Mapped[int] = mapped_column(sa.ForeignKey("activity.id", ondelete="CASCADE"))
     kind: Mapped[RequestKind] = mapped_column(sa.Enum(RequestKind, native_enum=False, length=12))
-    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_by_id: Mapped[by_account]
+    created_at: Mapped[timestamp] = mapped_column(index=True)
     period_start: Mapped[date | None]
     period_end: Mapped[date | None]
     period_weekdays: Mapped[str | None] = mapped_column(sa.String(7))
@@ -51,15 +51,15 @@ class Request(db.Model):
 
 
 class RequestLine(db.Model):
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"), index=True)
     day: Mapped[date]
     state: Mapped[LineState] = mapped_column(
         sa.Enum(LineState, native_enum=False, length=10), default=LineState.PENDING
     )
     reason: Mapped[str | None] = mapped_column(sa.String(200))
-    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # the digests read by window
+    decided_by_id: Mapped[by_account]
+    decided_at: Mapped[utc | None] = mapped_column(index=True)  # the digests read by window
     message: Mapped[str | None] = mapped_column(sa.Text)  # the town's optional message with its decision
 
     request: Mapped[Request] = relationship(back_populates="lines")
@@ -75,13 +75,13 @@ class EventKind(enum.Enum):
 class RequestEvent(db.Model):
     """One line of a request's history: its creation, a decision, a message, a withdrawal."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"))
     kind: Mapped[EventKind] = mapped_column(sa.Enum(EventKind, native_enum=False, length=12))
-    author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    author_id: Mapped[by_account]
     # Written by the town (a decision or a message from staff): counts as new for the parents.
     by_town: Mapped[bool] = mapped_column(default=False)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[timestamp]
     summary: Mapped[str] = mapped_column(sa.Text, default="")  # e.g. "Refusée : 12/01/2027, 13/01/2027"
     reason: Mapped[str | None] = mapped_column(sa.String(200))
     message: Mapped[str | None] = mapped_column(sa.Text)
@@ -98,7 +98,7 @@ class RequestRead(db.Model):
     user_id: Mapped[int] = mapped_column(
         sa.ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
     )
-    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[timestamp]
 
 
 class DigestWindow(enum.Enum):
@@ -110,13 +110,13 @@ class Digest(db.Model):
     """One "accusé de traitement" mail per account, day and window: the unique key is the guard
     that makes retries, killed workers and concurrent schedulers send it once."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[intpk]
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"))
     day: Mapped[date]
     window: Mapped[DigestWindow] = mapped_column(sa.Enum(DigestWindow, native_enum=False, length=10))
     decisions: Mapped[int]
     outbox_id: Mapped[int | None] = mapped_column(sa.ForeignKey("outbox_message.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[timestamp]
 
     __table_args__ = (sa.UniqueConstraint("user_id", "day", "window", name="uq_digest_user_day_window"),)
 
@@ -129,4 +129,4 @@ class DigestRun(db.Model):
         sa.Enum(DigestWindow, native_enum=False, length=10), primary_key=True
     )
     mails: Mapped[int] = mapped_column(default=0)
-    completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[timestamp]

@@ -1,8 +1,12 @@
-"""Column types shared by the models."""
+"""Column types shared by the models, and the declarations they repeat (as typed annotations:
+`id: Mapped[intpk]`, `created_at: Mapped[timestamp]`, with `= mapped_column(index=True)` to add
+to one)."""
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 import sqlalchemy as sa
+from sqlalchemy.orm import mapped_column
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -25,3 +29,17 @@ class UTCDateTime(sa.types.TypeDecorator):
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+intpk = Annotated[int, mapped_column(primary_key=True)]
+# An aware UTC datetime (`Mapped[utc | None]` for an optional one).
+utc = Annotated[datetime, mapped_column(UTCDateTime)]
+# When the row was written: now, in UTC, unless given.
+timestamp = Annotated[datetime, mapped_column(UTCDateTime, default=utcnow)]
+# The account that did it; the row stays, without it, when the account is deleted.
+by_account = Annotated[int | None, mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))]
+
+
+def partial_unique_index(name: str, *columns: str, where: str) -> sa.Index:
+    """A unique index over the rows where `where` (SQL) holds, on SQLite and PostgreSQL alike."""
+    return sa.Index(name, *columns, unique=True, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
