@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from portail.extensions import db
 from portail.models import Child, Civility, Family, Guardian, Subscription, User
 from portail.services.audit import record
+from portail.services.subscriptions import current_subscriptions
 from portail.services.transactions import TWIN_WITHIN, claim, twin
 
 # No 0/O, 1/I/L: codes are read on paper and typed on phones.
@@ -44,13 +45,7 @@ def family_file(family_id: int) -> Family | None:
 
 def subscriptions(family: Family) -> list[Subscription]:
     """The family's active subscriptions, with their accounts."""
-    return list(
-        db.session.scalars(
-            sa.select(Subscription)
-            .where(Subscription.family_id == family.id, Subscription.ended_at.is_(None))
-            .options(sa.orm.joinedload(Subscription.user))
-        )
-    )
+    return current_subscriptions(Subscription.family_id == family.id, Subscription.user)
 
 
 def search(query: str, page: int, per_page: int = 20):

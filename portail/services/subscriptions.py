@@ -56,11 +56,17 @@ def record_attempt(user: User, succeeded: bool) -> None:
 
 def active_subscriptions(user: User) -> list[Subscription]:
     """The account's current subscriptions, with their families."""
+    return current_subscriptions(Subscription.user_id == user.id, Subscription.family)
+
+
+def current_subscriptions(condition, loaded) -> list[Subscription]:
+    """The subscriptions not ended that meet `condition` (an account's, a family's), oldest first,
+    each with its `loaded` side (the family, the account)."""
     return list(
         db.session.scalars(
             sa.select(Subscription)
-            .where(Subscription.user_id == user.id, Subscription.ended_at.is_(None))
-            .options(sa.orm.joinedload(Subscription.family))
+            .where(condition, Subscription.ended_at.is_(None))
+            .options(sa.orm.joinedload(loaded))
             .order_by(Subscription.created_at)
         )
     )
