@@ -128,22 +128,22 @@ def test_unactivated_account_cannot_log_in_and_is_offered_a_new_mail(client, mai
     assert client.get("/mon-espace/").status_code == 302
 
 
-def test_expired_activation_link_is_refused(client, mails):
-    client.post("/inscription", data=VALID)
-    path = link_in(mails[0], "/activation/")
+def expired(path: str) -> str:
     db.session.execute(sa.update(AccountToken).values(expires_at=utcnow() - timedelta(seconds=1)))
     db.session.commit()
+    return path
+
+
+def tampered(path: str) -> str:
+    return path[:-2] + ("AA" if not path.endswith("AA") else "BB")
+
+
+@pytest.mark.parametrize("spoil", [expired, tampered], ids=["expired", "tampered"])
+def test_an_expired_or_tampered_activation_link_is_refused(client, mails, spoil):
+    client.post("/inscription", data=VALID)
+    path = spoil(link_in(mails[0], "/activation/"))
     assert client.get(path).status_code == 400
     assert client.post(path).status_code == 400
-    assert db.session.scalar(sa.select(User)).activated_at is None
-
-
-def test_tampered_activation_link_is_refused(client, mails):
-    client.post("/inscription", data=VALID)
-    path = link_in(mails[0], "/activation/")
-    tampered = path[:-2] + ("AA" if not path.endswith("AA") else "BB")
-    assert client.get(tampered).status_code == 400
-    assert client.post(tampered).status_code == 400
     assert db.session.scalar(sa.select(User)).activated_at is None
 
 

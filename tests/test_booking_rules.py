@@ -37,22 +37,21 @@ def test_reservation_deadline_to_the_second_in_winter_and_summer(day, deadline_u
     assert verdict(activity, day, deadline_utc + one).actions == set(), season
 
 
-def test_deadline_on_the_spring_daylight_saving_day():
-    # Sunday 28 March 2027 clocks go from 02:00 to 03:00; the deadline is that Sunday 10:00 CEST.
+@pytest.mark.parametrize(
+    ("day", "limit"),
+    [
+        # Sunday 28 March 2027 clocks go from 02:00 to 03:00; the deadline is that Sunday 10:00 CEST.
+        (date(2027, 3, 30), at_utc(2027, 3, 28, 8)),
+        # Sunday 31 October 2027 clocks go back from 03:00 to 02:00; 10:00 that day is CET (UTC+1).
+        (date(2027, 11, 2), at_utc(2027, 10, 31, 9)),
+    ],
+    ids=["spring", "autumn"],
+)
+def test_deadline_on_a_daylight_saving_day(day, limit):
     activity = canteen(booking_deadline_days=2, booking_deadline_working_days=False, **ALWAYS_OPEN)
-    limit = at_utc(2027, 3, 28, 8)
-    assert deadline(date(2027, 3, 30), DeadlineKind.DAYS_BEFORE, 2, time(10), False, None) == limit
-    assert verdict(activity, date(2027, 3, 30), limit - timedelta(seconds=1)).actions == {RESERVE}
-    assert verdict(activity, date(2027, 3, 30), limit + timedelta(seconds=1)).actions == set()
-
-
-def test_deadline_on_the_autumn_daylight_saving_day():
-    # Sunday 31 October 2027 clocks go back from 03:00 to 02:00; 10:00 that day is CET (UTC+1).
-    activity = canteen(booking_deadline_days=2, booking_deadline_working_days=False, **ALWAYS_OPEN)
-    limit = at_utc(2027, 10, 31, 9)
-    assert deadline(date(2027, 11, 2), DeadlineKind.DAYS_BEFORE, 2, time(10), False, None) == limit
-    assert verdict(activity, date(2027, 11, 2), limit - timedelta(seconds=1)).actions == {RESERVE}
-    assert verdict(activity, date(2027, 11, 2), limit + timedelta(seconds=1)).actions == set()
+    assert deadline(day, DeadlineKind.DAYS_BEFORE, 2, time(10), False, None) == limit
+    assert verdict(activity, day, limit - timedelta(seconds=1)).actions == {RESERVE}
+    assert verdict(activity, day, limit + timedelta(seconds=1)).actions == set()
 
 
 def test_a_deadline_at_a_time_that_does_not_exist_on_the_spring_day_is_still_one_instant():

@@ -51,6 +51,14 @@ def send(client, family, kind, data: bytes, name: str, child=None):
     return client.post(f"/famille/{family.id}/pieces", data=form, content_type="multipart/form-data")
 
 
+def sent_by(client, auth, email, family, kind, name) -> Document:
+    """`email` logs in, sends a PDF named `name` for `family`'s `kind` and logs out: the document kept."""
+    auth.login(email)
+    send(client, family, kind, PDF, name)
+    auth.logout()
+    return db.session.scalar(sa.select(Document).where(Document.original_name == name))
+
+
 @pytest.mark.parametrize(
     ("data", "name", "message"),
     [
@@ -134,11 +142,8 @@ def test_images_are_re_encoded_without_exif(app, client, auth, home):
 
 def test_another_familys_document_gives_404_for_every_method(app, client, auth, home):
     family, other, caf, vaccins = home
-    auth.login("autre@example.fr")
-    send(client, other, caf, PDF, "autre.pdf")
-    auth.logout()
+    foreign = sent_by(client, auth, "autre@example.fr", other, caf, "autre.pdf")
     auth.login("parent@example.fr")
-    foreign = db.session.scalar(sa.select(Document))
     assert client.get(f"/famille/{other.id}/pieces/{foreign.id}/fichier").status_code == 404
     assert client.get(f"/famille/{family.id}/pieces/{foreign.id}/fichier").status_code == 404
     assert client.get(f"/famille/{other.id}/pieces").status_code == 404
@@ -169,11 +174,8 @@ def test_replacing_keeps_the_previous_version_for_staff(app, client, auth, home)
 
 def test_staff_refuse_then_validate_each_decision_mailed_once(app, client, auth, home, mails):
     family, _other, caf, _vaccins = home
-    auth.login("parent@example.fr")
-    send(client, family, caf, PDF, "caf.pdf")
-    auth.logout()
+    document = sent_by(client, auth, "parent@example.fr", family, caf, "caf.pdf")
     auth.login("agent@example.fr")
-    document = db.session.scalar(sa.select(Document))
     assert "1 document en attente" in client.get("/gestion/pieces").get_data(as_text=True)
     without = client.post(
         f"/gestion/pieces/{document.id}/decision", data={"decision": "refuser"}, follow_redirects=True

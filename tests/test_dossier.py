@@ -48,6 +48,15 @@ def changes(status=None):
     return db.session.scalars(query).all()
 
 
+@pytest.fixture
+def address_change(client, auth, home):
+    """The parent, logged in, has asked to change the guardian's address: the pending change."""
+    family, guardian, _child, _parent, _agent = home
+    auth.login("parent@example.fr")
+    client.post(f"/famille/{family.id}/responsables/{guardian.id}/address", data=ADDRESS)
+    return changes()[0]
+
+
 def as_agent(client, auth):
     auth.logout()
     auth.login("agent@example.fr")
@@ -69,11 +78,11 @@ def test_a_change_stays_pending_and_the_validated_values_do_not_move(client, aut
     assert "12 rue des Écoles" in page and "8 avenue du Parc" in page
 
 
-def test_accept_applies_exactly_the_proposed_values_and_mails_the_parent(client, auth, home, mails):
+def test_accept_applies_exactly_the_proposed_values_and_mails_the_parent(
+    client, auth, home, address_change, mails
+):
     family, guardian, _child, _parent, agent = home
-    auth.login("parent@example.fr")
-    client.post(f"/famille/{family.id}/responsables/{guardian.id}/address", data=ADDRESS)
-    change = changes()[0]
+    change = address_change
     as_agent(client, auth)
     assert client.post(f"/gestion/dossiers/{change.id}/accepter").status_code == 302
     db.session.expire_all()
@@ -91,11 +100,9 @@ def test_accept_applies_exactly_the_proposed_values_and_mails_the_parent(client,
     assert len(mails) == 1, "a decided change cannot be decided again"
 
 
-def test_refuse_keeps_everything_and_records_the_reason(client, auth, home, mails):
+def test_refuse_keeps_everything_and_records_the_reason(client, auth, home, address_change, mails):
     family, guardian, _child, _parent, _agent = home
-    auth.login("parent@example.fr")
-    client.post(f"/famille/{family.id}/responsables/{guardian.id}/address", data=ADDRESS)
-    change = changes()[0]
+    change = address_change
     as_agent(client, auth)
     no_reason = client.post(f"/gestion/dossiers/{change.id}/refuser", data={"reason": "", "detail": ""})
     assert no_reason.status_code == 302
@@ -116,11 +123,9 @@ def test_refuse_keeps_everything_and_records_the_reason(client, auth, home, mail
     assert "Justificatif manquant" in client.get(f"/famille/{family.id}/historique").get_data(as_text=True)
 
 
-def test_parent_withdraws_a_pending_change(client, auth, home):
+def test_parent_withdraws_a_pending_change(client, auth, home, address_change):
     family, guardian, _child, _parent, _agent = home
-    auth.login("parent@example.fr")
-    client.post(f"/famille/{family.id}/responsables/{guardian.id}/address", data=ADDRESS)
-    change = changes()[0]
+    change = address_change
     assert client.post(f"/famille/{family.id}/demandes/{change.id}/retirer").status_code == 302
     db.session.expire_all()
     assert db.session.get(ChangeRequest, change.id).status is ChangeStatus.WITHDRAWN
@@ -151,11 +156,9 @@ def test_saving_unchanged_values_is_refused_with_a_message(client, auth, home):
     assert changes() == []
 
 
-def test_conflict_is_shown_when_the_file_changed_since_the_request(client, auth, home):
+def test_conflict_is_shown_when_the_file_changed_since_the_request(client, auth, home, address_change):
     family, guardian, _child, _parent, _agent = home
-    auth.login("parent@example.fr")
-    client.post(f"/famille/{family.id}/responsables/{guardian.id}/address", data=ADDRESS)
-    change = changes()[0]
+    change = address_change
     as_agent(client, auth)
     client.post(
         f"/gestion/familles/{family.id}/responsables/{guardian.id}/address/modifier",
@@ -176,56 +179,40 @@ def test_conflict_is_shown_when_the_file_changed_since_the_request(client, auth,
     )
 
 
+# Bad input in a section of a guardian's or of the child's file, and what the form says.
+GUARDIAN_ERRORS = [
+    ("address", {"address_line1": "", "postcode": "75014", "city": "Paris"}, "Ce champ est obligatoire."),
+    ("address", {"address_line1": "1 rue A", "postcode": "7501", "city": "Paris"}, "5 chiffres"),
+    ("base", {"last_name": "X", "first_name": "Y", "email": "pas-un-email"}, "Adresse e-mail invalide"),
+    ("base", {"last_name": "X", "first_name": "Y", "phone": "abc"}, "Numéro de téléphone invalide"),
+    ("base", {"last_name": "X", "first_name": "Y", "birth_date": "2030-01-01"}, "invraisemblable"),
+    ("tax", {"tax_regime": "CAF", "allocataire_number": ""}, "numéro d&#39;allocataire"),
+    ("tax", {"tax_regime": "Autre", "allocataire_number": "12AB"}, "que des chiffres"),
+    ("tax", {"quotient": "-5", "quotient_valid_until": "2027-01-01"}, "entre 0 et 99999"),
+    ("tax", {"quotient": "700"}, "jusqu&#39;à quand"),
+]
+CHILD_ERRORS = [
+    ("general", {"last_name": "DUPONT", "first_name": "Léa", "birth_date": ""}, "Ce champ est obligatoire."),
+    ("general", {"last_name": "DUPONT", "first_name": "Léa", "birth_date": "1990-01-01"}, "invraisemblable"),
+    ("health", {"allergies": "x" * 2001}, "2000 caractères au maximum."),
+    ("health", {"doctor_phone": "12"}, "Numéro de téléphone invalide"),
+]
+
+
 @pytest.mark.parametrize(
-    ("section", "data", "message"),
-    [
-        ("address", {"address_line1": "", "postcode": "75014", "city": "Paris"}, "Ce champ est obligatoire."),
-        ("address", {"address_line1": "1 rue A", "postcode": "7501", "city": "Paris"}, "5 chiffres"),
-        ("base", {"last_name": "X", "first_name": "Y", "email": "pas-un-email"}, "Adresse e-mail invalide"),
-        ("base", {"last_name": "X", "first_name": "Y", "phone": "abc"}, "Numéro de téléphone invalide"),
-        ("base", {"last_name": "X", "first_name": "Y", "birth_date": "2030-01-01"}, "invraisemblable"),
-        ("tax", {"tax_regime": "CAF", "allocataire_number": ""}, "numéro d&#39;allocataire"),
-        ("tax", {"tax_regime": "Autre", "allocataire_number": "12AB"}, "que des chiffres"),
-        ("tax", {"quotient": "-5", "quotient_valid_until": "2027-01-01"}, "entre 0 et 99999"),
-        ("tax", {"quotient": "700"}, "jusqu&#39;à quand"),
-    ],
+    ("owner", "section", "data", "message"),
+    [("responsables", *error) for error in GUARDIAN_ERRORS] + [("enfants", *error) for error in CHILD_ERRORS],
 )
-def test_guardian_sections_reject_bad_input_in_french_and_save_nothing(
-    client, auth, home, section, data, message
+def test_guardian_and_child_sections_reject_bad_input_in_french_and_save_nothing(
+    client, auth, home, owner, section, data, message
 ):
-    family, guardian, _child, _parent, _agent = home
+    family, guardian, child, _parent, _agent = home
     auth.login("parent@example.fr")
-    response = client.post(f"/famille/{family.id}/responsables/{guardian.id}/{section}", data=data)
+    person = guardian if owner == "responsables" else child
+    response = client.post(f"/famille/{family.id}/{owner}/{person.id}/{section}", data=data)
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert message in page and 'class="error-summary"' in page
-    assert changes() == []
-
-
-@pytest.mark.parametrize(
-    ("section", "data", "message"),
-    [
-        (
-            "general",
-            {"last_name": "DUPONT", "first_name": "Léa", "birth_date": ""},
-            "Ce champ est obligatoire.",
-        ),
-        (
-            "general",
-            {"last_name": "DUPONT", "first_name": "Léa", "birth_date": "1990-01-01"},
-            "invraisemblable",
-        ),
-        ("health", {"allergies": "x" * 2001}, "2000 caractères au maximum."),
-        ("health", {"doctor_phone": "12"}, "Numéro de téléphone invalide"),
-    ],
-)
-def test_child_sections_reject_bad_input_in_french_and_save_nothing(
-    client, auth, home, section, data, message
-):
-    family, _guardian, child, _parent, _agent = home
-    auth.login("parent@example.fr")
-    response = client.post(f"/famille/{family.id}/enfants/{child.id}/{section}", data=data)
-    assert response.status_code == 422 and message in response.get_data(as_text=True)
     assert changes() == []
 
 
@@ -443,25 +430,16 @@ def test_adding_a_child_and_a_contact_are_change_requests_too(client, auth, home
         f"/famille/{family.id}/enfants/nouveau",
         data={"last_name": "DUPONT", "first_name": "Max", "birth_date": "2021-02-02", "sex": "M"},
     )
-    no_role = client.post(
-        f"/famille/{family.id}/enfants/{child.id}/contacts/nouveau",
-        data={
-            "last_name": "PETIT",
-            "first_name": "Sarah",
-            "relationship_label": "Voisine",
-            "phone": "0755443322",
-        },
-    )
+    contact = {
+        "last_name": "PETIT",
+        "first_name": "Sarah",
+        "relationship_label": "Voisine",
+        "phone": "0755443322",
+    }
+    no_role = client.post(f"/famille/{family.id}/enfants/{child.id}/contacts/nouveau", data=contact)
     assert "Cochez au moins un rôle" in no_role.get_data(as_text=True)
     client.post(
-        f"/famille/{family.id}/enfants/{child.id}/contacts/nouveau",
-        data={
-            "last_name": "PETIT",
-            "first_name": "Sarah",
-            "relationship_label": "Voisine",
-            "phone": "0755443322",
-            "can_pick_up": "y",
-        },
+        f"/famille/{family.id}/enfants/{child.id}/contacts/nouveau", data=dict(contact, can_pick_up="y")
     )
     assert db.session.scalar(sa.select(sa.func.count(Child.id))) == 1
     assert db.session.scalar(sa.select(sa.func.count(AuthorizedContact.id))) == 0

@@ -107,49 +107,23 @@ def test_change_password_is_rate_limited(client, auth):
 
 def test_create_admin_command(app):
     runner = app.test_cli_runner()
-    weak = runner.invoke(
-        args=[
-            "create-admin",
-            "--email",
-            "chef@example.fr",
-            "--first-name",
-            "A",
-            "--last-name",
-            "B",
-            "--password",
-            "court",
-        ]
-    )
+
+    def create_admin(email, first_name, last_name, password):
+        return runner.invoke(
+            args=[
+                "create-admin",
+                *("--email", email, "--first-name", first_name, "--last-name", last_name),
+                *("--password", password),
+            ]
+        )
+
+    weak = create_admin("chef@example.fr", "A", "B", "court")
     assert weak.exit_code != 0 and "au moins 12 caractères" in weak.output
-    ok = runner.invoke(
-        args=[
-            "create-admin",
-            "--email",
-            "Chef@Example.fr",
-            "--first-name",
-            "Anne",
-            "--last-name",
-            "CHEF",
-            "--password",
-            PASSWORD,
-        ]
-    )
+    ok = create_admin("Chef@Example.fr", "Anne", "CHEF", PASSWORD)
     assert ok.exit_code == 0, ok.output
     admin = db.session.scalar(sa.select(User).where(User.email == "chef@example.fr"))
     assert admin.role is Role.ADMIN and admin.activated_at is not None
-    again = runner.invoke(
-        args=[
-            "create-admin",
-            "--email",
-            "chef@example.fr",
-            "--first-name",
-            "A",
-            "--last-name",
-            "B",
-            "--password",
-            PASSWORD,
-        ]
-    )
+    again = create_admin("chef@example.fr", "A", "B", PASSWORD)
     assert again.exit_code != 0
 
 

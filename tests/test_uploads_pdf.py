@@ -62,6 +62,23 @@ def _link_annotation(writer: PdfWriter, action) -> None:
     writer.pages[0][NameObject("/Annots")] = ArrayObject([writer._add_object(annotation)])
 
 
+def _on_open(writer: PdfWriter, action) -> None:
+    writer._root_object[NameObject("/OpenAction")] = action
+
+
+def _on_page_open(writer: PdfWriter, action) -> None:
+    """/AA on the page: the action runs when the page opens."""
+    writer.pages[0][NameObject("/AA")] = DictionaryObject({NameObject("/O"): action})
+
+
+def _active(trigger, **entries) -> bytes:
+    """A PDF whose action (`entries`: its /S and what it runs) is set off by `trigger`: on opening the
+    document or the page, or by a click on a link (`_link_annotation`)."""
+    writer = _writer()
+    trigger(writer, _action(writer, **entries))
+    return _bytes(writer)
+
+
 def plain_pdf() -> bytes:
     return _bytes(_writer())
 
@@ -74,42 +91,23 @@ def document_javascript() -> bytes:
 
 
 def open_action_javascript() -> bytes:
-    writer = _writer()
-    writer._root_object[NameObject("/OpenAction")] = _action(
-        writer, S=NameObject("/JavaScript"), JS=TextStringObject("app.alert(1)")
-    )
-    return _bytes(writer)
+    return _active(_on_open, S=NameObject("/JavaScript"), JS=TextStringObject("app.alert(1)"))
 
 
 def page_additional_action_javascript() -> bytes:
-    """/AA on the page: JavaScript when the page opens."""
-    writer = _writer()
-    writer.pages[0][NameObject("/AA")] = DictionaryObject(
-        {NameObject("/O"): _action(writer, S=NameObject("/JavaScript"), JS=TextStringObject("app.alert(2)"))}
-    )
-    return _bytes(writer)
+    return _active(_on_page_open, S=NameObject("/JavaScript"), JS=TextStringObject("app.alert(2)"))
 
 
 def annotation_javascript() -> bytes:
-    writer = _writer()
-    _link_annotation(
-        writer, _action(writer, S=NameObject("/JavaScript"), JS=TextStringObject("app.alert(3)"))
-    )
-    return _bytes(writer)
+    return _active(_link_annotation, S=NameObject("/JavaScript"), JS=TextStringObject("app.alert(3)"))
 
 
 def launch_open_action() -> bytes:
-    writer = _writer()
-    writer._root_object[NameObject("/OpenAction")] = _action(
-        writer, S=NameObject("/Launch"), F=TextStringObject("cmd.exe")
-    )
-    return _bytes(writer)
+    return _active(_on_open, S=NameObject("/Launch"), F=TextStringObject("cmd.exe"))
 
 
 def launch_annotation() -> bytes:
-    writer = _writer()
-    _link_annotation(writer, _action(writer, S=NameObject("/Launch"), F=TextStringObject("calc.exe")))
-    return _bytes(writer)
+    return _active(_link_annotation, S=NameObject("/Launch"), F=TextStringObject("calc.exe"))
 
 
 def embedded_file() -> bytes:
