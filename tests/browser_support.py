@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 
 from portail.extensions import db
 from portail.models import Role
-from tests.conftest import make_app, missing_service
+from tests.conftest import make_app, missing_service, tables
 from tests.factories import PASSWORD, make_family, make_user
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -49,8 +49,7 @@ def live_server(tmp_path):
         DEV_TOOLS=True,
         DEV_MAILBOX_DIR=str(tmp_path / "mailbox"),
     )
-    with app.app_context():
-        db.create_all()
+    with tables(app):
         family = make_family(
             name="Famille MARTIN", children=(("Léa", date(2016, 3, 14)), ("Tom", date(2019, 9, 2)))
         )
@@ -61,10 +60,10 @@ def live_server(tmp_path):
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         app.base_url = f"http://127.0.0.1:{server.server_port}"
-        yield app
-        server.shutdown()
-        db.session.remove()
-        db.engine.dispose()
+        try:
+            yield app
+        finally:
+            server.shutdown()
 
 
 class Journey:
@@ -103,3 +102,11 @@ def new_page(browser, javascript: bool = True, width: int = 360):
     page = context.new_page()
     page.set_default_timeout(10_000)
     return page
+
+
+def logged_in(browser, base: str, email: str, name: str, width: int = 360) -> tuple:
+    """A new page logged in as `email` through the login form, and its journey named `name`."""
+    page = new_page(browser, width=width)
+    journey = Journey(page, name)
+    login(page, base, email)
+    return page, journey

@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -10,7 +11,8 @@ from flask.testing import FlaskClient
 
 from portail import create_app
 from portail.extensions import db, mail
-from tests.factories import PASSWORD
+from portail.models import Role
+from tests.factories import PASSWORD, make_user
 from tests.support import RedisServer, SmtpSink, process_env, stop_process
 
 STRICT = os.environ.get("PORTAIL_STRICT") == "1"
@@ -77,6 +79,21 @@ def make_app(db_url: str, **overrides):
     return app
 
 
+@contextmanager
+def tables(app, drop: bool = False):
+    """The app's context with its tables created; after the block, the session removed, the tables
+    dropped if `drop` (a database that outlives the test), the engine's connections closed."""
+    with app.app_context():
+        db.create_all()
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            if drop:
+                db.drop_all()
+            db.engine.dispose()
+
+
 @pytest.fixture
 def db_url(db_backend, tmp_path, request):
     if db_backend == "postgresql":
@@ -86,13 +103,8 @@ def db_url(db_backend, tmp_path, request):
 
 @pytest.fixture
 def app(db_url):
-    app = make_app(db_url)
-    with app.app_context():
-        db.create_all()
+    with tables(make_app(db_url), drop=True) as app:
         yield app
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
 
 
 @pytest.fixture
@@ -128,16 +140,14 @@ def live(tmp_path, redis_server, smtp):
         MAIL_PORT=smtp.port,
         MAIL_SUPPRESS_SEND=False,
     )
-    processes = []
-    with app.app_context():
-        db.create_all()
-        app.processes = processes
-        app.process_env = process_env(db_url, redis_server.url, smtp.port, OUTBOX_RELAY_AFTER_SECONDS="0")
-        yield app
-        for process in processes:
-            stop_process(process)
-        db.session.remove()
-        db.engine.dispose()
+    app.processes = []
+    app.process_env = process_env(db_url, redis_server.url, smtp.port, OUTBOX_RELAY_AFTER_SECONDS="0")
+    with tables(app):
+        try:
+            yield app
+        finally:
+            for process in app.processes:
+                stop_process(process)
 
 
 @pytest.fixture
@@ -166,6 +176,15 @@ class Auth:
 @pytest.fixture
 def auth(client):
     return Auth(client)
+
+
+@pytest.fixture
+def logged_in_agent(client, auth):
+    """An agent of the town's service, logged in on `client`."""
+    user = make_user(email="agent@example.fr", role=Role.AGENT, first_name="Nadia", last_name="AGENT")
+    db.session.commit()
+    auth.login("agent@example.fr")
+    return user
 
 
 def link_in(message, path_prefix: str) -> str:

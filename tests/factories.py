@@ -1,6 +1,7 @@
 """Test factories: plain callables that add rows and flush (`canteen` and `school_year_activity` only
-build an activity, for the rules tested without a database), and the data the test modules share: the
-canteen's calendar, files to upload, a valid sign-up form."""
+build an activity, for the rules tested without a database; `submit_request` goes through the booking
+transitions), and the data the test modules share: the canteen's calendar, files to upload, the
+planning's forms, a valid sign-up form."""
 
 import io
 from datetime import UTC, date, datetime, time, timedelta
@@ -159,9 +160,10 @@ def enrol(child: Child, activity) -> None:
     db.session.flush()
 
 
-def enrolled_child(activity, name="Léa"):
-    """A new family with one child enrolled in the activity: (family, child)."""
-    family = make_family(name=f"Famille {name.upper()}", children=((name, date(2016, 3, 14)),))
+def enrolled_child(activity, name="Léa", family_name=None):
+    """A new family ("Famille NAME" unless `family_name`) with one child enrolled in the activity:
+    (family, child)."""
+    family = make_family(name=family_name or f"Famille {name.upper()}", children=((name, date(2016, 3, 14)),))
     child = family.children[0]
     enrol(child, activity)
     return family, child
@@ -193,6 +195,14 @@ def add_tariff(
     return tariff
 
 
+def priced(activity, **tariff) -> Activity:
+    """The activity added, with a tariff (`add_tariff`'s options)."""
+    db.session.add(activity)
+    db.session.flush()
+    add_tariff(activity, **tariff)
+    return activity
+
+
 def book(child, activity, days, state=BookingState.RESERVED) -> None:
     """A booking of the child on each day, in `state`."""
     for day in days:
@@ -214,6 +224,14 @@ def make_request(family, child, activity, kind, days=(), state=None, at=None) ->
     db.session.add(request)
     db.session.flush()
     return request
+
+
+def submit_request(family, user, child, activity, kind, days, now=NOW, zone="C", **options) -> Request:
+    """The request that `user` makes through the booking transitions (`options`: `period`…)."""
+    from portail import bookings
+
+    submitted = bookings.submit(family.id, user, child, activity, kind, list(days), now, zone, **options)
+    return db.session.get(Request, submitted.request_id)
 
 
 def run_month(month=OCTOBER, batch=None) -> BillingRun:
@@ -248,6 +266,26 @@ def jpeg_with_exif() -> bytes:
     out = io.BytesIO()
     image.save(out, format="JPEG", exif=exif)
     return out.getvalue()
+
+
+def cell_form(child, activity, day, action=None) -> dict:
+    """The form of one planning cell (a click: `action` reserve, absence, withdraw…)."""
+    form = {"enfant": child.id, "activite": activity.id, "jour": day.isoformat()}
+    if action:
+        form["action"] = action
+    return form
+
+
+def period_form(child, activity, first, last, weekdays=("1", "4"), kind="reservation") -> dict:
+    """The period form: the `weekdays` (ISO numbers) from `first` to `last`, reservation or absence."""
+    return {
+        "enfant": str(child.id),
+        "activite": str(activity.id),
+        "du": first.isoformat(),
+        "au": last.isoformat(),
+        "jours": list(weekdays),
+        "type": kind,
+    }
 
 
 # A valid sign-up form.

@@ -5,7 +5,6 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
-from portail import bookings
 from portail.access import is_public
 from portail.extensions import db
 from portail.models import (
@@ -13,12 +12,21 @@ from portail.models import (
     DocumentScope,
     DocumentType,
     Invoice,
-    Request,
     RequestKind,
     Role,
 )
 from portail.services import documents, dossier
-from tests.factories import PDF, add_tariff, book, canteen, enrol, make_family, make_user, run_month
+from tests.factories import (
+    PDF,
+    add_tariff,
+    book,
+    canteen,
+    enrol,
+    make_family,
+    make_user,
+    run_month,
+    submit_request,
+)
 from tests.support import check_headers
 
 PUBLIC = {
@@ -120,18 +128,14 @@ def test_staff_reach_the_back_office(app, client, auth, role):
     db.session.flush()
     child = family.children[0]
     enrol(child, activity)
-    request = db.session.get(
-        Request,
-        bookings.submit(
-            family.id,
-            parent,
-            child,
-            activity,
-            RequestKind.RESERVATION,
-            [date(2027, 3, 4)],
-            datetime(2026, 10, 1, tzinfo=UTC),
-            "C",
-        ).request_id,
+    request = submit_request(
+        family,
+        parent,
+        child,
+        activity,
+        RequestKind.RESERVATION,
+        [date(2027, 3, 4)],
+        datetime(2026, 10, 1, tzinfo=UTC),
     )
     kind = DocumentType(name="Attestation CAF", scope=DocumentScope.FAMILY)
     db.session.add(kind)

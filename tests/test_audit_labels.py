@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.models import AuditEvent, Role
+from portail.models import AuditEvent
 from portail.services import audit, dossier
-from tests.factories import make_family, make_user
+from tests.factories import make_family
 
 ROOT = Path(__file__).resolve().parent.parent / "portail"
 
@@ -82,19 +82,11 @@ def test_recording_an_action_without_a_label_is_refused(app):
         audit.record(None, "billing.exportd", "invoice", None)
 
 
-@pytest.fixture
-def agent(client, auth):
-    user = make_user(email="agent@example.fr", role=Role.AGENT, first_name="Nadia", last_name="AGENT")
-    db.session.commit()
-    auth.login("agent@example.fr")
-    return user
-
-
 @pytest.mark.both_dbs
-def test_dashboard_and_family_page_show_french_labels_not_codes(client, agent):
+def test_dashboard_and_family_page_show_french_labels_not_codes(client, logged_in_agent):
     family = make_family()
     for code in audit.ACTION_LABELS:
-        audit.record(agent, code, "family", family.id, "détail")
+        audit.record(logged_in_agent, code, "family", family.id, "détail")
     db.session.commit()
     assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id))) == len(audit.ACTION_LABELS)
     dashboard = client.get("/gestion/").get_data(as_text=True)
@@ -107,7 +99,7 @@ def test_dashboard_and_family_page_show_french_labels_not_codes(client, agent):
         assert audit.ACTION_LABELS[code] in dashboard
 
 
-def test_dashboard_cards_have_distinct_links(client, agent):
+def test_dashboard_cards_have_distinct_links(client, logged_in_agent):
     page = client.get("/gestion/").get_data(as_text=True)
     links = re.findall(r'<section class="card">.*?</section>', page, flags=re.S)
     texts = [text for card in links for text in re.findall(r"<a [^>]*>([^<]+)</a>", card)]

@@ -44,6 +44,7 @@ from tests.factories import (
     make_family,
     make_request,
     make_user,
+    priced,
     run_month,
     subscribe,
 )
@@ -79,10 +80,7 @@ def invoices_of(family, kind=InvoiceKind.INVOICE):
 
 @pytest.fixture
 def activity(app):
-    activity = canteen()
-    db.session.add(activity)
-    db.session.flush()
-    add_tariff(activity)
+    activity = priced(canteen())
     commit()
     return activity
 
@@ -154,10 +152,7 @@ def test_absences_in_time_are_free_and_late_ones_billed_unless_the_activity_says
 
 
 def test_surcharge_for_a_reservation_asked_after_the_booking_deadline(app):
-    activity = canteen()
-    db.session.add(activity)
-    db.session.flush()
-    add_tariff(activity, surcharge=150)
+    activity = priced(canteen(), surcharge=150)
     family = family_with("RETARD", 500)
     child = family.children[0]
     book(child, activity, DAYS[:2])
@@ -252,10 +247,7 @@ def test_a_run_repeated_changes_nothing_and_a_correction_is_a_credit_note_then_a
 
 
 def test_numbers_have_no_gaps_under_concurrent_runs(app):
-    activity = canteen()
-    db.session.add(activity)
-    db.session.flush()
-    add_tariff(activity)
+    activity = priced(canteen())
     families = [family_with(f"F{n:02d}", 500 + n) for n in range(24)]
     for family in families:
         book(family.children[0], activity, DAYS[:2] + [date(2026, 9, 14), date(2026, 9, 15)])
@@ -652,10 +644,7 @@ def test_the_invoice_mail_goes_through_the_outbox(activity):
 def test_espace_facturation_costs_the_same_queries_for_one_invoice_as_for_many(client, auth, app):
     from portail.models import Subscription
 
-    activity = canteen()
-    db.session.add(activity)
-    db.session.flush()
-    add_tariff(activity)
+    activity = priced(canteen())
     parent = make_user(email="parent@example.fr")
     first = family_with("UNE", 850)
     subscribe(parent, first)
@@ -743,10 +732,7 @@ def test_with_redis_down_the_run_fails_with_a_french_message(client, auth, app, 
 
 @pytest.fixture
 def enrolled(app):
-    activity = canteen()
-    db.session.add(activity)
-    db.session.flush()
-    add_tariff(activity, surcharge=150)
+    activity = priced(canteen(), surcharge=150)
     family = family_with("TEL", 500)
     child = family.children[0]
     enrol(child, activity)

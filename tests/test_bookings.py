@@ -13,12 +13,11 @@ from portail.models import (
     Booking,
     BookingState,
     LineState,
-    Request,
     RequestKind,
     RequestLine,
     ValidationMode,
 )
-from tests.factories import NOW, THURSDAY, canteen, enrolled_child, make_user
+from tests.factories import NOW, THURSDAY, canteen, enrolled_child, make_user, submit_request
 
 pytestmark = pytest.mark.both_dbs
 
@@ -36,12 +35,7 @@ def test_manual_reservation_is_requested_then_absence_only_after_reservation(app
     db.session.add(activity)
     family, child = enrolled_child(activity)
     user = make_user()
-    request = db.session.get(
-        Request,
-        bookings.submit(
-            family.id, user, child, activity, RequestKind.RESERVATION, [THURSDAY], NOW, "C"
-        ).request_id,
-    )
+    request = submit_request(family, user, child, activity, RequestKind.RESERVATION, [THURSDAY])
     db.session.commit()
     assert [line.state for line in request.lines] == [LineState.PENDING]
     assert booking_state(child, activity) is BookingState.RESERVATION_REQUESTED
@@ -66,12 +60,7 @@ def test_automatic_reservation_decides_at_once_and_absence_gives_the_place_back(
     db.session.commit()
     assert booking_state(child, activity) is BookingState.ABSENT
     assert db.session.scalar(sa.select(ActivityDay.booked)) == 0
-    again = db.session.get(
-        Request,
-        bookings.submit(
-            other_family.id, user, other, activity, RequestKind.RESERVATION, [THURSDAY], NOW, "C"
-        ).request_id,
-    )
+    again = submit_request(other_family, user, other, activity, RequestKind.RESERVATION, [THURSDAY])
     db.session.commit()
     assert again.lines[0].state is LineState.ACCEPTED
 
@@ -84,19 +73,14 @@ def test_a_period_request_keeps_only_the_actionable_days(app):
     verdicts = dict(bookings.preview(child, activity, RequestKind.RESERVATION, days, NOW, "C"))
     assert verdicts[date(2026, 12, 16)].reason == "Fermé le mercredi"
     assert verdicts[date(2026, 12, 21)].reason == "Fermé — Vacances de Noël"
-    request = db.session.get(
-        Request,
-        bookings.submit(
-            family.id,
-            make_user(),
-            child,
-            activity,
-            RequestKind.RESERVATION,
-            days,
-            NOW,
-            "C",
-            period=(days[0], days[-1], "1245"),
-        ).request_id,
+    request = submit_request(
+        family,
+        make_user(),
+        child,
+        activity,
+        RequestKind.RESERVATION,
+        days,
+        period=(days[0], days[-1], "1245"),
     )
     db.session.commit()
     assert [line.day for line in request.lines] == [date(2026, 12, d) for d in (14, 15, 17, 18)]

@@ -10,9 +10,9 @@ from pypdf import PdfReader
 
 from portail.extensions import db
 from portail.models import Booking, BookingState, Role, utcnow
-from tests.browser_support import Journey, login, new_page
-from tests.conftest import make_app
-from tests.factories import add_tariff, canteen, make_family, make_user, subscribe
+from tests.browser_support import logged_in
+from tests.conftest import make_app, tables
+from tests.factories import canteen, make_family, make_user, priced, subscribe
 from tests.support import free_port, process_env, start_process, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -34,16 +34,15 @@ def served(tmp_path, redis_server):
         RQ_SYNC=False,
         RATELIMIT_STORAGE_URI="memory://",
     )
-    with app.app_context():
-        db.create_all()
+    with tables(app):
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         app.base_url = f"http://127.0.0.1:{server.server_port}"
         app.worker_env = process_env(db_url, redis_server.url, free_port(), BILLING_BATCH="10")
-        yield app
-        server.shutdown()
-        db.session.remove()
-        db.engine.dispose()
+        try:
+            yield app
+        finally:
+            server.shutdown()
 
 
 def last_month_days(activity) -> list[date]:
@@ -58,10 +57,10 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
 
     with served.app_context():
         today = utcnow().date()
-        activity = canteen(start_date=today - timedelta(days=120), end_date=today + timedelta(days=200))
-        db.session.add(activity)
-        db.session.flush()
-        add_tariff(activity, valid_from=today - timedelta(days=120))
+        activity = priced(
+            canteen(start_date=today - timedelta(days=120), end_date=today + timedelta(days=200)),
+            valid_from=today - timedelta(days=120),
+        )
         days = last_month_days(activity)
         families = [
             make_family(name=f"Famille F{n:02d}", children=(("Zoé", date(2017, 1, 1)),)) for n in range(40)
@@ -87,9 +86,7 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
         family_id = mine.id
     base = served.base_url
 
-    agent = new_page(browser, width=1280)
-    staff = Journey(agent, "facturation-agent")
-    login(agent, base, "agent@example.fr")
+    agent, staff = logged_in(browser, base, "agent@example.fr", "facturation-agent", width=1280)
     agent.get_by_label("Menu principal").get_by_role("link", name="Facturation").click()
     staff.check("accueil")
     agent.get_by_role("button", name="Lancer la facturation").click()  # last month is the default
@@ -131,9 +128,7 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
     agent.get_by_text("erreurs à corriger").wait_for()
     staff.check("saisie-erreurs")
 
-    parent = new_page(browser)
-    journey = Journey(parent, "facturation-parent")
-    login(parent, base, "claire@example.fr")
+    parent, journey = logged_in(browser, base, "claire@example.fr", "facturation-parent")
     parent.get_by_role("link", name="Espace Facturation", exact=True).click()
     section = parent.locator("section", has_text="Famille MARTIN")
     # 12 days × 3,30 €, 10 € paid

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from portail.extensions import db
-from tests.browser_support import Journey, login, new_page
+from tests.browser_support import logged_in
 from tests.factories import PDF, jpeg_with_exif, make_user, subscribe
 
 pytestmark = pytest.mark.browser
@@ -37,9 +37,7 @@ def test_parent_sends_documents_agent_decides_parent_replaces_the_refused_one(br
     photo.write_bytes(jpeg_with_exif())
     base = live_server.base_url
 
-    parent = new_page(browser)
-    journey = Journey(parent, "pieces-parent")
-    login(parent, base, "claire@example.fr")
+    parent, journey = logged_in(browser, base, "claire@example.fr", "pieces-parent")
     parent.goto(f"{base}/famille/{family_id}/pieces")
     journey.check("a-fournir")
     parent.get_by_label("Ajouter le fichier : Attestation d'assurance (Léa)").set_input_files(str(pdf))
@@ -51,9 +49,7 @@ def test_parent_sends_documents_agent_decides_parent_replaces_the_refused_one(br
     assert parent.locator(".document", has_text="En attente de validation").count() >= 2
     journey.check("en-attente")
 
-    agent = new_page(browser, width=1280)
-    staff = Journey(agent, "pieces-agent")
-    login(agent, base, "agent@example.fr")
+    agent, staff = logged_in(browser, base, "agent@example.fr", "pieces-agent", width=1280)
     agent.get_by_role("link", name="Pièces", exact=True).click()
     agent.get_by_text("2 documents en attente").wait_for()
     staff.check("file")

@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 
 from portail.extensions import db
-from tests.browser_support import Journey, login, new_page
+from tests.browser_support import logged_in
 from tests.factories import make_user, subscribe
 
 pytestmark = pytest.mark.browser
@@ -24,9 +24,7 @@ def test_parent_changes_are_pending_in_yellow_until_an_agent_decides(browser, li
         db.session.commit()
         family_id, lea_id = family.id, lea.id
     base = live_server.base_url
-    parent = new_page(browser)
-    journey = Journey(parent, "dossier-parent")
-    login(parent, base, "claire@example.fr")
+    parent, journey = logged_in(browser, base, "claire@example.fr", "dossier-parent")
 
     parent.goto(f"{base}/famille/{family_id}/responsables")
     journey.check("responsables")
@@ -59,9 +57,7 @@ def test_parent_changes_are_pending_in_yellow_until_an_agent_decides(browser, li
     assert "Arachides, kiwi" in parent.locator(".pending").inner_text()
     journey.check("allergies-en-attente")
 
-    agent = new_page(browser, width=1280)
-    desk = Journey(agent, "dossier-agent")
-    login(agent, base, "agent@example.fr")
+    agent, desk = logged_in(browser, base, "agent@example.fr", "dossier-agent", width=1280)
     agent.get_by_role("link", name="Modifications de dossiers", exact=True).click()
     assert "2 demandes en attente" in agent.content()
     desk.check("file")

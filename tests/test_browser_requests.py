@@ -8,14 +8,13 @@ import pytest
 
 from portail.extensions import db
 from portail.formatting import french_date
-from tests.browser_support import Journey, login, new_page
-from tests.factories import enrol, make_activity, make_user, subscribe
+from tests.browser_support import logged_in
+from tests.factories import enrol, make_activity, make_user, submit_request, subscribe
 
 pytestmark = pytest.mark.browser
 
 
 def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_history(browser, live_server):
-    from portail import bookings
     from portail.models import (
         Family,
         LineState,
@@ -39,33 +38,22 @@ def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_his
             for i in range(40)
             if (today + timedelta(days=14 + i)).isoweekday() <= 5
         ]
-        single = db.session.get(
-            Request,
-            bookings.submit(
-                family.id, claire, lea, activity, RequestKind.RESERVATION, [days[0]], utcnow(), "C"
-            ).request_id,
-        )
-        period = db.session.get(
-            Request,
-            bookings.submit(
-                family.id,
-                claire,
-                tom,
-                activity,
-                RequestKind.RESERVATION,
-                days[:20],
-                utcnow(),
-                "C",
-                period=(days[0], days[19], "12345"),
-            ).request_id,
+        single = submit_request(family, claire, lea, activity, RequestKind.RESERVATION, [days[0]], utcnow())
+        period = submit_request(
+            family,
+            claire,
+            tom,
+            activity,
+            RequestKind.RESERVATION,
+            days[:20],
+            utcnow(),
+            period=(days[0], days[19], "12345"),
         )
         commit()
         single_id, period_id, refused_day = single.id, period.id, days[0]
 
     base = live_server.base_url
-    agent = new_page(browser, width=1280)
-    staff = Journey(agent, "demandes-agent")
-    login(agent, base, "agent@example.fr")
+    agent, staff = logged_in(browser, base, "agent@example.fr", "demandes-agent", width=1280)
     agent.get_by_role("link", name="Demandes", exact=True).click()
     agent.get_by_text("21 jours demandés en attente").wait_for()
     staff.check("file")
@@ -87,9 +75,7 @@ def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_his
     assert "Plus de place ce jour-là, désolés." in agent.content()
     staff.check("demande")
 
-    parent = new_page(browser)
-    journey = Journey(parent, "demandes-parent")
-    login(parent, base, "claire@example.fr")
+    parent, journey = logged_in(browser, base, "claire@example.fr", "demandes-parent")
     parent.goto(f"{base}/mon-espace/demandes")
     row = parent.locator("tr", has=parent.locator(f"a[href$='/demandes/{single_id}']"))
     assert "1 nouveau(x) message(s)" in row.inner_text() and "Refusée" in row.inner_text()

@@ -34,11 +34,24 @@ from portail.models import (
     utcnow,
 )
 from portail.services import outbox
-from tests.factories import PDF, VALID, enrol, make_activity, make_family, make_user, subscribe
+from tests.factories import (
+    PDF,
+    VALID,
+    book,
+    cell_form,
+    enrol,
+    make_activity,
+    make_family,
+    make_user,
+    next_weekday,
+    period_form,
+    subscribe,
+)
 
 pytestmark = pytest.mark.both_dbs
 
 COPIES = 2
+AHEAD = 3  # weeks: the days asked for are well before their deadlines
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
@@ -116,11 +129,6 @@ def count(model, *where) -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
 
 
-def next_weekday(iso: int, weeks_ahead: int = 3) -> date:
-    today = utcnow().date() + timedelta(weeks=weeks_ahead)
-    return today + timedelta(days=(iso - today.isoweekday()) % 7)
-
-
 @pytest.fixture
 def family_setup(app, auth):
     """A parent logged in, subscribed to a family whose child is enrolled in a manual activity."""
@@ -134,47 +142,61 @@ def family_setup(app, auth):
     return family, family.children[0], activity
 
 
+# What a click on a cell shows once asked, and the day's state then (the activity is decided by staff).
+CLICKS = {
+    "reserve": ("Réservation demandée", BookingState.RESERVATION_REQUESTED),
+    "absence": ("Absence demandée", BookingState.ABSENCE_REQUESTED),
+}
+
+
 @pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "no-js"])
-def test_a_cell_clicked_twice_at_once_makes_one_request_and_both_get_the_cell(
-    app, client, family_setup, htmx
+@pytest.mark.parametrize("action", list(CLICKS))
+def test_a_cell_clicked_at_once_in_several_tabs_makes_one_request_and_each_gets_the_cell(
+    app, client, family_setup, action, htmx
 ):
+    """One click from four tabs at once is one request and one receipt, every copy shown the cell (or,
+    without JavaScript, the page saying so). A pending absence writes no new booking row (the day's
+    row only changes state): the copies must still make one request, or the agent sees the day twice and a refusal of one copy after
+    the acceptance of another puts the day back to reserved without its place."""
     family, child, activity = family_setup
-    day = next_weekday(2)
-    clients = tabs(app, client)
+    label, state = CLICKS[action]
+    day = next_weekday(2, AHEAD)
+    if action == "absence":
+        book(child, activity, [day])
+        db.session.commit()
+    clients = tabs(app, client, 4)
     answers = fire(
         clients,
         f"/famille/{family.id}/planning/cellule",
-        data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "reserve"},
+        data=cell_form(child, activity, day, action),
         headers={"HX-Request": "true"} if htmx else {},
     )
     if htmx:
         for status, text, _ in answers:
-            assert status == 200 and "<html" not in text and "Réservation demandée" in text, text
+            assert status == 200 and "<html" not in text and label in text, text
     else:
-        assert [status for status, _, _ in answers] == [302] * COPIES, answers
+        assert [status for status, _, _ in answers] == [302] * len(clients), answers
         for tab, (_, _, location) in zip(clients, answers, strict=True):
             page = tab.get(location).get_data(as_text=True)
             assert "demande est enregistrée" in page or "demande est déjà enregistrée" in page, page
             assert "Aucun jour" not in page
     assert count(Request) == 1 and count(RequestLine) == 1 and count(Booking) == 1
     assert count(OutboxMessage, OutboxMessage.template == "booking_receipt") == 1
+    assert db.session.scalar(sa.select(Booking.state)) is state
 
 
-def test_a_period_sent_twice_at_once_makes_one_request_and_both_get_a_page(app, client, family_setup):
+@pytest.mark.parametrize("kind", ["reservation", "absence"])
+def test_a_period_sent_twice_at_once_makes_one_request_and_both_get_a_page(app, client, family_setup, kind):
     family, child, activity = family_setup
-    start = next_weekday(1)
+    start = next_weekday(1, AHEAD)
+    if kind == "absence":
+        book(child, activity, [start + timedelta(days=n) for n in (0, 3, 7, 10)])  # its Mondays and Thursdays
+        db.session.commit()
     clients = tabs(app, client)
     answers = fire(
         clients,
         f"/famille/{family.id}/planning/periode",
-        data={
-            "enfant": str(child.id),
-            "activite": str(activity.id),
-            "du": start.isoformat(),
-            "au": (start + timedelta(days=13)).isoformat(),
-            "jours": ["1", "4"],
-            "type": "reservation",
-        },
+        data=period_form(child, activity, start, start + timedelta(days=13), kind=kind),
     )
     assert [status for status, _, _ in answers] == [302] * COPIES, answers
     for tab, (_, _, location) in zip(clients, answers, strict=True):
@@ -304,10 +326,9 @@ def test_a_staff_decision_on_a_document_made_twice_at_once_is_made_once(app, cli
 
 def test_a_staff_decision_on_a_request_made_twice_at_once_is_made_once(app, client, auth, family_setup):
     family, child, activity = family_setup
-    day = next_weekday(2)
     client.post(
         f"/famille/{family.id}/planning/cellule",
-        data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "reserve"},
+        data=cell_form(child, activity, next_weekday(2, AHEAD), "reserve"),
     )
     line = db.session.scalar(sa.select(RequestLine))
     as_agent(app, auth)
@@ -321,12 +342,7 @@ def test_a_message_sent_twice_at_once_is_written_once(app, client, auth, family_
     family, child, activity = family_setup
     client.post(
         f"/famille/{family.id}/planning/cellule",
-        data={
-            "enfant": child.id,
-            "activite": activity.id,
-            "jour": next_weekday(2).isoformat(),
-            "action": "reserve",
-        },
+        data=cell_form(child, activity, next_weekday(2, AHEAD), "reserve"),
     )
     request_id = db.session.scalar(sa.select(Request.id))
     path = f"/mon-espace/demandes/{request_id}/message"
@@ -339,12 +355,12 @@ def test_a_message_sent_twice_at_once_is_written_once(app, client, auth, family_
 
 def test_a_day_withdrawn_twice_at_once_is_withdrawn_once(app, client, family_setup):
     family, child, activity = family_setup
-    cell = {"enfant": child.id, "activite": activity.id, "jour": next_weekday(2).isoformat()}
-    client.post(f"/famille/{family.id}/planning/cellule", data=dict(cell, action="reserve"))
+    day = next_weekday(2, AHEAD)
+    client.post(f"/famille/{family.id}/planning/cellule", data=cell_form(child, activity, day, "reserve"))
     answers = fire(
         tabs(app, client),
         f"/famille/{family.id}/planning/cellule",
-        data=dict(cell, action="withdraw"),
+        data=cell_form(child, activity, day, "withdraw"),
         headers={"HX-Request": "true"},
     )
     for _, text, _ in answers:
@@ -373,13 +389,9 @@ def test_a_subscription_confirmed_twice_at_once_is_one_subscription(app, client,
 @pytest.mark.parametrize("kind", ["reservation", "absence"])
 def test_a_day_entered_twice_at_once_by_the_town_is_entered_once(app, client, auth, family_setup, kind):
     family, child, activity = family_setup
-    day = next_weekday(2)
+    day = next_weekday(2, AHEAD)
     if kind == "absence":
-        from portail.models import BookingState
-
-        db.session.add(
-            Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
-        )
+        book(child, activity, [day])
         db.session.commit()
     as_agent(app, auth)
     clients = tabs(app, client)
@@ -595,7 +607,7 @@ def staff_forms(family, child, activity) -> dict:
         User,
     )
 
-    day = next_weekday(3).isoformat()
+    day = next_weekday(3, AHEAD).isoformat()
     return {
         "activity": ("/gestion/activites/nouvelle", ACTIVITY, Activity, 2),
         "closing-day": (
@@ -714,7 +726,7 @@ def test_a_row_deleted_twice_at_once_is_deleted_once_and_both_get_the_list(
 
     family, child, activity = family_setup
     if what == "closing-day":
-        row = ClosingDay(activity_id=activity.id, day=next_weekday(3), reason="Grève")
+        row = ClosingDay(activity_id=activity.id, day=next_weekday(3, AHEAD), reason="Grève")
         path = f"/gestion/activites/{activity.id}/fermetures/{{id}}/supprimer"
     elif what == "enrolment":
         row = db.session.scalar(sa.select(Enrolment))
@@ -763,7 +775,7 @@ def test_a_second_click_after_the_first_ended_or_deleted_gets_the_page_not_a_404
     for _ in range(2):
         ended = client.post(f"/mon-espace/abonnements/{subscription_id}/terminer", follow_redirects=True)
         assert ended.status_code == 200 and "est terminé" in ended.get_data(as_text=True)
-    closing = ClosingDay(activity_id=activity.id, day=next_weekday(3), reason="Grève")
+    closing = ClosingDay(activity_id=activity.id, day=next_weekday(3, AHEAD), reason="Grève")
     db.session.add(closing)
     db.session.commit()
     as_agent(app, auth)
@@ -829,58 +841,6 @@ def test_a_family_edit_adding_a_child_sent_twice_at_once_adds_it_once(app, clien
     answers = fire(tabs(app, client), f"/gestion/familles/{family.id}/modifier", data=data)
     assert [status for status, _, _ in answers] == [302] * COPIES
     assert count(Child) == 2
-
-
-@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "no-js"])
-def test_an_absence_clicked_twice_at_once_on_a_manual_activity_makes_one_request(
-    app, client, family_setup, htmx
-):
-    """A pending absence writes no new booking row (the day's row only changes state): the copies
-    must still make one request, or the agent sees the day twice and a refusal of one copy after
-    the acceptance of another puts the day back to reserved without its place."""
-    family, child, activity = family_setup
-    day = next_weekday(3)
-    db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED))
-    db.session.commit()
-    clients = tabs(app, client, 4)
-    answers = fire(
-        clients,
-        f"/famille/{family.id}/planning/cellule",
-        data={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "absence"},
-        headers={"HX-Request": "true"} if htmx else {},
-    )
-    if htmx:
-        for _, text, _ in answers:
-            assert "<html" not in text and "Absence demandée" in text, text
-    assert count(Request) == 1 and count(RequestLine) == 1
-    assert count(OutboxMessage, OutboxMessage.template == "booking_receipt") == 1
-    assert db.session.scalar(sa.select(Booking.state)) is BookingState.ABSENCE_REQUESTED
-
-
-def test_an_absence_period_sent_twice_at_once_makes_one_request(app, client, family_setup):
-    family, child, activity = family_setup
-    start = next_weekday(1)
-    days = [start, start + timedelta(days=3)]  # a Monday and a Thursday
-    for day in days:
-        db.session.add(
-            Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
-        )
-    db.session.commit()
-    answers = fire(
-        tabs(app, client),
-        f"/famille/{family.id}/planning/periode",
-        data={
-            "enfant": str(child.id),
-            "activite": str(activity.id),
-            "du": start.isoformat(),
-            "au": (start + timedelta(days=4)).isoformat(),
-            "jours": ["1", "4"],
-            "type": "absence",
-        },
-    )
-    assert [status for status, _, _ in answers] == [302] * COPIES, answers
-    assert count(Request) == 1 and count(RequestLine) == 2
-    assert count(OutboxMessage, OutboxMessage.template == "booking_receipt") == 1
 
 
 def test_a_sign_up_sent_twice_at_once_is_one_account_and_one_working_link(app):

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from portail.extensions import db, limiter
-from tests.conftest import make_app
+from tests.conftest import make_app, tables
 from tests.factories import PASSWORD, make_user
 
 # Requests of the two kinds alternate, so a burst of load on the machine hits both alike, and the
@@ -22,16 +22,11 @@ _unique = count()
 @pytest.fixture
 def timing_app(db_url):
     """The app with jobs queued as in production (not run inline)."""
-    app = make_app(db_url, RQ_SYNC=False)
-    with app.app_context():
-        db.create_all()
+    with tables(make_app(db_url, RQ_SYNC=False), drop=True) as app:
         make_user(email="connu@example.fr")
         make_user(email="pas-active@example.fr", activated=False)
         db.session.commit()
         yield app
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
 
 
 def _duration(client, path: str, data: dict) -> float:

@@ -26,19 +26,11 @@ NEW_FAMILY = {
 }
 
 
-@pytest.fixture
-def agent(client, auth):
-    user = make_user(email="agent@example.fr", role=Role.AGENT, first_name="Nadia", last_name="AGENT")
-    db.session.commit()
-    auth.login("agent@example.fr")
-    return user
-
-
 def count(model) -> int:
     return db.session.scalar(sa.select(sa.func.count(model.id)))
 
 
-def test_create_family_generates_an_unambiguous_code_and_records_who(client, agent):
+def test_create_family_generates_an_unambiguous_code_and_records_who(client, logged_in_agent):
     response = client.post("/gestion/familles/nouvelle", data=NEW_FAMILY)
     assert response.status_code == 302
     family = db.session.scalar(sa.select(Family))
@@ -48,7 +40,11 @@ def test_create_family_generates_an_unambiguous_code_and_records_who(client, age
     assert [g.first_name for g in family.guardians] == ["Anne"]
     assert [(c.first_name, c.birth_date.isoformat()) for c in family.children] == [("Paul", "2017-06-01")]
     event = db.session.scalar(sa.select(AuditEvent))
-    assert (event.action, event.actor_id, event.target_id) == ("family.created", agent.id, family.id)
+    assert (event.action, event.actor_id, event.target_id) == (
+        "family.created",
+        logged_in_agent.id,
+        family.id,
+    )
     page = client.get(response.location).get_data(as_text=True)
     assert f"{family.subscriber_code[:5]}-{family.subscriber_code[5:]}" in page
 
@@ -66,7 +62,7 @@ def test_create_family_generates_an_unambiguous_code_and_records_who(client, age
         ("children-0-first_name", "", "Ce champ est obligatoire."),
     ],
 )
-def test_family_form_bad_input_saves_nothing(client, agent, field, value, message):
+def test_family_form_bad_input_saves_nothing(client, logged_in_agent, field, value, message):
     response = client.post("/gestion/familles/nouvelle", data=dict(NEW_FAMILY, **{field: value}))
     assert response.status_code == 422
     page = response.get_data(as_text=True)
@@ -74,14 +70,14 @@ def test_family_form_bad_input_saves_nothing(client, agent, field, value, messag
     assert count(Family) == count(Guardian) == count(Child) == 0
 
 
-def test_add_child_button_adds_a_line_without_saving(client, agent):
+def test_add_child_button_adds_a_line_without_saving(client, logged_in_agent):
     response = client.post("/gestion/familles/nouvelle", data=dict(NEW_FAMILY, add_child="1"))
     assert response.status_code == 200
     assert 'name="children-1-first_name"' in response.get_data(as_text=True)
     assert count(Family) == 0
 
 
-def test_edit_family_updates_guardians_and_children(client, agent):
+def test_edit_family_updates_guardians_and_children(client, logged_in_agent):
     family = make_family(children=(("Léa", date(2016, 3, 14)),))
     db.session.commit()
     child = family.children[0]
@@ -115,7 +111,7 @@ def test_edit_family_updates_guardians_and_children(client, agent):
     assert [c.first_name for c in db.session.get(Family, family.id).children] == ["Léa"]
 
 
-def test_search_finds_by_name_code_guardian_and_child_and_paginates(client, agent):
+def test_search_finds_by_name_code_guardian_and_child_and_paginates(client, logged_in_agent):
     target = make_family(name="Famille ZORRO", children=(("Bernardo", date(2015, 1, 1)),))
     for index in range(25):
         make_family(name=f"Famille A{index:02d}")
@@ -136,7 +132,7 @@ def test_search_finds_by_name_code_guardian_and_child_and_paginates(client, agen
     assert "<html" not in fragment and "Famille ZORRO" in fragment
 
 
-def test_letter_page_shows_the_code_for_printing(client, agent):
+def test_letter_page_shows_the_code_for_printing(client, logged_in_agent):
     family = make_family()
     db.session.commit()
     page = client.get(f"/gestion/familles/{family.id}/courrier").get_data(as_text=True)
@@ -144,7 +140,7 @@ def test_letter_page_shows_the_code_for_printing(client, agent):
     assert "M&#39;abonner" in page or "M'abonner" in page
 
 
-def test_new_code_replaces_the_old_one(client, agent):
+def test_new_code_replaces_the_old_one(client, logged_in_agent):
     family = make_family()
     db.session.commit()
     old = family.subscriber_code
@@ -153,7 +149,7 @@ def test_new_code_replaces_the_old_one(client, agent):
     assert db.session.get(Family, family.id).subscriber_code != old
 
 
-def test_unknown_family_gives_404(client, agent):
+def test_unknown_family_gives_404(client, logged_in_agent):
     assert client.get("/gestion/familles/999").status_code == 404
     assert client.post("/gestion/familles/999/modifier", data=NEW_FAMILY).status_code == 404
 

@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.models import Activity, ClosingDay, DeadlineKind, Enrolment, Role, ValidationMode
-from tests.factories import make_family, make_user
+from portail.models import Activity, ClosingDay, DeadlineKind, Enrolment, ValidationMode
+from tests.factories import make_family
 
 pytestmark = pytest.mark.both_dbs
 
@@ -32,14 +32,7 @@ ACTIVITY = {
 }
 
 
-@pytest.fixture
-def agent(client, auth):
-    make_user(email="agent@example.fr", role=Role.AGENT)
-    db.session.commit()
-    auth.login("agent@example.fr")
-
-
-def test_create_an_activity_with_its_rules(client, agent):
+def test_create_an_activity_with_its_rules(client, logged_in_agent):
     assert client.post("/gestion/activites/nouvelle", data=ACTIVITY).status_code == 302
     activity = db.session.scalar(sa.select(Activity))
     assert (activity.weekdays, activity.capacity, activity.validation_mode) == (
@@ -67,13 +60,13 @@ def test_create_an_activity_with_its_rules(client, agent):
         ("absence_deadline_weekday", "", "Choisissez le jour de la semaine précédente."),
     ],
 )
-def test_activity_form_rejects_bad_input(client, agent, field, value, message):
+def test_activity_form_rejects_bad_input(client, logged_in_agent, field, value, message):
     response = client.post("/gestion/activites/nouvelle", data={**ACTIVITY, field: value})
     assert response.status_code == 422 and message in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(Activity.id))) == 0
 
 
-def test_closing_days_and_enrolments(client, agent):
+def test_closing_days_and_enrolments(client, logged_in_agent):
     client.post("/gestion/activites/nouvelle", data=ACTIVITY)
     activity = db.session.scalar(sa.select(Activity))
     client.post(f"/gestion/activites/{activity.id}/fermetures", data={"day": "2026-12-03", "reason": "grève"})

@@ -17,14 +17,13 @@ from portail.models import (
     OpenPeriod,
     OutboxMessage,
     OutboxStatus,
-    Request,
     RequestKind,
     Role,
     utcnow,
 )
 from portail.services import digests
 from portail.services.outbox import commit
-from tests.factories import canteen, enrol, make_family, make_user
+from tests.factories import canteen, enrolled_child, make_user, submit_request
 from tests.support import ROOT, kill_process, mails_settled, start, wait_for
 
 pytestmark = pytest.mark.integration
@@ -61,16 +60,9 @@ def decisions_for(accounts: int) -> tuple[date, DigestWindow, list[str]]:
     days = [d for d in (first_day + timedelta(days=i) for i in range(7)) if d.isoweekday() <= 5][:2]
     emails = []
     for index in range(accounts):
-        family = make_family(name=f"Famille F{index}", children=((f"Enfant{index}", date(2017, 1, 1)),))
-        child = family.children[0]
-        enrol(child, activity)
+        family, child = enrolled_child(activity, f"Enfant{index}", family_name=f"Famille F{index}")
         parent = make_user(email=f"parent{index}@example.fr")
-        request = db.session.get(
-            Request,
-            bookings.submit(
-                family.id, parent, child, activity, RequestKind.RESERVATION, days, utcnow(), "C"
-            ).request_id,
-        )
+        request = submit_request(family, parent, child, activity, RequestKind.RESERVATION, days, utcnow())
         db.session.flush()
         bookings.decide([request.lines[0].id], True, agent, decided_at)
         bookings.decide([request.lines[1].id], False, agent, decided_at, reason="Complet")

@@ -5,17 +5,16 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from portail import bookings
 from portail.extensions import db
 from portail.models import OutboxMessage, OutboxStatus, RequestKind, utcnow
 from portail.services.outbox import commit
 from tests.conftest import make_app
-from tests.factories import enrol, make_activity, make_family, make_user
+from tests.factories import enrolled_child, make_activity, make_user, submit_request
 from tests.support import mails_settled, start, wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,11 +30,9 @@ def make_receipts(activity, tag: str, count: int) -> list[str]:
         day += timedelta(days=1)
     emails = []
     for n in range(count):
-        family = make_family(name=f"Famille {tag.upper()}{n}", children=((f"Enfant{n}", date(2017, 1, 1)),))
-        child = family.children[0]
-        enrol(child, activity)
+        family, child = enrolled_child(activity, f"Enfant{n}", family_name=f"Famille {tag.upper()}{n}")
         parent = make_user(email=f"{tag}{n}@example.fr")
-        bookings.submit(family.id, parent, child, activity, RequestKind.RESERVATION, [day], utcnow(), "C")
+        submit_request(family, parent, child, activity, RequestKind.RESERVATION, [day], utcnow())
         emails.append(parent.email)
     commit()
     return emails

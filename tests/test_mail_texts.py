@@ -24,7 +24,7 @@ from portail.models import (
 )
 from portail.services import digests
 from portail.services.outbox import commit, render
-from tests.factories import PASSWORD, enrol, make_activity, make_family, make_user, subscribe
+from tests.factories import PASSWORD, enrol, make_activity, make_family, make_user, period_form, subscribe
 
 NOW = datetime(2026, 10, 1, 8, tzinfo=UTC)
 THURSDAY, FRIDAY = date(2027, 3, 4), date(2027, 3, 5)
@@ -141,14 +141,7 @@ def test_period_sent_without_javascript_lists_each_weekday_once(app, client):
     client.post("/connexion", data={"email": "parent@example.fr", "password": PASSWORD})
     today = datetime.now(UTC).date()
     monday = today + timedelta(days=21 - today.weekday())
-    form = {
-        "enfant": str(child.id),
-        "activite": str(item.id),
-        "du": monday.isoformat(),
-        "au": (monday + timedelta(days=11)).isoformat(),
-        "jours": ["1", "4"],
-        "type": "reservation",
-    }
+    form = period_form(child, item, monday, monday + timedelta(days=11))
     sent = client.post(f"/famille/{family.id}/planning/periode", query_string=form, data=form)
     assert sent.status_code == 302
     assert db.session.scalar(sa.select(Request.period_weekdays)) == "14"

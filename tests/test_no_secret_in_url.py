@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.models import Request, utcnow
-from tests.conftest import make_app
-from tests.factories import PASSWORD, enrol, make_activity, make_family, make_user, subscribe
+from tests.conftest import make_app, tables
+from tests.factories import PASSWORD, enrol, make_activity, make_family, make_user, period_form, subscribe
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "portail" / "templates"
 FORM = re.compile(r"<form\b(?P<tag>[^>]*)>(?P<body>.*?)</form>", re.S | re.I)
@@ -71,26 +71,21 @@ class Forms(HTMLParser):
 
 @pytest.fixture
 def csrf_app(tmp_path):
-    app = make_app(f"sqlite:///{tmp_path / 'csrf.sqlite'}", WTF_CSRF_ENABLED=True)
-    with app.app_context():
-        db.create_all()
+    with tables(make_app(f"sqlite:///{tmp_path / 'csrf.sqlite'}", WTF_CSRF_ENABLED=True), drop=True) as app:
         family = make_family(children=(("Léa", date(2016, 3, 14)),))
         subscribe(make_user(), family)
         activity = make_activity()
         enrol(family.children[0], activity)
         db.session.commit()
-        yield app, family.id, family.children[0].id, activity.id
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+        yield app, family, family.children[0], activity
 
 
 def test_the_period_preview_without_javascript_is_a_csrf_checked_post_that_changes_nothing(csrf_app):
-    app, family_id, child_id, activity_id = csrf_app
+    app, family, child, activity = csrf_app
     client = app.test_client()
     token = re.search(r'"X-CSRFToken": "([^"]+)"', client.get("/connexion").get_data(as_text=True)).group(1)
     client.post("/connexion", data={"email": "parent@example.fr", "password": PASSWORD, "csrf_token": token})
-    url = f"/famille/{family_id}/planning/periode"
+    url = f"/famille/{family.id}/planning/periode"
     page = client.get(url).get_data(as_text=True)
     parser = Forms()
     parser.feed(page)
@@ -102,15 +97,7 @@ def test_the_period_preview_without_javascript_is_a_csrf_checked_post_that_chang
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     monday = utcnow().date() + timedelta(weeks=3)
     monday -= timedelta(days=monday.weekday())
-    params = {
-        "enfant": str(child_id),
-        "activite": str(activity_id),
-        "du": monday.isoformat(),
-        "au": (monday + timedelta(days=13)).isoformat(),
-        "jours": ["1", "4"],
-        "type": "reservation",
-        "apercu": "1",
-    }
+    params = dict(period_form(child, activity, monday, monday + timedelta(days=13)), apercu="1")
     assert client.post(url, data=params).status_code == 400  # no token: refused
     preview = client.post(url, data=dict(params, csrf_token=token))
     text = preview.get_data(as_text=True)

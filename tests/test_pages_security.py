@@ -7,7 +7,7 @@ import pytest
 
 from portail.extensions import db
 from portail.models import Role
-from tests.conftest import make_app
+from tests.conftest import make_app, tables
 from tests.factories import PASSWORD, VALID, make_family, make_user, subscribe
 from tests.support import check_headers
 
@@ -58,25 +58,19 @@ def test_pages_have_no_inline_script_or_style_and_stay_light(client, auth, app):
 
 def test_csrf_is_required_on_posts_including_htmx(db_url):
     app = make_app(db_url, WTF_CSRF_ENABLED=True)
-    with app.app_context():
-        db.create_all()
-        try:
-            client = app.test_client()
-            response = client.post("/connexion", data={"email": "a@example.fr", "password": "x"})
-            assert response.status_code == 400
-            assert "Le formulaire a expiré" in response.get_data(as_text=True)
-            page = client.get("/connexion").get_data(as_text=True)
-            token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
-            ok = client.post(
-                "/connexion",
-                data={"email": "a@example.fr", "password": "x"},
-                headers={"X-CSRFToken": token, "HX-Request": "true"},
-            )
-            assert ok.status_code == 200
-        finally:
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
+    with tables(app, drop=True):
+        client = app.test_client()
+        response = client.post("/connexion", data={"email": "a@example.fr", "password": "x"})
+        assert response.status_code == 400
+        assert "Le formulaire a expiré" in response.get_data(as_text=True)
+        page = client.get("/connexion").get_data(as_text=True)
+        token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+        ok = client.post(
+            "/connexion",
+            data={"email": "a@example.fr", "password": "x"},
+            headers={"X-CSRFToken": token, "HX-Request": "true"},
+        )
+        assert ok.status_code == 200
 
 
 def test_names_are_escaped_everywhere(client, auth):
@@ -148,31 +142,25 @@ def test_database_busy_gives_a_french_retry_page_and_saves_nothing(client, monke
 
 def test_rate_limits_use_the_client_ip_behind_a_trusted_proxy(db_url):
     app = make_app(db_url, TRUSTED_PROXIES=1)
-    with app.app_context():
-        db.create_all()
-        try:
-            client = app.test_client()
-            for index in range(20):
-                client.post(
-                    "/connexion",
-                    data={"email": f"x{index}@example.fr", "password": "mauvais"},
-                    headers={"X-Forwarded-For": "203.0.113.1"},
-                )
-            blocked = client.post(
+    with tables(app, drop=True):
+        client = app.test_client()
+        for index in range(20):
+            client.post(
                 "/connexion",
-                data={"email": "y@example.fr", "password": "m"},
+                data={"email": f"x{index}@example.fr", "password": "mauvais"},
                 headers={"X-Forwarded-For": "203.0.113.1"},
             )
-            other = client.post(
-                "/connexion",
-                data={"email": "y@example.fr", "password": "m"},
-                headers={"X-Forwarded-For": "203.0.113.2"},
-            )
-            assert (blocked.status_code, other.status_code) == (429, 200)
-        finally:
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
+        blocked = client.post(
+            "/connexion",
+            data={"email": "y@example.fr", "password": "m"},
+            headers={"X-Forwarded-For": "203.0.113.1"},
+        )
+        other = client.post(
+            "/connexion",
+            data={"email": "y@example.fr", "password": "m"},
+            headers={"X-Forwarded-For": "203.0.113.2"},
+        )
+        assert (blocked.status_code, other.status_code) == (429, 200)
 
 
 def test_an_oversized_login_post_does_not_switch_rate_limits_off(client, auth):

@@ -16,9 +16,10 @@ from portail.models import (
     ValidationMode,
 )
 from portail.services import planning
-from tests.conftest import make_app
+from tests.conftest import make_app, tables
 from tests.factories import (
     PASSWORD,
+    cell_form,
     enrol,
     make_activity,
     make_family,
@@ -44,11 +45,26 @@ def setup(app):
     return family, child, activity
 
 
-def cell_params(child, activity, day, action=None):
-    params = {"enfant": child.id, "activite": activity.id, "jour": day.isoformat()}
-    if action:
-        params["action"] = action
-    return params
+def click(client, setup, day, action, htmx=True):
+    """The parent's click on the day's cell (the POST of its confirmation), through htmx unless not `htmx`."""
+    family, child, activity = setup
+    return client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data=cell_form(child, activity, day, action),
+        headers={"HX-Request": "true"} if htmx else {},
+    )
+
+
+@pytest.fixture
+def requested(client, auth, setup):
+    """The activity decided by staff, the parent logged in and a reservation asked for a Tuesday: its day."""
+    _family, _child, activity = setup
+    activity.validation_mode = ValidationMode.MANUAL
+    db.session.commit()
+    auth.login("parent@example.fr")
+    day = next_weekday(2)
+    click(client, setup, day, "reserve")
+    return day
 
 
 def test_views_render_with_the_legend_and_states_in_text(client, auth, setup):
@@ -73,7 +89,7 @@ def test_htmx_confirmation_then_request_swaps_the_cell(client, auth, setup):
     day = next_weekday(2)
     confirm = client.get(
         f"/famille/{family.id}/planning/confirmer",
-        query_string=cell_params(child, activity, day, "reserve"),
+        query_string=cell_form(child, activity, day, "reserve"),
         headers={"HX-Request": "true"},
     )
     text = confirm.get_data(as_text=True)
@@ -81,26 +97,17 @@ def test_htmx_confirmation_then_request_swaps_the_cell(client, auth, setup):
     assert re.search(
         r"Confirmer la demande de réservation du \w+ \d+ \w+ pour Léa — Restauration scolaire", text
     )
-    done = client.post(
-        f"/famille/{family.id}/planning/cellule",
-        data=cell_params(child, activity, day, "reserve"),
-        headers={"HX-Request": "true"},
-    )
+    done = click(client, setup, day, "reserve")
     text = done.get_data(as_text=True)
     assert done.status_code == 200 and "<html" not in text and "Réservé" in text
     assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVED
 
 
 def test_double_click_creates_one_request(client, auth, setup):
-    family, child, activity = setup
     auth.login("parent@example.fr")
     day = next_weekday(2)
     for _ in range(2):
-        client.post(
-            f"/famille/{family.id}/planning/cellule",
-            data=cell_params(child, activity, day, "reserve"),
-            headers={"HX-Request": "true"},
-        )
+        click(client, setup, day, "reserve")
     assert db.session.scalar(sa.select(sa.func.count(Request.id))) == 1
 
 
@@ -109,58 +116,36 @@ def test_without_javascript_the_confirmation_is_a_page_and_the_post_redirects(cl
     auth.login("parent@example.fr")
     day = next_weekday(2)
     page = client.get(
-        f"/famille/{family.id}/planning/confirmer", query_string=cell_params(child, activity, day, "reserve")
+        f"/famille/{family.id}/planning/confirmer", query_string=cell_form(child, activity, day, "reserve")
     )
     assert "<html" in page.get_data(as_text=True)
-    response = client.post(
-        f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "reserve")
-    )
+    response = click(client, setup, day, "reserve", htmx=False)
     assert response.status_code == 302 and "/planning" in response.location
 
 
-def test_withdraw_a_pending_request_from_its_cell(client, auth, setup):
-    family, child, activity = setup
-    activity.validation_mode = ValidationMode.MANUAL
-    db.session.commit()
-    auth.login("parent@example.fr")
-    day = next_weekday(2)
-    client.post(
-        f"/famille/{family.id}/planning/cellule",
-        data=cell_params(child, activity, day, "reserve"),
-        headers={"HX-Request": "true"},
-    )
+def test_withdraw_a_pending_request_from_its_cell(client, setup, requested):
     assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVATION_REQUESTED
-    cell = client.post(
-        f"/famille/{family.id}/planning/cellule",
-        data=cell_params(child, activity, day, "withdraw"),
-        headers={"HX-Request": "true"},
-    )
+    cell = click(client, setup, requested, "withdraw")
     assert "Inscrit" in cell.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0
 
 
 def test_cell_requests_need_csrf(db_url):
     app = make_app(db_url, WTF_CSRF_ENABLED=True)
-    with app.app_context():
-        db.create_all()
-        try:
-            family = make_family()
-            subscribe(make_user(), family)
-            db.session.commit()
-            client = app.test_client()
-            page = client.get("/connexion").get_data(as_text=True)
-            token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
-            client.post(
-                "/connexion", data={"email": "parent@example.fr", "password": PASSWORD, "csrf_token": token}
-            )
-            response = client.post(
-                f"/famille/{family.id}/planning/cellule", data={"enfant": "1"}, headers={"HX-Request": "true"}
-            )
-            assert response.status_code == 400
-        finally:
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
+    with tables(app, drop=True):
+        family = make_family()
+        subscribe(make_user(), family)
+        db.session.commit()
+        client = app.test_client()
+        page = client.get("/connexion").get_data(as_text=True)
+        token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+        client.post(
+            "/connexion", data={"email": "parent@example.fr", "password": PASSWORD, "csrf_token": token}
+        )
+        response = client.post(
+            f"/famille/{family.id}/planning/cellule", data={"enfant": "1"}, headers={"HX-Request": "true"}
+        )
+        assert response.status_code == 400
 
 
 def test_another_familys_child_gives_404(client, auth, setup):
@@ -170,7 +155,7 @@ def test_another_familys_child_gives_404(client, auth, setup):
     db.session.commit()
     auth.login("parent@example.fr")
     day = next_weekday(2)
-    foreign = cell_params(other.children[0], activity, day, "reserve")
+    foreign = cell_form(other.children[0], activity, day, "reserve")
     for method, url in (("GET", "confirmer"), ("GET", "cellule"), ("POST", "cellule")):
         kwargs = {"query_string": foreign} if method == "GET" else {"data": foreign}
         response = client.open(
@@ -277,7 +262,7 @@ def test_a_click_reads_its_cell_in_one_query_and_writes_once_per_table(client, a
     client.get(f"/famille/{family.id}/planning")  # (the first page of a session also refreshes it)
     base = f"/famille/{family.id}/planning"
     for weeks in (2, 3):
-        params = cell_params(child, activity, next_weekday(2, weeks_ahead=weeks), "reserve")  # (read before)
+        params = cell_form(child, activity, next_weekday(2, weeks_ahead=weeks), "reserve")  # (read before)
         with count_queries() as confirm:
             page = client.get(f"{base}/confirmer", query_string=params, headers={"HX-Request": "true"})
         assert "Confirmer la demande de réservation" in page.get_data(as_text=True)
@@ -306,29 +291,14 @@ def test_the_links_of_the_planning_cells_lead_to_their_confirmation(client, auth
         )
 
 
-def test_a_withdrawal_after_the_deadline_is_refused_even_if_posted_directly(client, auth, setup):
-    family, child, activity = setup
-    activity.validation_mode = ValidationMode.MANUAL
-    db.session.commit()
-    auth.login("parent@example.fr")
-    day = next_weekday(2)
-    client.post(
-        f"/famille/{family.id}/planning/cellule",
-        data=cell_params(child, activity, day, "reserve"),
-        headers={"HX-Request": "true"},
-    )
+def test_a_withdrawal_after_the_deadline_is_refused_even_if_posted_directly(client, setup, requested):
+    _family, _child, activity = setup
     activity.booking_deadline_days = 60  # the deadline is now in the past
     db.session.commit()
-    cell = client.post(
-        f"/famille/{family.id}/planning/cellule",
-        data=cell_params(child, activity, day, "withdraw"),
-        headers={"HX-Request": "true"},
-    )
+    cell = click(client, setup, requested, "withdraw")
     assert "Réservation demandée" in cell.get_data(as_text=True)
     assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVATION_REQUESTED
-    forged = client.post(
-        f"/famille/{family.id}/planning/cellule", data=cell_params(child, activity, day, "tout-casser")
-    )
+    forged = click(client, setup, requested, "tout-casser", htmx=False)
     assert forged.status_code == 400
 
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from portail import create_app
 from portail.extensions import db
 from portail.models import User
+from tests.conftest import tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,11 +40,8 @@ def production_app(tmp_path):
             "RATELIMIT_STORAGE_URI": "memory://",
         },
     )
-    with app.app_context():
-        db.create_all()
+    with tables(app):
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture
@@ -58,11 +56,8 @@ def development_app(tmp_path):
             "RATELIMIT_STORAGE_URI": "memory://",
         },
     )
-    with app.app_context():
-        db.create_all()
+    with tables(app):
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_demo_load_is_refused_in_production_and_creates_no_account(tmp_path):

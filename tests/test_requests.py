@@ -17,7 +17,6 @@ from portail.models import (
     EventKind,
     LineState,
     OutboxMessage,
-    Request,
     RequestEvent,
     RequestKind,
     RequestLine,
@@ -28,11 +27,13 @@ from portail.services.outbox import commit
 from tests.factories import (
     THURSDAY,
     at_utc,
+    book,
     canteen,
     enrolled_child,
     make_user,
     next_weekday,
     school_year_activity,
+    submit_request,
     subscribe,
 )
 from tests.support import queries_for
@@ -99,14 +100,8 @@ def manual_request(
     user = make_user(email=email, first_name=name)
     subscribe(user, family)
     if kind is RequestKind.ABSENCE:
-        for day in days:
-            db.session.add(
-                Booking(child_id=child.id, activity_id=activity.id, day=day, state=BookingState.RESERVED)
-            )
-        db.session.flush()
-    request = db.session.get(
-        Request, bookings.submit(family.id, user, child, activity, kind, list(days), NOW, "C").request_id
-    )
+        book(child, activity, days)
+    request = submit_request(family, user, child, activity, kind, days)
     commit()
     return request, child, user
 
@@ -327,11 +322,8 @@ def test_automatic_decisions_are_in_the_digest_but_not_new_messages(app):
     db.session.add(activity)
     family, child = enrolled_child(activity)
     user = make_user()
-    request = db.session.get(
-        Request,
-        bookings.submit(
-            family.id, user, child, activity, RequestKind.RESERVATION, [THURSDAY], paris(2027, 1, 12, 9), "C"
-        ).request_id,
+    request = submit_request(
+        family, user, child, activity, RequestKind.RESERVATION, [THURSDAY], paris(2027, 1, 12, 9)
     )
     commit()
     assert request_desk.unread_counts(user, [request.id]) == {}
@@ -595,12 +587,7 @@ def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(clie
     auth.logout()
     for index in range(9):
         day = THURSDAY + timedelta(weeks=index + 1)
-        request = db.session.get(
-            Request,
-            bookings.submit(
-                family.id, claire, child, activity, RequestKind.RESERVATION, [day], NOW, "C"
-            ).request_id,
-        )
+        request = submit_request(family, claire, child, activity, RequestKind.RESERVATION, [day])
         add_message(request, agent, f"Message {index}", by_town=True, now=NOW)
     other, _tom, _sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
     dossier.request_change(family, claire, "health", child, {"allergies": "Kiwi"})
