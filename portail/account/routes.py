@@ -290,14 +290,23 @@ def request_history(request_id: int):
 @bp.post("/demandes/<int:request_id>/message")
 def request_message(request_id: int):
     """A parent's message to the town about a request."""
+    post_message(
+        _own_request_or_404(request_id), by_town=False, sent="Votre message a été envoyé à la mairie."
+    )
+    return redirect(url_for("account.request_history", request_id=request_id))
 
-    found = _own_request_or_404(request_id)
+
+def post_message(found: Request, by_town: bool, sent: str) -> None:
+    """Add the message posted about a request (a parent's, which they have read, or the town's),
+    commit, and flash that it is sent or why not (also the back office's)."""
     try:
-        history.add_message(found, current_user, request.form.get("message", ""), by_town=False, now=utcnow())
-        request_desk.mark_read(found, current_user, utcnow())
+        history.add_message(
+            found, current_user, request.form.get("message", ""), by_town=by_town, now=utcnow()
+        )
+        if not by_town:
+            request_desk.mark_read(found, current_user, utcnow())
         commit()
-        flash("Votre message a été envoyé à la mairie.", "success")
+        flash(sent, "success")
     except bookings.DecisionError as error:
         rollback()
         flash(str(error), "error")
-    return redirect(url_for("account.request_history", request_id=request_id))

@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from portail.family.loaders import family_of_current_user, member_or_404
 from portail.files import send_photo
+from portail.forms import form_page
 from portail.forms.dossier import build_form, form_values
 from portail.models import (
     AuthorizedContact,
@@ -102,8 +103,17 @@ def _needs_recent_login() -> bool:
     return login_at is None or utcnow().timestamp() - login_at > RECENT_LOGIN.total_seconds()
 
 
-def _edit(family, section_name: str, target, back: str, title: str, child=None, action=ChangeAction.UPDATE):
-    """Show a section's form; a valid post records a pending change (never the values themselves)."""
+def _edit(
+    family,
+    section_name: str,
+    target,
+    back: str,
+    title: str | None = None,
+    child=None,
+    action=ChangeAction.UPDATE,
+):
+    """Show a section's form (titled by default with the section and the member's name); a valid
+    post records a pending change (never the values themselves)."""
     submitted = request.method == "POST"
     form = build_form(section_name, target, submitted)
     if submitted and form.validate_on_submit():
@@ -122,42 +132,41 @@ def _edit(family, section_name: str, target, back: str, title: str, child=None, 
         else:
             flash(SAVED, "success")
             return redirect(back)
-    return render_template(
+    return form_page(
         "family/section_form.html",
         form=form,
         family=family,
-        title=title,
+        title=title or f"{SECTIONS[section_name].label} — {target.full_name}",
         back=back,
         section=SECTIONS[section_name],
         multipart=section_name == "photo",
-    ), (422 if submitted else 200)
+    )
 
 
 @bp.route("/<int:family_id>/responsables/<int:guardian_id>/<section_name>", methods=["GET", "POST"])
 def edit_guardian(family_id: int, guardian_id: int, section_name: str):
     """Modifier a section of a responsable (bank data needs a login from the last 15 minutes)."""
-    family = family_of_current_user(family_id)
-    guardian = member_or_404(family, Guardian, guardian_id)
-    if section_name not in GUARDIAN_SECTIONS:
-        abort(404)
+    family, guardian = _member_for_section(family_id, Guardian, guardian_id, section_name, GUARDIAN_SECTIONS)
     if section_name == "bank" and _needs_recent_login():
         flash("Pour modifier les données bancaires, confirmez d'abord votre mot de passe.", "info")
         return redirect(url_for("account.reauthenticate", next=request.path))
-    back = url_for("family.guardians", family_id=family.id)
-    return _edit(
-        family, section_name, guardian, back, f"{SECTIONS[section_name].label} — {guardian.full_name}"
-    )
+    return _edit(family, section_name, guardian, url_for("family.guardians", family_id=family.id))
 
 
 @bp.route("/<int:family_id>/enfants/<int:child_id>/<section_name>", methods=["GET", "POST"])
 def edit_child(family_id: int, child_id: int, section_name: str):
     """Modifier a section of a child's file."""
+    family, kid = _member_for_section(family_id, Child, child_id, section_name, CHILD_SECTIONS)
+    return _edit(family, section_name, kid, url_for("family.child", family_id=family.id, child_id=kid.id))
+
+
+def _member_for_section(family_id: int, model, member_id: int, section_name: str, sections):
+    """The parent's family and its responsable or child, for a section such a member has, else 404."""
     family = family_of_current_user(family_id)
-    kid = member_or_404(family, Child, child_id)
-    if section_name not in CHILD_SECTIONS:
+    member = member_or_404(family, model, member_id)
+    if section_name not in sections:
         abort(404)
-    back = url_for("family.child", family_id=family.id, child_id=kid.id)
-    return _edit(family, section_name, kid, back, f"{SECTIONS[section_name].label} — {kid.full_name}")
+    return family, member
 
 
 @bp.route("/<int:family_id>/enfants/nouveau", methods=["GET", "POST"])
@@ -173,16 +182,7 @@ def new_contact(family_id: int, child_id: int):
     """Ajouter un contact habilité."""
     family = family_of_current_user(family_id)
     kid = member_or_404(family, Child, child_id)
-    back = url_for("family.child", family_id=family.id, child_id=kid.id)
-    return _edit(
-        family,
-        "contact",
-        None,
-        back,
-        f"Ajouter un contact habilité — {kid.full_name}",
-        child=kid,
-        action=ChangeAction.CREATE,
-    )
+    return _edit_contact(family, kid, None, f"Ajouter un contact habilité — {kid.full_name}")
 
 
 @bp.route("/<int:family_id>/contacts/<int:contact_id>", methods=["GET", "POST"])
@@ -190,10 +190,14 @@ def edit_contact(family_id: int, contact_id: int):
     """Modifier un contact habilité."""
     family = family_of_current_user(family_id)
     contact = member_or_404(family, AuthorizedContact, contact_id)
-    back = url_for("family.child", family_id=family.id, child_id=contact.child_id)
-    return _edit(
-        family, "contact", contact, back, f"Modifier le contact {contact.full_name}", child=contact.child
-    )
+    return _edit_contact(family, contact.child, contact, f"Modifier le contact {contact.full_name}")
+
+
+def _edit_contact(family, kid, contact, title: str):
+    """The form of a child's contact habilité: a new one (contact None) or a change; back to the child."""
+    back = url_for("family.child", family_id=family.id, child_id=kid.id)
+    action = ChangeAction.UPDATE if contact else ChangeAction.CREATE
+    return _edit(family, "contact", contact, back, title, child=kid, action=action)
 
 
 @bp.post("/<int:family_id>/contacts/<int:contact_id>/retirer")

@@ -6,8 +6,9 @@ from flask_login import current_user
 from portail import bookings
 from portail.extensions import db
 from portail.formatting import french_day
+from portail.forms import form_page
 from portail.gestion.forms import ActivityForm, ClosingDayForm, DayEntryForm, EnrolmentForm
-from portail.gestion.routes import bp
+from portail.gestion.routes import bp, saved
 from portail.models import Activity, Child, ClosingDay, Enrolment, Family, RequestKind, utcnow
 from portail.services import activities as activity_service
 from portail.services.outbox import commit, rollback
@@ -29,12 +30,8 @@ def activity_edit(activity_id: int | None = None):
         form.fill(activity)
     if form.validate_on_submit():
         activity = activity_service.save_activity(activity, form.values(), current_user)
-        commit()
-        flash(f"L'activité « {activity.name} » est enregistrée.", "success")
-        return redirect(url_for("gestion.activities"))
-    return render_template("gestion/activity_form.html", form=form, activity=activity), (
-        422 if request.method == "POST" else 200
-    )
+        return saved(f"L'activité « {activity.name} » est enregistrée.", url_for("gestion.activities"))
+    return form_page("gestion/activity_form.html", form=form, activity=activity)
 
 
 @bp.route("/activites/<int:activity_id>/fermetures", methods=["GET", "POST"])
@@ -44,27 +41,21 @@ def activity_closures(activity_id: int):
     form = ClosingDayForm()
     if form.validate_on_submit():
         activity_service.close_day(activity, form.day.data, form.reason.data, current_user)
-        commit()
-        flash("Jour de fermeture ajouté.", "success")
-        return redirect(url_for("gestion.activity_closures", activity_id=activity.id))
+        return saved(
+            "Jour de fermeture ajouté.", url_for("gestion.activity_closures", activity_id=activity.id)
+        )
     days = activity_service.closing_days(activity)
-    return render_template("gestion/activity_closures.html", activity=activity, form=form, days=days), (
-        422 if request.method == "POST" else 200
-    )
+    return form_page("gestion/activity_closures.html", activity=activity, form=form, days=days)
 
 
 @bp.post("/activites/<int:activity_id>/fermetures/<int:closing_id>/supprimer")
 def activity_closure_delete(activity_id: int, closing_id: int):
     """Remove a closing day (removing it twice, a double click, answers with the list as it is)."""
     activity = db.get_or_404(Activity, activity_id)
-    row = db.session.get(ClosingDay, closing_id)
-    if row is None:
-        return redirect(url_for("gestion.activity_closures", activity_id=activity.id))
-    if row.activity_id != activity_id:
-        abort(404)
-    activity_service.reopen_day(row, current_user)
-    commit()
-    return redirect(url_for("gestion.activity_closures", activity_id=activity_id))
+    back = url_for("gestion.activity_closures", activity_id=activity.id)
+    return _remove_listed(
+        ClosingDay, closing_id, lambda row: row.activity_id == activity_id, activity_service.reopen_day, back
+    )
 
 
 @bp.route("/familles/<int:family_id>/inscriptions", methods=["GET", "POST"])
@@ -75,20 +66,10 @@ def enrolments(family_id: int):
     form.children.choices = [(c.id, c.full_name) for c in family.children]
     form.activity.choices = [(a.id, a.name) for a in activity_service.all_activities()]
     if form.validate_on_submit():
-        values = dict(
-            activity_id=form.activity.data,
-            start_date=form.start_date.data,
-            end_date=form.end_date.data,
-            weekdays="".join(sorted(form.weekdays.data or [])) or None,
-        )
-        activity_service.enrol(family, form.children.data, values, current_user)
-        commit()
-        flash("Inscription enregistrée.", "success")
-        return redirect(url_for("gestion.enrolments", family_id=family.id))
+        activity_service.enrol(family, form.children.data, form.values(), current_user)
+        return saved("Inscription enregistrée.", url_for("gestion.enrolments", family_id=family.id))
     rows = activity_service.enrolments_of(family)
-    return render_template("gestion/enrolments.html", family=family, form=form, rows=rows), (
-        422 if request.method == "POST" else 200
-    )
+    return form_page("gestion/enrolments.html", family=family, form=form, rows=rows)
 
 
 @bp.post("/familles/<int:family_id>/inscriptions/<int:enrolment_id>/supprimer")
@@ -96,14 +77,27 @@ def enrolment_delete(family_id: int, enrolment_id: int):
     """Remove an enrolment (its bookings stay, with their history); removing it twice, a double
     click, answers with the list as it is."""
     family = db.get_or_404(Family, family_id)
-    row = db.session.get(Enrolment, enrolment_id)
+    back = url_for("gestion.enrolments", family_id=family.id)
+    return _remove_listed(
+        Enrolment,
+        enrolment_id,
+        lambda row: row.child.family_id == family_id,
+        activity_service.remove_enrolment,
+        back,
+    )
+
+
+def _remove_listed(model, row_id: int, belongs, remove, back: str):
+    """Remove a row of a list and go back to the list: a row already gone (removed twice, a double
+    click) answers with the list as it is, a row of another list is 404."""
+    row = db.session.get(model, row_id)
     if row is None:
-        return redirect(url_for("gestion.enrolments", family_id=family.id))
-    if row.child.family_id != family_id:
+        return redirect(back)
+    if not belongs(row):
         abort(404)
-    activity_service.remove_enrolment(row, current_user)
+    remove(row, current_user)
     commit()
-    return redirect(url_for("gestion.enrolments", family_id=family_id))
+    return redirect(back)
 
 
 @bp.route("/familles/<int:family_id>/saisie", methods=["GET", "POST"])
@@ -144,6 +138,4 @@ def day_entry(family_id: int):
                 "success",
             )
             return redirect(url_for("gestion.day_entry", family_id=family.id))
-    return render_template("gestion/day_entry.html", family=family, form=form), (
-        422 if request.method == "POST" else 200
-    )
+    return form_page("gestion/day_entry.html", family=family, form=form)

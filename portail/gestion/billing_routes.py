@@ -8,7 +8,7 @@ from flask_login import current_user
 from portail.billing.routes import invoice_page, pdf_response
 from portail.extensions import db
 from portail.gestion.forms import PaymentForm, TariffForm
-from portail.gestion.routes import bp
+from portail.gestion.routes import bp, saved
 from portail.htmx import is_htmx
 from portail.models import BillingRun, Invoice, PaymentMethod, utcnow
 from portail.queue import enqueue
@@ -44,9 +44,7 @@ def tariff_new():
         except BillingError as problem:
             form.form_errors.append(str(problem))
         else:
-            commit()
-            flash("Le tarif est enregistré.", "success")
-            return redirect(url_for("gestion.tariffs"))
+            return saved("Le tarif est enregistré.", url_for("gestion.tariffs"))
     status = 422 if form.errors or form.form_errors else 200
     return render_template("gestion/tariff_form.html", form=form), status
 
@@ -57,9 +55,9 @@ def tariff_delete(tariff_id: int):
     billed with it gives a credit note)."""
     if not billing.delete_tariff(tariff_id, current_user):
         abort(404)
-    commit()
-    flash("Le tarif est supprimé. Les factures déjà émises ne changent pas.", "success")
-    return redirect(url_for("gestion.tariffs"))
+    return saved(
+        "Le tarif est supprimé. Les factures déjà émises ne changent pas.", url_for("gestion.tariffs")
+    )
 
 
 def _month_arg(name: str = "mois") -> date | None:

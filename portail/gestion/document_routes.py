@@ -9,7 +9,7 @@ from portail.extensions import db
 from portail.files import send_stored
 from portail.formatting import today_in_paris
 from portail.gestion.forms import DocumentTypeForm
-from portail.gestion.routes import bp
+from portail.gestion.routes import bp, saved
 from portail.models import Document, DocumentScope, DocumentType, Validity, utcnow
 from portail.services import documents
 from portail.services.outbox import commit, rollback
@@ -56,9 +56,7 @@ def document_type_edit(type_id: int | None = None):
             active=form.active.data,
         )
         kind = documents.save_type(kind, values, current_user)
-        commit()
-        flash(f"Le document « {kind.name} » est enregistré.", "success")
-        return redirect(url_for("gestion.document_types"))
+        return saved(f"Le document « {kind.name} » est enregistré.", url_for("gestion.document_types"))
     return render_template(
         "gestion/document_type_form.html", form=form, kind=kind
     ), 422 if form.errors else 200

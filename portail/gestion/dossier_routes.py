@@ -6,6 +6,7 @@ from flask_login import current_user
 from portail.extensions import db
 from portail.family.loaders import member_or_404
 from portail.files import send_photo
+from portail.forms import form_page
 from portail.forms.dossier import build_form, form_values
 from portail.gestion.routes import bp
 from portail.models import Authorization, ChangeRequest, ChangeStatus, Child, Family, Guardian, utcnow
@@ -179,7 +180,7 @@ def member_edit(family_id: int, owner: str, member_id: int, section_name: str):
         else:
             flash(f"{section.label} de {member.full_name} : modification enregistrée.", "success")
             return redirect(back)
-    return render_template(
+    return form_page(
         "family/section_form.html",
         form=form,
         family=None,
@@ -187,7 +188,7 @@ def member_edit(family_id: int, owner: str, member_id: int, section_name: str):
         back=back,
         section=section,
         multipart=section_name == "photo",
-    ), (422 if submitted else 200)
+    )
 
 
 @bp.route("/autorisations", methods=["GET", "POST"])

@@ -306,6 +306,15 @@ class EnrolmentForm(FlaskForm):
         validators=[Optional()],
     )
 
+    def values(self) -> dict:
+        """The enrolment as entered (for services.activities.enrol); no day ticked: every opening day."""
+        return dict(
+            activity_id=self.activity.data,
+            start_date=self.start_date.data,
+            end_date=self.end_date.data,
+            weekdays="".join(sorted(self.weekdays.data or [])) or None,
+        )
+
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
         if self.start_date.data and self.end_date.data and self.start_date.data > self.end_date.data:

@@ -8,6 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail import bookings
+from portail.account.routes import post_message
 from portail.bookings import history
 from portail.extensions import db
 from portail.gestion.routes import bp
@@ -174,12 +175,6 @@ def request_show(request_id: int):
 
 @bp.post("/demandes/<int:request_id>/message")
 def request_message(request_id: int):
-    found = db.get_or_404(Request, request_id)
-    try:
-        history.add_message(found, current_user, request.form.get("message", ""), by_town=True, now=utcnow())
-        commit()
-        flash("Message envoyé à la famille.", "success")
-    except bookings.DecisionError as error:
-        rollback()
-        flash(str(error), "error")
+    """The town's message to the family about a request."""
+    post_message(db.get_or_404(Request, request_id), by_town=True, sent="Message envoyé à la famille.")
     return redirect(url_for("gestion.request_show", request_id=request_id))

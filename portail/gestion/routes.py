@@ -5,6 +5,7 @@ from flask_login import current_user
 
 from portail.access import admin_required
 from portail.extensions import db
+from portail.forms import form_page
 from portail.gestion.forms import FamilyForm, SearchForm, StaffForm
 from portail.htmx import is_htmx
 from portail.models import (
@@ -44,6 +45,13 @@ def families_list():
     pagination = families.search(form.q.data or "", page=max(page, 1))
     template = "gestion/_families_table.html" if is_htmx() else "gestion/families.html"
     return render_template(template, form=form, pagination=pagination, q=form.q.data or "")
+
+
+def saved(message: str, url: str):
+    """After a write: commit, say it is done, and go to the page that shows it."""
+    commit()
+    flash(message, "success")
+    return redirect(url)
 
 
 def _person(form, with_birth_date: bool = False) -> PersonData:
@@ -86,11 +94,10 @@ def _family_form_page(form: FamilyForm, family: Family | None):
         return render_template("gestion/family_form.html", form=form, family=family, adding=True)
     if form.validate_on_submit():
         family = _save(form, family)
-        commit()
-        flash(f"Le dossier {family.name} est enregistré.", "success")
-        return redirect(url_for("gestion.family_show", family_id=family.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("gestion/family_form.html", form=form, family=family), status
+        return saved(
+            f"Le dossier {family.name} est enregistré.", url_for("gestion.family_show", family_id=family.id)
+        )
+    return form_page("gestion/family_form.html", form=form, family=family)
 
 
 @bp.route("/familles/nouvelle", methods=["GET", "POST"])
@@ -175,9 +182,10 @@ def family_new_code(family_id: int):
     """Replace a family's code abonné (e.g. after a leak); existing subscriptions stay."""
     family = db.get_or_404(Family, family_id)
     families.regenerate_code(family, current_user)
-    commit()
-    flash("Un nouveau code abonné a été généré. L'ancien ne fonctionne plus.", "success")
-    return redirect(url_for("gestion.family_show", family_id=family.id))
+    return saved(
+        "Un nouveau code abonné a été généré. L'ancien ne fonctionne plus.",
+        url_for("gestion.family_show", family_id=family.id),
+    )
 
 
 @bp.route("/agents", methods=["GET", "POST"])
@@ -204,8 +212,7 @@ def staff():
             flash(f"Le compte de {name} est créé ; un e-mail lui a été envoyé.", "success")
             return redirect(url_for("gestion.staff"))
     members = staff_service.members()
-    status = 422 if request.method == "POST" else 200
-    return render_template("gestion/staff.html", form=form, members=members), status
+    return form_page("gestion/staff.html", form=form, members=members)
 
 
 @bp.post("/agents/<int:user_id>/acces")
@@ -227,6 +234,4 @@ def staff_toggle(user_id: int):
     else:
         message = f"Le compte de {user.full_name} est désactivé."
     staff_service.set_enabled(user, enable, current_user)
-    commit()
-    flash(message, "success")
-    return redirect(url_for("gestion.staff"))
+    return saved(message, url_for("gestion.staff"))
