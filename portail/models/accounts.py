@@ -8,17 +8,13 @@ from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portail.extensions import db
-from portail.models.types import intpk, timestamp, utc
+from portail.models.types import FullName, Labelled, intpk, timestamp, utc
 
 
-class Role(enum.Enum):
-    PARENT = "parent"
-    AGENT = "agent"
-    ADMIN = "admin"
-
-    @property
-    def label(self) -> str:
-        return {"parent": "Usager", "agent": "Gestionnaire", "admin": "Administrateur"}[self.value]
+class Role(Labelled):
+    PARENT = "parent", "Usager"
+    AGENT = "agent", "Gestionnaire"
+    ADMIN = "admin", "Administrateur"
 
     @property
     def is_staff(self) -> bool:
@@ -41,7 +37,7 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-class User(UserMixin, db.Model):
+class User(FullName, UserMixin, db.Model):
     __tablename__ = "user_account"
 
     id: Mapped[intpk]
@@ -82,10 +78,6 @@ class User(UserMixin, db.Model):
     @property
     def is_staff(self) -> bool:
         return self.role.is_staff
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
 
     def end_all_sessions(self) -> None:
         """Invalidate every session cookie issued so far for this account."""

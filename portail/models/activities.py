@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portail.extensions import db
 from portail.models.families import Child
-from portail.models.types import intpk, timestamp, utcnow
+from portail.models.types import Labelled, intpk, timestamp, utcnow
 
 
 class ValidationMode(enum.Enum):
@@ -27,22 +27,12 @@ class DeadlineKind(enum.Enum):
     PREVIOUS_WEEK = "previous_week"  # on a weekday of the previous week, at HH:MM
 
 
-class BookingState(enum.Enum):
-    RESERVATION_REQUESTED = "reservation_requested"
-    ABSENCE_REQUESTED = "absence_requested"
-    RESERVED = "reserved"
-    REFUSED = "refused"
-    ABSENT = "absent"
-
-    @property
-    def label(self) -> str:
-        return {
-            "reservation_requested": "Réservation demandée",
-            "absence_requested": "Absence demandée",
-            "reserved": "Réservé",
-            "refused": "Refusée",
-            "absent": "Absent",
-        }[self.value]
+class BookingState(Labelled):
+    RESERVATION_REQUESTED = "reservation_requested", "Réservation demandée"
+    ABSENCE_REQUESTED = "absence_requested", "Absence demandée"
+    RESERVED = "reserved", "Réservé"
+    REFUSED = "refused", "Refusée"
+    ABSENT = "absent", "Absent"
 
 
 class Activity(db.Model):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portail.extensions import db
 from portail.models.accounts import User
 from portail.models.families import Child, Family
-from portail.models.types import by_account, intpk, timestamp, utc
+from portail.models.types import Labelled, by_account, intpk, timestamp, utc
 
 
 class DocumentScope(enum.Enum):
@@ -23,22 +23,12 @@ class Validity(enum.Enum):
     SCHOOL_YEAR = "school_year"  # until the end of the school year (31 August)
 
 
-class DocumentState(enum.Enum):
-    PENDING = "pending"
-    VALIDATED = "validated"
-    REFUSED = "refused"
-    EXPIRED = "expired"
-    REPLACED = "replaced"  # a newer file was sent: kept for staff
-
-    @property
-    def label(self) -> str:
-        return {
-            "pending": "En attente de validation",
-            "validated": "Validé",
-            "refused": "Refusé",
-            "expired": "Expiré",
-            "replaced": "Remplacé",
-        }[self.value]
+class DocumentState(Labelled):
+    PENDING = "pending", "En attente de validation"
+    VALIDATED = "validated", "Validé"
+    REFUSED = "refused", "Refusé"
+    EXPIRED = "expired", "Expiré"
+    REPLACED = "replaced", "Remplacé"  # a newer file was sent: kept for staff
 
 
 FORMATS = {"pdf": "PDF", "jpeg": "JPEG", "png": "PNG"}

@@ -9,27 +9,16 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portail.extensions import db
 from portail.models.accounts import User
 from portail.models.families import Family
-from portail.models.types import by_account, intpk, partial_unique_index, timestamp, utc
+from portail.models.types import Labelled, by_account, intpk, partial_unique_index, timestamp, utc
 
 
-class ChangeStatus(enum.Enum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    REFUSED = "refused"
-    WITHDRAWN = "withdrawn"
-    SUPERSEDED = "superseded"
-    DIRECT = "direct"  # an agent edited the file directly
-
-    @property
-    def label(self) -> str:
-        return {
-            "pending": "En attente de validation",
-            "accepted": "Acceptée",
-            "refused": "Refusée",
-            "withdrawn": "Retirée",
-            "superseded": "Remplacée par une demande plus récente",
-            "direct": "Modifiée par la mairie",
-        }[self.value]
+class ChangeStatus(Labelled):
+    PENDING = "pending", "En attente de validation"
+    ACCEPTED = "accepted", "Acceptée"
+    REFUSED = "refused", "Refusée"
+    WITHDRAWN = "withdrawn", "Retirée"
+    SUPERSEDED = "superseded", "Remplacée par une demande plus récente"
+    DIRECT = "direct", "Modifiée par la mairie"  # an agent edited the file directly
 
 
 class ChangeAction(enum.Enum):

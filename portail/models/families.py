@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portail.extensions import db
 from portail.models.accounts import Civility, User
-from portail.models.types import intpk, partial_unique_index, timestamp, utc, utcnow
+from portail.models.types import FullName, intpk, partial_unique_index, timestamp, utc, utcnow
 
 
 class TaxRegime(enum.Enum):
@@ -38,7 +38,7 @@ class Family(db.Model):
     subscriptions: Mapped[list["Subscription"]] = relationship(back_populates="family")
 
 
-class Guardian(db.Model):
+class Guardian(FullName, db.Model):
     """A responsable légal (one or two per family)."""
 
     id: Mapped[intpk]
@@ -76,12 +76,8 @@ class Guardian(db.Model):
         sa.UniqueConstraint("family_id", "position", name="uq_guardian_family_position"),
     )
 
-    @property
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
 
-
-class Child(db.Model):
+class Child(FullName, db.Model):
     id: Mapped[intpk]
     family_id: Mapped[int] = mapped_column(sa.ForeignKey("family.id", ondelete="CASCADE"), index=True)
     last_name: Mapped[str] = mapped_column(sa.String(100))
@@ -107,10 +103,6 @@ class Child(db.Model):
     authorizations: Mapped[list["ChildAuthorization"]] = relationship(
         back_populates="child", cascade="all, delete-orphan"
     )
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
 
 
 class Subscription(db.Model):
@@ -162,7 +154,7 @@ class ChildAuthorization(db.Model):
     authorization: Mapped[Authorization] = relationship()
 
 
-class AuthorizedContact(db.Model):
+class AuthorizedContact(FullName, db.Model):
     """Contact habilité: an adult who may pick the child up and/or be called in an emergency."""
 
     id: Mapped[intpk]
@@ -175,7 +167,3 @@ class AuthorizedContact(db.Model):
     emergency_call: Mapped[bool] = mapped_column(default=True)
 
     child: Mapped[Child] = relationship(back_populates="contacts")
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}"

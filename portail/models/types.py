@@ -2,6 +2,7 @@
 `id: Mapped[intpk]`, `created_at: Mapped[timestamp]`, with `= mapped_column(index=True)` to add
 to one)."""
 
+import enum
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -43,3 +44,22 @@ by_account = Annotated[int | None, mapped_column(sa.ForeignKey("user_account.id"
 def partial_unique_index(name: str, *columns: str, where: str) -> sa.Index:
     """A unique index over the rows where `where` (SQL) holds, on SQLite and PostgreSQL alike."""
     return sa.Index(name, *columns, unique=True, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
+
+class Labelled(enum.Enum):
+    """An enum whose members are declared `NAME = value, "label"`: `.value` is the value, `.label`
+    what the pages say of it (in French)."""
+
+    def __new__(cls, value: str, label: str):
+        member = object.__new__(cls)
+        member._value_ = value
+        member.label = label
+        return member
+
+
+class FullName:
+    """A person's row (first_name, last_name): `full_name`, as the pages and mails write it."""
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
