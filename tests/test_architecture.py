@@ -229,8 +229,31 @@ def test_only_the_bookings_transitions_write_a_booking_state():
         if (writes := booking_state_writes(path.read_text(encoding="utf-8")))
     }
     assert len(found) > 80
-    assert len(writers.get(TRANSITIONS, [])) >= 5  # submit, decide, withdraw, the town's entry, the seed
+    assert len(writers.get(TRANSITIONS, [])) == 4  # insert, a request's update, a decision's, a removal
     assert {name: writes for name, writes in writers.items() if name != TRANSITIONS} == {}
+
+
+def test_the_transitions_write_a_booking_state_in_one_function():
+    """The four statements that change a booking are built once and run only by `write_days` (which
+    changes a day only from the state read); no other function writes a booking itself."""
+    tree = ast.parse(modules(PORTAIL)[TRANSITIONS].read_text(encoding="utf-8"))
+    statements = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign) and booking_state_writes(_source(node))
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    assert statements == {"INSERT_BOOKINGS", "ASK_BOOKINGS", "SET_BOOKINGS", "REMOVE_BOOKINGS"}
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    assert len(functions) > 8
+    running = {
+        function.name
+        for function in functions
+        if any(isinstance(node, ast.Name) and node.id in statements for node in ast.walk(function))
+    }
+    assert running == {"write_days"}
+    assert [function.name for function in functions if booking_state_writes(_source(function))] == []
 
 
 # The blueprints' URL prefixes: a mail's or a job's link is built from the URL map (urls.public_url), not typed.

@@ -1,10 +1,9 @@
 """The booking rules: what a parent (or the service itself, `by_town`) may do on one child, activity and
 day, and if nothing, why.
 
-The planning cells, the period form, and the transitions of a family's request, its withdrawal and a
-day entered by the service (`bookings.transitions`) ask `evaluate()`; nothing else decides (an
-agent's decision on a pending line is the agent's, only the capacity binds it). Deadlines are
-computed in Europe/Paris and compared with the current instant to the second.
+The planning cells, the period form, and every transition (`bookings.transitions`: a family's request,
+its withdrawal, the agent's decision, a day entered by the service) ask `evaluate()`; nothing else
+decides. Deadlines are computed in Europe/Paris and compared with the current instant to the second.
 """
 
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ WEEKDAY_CHOICES = [(str(number), name.capitalize()) for number, name in enumerat
 RESERVE = "reserve"
 ABSENCE = "absence"
 WITHDRAW = "withdraw"
+DECIDE = "decide"  # the service's decision on a family's pending request
 
 
 @lru_cache(maxsize=32)
@@ -73,25 +73,17 @@ def deadline(
 
 
 def booking_deadline(activity: "Activity | Schedule", day: date) -> datetime:
-    return deadline(
-        day,
-        activity.booking_deadline_kind,
-        activity.booking_deadline_days,
-        activity.booking_deadline_time,
-        activity.booking_deadline_working_days,
-        activity.booking_deadline_weekday,
-    )
+    return _deadline_of(activity, "booking", day)
 
 
 def absence_deadline(activity: "Activity | Schedule", day: date) -> datetime:
-    return deadline(
-        day,
-        activity.absence_deadline_kind,
-        activity.absence_deadline_days,
-        activity.absence_deadline_time,
-        activity.absence_deadline_working_days,
-        activity.absence_deadline_weekday,
-    )
+    return _deadline_of(activity, "absence", day)
+
+
+def _deadline_of(activity: "Activity | Schedule", which: str, day: date) -> datetime:
+    """The `which` ("booking", "absence") deadline of a day, from the activity's five settings of it."""
+    settings = ("kind", "days", "time", "working_days", "weekday")
+    return deadline(day, *(getattr(activity, f"{which}_deadline_{setting}") for setting in settings))
 
 
 def closure(
@@ -171,7 +163,7 @@ def day_rules(schedule: Schedule, day: date, zone: str, closing: str | None) -> 
 
 @dataclass
 class Verdict:
-    """What can be done on a cell, or why nothing can."""
+    """What can be done on a cell, or why nothing (else) can."""
 
     actions: set[str] = field(default_factory=set)
     reason: str | None = None
@@ -183,12 +175,13 @@ class Verdict:
 
 
 def _for_town(state: BookingState | None) -> Verdict:
-    """An entry by the service on an open day of an enrolled child: the family's pending request is
-    decided in Demandes first; a reserved day can be marked absent, any other day reserved (the
-    capacity is taken atomically when the day is written)."""
+    """What the service may do on an open day of an enrolled child, whatever the deadlines: a family's
+    pending request is decided (in Demandes), not entered over; a reserved day can be marked absent,
+    any other day reserved (the capacity is taken atomically when the day is written)."""
     if state in (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED):
         return Verdict(
-            reason="Une demande de la famille est en attente pour ce jour : traitez-la dans Demandes"
+            {DECIDE},
+            reason="Une demande de la famille est en attente pour ce jour : traitez-la dans Demandes",
         )
     if state is BookingState.RESERVED:
         return Verdict({ABSENCE})
@@ -211,8 +204,12 @@ def evaluate(
     """The rules for one child, activity and day, given the current instant `now` (aware).
 
     `day_rules` may carry what does not depend on the child (closure, deadlines), computed once.
-    `by_town`: what the service may enter itself (a phone call, a child present): no deadline.
+    `by_town`: what the service may do itself (decide a pending request, enter a day for a phone call
+    or a child present): no deadline applies, the enrolment and the opening do.
     """
+    if by_town and state is BookingState.ABSENCE_REQUESTED:
+        # (an absence asked can always be granted, even on a day closed since: it only frees a place)
+        return _for_town(state)
     if not is_enrolled:
         if by_town:
             return Verdict(reason="L'enfant n'est pas inscrit à cette activité ce jour-là")

@@ -1,10 +1,11 @@
 """Every change of a booking's state: a family's request (`submit`), its withdrawal (`withdraw`), the
 agent's decision (`decide`) and a day entered by the service (`record_by_town`).
 
-Each checks the day with `rules.evaluate` on the facts it reads (or is given), writes the bookings'
-new state, the request's lines, the history event and the mail (`history`). The daily capacity is
-guarded by a conditional UPDATE on ActivityDay (`booked < capacity`), so it holds whatever the
-concurrency, on SQLite and PostgreSQL.
+Each checks the days with `rules.evaluate` on the facts it reads (or is given), writes the bookings'
+new state through `write_days` (the one place that changes a booking, only from the state read), the
+request's lines, the history event and the mail (`history`). The daily capacity is guarded by a
+conditional UPDATE on ActivityDay (`booked < capacity`), so it holds whatever the concurrency, on
+SQLite and PostgreSQL.
 """
 
 from collections import defaultdict
@@ -13,13 +14,14 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import sqlalchemy as sa
+from flask import current_app
 
 from portail.bookings import facts as booking_facts
 from portail.bookings import history
 from portail.bookings import rules as booking_rules
 from portail.bookings.errors import AlreadyRequested, BookingError, DecisionError
 from portail.bookings.facts import Facts
-from portail.bookings.rules import ABSENCE, RESERVE, WITHDRAW, Verdict
+from portail.bookings.rules import ABSENCE, DECIDE, RESERVE, WITHDRAW, Verdict
 from portail.extensions import db
 from portail.formatting import short_date
 from portail.models import (
@@ -38,7 +40,7 @@ from portail.models import (
 )
 
 # A booking request is one unit of work, retried when a concurrent identical request won the race.
-from portail.services.transactions import Conflict, claim
+from portail.services.transactions import Conflict
 from portail.services.transactions import run as with_retries  # noqa: F401
 
 # Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
@@ -56,28 +58,99 @@ _booking = Booking.__table__
 INSERT_REQUEST = Request.__table__.insert().returning(Request.__table__.c.id)
 INSERT_LINES = RequestLine.__table__.insert()
 INSERT_BOOKINGS = _booking.insert()
-# An automatic decision on a booked day; a request waiting for the town (the day's state and reason
-# kept, to give back on a withdrawal or a refusal). The parameters are not named like the columns,
-# which an UPDATE reserves for its SET clause.
-# The day's row is changed only from the state read: a copy of the same request sent at the same
-# moment (a double click, two tabs), which read it before this one wrote, then changes nothing and
-# is run again (Conflict), finding the request made.
+# A day's row is changed only from the state read: a copy of the same request sent at the same moment
+# (a double click, two tabs), which read it before this one wrote, then changes nothing and is run
+# again (Conflict), finding the request made. The parameters are not named like the columns, which an
+# UPDATE reserves for its SET clause.
 _SAME_DAY = (
     _booking.c.child_id == sa.bindparam("the_child"),
     _booking.c.activity_id == sa.bindparam("the_activity"),
     _booking.c.day == sa.bindparam("the_day"),
     _booking.c.state == sa.bindparam("read_state"),
 )
-DECIDE_BOOKINGS = (
+# A decision (or a withdrawal giving back what the day was): the new state and its reason.
+SET_BOOKINGS = (
     _booking.update()
     .where(*_SAME_DAY)
     .values(state=sa.bindparam("new_state"), reason=sa.bindparam("new_reason"), previous_state=None)
 )
+# A request waiting for the town: the day keeps its state and reason, to give back on a withdrawal or
+# a refusal.
 ASK_BOOKINGS = (
     _booking.update()
     .where(*_SAME_DAY)
     .values(state=sa.bindparam("new_state"), previous_state=_booking.c.state)
 )
+# A withdrawal on a day that had no booking before its request.
+REMOVE_BOOKINGS = _booking.delete().where(*_SAME_DAY)
+
+
+class Change(NamedTuple):
+    """A day's booking going from the state read to a new one."""
+
+    day: date
+    read: BookingState | None  # the state read (None: the day has no booking yet)
+    state: BookingState | None  # the new state (None: the booking goes, back to "Inscrit")
+    reason: str | None = None  # the reason shown with the new state (a refusal's)
+    pending: bool = False  # a request waiting for the town: the day keeps what it was
+
+
+def write_days(child_id: int, activity_id: int, changes: list[Change]) -> None:
+    """The one place where a booking's state is written: new days inserted, the others changed only
+    from the state read (else `Conflict`: a concurrent copy changed it first, the unit of work runs
+    again). At most one statement of each kind, whatever the number of days; Booking objects loaded
+    in the session are expired (or dropped when their row went) so that they read the new state."""
+    new, pending, decided, removed = [], [], [], []
+    for change in changes:
+        if change.read is None:
+            new.append(
+                {
+                    "child_id": child_id,
+                    "activity_id": activity_id,
+                    "day": change.day,
+                    "state": change.state,
+                    "reason": change.reason,
+                }
+            )
+            continue
+        row = {
+            "the_child": child_id,
+            "the_activity": activity_id,
+            "the_day": change.day,
+            "read_state": change.read,
+            "new_state": change.state,
+            "new_reason": change.reason,
+        }
+        (removed if change.state is None else pending if change.pending else decided).append(row)
+    connection = db.session.connection()
+    if new:
+        connection.execute(INSERT_BOOKINGS, new)
+    for statement, rows in ((ASK_BOOKINGS, pending), (SET_BOOKINGS, decided), (REMOVE_BOOKINGS, removed)):
+        if rows and connection.execute(statement, rows).rowcount != len(rows):
+            raise Conflict("a booking changed since it was read")
+    _refresh_loaded(
+        child_id,
+        activity_id,
+        changed={change.day for change in changes if change.read is not None and change.state},
+        gone={change.day for change in changes if change.read is not None and change.state is None},
+    )
+
+
+def _refresh_loaded(child_id: int, activity_id: int, changed: set[date], gone: set[date]) -> None:
+    """The Booking objects of these days that the session holds (found without loading anything):
+    a changed day's expired, a removed day's taken out of the session."""
+    if not (changed or gone):
+        return
+    for instance in list(db.session.identity_map.values()):
+        if not isinstance(instance, Booking):
+            continue
+        loaded = sa.inspect(instance).dict
+        if (loaded.get("child_id"), loaded.get("activity_id")) != (child_id, activity_id):
+            continue
+        if loaded.get("day") in changed:
+            db.session.expire(instance)
+        elif loaded.get("day") in gone:
+            db.session.expunge(instance)
 
 
 def ask(
@@ -115,13 +188,6 @@ def booking_of(child: Child, activity: Activity, day: date) -> Booking | None:
 
 
 def preview(
-    child: Child, activity: Activity, kind: RequestKind, days: list[date], now: datetime, zone: str
-) -> list[tuple[date, Verdict]]:
-    """The verdict of each day for this kind of request (a constant number of queries)."""
-    return _preview(child, activity, kind, days, now, zone)[0]
-
-
-def _preview(
     child: Child,
     activity: Activity,
     kind: RequestKind,
@@ -130,12 +196,14 @@ def _preview(
     zone: str,
     facts: Facts | None = None,
     verdicts: dict[date, Verdict] | None = None,
-) -> tuple[list[tuple[date, Verdict]], dict]:
-    """The verdicts, and the current state of the days that have a booking (from `facts` when
-    the caller has just read them in this transaction, and `verdicts` when it has just had the
-    rules' answer on them: the rules run once)."""
+) -> list[tuple[date, Verdict]]:
+    """The verdict of each day for this kind of request (a constant number of queries).
+
+    `facts`: what the caller has just read of these days in this transaction (else read here);
+    `verdicts`: the rules' answer the caller has just had on these facts at `now` (else asked here:
+    the rules run once)."""
     if not days:
-        return [], {}
+        return []
     facts = facts or booking_facts.read(child, activity, min(days), max(days))
     states = facts.states
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
@@ -148,7 +216,7 @@ def _preview(
             label = states[day].label if states.get(day) else "Inscrit"
             verdict = Verdict(reason=f"Déjà : {label}")
         found.append((day, verdict))
-    return found, states
+    return found
 
 
 class Submitted(NamedTuple):
@@ -176,11 +244,13 @@ def submit(
     `facts`: what the caller has just read of these days in this transaction (else read here);
     `verdicts`: the rules' answer the caller has just had on these facts at `now` (else asked here).
     Plain statements on the session's connection (no ORM object: a one-click request is a few
-    inserts, and a school-year period two more statements, not one per day); Booking objects
-    already loaded in the session see the change after the commit.
+    inserts, and a school-year period two more statements, not one per day).
     """
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
-    verdicts, states = _preview(child, activity, kind, days, now, zone, facts, verdicts)
+    if days:
+        facts = facts or booking_facts.read(child, activity, min(days), max(days))
+    verdicts = preview(child, activity, kind, days, now, zone, facts, verdicts)
+    states = facts.states if facts else {}
     accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
     if not accepted_days:
         if any(states.get(day) in ALREADY[kind] for day, _verdict in verdicts):
@@ -235,31 +305,15 @@ def submit(
                 "decided_at": decided_at,
             }
         )
-    # A new day gets a booking; a day that has one changes it. A pending request keeps what the day
-    # was (and its reason), which a withdrawal or a refusal gives back.
-    new = [
-        {"child_id": child.id, "activity_id": activity.id, "day": day, "state": state, "reason": reason}
-        for day, (state, reason) in outcome.items()
-        if day not in states
-    ]
-    changed = [
-        {
-            "the_child": child.id,
-            "the_activity": activity.id,
-            "the_day": day,
-            "read_state": states[day],
-            "new_state": state,
-            "new_reason": reason,
-        }
-        for day, (state, reason) in outcome.items()
-        if day in states
-    ]
-    if new:
-        connection.execute(INSERT_BOOKINGS, new)
-    if changed:
-        updated = connection.execute(DECIDE_BOOKINGS if automatic else ASK_BOOKINGS, changed).rowcount
-        if updated != len(changed):
-            raise Conflict("a booking changed since it was read")
+    # A pending request keeps what the day was (and its reason), which a withdrawal or a refusal gives back.
+    write_days(
+        child.id,
+        activity.id,
+        [
+            Change(day, states.get(day), state, reason, pending=not automatic)
+            for day, (state, reason) in outcome.items()
+        ],
+    )
     connection.execute(INSERT_LINES, lines)
     decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
     for line in lines if automatic else []:
@@ -335,13 +389,9 @@ def record_by_town(
     its decider and the author of its history. Billing compares its time with the deadline: a late
     reservation may carry a surcharge, a late absence may be billed (per tariff).
     """
-    booking = booking_of(child, activity, day)
-    if booking is not None:  # (the same entry sent twice at once: the second sees the first's day)
-        claim(booking, state=booking.state)
-    state = booking.state if booking is not None else None
-    verdict = ask(
-        activity, day, now, zone, booking_facts.read(child, activity, day, day), state, by_town=True
-    )
+    facts = booking_facts.read(child, activity, day, day)
+    state = facts.states.get(day)
+    verdict = ask(activity, day, now, zone, facts, state, by_town=True)
     wanted = RESERVE if kind is RequestKind.RESERVATION else ABSENCE
     if wanted not in verdict.actions:
         if verdict.reason:
@@ -358,10 +408,8 @@ def record_by_town(
     else:
         release_places(activity, [day])
         new_state, limit = BookingState.ABSENT, booking_rules.absence_deadline(activity, day)
-    if booking is None:
-        db.session.add(Booking(child_id=child.id, activity_id=activity.id, day=day, state=new_state))
-    else:
-        booking.state, booking.reason, booking.previous_state = new_state, None, None
+    # (the same entry sent twice at once: the second finds the day changed, runs again and says so)
+    write_days(child.id, activity.id, [Change(day, state, new_state)])
     request = Request(
         family_id=family_id,
         child_id=child.id,
@@ -408,7 +456,9 @@ def withdraw(
         verdict = ask(activity, day, now, zone, booking_facts.read(child, activity, day, day), booking.state)
     if WITHDRAW not in verdict.actions:
         raise BookingError(verdict.reason)
-    claim(booking, state=booking.state)  # (withdrawn once, whatever the concurrency)
+    # The day goes back to what it was before the request (its reason kept), or to no booking.
+    # (withdrawn once: a copy sent at the same moment finds the day changed, runs again, finds nothing)
+    write_days(child.id, activity.id, [Change(day, booking.state, booking.previous_state, booking.reason)])
     line = db.session.scalar(
         sa.select(RequestLine)
         .join(Request)
@@ -429,10 +479,6 @@ def withdraw(
             summary=f"Demande retirée : {short_date(day)}",
             at=now,
         )
-    if booking.previous_state is None:
-        db.session.delete(booking)
-    else:
-        booking.state, booking.previous_state = booking.previous_state, None
 
 
 def decide(
@@ -442,10 +488,15 @@ def decide(
     now: datetime,
     reason: str | None = None,
     message: str | None = None,
+    zone: str | None = None,
 ) -> dict[str, int]:
     """Accept or refuse pending lines; return how many were accepted and refused.
 
-    Lines no longer pending (withdrawn, already decided) are skipped. Refusing needs a reason.
+    Lines no longer pending (withdrawn, already decided) are skipped. Refusing needs a reason. An
+    accepted line is checked with the rules (`by_town`: no deadline binds the agent; the enrolment,
+    the opening and the capacity do): a day closed or no longer covered by an enrolment since the
+    request is refused with the rules' reason, a full day with "Complet". `zone`: the town's school
+    zone (the configured one by default).
     """
     message = (message or "").strip() or None
     if not accept:
@@ -453,6 +504,7 @@ def decide(
             raise DecisionError("Choisissez le motif du refus.")
         if reason == "Autre" and not message:
             raise DecisionError("Avec le motif « Autre », écrivez un message à la famille.")
+    zone = zone or current_app.config["SCHOOL_ZONE"]
     # Claim the lines atomically: two agents deciding the same line at once decide it once.
     claimed = db.session.scalars(
         sa.update(RequestLine)
@@ -467,7 +519,7 @@ def decide(
     lines = db.session.scalars(
         sa.select(RequestLine)
         .where(RequestLine.id.in_(claimed))
-        .options(sa.orm.selectinload(RequestLine.request))
+        .options(sa.orm.selectinload(RequestLine.request).joinedload(Request.child))
         .execution_options(populate_existing=True)
     ).all()
     if not lines:
@@ -478,72 +530,95 @@ def decide(
     counts = {"accepted": 0, "refused": 0}
     for request_lines in by_request.values():
         request = request_lines[0].request
-        activity = db.session.get(Activity, request.activity_id)
-        days = [line.day for line in request_lines]
-        booking_of = {
-            b.day: b
-            for b in db.session.scalars(
-                sa.select(Booking).where(
-                    Booking.child_id == request.child_id,
-                    Booking.activity_id == request.activity_id,
-                    Booking.day.in_(days),
-                )
-            )
-        }
-        full: set[date] = set()
-        if accept and request.kind is RequestKind.RESERVATION:
-            full = set(days) - take_places(activity, days)
-        elif accept:
-            release_places(activity, days)
-        decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
-        for line in request_lines:
-            booking = booking_of.get(line.day)
-            if accept and line.day not in full:
-                line.state, line.reason = LineState.ACCEPTED, None
-                new_state = (
-                    BookingState.RESERVED if request.kind is RequestKind.RESERVATION else BookingState.ABSENT
-                )
-                booking_reason = None
-            else:
-                line.state, line.reason = LineState.REFUSED, reason if not accept else "Complet"
-                # A refused reservation shows as refused; a refused absence keeps the day reserved.
-                new_state = (
-                    BookingState.REFUSED
-                    if request.kind is RequestKind.RESERVATION
-                    else (booking.previous_state if booking else None) or BookingState.RESERVED
-                )
-                booking_reason = line.reason if new_state is BookingState.REFUSED else None
-            line.message = message
-            if booking is not None:
-                booking.state, booking.reason, booking.previous_state = new_state, booking_reason, None
-            decided[line.state].append(line.day)
-        for state, state_days in decided.items():
-            if not state_days:
-                continue
+        decided = _decide_request(request, request_lines, accept, now, zone, reason, message)
+        # (acceptances first, then refusals by reason)
+        for (state, why), days in sorted(
+            decided.items(), key=lambda item: item[0][0] is not LineState.ACCEPTED
+        ):
             label = "Acceptée" if state is LineState.ACCEPTED else "Refusée"
             history.record(
                 request.id,
                 EventKind.DECISION,
                 agent,
                 by_town=True,
-                summary=f"{label} : {history.short_days(state_days)}",
-                reason=None if state is LineState.ACCEPTED else (reason if not accept else "Complet"),
+                summary=f"{label} : {history.short_days(days)}",
+                reason=why,
                 message=message,
                 at=now,
             )
-            counts["accepted" if state is LineState.ACCEPTED else "refused"] += len(state_days)
+            counts["accepted" if state is LineState.ACCEPTED else "refused"] += len(days)
     return counts
+
+
+def _decide_request(
+    request: Request,
+    lines: list[RequestLine],
+    accept: bool,
+    now: datetime,
+    zone: str,
+    reason: str | None,
+    message: str | None,
+) -> dict[tuple[LineState, str | None], list[date]]:
+    """Decide claimed lines of one request: the lines' and the days' new states; the days decided,
+    by decision and reason (one history event each)."""
+    activity = db.session.get(Activity, request.activity_id)
+    days = sorted(line.day for line in lines)
+    facts = booking_facts.read(request.child, activity, days[0], days[-1])
+    booking_of = {
+        b.day: b
+        for b in db.session.scalars(
+            sa.select(Booking).where(
+                Booking.child_id == request.child_id,
+                Booking.activity_id == request.activity_id,
+                Booking.day.in_(days),
+            )
+        )
+    }
+    blocked: dict[date, str] = {}  # the days the rules do not let the agent accept, and why
+    if accept:
+        for day in days:
+            verdict = ask(activity, day, now, zone, facts, facts.states.get(day), by_town=True)
+            if DECIDE not in verdict.actions:
+                blocked[day] = verdict.reason or "Demande déjà traitée"
+    allowed = [day for day in days if day not in blocked] if accept else []
+    if allowed and request.kind is RequestKind.RESERVATION:
+        blocked |= dict.fromkeys(set(allowed) - take_places(activity, allowed), "Complet")
+    elif allowed:
+        release_places(activity, allowed)
+    decided: dict[tuple[LineState, str | None], list[date]] = defaultdict(list)
+    changes = []
+    for line in sorted(lines, key=lambda line: line.day):
+        booking = booking_of.get(line.day)
+        if accept and line.day not in blocked:
+            line.state, line.reason = LineState.ACCEPTED, None
+            new_state = (
+                BookingState.RESERVED if request.kind is RequestKind.RESERVATION else BookingState.ABSENT
+            )
+        else:
+            line.state, line.reason = LineState.REFUSED, blocked.get(line.day, reason)
+            # A refused reservation shows as refused; a refused absence keeps the day reserved.
+            new_state = (
+                BookingState.REFUSED
+                if request.kind is RequestKind.RESERVATION
+                else (booking.previous_state if booking else None) or BookingState.RESERVED
+            )
+        line.message = message
+        if booking is not None:
+            shown = line.reason if new_state is BookingState.REFUSED else None
+            changes.append(Change(line.day, booking.state, new_state, shown))
+        decided[(line.state, line.reason)].append(line.day)
+    write_days(request.child_id, request.activity_id, changes)
+    return decided
 
 
 def seed(child_id: int, activity_id: int, days: list[date], state: BookingState) -> None:
     """New days written as they already are, with no request and no rule asked: the past that the
-    demo starts from (its billed months). Here, with the transitions, so that every write of a
-    booking's state is in this module."""
-    db.session.add_all(
-        Booking(child_id=child_id, activity_id=activity_id, day=day, state=state) for day in days
-    )
+    demo starts from (its billed months)."""
+    write_days(child_id, activity_id, [Change(day, None, state) for day in days])
 
 
 def seed_state(booking: Booking, state: BookingState) -> None:
     """A day of that past changed as it already is (the demo's past absences, with their history)."""
-    booking.state = state
+    write_days(
+        booking.child_id, booking.activity_id, [Change(booking.day, booking.state, state, booking.reason)]
+    )

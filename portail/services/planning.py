@@ -197,15 +197,8 @@ def cells(
                     continue
                 verdict = verdicts.get(state)
                 if verdict is None:
-                    verdict = verdicts[state] = booking_rules.evaluate(
-                        activity,
-                        day,
-                        now,
-                        is_enrolled=True,
-                        state=state,
-                        zone=zone,
-                        booked=booked.get((what.id, day), 0),
-                        day_rules=rules,
+                    verdict = verdicts[state] = _verdict(
+                        activity, day, now, zone, rules, state, booked.get((what.id, day), 0)
                     )
                 row.append(Cell(who, what, day, state, reason, verdict))
         day += timedelta(days=1)
@@ -255,17 +248,23 @@ def cell_of(
     state = facts.states.get(day)
     if state is None and not worth_showing(rules.closed, day, facts.closed):
         return None
-    verdict = booking_rules.evaluate(
-        activity,
-        day,
-        now,
-        is_enrolled=True,
-        state=state,
-        zone=zone,
-        booked=facts.booked.get(day, 0),
-        day_rules=rules,
-    )
+    verdict = _verdict(activity, day, now, zone, rules, state, facts.booked.get(day, 0))
     return Cell(Who.of(child), What(activity.id, activity.name), day, state, reason, verdict)
+
+
+def _verdict(
+    activity: Activity,
+    day: date,
+    now: datetime,
+    zone: str,
+    rules: booking_rules.DayRules,
+    state: BookingState | None,
+    booked: int,
+) -> booking_rules.Verdict:
+    """The rules' verdict on a cell the planning shows (its child is enrolled that day)."""
+    return booking_rules.evaluate(
+        activity, day, now, is_enrolled=True, state=state, zone=zone, booked=booked, day_rules=rules
+    )
 
 
 def cell_after(
