@@ -38,6 +38,7 @@ from portail.models import (
     User,
     ValidationMode,
 )
+from portail.services import audit
 
 # A booking request is one unit of work, retried when a concurrent identical request won the race.
 from portail.services.transactions import Conflict
@@ -383,7 +384,8 @@ def record_by_town(
     zone: str,
 ) -> Request:
     """A day entered by the service itself (a parent's phone call, a child present without a
-    booking): no deadline applies, the enrolment, the opening and the capacity do; decided at once.
+    booking): no deadline applies, the enrolment, the opening and the capacity do; decided at once
+    and audited.
 
     The request has no parent author (so no receipt, and the digest goes to no one); the agent is
     its decider and the author of its history. Billing compares its time with the deadline: a late
@@ -432,6 +434,13 @@ def record_by_town(
         by_town=True,
         summary=f"Saisie par le service : {label} du {short_date(day)}{late}",
         at=now,
+    )
+    audit.record(
+        agent,
+        "booking.entered",
+        "request",
+        request.id,
+        f"{child.full_name}, {activity.name}, {short_date(day)}",
     )
     return request
 

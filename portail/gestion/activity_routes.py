@@ -113,8 +113,8 @@ def day_entry(family_id: int):
         activity = db.session.get(Activity, form.activity.data)
         kind = RequestKind.RESERVATION if form.kind.data == "reservation" else RequestKind.ABSENCE
         try:
-            activity_service.enter_day(
-                family,
+            bookings.record_by_town(
+                family.id,
                 current_user,
                 child,
                 activity,

@@ -1,14 +1,13 @@
 """Activities kept by the town's service: an activity and its rules, its closing days, the enrolments
-of a family's children, and a day entered by the service; each change audited."""
+of a family's children; each change audited."""
 
-from datetime import date, datetime
+from datetime import date
 
 import sqlalchemy as sa
 
-from portail import bookings
 from portail.extensions import db
-from portail.formatting import french_date, short_date
-from portail.models import Activity, Child, ClosingDay, Enrolment, Family, RequestKind, User
+from portail.formatting import french_date
+from portail.models import Activity, ClosingDay, Enrolment, Family, User
 from portail.services.audit import record
 from portail.services.transactions import claim, save_form, twin
 
@@ -83,27 +82,3 @@ def remove_enrolment(row: Enrolment, agent: User) -> None:
     claim(row)  # (removed once: a copy sent at the same moment then finds it gone)
     db.session.delete(row)
     record(agent, "enrolment.deleted", "family", row.child.family_id, row.activity.name)
-
-
-def enter_day(
-    family: Family,
-    agent: User,
-    child: Child,
-    activity: Activity,
-    kind: RequestKind,
-    day: date,
-    now: datetime,
-    zone: str,
-):
-    """A day reserved or an absence recorded by the service (bookings.record_by_town); audited.
-
-    Raises bookings.AlreadyRequested (the same entry sent twice) or bookings.BookingError."""
-    entry = bookings.record_by_town(family.id, agent, child, activity, kind, day, now, zone)
-    record(
-        agent,
-        "booking.entered",
-        "request",
-        entry.id,
-        f"{child.full_name}, {activity.name}, {short_date(day)}",
-    )
-    return entry
