@@ -7,8 +7,8 @@ import io
 from datetime import UTC, date, datetime, time, timedelta
 
 from PIL import Image
-from pypdf import PdfWriter
 
+from portail.demo.documents import blank_pdf
 from portail.extensions import db
 from portail.models import (
     Activity,
@@ -149,14 +149,7 @@ def make_activity(**changes) -> Activity:
 
 def enrol(child: Child, activity) -> None:
     """Enrol a child in an activity for the whole of it."""
-    db.session.add(
-        Enrolment(
-            child_id=child.id,
-            activity_id=activity.id,
-            start_date=activity.start_date,
-            end_date=activity.end_date,
-        )
-    )
+    db.session.add(Enrolment.whole(child, activity))
     db.session.flush()
 
 
@@ -248,15 +241,7 @@ def run_month(month=OCTOBER, batch=None) -> BillingRun:
 # --- files and forms -----------------------------------------------------------------------------
 
 
-def _pdf() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-PDF = _pdf()
+PDF = blank_pdf()
 
 
 def jpeg_with_exif() -> bytes:

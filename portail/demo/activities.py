@@ -139,14 +139,7 @@ def load(families: dict[str, Family], parent: User) -> None:
         (ines, [canteen, wednesday, holidays]),
     ):
         for activity in enrolled:
-            db.session.add(
-                Enrolment(
-                    child_id=child.id,
-                    activity_id=activity.id,
-                    start_date=activity.start_date,
-                    end_date=activity.end_date,
-                )
-            )
+            db.session.add(Enrolment.whole(child, activity))
     db.session.flush()
     agent = db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr"))
     _bookings(martin, lea, tom, canteen, evening, parent, agent, now)

@@ -50,7 +50,8 @@ TYPES = [
 ]
 
 
-def _pdf() -> bytes:
+def blank_pdf() -> bytes:
+    """A one-page blank A4 PDF: a supporting document's file in the demo (and the tests)."""
     writer = PdfWriter()
     writer.add_blank_page(width=595, height=842)
     out = io.BytesIO()
@@ -79,11 +80,11 @@ def load(families: dict[str, Family]) -> None:
     now = utcnow()
     lea, tom = martin.children
     validated = documents.submit(
-        martin, claire, home, None, _pdf(), "facture-electricite.pdf", now - timedelta(days=40)
+        martin, claire, home, None, blank_pdf(), "facture-electricite.pdf", now - timedelta(days=40)
     )
     _decide(validated, agent, DocumentState.VALIDATED, now, valid_until=(now + timedelta(days=320)).date())
     soon = documents.submit(
-        martin, claire, caf, None, _pdf(), "attestation-caf.pdf", now - timedelta(days=300)
+        martin, claire, caf, None, blank_pdf(), "attestation-caf.pdf", now - timedelta(days=300)
     )
     _decide(soon, agent, DocumentState.VALIDATED, now, valid_until=(now + timedelta(days=20)).date())
     documents.submit(
@@ -96,7 +97,7 @@ def load(families: dict[str, Family]) -> None:
         now - timedelta(hours=5),
     )
     refused = documents.submit(
-        martin, claire, insurance, tom, _pdf(), "assurance-tom.pdf", now - timedelta(days=3)
+        martin, claire, insurance, tom, blank_pdf(), "assurance-tom.pdf", now - timedelta(days=3)
     )
     _decide(
         refused,
@@ -105,7 +106,7 @@ def load(families: dict[str, Family]) -> None:
         now,
         reason="Document périmé — l'attestation est celle de l'an dernier.",
     )
-    documents.submit(bernard, sophie, home, None, _pdf(), "quittance-loyer.pdf", now - timedelta(days=1))
+    documents.submit(bernard, sophie, home, None, blank_pdf(), "quittance-loyer.pdf", now - timedelta(days=1))
 
 
 def _decide(document, agent: User, state: DocumentState, now, valid_until=None, reason=None) -> None:

@@ -98,6 +98,16 @@ class Enrolment(db.Model):
 
     __table_args__ = (sa.CheckConstraint("start_date <= end_date", name="date_range"),)
 
+    @classmethod
+    def whole(cls, child: Child, activity: Activity) -> "Enrolment":
+        """An enrolment in every open day of the activity, from its first day to its last."""
+        return cls(
+            child_id=child.id,
+            activity_id=activity.id,
+            start_date=activity.start_date,
+            end_date=activity.end_date,
+        )
+
 
 class ActivityDay(db.Model):
     """How many children are booked on a day of an activity: the capacity guard."""
