@@ -22,6 +22,7 @@ from portail.models import (
     Guardian,
     OpenPeriod,
     Request,
+    RequestKind,
     RequestLine,
     Role,
     Subscription,
@@ -225,6 +226,24 @@ def submit_request(family, user, child, activity, kind, days, now=NOW, zone="C",
 
     submitted = bookings.submit(family.id, user, child, activity, kind, list(days), now, zone, **options)
     return db.session.get(Request, submitted.request_id)
+
+
+def pending_request(
+    activity, kind=RequestKind.RESERVATION, name="Léa", email="parent@example.fr", days=(THURSDAY,)
+):
+    """A request of a new family's parent (`name`, `email`) for its enrolled child, through the
+    transitions, committed with its mails (for an absence the days are booked first):
+    (request, child, parent)."""
+    from portail.services.outbox import commit
+
+    family, child = enrolled_child(activity, name)
+    user = make_user(email=email, first_name=name)
+    subscribe(user, family)
+    if kind is RequestKind.ABSENCE:
+        book(child, activity, days)
+    request = submit_request(family, user, child, activity, kind, days)
+    commit()
+    return request, child, user
 
 
 def run_month(month=OCTOBER, batch=None) -> BillingRun:

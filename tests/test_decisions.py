@@ -21,7 +21,7 @@ from portail.models import (
     Role,
 )
 from portail.services.outbox import commit
-from tests.factories import THURSDAY, book, canteen, enrolled_child, make_user, submit_request, subscribe
+from tests.factories import THURSDAY, canteen, make_user, pending_request
 
 pytestmark = pytest.mark.both_dbs
 
@@ -39,13 +39,7 @@ def pending(kind=RequestKind.RESERVATION, days=(THURSDAY,), **activity):
     """A family's request waiting for the town, on a manual canteen: (request, child, activity)."""
     activity = canteen(**activity)
     db.session.add(activity)
-    family, child = enrolled_child(activity)
-    parent = make_user(email="parent@example.fr")
-    subscribe(parent, family)
-    if kind is RequestKind.ABSENCE:
-        book(child, activity, days)
-    request = submit_request(family, parent, child, activity, kind, days)
-    commit()
+    request, child, _ = pending_request(activity, kind, days=days)
     return request, child, activity
 
 

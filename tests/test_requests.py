@@ -27,11 +27,11 @@ from portail.services.outbox import commit
 from tests.factories import (
     THURSDAY,
     at_utc,
-    book,
     canteen,
     enrolled_child,
     make_user,
     next_weekday,
+    pending_request,
     school_year_activity,
     submit_request,
     subscribe,
@@ -93,19 +93,6 @@ def test_window_bounds_on_both_daylight_saving_days():
 # --- decisions --------------------------------------------------------------------------------
 
 
-def manual_request(
-    activity, kind=RequestKind.RESERVATION, name="Léa", email="parent@example.fr", days=(THURSDAY,)
-):
-    family, child = enrolled_child(activity, name)
-    user = make_user(email=email, first_name=name)
-    subscribe(user, family)
-    if kind is RequestKind.ABSENCE:
-        book(child, activity, days)
-    request = submit_request(family, user, child, activity, kind, days)
-    commit()
-    return request, child, user
-
-
 @pytest.fixture
 def agent(app):
     return make_user(email="agent@example.fr", role=Role.AGENT, first_name="Agnès")
@@ -122,8 +109,8 @@ def state_of(child, activity, day=THURSDAY):
 def test_accepting_reservations_never_exceeds_the_capacity(app, agent):
     activity = canteen(capacity=1)
     db.session.add(activity)
-    first, lea, _ = manual_request(activity)
-    second, tom, _ = manual_request(activity, name="Tom", email="tom@example.fr")
+    first, lea, _ = pending_request(activity)
+    second, tom, _ = pending_request(activity, name="Tom", email="tom@example.fr")
     assert bookings.decide([line.id for line in first.lines + second.lines], True, agent, NOW) == {
         "accepted": 1,
         "refused": 1,
@@ -137,7 +124,7 @@ def test_accepting_reservations_never_exceeds_the_capacity(app, agent):
 def test_refusing_an_absence_keeps_the_day_reserved_and_records_who_why_and_the_message(app, agent):
     activity = canteen()
     db.session.add(activity)
-    request, child, _ = manual_request(activity, RequestKind.ABSENCE)
+    request, child, _ = pending_request(activity, RequestKind.ABSENCE)
     assert state_of(child, activity) is BookingState.ABSENCE_REQUESTED
     bookings.decide(
         [request.lines[0].id], False, agent, NOW, reason="Hors délai", message="Le repas est déjà commandé."
@@ -163,7 +150,7 @@ def test_refusing_an_absence_keeps_the_day_reserved_and_records_who_why_and_the_
 def test_a_refusal_needs_a_reason_and_autre_needs_a_message_and_nothing_changes(app, agent):
     activity = canteen()
     db.session.add(activity)
-    request, child, _ = manual_request(activity)
+    request, child, _ = pending_request(activity)
     for reason, message, error in [(None, None, "motif"), ("Autre", "  ", "message")]:
         with pytest.raises(bookings.DecisionError, match=error):
             bookings.decide([request.lines[0].id], False, agent, NOW, reason=reason, message=message)
@@ -175,7 +162,7 @@ def test_a_refusal_needs_a_reason_and_autre_needs_a_message_and_nothing_changes(
 def test_a_line_is_decided_once(app, agent):
     activity = canteen()
     db.session.add(activity)
-    request, _child, _ = manual_request(activity)
+    request, _child, _ = pending_request(activity)
     bookings.decide([request.lines[0].id], True, agent, NOW)
     commit()
     with pytest.raises(bookings.DecisionError, match="déjà été traitée"):
@@ -185,7 +172,7 @@ def test_a_line_is_decided_once(app, agent):
 def test_unread_flags_are_per_parent_and_cleared_by_opening(app, agent):
     activity = canteen()
     db.session.add(activity)
-    request, child, claire = manual_request(activity)
+    request, child, claire = pending_request(activity)
     julien = make_user(email="julien@example.fr", first_name="Julien")
     subscribe(julien, child.family)
     commit()
@@ -220,7 +207,7 @@ def rendered(template):
 def test_receipt_for_a_single_slot(app):
     activity = canteen()
     db.session.add(activity)
-    manual_request(activity)
+    pending_request(activity)
     mail = rendered("booking_receipt")
     assert mail.recipients == ["parent@example.fr"] and "Accusé de réception" in mail.subject
     for text in (mail.body, mail.html):
@@ -259,8 +246,8 @@ def test_receipt_for_a_period(app):
 def test_digest_lists_accepted_and_refused_lines_once_per_account_and_window(app, agent):
     activity = canteen()
     db.session.add(activity)
-    first, _lea, claire = manual_request(activity, days=(THURSDAY, THURSDAY + timedelta(days=1)))
-    other, _tom, sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
+    first, _lea, claire = pending_request(activity, days=(THURSDAY, THURSDAY + timedelta(days=1)))
+    other, _tom, sophie = pending_request(activity, name="Tom", email="sophie@example.fr")
     bookings.decide([first.lines[0].id], True, agent, paris(2027, 1, 12, 9))
     bookings.decide(
         [first.lines[1].id],
@@ -291,7 +278,7 @@ def test_digest_lists_accepted_and_refused_lines_once_per_account_and_window(app
 def test_dispatch_sends_each_due_window_once_and_catches_up_a_missed_one(app, agent):
     activity = canteen()
     db.session.add(activity)
-    request, _child, _claire = manual_request(activity)
+    request, _child, _claire = pending_request(activity)
     bookings.decide([request.lines[0].id], True, agent, paris(2027, 1, 11, 20))  # → 12 January, 13:00 mail
     commit()
     assert digests.dispatch_due(paris(2027, 1, 12, 12, 59, 59)) == 0  # not yet due
@@ -338,8 +325,8 @@ def pending(app, agent):
     """Two families, each with a pending request; returns (claire's request, sophie's request)."""
     activity = canteen(capacity=30)
     db.session.add(activity)
-    first, _lea, _claire = manual_request(activity, days=(THURSDAY, THURSDAY + timedelta(days=1)))
-    second, _tom, _sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
+    first, _lea, _claire = pending_request(activity, days=(THURSDAY, THURSDAY + timedelta(days=1)))
+    second, _tom, _sophie = pending_request(activity, name="Tom", email="sophie@example.fr")
     return first, second
 
 
@@ -556,7 +543,7 @@ def test_a_click_on_the_planning_never_waits_for_redis_its_receipt_goes_with_the
 def test_receipt_links_to_the_history_of_the_request(app):
     activity = canteen()
     db.session.add(activity)
-    request, _child, _user = manual_request(activity)
+    request, _child, _user = pending_request(activity)
     mail = rendered("booking_receipt")
     assert f"http://localhost:5000/mon-espace/demandes/{request.id}" in mail.body
     assert f'href="http://localhost:5000/mon-espace/demandes/{request.id}"' in mail.html
@@ -567,7 +554,7 @@ def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(clie
 
     activity = canteen(capacity=30, open_period=OpenPeriod.ALL, closed_on_public_holidays=False)
     db.session.add(activity)
-    first, child, claire = manual_request(activity)
+    first, child, claire = pending_request(activity)
     family = child.family
     from portail.services import dossier
 
@@ -589,7 +576,7 @@ def test_the_request_pages_cost_the_same_queries_for_one_request_as_for_ten(clie
         day = THURSDAY + timedelta(weeks=index + 1)
         request = submit_request(family, claire, child, activity, RequestKind.RESERVATION, [day])
         add_message(request, agent, f"Message {index}", by_town=True, now=NOW)
-    other, _tom, _sophie = manual_request(activity, name="Tom", email="sophie@example.fr")
+    other, _tom, _sophie = pending_request(activity, name="Tom", email="sophie@example.fr")
     dossier.request_change(family, claire, "health", child, {"allergies": "Kiwi"})
     dossier.request_change(family, claire, "tax", family.guardians[0], {"allocataire_number": "1234567"})
     commit()
