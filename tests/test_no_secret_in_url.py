@@ -41,7 +41,8 @@ def test_no_template_sends_a_csrf_token_in_a_get():
             if why:
                 found.append(f"{path.relative_to(TEMPLATES)}: {why}")
     assert found == []
-    assert templates >= 80 and forms >= 45  # 92 templates and 55 forms when this was written
+    # (a form written once in a macro — _macros/forms.html post_form — is one source form here)
+    assert templates >= 80 and forms >= 40  # 94 templates and 46 source forms when this was written
 
 
 def test_the_scan_sees_the_ways_a_token_leaks():

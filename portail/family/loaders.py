@@ -83,7 +83,8 @@ def family_of_current_user(family_id: int) -> Family:
 
 
 def member_or_404(family: Family, model, object_id: int):
-    """A guardian, child, contact or change request of this family, else 404."""
+    """A row of this family (a guardian, child, contact, change request, document or invoice: any
+    model with a `family_id`, a contact through its child), else 404 — another family's id too."""
     if model is AuthorizedContact:
         found = db.session.scalar(
             sa.select(AuthorizedContact)
