@@ -87,6 +87,31 @@ class Config:
     # (rate limits are per client IP, so behind nginx this must be 1).
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
+    # Waiting room (portail/waiting_room): openings' queue and load shedding of the booking pages.
+    WAITING_ROOM_ENABLED = os.environ.get("WAITING_ROOM_ENABLED", "1") == "1"
+    WAITING_ROOM_REDIS_TIMEOUT = 0.5  # seconds: a stalled Redis holds a page no longer (then fail open)
+    WAITING_ROOM_INITIAL_RATE = float(os.environ.get("WAITING_ROOM_INITIAL_RATE", "5"))  # parents/s
+    WAITING_ROOM_MIN_RATE = 1.0
+    WAITING_ROOM_MAX_RATE = float(os.environ.get("WAITING_ROOM_MAX_RATE", "200"))
+    WAITING_ROOM_TUNE_EVERY = 1.0  # seconds between two changes of the admission rate
+    WAITING_ROOM_TARGET_P95 = float(os.environ.get("WAITING_ROOM_TARGET_P95", "0.4"))  # seconds
+    WAITING_ROOM_TARGET_BUSY = 0.85  # mean requests in flight / slots, over the web processes
+    # Requests one web process serves at once (gunicorn: workers' threads; sync workers: 1).
+    WAITING_ROOM_PROCESS_SLOTS = int(os.environ.get("WAITING_ROOM_PROCESS_SLOTS", "1"))
+    WAITING_ROOM_WINDOW = 5.0  # seconds of answer times a process measures
+    WAITING_ROOM_DRAIN_AFTER = 120.0  # seconds after the opening before an empty queue closes the room
+    # Load shedding outside openings: in flight per process (0: computed from the measured median),
+    # answer times p95 and time queued before the app (X-Request-Start), in seconds.
+    WAITING_ROOM_SHED_INFLIGHT = int(os.environ.get("WAITING_ROOM_SHED_INFLIGHT", "0"))
+    WAITING_ROOM_SHED_P95 = float(os.environ.get("WAITING_ROOM_SHED_P95", "2.0"))
+    WAITING_ROOM_SHED_QUEUE = float(os.environ.get("WAITING_ROOM_SHED_QUEUE", "1.0"))
+    WAITING_ROOM_RETRY_AFTER = 5  # seconds (Retry-After of the 503 page)
+    # A request that waited longer than this (seconds) for a worker, by the reverse proxy's
+    # X-Request-Start stamp, is answered 503 at once: its parent has given up or clicked again.
+    # Login POSTs (an argon2 verification each) have the shorter limit. 0 turns a limit off.
+    REQUEST_QUEUE_TIMEOUT = float(os.environ.get("REQUEST_QUEUE_TIMEOUT_SECONDS", "20"))
+    LOGIN_QUEUE_TIMEOUT = float(os.environ.get("LOGIN_QUEUE_TIMEOUT_SECONDS", "10"))
+
 
 class DevelopmentConfig(Config):
     """Laptop run: SQLite under instance/, embedded Redis, mails kept in a dev mailbox."""

@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import config_for
 from portail.extensions import babel, compress, csrf, db, limiter, login_manager, mail, migrate
+from portail.middleware import QueueTimeout
 
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
@@ -25,6 +26,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     if app.config["TRUSTED_PROXIES"]:
         count = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    app.wsgi_app = QueueTimeout(
+        app.wsgi_app, app.config["REQUEST_QUEUE_TIMEOUT"], app.config["LOGIN_QUEUE_TIMEOUT"]
+    )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
@@ -37,7 +41,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     _configure_login(app)
     _configure_sqlite(app)
 
-    from portail import access, cli, conflicts, static_assets, templating
+    from portail import access, cli, conflicts, static_assets, templating, waiting_room
     from portail.account import bp as account_bp
     from portail.auth import bp as auth_bp
     from portail.billing import bp as billing_bp
@@ -49,6 +53,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
     for blueprint in (main_bp, auth_bp, account_bp, family_bp, billing_bp, gestion_bp, dev_bp):
         app.register_blueprint(blueprint)
+    waiting_room.init_app(app)  # before the login check, which reads the database
     access.init_app(app)
     conflicts.init_app(app)
     templating.init_app(app)
