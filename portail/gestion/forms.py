@@ -3,7 +3,7 @@ enrolments and days entered by the service, tariffs and payments."""
 
 import re
 import secrets
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 from wtforms import (
     BooleanField,
@@ -23,6 +23,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portail.bookings.rules import WEEKDAY_CHOICES
+from portail.formatting import PARIS
 from portail.forms import (
     REQUIRED,
     FlaskForm,
@@ -450,3 +451,74 @@ class PaymentForm(FlaskForm):
     def renew_key(self) -> None:
         """A new key: the form shown is a new entry."""
         self.key.data = secrets.token_urlsafe(16)
+
+
+class OpeningForm(FlaskForm):
+    """An opening of registration: activities, the day and time in Paris, the queue, the fast path."""
+
+    activities = Checkboxes(
+        "Activités concernées",
+        coerce=int,
+        validators=[InputRequired(message="Cochez au moins une activité.")],
+    )
+    day = DateField("Jour d'ouverture", validators=[InputRequired(message="Saisissez le jour d'ouverture.")])
+    hour = TimeField(
+        "Heure d'ouverture (heure de Paris)",
+        validators=[InputRequired(message="Saisissez l'heure d'ouverture (exemple : 08:30).")],
+    )
+    queue_minutes = IntegerField(
+        "File d'attente ouverte avant (minutes)",
+        default=30,
+        validators=[
+            InputRequired(message="Saisissez un nombre de minutes."),
+            NumberRange(min=0, max=240, message="Entre 0 et 240 minutes."),
+        ],
+        description="Les parents qui arrivent avant l'ouverture prennent un ticket dans leur ordre d'arrivée.",
+    )
+    fast_path_minutes = IntegerField(
+        "Temps laissé à un parent admis (minutes)",
+        default=20,
+        validators=[
+            InputRequired(message="Saisissez un nombre de minutes."),
+            NumberRange(min=1, max=240, message="Entre 1 et 240 minutes."),
+        ],
+        description="Pendant ce temps, le parent admis réserve sans repasser par la file.",
+    )
+
+    def fill(self, opening) -> None:
+        local = opening.opens_at.astimezone(PARIS)
+        self.activities.data = [activity.id for activity in opening.activities]
+        self.day.data, self.hour.data = local.date(), local.time().replace(second=0)
+        self.queue_minutes.data = int((opening.opens_at - opening.queue_from).total_seconds() // 60)
+        self.fast_path_minutes.data = opening.fast_path_minutes
+
+    def opens_at(self) -> datetime:
+        """The opening instant (aware, UTC) of the day and time typed in Paris time."""
+        return paris_instant(self.day.data, self.hour.data)
+
+    def values(self) -> dict:
+        opens_at = self.opens_at()
+        return {
+            "activity_ids": self.activities.data,
+            "opens_at": opens_at,
+            "queue_from": opens_at - timedelta(minutes=self.queue_minutes.data),
+            "fast_path_minutes": self.fast_path_minutes.data,
+        }
+
+    def validate(self, extra_validators=None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        local = datetime.combine(self.day.data, self.hour.data.replace(second=0, microsecond=0))
+        if self.opens_at().astimezone(PARIS).replace(tzinfo=None) != local:
+            self.hour.errors.append("Cette heure n'existe pas ce jour-là (passage à l'heure d'été).")
+            return False
+        if self.opens_at() <= utcnow():
+            self.day.errors.append("L'ouverture doit être dans le futur.")
+            return False
+        return True
+
+
+def paris_instant(day: date, moment: time) -> datetime:
+    """A day and a time of day in Paris as an aware UTC instant (at the exact minute; the earlier of
+    an hour that happens twice)."""
+    return datetime.combine(day, moment.replace(second=0, microsecond=0), tzinfo=PARIS).astimezone(UTC)

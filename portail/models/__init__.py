@@ -39,6 +39,7 @@ from portail.models.families import (
     SubscriptionAttempt,
     TaxRegime,
 )
+from portail.models.openings import Opening, opening_activity
 from portail.models.outbox import OutboxMessage, OutboxStatus
 from portail.models.requests import (
     Digest,
@@ -103,6 +104,8 @@ __all__ = [
     "Civility",
     "Family",
     "Guardian",
+    "Opening",
+    "opening_activity",
     "OutboxMessage",
     "OutboxStatus",
     "Role",

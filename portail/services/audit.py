@@ -34,6 +34,9 @@ ACTION_LABELS = {
     "document_type.saved": "Pièce demandée enregistrée",
     "document.validated": "Pièce justificative validée",
     "document.refused": "Pièce justificative refusée",
+    "opening.announced": "Ouverture des inscriptions annoncée",
+    "opening.updated": "Ouverture des inscriptions modifiée",
+    "opening.cancelled": "Ouverture des inscriptions annulée",
 }
 
 

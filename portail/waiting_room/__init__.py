@@ -1,0 +1,62 @@
+"""The waiting room: parents queue for an announced opening, and the booking pages shed load.
+
+Which pages: the family planning and everything under it (`GUARDED`: the planning page, a cell's
+fragment, its confirmation and POST, the period form and its POST). Staff pages, login, static
+files and the other pages are never held. An anonymous request goes on to the login as before;
+access rules (a parent only sees their families) apply unchanged once a parent is let through.
+
+During an opening (from `queue_from` until the queue has drained after `opens_at`):
+
+1. A logged-in parent reaching a guarded page takes a ticket: one Lua script on Redis INCRs the
+   opening's counter, so tickets follow the order of arrival across every process and machine.
+   The ticket is kept in the session (the signed cookie): a reload or a new tab keeps it.
+2. Admission is a cursor: every ticket ≤ cursor is admitted, so parents are admitted first come,
+   first served. The same script advances the cursor with a token bucket filled at `rate` parents
+   per second (from `opens_at`; the bucket holds at most one tuning period's worth, so a quiet
+   minute does not bank a rush), and appends each admitted ticket with its time to a list.
+3. The rate follows the server (AIMD, as TCP's congestion window): each web process reports into
+   Redis, every half second, its mean requests in flight over the last seconds (busy time / window,
+   Little's law: exact for sync and threaded workers alike), its slots (requests it serves at once)
+   and the p95 of its answer times. Once a second the script sums busy / slots over the fresh
+   reports and takes the worst p95: above `WAITING_ROOM_TARGET_P95` or `..._TARGET_BUSY` the rate
+   is cut by 30 % (narrow); below 60 % / 80 % of them it grows by max(1, 20 %) (widen); else held;
+   between `..._MIN_RATE` and `..._MAX_RATE`. No fresh report: the rate holds.
+4. An admitted parent keeps the fast path for the opening's `fast_path_minutes` from their
+   admission; after it, the next guarded page gives them a new ticket at the end of the line.
+5. A waiting parent gets a light page (no database query, one Redis round trip) with their place in
+   line and an estimated wait, refreshed by htmx polling `/salle-d-attente/etat` (and a meta
+   refresh without JavaScript); HTTP 200 with `X-Waiting-Room: <place>`.
+6. The queue is drained when every ticket is admitted `WAITING_ROOM_DRAIN_AFTER` seconds or more
+   after the opening: the room then closes for that opening.
+
+Outside openings, the guarded pages shed load: when this process has more requests in flight than
+its limit (`WAITING_ROOM_SHED_INFLIGHT`, or computed: the number of requests of the measured median
+time that fit in `WAITING_ROOM_SHED_P95`), or its recent p95 is above `WAITING_ROOM_SHED_P95`, or
+the request waited longer than `WAITING_ROOM_SHED_QUEUE` before reaching the app (`X-Request-Start`
+set by the proxy), the answer is a 503 waiting page with `Retry-After` (`X-Waiting-Room: 0`).
+A POST held by the room or shed is not recorded, and the page says so.
+
+Redis down or stalled: the room fails open (parents go through, it is logged) and skips Redis for
+`REDIS_PAUSE_AFTER_FAILURE` seconds, as the mail queue does.
+"""
+
+from flask import Flask
+
+from portail.waiting_room import store
+
+
+def admissions(redis_client, opening_id: int | None = None) -> list[tuple[int, float]]:
+    """(ticket number, admitted at in epoch seconds) in the order of admission, for an opening (by
+    default the one of the schedule that opened last)."""
+    if opening_id is None:
+        opening_id = store.latest_opening_id(redis_client)
+        if opening_id is None:
+            return []
+    return store.admissions(redis_client, opening_id)
+
+
+def init_app(app: Flask) -> None:
+    """Hold the guarded pages before the login check (which reads the database) and serve the status."""
+    from portail.waiting_room import gate
+
+    gate.init_app(app)

@@ -1,0 +1,381 @@
+"""The waiting room: tickets in order of arrival, admission at the measured rate, the fast path, the
+light waiting page (no query), load shedding, and failing open when Redis does not answer."""
+
+import html
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import fakeredis
+import pytest
+import redis
+import time_machine
+
+from portail.extensions import db
+from portail.models import Family, Request, Role
+from portail.services import openings
+from portail.waiting_room import admissions, store
+from portail.waiting_room.gate import room
+from tests.factories import (
+    cell_form,
+    enrolled_child,
+    make_activity,
+    make_family,
+    make_user,
+    next_weekday,
+    subscribe,
+)
+from tests.support import count_queries
+
+TUNING = store.Tuning(initial_rate=2.0, tune_every=1.0, drain_after=60.0)
+OPENS = 1_900_000_000.0  # an opening, in epoch seconds
+
+
+def fake() -> redis.Redis:
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+# --- the queue in Redis, without the app ---------------------------------------------------------
+
+
+def test_tickets_follow_the_order_of_arrival_and_nobody_goes_in_before_the_opening_second():
+    client = fake()
+    places = [store.enter(client, 1, OPENS, 0, OPENS - 600 + i, TUNING) for i in range(5)]
+    assert [place.ticket for place in places] == [1, 2, 3, 4, 5]
+    assert [place.position for place in places] == [1, 2, 3, 4, 5]
+    assert not store.enter(client, 1, OPENS, 1, OPENS - 0.001, TUNING).admitted
+    first = store.enter(client, 1, OPENS, 1, OPENS, TUNING)
+    assert first.admitted and first.admitted_at == OPENS
+    assert store.enter(client, 1, OPENS, 3, OPENS, TUNING).position == 2
+
+
+def test_parents_are_admitted_first_come_first_served_at_the_rate():
+    client = fake()
+    for i in range(10):
+        store.enter(client, 1, OPENS, 0, OPENS - 100 + i, TUNING)
+    # at 2 parents a second (and the first at the opening), 3 seconds later: 1 + 2 × 3 = 7... capped
+    # by the bucket (one tuning period's worth) when nobody asks in between
+    for second in range(0, 4):
+        store.enter(client, 1, OPENS, 10, OPENS + second, TUNING)
+    admitted = admissions(client, 1)
+    assert [ticket for ticket, _at in admitted] == [1, 2, 3, 4, 5, 6, 7]
+    assert [at for _ticket, at in admitted] == sorted(at for _ticket, at in admitted)
+    assert store.enter(client, 1, OPENS, 10, OPENS + 3, TUNING).position == 3
+
+
+def test_a_quiet_minute_does_not_bank_a_rush():
+    client = fake()
+    store.enter(client, 1, OPENS, 0, OPENS - 1, TUNING)
+    store.enter(client, 1, OPENS, 1, OPENS, TUNING)  # ticket 1 in at the opening
+    for i in range(10):
+        store.enter(client, 1, OPENS, 0, OPENS + 60 + i / 100, TUNING)
+    # a minute without anyone: at most one period's worth (2 parents) goes in at once
+    assert store.enter(client, 1, OPENS, 0, OPENS + 60.2, TUNING).cursor <= 1 + 3
+
+
+@pytest.mark.parametrize(
+    ("p95", "busy", "change"),
+    [(1.0, 0.2, "narrow"), (0.05, 0.95, "narrow"), (0.05, 0.2, "widen"), (0.3, 0.75, "hold")],
+)
+def test_the_rate_follows_the_answer_times_and_work_in_flight(p95, busy, change):
+    client = fake()
+    store.enter(client, 1, OPENS, 0, OPENS - 1, TUNING)
+    store.report_load(client, "web-1:1", busy, 1, p95, OPENS + 0.5)
+    store.report_load(client, "web-2:1", busy, 1, 0.01, OPENS + 0.5)  # the worst p95 counts
+    rate = store.enter(client, 1, OPENS, 1, OPENS + 1, TUNING).rate
+    assert rate == pytest.approx({"narrow": 2.0 * 0.7, "widen": 3.0, "hold": 2.0}[change])
+
+
+def test_stale_load_reports_are_ignored_and_the_rate_holds():
+    client = fake()
+    store.report_load(client, "web-1:1", 5.0, 1, 9.0, OPENS - 30)
+    assert store.enter(client, 1, OPENS, 0, OPENS + 1, TUNING).rate == 2.0
+
+
+def test_the_room_closes_once_drained_after_the_opening():
+    client = fake()
+    store.enter(client, 1, OPENS, 0, OPENS - 1, TUNING)
+    assert not store.enter(client, 1, OPENS, 1, OPENS + 1, TUNING).drained  # empty, but just opened
+    drained = store.enter(client, 1, OPENS, 1, OPENS + 61, TUNING)
+    assert drained.drained and drained.admitted
+    assert store.enter(client, 1, OPENS, 0, OPENS + 62, TUNING).ticket == 0  # no more tickets
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_client(app):
+    client = fake()
+    room().client = client
+    return client
+
+
+@pytest.fixture
+def family_setup(app, redis_client):
+    """A parent of a family with a child enrolled in an activity (ids), and an agent."""
+    activity = make_activity()
+    family, child = enrolled_child(activity, name="Léa")
+    parent = make_user(email="parent@example.fr")
+    subscribe(parent, family)
+    other = make_family(name="Famille AUTRE")
+    agent = make_user(email="agent@example.fr", role=Role.AGENT)
+    db.session.commit()
+    return {"family": family.id, "child": child, "activity": activity, "other": other.id, "agent": agent}
+
+
+def announce(setup, opens_in: float, queue_for: float = 1800, fast_path: int = 20):
+    """An opening `opens_in` seconds from now (parents queue `queue_for` seconds before it)."""
+    now = datetime.now(UTC)
+    opens_at = (now + timedelta(seconds=opens_in)).replace(microsecond=0)
+    opening = openings.announce(
+        setup["agent"],
+        [setup["activity"].id],
+        opens_at,
+        opens_at - timedelta(seconds=queue_for),
+        fast_path_minutes=fast_path,
+        now=now - timedelta(hours=1),
+    )
+    db.session.commit()
+    return opening
+
+
+def login(client, email="parent@example.fr"):
+    from tests.factories import PASSWORD
+
+    assert client.post("/connexion", data={"email": email, "password": PASSWORD}).status_code == 302
+
+
+def planning(setup, family=None) -> str:
+    return f"/famille/{family or setup['family']}/planning"
+
+
+def test_a_waiting_parent_gets_a_light_page_without_any_query(app, family_setup):
+    announce(family_setup, opens_in=600)
+    client = app.test_client()
+    login(client)
+    client.get(planning(family_setup))  # takes the ticket (and warms the process's schedule)
+    timings = []
+    with count_queries() as counter:
+        for _ in range(20):
+            started = time.perf_counter()
+            response = client.get(planning(family_setup))
+            timings.append(time.perf_counter() - started)
+    assert counter["n"] == 0
+    assert response.status_code == 200
+    assert response.headers["X-Waiting-Room"] == "1"
+    assert response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    assert "Votre place dans la file : <strong>1</strong>" in page
+    assert 'role="status"' in page and 'aria-live="polite"' in page
+    assert 'http-equiv="refresh"' in page and 'hx-get="/salle-d-attente/etat' in page
+    assert "Léa" not in page  # nothing of the family: nothing was read
+    assert "https://" not in page and "http://" not in page  # no external request
+    median = sorted(timings)[len(timings) // 2]
+    assert median < 0.005, f"waiting page median {median * 1000:.2f} ms"
+
+
+def test_the_ticket_is_kept_by_the_session_and_each_session_has_one(app, family_setup):
+    announce(family_setup, opens_in=600)
+    second = make_user(email="second@example.fr")
+    subscribe(second, db.session.get(Family, family_setup["family"]))
+    db.session.commit()
+    first_tab, other_parent = app.test_client(), app.test_client()
+    login(first_tab)
+    login(other_parent, "second@example.fr")
+    assert first_tab.get(planning(family_setup)).headers["X-Waiting-Room"] == "1"
+    assert other_parent.get(planning(family_setup)).headers["X-Waiting-Room"] == "2"
+    # a reload, another page of the planning (a new tab shares the cookie): the same place
+    assert first_tab.get(planning(family_setup) + "?vue=semaine").headers["X-Waiting-Room"] == "1"
+    assert first_tab.get(planning(family_setup) + "/periode").headers["X-Waiting-Room"] == "1"
+
+
+def test_staff_pages_login_and_other_pages_are_never_held(app, family_setup):
+    announce(family_setup, opens_in=600)
+    client = app.test_client()
+    login(client)
+    assert "X-Waiting-Room" not in client.get(f"/famille/{family_setup['family']}").headers
+    assert "X-Waiting-Room" not in client.get("/static/css/portail.css").headers
+    anonymous = app.test_client()
+    response = anonymous.get(planning(family_setup))
+    assert response.status_code == 302 and "/connexion" in response.headers["Location"]
+    agent = app.test_client()
+    login(agent, "agent@example.fr")
+    assert agent.get("/gestion/ouvertures").status_code == 200
+
+
+def test_at_the_opening_second_the_first_in_line_goes_in_and_keeps_the_fast_path(app, family_setup):
+    opening = announce(family_setup, opens_in=600, fast_path=20)
+    client = app.test_client()
+    login(client)
+    opens_at = opening.opens_at
+    with time_machine.travel(opens_at - timedelta(seconds=1), tick=False):
+        assert client.get(planning(family_setup)).headers["X-Waiting-Room"] == "1"
+    with time_machine.travel(opens_at, tick=False):
+        response = client.get(planning(family_setup))
+        assert response.status_code == 200 and "X-Waiting-Room" not in response.headers
+        assert "Léa" in response.get_data(as_text=True)
+    with time_machine.travel(opens_at + timedelta(minutes=19, seconds=59), tick=False):
+        assert "X-Waiting-Room" not in client.get(planning(family_setup)).headers
+    assert admissions(room().client) == [(1, opens_at.timestamp())]
+
+
+def test_after_the_fast_path_a_parent_queues_again_at_the_end(app, family_setup, redis_client):
+    opening = announce(family_setup, opens_in=600, fast_path=1)
+    client = app.test_client()
+    login(client)
+    opens_at = opening.opens_at
+    at = opens_at.timestamp()
+    with time_machine.travel(opens_at - timedelta(seconds=5), tick=False):
+        assert client.get(planning(family_setup)).headers["X-Waiting-Room"] == "1"
+    for i in range(40):  # forty parents behind: tickets 2 to 41
+        store.enter(redis_client, opening.id, at, 0, at - 4 + i / 10, TUNING)
+    with time_machine.travel(opens_at, tick=False):
+        assert "X-Waiting-Room" not in client.get(planning(family_setup)).headers
+    with time_machine.travel(opens_at + timedelta(seconds=59), tick=False):
+        assert "X-Waiting-Room" not in client.get(planning(family_setup)).headers
+    with time_machine.travel(opens_at + timedelta(seconds=60), tick=False):
+        response = client.get(planning(family_setup))
+    # the fast path is over: a new ticket, 42, behind those not admitted yet
+    assert int(redis_client.get(f"wr:{opening.id}:seq")) == 42
+    cursor = int(redis_client.hget(f"wr:{opening.id}:state", "cursor"))
+    assert cursor < 41 and response.headers["X-Waiting-Room"] == str(42 - cursor)
+
+
+def test_a_post_held_by_the_room_records_nothing_and_says_so(app, family_setup):
+    announce(family_setup, opens_in=600)
+    client = app.test_client()
+    login(client)
+    day = next_weekday(1)
+    form = cell_form(family_setup["child"], family_setup["activity"], day, action="reserve")
+    response = client.post(planning(family_setup) + "/cellule", data=form)
+    assert response.status_code == 200
+    assert response.headers["X-Waiting-Room"] == "1"
+    assert "Votre demande n'a pas été enregistrée" in html.unescape(response.get_data(as_text=True))
+    assert f"url={planning(family_setup)}" in response.get_data(as_text=True)
+    htmx = client.post(planning(family_setup) + "/cellule", data=form, headers={"HX-Request": "true"})
+    assert htmx.headers["HX-Redirect"] == planning(family_setup)
+    assert "Votre demande n'a pas été enregistrée" in html.unescape(client.get(planning(family_setup)).text)
+    assert db.session.query(Request).count() == 0
+
+
+def test_the_status_fragment_gives_the_place_then_sends_the_parent_in(app, family_setup):
+    opening = announce(family_setup, opens_in=600)
+    client = app.test_client()
+    login(client)
+    target = planning(family_setup)
+    client.get(target)
+    with time_machine.travel(opening.opens_at - timedelta(seconds=1), tick=False):
+        with count_queries() as counter:
+            fragment = client.get(f"/salle-d-attente/etat?suite={target}", headers={"HX-Request": "true"})
+        assert counter["n"] == 0
+        assert "<html" not in fragment.get_data(as_text=True)
+        assert "Votre place dans la file" in fragment.get_data(as_text=True)
+        assert fragment.headers["X-Waiting-Room"] == "1"
+    with time_machine.travel(opening.opens_at, tick=False):
+        admitted = client.get(f"/salle-d-attente/etat?suite={target}", headers={"HX-Request": "true"})
+        assert admitted.headers["HX-Redirect"] == target
+        # a foreign address is never followed
+        foreign = client.get("/salle-d-attente/etat?suite=//evil.example/x", headers={"HX-Request": "true"})
+        assert foreign.headers["HX-Redirect"] == "/famille/"
+
+
+def test_a_parent_of_another_family_still_gets_404_once_admitted(app, family_setup):
+    opening = announce(family_setup, opens_in=600)
+    client = app.test_client()
+    login(client)
+    with time_machine.travel(opening.opens_at, tick=False):
+        assert client.get(planning(family_setup, family_setup["other"])).status_code == 404
+        assert client.get(planning(family_setup)).status_code == 200
+
+
+def test_redis_down_or_stalled_lets_parents_through_and_logs_it(app, family_setup, caplog):
+    announce(family_setup, opens_in=600)
+
+    class Broken:
+        def __getattr__(self, name):
+            def fail(*_args, **_kwargs):
+                raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+            return fail
+
+    room().client = Broken()
+    room().schedule_read = float("-inf")
+    client = app.test_client()
+    login(client)
+    with caplog.at_level(logging.WARNING, logger="portail.waiting_room.gate"):
+        response = client.get(planning(family_setup))
+    assert response.status_code == 200 and "X-Waiting-Room" not in response.headers
+    assert "Léa" in response.get_data(as_text=True)
+    assert "Redis failed" in caplog.text
+
+
+def test_a_cancelled_opening_lets_parents_in(app, family_setup):
+    opening = announce(family_setup, opens_in=600)
+    client = app.test_client()
+    login(client)
+    assert client.get(planning(family_setup)).headers["X-Waiting-Room"] == "1"
+    openings.cancel(opening, family_setup["agent"])
+    db.session.commit()
+    assert "X-Waiting-Room" not in client.get(planning(family_setup)).headers
+
+
+def test_a_lost_schedule_is_read_again_from_the_database(app, family_setup, redis_client):
+    announce(family_setup, opens_in=600)
+    redis_client.flushall()  # Redis restarted empty
+    room().schedule_read = float("-inf")
+    client = app.test_client()
+    login(client)
+    assert client.get(planning(family_setup)).headers["X-Waiting-Room"] == "1"
+    assert store.read_schedule(redis_client)
+
+
+# --- load shedding outside openings -----------------------------------------------------------
+
+
+def test_a_saturated_process_sheds_the_booking_pages_with_503_and_retry_after(app, family_setup):
+    client = app.test_client()
+    login(client)
+    app.config["WAITING_ROOM_SHED_INFLIGHT"] = 3
+    room().meter.in_flight = 3  # three requests already in flight in this process
+    try:
+        response = client.get(planning(family_setup))
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert response.headers["X-Waiting-Room"] == "0"
+        assert "Service très sollicité" in response.get_data(as_text=True)
+        form = cell_form(family_setup["child"], family_setup["activity"], next_weekday(1), action="reserve")
+        posted = client.post(planning(family_setup) + "/cellule", data=form)
+        assert posted.status_code == 503
+        assert "Votre demande n'a pas été enregistrée" in html.unescape(posted.text)
+        assert db.session.query(Request).count() == 0
+        # never the other pages, staff pages or the login
+        assert client.get(f"/famille/{family_setup['family']}").status_code == 200
+        assert app.test_client().get("/connexion").status_code == 200
+    finally:
+        room().meter.in_flight = 0
+    assert client.get(planning(family_setup)).status_code == 200
+
+
+def test_slow_answers_or_a_long_wait_before_the_app_shed_load(app, family_setup):
+    client = app.test_client()
+    login(client)
+    meter = room().meter
+    now = time.time()
+    for _ in range(30):
+        meter.samples.append((now, 3.0))  # answers of 3 s: above the 2 s bound
+    meter.cached = None
+    assert client.get(planning(family_setup)).status_code == 503
+    meter.samples.clear()
+    meter.cached = None
+    assert client.get(planning(family_setup)).status_code == 200
+    stamp = f"t={time.time() - 4:.3f}"  # nginx's X-Request-Start: waited 4 s for a worker
+    assert client.get(planning(family_setup), headers={"X-Request-Start": stamp}).status_code == 503
+
+
+def test_the_french_wait():
+    from portail.waiting_room.gate import french_wait
+
+    assert french_wait(20) == "moins d'une minute"
+    assert french_wait(61) == "environ 2 minutes"
+    assert french_wait(3700) == "environ 1 h 02"
