@@ -1,0 +1,67 @@
+"""Browser journey at 360 px: parents wait for the opening (with and without JavaScript), see their
+place in line in a live region, and reach the planning at the opening; axe checks every step."""
+
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import fakeredis
+import pytest
+
+from portail.extensions import db
+from portail.models import Activity, Family, Role, User
+from portail.services import openings
+from tests.browser_support import ARTIFACTS, Journey, login, new_page
+from tests.factories import enrol, make_activity, make_user, subscribe
+
+pytestmark = pytest.mark.browser
+NOTES = Path("/work/notes")
+
+
+def test_parents_wait_then_reach_the_planning_at_the_opening(browser, live_server):
+    room = live_server.extensions["waiting_room"]
+    room.client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    with live_server.app_context():
+        family = db.session.scalar(db.select(Family))
+        enrol(family.children[0], make_activity(name="Centre de loisirs"))
+        subscribe(make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN"), family)
+        subscribe(make_user(email="julien@example.fr", first_name="Julien", last_name="MARTIN"), family)
+        db.session.commit()
+        family_id = family.id
+    base = live_server.base_url
+    page = new_page(browser)
+    journey = Journey(page, "waiting-room-360")
+    login(page, base, "claire@example.fr")
+    quiet = new_page(browser, javascript=False)
+    login(quiet, base, "julien@example.fr")
+
+    with live_server.app_context():
+        agent = db.session.scalar(db.select(User).where(User.role == Role.AGENT))
+        activity = db.session.scalar(db.select(Activity))
+        now = datetime.now(UTC)
+        opens_at = now.replace(microsecond=0) + timedelta(seconds=7)
+        openings.announce(agent, [activity.id], opens_at, now - timedelta(minutes=30), now=now)
+        db.session.commit()
+
+    planning = f"{base}/famille/{family_id}/planning"
+    page.goto(planning)
+    status = page.get_by_role("status")
+    assert re.search(r"Votre place dans la file : 1\b", status.inner_text())
+    assert status.get_attribute("aria-live") == "polite"
+    assert "La réservation ouvre à" in status.inner_text()
+    assert page.get_by_role("heading", level=1).inner_text() == "Salle d'attente des réservations"
+    journey.check("attente")
+    NOTES.mkdir(exist_ok=True)
+    shutil.copy(ARTIFACTS / "waiting-room-360-01-attente.png", NOTES / "waiting-room-360.png")
+
+    quiet.goto(planning)
+    assert "Votre place dans la file : 2" in quiet.get_by_role("status").inner_text()
+
+    # at the opening, htmx (and the meta refresh without JavaScript) takes each parent in, first come first served
+    page.get_by_role("heading", name=re.compile("Activités — Famille MARTIN")).wait_for(timeout=25_000)
+    assert datetime.now(UTC) >= opens_at
+    journey.check("admis")
+    quiet.get_by_role("heading", name=re.compile("Activités — Famille MARTIN")).wait_for(timeout=25_000)
+    page.context.close()
+    quiet.context.close()

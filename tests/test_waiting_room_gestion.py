@@ -1,0 +1,147 @@
+"""Back office: staff announce, change and cancel openings; bad input gets French messages and saves
+nothing; every change is audited and reaches the waiting room's schedule in Redis."""
+
+import html
+from datetime import UTC, datetime
+
+import fakeredis
+import pytest
+import sqlalchemy as sa
+import time_machine
+
+from portail.extensions import db
+from portail.models import AuditEvent, Opening
+from portail.waiting_room import store
+from portail.waiting_room.gate import room
+from tests.factories import make_activity
+
+# Paris is UTC+1 in winter: 08:30 in Paris on 12 January 2027 is 07:30 UTC.
+NOW = datetime(2027, 1, 12, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    """The morning of the opening (the sessions are opened in it), the clock running."""
+    with time_machine.travel(NOW, tick=True):
+        yield
+
+
+@pytest.fixture
+def redis_client(app):
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    room().client = client
+    return client
+
+
+@pytest.fixture
+def activity(app):
+    made = make_activity(name="Centre de loisirs été")
+    db.session.commit()
+    return made
+
+
+def form(activity, **changes) -> dict:
+    values = {
+        "activities": [str(activity.id)],
+        "day": "2027-01-12",
+        "hour": "08:30",
+        "queue_minutes": "30",
+        "fast_path_minutes": "20",
+    }
+    values.update(changes)
+    return values
+
+
+def test_an_agent_announces_an_opening_in_paris_time(client, logged_in_agent, activity, redis_client):
+    response = client.post("/gestion/ouvertures/formulaire", data=form(activity))
+    assert response.status_code == 302
+    opening = db.session.scalar(sa.select(Opening))
+    assert opening.opens_at == datetime(2027, 1, 12, 7, 30, tzinfo=UTC)
+    assert opening.queue_from == datetime(2027, 1, 12, 7, 0, tzinfo=UTC)
+    assert opening.fast_path_minutes == 20 and [a.name for a in opening.activities] == [
+        "Centre de loisirs été"
+    ]
+    event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "opening.announced"))
+    assert event.actor_id == logged_in_agent.id and event.target_id == opening.id
+    assert store.read_schedule(redis_client) == [
+        {
+            "id": opening.id,
+            "queue_from": opening.queue_from.timestamp(),
+            "opens_at": opening.opens_at.timestamp(),
+            "fast_path": 1200,
+        }
+    ]
+    page = client.get("/gestion/ouvertures").get_data(as_text=True)
+    assert "Centre de loisirs été" in page and "À venir" in page and "08:30" in page
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"activities": []}, "Cochez au moins une activité."),
+        ({"activities": ["999"]}, "n'est pas un choix valide pour ce champ."),
+        ({"day": ""}, "Saisissez le jour d'ouverture."),
+        ({"hour": "25:00"}, "N'est pas un horaire valide."),
+        ({"day": "2027-01-11"}, "L'ouverture doit être dans le futur."),
+        ({"day": "2027-03-28", "hour": "02:30"}, "Cette heure n'existe pas ce jour-là"),
+        ({"queue_minutes": "-5"}, "Entre 0 et 240 minutes."),
+        ({"queue_minutes": "abc"}, "N'est pas un entier valide."),
+        ({"fast_path_minutes": "0"}, "Entre 1 et 240 minutes."),
+    ],
+)
+def test_bad_input_gets_a_french_message_and_saves_nothing(
+    client, logged_in_agent, activity, redis_client, changes, message
+):
+    response = client.post("/gestion/ouvertures/formulaire", data=form(activity, **changes))
+    assert response.status_code == 422
+    assert message in html.unescape(response.get_data(as_text=True))
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Opening)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
+    assert store.read_schedule(redis_client) is None
+
+
+def test_an_opening_is_changed_before_its_queue_starts_and_not_after(
+    client, logged_in_agent, activity, redis_client
+):
+    client.post("/gestion/ouvertures/formulaire", data=form(activity))
+    opening = db.session.scalar(sa.select(Opening))
+    url = f"/gestion/ouvertures/formulaire?ouverture={opening.id}"
+    assert 'value="08:30"' in client.get(url).get_data(as_text=True)
+    assert client.post(url, data=form(activity, hour="09:00", fast_path_minutes="15")).status_code == 302
+    db.session.expire_all()
+    assert opening.opens_at == datetime(2027, 1, 12, 8, 0, tzinfo=UTC) and opening.fast_path_minutes == 15
+    assert store.read_schedule(redis_client)[0]["opens_at"] == opening.opens_at.timestamp()
+    with time_machine.travel(opening.queue_from, tick=False):
+        response = client.post(url, data=form(activity, hour="10:00"), follow_redirects=True)
+    assert "ne peut plus être modifiée" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert opening.opens_at == datetime(2027, 1, 12, 8, 0, tzinfo=UTC)
+    actions = db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions == ["opening.announced", "opening.updated"]
+
+
+def test_cancelling_an_opening_takes_it_off_the_schedule_once(
+    client, logged_in_agent, activity, redis_client
+):
+    client.post("/gestion/ouvertures/formulaire", data=form(activity))
+    opening = db.session.scalar(sa.select(Opening))
+    assert client.post(f"/gestion/ouvertures/{opening.id}/annuler").status_code == 302
+    assert client.post(f"/gestion/ouvertures/{opening.id}/annuler").status_code == 302  # a double click
+    page = client.get("/gestion/ouvertures").get_data(as_text=True)
+    assert "Annulée" in page
+    assert store.read_schedule(redis_client) == []
+    cancelled = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "opening.cancelled")
+    ).all()
+    assert len(cancelled) == 1
+
+
+def test_parents_cannot_reach_the_openings(client, auth, activity):
+    from tests.factories import make_user
+
+    make_user(email="parent@example.fr")
+    db.session.commit()
+    auth.login("parent@example.fr")
+    assert client.get("/gestion/ouvertures").status_code == 403
+    assert client.post("/gestion/ouvertures/formulaire", data=form(activity)).status_code == 403
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Opening)) == 0
