@@ -1,5 +1,5 @@
 """Two app nodes behind nginx (issue 15, point 4): whichever node answers, sessions, CSRF, rate
-limits, uploads and exactly-once mails hold.
+limits, uploads, exactly-once mails and the waiting room's line hold.
 
 On this machine: two gunicorn nodes in the production configuration, each on its own port, behind
 nginx running `deploy/nginx/portail.conf` itself (ports, paths and names substituted), sharing one
@@ -33,13 +33,19 @@ import urllib.parse
 import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 
 from portail.extensions import db
-from portail.models import Document, DocumentScope, DocumentType, OutboxMessage, Request, Validity
+from portail.models import Document, DocumentScope, DocumentType, OutboxMessage, Request, Role, User, Validity
+from portail.services import openings
+from portail.waiting_room import admissions, gate
 from tests.conftest import make_app, missing_service, tables
 from tests.factories import (
     PASSWORD,
@@ -81,6 +87,7 @@ class Cluster:
     tls: ssl.SSLContext
     nodes: dict  # "127.0.0.1:<port>" (nginx's $upstream_addr) -> "A" or "B"
     app: object  # a testing app on the same database, for setting up and reading back rows
+    secret_key: str  # the nodes'
     smtp: SmtpSink
 
     def browser(self) -> "Browser":
@@ -240,6 +247,7 @@ def cluster(tmp_path_factory, pg_url):
             tls=tls,
             nodes={f"127.0.0.1:{ports[node]}": node for node in NODES},
             app=app,
+            secret_key=env["SECRET_KEY"],
             smtp=smtp,
         )
         for log in logs.glob("node-*.log"):
@@ -364,14 +372,21 @@ def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
 
 @pytest.fixture(scope="module")
 def town(cluster):
-    """A parent of a family with a child enrolled in the canteen, a document asked of families, and
-    a second account that strangers try passwords on."""
+    """A parent of a family with a child enrolled in the canteen, a document asked of families, a
+    second account that strangers try passwords on, four parents of other families (the waiting
+    room's line) and an agent."""
     with cluster.app.app_context():
         activity = make_activity()
         family, child = enrolled_child(activity)
         parent = make_user(email="parent@example.fr", first_name="Camille")
         subscribe(parent, family)
         make_user(email="voisin@example.fr", first_name="Paul")
+        line = []
+        for n in range(1, 5):
+            other, _child = enrolled_child(activity, name=f"Enfant{n}")
+            subscribe(make_user(email=f"parent{n}@example.fr"), other)
+            line.append((f"parent{n}@example.fr", other.id))
+        make_user(email="agent@example.fr", role=Role.AGENT)
         kind = DocumentType(name="Attestation CAF", scope=DocumentScope.FAMILY, validity=Validity.ONE_YEAR)
         db.session.add(kind)
         db.session.commit()
@@ -379,6 +394,8 @@ def town(cluster):
             "family": family.id,
             "click": cell_form(child, activity, next_weekday(2, 3), "reserve"),
             "type": kind.id,
+            "activity": activity.id,
+            "line": line,
         }
 
 
@@ -405,6 +422,7 @@ def test_any_node_answers_any_request(cluster, town):
     check_one_mail_for_a_click_sent_to_both_nodes(cluster, browser, town)
     check_logout_on_one_node_ends_the_session_on_the_other(browser)
     check_mail_links_ignore_the_host_header(cluster)
+    check_one_waiting_line_across_nodes(cluster, town)
     check_failed_logins_counted_across_nodes(cluster)
     assert time.monotonic() - started_at < 45
 
@@ -568,3 +586,54 @@ def mails_to(cluster, recipient: str) -> list[str]:
         for envelope in cluster.smtp.messages
         if envelope.rcpt_tos == [recipient]
     ]
+
+
+def check_one_waiting_line_across_nodes(cluster, town):
+    """During an opening, parents who reach the planning through either node take tickets in one
+    order (their order of arrival), keep them when they reload on the other node, and are admitted
+    in that order."""
+    line = []
+    for n, (address, family) in enumerate(town["line"]):
+        parent = cluster.browser()
+        assert login(parent, address, form_on=NODES[n % 2], post_on=NODES[(n + 1) % 2]).status == 302
+        line.append((parent, f"/famille/{family}/planning"))
+    now = datetime.now(UTC)
+    with cluster.app.app_context():
+        agent = db.session.scalar(sa.select(User).where(User.email == "agent@example.fr"))
+        opening = openings.announce(
+            agent, [town["activity"]], now + timedelta(seconds=5), now - timedelta(minutes=5)
+        )
+        db.session.commit()  # publishes the schedule in Redis
+        opening_id = opening.id
+    time.sleep(gate.SCHEDULE_REFRESH)  # each web process keeps the schedule it read that long
+
+    for n, (parent, planning) in enumerate(line):
+        waiting = parent.on(NODES[n % 2], "GET", planning)
+        assert waiting.status == 200 and "Salle d'attente des réservations" in waiting.text
+        assert waiting.headers["X-Waiting-Room"] == str(n + 1), "place in line = order of arrival"
+    tickets = [session_of(cluster, parent)["waiting_room"] for parent, _ in line]
+    assert tickets == [{"o": opening_id, "t": n} for n in range(1, 5)]
+    first, first_planning = line[0]
+    reloaded = first.on("B", "GET", first_planning)  # (they took their ticket on A)
+    assert reloaded.headers["X-Waiting-Room"] == "1"
+    assert session_of(cluster, first)["waiting_room"] == tickets[0]
+
+    def admitted(parent, planning) -> bool:
+        page = parent.get(planning)
+        return page.status == 200 and "X-Waiting-Room" not in page.headers
+
+    for parent, planning in line:
+        wait_for(lambda p=parent, u=planning: admitted(p, u), timeout=20, interval=0.2)
+    client = redis.Redis.from_url(cluster.app.config["REDIS_URL"])
+    try:
+        assert [ticket for ticket, _at in admissions(client, opening_id)] == [1, 2, 3, 4]
+    finally:
+        client.close()
+
+
+def session_of(cluster, browser: Browser) -> dict:
+    """The session a browser holds (Flask's signed cookie, read with the nodes' key)."""
+    reader = Flask(__name__)
+    reader.secret_key = cluster.secret_key
+    cookie = next(cookie.value for cookie in browser.jar if cookie.name == "session")
+    return SecureCookieSessionInterface().get_signing_serializer(reader).loads(cookie)
