@@ -379,3 +379,15 @@ def test_the_french_wait():
     assert french_wait(20) == "moins d'une minute"
     assert french_wait(61) == "environ 2 minutes"
     assert french_wait(3700) == "environ 1 h 02"
+
+
+def test_the_queue_starts_at_its_exact_second(app, family_setup):
+    opening = announce(family_setup, opens_in=600, queue_for=300)
+    client = app.test_client()
+    login(client)
+    with time_machine.travel(opening.queue_from - timedelta(seconds=1), tick=False):
+        room().schedule_read = float("-inf")
+        assert "X-Waiting-Room" not in client.get(planning(family_setup)).headers
+    with time_machine.travel(opening.queue_from, tick=False):
+        room().schedule_read = float("-inf")
+        assert client.get(planning(family_setup)).headers["X-Waiting-Room"] == "1"

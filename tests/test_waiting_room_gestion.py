@@ -145,3 +145,14 @@ def test_parents_cannot_reach_the_openings(client, auth, activity):
     assert client.get("/gestion/ouvertures").status_code == 403
     assert client.post("/gestion/ouvertures/formulaire", data=form(activity)).status_code == 403
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Opening)) == 0
+
+
+def test_the_list_publishes_again_a_schedule_that_redis_missed(
+    client, logged_in_agent, activity, redis_client
+):
+    client.post("/gestion/ouvertures/formulaire", data=form(activity))
+    redis_client.flushall()  # Redis was down when the opening was saved
+    assert client.get("/gestion/ouvertures").status_code == 200
+    assert [item["id"] for item in store.read_schedule(redis_client)] == [
+        db.session.scalar(sa.select(Opening.id))
+    ]

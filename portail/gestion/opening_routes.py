@@ -18,6 +18,7 @@ from portail.services.outbox import rollback
 def openings_list():
     """Ouvertures des inscriptions: those to come and the recent ones, with their queue."""
     now = utcnow()
+    openings.publish(now)  # mends a schedule that Redis missed when an opening was saved (Redis was down)
     items = openings.listed(now)
     figures = {
         item.id: openings.queue_figures(item) for item in items if item.started(now) and not item.cancelled
