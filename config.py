@@ -42,6 +42,9 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     MAX_CONTENT_LENGTH = 6 * 1024 * 1024
     COMPRESS_ALGORITHM = "gzip"
+    # gzip's fastest level: measured on the planning page, 0.3-0.5 ms of CPU less per page than
+    # Flask-Compress's default (6) for ~1 KB more on the wire (5.2 instead of 4.2 KB).
+    COMPRESS_LEVEL = 1
     COMPRESS_MIMETYPES = [
         "text/html",
         "text/css",
