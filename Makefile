@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEV := PORTAIL_ENV=development
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench peak clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/planning.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/billing.py
+
+## peak: the opening-day benchmark on PostgreSQL and the production stack (locust; a few minutes): make peak PARENTS=250
+PARENTS ?= 250
+peak: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python bench/peak.py --parents $(PARENTS)
