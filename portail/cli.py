@@ -1,5 +1,7 @@
 """Command-line tools: `flask create-admin`, `flask demo`, `flask outbox relay`, `flask accounts purge`,
-`flask digests send`."""
+`flask digests send`, `flask backup create|restore`."""
+
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
@@ -9,7 +11,7 @@ from flask.cli import AppGroup
 from portail.extensions import db
 from portail.formatting import french_date
 from portail.models import Family, Role, User, utcnow
-from portail.services import accounts, digests, outbox, passwords
+from portail.services import accounts, backups, digests, outbox, passwords
 
 
 def init_app(app: Flask) -> None:
@@ -18,6 +20,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(outbox_group)
     app.cli.add_command(accounts_group)
     app.cli.add_command(digests_group)
+    app.cli.add_command(backup_group)
 
 
 @click.command("create-admin")
@@ -111,3 +114,41 @@ def digests_send(window: str, day) -> None:
     except digests.WindowNotOver as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{count} accusé(s) de traitement mis en file pour le {french_date(day.date())} ({window}).")
+
+
+backup_group = AppGroup("backup", help="Backups of the database and the uploaded files.")
+
+
+@backup_group.command("create")
+@click.option(
+    "--dest",
+    envvar="BACKUP_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder of the backups (BACKUP_DIR; default instance/backups).",
+)
+@click.option("--keep", type=click.IntRange(min=1), help="Then keep only the KEEP newest backups.")
+def backup_create(dest: Path | None, keep: int | None) -> None:
+    """Back up the database and the upload folder into a new dated folder."""
+    dest = dest or Path(current_app.instance_path) / "backups"
+    try:
+        target = backups.create(dest, utcnow())
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    manifest = backups.verify(target)
+    rows = sum(manifest["tables"].values())
+    click.echo(f"Sauvegarde {target} : {rows} lignes, {manifest['upload_files']} fichiers.")
+    for removed in backups.prune(dest, keep) if keep else []:
+        click.echo(f"Ancienne sauvegarde supprimée : {removed}")
+
+
+@backup_group.command("restore")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database and an upload folder that hold data.")
+def backup_restore(source: Path, force: bool) -> None:
+    """Restore a backup folder into this app's database and upload folder, then check it."""
+    try:
+        manifest = backups.restore(source, force=force)
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    rows = sum(manifest["tables"].values())
+    click.echo(f"Restauré depuis {source} : {rows} lignes et {manifest['upload_files']} fichiers, vérifiés.")
