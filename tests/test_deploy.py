@@ -102,7 +102,7 @@ def test_the_environment_file_lists_every_setting_of_the_readme():
     )
     documented = set()
     for row in re.findall(r"^\| (.+?) \|", production_section(), re.M):
-        documented |= set(re.findall(r"`([A-Z][A-Z_]+)`", row))
+        documented |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", row))
     assert documented >= set(ProductionConfig.REQUIRED.values())
     assert set(settings) == documented | {"PORTAIL_ENV"}
     assert settings["PORTAIL_ENV"] == "production"
