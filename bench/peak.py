@@ -27,16 +27,21 @@ What it does, on PostgreSQL and the production configuration (PORTAIL_ENV=produc
    drops the database.
 
 It prints: per endpoint the requests, failures and p50 / p95 / p99 / max (ms), waiting pages under
-"WAIT …"; failures; the mix's throughput (mean over the run and the best 10 s) and the hello
-route's, and their ratio; per day of the holiday week the places booked (reservations in the
-database and the day's counter) against the capacity, and any overbooking; the requests created in
-the database against those the booking POSTs' answers announced (lost or unannounced requests);
-the receipts in the outbox against the mails the SMTP sink received (each request's receipt exactly
-once) and how long the outbox took to drain after the run; the admission order against the ticket
-order (`portail.waiting_room.admissions`) when the waiting room exists.
+"WAIT …"; failures; the spread of every real page and POST (what admitted parents got) and of the
+waiting pages; the mix's throughput (mean over the run, without the waiting pages, and the best
+10 s) and the hello route's, and their ratio; per day of the holiday week the places booked
+(reservations in the database and the day's counter) against the capacity, and any overbooking;
+the requests created in the database against those the booking POSTs' answers announced (lost or
+unannounced requests); the receipts in the outbox against the mails the SMTP sink received (each
+request's receipt exactly once) and how long the outbox took to drain after the run; the
+admission order against the ticket order (`portail.waiting_room.admissions`) when the waiting
+room exists.
 
-The load generator runs on the same machine as the server (as in the issue's measures): on a
-2-core machine it takes a share of the CPU, which the hello ceiling includes too.
+The production session cookie is `Secure`: the simulated browsers send it to http://127.0.0.1 as
+real browsers do on loopback (LoopbackSecureCookies in the locustfile), so the configuration is the
+production one, unchanged. The load generator runs on the same machine as the server (as in the
+issue's measures): on a 2-core machine it takes a share of the CPU, which the hello ceiling
+includes too.
 """
 
 import argparse
@@ -579,6 +584,7 @@ def main() -> None:
     if not Path(sys.executable).with_name("locust").exists():
         sys.exit("locust is required: .venv/bin/pip install -r bench/requirements.txt")
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # (even when started with SIGINT ignored)
     work = Path(tempfile.mkdtemp(prefix="portail-peak-"))
     database = Database(args.database_url)
     processes = Processes(work)
@@ -684,8 +690,10 @@ def main() -> None:
         hello = next((row for row in hello_stats if row["Name"] == "Aggregated"), {})
         hello_rate = float(hello.get("Requests/s") or 0)
         best = best_window(history)
+        admitted_rate = len(times.get("admitted", [])) / elapsed if elapsed else 0.0
         print(
-            f"\nthroughput: mix {mix_rate:.0f} req/s over the run, best 10 s {best:.0f} req/s;"
+            f"\nthroughput: mix {mix_rate:.0f} req/s over the run ({admitted_rate:.0f} without the waiting"
+            f" pages), best 10 s {best:.0f} req/s;"
             f" hello ({HELLO_PATH} through Flask, 16 clients without pause, {args.hello_seconds:.0f} s)"
             f" {hello_rate:.0f} req/s (p50 {ms(hello.get('50%', '0'))} ms, failures {hello.get('Failure Count', '?')});"
             f" ratio mix/hello {mix_rate / hello_rate if hello_rate else 0:.2f} (best 10 s {best / hello_rate if hello_rate else 0:.2f})"
