@@ -107,6 +107,8 @@ def targets(client: Client) -> tuple[str, list[str], str, str]:
         ):
             cells.append(f"enfant={child}&activite={activity}&jour={day}")
     static = re.search(r'src="(/static/js/htmx[^"]+)"', page).group(1).replace("&amp;", "&")
+    if not cells:
+        raise SystemExit("no day left to reserve on Claire's planning: load the demo again")
     return planning, sorted(set(cells))[:40], static, csrf_of(page)
 
 
