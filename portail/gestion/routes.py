@@ -21,6 +21,7 @@ from portail.services import dashboard as dashboard_service
 from portail.services import staff as staff_service
 from portail.services.families import PersonData
 from portail.services.outbox import commit
+from portail.urls import public_url
 
 bp = Blueprint("gestion", __name__, url_prefix="/gestion")
 
@@ -173,7 +174,7 @@ def family_letter(family_id: int):
     return render_template(
         "gestion/family_letter.html",
         family=db.get_or_404(Family, family_id),
-        portal_url=url_for("main.home", _external=True),
+        portal_url=public_url("main.home"),
     )
 
 

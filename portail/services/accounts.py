@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app
 
 from portail.extensions import db
 from portail.models import Civility, Family, Role, TokenPurpose, User, utcnow
@@ -13,6 +13,7 @@ from portail.queue import enqueue
 from portail.services import passwords, subscriptions, tokens
 from portail.services.outbox import queue_mail
 from portail.services.transactions import claim
+from portail.urls import public_url
 
 # A link asked again within this time is the same request sent twice: its first mail is on its way.
 JUST_SENT = timedelta(minutes=1)
@@ -54,7 +55,7 @@ def mail_link(
         template,
         recipient or user.email,
         first_name=user.first_name,
-        link=url_for(endpoint, token=raw, _external=True),
+        link=public_url(endpoint, token=raw),
         hours=int(ttl.total_seconds() // 3600),
         **context,
     )
@@ -91,8 +92,8 @@ def register(data: SignUp, family: Family | None = None) -> User | None:
                 "activation_existing",
                 existing.email,
                 first_name=existing.first_name,
-                login_link=url_for("auth.login", _external=True),
-                reset_link=url_for("auth.forgot_password", _external=True),
+                login_link=public_url("auth.login"),
+                reset_link=public_url("auth.forgot_password"),
             )
         return None
     user = User(
@@ -179,7 +180,7 @@ def send_login_alert(email: str) -> None:
         "login_attack",
         user.email,
         first_name=user.first_name,
-        reset_link=url_for("auth.forgot_password", _external=True),
+        reset_link=public_url("auth.forgot_password"),
     )
 
 
@@ -208,7 +209,7 @@ def set_password(user: User, new_password: str) -> None:
         "password_changed",
         user.email,
         first_name=user.first_name,
-        reset_link=url_for("auth.forgot_password", _external=True),
+        reset_link=public_url("auth.forgot_password"),
     )
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import url_for
 
 from portail.extensions import db
 from portail.models import (
@@ -33,6 +32,7 @@ from portail.services import uploads
 from portail.services.audit import record
 from portail.services.outbox import queue_mail
 from portail.services.transactions import claim, twin
+from portail.urls import public_url
 
 
 @dataclass(frozen=True)
@@ -561,7 +561,7 @@ def _notify(change: ChangeRequest) -> None:
         subject_of_change=describe(change),
         accepted=change.status is ChangeStatus.ACCEPTED,
         reason=change.reason,
-        link=url_for("family.history", family_id=change.family_id, _external=True),
+        link=public_url("family.history", family_id=change.family_id),
     )
 
 
