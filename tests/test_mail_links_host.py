@@ -2,6 +2,7 @@
 sign-up or a reset request cannot send a parent's single-use link to another site."""
 
 import re
+from pathlib import Path
 
 from portail.extensions import db
 from tests.factories import VALID, make_user
@@ -31,3 +32,18 @@ def test_the_reset_link_and_the_already_registered_mail_ignore_a_forged_host(app
     for message in mails:
         found = links(message)
         assert found and all(link.startswith(app.config["PUBLIC_URL"]) for link in found), found
+
+
+def test_no_code_builds_an_absolute_link_from_the_request():
+    """url_for(..., _external=True) takes the request's Host: absolute links go through
+    urls.public_url."""
+    root = Path(__file__).resolve().parent.parent / "portail"
+    scanned = (
+        list(root.rglob("*.py"))
+        + list((root / "templates").rglob("*.html"))
+        + list((root / "templates").rglob("*.txt"))
+    )
+    assert len(scanned) > 100
+    assert [
+        str(path.relative_to(root)) for path in scanned if "_external" in path.read_text(encoding="utf-8")
+    ] == []
