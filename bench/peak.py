@@ -459,15 +459,29 @@ def print_endpoints(stats: list[dict]) -> dict:
     return total or {}
 
 
+def duration(milliseconds: float) -> str:
+    return f"{milliseconds / 1000:.1f} s" if milliseconds >= 10_000 else f"{milliseconds:.0f} ms"
+
+
 def spread(values: list[float]) -> str:
-    """Count and p50 / p95 / p99 / max of response times in ms."""
+    """Count and p50 / p95 / p99 / max of response times."""
     if len(values) < 2:
         return f"{len(values)} answers"
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return (
-        f"{len(values)} answers, p50 {ms(cuts[49])} / p95 {ms(cuts[94])} / p99 {ms(cuts[98])}"
-        f" / max {ms(max(values))} ms"
+        f"{len(values)} answers, p50 {duration(cuts[49])} / p95 {duration(cuts[94])}"
+        f" / p99 {duration(cuts[98])} / max {duration(max(values))}"
     )
+
+
+def print_failures(path: Path) -> None:
+    """The failures by cause (locust's failures CSV), most frequent first."""
+    if not path.exists():
+        return
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = sorted(csv.DictReader(file), key=lambda row: -int(row["Occurrences"]))
+    for row in rows[:8]:
+        print(f"  {row['Occurrences']:>6} × {row['Name']}: {row['Error'][:100]}")
 
 
 def best_window(history: list[dict], seconds: int = 10) -> float:
@@ -527,7 +541,7 @@ def database_checks(url: str, town: dict, capacity: int, seen: dict, sink: Recei
             f"requests created in the database: {created}; announced by the booking POSTs' answers: {announced}"
             f" (cell POSTs {seen.get('cell_posts_ok', 0)}, period forms {seen.get('period_posts_ok', 0)});"
             f" lost (announced, not in the database): {max(0, announced - created)};"
-            f" created but not announced (a client gave up or failed): {max(0, created - announced)}"
+            f" created but not announced (the client gave up or missed the answer): {max(0, created - announced)}"
         )
         outbox = dict(
             connection.execute(
@@ -681,6 +695,7 @@ def main() -> None:
             f" logins refused: {seen.get('logins_refused', 0)}"
         )
         print(f"failures: {total.get('Failure Count', '?')} of {total.get('Request Count', '?')} requests")
+        print_failures(work / "mix_failures.csv")
         times = seen.get("times", {})
         for kind, label in (("admitted", "real pages and POSTs (admitted)"), ("waiting", "waiting pages")):
             print(f"{label}: {spread(times.get(kind, []))}")

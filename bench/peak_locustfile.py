@@ -67,6 +67,14 @@ def header(response, name: str) -> str | None:
     return headers.get(name) or headers.get(name.lower())
 
 
+def failure(response) -> str:
+    """Why an answer failed: its status, or why none came (status 0: a time-out, a reset…)."""
+    if response.status_code:
+        return f"HTTP {response.status_code}"
+    found = re.search(r"original=(.*?)\)?$", str(getattr(response, "error", "")))
+    return f"no answer: {found.group(1) if found else response.error!r}"
+
+
 class Parent(FastHttpUser):
     wait_time = constant(0)
     network_timeout = CONFIG["timeout"]
@@ -110,7 +118,7 @@ class Parent(FastHttpUser):
                     response.success()
                     return response
                 else:
-                    response.failure(f"HTTP {response.status_code}")
+                    response.failure(failure(response))
                     return None
             gevent.sleep(delay)
 
