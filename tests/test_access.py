@@ -31,6 +31,7 @@ from tests.support import check_headers
 
 PUBLIC = {
     "main.home",
+    "main.health",
     "auth.register",
     "auth.registered",
     "auth.activate",
