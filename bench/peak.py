@@ -21,8 +21,8 @@ What it does, on PostgreSQL and the production configuration (PORTAIL_ENV=produc
 3. announces the opening (`portail.services.openings.announce`) when that module exists; the
    opening is at the end of the ramp, the queue from the start;
 4. runs bench/peak_locustfile.py headless (each parent once through the morning: see that file),
-   then the "hello" route (a static file served by Flask, `/static/js/portail.js`: the app has no
-   lighter route) as fast as the same server answers, for the ceiling;
+   then the "hello" route (`/sante`, the health check: no database, session or template) as fast
+   as the same server answers, for the ceiling;
 5. waits for the outbox to drain, checks the database, stops everything (Ctrl-C included) and
    drops the database.
 
@@ -101,7 +101,7 @@ from portail.services import passwords  # noqa: E402
 PASSWORD = "ouverture-centre-de-loisirs-2026"
 DEFAULT_URL = "postgresql+psycopg://portail:portail@localhost/portail_peak"
 ZONE = "C"
-HELLO_PATH = "/static/js/portail.js"
+HELLO_PATH = "/sante"  # the health check: no database, no session, no template
 MIN_BOOKINGS = 500_000
 WEEK = 5  # days of the holiday week on sale
 
