@@ -60,6 +60,7 @@ def live_server(tmp_path):
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         app.base_url = f"http://127.0.0.1:{server.server_port}"
+        app.config["PUBLIC_URL"] = app.base_url  # (mail links come from it, as `make run` sets it)
         try:
             yield app
         finally:
