@@ -9,7 +9,7 @@ each machine runs the same units: README says two are harmless) and an SMTP sink
 nginx terminates TLS with a throwaway certificate, as in production, so the app sees HTTPS through
 X-Forwarded-Proto (TRUSTED_PROXIES=1) and the client is an ordinary HTTPS client: its cookie jar keeps
 and sends the Secure cookies, and its forms carry the Referer that Flask-WTF checks on HTTPS. No
-cookie policy is bent and no header is faked. The test's nginx adds `X-Upstream: $upstream_addr` to
+cookie policy is bent and no header is faked to make it work. The test's nginx adds `X-Upstream: $upstream_addr` to
 each answer, so the test knows which node answered (nginx's word, not the app's). The nodes take
 turns (no stickiness); `Browser.on` makes the next request land on the node the check needs and
 asserts that it did.
