@@ -49,7 +49,7 @@ def test_parents_wait_then_reach_the_planning_at_the_opening(browser, live_serve
     status = page.get_by_role("status")
     assert re.search(r"Votre place dans la file : 1\b", status.inner_text())
     assert status.get_attribute("aria-live") == "polite"
-    assert "La réservation ouvre à" in status.inner_text()
+    assert "La réservation ouvre le" in status.inner_text()
     assert page.get_by_role("heading", level=1).inner_text() == "Salle d'attente des réservations"
     journey.check("attente")
     NOTES.mkdir(exist_ok=True)

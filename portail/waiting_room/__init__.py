@@ -12,8 +12,9 @@ During an opening (from `queue_from` until the queue has drained after `opens_at
    The ticket is kept in the session (the signed cookie): a reload or a new tab keeps it.
 2. Admission is a cursor: every ticket ≤ cursor is admitted, so parents are admitted first come,
    first served. The same script advances the cursor with a token bucket filled at `rate` parents
-   per second (from `opens_at`; the bucket holds at most one tuning period's worth, so a quiet
-   minute does not bank a rush), and appends each admitted ticket with its time to a list.
+   per second from `opens_at` (the first in line goes in at the opening second; the bucket holds at
+   most one tuning period's worth, so a quiet minute does not bank a rush), and appends each
+   admitted ticket with its time to a list (`admissions`).
 3. The rate follows the server (AIMD, as TCP's congestion window): each web process reports into
    Redis, every half second, its mean requests in flight over the last seconds (busy time / window,
    Little's law: exact for sync and threaded workers alike), its slots (requests it serves at once)

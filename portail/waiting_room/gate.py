@@ -14,7 +14,7 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, flash, g, request, session, url_for
 from flask_login import AnonymousUserMixin
 
-from portail.formatting import PARIS
+from portail.formatting import french_datetime
 from portail.htmx import is_htmx
 from portail.waiting_room import store
 
@@ -94,7 +94,6 @@ class Room:
         )
         self.slots = config["WAITING_ROOM_PROCESS_SLOTS"]
         self.meter = Meter(config["WAITING_ROOM_WINDOW"])
-        self.process = f"{socket.gethostname()}:{os.getpid()}"
         self.client: redis.Redis | None = None
         self.schedule: list[dict] = []
         self.schedule_read = -math.inf
@@ -125,12 +124,16 @@ class Room:
         log.warning("waiting room: Redis failed (%s); parents go through", error)
         self.down_until = time.monotonic() + current_app.config["REDIS_PAUSE_AFTER_FAILURE"]
 
-    def openings(self, now: float) -> list[dict]:
-        """The schedule, from memory (SCHEDULE_REFRESH), else Redis, else the database (republished)."""
+    def openings(self, now: float, queued: bool) -> list[dict]:
+        """The schedule, from memory (SCHEDULE_REFRESH), else Redis. Redis without one (restarted
+        empty) while this parent holds a ticket: read from the database and published again (one
+        query, once); without a ticket, none (no query on the pages outside openings)."""
         if now - self.schedule_read < SCHEDULE_REFRESH:
             return self.schedule
         schedule = store.read_schedule(self.redis())
-        if schedule is None:
+        if schedule is None and not queued:
+            schedule = []
+        elif schedule is None:
             from portail.services import openings
 
             schedule = openings.schedule(datetime.fromtimestamp(now, UTC))
@@ -138,11 +141,11 @@ class Room:
         self.schedule, self.schedule_read = schedule, now
         return schedule
 
-    def current(self, now: float) -> dict | None:
+    def current(self, now: float, queued: bool = False) -> dict | None:
         """The opening parents queue for now: in its window and not drained (the earliest first)."""
         live = [
             item
-            for item in self.openings(now)
+            for item in self.openings(now, queued)
             if item["queue_from"] <= now and item["id"] not in self.drained
         ]
         return min(live, key=lambda item: item["opens_at"]) if live else None
@@ -159,7 +162,9 @@ class Room:
             return
         self.reported = now
         busy, p95, _median, _count = self.meter.snapshot(now)
-        store.report_load(self.redis(), self.process, busy, self.slots, p95, now)
+        # (the process id is read here: gunicorn --preload builds the app before forking its workers)
+        process = f"{socket.gethostname()}:{os.getpid()}"
+        store.report_load(self.redis(), process, busy, self.slots, p95, now)
 
 
 def room() -> Room:
@@ -212,11 +217,11 @@ def _hold(current: Room):
     if current.resting():
         return None
     try:
-        opening = current.current(now)
+        kept = session.get(SESSION_KEY) or {}
+        opening = current.current(now, queued=bool(kept))
         if opening is None:
             return _shed(current, now)
         g.waiting_room_opening = True
-        kept = session.get(SESSION_KEY) or {}
         ticket = kept.get("t", 0) if kept.get("o") == opening["id"] else 0
         place = current.enter(opening, ticket, now)
         if place.admitted and now >= place.admitted_at + opening["fast_path"]:
@@ -315,7 +320,7 @@ def _status_context(place: store.Place | None, opening: dict | None, now: float,
         refresh = current_app.config["WAITING_ROOM_RETRY_AFTER"]
         return {"position": 0, "wait": None, "opens": None, "refresh": refresh, "target": target}
     before = max(0.0, opening["opens_at"] - now)
-    opens = datetime.fromtimestamp(opening["opens_at"], PARIS).strftime("%H:%M")
+    opens = french_datetime(datetime.fromtimestamp(opening["opens_at"], UTC))
     refresh = 15 if before > 60 else 5
     return {
         "position": place.position,
@@ -360,7 +365,7 @@ def status():
     place = opening = None
     if not current.resting():
         try:
-            opening = current.current(now)
+            opening = current.current(now, queued=bool(kept))
             if opening is not None and kept.get("o") == opening["id"]:
                 place = current.enter(opening, kept["t"], now)
         except redis.exceptions.RedisError as error:
