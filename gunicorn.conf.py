@@ -36,7 +36,7 @@ graceful_timeout = 30
 keepalive = 2
 # Replace each worker after about 2,000 requests (at different times, thanks to the jitter):
 # bounded memory growth without every worker restarting in the same second.
-max_requests = 2000
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = 400
 # The heartbeat file in memory, not on a disk that may stall under load.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
