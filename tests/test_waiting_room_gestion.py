@@ -156,3 +156,17 @@ def test_the_list_publishes_again_a_schedule_that_redis_missed(
     assert [item["id"] for item in store.read_schedule(redis_client)] == [
         db.session.scalar(sa.select(Opening.id))
     ]
+
+
+def test_the_same_announcement_sent_twice_is_one_opening(client, logged_in_agent, activity, redis_client):
+    first = client.post("/gestion/ouvertures/formulaire", data=form(activity))
+    second = client.post("/gestion/ouvertures/formulaire", data=form(activity))  # a double click
+    assert first.status_code == second.status_code == 302
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Opening)) == 1
+    announced = (
+        sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "opening.announced")
+    )
+    assert db.session.scalar(announced) == 1
+    # another time is another opening
+    assert client.post("/gestion/ouvertures/formulaire", data=form(activity, hour="09:30")).status_code == 302
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Opening)) == 2

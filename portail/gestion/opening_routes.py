@@ -32,8 +32,8 @@ def opening_edit():
     opening_id = request.args.get("ouverture", type=int)
     opening = db.get_or_404(Opening, opening_id) if opening_id else None
     now = utcnow()
-    if opening and (opening.cancelled or opening.started(now)):
-        flash("Cette ouverture a commencé ou est annulée : elle ne peut plus être modifiée.", "error")
+    if opening and (reason := openings.frozen(opening, now)):
+        flash(reason, "error")
         return redirect(url_for("gestion.openings_list"))
     form = OpeningForm()
     form.activities.choices = [(a.id, a.name) for a in activity_service.all_activities()]

@@ -12,6 +12,7 @@ from flask import current_app
 from portail.extensions import db
 from portail.models import Activity, Opening, User, utcnow
 from portail.services import audit
+from portail.services.transactions import claim, twin
 from portail.waiting_room import store
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,15 @@ def announce(
     fast_path_minutes: int = 20,
     now: datetime | None = None,
 ) -> Opening:
-    """Announce an opening (audited); the caller commits, and the schedule is published then."""
+    """Announce an opening (audited); the caller commits, and the schedule is published then.
+
+    The same announcement sent twice (a double click, two tabs) is the first one's opening: copies
+    take turns on the agent's row and find it (`transactions.twin`), as the back office's forms do."""
+    if agent is not None:
+        claim(agent)
+        copy = twin(Opening, opens_at=opens_at, queue_from=queue_from, cancelled_at=None)
+        if copy is not None:
+            return copy
     opening = Opening(created_by_id=agent.id if agent else None)
     _set(opening, activity_ids, opens_at, queue_from, fast_path_minutes, now or utcnow())
     db.session.add(opening)
@@ -53,17 +62,22 @@ def update(
 ) -> Opening:
     """Change an opening before parents start queuing (audited)."""
     now = now or utcnow()
-    if opening.cancelled:
-        raise OpeningError("Cette ouverture est annulée : elle ne peut plus être modifiée.")
-    if opening.started(now):
-        raise OpeningError(
-            "La file d'attente de cette ouverture a commencé : elle ne peut plus être modifiée."
-        )
+    if reason := frozen(opening, now):
+        raise OpeningError(reason)
     _set(opening, activity_ids, opens_at, queue_from, fast_path_minutes, now)
     db.session.flush()
     audit.record(agent, "opening.updated", "opening", opening.id, _detail(opening))
     _publish_after_commit()
     return opening
+
+
+def frozen(opening: Opening, now: datetime) -> str | None:
+    """Why an opening can no longer be changed (cancelled, or its queue started), else None."""
+    if opening.cancelled:
+        return "Cette ouverture est annulée : elle ne peut plus être modifiée."
+    if opening.started(now):
+        return "La file d'attente de cette ouverture a commencé : elle ne peut plus être modifiée."
+    return None
 
 
 def cancel(opening: Opening, agent: User, now: datetime | None = None) -> None:
