@@ -2,6 +2,7 @@
 light waiting page (no query), load shedding, and failing open when Redis does not answer."""
 
 import html
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -415,3 +416,28 @@ def test_each_process_reports_its_load_to_redis_during_an_opening(app, family_se
     assert process.endswith(f":{os.getpid()}")
     busy, slots, p95, at = (float(part) for part in report.split())
     assert busy > 0 and slots == 1 and 0 < p95 < 5 and abs(at - time.time()) < 5
+
+
+def test_a_poll_that_would_show_the_same_place_swaps_nothing(app, family_setup):
+    """The status sits in a polite live region: re-sending the same words every few seconds would
+    have a screen reader read them out again and again."""
+    opening = announce(family_setup, opens_in=600)
+    client = app.test_client()
+    login(client)
+    target = planning(family_setup)
+    client.get(target)
+    with time_machine.travel(opening.opens_at - timedelta(seconds=300), tick=False):
+        first = client.get(f"/salle-d-attente/etat?suite={target}", headers={"HX-Request": "true"})
+        shown = re.search(r"vu=([^&\"]+)", html.unescape(first.text)).group(1)
+        again = client.get(f"/salle-d-attente/etat?suite={target}&vu={shown}", headers={"HX-Request": "true"})
+        assert again.status_code == 204 and again.data == b"" and again.headers["X-Waiting-Room"] == "1"
+    with time_machine.travel(opening.opens_at - timedelta(seconds=30), tick=False):  # polling faster now
+        closer = client.get(
+            f"/salle-d-attente/etat?suite={target}&vu={shown}", headers={"HX-Request": "true"}
+        )
+        assert closer.status_code == 200 and 'hx-trigger="every 5s"' in closer.text
+    with time_machine.travel(opening.opens_at, tick=False):  # admitted: off to the planning
+        admitted = client.get(
+            f"/salle-d-attente/etat?suite={target}&vu={shown}", headers={"HX-Request": "true"}
+        )
+        assert admitted.headers["HX-Redirect"] == target

@@ -318,7 +318,7 @@ def _status_context(place: store.Place | None, opening: dict | None, now: float,
     """What the page and the fragment say: place, wait, opening time, when to look again."""
     if place is None or opening is None:
         refresh = current_app.config["WAITING_ROOM_RETRY_AFTER"]
-        return {"position": 0, "wait": None, "opens": None, "refresh": refresh, "target": target}
+        return {"position": 0, "wait": None, "opens": None, "refresh": refresh, "target": target, "shown": ""}
     before = max(0.0, opening["opens_at"] - now)
     opens = french_datetime(datetime.fromtimestamp(opening["opens_at"], UTC))
     refresh = 15 if before > 60 else 5
@@ -328,6 +328,9 @@ def _status_context(place: store.Place | None, opening: dict | None, now: float,
         "opens": opens if before > 0 else None,
         "refresh": refresh,
         "target": target,
+        # what the fragment shows that may change (the place, the polling pace, before/after the
+        # opening): a poll that would show the same gets 204 and no swap
+        "shown": f"{place.position}-{refresh}-{int(before > 0)}",
     }
 
 
@@ -376,10 +379,14 @@ def status():
         response.headers[HEADER] = "0"
         response.headers["Cache-Control"] = "no-store"
         return response
-    html = current_app.jinja_env.get_template("waiting_room/_status.html").render(
-        **_status_context(place, opening, now, target)
-    )
-    response = Response(html, mimetype="text/html")
+    context = _status_context(place, opening, now, target)
+    if is_htmx() and request.args.get("vu") == context["shown"]:
+        # Nothing new to say: no swap, so the live region is not read out again every few seconds
+        # (the polling element stays and asks again).
+        response = Response(status=204)
+    else:
+        html = current_app.jinja_env.get_template("waiting_room/_status.html").render(**context)
+        response = Response(html, mimetype="text/html")
     response.headers[HEADER] = str(place.position)
     response.headers["Cache-Control"] = "no-store"
     return response
