@@ -37,10 +37,12 @@ PUBLIC = {
     "auth.activate",
     "auth.resend_activation",
     "auth.login",
+    "auth.staff_login",
     "auth.forgot_password",
     "auth.reset_password",
     "account.confirm_email",
     "dev.mailbox",
+    "waiting_room.status",
     "dev.message",
     "static",
 }

@@ -310,7 +310,8 @@ def test_redis_down_or_stalled_lets_parents_through_and_logs_it(app, family_setu
     response = client.get(planning(family_setup))
     assert response.status_code == 200 and "X-Waiting-Room" not in response.headers
     assert "Léa" in response.get_data(as_text=True)
-    assert warnings == ["waiting room: Redis failed (Timeout reading from socket); parents go through"]
+    # the login (the entrance line) and the planning both went through, each failure logged
+    assert warnings == ["waiting room: Redis failed (Timeout reading from socket); parents go through"] * 2
 
 
 def test_a_cancelled_opening_lets_parents_in(app, family_setup):
@@ -441,3 +442,82 @@ def test_a_poll_that_would_show_the_same_place_swaps_nothing(app, family_setup):
             f"/salle-d-attente/etat?suite={target}&vu={shown}", headers={"HX-Request": "true"}
         )
         assert admitted.headers["HX-Redirect"] == target
+
+
+# --- the entrance line: the login form during an opening ------------------------------------------
+
+
+def test_at_an_opening_visitors_queue_at_the_login_form_then_log_in_in_their_turn(
+    app, family_setup, redis_client
+):
+    opening = announce(family_setup, opens_in=600, queue_for=300)
+    entrance = f"{opening.id}:entree"
+    start = opening.queue_from.timestamp()
+    visitor = app.test_client()
+    with time_machine.travel(opening.queue_from - timedelta(seconds=1), tick=False):
+        room().schedule_read = float("-inf")
+        response = visitor.get("/connexion")
+        assert response.status_code == 200 and "X-Waiting-Room" not in response.headers
+    with time_machine.travel(opening.queue_from, tick=False):
+        room().schedule_read = float("-inf")
+        for _ in range(3):  # three visitors arrived first: the first goes in at once
+            store.enter(redis_client, entrance, start, 0, start, TUNING)
+        with count_queries() as counter:
+            waiting = visitor.get("/connexion")
+        assert counter["n"] == 0
+        assert waiting.status_code == 200 and waiting.headers["X-Waiting-Room"] == "3"
+        page = html.unescape(waiting.text)
+        assert "les familles se connectent au portail dans leur ordre d'arrivée" in page
+        assert 'href="/connexion/agent"' in page  # agents are not held
+        from tests.factories import PASSWORD
+
+        held = visitor.post("/connexion", data={"email": "parent@example.fr", "password": PASSWORD})
+        assert held.status_code == 200 and held.headers["X-Waiting-Room"] == "3"
+        assert "Vous n'êtes pas encore connecté" in html.unescape(held.text)
+        assert visitor.get(planning(family_setup)).status_code == 302  # not logged in
+        poll = visitor.get("/salle-d-attente/etat?suite=/connexion", headers={"HX-Request": "true"})
+        assert poll.headers["X-Waiting-Room"] == "3" and "Attente estimée" in html.unescape(poll.text)
+    with time_machine.travel(opening.queue_from + timedelta(seconds=2), tick=False):
+        poll = visitor.get("/salle-d-attente/etat?suite=/connexion", headers={"HX-Request": "true"})
+        assert poll.headers["HX-Redirect"] == "/connexion"
+        assert "X-Waiting-Room" not in visitor.get("/connexion").headers
+        login(visitor)
+        # logged in: the booking line is another line, which starts at the opening second
+        assert visitor.get(planning(family_setup)).headers["X-Waiting-Room"] == "1"
+    assert [ticket for ticket, _at in admissions(redis_client, entrance)] == [1, 2, 3, 4]
+
+
+def test_agents_log_in_during_an_opening_without_waiting_and_parents_cannot_use_their_door(
+    app, family_setup, redis_client
+):
+    from tests.factories import PASSWORD
+
+    opening = announce(family_setup, opens_in=600, queue_for=300)
+    start = opening.queue_from.timestamp()
+    with time_machine.travel(opening.queue_from, tick=False):
+        room().schedule_read = float("-inf")
+        for _ in range(50):
+            store.enter(redis_client, f"{opening.id}:entree", start, 0, start, TUNING)
+        agent = app.test_client()
+        assert agent.get("/connexion").headers["X-Waiting-Room"] == "50"
+        page = agent.get("/connexion/agent")
+        assert page.status_code == 200 and "Connexion des agents" in page.text
+        assert "X-Waiting-Room" not in page.headers
+        response = agent.post("/connexion/agent", data={"email": "agent@example.fr", "password": PASSWORD})
+        assert response.status_code == 302 and response.location.endswith("/gestion/")
+        parent = app.test_client()
+        refused = parent.post("/connexion/agent", data={"email": "parent@example.fr", "password": PASSWORD})
+        assert refused.status_code == 200
+        assert "réservée aux agents du service" in html.unescape(refused.text)
+        assert parent.get(planning(family_setup)).status_code == 302  # not logged in
+        wrong = parent.post("/connexion/agent", data={"email": "parent@example.fr", "password": "faux"})
+        assert "Adresse e-mail ou mot de passe incorrect." in html.unescape(wrong.text)
+
+
+def test_the_poll_slows_down_far_from_the_turn():
+    from portail.waiting_room.gate import poll_every
+
+    assert poll_every(before=600, wait=0) == 15  # the line has not started: every 15 s
+    assert poll_every(before=0, wait=10) == 5  # close to the turn
+    assert poll_every(before=0, wait=100) == 25
+    assert poll_every(before=0, wait=3600) == 30

@@ -17,6 +17,7 @@ from portail.extensions import db
 from portail.models import Role
 from portail.services import openings
 from portail.waiting_room import admissions
+from portail.waiting_room.gate import SCHEDULE_REFRESH
 from tests.conftest import make_app, tables
 from tests.factories import PASSWORD, enrolled_child, make_activity, make_user, subscribe
 from tests.support import free_port, wait_for
@@ -99,6 +100,7 @@ def test_two_processes_hand_out_tickets_in_order_and_admit_in_that_order(nodes, 
     opens_at = now.replace(microsecond=0) + timedelta(seconds=6)
     opening = openings.announce(agent, [activity.id], opens_at, now - timedelta(minutes=5), now=now)
     db.session.commit()  # published to Redis after the commit
+    time.sleep(SCHEDULE_REFRESH)  # each process reads the schedule again at most once a second
     planning = f"/famille/{family.id}/planning"
 
     # parents 0..2 arrive one after the other on alternate processes: tickets 1, 2, 3

@@ -1,5 +1,7 @@
 """Views of the authentication pages."""
 
+from functools import partial
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
@@ -20,6 +22,10 @@ bp = Blueprint("auth", __name__)
 THROTTLED = (
     "Trop de tentatives de connexion sur ce compte : pour sa sécurité, réessayez plus tard. Vous pouvez"
     " aussi choisir un nouveau mot de passe avec « Mot de passe oublié ? » et vous connecter aussitôt."
+)
+STAFF_ONLY = (
+    "Cette page de connexion est réservée aux agents du service. Parents : connectez-vous depuis"
+    " la page « Se connecter »."
 )
 
 
@@ -129,13 +135,28 @@ def _mail_a_link(send, sent: str, template: str):
 
 @bp.route("/connexion", methods=["GET", "POST"])
 @public
-@limiter.limit(login_throttle.PER_IP, methods=["POST"], deduct_when=_failed)
+@limiter.shared_limit(login_throttle.PER_IP, scope="login", methods=["POST"], deduct_when=_failed)
 def login():
-    """Se connecter (throttled per client, per account and per known device: login_throttle)."""
+    """Se connecter (throttled per client, per account and per known device: login_throttle).
+    During an opening, visitors reach it through the waiting room's entrance line."""
+    return _login(staff_only=False)
+
+
+@bp.route("/connexion/agent", methods=["GET", "POST"])
+@public
+@limiter.shared_limit(login_throttle.PER_IP, scope="login", methods=["POST"], deduct_when=_failed)
+def staff_login():
+    """Connexion des agents: the same login, never held by the waiting room, for staff accounts
+    only (a parent's account is refused here, so it is no way around the line)."""
+    return _login(staff_only=True)
+
+
+def _login(staff_only: bool):
     if current_user.is_authenticated:
         return redirect(url_for("gestion.dashboard" if current_user.is_staff else "account.home"))
     form = LoginForm()
     not_activated = False
+    template = partial(render_template, "auth/login.html", form=form, staff_only=staff_only)
     if form.validate_on_submit():
         user = accounts.find_by_email(form.email.data)
         cookie = request.cookies.get(login_throttle.DEVICE_COOKIE)
@@ -148,8 +169,12 @@ def login():
         if not login_throttle.allowed(attempt):
             # The wait may be a day: the owner's way in now is a new password (it lifts the count).
             form.form_errors.append(THROTTLED)
-            return render_template("auth/login.html", form=form, not_activated=False), 429
+            return template(not_activated=False), 429
         outcome = accounts.authenticate(user, form.password.data)
+        if outcome is LoginOutcome.OK and staff_only and not user.is_staff:
+            commit()  # (a rehash of the password, if any)
+            form.form_errors.append(STAFF_ONLY)
+            return template(not_activated=False)
         if outcome is LoginOutcome.OK:
             commit()
             target = safe_next(request.args.get("next"))
@@ -168,7 +193,7 @@ def login():
                 accounts.warn_of_attack(attempt.email)
                 commit()  # the mail itself, when Redis is down and the warning is written now
             form.form_errors.append("Adresse e-mail ou mot de passe incorrect.")
-    return render_template("auth/login.html", form=form, not_activated=not_activated)
+    return template(not_activated=not_activated)
 
 
 def _remember_device(response, cookie: str | None, user) -> None:

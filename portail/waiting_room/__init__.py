@@ -1,9 +1,15 @@
 """The waiting room: parents queue for an announced opening, and the booking pages shed load.
 
 Which pages: the family planning and everything under it (`GUARDED`: the planning page, a cell's
-fragment, its confirmation and POST, the period form and its POST). Staff pages, login, static
-files and the other pages are never held. An anonymous request goes on to the login as before;
-access rules (a parent only sees their families) apply unchanged once a parent is let through.
+fragment, its confirmation and POST, the period form and its POST) for parents logged in — the
+opening's *booking line* —, and the login form (`GET` and `POST /connexion`) for visitors not logged
+in — its *entrance line*, which admits from `queue_from` instead of `opens_at` and never closes the
+room by itself (gate.ENTRANCE: at 2,500 parents the logins alone would fill the machine before the
+opening). Staff pages, `/connexion/agent` (staff accounts only), static files and the other pages
+are never held. An anonymous request for a planning page goes on to the login as before; access
+rules (a parent only sees their families) apply unchanged once a parent is let through. Both lines
+work as below, each with its own ticket (session keys `waiting_room` and `waiting_room_entree`) and
+its own Redis keys (`wr:<id>:…` and `wr:<id>:entree:…`).
 
 During an opening (from `queue_from` until the queue has drained after `opens_at`):
 
@@ -18,7 +24,8 @@ During an opening (from `queue_from` until the queue has drained after `opens_at
 3. The rate follows the server (AIMD, as TCP's congestion window): each web process reports into
    Redis, every half second, its mean requests in flight over the last seconds (busy time / window,
    Little's law: exact for sync and threaded workers alike), its slots (requests it serves at once)
-   and the p95 of its answer times. Once a second the script sums busy / slots over the fresh
+   and the p95 of its answer times (what the client waited: behind a proxy that sets
+   `X-Request-Start`, the time queued before the app counts too). Once a second the script sums busy / slots over the fresh
    reports and takes the worst p95: above `WAITING_ROOM_TARGET_P95` or `..._TARGET_BUSY` the rate
    is cut by 30 % (narrow); below 60 % / 80 % of them it grows by max(1, 20 %) (widen); else held;
    between `..._MIN_RATE` and `..._MAX_RATE`. No fresh report: the rate holds.
@@ -26,7 +33,8 @@ During an opening (from `queue_from` until the queue has drained after `opens_at
    admission; after it, the next guarded page gives them a new ticket at the end of the line.
 5. A waiting parent gets a light page (no database query, one Redis round trip) with their place in
    line and an estimated wait, refreshed by htmx polling `/salle-d-attente/etat` (and a meta
-   refresh without JavaScript); HTTP 200 with `X-Waiting-Room: <place>`.
+   refresh without JavaScript); HTTP 200 with `X-Waiting-Room: <place>`. The poll's pace follows
+   the wait (gate.poll_every: 5 s near the turn, up to 30 s far from it).
 6. The queue is drained when every ticket is admitted `WAITING_ROOM_DRAIN_AFTER` seconds or more
    after the opening: the room then closes for that opening.
 

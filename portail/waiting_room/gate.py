@@ -1,6 +1,7 @@
 """The waiting room in the request cycle: the hook before the login check, the load meter, the
 waiting page and its status fragment (see the package's docstring for the algorithm)."""
 
+import dataclasses
 import logging
 import math
 import os
@@ -8,12 +9,14 @@ import socket
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
 from flask import Blueprint, Flask, Response, current_app, flash, g, request, session, url_for
 from flask_login import AnonymousUserMixin
 
+from portail.access import public
 from portail.formatting import french_datetime
 from portail.htmx import is_htmx
 from portail.waiting_room import store
@@ -30,13 +33,36 @@ GUARDED = frozenset(
     }
 )
 STATUS_ENDPOINT = "waiting_room.status"
-SESSION_KEY = "waiting_room"
 HEADER = "X-Waiting-Room"
 UNSAVED = "Votre demande n'a pas été enregistrée : la réservation est très demandée. Vous pourrez la faire à votre tour."
 SCHEDULE_REFRESH = 1.0  # seconds a process keeps the schedule it read from Redis
+UNSAVED_LOGIN = "Vous n'êtes pas encore connecté : le portail fait entrer les familles dans leur ordre d'arrivée. Vous pourrez vous connecter à votre tour."
 REPORT_EVERY = 0.5  # seconds between two load reports of a process
 
 bp = Blueprint("waiting_room", __name__, url_prefix="/salle-d-attente")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One of an opening's two lines: its pages, its Redis queue, where its ticket is kept, when it
+    starts admitting, and whether its emptying closes the room."""
+
+    name: str
+    endpoints: frozenset[str]
+    session_key: str
+    key_suffix: str  # after the opening's id in the Redis keys
+    starts: str  # the schedule's field: admission starts at that second
+    drains: bool
+
+
+# The booking pages, for parents logged in: admitted from the opening second.
+BOOKING = Line("booking", GUARDED, "waiting_room", "", "opens_at", True)
+# The login form, for visitors not logged in: admitted from the start of the queue, at the rate the
+# server sustains (at 2,500 parents the logins alone would fill the machine); never closes the room
+# by itself (late visitors still come through it until the booking line has drained). Agents log in
+# at auth.staff_login, which is not held and refuses parents' accounts.
+ENTRANCE = Line("entrance", frozenset({"auth.login"}), "waiting_room_entree", ":entree", "queue_from", False)
+NEVER = 1e12  # (a drain time for the entrance line: never)
 
 
 class Meter:
@@ -92,6 +118,7 @@ class Room:
             target_busy=config["WAITING_ROOM_TARGET_BUSY"],
             drain_after=config["WAITING_ROOM_DRAIN_AFTER"],
         )
+        self.entrance_tuning = dataclasses.replace(self.tuning, drain_after=NEVER)
         self.slots = config["WAITING_ROOM_PROCESS_SLOTS"]
         self.meter = Meter(config["WAITING_ROOM_WINDOW"])
         self.client: redis.Redis | None = None
@@ -150,8 +177,10 @@ class Room:
         ]
         return min(live, key=lambda item: item["opens_at"]) if live else None
 
-    def enter(self, opening: dict, ticket: int, now: float) -> store.Place:
-        place = store.enter(self.redis(), opening["id"], opening["opens_at"], ticket, now, self.tuning)
+    def enter(self, opening: dict, ticket: int, now: float, line: Line = BOOKING) -> store.Place:
+        tuning = self.tuning if line.drains else self.entrance_tuning
+        queue = f"{opening['id']}{line.key_suffix}"
+        place = store.enter(self.redis(), queue, opening[line.starts], ticket, now, tuning)
         if place.drained:
             self.drained.add(opening["id"])
         return place
@@ -186,13 +215,17 @@ def _before():
     current = room()
     current.meter.start()
     g.waiting_room_started = time.perf_counter()
-    if not current.enabled or "_user_id" not in session:
-        return None  # anonymous: the login check sends them to the login page
+    g.waiting_room_queued = max(0.0, _queued_for(time.time()) or 0.0)
+    if not current.enabled:
+        return None
     if request.endpoint == STATUS_ENDPOINT:
         return status()
-    if request.endpoint not in GUARDED:
-        return None
-    return _hold(current)
+    logged_in = "_user_id" in session
+    if logged_in and request.endpoint in BOOKING.endpoints:
+        return _hold(current, BOOKING)
+    if not logged_in and request.endpoint in ENTRANCE.endpoints:
+        return _hold(current, ENTRANCE)
+    return None  # (anonymous on a page of the family: the login check sends them to the login page)
 
 
 def _teardown(_error=None) -> None:
@@ -201,8 +234,10 @@ def _teardown(_error=None) -> None:
         return
     current = room()
     now = time.time()
-    # the waiting pages are not the work the room measures
-    measured = None if g.get("waiting_room_held") else time.perf_counter() - started
+    # The waiting pages are not the work the room measures. A request's time is what its client
+    # waited: in the app, and before it in the proxy's and the server's queues (X-Request-Start).
+    queued = g.pop("waiting_room_queued", 0.0)
+    measured = None if g.get("waiting_room_held") else time.perf_counter() - started + queued
     current.meter.stop(measured, now)
     if g.get("waiting_room_opening") and not current.resting():
         try:
@@ -211,31 +246,31 @@ def _teardown(_error=None) -> None:
             current.failed(error)
 
 
-def _hold(current: Room):
+def _hold(current: Room, line: Line):
     """None to let the request through, else the waiting page."""
     now = time.time()
     if current.resting():
         return None
     try:
-        kept = session.get(SESSION_KEY) or {}
+        kept = session.get(line.session_key) or {}
         opening = current.current(now, queued=bool(kept))
         if opening is None:
-            return _shed(current, now)
+            return _shed(current, now) if line is BOOKING else None
         g.waiting_room_opening = True
         ticket = kept.get("t", 0) if kept.get("o") == opening["id"] else 0
-        place = current.enter(opening, ticket, now)
+        place = current.enter(opening, ticket, now, line)
         if place.admitted and now >= place.admitted_at + opening["fast_path"]:
-            place = current.enter(opening, 0, now)  # the fast path is over: back in line
+            place = current.enter(opening, 0, now, line)  # the fast path is over: back in line
     except redis.exceptions.RedisError as error:
         current.failed(error)
         return None
     if place.drained:
         return None
     if place.ticket != ticket:
-        session[SESSION_KEY] = {"o": opening["id"], "t": place.ticket}
+        session[line.session_key] = {"o": opening["id"], "t": place.ticket}
     if place.admitted:
         return None
-    return _waiting(place, opening, now, 200)
+    return _waiting(place, opening, now, 200, line)
 
 
 def _shed(current: Room, now: float):
@@ -255,7 +290,7 @@ def _shed(current: Room, now: float):
     if not reasons:
         return None
     log.info("waiting room: shedding %s %s (%s)", request.method, request.path, "; ".join(reasons))
-    return _waiting(None, None, now, 503)
+    return _waiting(None, None, now, 503, BOOKING)
 
 
 def _queued_for(now: float) -> float | None:
@@ -271,12 +306,15 @@ def _queued_for(now: float) -> float | None:
     return now - started
 
 
-def _planning_url() -> str:
+def _landing(line: Line) -> str:
+    """Where a held POST sends the parent back: the planning, or the login page."""
+    if line is ENTRANCE:
+        return url_for("auth.login")
     family_id = (request.view_args or {}).get("family_id")
     return url_for("family.planning_page", family_id=family_id)
 
 
-def _waiting(place: store.Place | None, opening: dict | None, now: float, code: int) -> Response:
+def _waiting(place: store.Place | None, opening: dict | None, now: float, code: int, line: Line) -> Response:
     """The waiting page, or for htmx a redirect to it (a fragment in a cell would not do)."""
     g.waiting_room_held = True
     # Nothing below may load the account: the security headers ask Flask-Login whether someone is
@@ -290,12 +328,12 @@ def _waiting(place: store.Place | None, opening: dict | None, now: float, code: 
             flash(UNSAVED, "error")
         # (a fragment's request: the browser goes to the planning, which is the waiting page)
         response = Response(status=code)
-        response.headers["HX-Redirect"] = _planning_url()
+        response.headers["HX-Redirect"] = _landing(line)
     else:
-        target = _planning_url() if unsaved else request.full_path.rstrip("?")
-        context = _status_context(place, opening, now, target)
+        target = _landing(line) if unsaved else request.full_path.rstrip("?")
+        context = _status_context(place, opening, now, target, line)
         html = current_app.jinja_env.get_template("waiting_room/page.html").render(
-            unsaved=UNSAVED if unsaved else None,
+            unsaved=(UNSAVED if line is BOOKING else UNSAVED_LOGIN) if unsaved else None,
             shed=place is None,
             retry=retry,
             town_name=current_app.config["TOWN_NAME"],
@@ -314,24 +352,46 @@ def _flashes() -> list[tuple[str, str]]:
     return session.pop("_flashes", []) if "_flashes" in session else []
 
 
-def _status_context(place: store.Place | None, opening: dict | None, now: float, target: str) -> dict:
+def _status_context(
+    place: store.Place | None, opening: dict | None, now: float, target: str, line: Line = BOOKING
+) -> dict:
     """What the page and the fragment say: place, wait, opening time, when to look again."""
+    entrance = line is ENTRANCE
     if place is None or opening is None:
         refresh = current_app.config["WAITING_ROOM_RETRY_AFTER"]
-        return {"position": 0, "wait": None, "opens": None, "refresh": refresh, "target": target, "shown": ""}
-    before = max(0.0, opening["opens_at"] - now)
+        return {
+            "position": 0,
+            "wait": None,
+            "opens": None,
+            "refresh": refresh,
+            "target": target,
+            "shown": "",
+            "entrance": entrance,
+        }
+    before = max(0.0, opening[line.starts] - now)
     opens = french_datetime(datetime.fromtimestamp(opening["opens_at"], UTC))
-    refresh = 15 if before > 60 else 5
+    refresh = poll_every(before, place.position / max(place.rate, 0.1))
     return {
         "position": place.position,
         "wait": french_wait(place.position / max(place.rate, 0.1)),
-        "opens": opens if before > 0 else None,
+        "opens": opens if before > 0 or entrance else None,
+        "before": before > 0,
         "refresh": refresh,
         "target": target,
+        "entrance": entrance,
         # what the fragment shows that may change (the place, the polling pace, before/after the
         # opening): a poll that would show the same gets 204 and no swap
         "shown": f"{place.position}-{refresh}-{int(before > 0)}",
     }
+
+
+def poll_every(before: float, wait: float) -> int:
+    """Seconds between two looks at the place: 5 near the turn, up to 30 when it is far (a parent
+    1,000th in line at 10 a second looks every 25 s: 2,500 parents ask a few hundred times a second,
+    not 500), 15 until the line starts moving."""
+    if before > 60:
+        return 15
+    return int(min(30, max(5, wait / 4)))
 
 
 def french_wait(seconds: float) -> str:
@@ -344,8 +404,8 @@ def french_wait(seconds: float) -> str:
     return f"environ {minutes // 60} h {minutes % 60:02d}"
 
 
-def _local_target() -> str | None:
-    """The guarded page a status request names (`suite`), or None (no open redirect)."""
+def _local_target() -> tuple[str, Line] | None:
+    """The held page a status request names (`suite`) and its line, or None (no open redirect)."""
     target = request.args.get("suite", "")
     if not target.startswith("/") or target.startswith("//"):
         return None
@@ -353,24 +413,28 @@ def _local_target() -> str | None:
         endpoint, _args = current_app.url_map.bind("localhost").match(target.partition("?")[0])
     except Exception:  # noqa: BLE001  (werkzeug's NotFound, MethodNotAllowed, RequestRedirect)
         return None
-    return target if endpoint in GUARDED else None
+    for line in (BOOKING, ENTRANCE):
+        if endpoint in line.endpoints:
+            return target, line
+    return None
 
 
 @bp.get("/etat")
+@public  # (visitors waiting to log in poll it too; it reads nothing but the session and Redis)
 def status():
     """The waiting page's status fragment (htmx polls it): the place in line, or off to the page."""
     current = room()
-    target = _local_target() or url_for("family.home")
+    target, line = _local_target() or (url_for("family.home"), BOOKING)
     now = time.time()
     g.waiting_room_held = True
     g._login_user = AnonymousUserMixin()  # (as on the waiting page: no account read)
-    kept = session.get(SESSION_KEY) or {}
+    kept = session.get(line.session_key) or {}
     place = opening = None
     if not current.resting():
         try:
             opening = current.current(now, queued=bool(kept))
             if opening is not None and kept.get("o") == opening["id"]:
-                place = current.enter(opening, kept["t"], now)
+                place = current.enter(opening, kept["t"], now, line)
         except redis.exceptions.RedisError as error:
             current.failed(error)
     if place is None or place.admitted or place.drained:
@@ -379,7 +443,7 @@ def status():
         response.headers[HEADER] = "0"
         response.headers["Cache-Control"] = "no-store"
         return response
-    context = _status_context(place, opening, now, target)
+    context = _status_context(place, opening, now, target, line)
     if is_htmx() and request.args.get("vu") == context["shown"]:
         # Nothing new to say: no swap, so the live region is not read out again every few seconds
         # (the polling element stays and asks again).

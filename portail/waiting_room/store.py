@@ -134,14 +134,16 @@ class Tuning:
     drain_after: float = 120.0
 
 
-def _keys(opening_id: int) -> list[str]:
+def _keys(opening_id: int | str) -> list[str]:
     return [f"wr:{opening_id}:seq", f"wr:{opening_id}:state", f"wr:{opening_id}:admitted", LOAD_KEY]
 
 
 def enter(
-    client: redis.Redis, opening_id: int, opens_at: float, ticket: int, now: float, tuning: Tuning
+    client: redis.Redis, opening_id: int | str, opens_at: float, ticket: int, now: float, tuning: Tuning
 ) -> Place:
-    """Take a ticket (when `ticket` is 0), admit whom the rate allows, and say where `ticket` stands."""
+    """Take a ticket (when `ticket` is 0), admit whom the rate allows from `opens_at`, and say where
+    `ticket` stands. `opening_id` names the queue: an opening's id (its booking line) or, for its
+    entrance line, the id followed by ":entree"."""
     values = client.eval(
         ENTER,
         4,
@@ -170,7 +172,7 @@ def enter(
     )
 
 
-def admissions(client: redis.Redis, opening_id: int) -> list[tuple[int, float]]:
+def admissions(client: redis.Redis, opening_id: int | str) -> list[tuple[int, float]]:
     """(ticket, admitted_at) of an opening, in the order they were admitted."""
     entries = client.lrange(f"wr:{opening_id}:admitted", 0, -1)
     pairs = (_text(entry).split(":", 1) for entry in entries)
