@@ -101,6 +101,7 @@ from portail.services import passwords  # noqa: E402
 PASSWORD = "ouverture-centre-de-loisirs-2026"
 DEFAULT_URL = "postgresql+psycopg://portail:portail@localhost/portail_peak"
 ZONE = "C"
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 HELLO_PATH = "/sante"  # the health check: no database, no session, no template
 MIN_BOOKINGS = 500_000
 WEEK = 5  # days of the holiday week on sale
@@ -113,6 +114,12 @@ def options() -> argparse.Namespace:
     parser.add_argument("--ramp", type=float, default=60.0, help="seconds to start every parent")
     parser.add_argument("--capacity", type=int, help="places a day (default: 2/5 of the parents)")
     parser.add_argument("--gunicorn", choices=("auto", "conf", "baseline"), default="auto")
+    parser.add_argument(
+        "--proxy",
+        choices=("nginx", "none"),
+        default="nginx" if NGINX else "none",
+        help="nginx: the parents reach gunicorn through deploy/nginx/portail.conf (TLS, static files)",
+    )
     parser.add_argument("--database-url", default=os.environ.get("PEAK_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--hello-seconds", type=float, default=10.0)
     parser.add_argument("--max-minutes", type=float, default=6.0, help="cap on the scenario's run")
@@ -337,7 +344,9 @@ def build_town(url: str, args) -> dict:
     }
 
 
-def production_env(url: str, redis_url: str, smtp_port: int, web_port: int, work: Path) -> dict:
+def production_env(
+    url: str, redis_url: str, smtp_port: int, public_url: str, work: Path, proxied: bool
+) -> dict:
     """The environment of README "Running in production"."""
     return dict(
         os.environ,
@@ -347,7 +356,8 @@ def production_env(url: str, redis_url: str, smtp_port: int, web_port: int, work
         REDIS_URL=redis_url,
         MAIL_SERVER="127.0.0.1",
         MAIL_PORT=str(smtp_port),
-        PUBLIC_URL=f"http://127.0.0.1:{web_port}",
+        PUBLIC_URL=public_url,
+        TRUSTED_PROXIES="1" if proxied else "0",
         PORTAIL_TOWN_NAME="Ville de Démo",
         PORTAIL_SCHOOL_ZONE=ZONE,
         UPLOAD_DIR=str(work / "uploads"),
@@ -363,11 +373,24 @@ def gunicorn_command(choice: str, port: int) -> tuple[list[str], str]:
     return [gunicorn, "--workers", "4", "--bind", f"127.0.0.1:{port}", "app:app"], "--workers 4 (sync)"
 
 
+def start_nginx(processes, work: Path, parents: int, web_port: int, tls_port: int, http_port: int) -> None:
+    """nginx running the repository's site (deploy/nginx/portail.conf) in front of gunicorn."""
+    from deploy.nginx.local import command, nginx_config, self_signed, site_config
+
+    cert, key = self_signed(work)
+    site = site_config([web_port], tls_port, http_port, cert, key)
+    conf = work / "nginx.conf"
+    conf.write_text(nginx_config(work, site, connections=max(1024, 2 * parents + 256)), encoding="utf-8")
+    processes.start("nginx", command(NGINX, work, conf))
+
+
 def answers(url: str) -> bool:
+    import ssl
     from urllib.request import urlopen
 
+    context = ssl._create_unverified_context()  # (the bench's throwaway certificate)
     try:
-        with urlopen(url, timeout=2) as response:
+        with urlopen(url, timeout=2, context=context) as response:
             return response.status == 200
     except OSError:
         return False
@@ -631,7 +654,10 @@ def main() -> None:
         sink = Receipts()
         sink.controller.start()
         cleanup.callback(sink.controller.stop)
-        env = production_env(url, redis_url, sink.port, web_port, work)
+        proxied = args.proxy == "nginx"
+        tls_port, http_port = free_port(), free_port()
+        host = f"https://127.0.0.1:{tls_port}" if proxied else f"http://127.0.0.1:{web_port}"
+        env = production_env(url, redis_url, sink.port, host, work, proxied)
         flask = str(Path(sys.executable).with_name("flask"))
         subprocess.run(
             [flask, "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
@@ -649,10 +675,14 @@ def main() -> None:
         processes.start("gunicorn", command, env)
         processes.start("worker", [sys.executable, "worker.py", "worker"], env)
         processes.start("scheduler", [sys.executable, "worker.py", "scheduler"], env)
-        host = f"http://127.0.0.1:{web_port}"
-        wait_until(lambda: answers(host + "/connexion"), 60, "gunicorn")
+        wait_until(lambda: answers(f"http://127.0.0.1:{web_port}{HELLO_PATH}"), 60, "gunicorn")
+        if proxied:
+            start_nginx(processes, work, args.parents, web_port, tls_port, http_port)
+            wait_until(lambda: answers(host + "/connexion"), 20, "nginx")
+        in_front = "nginx (deploy/nginx/portail.conf, TLS) in front of " if proxied else ""
         print(
-            f"stack: gunicorn {served_by}, redis-server, 1 RQ worker, the scheduler, an SMTP sink (PostgreSQL)"
+            f"stack: {in_front}gunicorn {served_by}, redis-server, 1 RQ worker, the scheduler,"
+            " an SMTP sink (PostgreSQL)"
         )
         now = datetime.now(UTC)
         opens_at = now + timedelta(seconds=args.ramp + 5)

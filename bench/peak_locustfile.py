@@ -8,11 +8,16 @@ clicks, confirmation then htmx POST; the third by the Réservations period form)
 planning and opens Mes demandes; 1–3 s of thought between two pages. `Hello`: the cheapest route,
 as fast as it answers (the machine's ceiling).
 
-A page may be a waiting page (`X-Waiting-Room: <position>`, HTTP 200 before the opening or 503
-with `Retry-After` when the server sheds load): it counts as a success under the name
-"WAIT <page>", and the parent asks the same URL again after the wait, with its cookies.
+A page may be a waiting page (`X-Waiting-Room: <position>`, HTTP 200 in the line of an opening —
+the login form's or the booking pages' — or 503 with `Retry-After` when the server sheds load): it
+counts as a success under the name "WAIT <page>". In a line, the parent then does what the page's
+htmx does in a browser: asks the status fragment (`hx-get`) at the pace the page sets
+(`hx-trigger="every N s"`), "WAIT status (htmx)", until it answers with `HX-Redirect`; after a 503,
+it waits `Retry-After`. Then it asks the same URL again, with its cookies (a held POST is sent
+again: the page said it was not recorded).
 """
 
+import html
 import json
 import os
 import random
@@ -42,6 +47,7 @@ RESULTS = {
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 CSRF_HEADER = re.compile(r'"X-CSRFToken": "([^"]+)"')
 STATIC = re.compile(r'(?:href|src)="(/static/[^"]+)"')
+POLL = re.compile(r'hx-get="(/salle-d-attente/etat[^"]*)" hx-trigger="every (\d+)s"')
 CREATED = re.compile(r"(\d+) demandes? enregistrées?")
 # The states of a cell after a reservation went through (a full day is a request refused "Complet").
 BOOKED_CELL = re.compile(r'class="cell state-(reserved|refused|reservation_requested)"')
@@ -94,6 +100,8 @@ class Parent(FastHttpUser):
     def fetch(self, method: str, url: str, name: str, form: dict | None = None, headers=None):
         """One page (or a POST of `form`), asked again after each waiting page; None when it failed."""
         kwargs = {"headers": dict(headers or {})}
+        if method == "POST":  # (as browsers do: Flask-WTF checks it on HTTPS)
+            kwargs["headers"]["Referer"] = CONFIG["host"] + url
         if form is not None:
             kwargs["data"] = urlencode(form, doseq=True)
             kwargs["headers"]["Content-Type"] = "application/x-www-form-urlencoded"
@@ -114,13 +122,43 @@ class Parent(FastHttpUser):
                         RESULTS["parents_waited"] += 1
                     retry = header(response, "Retry-After") or ""
                     delay = float(retry) if retry.isdigit() else CONFIG["waiting_retry"]
+                    poll = POLL.search(response.text or "") if response.status_code == 200 else None
                 elif response.status_code in OK_STATUSES:
                     response.success()
                     return response
                 else:
                     response.failure(failure(response))
                     return None
-            gevent.sleep(delay)
+            if poll:
+                self.wait_in_line(html.unescape(poll.group(1)), int(poll.group(2)))
+            else:
+                gevent.sleep(delay)
+
+    def wait_in_line(self, url: str, every: int) -> None:
+        """Poll the waiting page's status fragment as its htmx does, until it sends the parent in."""
+        while True:
+            gevent.sleep(every)
+            with self.client.request(
+                "GET",
+                url,
+                name="WAIT status (htmx)",
+                headers={"HX-Request": "true"},
+                catch_response=True,
+                allow_redirects=False,
+            ) as response:
+                RESULTS["times"]["waiting"].append(round(response.request_meta["response_time"], 1))
+                if response.status_code == 204:  # nothing new: the same poll again
+                    response.success()
+                    continue
+                if response.status_code == 200 and header(response, "HX-Redirect"):
+                    response.success()
+                    return
+                found = POLL.search(response.text or "") if response.status_code == 200 else None
+                if not found:
+                    response.failure(failure(response))
+                    return
+                response.success()
+                url, every = html.unescape(found.group(1)), int(found.group(2))
 
     def page(self, url: str, name: str):
         """A GET, following its redirects as a browser does (each step measured on its own)."""

@@ -19,7 +19,6 @@ import email
 import email.policy
 import html
 import http.cookiejar
-import os
 import re
 import secrets
 import shutil
@@ -42,6 +41,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
+from deploy.nginx.local import command as nginx_command
+from deploy.nginx.local import nginx_config, self_signed, site_config
 from portail.extensions import db
 from portail.models import Document, DocumentScope, DocumentType, OutboxMessage, Request, Role, User, Validity
 from portail.services import openings
@@ -72,7 +73,6 @@ from tests.support import (
 
 pytestmark = pytest.mark.integration
 
-SITE = ROOT / "deploy" / "nginx" / "portail.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NODES = ("A", "B")
 
@@ -92,71 +92,6 @@ class Cluster:
 
     def browser(self) -> "Browser":
         return Browser(self)
-
-
-def site_config(ports: dict, cert: Path, key: Path) -> str:
-    """deploy/nginx/portail.conf with this machine's ports, certificate and static root; every
-    substitution must apply exactly as often as expected, so that the example's shape is what runs."""
-    text = SITE.read_text(encoding="utf-8")
-    substitutions = [
-        ("server 10.0.0.11:8000", f"server 127.0.0.1:{ports['A']}", 1),
-        ("server 10.0.0.12:8000", f"server 127.0.0.1:{ports['B']}", 1),
-        (
-            "return 301 https://famille.ville.fr$request_uri",
-            f"return 301 https://127.0.0.1:{ports['tls']}$request_uri",
-            1,
-        ),
-        ("server_name famille.ville.fr;", "server_name 127.0.0.1;", 2),
-        ("listen 80;", f"listen 127.0.0.1:{ports['http']};", 1),
-        ("listen [::]:80;", "", 1),
-        ("listen 443 ssl http2;", f"listen 127.0.0.1:{ports['tls']} ssl http2;", 1),
-        ("listen [::]:443 ssl http2;", "", 1),
-        ("/etc/letsencrypt/live/famille.ville.fr/fullchain.pem", str(cert), 1),
-        ("/etc/letsencrypt/live/famille.ville.fr/privkey.pem", str(key), 1),
-        ("alias /srv/portail/portail/static/;", f"alias {ROOT / 'portail' / 'static'}/;", 1),
-    ]
-    for old, new, count in substitutions:
-        assert text.count(old) == count, f"{SITE.name}: expected {old!r} {count} time(s)"
-        text = text.replace(old, new)
-    return text
-
-
-def nginx_config(directory: Path, site: str) -> str:
-    """A main nginx.conf around the site: in the foreground, every path in `directory`."""
-    temp = "\n".join(
-        f"    {kind}_temp_path {directory / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    # Run as root (CI), nginx's workers would switch to `nobody`, who cannot read the test's files.
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    return f"""{user}daemon off;
-worker_processes 1;
-pid {directory / "nginx.pid"};
-error_log {directory / "error.log"} warn;
-events {{ worker_connections 256; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {directory / "access.log"};
-{temp}
-    # Test only: which node answered.
-    add_header X-Upstream $upstream_addr always;
-{site}
-}}
-"""
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1, valid a day, and its key."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        + ["-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 def answers(url: str, context: ssl.SSLContext | None = None) -> bool:
@@ -229,8 +164,11 @@ def cluster(tmp_path_factory, pg_url):
             processes.append(start_process("scheduler", env, logs / f"scheduler-{n}.log"))
         cert, key = self_signed(directory)
         conf = directory / "nginx.conf"
-        conf.write_text(nginx_config(directory, site_config(ports, cert, key)), encoding="utf-8")
-        nginx = [NGINX, "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(conf)]
+        site = site_config([ports["A"], ports["B"]], ports["tls"], ports["http"], cert, key)
+        # Test only: which node answered.
+        extra = "    add_header X-Upstream $upstream_addr always;"
+        conf.write_text(nginx_config(directory, site, extra), encoding="utf-8")
+        nginx = nginx_command(NGINX, directory, conf)
         checked = subprocess.run([*nginx, "-t"], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
         with open(logs / "nginx.log", "wb") as output:
