@@ -34,10 +34,14 @@ timeout = 30
 graceful_timeout = 30
 # Behind nginx: a connection it keeps open waits in the worker's poller, not in a thread.
 keepalive = 2
-# Replace each worker after about 2,000 requests (at different times, thanks to the jitter):
-# bounded memory growth without every worker restarting in the same second.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
-max_requests_jitter = 400
+# No recycling of workers by default (GUNICORN_MAX_REQUESTS=N turns it on, with a jitter of N/5):
+# measured in bench/peak.py, a gthread worker that retires resets the connections it had accepted
+# and not yet answered — 45 "connection closed" failures at 1,000 parents with recycling every
+# ~2,000 requests, 15 without, and behind nginx 502s on the hello route. Memory stays flat without
+# it (the app keeps no per-request state); the systemd unit's MemoryMax bounds it anyway.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = max_requests // 5
+
 # The heartbeat file in memory, not on a disk that may stall under load.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 

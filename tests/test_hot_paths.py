@@ -173,7 +173,9 @@ def test_the_web_unit_runs_gunicorn_with_the_repository_configuration(monkeypatc
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert settings["preload_app"] is True and settings["worker_class"] == "gthread"
     assert settings["threads"] > 1 and os.environ["WAITING_ROOM_PROCESS_SLOTS"] == str(settings["threads"])
-    assert settings["accesslog"] is None and settings["max_requests_jitter"] > 0
+    # no recycling of workers by default (it reset accepted connections under load), and no log line
+    assert settings["accesslog"] is None and settings["max_requests"] == 0
+    assert re.search(r"^MemoryMax=\S+$", (ROOT / "deploy/systemd/portail-web.service").read_text(), re.M)
     assert 0 < settings["timeout"] <= 60 and settings["workers"] >= 2
 
 
