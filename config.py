@@ -97,7 +97,7 @@ class Config:
     WAITING_ROOM_MIN_RATE = 1.0
     WAITING_ROOM_MAX_RATE = float(os.environ.get("WAITING_ROOM_MAX_RATE", "200"))
     WAITING_ROOM_TUNE_EVERY = 1.0  # seconds between two changes of the admission rate
-    WAITING_ROOM_TARGET_P95 = float(os.environ.get("WAITING_ROOM_TARGET_P95", "0.4"))  # seconds
+    WAITING_ROOM_TARGET_P95 = float(os.environ.get("WAITING_ROOM_TARGET_P95", "0.3"))  # seconds
     WAITING_ROOM_TARGET_BUSY = 0.85  # mean requests in flight / slots, over the web processes
     # Requests one web process serves at once (gunicorn: workers' threads; sync workers: 1).
     WAITING_ROOM_PROCESS_SLOTS = int(os.environ.get("WAITING_ROOM_PROCESS_SLOTS", "1"))

@@ -86,6 +86,20 @@ def test_the_rate_follows_the_answer_times_and_work_in_flight(p95, busy, change)
     assert rate == pytest.approx({"narrow": 2.0 * 0.7, "widen": 3.0, "hold": 2.0}[change])
 
 
+def test_the_rate_grows_by_one_parent_a_second_and_is_cut_by_30_percent():
+    """Additive growth: the parents admitted take up to a poll to arrive, a multiplicative growth
+    would admit a flood before their load shows."""
+    client = fake()
+    fast = store.Tuning(initial_rate=50.0, tune_every=1.0, drain_after=60.0)
+    store.enter(client, 1, OPENS, 0, OPENS - 1, fast)
+    for second in range(1, 4):
+        store.report_load(client, "web-1:1", 0.1, 1, 0.01, OPENS + second - 0.5)
+        rate = store.enter(client, 1, OPENS, 1, OPENS + second, fast).rate
+    assert rate == 53.0
+    store.report_load(client, "web-1:1", 0.1, 1, 2.0, OPENS + 3.5)
+    assert store.enter(client, 1, OPENS, 1, OPENS + 4, fast).rate == pytest.approx(53.0 * 0.7)
+
+
 def test_stale_load_reports_are_ignored_and_the_rate_holds():
     client = fake()
     store.report_load(client, "web-1:1", 5.0, 1, 9.0, OPENS - 30)
@@ -374,7 +388,7 @@ def test_slow_answers_or_a_long_wait_before_the_app_shed_load(app, family_setup)
     meter = room().meter
     now = time.time()
     for _ in range(30):
-        meter.samples.append((now, 3.0))  # answers of 3 s: above the 2 s bound
+        meter.samples.append((now, 3.0, True))  # answers of 3 s: above the 2 s bound
     meter.cached = None
     assert client.get(planning(family_setup)).status_code == 503
     meter.samples.clear()
@@ -521,3 +535,8 @@ def test_the_poll_slows_down_far_from_the_turn():
     assert poll_every(before=0, wait=10) == 5  # close to the turn
     assert poll_every(before=0, wait=100) == 25
     assert poll_every(before=0, wait=3600) == 30
+    # spread by ticket, the same at each look, within ±20 % (at least a second)
+    paces = [poll_every(before=0, wait=100, ticket=ticket) for ticket in range(1, 200)]
+    assert min(paces) >= 20 and max(paces) <= 30 and len(set(paces)) >= 8
+    assert paces == [poll_every(before=0, wait=100, ticket=ticket) for ticket in range(1, 200)]
+    assert {poll_every(before=0, wait=1, ticket=ticket) for ticket in range(1, 50)} <= {4, 5, 6}

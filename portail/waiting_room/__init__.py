@@ -23,11 +23,14 @@ During an opening (from `queue_from` until the queue has drained after `opens_at
    admitted ticket with its time to a list (`admissions`).
 3. The rate follows the server (AIMD, as TCP's congestion window): each web process reports into
    Redis, every half second, its mean requests in flight over the last seconds (busy time / window,
-   Little's law: exact for sync and threaded workers alike), its slots (requests it serves at once)
+   Little's law: exact for sync and threaded workers alike; the waiting pages count there too, not
+   in the p95), its slots (requests it serves at once)
    and the p95 of its answer times (what the client waited: behind a proxy that sets
    `X-Request-Start`, the time queued before the app counts too). Once a second the script sums busy / slots over the fresh
    reports and takes the worst p95: above `WAITING_ROOM_TARGET_P95` or `..._TARGET_BUSY` the rate
-   is cut by 30 % (narrow); below 60 % / 80 % of them it grows by max(1, 20 %) (widen); else held;
+   is cut by 30 % (narrow); below 60 % / 80 % of them it grows by one parent a second (widen:
+   additive, as TCP's congestion avoidance — the parents admitted take up to a poll to arrive, and a
+   multiplicative growth admitted a flood before their load showed; measured at 2,500); else held;
    between `..._MIN_RATE` and `..._MAX_RATE`. No fresh report: the rate holds.
 4. An admitted parent keeps the fast path for the opening's `fast_path_minutes` from their
    admission; after it, the next guarded page gives them a new ticket at the end of the line.

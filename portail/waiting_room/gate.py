@@ -71,7 +71,7 @@ class Meter:
     def __init__(self, window: float = 5.0):
         self.window = window
         self.in_flight = 0
-        self.samples: deque[tuple[float, float]] = deque()
+        self.samples: deque[tuple[float, float, bool]] = deque()
         self.lock = threading.Lock()
         self.cached: tuple[float, float, float, float, int] | None = None
 
@@ -79,11 +79,12 @@ class Meter:
         with self.lock:
             self.in_flight += 1
 
-    def stop(self, duration: float | None, now: float) -> None:
+    def stop(self, duration: float, now: float, timed: bool = True) -> None:
+        """A request ended: its time counts in the busy time; in the p95 only if `timed` (the
+        waiting pages are load, not the answer times the room keeps low)."""
         with self.lock:
             self.in_flight -= 1
-            if duration is not None:
-                self.samples.append((now, duration))
+            self.samples.append((now, duration, timed))
 
     def snapshot(self, now: float) -> tuple[float, float, float, int]:
         """(mean requests in flight, p95, median, samples) over the window, recomputed at most every
@@ -93,8 +94,8 @@ class Meter:
                 return self.cached[1:]
             while self.samples and self.samples[0][0] < now - self.window:
                 self.samples.popleft()
-            durations = sorted(duration for _end, duration in self.samples)
-        busy = sum(min(duration, self.window) for duration in durations) / self.window
+            busy = sum(min(duration, self.window) for _end, duration, _timed in self.samples) / self.window
+            durations = sorted(duration for _end, duration, timed in self.samples if timed)
         count = len(durations)
         p95 = durations[int(0.95 * (count - 1))] if count else 0.0
         median = durations[count // 2] if count else 0.0
@@ -237,8 +238,7 @@ def _teardown(_error=None) -> None:
     # The waiting pages are not the work the room measures. A request's time is what its client
     # waited: in the app, and before it in the proxy's and the server's queues (X-Request-Start).
     queued = g.pop("waiting_room_queued", 0.0)
-    measured = None if g.get("waiting_room_held") else time.perf_counter() - started + queued
-    current.meter.stop(measured, now)
+    current.meter.stop(time.perf_counter() - started + queued, now, timed=not g.get("waiting_room_held"))
     if g.get("waiting_room_opening") and not current.resting():
         try:
             current.report(now)
@@ -370,7 +370,7 @@ def _status_context(
         }
     before = max(0.0, opening[line.starts] - now)
     opens = french_datetime(datetime.fromtimestamp(opening["opens_at"], UTC))
-    refresh = poll_every(before, place.position / max(place.rate, 0.1))
+    refresh = poll_every(before, place.position / max(place.rate, 0.1), place.ticket)
     return {
         "position": place.position,
         "wait": french_wait(place.position / max(place.rate, 0.1)),
@@ -385,13 +385,18 @@ def _status_context(
     }
 
 
-def poll_every(before: float, wait: float) -> int:
+def poll_every(before: float, wait: float, ticket: int | None = None) -> int:
     """Seconds between two looks at the place: 5 near the turn, up to 30 when it is far (a parent
     1,000th in line at 10 a second looks every 25 s: 2,500 parents ask a few hundred times a second,
-    not 500), 15 until the line starts moving."""
-    if before > 60:
-        return 15
-    return int(min(30, max(5, wait / 4)))
+    not 500), 15 until the line starts moving. With a ticket, spread by up to ±20 % (at least 1 s),
+    the same for a ticket at each look: parents who arrived together do not all ask in the same
+    second (measured: bursts of 1,000 polls in 5 s at 2,500 parents), and a poll that has nothing
+    new to say still changes nothing (its pace is part of what the fragment shows)."""
+    base = 15 if before > 60 else min(30, max(5, wait / 4))
+    if ticket is None:
+        return int(base)
+    spread = max(1.0, base * 0.2) * ((ticket * 0.6180339887) % 1 * 2 - 1)
+    return max(4, round(base + spread))
 
 
 def french_wait(seconds: float) -> str:

@@ -66,7 +66,7 @@ if now >= opens_at and drained ~= '1' then
       if p95 > target_p95 or load > target_busy then
         rate = math.max(min_rate, rate * 0.7)
       elseif p95 < 0.6 * target_p95 and load < 0.8 * target_busy then
-        rate = math.min(max_rate, rate + math.max(1, rate * 0.2))
+        rate = math.min(max_rate, rate + 1)
       end
     end
     tuned = now
@@ -128,7 +128,7 @@ class Tuning:
     initial_rate: float = 5.0
     min_rate: float = 1.0
     max_rate: float = 200.0
-    target_p95: float = 0.4
+    target_p95: float = 0.3
     target_busy: float = 0.85
     stale_after: float = 5.0
     drain_after: float = 120.0
