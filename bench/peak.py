@@ -8,7 +8,7 @@ start them all), --families 5000, --capacity (places a day; default 2/5 of the p
 auto|conf|baseline (auto: `gunicorn -c gunicorn.conf.py` when the repository has one, else the
 baseline `--workers 4` sync), --database-url (or PEAK_DATABASE_URL; default
 postgresql+psycopg://portail:portail@localhost/portail_peak — the database of that name is
-created, and dropped at the end), --hello-seconds 10, --max-minutes 6. A run takes the town's
+created, and dropped at the end), --hello-seconds 10, --max-minutes 12. A run takes the town's
 build (~1–2 min), the ramp, the opening and the mails' drain.
 
 What it does, on PostgreSQL and the production configuration (PORTAIL_ENV=production):
@@ -122,7 +122,7 @@ def options() -> argparse.Namespace:
     )
     parser.add_argument("--database-url", default=os.environ.get("PEAK_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--hello-seconds", type=float, default=10.0)
-    parser.add_argument("--max-minutes", type=float, default=6.0, help="cap on the scenario's run")
+    parser.add_argument("--max-minutes", type=float, default=12.0, help="cap on the scenario's run")
     parser.add_argument("--think", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"))
     parser.add_argument("--keep-logs", action="store_true", help="keep the logs and CSV files")
     parser.add_argument("--timeout", type=float, default=60.0, help="a client gives up after (s)")
@@ -375,12 +375,13 @@ def gunicorn_command(choice: str, port: int) -> tuple[list[str], str]:
 
 def start_nginx(processes, work: Path, parents: int, web_port: int, tls_port: int, http_port: int) -> None:
     """nginx running the repository's site (deploy/nginx/portail.conf) in front of gunicorn."""
-    from deploy.nginx.local import command, nginx_config, self_signed, site_config
+    from deploy.nginx.local import TIMED, command, nginx_config, self_signed, site_config
 
     cert, key = self_signed(work)
     site = site_config([web_port], tls_port, http_port, cert, key)
     conf = work / "nginx.conf"
-    conf.write_text(nginx_config(work, site, connections=max(1024, 2 * parents + 256)), encoding="utf-8")
+    connections = max(1024, 2 * parents + 256)
+    conf.write_text(nginx_config(work, site, connections=connections, log_format=TIMED), encoding="utf-8")
     processes.start("nginx", command(NGINX, work, conf))
 
 
@@ -600,16 +601,56 @@ def admission_order(redis_url: str) -> None:
     if not hasattr(waiting_room, "admissions"):
         print("admission order: portail.waiting_room.admissions absent, not checked")
         return
-    admitted = waiting_room.admissions(redis.Redis.from_url(redis_url))
-    # The list is in the order of admission (one Lua script appends each ticket as it moves the
+    client = redis.Redis.from_url(redis_url)
+    opening = waiting_room.store.latest_opening_id(client)
+    # Each list is in the order of admission (one Lua script appends each ticket as it moves the
     # cursor); its times are the entering process's clock when it called, which may lag another
     # process's by milliseconds, so they are not the order.
-    tickets = [ticket for ticket, _at in admitted]
-    inversions = sum(1 for a, b in zip(tickets, tickets[1:], strict=False) if b < a)
-    verdict = (
-        "equals the ticket order" if inversions == 0 else f"{inversions} inversions against the ticket order"
-    )
-    print(f"admission order: {len(tickets)} parents admitted, the order {verdict}")
+    for line, queue in (("booking line", opening), ("entrance line (login)", f"{opening}:entree")):
+        tickets = [ticket for ticket, _at in waiting_room.store.admissions(client, queue)]
+        inversions = sum(1 for a, b in zip(tickets, tickets[1:], strict=False) if b < a)
+        verdict = (
+            "equals the ticket order"
+            if inversions == 0
+            else f"{inversions} inversions against the ticket order"
+        )
+        print(f"admission order, {line}: {len(tickets)} admitted, the order {verdict}")
+
+
+class RateWatch:
+    """The admission rate and the lines' lengths every 10 s during the run (read from Redis)."""
+
+    def __init__(self, redis_url: str, every: float = 10.0):
+        import threading
+
+        self.client = redis.Redis.from_url(redis_url)
+        self.every = every
+        self.rows: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        from portail.waiting_room import store
+
+        started = time.monotonic()
+        while not self.stop.wait(self.every):
+            opening = store.latest_opening_id(self.client)
+            parts = []
+            for name, queue in (("entrance", f"{opening}:entree"), ("booking", opening)):
+                state = self.client.hgetall(f"wr:{queue}:state")
+                seq = int(self.client.get(f"wr:{queue}:seq") or 0)
+                cursor = int(state.get(b"cursor", 0))
+                rate = float(state.get(b"rate", 0))
+                parts.append(f"{name} {rate:.0f}/s {seq - cursor} waiting")
+            self.rows.append(f"  +{time.monotonic() - started:.0f} s: " + "; ".join(parts))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
 
 
 def interrupted(_signum, _frame) -> None:
@@ -707,16 +748,17 @@ def main() -> None:
             f" think {args.think[0]:g}–{args.think[1]:g} s ..."
         )
         started = time.monotonic()
-        stats, history = locust(
-            work,
-            config,
-            "mix",
-            "Parent",
-            args.parents,
-            args.parents / args.ramp,
-            args.ramp + 5 + args.max_minutes * 60,
-            env,
-        )
+        with RateWatch(redis_url) as watch:
+            stats, history = locust(
+                work,
+                config,
+                "mix",
+                "Parent",
+                args.parents,
+                args.parents / args.ramp,
+                args.ramp + 5 + args.max_minutes * 60,
+                env,
+            )
         ended = time.monotonic()
         seen = json.loads((work / "results.json").read_text()) if (work / "results.json").exists() else {}
         total = print_endpoints(stats)
@@ -734,6 +776,7 @@ def main() -> None:
             print(f"{label}: {spread(times.get(kind, []))}")
         database_checks(url, town, args.capacity, seen, sink, ended)
         admission_order(redis_url)
+        print("admission rate and lines, every 10 s:\n" + "\n".join(watch.rows))
         hello_stats, _ = locust(work, config, "hello", "Hello", 16, 16, args.hello_seconds, env)
         hello = next((row for row in hello_stats if row["Name"] == "Aggregated"), {})
         hello_rate = float(hello.get("Requests/s") or 0)

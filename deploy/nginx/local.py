@@ -46,8 +46,18 @@ def site_config(nodes: list[int], tls_port: int, http_port: int, cert: Path, key
     return text
 
 
-def nginx_config(directory: Path, site: str, extra: str = "", connections: int = 256) -> str:
-    """A main nginx.conf around the site: in the foreground, every path in `directory`."""
+TIMED = "$msec $status $request_time $upstream_response_time $request_method $uri"
+
+
+def nginx_config(
+    directory: Path, site: str, extra: str = "", connections: int = 256, log_format: str | None = None
+) -> str:
+    """A main nginx.conf around the site: in the foreground, every path in `directory`; the access
+    log in nginx's combined format, or `log_format` (e.g. TIMED: when, status, seconds in nginx and
+    in the app node)."""
+    log = f"    access_log {directory / 'access.log'};"
+    if log_format:
+        log = f"    log_format timed '{log_format}';\n    access_log {directory / 'access.log'} timed;"
     temp = "\n".join(
         f"    {kind}_temp_path {directory / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -63,7 +73,7 @@ events {{ worker_connections {connections}; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log {directory / "access.log"};
+{log}
 {temp}
 {extra}
 {site}
