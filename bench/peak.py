@@ -54,6 +54,7 @@ import json
 import logging
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -104,6 +105,7 @@ ZONE = "C"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 HELLO_PATH = "/sante"  # the health check: no database, no session, no template
 MIN_BOOKINGS = 500_000
+LOCUST_CPU: dict[str, float] = {}  # CPU seconds of each locust run
 WEEK = 5  # days of the holiday week on sale
 
 
@@ -445,7 +447,10 @@ def locust(
         user,
     ]
     with open(work / f"{name}.log", "wb") as log:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(command, cwd=ROOT, env=dict(env, PEAK_CONFIG=str(path)), stdout=log, stderr=log)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LOCUST_CPU[name] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     with open(work / f"{name}_stats.csv", newline="", encoding="utf-8") as file:
         stats = list(csv.DictReader(file))
     history_path = work / f"{name}_stats_history.csv"
@@ -617,6 +622,37 @@ def admission_order(redis_url: str) -> None:
         print(f"admission order, {line}: {len(tickets)} admitted, the order {verdict}")
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of_groups(processes: "Processes") -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each started process and its children alive now,
+    by process group (each was started in a session of its own), and by PostgreSQL's processes."""
+    groups = {process.pid: name for name, process in processes.started}
+    used: Counter = Counter()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        pgid, seconds = int(fields[2]), (int(fields[11]) + int(fields[12])) / TICKS
+        if pgid in groups:
+            used[groups[pgid]] += seconds
+        elif command == "postgres":
+            used["postgresql"] += seconds
+    return used
+
+
+def machine_cpu() -> float:
+    """CPU seconds the machine spent busy (all cores), from /proc/stat."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / TICKS
+
+
 class RateWatch:
     """The admission rate and the lines' lengths every 10 s during the run (read from Redis)."""
 
@@ -748,6 +784,7 @@ def main() -> None:
             f" think {args.think[0]:g}–{args.think[1]:g} s ..."
         )
         started = time.monotonic()
+        cpu_before, machine_before = cpu_of_groups(processes), machine_cpu()
         with RateWatch(redis_url) as watch:
             stats, history = locust(
                 work,
@@ -760,6 +797,7 @@ def main() -> None:
                 env,
             )
         ended = time.monotonic()
+        cpu_after, machine_after = cpu_of_groups(processes), machine_cpu()
         seen = json.loads((work / "results.json").read_text()) if (work / "results.json").exists() else {}
         total = print_endpoints(stats)
         elapsed = ended - started
@@ -777,6 +815,16 @@ def main() -> None:
         database_checks(url, town, args.capacity, seen, sink, ended)
         admission_order(redis_url)
         print("admission rate and lines, every 10 s:\n" + "\n".join(watch.rows))
+        spent = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
+        spent["locust"] = LOCUST_CPU.get("mix", 0.0)
+        available = (ended - started) * (os.cpu_count() or 1)
+        print(
+            f"CPU during the scenario ({ended - started:.0f} s × {os.cpu_count()} cores = {available:.0f} s;"
+            f" machine busy {machine_after - machine_before:.0f} s): "
+            + ", ".join(
+                f"{name} {seconds:.0f} s" for name, seconds in sorted(spent.items(), key=lambda x: -x[1])
+            )
+        )
         hello_stats, _ = locust(work, config, "hello", "Hello", 16, 16, args.hello_seconds, env)
         hello = next((row for row in hello_stats if row["Name"] == "Aggregated"), {})
         hello_rate = float(hello.get("Requests/s") or 0)
