@@ -100,6 +100,24 @@ def test_the_rate_grows_by_one_parent_a_second_and_is_cut_by_30_percent():
     assert store.enter(client, 1, OPENS, 1, OPENS + 4, fast).rate == pytest.approx(53.0 * 0.7)
 
 
+def test_after_a_cut_the_rate_is_left_alone_for_one_measuring_window():
+    """The reports after a cut still cover the seconds before it: cutting again each second would
+    take one overshoot down to the floor."""
+    client = fake()
+    tuning = store.Tuning(initial_rate=10.0, tune_every=1.0, drain_after=60.0, cooldown=5.0)
+    store.enter(client, 1, OPENS, 0, OPENS - 1, tuning)
+    rates = []
+    for second in range(1, 8):  # slow answers reported all along
+        store.report_load(client, "web-1:1", 0.1, 1, 2.0, OPENS + second - 0.5)
+        rates.append(store.enter(client, 1, OPENS, 1, OPENS + second, tuning).rate)
+    assert rates == pytest.approx([7.0, 7.0, 7.0, 7.0, 7.0, 4.9, 4.9])
+    # fast again: it grows only once the window after the last cut is over
+    store.report_load(client, "web-1:1", 0.1, 1, 0.01, OPENS + 10.5)
+    assert store.enter(client, 1, OPENS, 1, OPENS + 10.9, tuning).rate == pytest.approx(4.9)
+    store.report_load(client, "web-1:1", 0.1, 1, 0.01, OPENS + 11.5)
+    assert store.enter(client, 1, OPENS, 1, OPENS + 12, tuning).rate == pytest.approx(5.9)
+
+
 def test_stale_load_reports_are_ignored_and_the_rate_holds():
     client = fake()
     store.report_load(client, "web-1:1", 5.0, 1, 9.0, OPENS - 30)

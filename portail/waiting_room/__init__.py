@@ -28,8 +28,10 @@ During an opening (from `queue_from` until the queue has drained after `opens_at
    and the p95 of its answer times (what the client waited: behind a proxy that sets
    `X-Request-Start`, the time queued before the app counts too). Once a second the script sums busy / slots over the fresh
    reports and takes the worst p95: above `WAITING_ROOM_TARGET_P95` or `..._TARGET_BUSY` the rate
-   is cut by 30 % (narrow); below 60 % / 80 % of them it grows by one parent a second (widen:
-   additive, as TCP's congestion avoidance — the parents admitted take up to a poll to arrive, and a
+   is cut by 30 % (narrow), then left alone for one measuring window (`WAITING_ROOM_WINDOW`: the
+   reports still cover the seconds before the cut; cutting again each second took one overshoot
+   from 14 to the floor of 1 parent a second, measured at 1,000 parents); below 60 % / 80 % of
+   them it grows by one parent a second (widen: additive, as TCP's congestion avoidance — the parents admitted take up to a poll to arrive, and a
    multiplicative growth admitted a flood before their load showed; measured at 2,500); else held;
    between `..._MIN_RATE` and `..._MAX_RATE`. No fresh report: the rate holds.
 4. An admitted parent keeps the fast path for the opening's `fast_path_minutes` from their

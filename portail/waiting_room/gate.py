@@ -118,6 +118,7 @@ class Room:
             target_p95=config["WAITING_ROOM_TARGET_P95"],
             target_busy=config["WAITING_ROOM_TARGET_BUSY"],
             drain_after=config["WAITING_ROOM_DRAIN_AFTER"],
+            cooldown=config["WAITING_ROOM_WINDOW"],
         )
         self.entrance_tuning = dataclasses.replace(self.tuning, drain_after=NEVER)
         self.slots = config["WAITING_ROOM_PROCESS_SLOTS"]

@@ -6,7 +6,8 @@ machine runs it). Keys, for an opening `<id>`:
 - `wr:schedule` — the openings parents may queue for (JSON, written by services.openings);
 - `wr:<id>:seq` — the last ticket handed out (INCR: tickets in order of arrival);
 - `wr:<id>:state` — hash: `cursor` (every ticket ≤ cursor is admitted), `rate` (parents admitted per
-  second), `tokens` (the token bucket), `last` (last refill), `tuned` (last rate change), `drained`;
+  second), `tokens` (the token bucket), `last` (last refill), `tuned` (last rate change), `cut`
+  (last cut of the rate), `drained`;
 - `wr:<id>:admitted` — list of "ticket:admitted_at" in order of admission (the benchmark's check);
 - `wr:load` — hash: one field per web process, "busy slots p95 reported_at".
 """
@@ -21,7 +22,7 @@ LOAD_KEY = "wr:load"
 KEY_TTL = 7 * 24 * 3600  # an opening's keys outlive it by a week, then Redis forgets them
 
 # ARGV: now, opens_at, ticket (0: take one), tune_every, initial_rate, min_rate, max_rate,
-# target_p95, target_busy, stale_after, drain_after.
+# target_p95, target_busy, stale_after, drain_after, key TTL, cooldown.
 # Returns: ticket, cursor, seq, rate (string), admitted_at of the ticket ("" if not admitted), drained.
 ENTER = """
 local now, opens_at, ticket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -31,13 +32,16 @@ local target_p95, target_busy = tonumber(ARGV[8]), tonumber(ARGV[9])
 local stale_after, drain_after = tonumber(ARGV[10]), tonumber(ARGV[11])
 local ttl = tonumber(ARGV[12])
 
-local state = redis.call('HMGET', KEYS[2], 'cursor', 'rate', 'tokens', 'last', 'tuned', 'drained')
+local cooldown = tonumber(ARGV[13])
+
+local state = redis.call('HMGET', KEYS[2], 'cursor', 'rate', 'tokens', 'last', 'tuned', 'drained', 'cut')
 local cursor = tonumber(state[1] or '0')
 local rate = tonumber(state[2] or rate0)
 local tokens = tonumber(state[3] or '0')
 local last = tonumber(state[4] or '0')
 local tuned = tonumber(state[5] or '0')
 local drained = state[6] or '0'
+local cut = tonumber(state[7] or '0')
 
 if ticket == 0 and drained ~= '1' then
   ticket = redis.call('INCR', KEYS[1])
@@ -63,10 +67,15 @@ if now >= opens_at and drained ~= '1' then
     end
     if fresh > 0 and slots > 0 then
       local load = busy / slots
-      if p95 > target_p95 or load > target_busy then
-        rate = math.max(min_rate, rate * 0.7)
-      elseif p95 < 0.6 * target_p95 and load < 0.8 * target_busy then
-        rate = math.min(max_rate, rate + 1)
+      -- After a cut, the reports still cover seconds from before it: no other change for
+      -- `cooldown` seconds (one measuring window), or one overshoot would cut the rate to the floor.
+      if now - cut >= cooldown then
+        if p95 > target_p95 or load > target_busy then
+          rate = math.max(min_rate, rate * 0.7)
+          cut = now
+        elseif p95 < 0.6 * target_p95 and load < 0.8 * target_busy then
+          rate = math.min(max_rate, rate + 1)
+        end
       end
     end
     tuned = now
@@ -86,7 +95,7 @@ if now >= opens_at and drained ~= '1' then
   last = now
   if cursor >= seq and now >= opens_at + drain_after then drained = '1' end
   redis.call('HSET', KEYS[2], 'cursor', cursor, 'rate', tostring(rate), 'tokens', tostring(tokens),
-    'last', ARGV[1], 'tuned', tostring(tuned), 'drained', drained)
+    'last', ARGV[1], 'tuned', tostring(tuned), 'drained', drained, 'cut', tostring(cut))
   redis.call('EXPIRE', KEYS[2], ttl)
 end
 
@@ -132,6 +141,7 @@ class Tuning:
     target_busy: float = 0.85
     stale_after: float = 5.0
     drain_after: float = 120.0
+    cooldown: float = 5.0  # seconds after a cut without another change (the processes' window)
 
 
 def _keys(opening_id: int | str) -> list[str]:
@@ -160,6 +170,7 @@ def enter(
         tuning.stale_after,
         tuning.drain_after,
         KEY_TTL,
+        tuning.cooldown,
     )
     ticket, cursor, seq, rate, admitted_at, drained = (_text(value) for value in values)
     return Place(
