@@ -86,18 +86,19 @@ def test_the_rate_follows_the_answer_times_and_work_in_flight(p95, busy, change)
     assert rate == pytest.approx({"narrow": 2.0 * 0.7, "widen": 3.0, "hold": 2.0}[change])
 
 
-def test_the_rate_grows_by_one_parent_a_second_and_is_cut_by_30_percent():
-    """Additive growth: the parents admitted take up to a poll to arrive, a multiplicative growth
-    would admit a flood before their load shows."""
+def test_the_rate_grows_by_one_parent_a_second_once_a_window_and_is_cut_by_30_percent():
+    """Additive and slow growth: an admitted parent loads the server over the half-minute of their
+    visit, a faster growth would admit a flood before their load shows."""
     client = fake()
-    fast = store.Tuning(initial_rate=50.0, tune_every=1.0, drain_after=60.0)
+    fast = store.Tuning(initial_rate=50.0, tune_every=1.0, drain_after=60.0, cooldown=5.0)
     store.enter(client, 1, OPENS, 0, OPENS - 1, fast)
-    for second in range(1, 4):
+    rates = []
+    for second in range(1, 12):
         store.report_load(client, "web-1:1", 0.1, 1, 0.01, OPENS + second - 0.5)
-        rate = store.enter(client, 1, OPENS, 1, OPENS + second, fast).rate
-    assert rate == 53.0
-    store.report_load(client, "web-1:1", 0.1, 1, 2.0, OPENS + 3.5)
-    assert store.enter(client, 1, OPENS, 1, OPENS + 4, fast).rate == pytest.approx(53.0 * 0.7)
+        rates.append(store.enter(client, 1, OPENS, 1, OPENS + second, fast).rate)
+    assert rates == [51.0] * 5 + [52.0] * 5 + [53.0]
+    store.report_load(client, "web-1:1", 0.1, 1, 2.0, OPENS + 11.5)
+    assert store.enter(client, 1, OPENS, 1, OPENS + 12, fast).rate == pytest.approx(53.0 * 0.7)
 
 
 def test_after_a_cut_the_rate_is_left_alone_for_one_measuring_window():

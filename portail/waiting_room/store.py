@@ -6,8 +6,8 @@ machine runs it). Keys, for an opening `<id>`:
 - `wr:schedule` — the openings parents may queue for (JSON, written by services.openings);
 - `wr:<id>:seq` — the last ticket handed out (INCR: tickets in order of arrival);
 - `wr:<id>:state` — hash: `cursor` (every ticket ≤ cursor is admitted), `rate` (parents admitted per
-  second), `tokens` (the token bucket), `last` (last refill), `tuned` (last rate change), `cut`
-  (last cut of the rate), `drained`;
+  second), `tokens` (the token bucket), `last` (last refill), `tuned` (last tuning), `cut` and
+  `grown` (last cut, last change), `drained`;
 - `wr:<id>:admitted` — list of "ticket:admitted_at" in order of admission (the benchmark's check);
 - `wr:load` — hash: one field per web process, "busy slots p95 reported_at".
 """
@@ -34,7 +34,8 @@ local ttl = tonumber(ARGV[12])
 
 local cooldown = tonumber(ARGV[13])
 
-local state = redis.call('HMGET', KEYS[2], 'cursor', 'rate', 'tokens', 'last', 'tuned', 'drained', 'cut')
+local state = redis.call('HMGET', KEYS[2], 'cursor', 'rate', 'tokens', 'last', 'tuned', 'drained', 'cut',
+  'grown')
 local cursor = tonumber(state[1] or '0')
 local rate = tonumber(state[2] or rate0)
 local tokens = tonumber(state[3] or '0')
@@ -42,6 +43,7 @@ local last = tonumber(state[4] or '0')
 local tuned = tonumber(state[5] or '0')
 local drained = state[6] or '0'
 local cut = tonumber(state[7] or '0')
+local grown = tonumber(state[8] or '0')
 
 if ticket == 0 and drained ~= '1' then
   ticket = redis.call('INCR', KEYS[1])
@@ -67,15 +69,18 @@ if now >= opens_at and drained ~= '1' then
     end
     if fresh > 0 and slots > 0 then
       local load = busy / slots
-      -- After a cut, the reports still cover seconds from before it: no other change for
-      -- `cooldown` seconds (one measuring window), or one overshoot would cut the rate to the floor.
-      if now - cut >= cooldown then
-        if p95 > target_p95 or load > target_busy then
+      -- The reports cover the last `cooldown` seconds (one measuring window), and the parents
+      -- admitted load the server over the half-minute of their visit: a cut, then no other cut
+      -- for a window (or one overshoot would take the rate to the floor); a growth of one parent
+      -- a second at most once a window, and never within a window of a change.
+      if p95 > target_p95 or load > target_busy then
+        if now - cut >= cooldown then
           rate = math.max(min_rate, rate * 0.7)
-          cut = now
-        elseif p95 < 0.6 * target_p95 and load < 0.8 * target_busy then
-          rate = math.min(max_rate, rate + 1)
+          cut, grown = now, now
         end
+      elseif p95 < 0.6 * target_p95 and load < 0.8 * target_busy and now - grown >= cooldown then
+        rate = math.min(max_rate, rate + 1)
+        grown = now
       end
     end
     tuned = now
@@ -95,7 +100,8 @@ if now >= opens_at and drained ~= '1' then
   last = now
   if cursor >= seq and now >= opens_at + drain_after then drained = '1' end
   redis.call('HSET', KEYS[2], 'cursor', cursor, 'rate', tostring(rate), 'tokens', tostring(tokens),
-    'last', ARGV[1], 'tuned', tostring(tuned), 'drained', drained, 'cut', tostring(cut))
+    'last', ARGV[1], 'tuned', tostring(tuned), 'drained', drained, 'cut', tostring(cut),
+    'grown', tostring(grown))
   redis.call('EXPIRE', KEYS[2], ttl)
 end
 
@@ -141,7 +147,7 @@ class Tuning:
     target_busy: float = 0.85
     stale_after: float = 5.0
     drain_after: float = 120.0
-    cooldown: float = 5.0  # seconds after a cut without another change (the processes' window)
+    cooldown: float = 5.0  # seconds between two cuts, or after a change before a growth (one window)
 
 
 def _keys(opening_id: int | str) -> list[str]:
