@@ -16,7 +16,12 @@ from tests.support import ROOT
 from worker import ROLES
 
 UNITS = ROOT / "deploy" / "systemd"
-SERVICES = ["portail-web.service", "portail-worker@.service", "portail-scheduler.service"]
+SERVICES = [
+    "portail-web.service",
+    "portail-room.service",
+    "portail-worker@.service",
+    "portail-scheduler.service",
+]
 VENV_BIN = "/srv/portail/.venv/bin/"
 ENV_FILE = "/etc/portail/portail.env"
 
@@ -48,6 +53,7 @@ def test_the_units_and_the_environment_file_exist():
     assert (ROOT / "deploy" / "portail.env.example").is_file()
     assert set(unit("portail.target")["Unit"]["Wants"].split()) == {
         "portail-web.service",
+        "portail-room.service",
         "portail-worker@1.service",
         "portail-scheduler.service",
     }

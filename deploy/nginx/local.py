@@ -12,14 +12,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "deploy" / "nginx" / "portail.conf"
 NODE_LINES = ("server 10.0.0.11:8000", "server 10.0.0.12:8000")
+ROOM_LINES = ("server 10.0.0.11:8001", "server 10.0.0.12:8001")
 
 
-def site_config(nodes: list[int], tls_port: int, http_port: int, cert: Path, key: Path) -> str:
-    """The site with its app nodes on 127.0.0.1:`nodes` (one or two), listening on 127.0.0.1."""
+def site_config(
+    nodes: list[int], tls_port: int, http_port: int, cert: Path, key: Path, rooms: list[int] | None = None
+) -> str:
+    """The site with its app nodes on 127.0.0.1:`nodes` (one or two) and the waiting room's
+    processes on `rooms` (by default the nodes themselves: any app process answers the status
+    polls), listening on 127.0.0.1."""
     text = SITE.read_text(encoding="utf-8")
-    assert 1 <= len(nodes) <= len(NODE_LINES)
+    rooms = rooms or nodes
+    assert 1 <= len(nodes) <= len(NODE_LINES) and len(rooms) == len(nodes)
     substitutions = [
         (NODE_LINES[0], f"server 127.0.0.1:{nodes[0]}", 1),
+        (ROOM_LINES[0], f"server 127.0.0.1:{rooms[0]}", 1),
         (
             "return 301 https://famille.ville.fr$request_uri",
             f"return 301 https://127.0.0.1:{tls_port}$request_uri",
@@ -36,13 +43,15 @@ def site_config(nodes: list[int], tls_port: int, http_port: int, cert: Path, key
     ]
     if len(nodes) == 2:
         substitutions.append((NODE_LINES[1], f"server 127.0.0.1:{nodes[1]}", 1))
+        substitutions.append((ROOM_LINES[1], f"server 127.0.0.1:{rooms[1]}", 1))
     for old, new, count in substitutions:
         assert text.count(old) == count, f"{SITE.name}: expected {old!r} {count} time(s)"
         text = text.replace(old, new)
-    if len(nodes) == 1:  # one node: the second line goes
+    if len(nodes) == 1:  # one node: the second lines go
         lines = text.splitlines(keepends=True)
-        assert sum(NODE_LINES[1] in line for line in lines) == 1
-        text = "".join(line for line in lines if NODE_LINES[1] not in line)
+        for second in (NODE_LINES[1], ROOM_LINES[1]):
+            assert sum(second in line for line in lines) == 1
+        text = "".join(line for line in lines if NODE_LINES[1] not in line and ROOM_LINES[1] not in line)
     return text
 
 
