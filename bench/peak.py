@@ -375,12 +375,15 @@ def gunicorn_command(choice: str, port: int) -> tuple[list[str], str]:
     return [gunicorn, "--workers", "4", "--bind", f"127.0.0.1:{port}", "app:app"], "--workers 4 (sync)"
 
 
-def start_nginx(processes, work: Path, parents: int, web_port: int, tls_port: int, http_port: int) -> None:
-    """nginx running the repository's site (deploy/nginx/portail.conf) in front of gunicorn."""
+def start_nginx(
+    processes, work: Path, parents: int, web_port: int, room_port: int, tls_port: int, http_port: int
+) -> None:
+    """nginx running the repository's site (deploy/nginx/portail.conf) in front of gunicorn (and of
+    the waiting room's own gunicorn, portail-room.service's command)."""
     from deploy.nginx.local import TIMED, command, nginx_config, self_signed, site_config
 
     cert, key = self_signed(work)
-    site = site_config([web_port], tls_port, http_port, cert, key)
+    site = site_config([web_port], tls_port, http_port, cert, key, rooms=[room_port])
     conf = work / "nginx.conf"
     connections = max(1024, 2 * parents + 256)
     conf.write_text(nginx_config(work, site, connections=connections, log_format=TIMED), encoding="utf-8")
@@ -754,9 +757,18 @@ def main() -> None:
         processes.start("scheduler", [sys.executable, "worker.py", "scheduler"], env)
         wait_until(lambda: answers(f"http://127.0.0.1:{web_port}{HELLO_PATH}"), 60, "gunicorn")
         if proxied:
-            start_nginx(processes, work, args.parents, web_port, tls_port, http_port)
+            room_port = free_port()
+            gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+            room = [gunicorn, "-c", str(ROOT / "gunicorn.conf.py"), "--workers", "1"]
+            processes.start("room", [*room, "--bind", f"127.0.0.1:{room_port}", "app:app"], env)
+            wait_until(lambda: answers(f"http://127.0.0.1:{room_port}{HELLO_PATH}"), 60, "room")
+            start_nginx(processes, work, args.parents, web_port, room_port, tls_port, http_port)
             wait_until(lambda: answers(host + "/connexion"), 20, "nginx")
-        in_front = "nginx (deploy/nginx/portail.conf, TLS) in front of " if proxied else ""
+        in_front = (
+            "nginx (deploy/nginx/portail.conf, TLS; the waiting room's polls on their own gunicorn) in front of "
+            if proxied
+            else ""
+        )
         print(
             f"stack: {in_front}gunicorn {served_by}, redis-server, 1 RQ worker, the scheduler,"
             " an SMTP sink (PostgreSQL)"
