@@ -17,7 +17,9 @@ What it does, on PostgreSQL and the production configuration (PORTAIL_ENV=produc
    and a capacity, every child enrolled; N parent accounts, one per family (the password hashed
    once and the hash reused: argon2 is slow on purpose);
 2. starts redis-server on a free port, an SMTP sink (aiosmtpd) that keeps the receipts, gunicorn,
-   one RQ worker and the scheduler (`python worker.py worker|scheduler`) — the README's commands;
+   one RQ worker and the scheduler (`python worker.py worker|scheduler`) — the README's commands —
+   and, unless `--proxy none`, nginx with deploy/nginx/portail.conf in front (TLS, static files)
+   and the waiting room's one-process gunicorn (portail-room.service's command);
 3. announces the opening (`portail.services.openings.announce`) when that module exists; the
    opening is at the end of the ramp, the queue from the start;
 4. runs bench/peak_locustfile.py headless (each parent once through the morning: see that file),
