@@ -65,3 +65,49 @@ def test_parents_wait_then_reach_the_planning_at_the_opening(browser, live_serve
     quiet.get_by_role("heading", name=re.compile("Activités — Famille MARTIN")).wait_for(timeout=25_000)
     page.context.close()
     quiet.context.close()
+
+
+def test_at_an_opening_visitors_wait_at_the_login_form_then_log_in_and_queue_for_the_planning(
+    browser, live_server
+):
+    from portail.waiting_room import store
+    from tests.factories import PASSWORD
+
+    room = live_server.extensions["waiting_room"]
+    room.client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    with live_server.app_context():
+        family = db.session.scalar(db.select(Family))
+        enrol(family.children[0], make_activity(name="Centre de loisirs"))
+        subscribe(make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN"), family)
+        agent = db.session.scalar(db.select(User).where(User.role == Role.AGENT))
+        activity = db.session.scalar(db.select(Activity))
+        now = datetime.now(UTC)
+        opens_at = now.replace(microsecond=0) + timedelta(seconds=40)
+        opening = openings.announce(agent, [activity.id], opens_at, now, now=now)
+        db.session.commit()
+        family_id, opening_id, start = family.id, opening.id, opening.queue_from.timestamp()
+    for _ in range(8):  # eight visitors came first
+        store.enter(room.client, f"{opening_id}:entree", start, 0, start + 0.1, room.tuning)
+    base = live_server.base_url
+    page = new_page(browser)
+    journey = Journey(page, "waiting-room-entrance-360")
+    page.goto(base + "/connexion")
+    status = page.get_by_role("status")
+    assert "Votre place dans la file" in status.inner_text()
+    assert "se connectent au portail dans leur ordre d'arrivée" in status.inner_text()
+    assert page.get_by_role("link", name="Connexion des agents").get_attribute("href") == "/connexion/agent"
+    journey.check("file-connexion")
+    shutil.copy(
+        ARTIFACTS / "waiting-room-entrance-360-01-file-connexion.png", NOTES / "waiting-room-entrance-360.png"
+    )
+
+    # the line moves (htmx polls the place): the login form comes by itself, then the planning's line
+    page.get_by_label("Adresse e-mail").wait_for(timeout=25_000)
+    page.get_by_label("Adresse e-mail").fill("claire@example.fr")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_load_state()
+    page.goto(f"{base}/famille/{family_id}/planning")
+    assert "La réservation ouvre le" in page.get_by_role("status").inner_text()
+    journey.check("file-reservations")
+    page.context.close()
