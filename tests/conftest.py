@@ -13,7 +13,7 @@ from portail import create_app
 from portail.extensions import db, mail
 from portail.models import Role
 from tests.factories import PASSWORD, make_user
-from tests.support import RedisServer, SmtpSink, process_env, stop_process
+from tests.support import RedisServer, SmtpSink, drop_database, process_env, stop_process
 
 STRICT = os.environ.get("PORTAIL_STRICT") == "1"
 pytest_plugins = ["tests.browser_support"]  # the browser and live_server fixtures
@@ -44,7 +44,7 @@ def pg_url():
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop_database(connection, name)
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as error:
         missing_service(f"PostgreSQL ({error.orig})")

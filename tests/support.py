@@ -247,3 +247,18 @@ def stop_process(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def drop_database(connection, name: str, patience: float = 30.0) -> None:
+    """DROP DATABASE … WITH (FORCE), again while an autovacuum worker is on it: the app's role may end
+    its own sessions but not the server's workers (autovacuum starts on a freshly filled database,
+    seen on CI as "must be a member of the role whose process is being terminated")."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except sa.exc.ProgrammingError as error:
+            if "pg_signal_backend" not in str(error.orig) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

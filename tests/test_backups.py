@@ -15,6 +15,7 @@ from portail.extensions import db
 from portail.models import Booking, Document, Family, Invoice, User, utcnow
 from portail.services import backups
 from tests.conftest import make_app, tables
+from tests.support import drop_database
 
 pytestmark = pytest.mark.both_dbs
 
@@ -31,11 +32,11 @@ def target_url(db_backend, db_url, tmp_path):
     name = f"{url.database}_restore"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(connection, name)
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     yield url.set(database=name).render_as_string(hide_password=False)
     with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(connection, name)
     admin.dispose()
 
 
