@@ -172,7 +172,8 @@ def test_the_web_unit_runs_gunicorn_with_the_repository_configuration(monkeypatc
     assert argv[0].endswith("/gunicorn") and argv[1:] == ["-c", "gunicorn.conf.py", "app:app"]
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert settings["preload_app"] is True and settings["worker_class"] == "gthread"
-    assert settings["threads"] > 1 and os.environ["WAITING_ROOM_PROCESS_SLOTS"] == str(settings["threads"])
+    # a GIL-bound process is busy with about two requests in flight, whatever its threads
+    assert settings["threads"] > 1 and os.environ["WAITING_ROOM_PROCESS_SLOTS"] == "2"
     # no recycling of workers by default (it reset accepted connections under load), and no log line
     assert settings["accesslog"] is None and settings["max_requests"] == 0
     assert re.search(r"^MemoryMax=\S+$", (ROOT / "deploy/systemd/portail-web.service").read_text(), re.M)

@@ -19,14 +19,27 @@ pytestmark = pytest.mark.browser
 NOTES = Path("/work/notes")
 
 
-def test_parents_wait_then_reach_the_planning_at_the_opening(browser, live_server):
+def fresh_room(live_server):
+    """The live server's waiting room on an empty (fake) Redis."""
     room = live_server.extensions["waiting_room"]
     room.client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    return room
+
+
+def family_at_the_centre(emails: list[str]) -> Family:
+    """The demo family, its first child enrolled at a holiday centre, a parent account per address."""
+    family = db.session.scalar(db.select(Family))
+    enrol(family.children[0], make_activity(name="Centre de loisirs"))
+    for email in emails:
+        first = email.split("@")[0].capitalize()
+        subscribe(make_user(email=email, first_name=first, last_name="MARTIN"), family)
+    return family
+
+
+def test_parents_wait_then_reach_the_planning_at_the_opening(browser, live_server):
+    fresh_room(live_server)
     with live_server.app_context():
-        family = db.session.scalar(db.select(Family))
-        enrol(family.children[0], make_activity(name="Centre de loisirs"))
-        subscribe(make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN"), family)
-        subscribe(make_user(email="julien@example.fr", first_name="Julien", last_name="MARTIN"), family)
+        family = family_at_the_centre(["claire@example.fr", "julien@example.fr"])
         db.session.commit()
         family_id = family.id
     base = live_server.base_url
@@ -73,12 +86,9 @@ def test_at_an_opening_visitors_wait_at_the_login_form_then_log_in_and_queue_for
     from portail.waiting_room import store
     from tests.factories import PASSWORD
 
-    room = live_server.extensions["waiting_room"]
-    room.client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    room = fresh_room(live_server)
     with live_server.app_context():
-        family = db.session.scalar(db.select(Family))
-        enrol(family.children[0], make_activity(name="Centre de loisirs"))
-        subscribe(make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN"), family)
+        family = family_at_the_centre(["claire@example.fr"])
         agent = db.session.scalar(db.select(User).where(User.role == Role.AGENT))
         activity = db.session.scalar(db.select(Activity))
         now = datetime.now(UTC)
