@@ -26,10 +26,11 @@ During an opening (from `queue_from` until the queue has drained after `opens_at
    Little's law: exact for sync and threaded workers alike; the waiting pages count there too, not
    in the p95), its slots (requests it serves at once) and the p95 of its answer times (what the
    client waited: behind a proxy that sets `X-Request-Start`, the time queued before the app counts
-   too). Once a second the script sums busy / slots over the fresh reports and takes the worst p95: above `WAITING_ROOM_TARGET_P95` or `..._TARGET_BUSY` the rate
-   is cut by 30 % (narrow), at most once per measuring window (`WAITING_ROOM_WINDOW`: the
-   reports still cover the seconds before a cut; cutting again each second took one overshoot
-   from 14 to the floor of 1 parent a second, measured at 1,000 parents); below 60 % / 80 % of
+   too). Once a second the script sums busy / slots over the fresh reports and takes the worst
+   p95: above `WAITING_ROOM_TARGET_P95` or `..._TARGET_BUSY` the rate is cut by 30 % (narrow), at
+   most once per measuring window (`WAITING_ROOM_WINDOW`: the reports still cover the seconds
+   before a cut; cutting again each second took one overshoot from 14 to the floor of 1 parent a
+   second, measured at 1,000 parents); below 60 % / 80 % of
    them it grows by one parent a second (widen: additive, as TCP's congestion avoidance), at most
    once per window and not within a window of a change — an admitted parent loads the server
    over the half-minute of their visit, so a faster growth admitted a flood before its load showed

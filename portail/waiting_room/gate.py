@@ -47,7 +47,6 @@ class Line:
     """One of an opening's two lines: its pages, its Redis queue, where its ticket is kept, when it
     starts admitting, and whether its emptying closes the room."""
 
-    name: str
     endpoints: frozenset[str]
     session_key: str
     key_suffix: str  # after the opening's id in the Redis keys
@@ -56,12 +55,12 @@ class Line:
 
 
 # The booking pages, for parents logged in: admitted from the opening second.
-BOOKING = Line("booking", GUARDED, "waiting_room", "", "opens_at", True)
+BOOKING = Line(GUARDED, "waiting_room", "", "opens_at", True)
 # The login form, for visitors not logged in: admitted from the start of the queue, at the rate the
 # server sustains (at 2,500 parents the logins alone would fill the machine); never closes the room
 # by itself (late visitors still come through it until the booking line has drained). Agents log in
 # at auth.staff_login, which is not held and refuses parents' accounts.
-ENTRANCE = Line("entrance", frozenset({"auth.login"}), "waiting_room_entree", ":entree", "queue_from", False)
+ENTRANCE = Line(frozenset({"auth.login"}), "waiting_room_entree", ":entree", "queue_from", False)
 NEVER = 1e12  # (a drain time for the entrance line: never)
 
 
@@ -285,8 +284,8 @@ def _shed(current: Room, now: float):
         reasons.append(f"{current.meter.in_flight} requests in flight > {limit}")
     if count >= 20 and p95 > bound:
         reasons.append(f"p95 {p95:.3f} s > {bound} s")
-    queued = _queued_for(now)
-    if queued is not None and queued > config["WAITING_ROOM_SHED_QUEUE"]:
+    queued = g.waiting_room_queued  # (read from X-Request-Start by _before)
+    if queued > config["WAITING_ROOM_SHED_QUEUE"]:
         reasons.append(f"queued {queued:.3f} s before the app")
     if not reasons:
         return None
@@ -376,7 +375,6 @@ def _status_context(
         "position": place.position,
         "wait": french_wait(place.position / max(place.rate, 0.1)),
         "opens": opens if before > 0 or entrance else None,
-        "before": before > 0,
         "refresh": refresh,
         "target": target,
         "entrance": entrance,
