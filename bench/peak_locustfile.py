@@ -6,7 +6,9 @@ files a browser fetches on its first visit), login, Espace Famille, the planning
 the holiday week; at the opening minute books the holiday centre (two parents in three by cell
 clicks, confirmation then htmx POST; the third by the Réservations period form), reloads the
 planning and opens Mes demandes; 1–3 s of thought between two pages. `Hello`: the cheapest route,
-as fast as it answers (the machine's ceiling).
+as fast as it answers (the machine's ceiling). With N processes (`peak.py --clients N`: locust
+--processes N), each takes every N-th account and the master ends the run once every parent is
+through.
 
 A page may be a waiting page (`X-Waiting-Room: <position>`, HTTP 200 in the line of an opening —
 the login form's or the booking pages' — or 503 with `Retry-After` when the server sheds load): it
@@ -22,6 +24,7 @@ import json
 import os
 import random
 import re
+import resource
 import time
 from http.cookiejar import DefaultCookiePolicy
 from itertools import count
@@ -29,14 +32,18 @@ from urllib.parse import urlencode
 
 import gevent
 import gevent.ssl
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
 
 CONFIG = json.loads(open(os.environ["PEAK_CONFIG"], encoding="utf-8").read())
 _next_parent = count()
 _listening = False
-# What the parents saw, for the checks against the database (written to CONFIG["results"]).
+FINISHED = "parent_finished"  # a worker process's message to the master (peak.py --clients N)
+# What the parents saw, for the checks against the database (each process writes its own file,
+# CONFIG["results"] followed by its process id; peak.py adds them up).
 RESULTS = {
     "parents_finished": 0,
+    "parents": [],  # the accounts' indexes (each parent once, whichever process ran them)
     "parents_waited": 0,
     "requests_created_seen": 0,  # requests the answers to the booking POSTs said were created
     "cell_posts_ok": 0,
@@ -105,8 +112,13 @@ class Parent(FastHttpUser):
             self.environment.events.quitting.add_listener(write_results)
             _listening = True
         self.client.cookiejar.set_policy(LoopbackSecureCookies())
-        self.parent = CONFIG["parents"][next(_next_parent) % len(CONFIG["parents"])]
+        # With N processes (peak.py --clients N), the k-th parent of process i is the (k·N + i)-th.
+        runner = self.environment.runner
+        worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+        number = next(_next_parent) * CONFIG.get("clients", 1) + worker
+        self.parent = CONFIG["parents"][number % len(CONFIG["parents"])]
         self.index = self.parent["index"]
+        RESULTS["parents"].append(self.index)
         self.waited = False
         self.cached: set[str] = set()
 
@@ -285,8 +297,11 @@ class Parent(FastHttpUser):
 
     def finish(self) -> None:
         RESULTS["parents_finished"] += 1
-        if RESULTS["parents_finished"] >= CONFIG["parents_count"]:
-            gevent.spawn_later(1, self.environment.runner.quit)
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message(FINISHED)  # (the master counts them and ends the run)
+        elif RESULTS["parents_finished"] >= CONFIG["parents_count"]:
+            gevent.spawn_later(1, runner.quit)
         while True:  # one morning each: stay idle until the run ends
             gevent.sleep(3600)
 
@@ -303,7 +318,24 @@ class Hello(FastHttpUser):
 
 
 def write_results(**_kwargs) -> None:
-    """What the parents saw, for peak.py."""
+    """What the parents of this process saw, and the CPU it used, for peak.py."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    RESULTS["cpu"] = usage.ru_utime + usage.ru_stime
     if CONFIG.get("results"):
-        with open(CONFIG["results"], "w", encoding="utf-8") as file:
+        with open(f"{CONFIG['results']}.{os.getpid()}", "w", encoding="utf-8") as file:
             json.dump(RESULTS, file)
+
+
+@events.init.add_listener
+def count_finished_parents(environment, **_kwargs) -> None:
+    """With worker processes, the master ends the run once every parent went through the morning."""
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner) or FINISHED in runner.custom_messages:
+        return
+    finished = count(1)
+
+    def one_more(**_kwargs) -> None:  # (called with environment= and msg=)
+        if next(finished) == CONFIG["parents_count"]:
+            gevent.spawn_later(1, runner.quit)
+
+    runner.register_message(FINISHED, one_more)

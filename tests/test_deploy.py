@@ -138,3 +138,20 @@ def test_systemd_accepts_the_units(tmp_path):
         line for line in (result.stdout + result.stderr).splitlines() if line and not expected.match(line)
     ]
     assert unexpected == []  # (its exit code is 1 for the programs missing here)
+
+
+def test_nginx_keeps_a_waiting_parent_s_connection_between_two_polls():
+    """A parent in line polls every 4 to 36 s (gate.poll_every): nginx keeps the connection longer,
+    so no poll pays a new TCP and TLS handshake."""
+    from portail.waiting_room.gate import poll_every
+
+    site = (ROOT / "deploy" / "nginx" / "portail.conf").read_text(encoding="utf-8")
+    keepalive = int(re.search(r"^\s*keepalive_timeout (\d+)s;", site, re.MULTILINE).group(1))
+    slowest = max(
+        poll_every(before, wait, ticket)
+        for before in (0, 30, 120)
+        for wait in (0, 60, 600, 6000)
+        for ticket in range(1, 200)
+    )
+    assert slowest >= 30
+    assert keepalive > slowest + 5

@@ -55,15 +55,18 @@ def site_config(
     return text
 
 
-TIMED = "$msec $status $request_time $upstream_response_time $request_method $uri"
+# when, status, seconds in nginx (first byte of the request to last byte of the answer) and in the
+# app node, method, path, the answer's X-Waiting-Room ("-" when it has none: not a waiting page)
+TIMED = (
+    "$msec $status $request_time $upstream_response_time $request_method $uri $upstream_http_x_waiting_room"
+)
 
 
 def nginx_config(
     directory: Path, site: str, extra: str = "", connections: int = 256, log_format: str | None = None
 ) -> str:
     """A main nginx.conf around the site: in the foreground, every path in `directory`; the access
-    log in nginx's combined format, or `log_format` (e.g. TIMED: when, status, seconds in nginx and
-    in the app node)."""
+    log in nginx's combined format, or `log_format` (e.g. TIMED)."""
     log = f"    access_log {directory / 'access.log'};"
     if log_format:
         log = f"    log_format timed '{log_format}';\n    access_log {directory / 'access.log'} timed;"
