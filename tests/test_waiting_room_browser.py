@@ -2,9 +2,7 @@
 place in line in a live region, and reach the planning at the opening; axe checks every step."""
 
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import fakeredis
 import pytest
@@ -12,11 +10,10 @@ import pytest
 from portail.extensions import db
 from portail.models import Activity, Family, Role, User
 from portail.services import openings
-from tests.browser_support import ARTIFACTS, Journey, login, new_page
+from tests.browser_support import Journey, login, new_page
 from tests.factories import enrol, make_activity, make_user, subscribe
 
 pytestmark = pytest.mark.browser
-NOTES = Path("/work/notes")
 
 
 def fresh_room(live_server):
@@ -65,8 +62,6 @@ def test_parents_wait_then_reach_the_planning_at_the_opening(browser, live_serve
     assert "La réservation ouvre le" in status.inner_text()
     assert page.get_by_role("heading", level=1).inner_text() == "Salle d'attente des réservations"
     journey.check("attente")
-    NOTES.mkdir(exist_ok=True)
-    shutil.copy(ARTIFACTS / "waiting-room-360-01-attente.png", NOTES / "waiting-room-360.png")
 
     quiet.goto(planning)
     assert "Votre place dans la file : 2" in quiet.get_by_role("status").inner_text()
@@ -107,9 +102,6 @@ def test_at_an_opening_visitors_wait_at_the_login_form_then_log_in_and_queue_for
     assert "se connectent au portail dans leur ordre d'arrivée" in status.inner_text()
     assert page.get_by_role("link", name="Connexion des agents").get_attribute("href") == "/connexion/agent"
     journey.check("file-connexion")
-    shutil.copy(
-        ARTIFACTS / "waiting-room-entrance-360-01-file-connexion.png", NOTES / "waiting-room-entrance-360.png"
-    )
 
     # the line moves (htmx polls the place): the login form comes by itself, then the planning's line
     page.get_by_label("Adresse e-mail").wait_for(timeout=25_000)
