@@ -578,17 +578,21 @@ def spread(values: list[float]) -> str:
     )
 
 
-def group_alive(group: int) -> bool:
-    """Whether a process of that process group still runs (not a zombie)."""
+def running_processes():
+    """(fields of /proc/<pid>/stat after the command, command name) of every process now."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                state, _ppid, pgid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "comm").read_text().strip()
             except OSError:
                 continue
-            if int(pgid) == group and state != "Z":
-                return True
-    return False
+            yield fields, command
+
+
+def group_alive(group: int) -> bool:
+    """Whether a process of that process group still runs (not a zombie)."""
+    return any(int(fields[2]) == group and fields[0] != "Z" for fields, _command in running_processes())
 
 
 def parents_results(work: Path) -> dict:
@@ -751,14 +755,7 @@ def cpu_of_groups(processes: "Processes") -> dict[str, float]:
     by process group (each was started in a session of its own), and by PostgreSQL's processes."""
     groups = {process.pid: name for name, process in processes.started}
     used: Counter = Counter()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
+    for fields, command in running_processes():
         pgid, seconds = int(fields[2]), (int(fields[11]) + int(fields[12])) / TICKS
         if pgid in groups:
             used[groups[pgid]] += seconds
