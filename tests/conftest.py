@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from portail import create_app
-from portail.extensions import db, mail
+from portail.extensions import db, limiter, mail
 from portail.models import Role
 from tests.factories import PASSWORD, make_user
 from tests.support import RedisServer, SmtpSink, drop_database, process_env, stop_process
@@ -75,6 +75,11 @@ def make_app(db_url: str, **overrides):
     config = {"SQLALCHEMY_DATABASE_URI": db_url, "UPLOAD_DIR": str(_UPLOAD_DIRS[-1])}
     config.update(overrides)
     app = create_app("testing", config)
+    # Flask-Limiter keeps "storage unreachable" on the extension, not on the app: after a test with
+    # Redis down, a new app would count in a throwaway memory storage until its backoff ends, then
+    # start again from zero in its own (a limit test then sees no 429). One app per process in
+    # production; here every app starts with its storage presumed reachable.
+    limiter._storage_dead = False
     app.test_client_class = IsolatedClient
     return app
 

@@ -1,11 +1,13 @@
 """Security headers, CSRF (HTMX included), escaping, French error pages, light pages."""
 
 import re
+import time
 from datetime import date
 
 import pytest
+import time_machine
 
-from portail.extensions import db
+from portail.extensions import db, limiter
 from portail.models import Role
 from tests.conftest import make_app, tables
 from tests.factories import PASSWORD, VALID, make_family, make_user, subscribe
@@ -161,6 +163,22 @@ def test_rate_limits_use_the_client_ip_behind_a_trusted_proxy(db_url):
             headers={"X-Forwarded-For": "203.0.113.2"},
         )
         assert (blocked.status_code, other.status_code) == (429, 200)
+
+
+def test_a_limit_counts_from_the_first_attempt_after_a_test_that_left_the_limiter_storage_dead(db_url):
+    """A regression of the suite itself: an earlier test with Redis down left the shared limiter
+    counting in memory until a backoff ended; the limit test in the same process then lost count."""
+    limiter._storage_dead = True  # as a Redis-down test leaves it, the next backend check in 2 s
+    limiter._Limiter__check_backend_count = 1
+    limiter._Limiter__last_check_backend = time.time()
+    app = make_app(db_url)
+    with tables(app, drop=True), time_machine.travel(time.time(), tick=True) as traveller:
+        client = app.test_client()
+        for index in range(20):
+            if index == 10:
+                traveller.shift(3)  # the backoff ends between two attempts
+            client.post("/connexion", data={"email": f"x{index}@example.fr", "password": "mauvais"})
+        assert client.post("/connexion", data={"email": "y@example.fr", "password": "m"}).status_code == 429
 
 
 def test_an_oversized_login_post_does_not_switch_rate_limits_off(client, auth):
