@@ -93,10 +93,15 @@ class Config:
     # Waiting room (portail/waiting_room): openings' queue and load shedding of the booking pages.
     WAITING_ROOM_ENABLED = os.environ.get("WAITING_ROOM_ENABLED", "1") == "1"
     WAITING_ROOM_REDIS_TIMEOUT = 0.5  # seconds: a stalled Redis holds a page no longer (then fail open)
-    WAITING_ROOM_INITIAL_RATE = float(os.environ.get("WAITING_ROOM_INITIAL_RATE", "5"))  # parents/s
-    WAITING_ROOM_MIN_RATE = 1.0
-    WAITING_ROOM_MAX_RATE = float(os.environ.get("WAITING_ROOM_MAX_RATE", "200"))
-    WAITING_ROOM_TUNE_EVERY = 1.0  # seconds between two changes of the admission rate
+    # Parents in visit at once (admitted, with a guarded page in the last IDLE_AFTER seconds): the
+    # window the room fills as they leave, grown and cut from the measures.
+    WAITING_ROOM_INITIAL_WINDOW = float(os.environ.get("WAITING_ROOM_INITIAL_WINDOW", "20"))
+    WAITING_ROOM_MIN_WINDOW = 2.0
+    WAITING_ROOM_MAX_WINDOW = float(os.environ.get("WAITING_ROOM_MAX_WINDOW", "2000"))
+    WAITING_ROOM_IDLE_AFTER = 10.0  # seconds
+    # The pace (parents/s) a wait is estimated with before the first measures.
+    WAITING_ROOM_INITIAL_RATE = float(os.environ.get("WAITING_ROOM_INITIAL_RATE", "5"))
+    WAITING_ROOM_TUNE_EVERY = 1.0  # seconds between two changes of the window
     WAITING_ROOM_TARGET_P95 = float(os.environ.get("WAITING_ROOM_TARGET_P95", "0.3"))  # seconds
     WAITING_ROOM_TARGET_BUSY = 0.85  # mean requests in flight / slots, over the web processes
     # Requests one web process serves at once (gunicorn: workers' threads; sync workers: 1).

@@ -1,6 +1,7 @@
-"""The waiting room: tickets in order of arrival, admission at the measured rate, the fast path, the
+"""The waiting room: tickets in order of arrival, admission as parents in visit leave, the fast path, the
 light waiting page (no query), load shedding, and failing open when Redis does not answer."""
 
+import dataclasses
 import html
 import re
 import time
@@ -27,12 +28,16 @@ from tests.factories import (
 )
 from tests.support import count_queries
 
-TUNING = store.Tuning(initial_rate=2.0, tune_every=1.0, drain_after=60.0)
+TUNING = store.Tuning(initial_window=2.0, min_window=1.0, tune_every=1.0, drain_after=60.0, initial_rate=2.0)
 OPENS = 1_900_000_000.0  # an opening, in epoch seconds
 
 
 def fake() -> redis.Redis:
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+def window(client, queue=1) -> float:
+    return float(client.hget(f"wr:{queue}:state", "window"))
 
 
 # --- the queue in Redis, without the app ---------------------------------------------------------
@@ -46,83 +51,106 @@ def test_tickets_follow_the_order_of_arrival_and_nobody_goes_in_before_the_openi
     assert not store.enter(client, 1, OPENS, 1, OPENS - 0.001, TUNING).admitted
     first = store.enter(client, 1, OPENS, 1, OPENS, TUNING)
     assert first.admitted and first.admitted_at == OPENS
-    assert store.enter(client, 1, OPENS, 3, OPENS, TUNING).position == 2
+    assert store.enter(client, 1, OPENS, 3, OPENS, TUNING).position == 1  # 1 and 2 fill the window
 
 
-def test_parents_are_admitted_first_come_first_served_at_the_rate():
+def test_a_parent_goes_in_when_one_in_visit_leaves_first_come_first_served():
+    """The window is the number of parents in visit (admitted, with a guarded page in the last
+    idle_after seconds): a place frees when one of them has been quiet that long, and the next
+    ticket takes it — self-clocked, whatever the pace the server keeps up."""
     client = fake()
     for i in range(10):
         store.enter(client, 1, OPENS, 0, OPENS - 100 + i, TUNING)
-    # at 2 parents a second (and the first at the opening), 3 seconds later: 1 + 2 × 3 = 7... capped
-    # by the bucket (one tuning period's worth) when nobody asks in between
-    for second in range(0, 4):
-        store.enter(client, 1, OPENS, 10, OPENS + second, TUNING)
+    assert store.enter(client, 1, OPENS, 10, OPENS, TUNING).cursor == 2  # tickets 1 and 2 in visit
+    store.enter(client, 1, OPENS, 1, OPENS + 5, TUNING)  # ticket 1 opens a page: still in visit
+    assert store.enter(client, 1, OPENS, 10, OPENS + 9.9, TUNING).cursor == 2
+    # ticket 2 has been quiet for 10 s: its place goes to ticket 3; ticket 1 (seen at +5) stays in
+    assert store.enter(client, 1, OPENS, 10, OPENS + 10.5, TUNING).cursor == 3
+    assert store.enter(client, 1, OPENS, 10, OPENS + 15.5, TUNING).cursor == 4
+    assert store.enter(client, 1, OPENS, 10, OPENS + 15.5, TUNING).position == 6
     admitted = admissions(client, 1)
-    assert [ticket for ticket, _at in admitted] == [1, 2, 3, 4, 5, 6, 7]
-    assert [at for _ticket, at in admitted] == sorted(at for _ticket, at in admitted)
-    assert store.enter(client, 1, OPENS, 10, OPENS + 3, TUNING).position == 3
+    assert [ticket for ticket, _at in admitted] == [1, 2, 3, 4]
+    assert [at for _ticket, at in admitted] == [OPENS, OPENS, OPENS + 10.5, OPENS + 15.5]
 
 
-def test_a_quiet_minute_does_not_bank_a_rush():
+def test_after_a_quiet_minute_the_window_s_worth_goes_in_and_no_more():
     client = fake()
-    store.enter(client, 1, OPENS, 0, OPENS - 1, TUNING)
-    store.enter(client, 1, OPENS, 1, OPENS, TUNING)  # ticket 1 in at the opening
+    tuning = dataclasses.replace(TUNING, drain_after=600.0)
+    store.enter(client, 1, OPENS, 0, OPENS - 1, tuning)
+    store.enter(client, 1, OPENS, 1, OPENS, tuning)  # ticket 1 in at the opening
     for i in range(10):
-        store.enter(client, 1, OPENS, 0, OPENS + 60 + i / 100, TUNING)
-    # a minute without anyone: at most one period's worth (2 parents) goes in at once
-    assert store.enter(client, 1, OPENS, 0, OPENS + 60.2, TUNING).cursor <= 1 + 3
+        store.enter(client, 1, OPENS, 0, OPENS + 60 + i / 100, tuning)
+    assert store.enter(client, 1, OPENS, 0, OPENS + 60.2, tuning).cursor == 1 + 2
 
 
 @pytest.mark.parametrize(
     ("p95", "busy", "change"),
     [(1.0, 0.2, "narrow"), (0.05, 0.95, "narrow"), (0.05, 0.2, "widen"), (0.3, 0.75, "hold")],
 )
-def test_the_rate_follows_the_answer_times_and_work_in_flight(p95, busy, change):
+def test_the_window_follows_the_answer_times_and_work_in_flight(p95, busy, change):
     client = fake()
-    store.enter(client, 1, OPENS, 0, OPENS - 1, TUNING)
+    tuning = dataclasses.replace(TUNING, initial_window=10.0)
+    store.enter(client, 1, OPENS, 0, OPENS - 1, tuning)
     store.report_load(client, "web-1:1", busy, 1, p95, OPENS + 0.5)
     store.report_load(client, "web-2:1", busy, 1, 0.01, OPENS + 0.5)  # the worst p95 counts
-    rate = store.enter(client, 1, OPENS, 1, OPENS + 1, TUNING).rate
-    assert rate == pytest.approx({"narrow": 2.0 * 0.7, "widen": 3.0, "hold": 2.0}[change])
+    store.enter(client, 1, OPENS, 1, OPENS + 1, tuning)
+    assert window(client) == pytest.approx({"narrow": 7.0, "widen": 11.0, "hold": 10.0}[change])
 
 
-def test_the_rate_grows_by_one_parent_a_second_once_a_window_and_is_cut_by_30_percent():
-    """Additive and slow growth: an admitted parent loads the server over the half-minute of their
-    visit, a faster growth would admit a flood before their load shows."""
+def test_the_window_grows_by_10_percent_a_second_until_the_first_cut_then_by_one_parent():
+    """Slow start, then additive growth (TCP's congestion window): an admitted parent loads the
+    server over the seconds of their visit, and growing fast past the first cut would overshoot."""
     client = fake()
-    fast = store.Tuning(initial_rate=50.0, tune_every=1.0, drain_after=60.0, cooldown=5.0)
-    store.enter(client, 1, OPENS, 0, OPENS - 1, fast)
-    rates = []
-    for second in range(1, 12):
-        store.report_load(client, "web-1:1", 0.1, 1, 0.01, OPENS + second - 0.5)
-        rates.append(store.enter(client, 1, OPENS, 1, OPENS + second, fast).rate)
-    assert rates == [51.0] * 5 + [52.0] * 5 + [53.0]
-    store.report_load(client, "web-1:1", 0.1, 1, 2.0, OPENS + 11.5)
-    assert store.enter(client, 1, OPENS, 1, OPENS + 12, fast).rate == pytest.approx(53.0 * 0.7)
+    tuning = dataclasses.replace(TUNING, initial_window=50.0, cooldown=5.0)
+    store.enter(client, 1, OPENS, 0, OPENS - 1, tuning)
+    windows = []
+    for second in range(1, 13):
+        slow = second == 4
+        store.report_load(client, "web-1:1", 0.1, 1, 2.0 if slow else 0.01, OPENS + second - 0.5)
+        store.enter(client, 1, OPENS, 1, OPENS + second, tuning)
+        windows.append(window(client))
+    grown = [55.0, 60.5, 66.55]
+    cut = 66.55 * 0.7
+    assert windows == pytest.approx(grown + [cut] * 5 + [cut + 1, cut + 2, cut + 3, cut + 4])
 
 
-def test_after_a_cut_the_rate_is_left_alone_for_one_measuring_window():
+def test_after_a_cut_the_window_is_left_alone_for_one_measuring_window():
     """The reports after a cut still cover the seconds before it: cutting again each second would
     take one overshoot down to the floor."""
     client = fake()
-    tuning = store.Tuning(initial_rate=10.0, tune_every=1.0, drain_after=60.0, cooldown=5.0)
+    tuning = dataclasses.replace(TUNING, initial_window=10.0, cooldown=5.0)
     store.enter(client, 1, OPENS, 0, OPENS - 1, tuning)
-    rates = []
+    windows = []
     for second in range(1, 8):  # slow answers reported all along
         store.report_load(client, "web-1:1", 0.1, 1, 2.0, OPENS + second - 0.5)
-        rates.append(store.enter(client, 1, OPENS, 1, OPENS + second, tuning).rate)
-    assert rates == pytest.approx([7.0, 7.0, 7.0, 7.0, 7.0, 4.9, 4.9])
+        store.enter(client, 1, OPENS, 1, OPENS + second, tuning)
+        windows.append(window(client))
+    assert windows == pytest.approx([7.0, 7.0, 7.0, 7.0, 7.0, 4.9, 4.9])
     # fast again: it grows only once the window after the last cut is over
     store.report_load(client, "web-1:1", 0.1, 1, 0.01, OPENS + 10.5)
-    assert store.enter(client, 1, OPENS, 1, OPENS + 10.9, tuning).rate == pytest.approx(4.9)
+    store.enter(client, 1, OPENS, 1, OPENS + 10.9, tuning)
+    assert window(client) == pytest.approx(4.9)
     store.report_load(client, "web-1:1", 0.1, 1, 0.01, OPENS + 11.5)
-    assert store.enter(client, 1, OPENS, 1, OPENS + 12, tuning).rate == pytest.approx(5.9)
+    store.enter(client, 1, OPENS, 1, OPENS + 12, tuning)
+    assert window(client) == pytest.approx(5.9)
 
 
-def test_stale_load_reports_are_ignored_and_the_rate_holds():
+def test_stale_load_reports_are_ignored_and_the_window_holds():
     client = fake()
     store.report_load(client, "web-1:1", 5.0, 1, 9.0, OPENS - 30)
-    assert store.enter(client, 1, OPENS, 0, OPENS + 1, TUNING).rate == 2.0
+    store.enter(client, 1, OPENS, 0, OPENS + 1, TUNING)
+    assert window(client) == 2.0
+
+
+def test_a_waiting_parent_s_estimate_uses_the_pace_parents_go_in_at():
+    client = fake()
+    for i in range(10):
+        store.enter(client, 1, OPENS, 0, OPENS - 100 + i, TUNING)
+    assert store.enter(client, 1, OPENS, 10, OPENS - 1, TUNING).rate == 2.0  # before: the setting
+    store.enter(client, 1, OPENS, 10, OPENS, TUNING)  # 2 in at the opening
+    # 10.5 s later: those 2 went in over the 10.5 s since the last measure
+    place = store.enter(client, 1, OPENS, 10, OPENS + 10.5, TUNING)
+    assert place.rate == pytest.approx(0.7 * 2.0 + 0.3 * 2 / 10.5)
 
 
 def test_the_room_closes_once_drained_after_the_opening():
@@ -281,6 +309,7 @@ def test_at_the_opening_second_the_first_in_line_goes_in_and_keeps_the_fast_path
 
 def test_after_the_fast_path_a_parent_queues_again_at_the_end(app, family_setup, redis_client):
     opening = announce(family_setup, opens_in=600, fast_path=1)
+    room().tuning = dataclasses.replace(room().tuning, initial_window=2.0)
     client = app.test_client()
     login(client)
     opens_at = opening.opens_at
@@ -519,24 +548,26 @@ def test_at_an_opening_visitors_queue_at_the_login_form_then_log_in_in_their_tur
         assert response.status_code == 200 and "X-Waiting-Room" not in response.headers
     with time_machine.travel(opening.queue_from, tick=False):
         room().schedule_read = float("-inf")
-        for _ in range(3):  # three visitors arrived first: the first goes in at once
-            store.enter(redis_client, entrance, start, 0, start, TUNING)
+        for _ in range(3):  # three visitors arrived first: they go in at once (a window of 3)
+            store.enter(
+                redis_client, entrance, start, 0, start, dataclasses.replace(TUNING, initial_window=3)
+            )
         with count_queries() as counter:
             waiting = visitor.get("/connexion")
         assert counter["n"] == 0
-        assert waiting.status_code == 200 and waiting.headers["X-Waiting-Room"] == "3"
+        assert waiting.status_code == 200 and waiting.headers["X-Waiting-Room"] == "1"
         page = html.unescape(waiting.text)
         assert "les familles se connectent au portail dans leur ordre d'arrivée" in page
         assert 'href="/connexion/agent"' in page  # agents are not held
         from tests.factories import PASSWORD
 
         held = visitor.post("/connexion", data={"email": "parent@example.fr", "password": PASSWORD})
-        assert held.status_code == 200 and held.headers["X-Waiting-Room"] == "3"
+        assert held.status_code == 200 and held.headers["X-Waiting-Room"] == "1"
         assert "Vous n'êtes pas encore connecté" in html.unescape(held.text)
         assert visitor.get(planning(family_setup)).status_code == 302  # not logged in
         poll = visitor.get("/salle-d-attente/etat?suite=/connexion", headers={"HX-Request": "true"})
-        assert poll.headers["X-Waiting-Room"] == "3" and "Attente estimée" in html.unescape(poll.text)
-    with time_machine.travel(opening.queue_from + timedelta(seconds=2), tick=False):
+        assert poll.headers["X-Waiting-Room"] == "1" and "Attente estimée" in html.unescape(poll.text)
+    with time_machine.travel(opening.queue_from + timedelta(seconds=11), tick=False):  # one left
         poll = visitor.get("/salle-d-attente/etat?suite=/connexion", headers={"HX-Request": "true"})
         assert poll.headers["HX-Redirect"] == "/connexion"
         assert "X-Waiting-Room" not in visitor.get("/connexion").headers
@@ -555,8 +586,15 @@ def test_agents_log_in_during_an_opening_without_waiting_and_parents_cannot_use_
     start = opening.queue_from.timestamp()
     with time_machine.travel(opening.queue_from, tick=False):
         room().schedule_read = float("-inf")
-        for _ in range(50):
-            store.enter(redis_client, f"{opening.id}:entree", start, 0, start, TUNING)
+        for _ in range(50):  # the first in a window of one
+            store.enter(
+                redis_client,
+                f"{opening.id}:entree",
+                start,
+                0,
+                start,
+                dataclasses.replace(TUNING, initial_window=1),
+            )
         agent = app.test_client()
         assert agent.get("/connexion").headers["X-Waiting-Room"] == "50"
         page = agent.get("/connexion/agent")

@@ -1,6 +1,7 @@
 """Browser journey at 360 px: parents wait for the opening (with and without JavaScript), see their
 place in line in a live region, and reach the planning at the opening; axe checks every step."""
 
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -91,8 +92,9 @@ def test_at_an_opening_visitors_wait_at_the_login_form_then_log_in_and_queue_for
         opening = openings.announce(agent, [activity.id], opens_at, now, now=now)
         db.session.commit()
         family_id, opening_id, start = family.id, opening.id, opening.queue_from.timestamp()
-    for _ in range(8):  # eight visitors came first
-        store.enter(room.client, f"{opening_id}:entree", start, 0, start + 0.1, room.tuning)
+    eight = dataclasses.replace(room.entrance_tuning, initial_window=8)
+    for _ in range(8):  # eight visitors came first and fill a window of 8: a place frees in 10 s
+        store.enter(room.client, f"{opening_id}:entree", start, 0, start + 0.1, eight)
     base = live_server.base_url
     page = new_page(browser)
     journey = Journey(page, "waiting-room-entrance-360")

@@ -17,25 +17,33 @@ During an opening (from `queue_from` until the queue has drained after `opens_at
    opening's counter, so tickets follow the order of arrival across every process and machine.
    The ticket is kept in the session (the signed cookie): a reload or a new tab keeps it.
 2. Admission is a cursor: every ticket ≤ cursor is admitted, so parents are admitted first come,
-   first served. The same script advances the cursor with a token bucket filled at `rate` parents
-   per second from `opens_at` (the first in line goes in at the opening second; the bucket holds at
-   most one tuning period's worth, so a quiet minute does not bank a rush), and appends each
-   admitted ticket with its time to a list (`admissions`).
-3. The rate follows the server (AIMD, as TCP's congestion window): each web process reports into
+   first served. The same script advances the cursor as far as the *window* allows: the number of
+   parents in visit at once (admitted, with a guarded page in the last `WAITING_ROOM_IDLE_AFTER`
+   seconds, kept in a sorted set by each of their guarded requests — or status polls — with its
+   time). The first in line go in at the opening second; afterwards a parent goes in when one in
+   visit has been quiet that long (self-clocked, as TCP's acknowledgements clock its window: the
+   server's own pace admits the next parent). Each admitted ticket is appended with its time to a
+   list (`admissions`).
+3. The window follows the server (AIMD, as TCP's congestion window): each web process reports into
    Redis, every half second, its mean requests in flight over the last seconds (busy time / window,
    Little's law: exact for sync and threaded workers alike; the waiting pages count there too, not
    in the p95), its slots (requests it serves at once) and the p95 of its answer times (what the
    client waited: behind a proxy that sets `X-Request-Start`, the time queued before the app counts
    too). Once a second the script sums busy / slots over the fresh reports and takes the worst
-   p95: above `WAITING_ROOM_TARGET_P95` or `..._TARGET_BUSY` the rate is cut by 30 % (narrow), at
-   most once per measuring window (`WAITING_ROOM_WINDOW`: the reports still cover the seconds
-   before a cut; cutting again each second took one overshoot from 14 to the floor of 1 parent a
-   second, measured at 1,000 parents); below 60 % / 80 % of
-   them it grows by one parent a second (widen: additive, as TCP's congestion avoidance), at most
-   once per window and not within a window of a change — an admitted parent loads the server
-   over the half-minute of their visit, so a faster growth admitted a flood before its load showed
-   (measured at 2,500: 1,350 admitted within seconds with a growth of 20 % a second); else held;
-   between `..._MIN_RATE` and `..._MAX_RATE`. No fresh report: the rate holds.
+   p95: above `WAITING_ROOM_TARGET_P95` or `..._TARGET_BUSY` the window is cut by 30 %, at most
+   once per measuring window (`WAITING_ROOM_WINDOW`: the reports still cover the seconds before a
+   cut; cutting again each second took one overshoot to the floor, measured at 1,000 parents);
+   below 60 % / 80 % of them, and not within a measuring window of a cut, it grows by 10 % a second
+   until the first cut (slow start), then by one parent a second (additive); else held; between
+   `..._MIN_WINDOW` and `..._MAX_WINDOW`. No fresh report: the window holds.
+   Why a window and not a rate: an admitted parent loads the server over the half-minute of their
+   visit, so a rate only shows its effect that much later. Measured at 2,500 parents with a rate
+   (a token bucket whose rate the same AIMD tuned): the rate swung between 1 and 7 parents a
+   second on a ~50 s cycle, and every swing up gave 10 s windows at p95 0.9–1.3 s for pages served
+   at 55–70 a second, while the calm windows served 30–45 a second at p95 60–120 ms. A window
+   bounds the parents in visit, and so the load, directly.
+   A waiting parent's estimate divides their place by the measured pace (parents admitted per
+   second, smoothed over the tunings; `WAITING_ROOM_INITIAL_RATE` before the first measure).
 4. An admitted parent keeps the fast path for the opening's `fast_path_minutes` from their
    admission; after it, the next guarded page gives them a new ticket at the end of the line.
 5. A waiting parent gets a light page (no database query, one Redis round trip) with their place in

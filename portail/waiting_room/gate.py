@@ -111,13 +111,15 @@ class Room:
         self.enabled = config["WAITING_ROOM_ENABLED"]
         self.tuning = store.Tuning(
             tune_every=config["WAITING_ROOM_TUNE_EVERY"],
-            initial_rate=config["WAITING_ROOM_INITIAL_RATE"],
-            min_rate=config["WAITING_ROOM_MIN_RATE"],
-            max_rate=config["WAITING_ROOM_MAX_RATE"],
+            initial_window=config["WAITING_ROOM_INITIAL_WINDOW"],
+            min_window=config["WAITING_ROOM_MIN_WINDOW"],
+            max_window=config["WAITING_ROOM_MAX_WINDOW"],
             target_p95=config["WAITING_ROOM_TARGET_P95"],
             target_busy=config["WAITING_ROOM_TARGET_BUSY"],
             drain_after=config["WAITING_ROOM_DRAIN_AFTER"],
             cooldown=config["WAITING_ROOM_WINDOW"],
+            idle_after=config["WAITING_ROOM_IDLE_AFTER"],
+            initial_rate=config["WAITING_ROOM_INITIAL_RATE"],
         )
         self.entrance_tuning = dataclasses.replace(self.tuning, drain_after=NEVER)
         self.slots = config["WAITING_ROOM_PROCESS_SLOTS"]

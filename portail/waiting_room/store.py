@@ -5,10 +5,11 @@ machine runs it). Keys, for an opening `<id>`:
 
 - `wr:schedule` — the openings parents may queue for (JSON, written by services.openings);
 - `wr:<id>:seq` — the last ticket handed out (INCR: tickets in order of arrival);
-- `wr:<id>:state` — hash: `cursor` (every ticket ≤ cursor is admitted), `rate` (parents admitted per
-  second), `tokens` (the token bucket), `last` (last refill), `tuned` (last tuning), `cut` and
-  `grown` (last cut, last change), `drained`;
+- `wr:<id>:state` — hash: `cursor` (every ticket ≤ cursor is admitted), `window` (parents in visit at
+  most), `rate` (the measured pace, parents admitted per second), `tuned` and `counted` (last tuning,
+  and the cursor then), `cut` (last cut), `drained`;
 - `wr:<id>:admitted` — list of "ticket:admitted_at" in order of admission (the benchmark's check);
+- `wr:<id>:visiting` — sorted set: the admitted tickets in visit, scored by their last guarded request;
 - `wr:load` — hash: one field per web process, "busy slots p95 reported_at".
 """
 
@@ -21,29 +22,27 @@ SCHEDULE_KEY = "wr:schedule"
 LOAD_KEY = "wr:load"
 KEY_TTL = 7 * 24 * 3600  # an opening's keys outlive it by a week, then Redis forgets them
 
-# ARGV: now, opens_at, ticket (0: take one), tune_every, initial_rate, min_rate, max_rate,
-# target_p95, target_busy, stale_after, drain_after, key TTL, cooldown.
+# ARGV: now, opens_at, ticket (0: take one), tune_every, initial_window, min_window, max_window,
+# target_p95, target_busy, stale_after, drain_after, key TTL, cooldown, idle_after, initial_rate.
 # Returns: ticket, cursor, seq, rate (string), admitted_at of the ticket ("" if not admitted), drained.
 ENTER = """
 local now, opens_at, ticket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tune_every, rate0 = tonumber(ARGV[4]), tonumber(ARGV[5])
-local min_rate, max_rate = tonumber(ARGV[6]), tonumber(ARGV[7])
+local tune_every, window0 = tonumber(ARGV[4]), tonumber(ARGV[5])
+local min_window, max_window = tonumber(ARGV[6]), tonumber(ARGV[7])
 local target_p95, target_busy = tonumber(ARGV[8]), tonumber(ARGV[9])
 local stale_after, drain_after = tonumber(ARGV[10]), tonumber(ARGV[11])
-local ttl = tonumber(ARGV[12])
+local ttl, cooldown = tonumber(ARGV[12]), tonumber(ARGV[13])
+local idle_after, rate0 = tonumber(ARGV[14]), tonumber(ARGV[15])
 
-local cooldown = tonumber(ARGV[13])
-
-local state = redis.call('HMGET', KEYS[2], 'cursor', 'rate', 'tokens', 'last', 'tuned', 'drained', 'cut',
-  'grown')
+local state = redis.call('HMGET', KEYS[2], 'cursor', 'window', 'rate', 'tuned', 'drained', 'cut',
+  'counted')
 local cursor = tonumber(state[1] or '0')
-local rate = tonumber(state[2] or rate0)
-local tokens = tonumber(state[3] or '0')
-local last = tonumber(state[4] or '0')
-local tuned = tonumber(state[5] or '0')
-local drained = state[6] or '0'
-local cut = tonumber(state[7] or '0')
-local grown = tonumber(state[8] or '0')
+local window = tonumber(state[2] or window0)
+local rate = tonumber(state[3] or rate0)
+local tuned = tonumber(state[4] or '0')
+local drained = state[5] or '0'
+local cut = tonumber(state[6] or '0')
+local counted = tonumber(state[7] or '0')
 
 if ticket == 0 and drained ~= '1' then
   ticket = redis.call('INCR', KEYS[1])
@@ -52,8 +51,8 @@ end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 
 if now >= opens_at and drained ~= '1' then
-  -- Tune the rate from the web processes' reports (at most once per tune_every seconds).
   if now - tuned >= tune_every then
+    -- Tune the window from the web processes' reports (at most once per tune_every seconds).
     local busy, slots, p95, fresh = 0, 0, 0, 0
     local rows = redis.call('HGETALL', KEYS[4])
     for i = 1, #rows, 2 do
@@ -69,39 +68,40 @@ if now >= opens_at and drained ~= '1' then
     end
     if fresh > 0 and slots > 0 then
       local load = busy / slots
-      -- The reports cover the last `cooldown` seconds (one measuring window), and the parents
-      -- admitted load the server over the half-minute of their visit: a cut, then no other cut
-      -- for a window (or one overshoot would take the rate to the floor); a growth of one parent
-      -- a second at most once a window, and never within a window of a change.
+      -- The reports cover the last `cooldown` seconds: a cut, then no other cut nor growth for
+      -- that long. Until the first cut the window grows by 10 % a second (slow start), then by one
+      -- parent a second.
       if p95 > target_p95 or load > target_busy then
         if now - cut >= cooldown then
-          rate = math.max(min_rate, rate * 0.7)
-          cut, grown = now, now
+          window = math.max(min_window, window * 0.7)
+          cut = now
         end
-      elseif p95 < 0.6 * target_p95 and load < 0.8 * target_busy and now - grown >= cooldown then
-        rate = math.min(max_rate, rate + 1)
-        grown = now
+      elseif p95 < 0.6 * target_p95 and load < 0.8 * target_busy and now - cut >= cooldown then
+        if cut == 0 then window = window * 1.1 else window = window + 1 end
+        window = math.min(max_window, window)
       end
     end
-    tuned = now
+    -- The pace parents go in at (what a waiting parent's estimate divides by), smoothed.
+    if tuned >= opens_at and now > tuned then
+      rate = 0.7 * rate + 0.3 * (cursor - counted) / (now - tuned)
+    end
+    counted, tuned = cursor, now
   end
-  -- Refill the bucket (at most one tuning period's worth, at least one parent) and admit.
-  local size = math.max(1, rate * tune_every)
-  if last < opens_at then tokens = 1 end  -- the first parent in line goes in at the opening second
-  tokens = math.min(size, tokens + rate * math.max(0, now - math.max(last, opens_at)))
-  local waiting = seq - cursor
-  local admit = math.min(math.floor(tokens), waiting)
+  -- Parents in visit: admitted, with a guarded request in the last idle_after seconds.
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - idle_after))
+  if ticket > 0 and ticket <= cursor then redis.call('ZADD', KEYS[5], now, ticket) end
+  local free = math.floor(window) - redis.call('ZCARD', KEYS[5])
+  local admit = math.max(0, math.min(free, seq - cursor))
   for t = cursor + 1, cursor + admit do
     redis.call('RPUSH', KEYS[3], t .. ':' .. ARGV[1])
+    redis.call('ZADD', KEYS[5], now, t)
   end
   if admit > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
+  redis.call('EXPIRE', KEYS[5], ttl)
   cursor = cursor + admit
-  tokens = tokens - admit
-  last = now
   if cursor >= seq and now >= opens_at + drain_after then drained = '1' end
-  redis.call('HSET', KEYS[2], 'cursor', cursor, 'rate', tostring(rate), 'tokens', tostring(tokens),
-    'last', ARGV[1], 'tuned', tostring(tuned), 'drained', drained, 'cut', tostring(cut),
-    'grown', tostring(grown))
+  redis.call('HSET', KEYS[2], 'cursor', cursor, 'window', tostring(window), 'rate', tostring(rate),
+    'tuned', tostring(tuned), 'drained', drained, 'cut', tostring(cut), 'counted', counted)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
 
@@ -140,43 +140,49 @@ class Tuning:
     """The admission controller's settings (config.py's WAITING_ROOM_*)."""
 
     tune_every: float = 1.0
-    initial_rate: float = 5.0
-    min_rate: float = 1.0
-    max_rate: float = 200.0
+    initial_window: float = 20.0  # parents in visit at the opening, before the first measures
+    min_window: float = 2.0
+    max_window: float = 2000.0
     target_p95: float = 0.3
     target_busy: float = 0.85
     stale_after: float = 5.0
     drain_after: float = 120.0
-    cooldown: float = 5.0  # seconds between two cuts, or after a change before a growth (one window)
+    cooldown: float = 5.0  # seconds after a cut before another cut or a growth (one window)
+    idle_after: float = 10.0  # seconds after their last guarded request an admitted parent counts
+    initial_rate: float = 5.0  # parents a second a wait is estimated with, before the first measures
 
 
 def _keys(opening_id: int | str) -> list[str]:
-    return [f"wr:{opening_id}:seq", f"wr:{opening_id}:state", f"wr:{opening_id}:admitted", LOAD_KEY]
+    prefix = f"wr:{opening_id}"
+    return [f"{prefix}:seq", f"{prefix}:state", f"{prefix}:admitted", LOAD_KEY, f"{prefix}:visiting"]
 
 
 def enter(
     client: redis.Redis, opening_id: int | str, opens_at: float, ticket: int, now: float, tuning: Tuning
 ) -> Place:
-    """Take a ticket (when `ticket` is 0), admit whom the rate allows from `opens_at`, and say where
-    `ticket` stands. `opening_id` names the queue: an opening's id (its booking line) or, for its
-    entrance line, the id followed by ":entree"."""
+    """Take a ticket (when `ticket` is 0), admit whom the window allows from `opens_at` (a guarded
+    request of an admitted `ticket` counts it in visit again), and say where `ticket` stands.
+    `opening_id` names the queue: an opening's id (its booking line) or, for its entrance line, the
+    id followed by ":entree"."""
     values = client.eval(
         ENTER,
-        4,
+        5,
         *_keys(opening_id),
         repr(now),
         repr(opens_at),
         ticket,
         tuning.tune_every,
-        tuning.initial_rate,
-        tuning.min_rate,
-        tuning.max_rate,
+        tuning.initial_window,
+        tuning.min_window,
+        tuning.max_window,
         tuning.target_p95,
         tuning.target_busy,
         tuning.stale_after,
         tuning.drain_after,
         KEY_TTL,
         tuning.cooldown,
+        tuning.idle_after,
+        tuning.initial_rate,
     )
     ticket, cursor, seq, rate, admitted_at, drained = (_text(value) for value in values)
     return Place(
