@@ -772,7 +772,8 @@ def machine_cpu() -> float:
 
 
 class RateWatch:
-    """The admission rate and the lines' lengths every 10 s during the run (read from Redis)."""
+    """The admission pace, the window, the parents in visit and the lines' lengths every 10 s during
+    the run (read from Redis)."""
 
     def __init__(self, redis_url: str, every: float = 10.0):
         import threading
@@ -795,7 +796,11 @@ class RateWatch:
                 seq = int(self.client.get(f"wr:{queue}:seq") or 0)
                 cursor = int(state.get(b"cursor", 0))
                 rate = float(state.get(b"rate", 0))
-                parts.append(f"{name} {rate:.0f}/s {seq - cursor} waiting")
+                window = float(state.get(b"window", 0))
+                visiting = self.client.zcard(f"wr:{queue}:visiting")
+                parts.append(
+                    f"{name} {rate:.0f}/s, window {window:.0f} ({visiting} in visit), {seq - cursor} waiting"
+                )
             self.rows.append(f"  +{time.monotonic() - started:.0f} s: " + "; ".join(parts))
 
     def __enter__(self):
@@ -954,7 +959,7 @@ def main() -> None:
                 print(f"  the same as nginx timed them: {spread(served[kind])}")
         database_checks(url, town, args.capacity, seen, sink, ended)
         admission_order(redis_url)
-        print("admission rate and lines, every 10 s:\n" + "\n".join(watch.rows))
+        print("admission pace, window and lines, every 10 s:\n" + "\n".join(watch.rows))
         spent = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
         # (one process: its CPU is in the bench's children's; several: the workers' own counts too)
         spent["locust"] = LOCUST_CPU.get("mix", 0.0) + (seen.get("cpu", 0.0) if args.clients > 1 else 0.0)

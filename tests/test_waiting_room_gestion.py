@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import fakeredis
 import pytest
+import redis
 import sqlalchemy as sa
 import time_machine
 
@@ -170,3 +171,25 @@ def test_the_same_announcement_sent_twice_is_one_opening(client, logged_in_agent
     # another time is another opening
     assert client.post("/gestion/ouvertures/formulaire", data=form(activity, hour="09:30")).status_code == 302
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Opening)) == 2
+
+
+def test_the_list_shows_the_line_of_an_opening_that_started(client, logged_in_agent, activity, redis_client):
+    """Tickets, parents admitted, parents in visit now and the pace, read from Redis."""
+    assert client.post("/gestion/ouvertures/formulaire", data=form(activity, hour="07:10")).status_code == 302
+    opening = db.session.scalar(sa.select(Opening))
+    opens_at = opening.opens_at.timestamp()
+    tuning = store.Tuning(initial_window=2.0, initial_rate=2.0)
+    with time_machine.travel(opening.opens_at, tick=False):
+        for _ in range(3):
+            store.enter(redis_client, opening.id, opens_at, 0, opens_at - 1, tuning)
+        store.enter(redis_client, opening.id, opens_at, 1, opens_at, tuning)  # tickets 1 and 2 go in
+        page = html.unescape(client.get("/gestion/ouvertures").get_data(as_text=True))
+        assert "3 tickets, 2 admis, 2 en cours de visite, 2,0 parents par seconde" in page
+    with time_machine.travel(opening.opens_at.timestamp() + 11, tick=False):  # both quiet for 11 s
+        page = html.unescape(client.get("/gestion/ouvertures").get_data(as_text=True))
+        assert "3 tickets, 2 admis, 0 en cours de visite" in page
+    redis_client.connection_pool.disconnect()
+    room().client = redis.Redis(port=9, socket_timeout=0.2, socket_connect_timeout=0.2)  # Redis down
+    with time_machine.travel(opening.opens_at, tick=False):
+        page = html.unescape(client.get("/gestion/ouvertures").get_data(as_text=True))
+        assert "tickets" not in page and "Centre de loisirs été" in page  # the list without figures

@@ -183,7 +183,12 @@ class Room:
     def enter(self, opening: dict, ticket: int, now: float, line: Line = BOOKING) -> store.Place:
         tuning = self.tuning if line.drains else self.entrance_tuning
         queue = f"{opening['id']}{line.key_suffix}"
-        place = store.enter(self.redis(), queue, opening[line.starts], ticket, now, tuning)
+        # the entrance yields to the booking line, which the entrance feeds (see store.ENTER)
+        if line.drains:
+            link = store.Link("fed", f"{opening['id']}{ENTRANCE.key_suffix}")
+        else:
+            link = store.Link("yields", opening["id"], opening["opens_at"])
+        place = store.enter(self.redis(), queue, opening[line.starts], ticket, now, tuning, link)
         if place.drained:
             self.drained.add(opening["id"])
         return place

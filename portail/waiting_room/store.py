@@ -23,7 +23,10 @@ LOAD_KEY = "wr:load"
 KEY_TTL = 7 * 24 * 3600  # an opening's keys outlive it by a week, then Redis forgets them
 
 # ARGV: now, opens_at, ticket (0: take one), tune_every, initial_window, min_window, max_window,
-# target_p95, target_busy, stale_after, drain_after, key TTL, cooldown, idle_after, initial_rate.
+# target_p95, target_busy, stale_after, drain_after, key TTL, cooldown, idle_after, initial_rate,
+# and for a line linked to another (KEYS[6], KEYS[7]: that line's seq and state) the link: "yields"
+# (the entrance, to the booking line) and that line's opening second, or "fed" (the booking line, fed
+# by the entrance).
 # Returns: ticket, cursor, seq, rate (string), admitted_at of the ticket ("" if not admitted), drained.
 ENTER = """
 local now, opens_at, ticket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -33,6 +36,21 @@ local target_p95, target_busy = tonumber(ARGV[8]), tonumber(ARGV[9])
 local stale_after, drain_after = tonumber(ARGV[10]), tonumber(ARGV[11])
 local ttl, cooldown = tonumber(ARGV[12]), tonumber(ARGV[13])
 local idle_after, rate0 = tonumber(ARGV[14]), tonumber(ARGV[15])
+
+-- A line that yields (the entrance) admits nobody while the line it leads to (the booking line,
+-- once open) holds more parents back than its window lets in: a parent let in there would only wait
+-- again, and their login would take the server from those already booking. A line that is fed
+-- (the booking line) does not close while parents still wait in the line that feeds it.
+local link = ARGV[16] or ''
+local held, feeding = false, 0
+if link == 'yields' and now >= tonumber(ARGV[17]) then
+  local next_seq = tonumber(redis.call('GET', KEYS[6]) or '0')
+  local next_state = redis.call('HMGET', KEYS[7], 'cursor', 'window', 'drained')
+  local next_waiting = next_seq - tonumber(next_state[1] or '0')
+  held = next_state[3] ~= '1' and next_waiting > math.floor(tonumber(next_state[2] or '0'))
+elseif link == 'fed' then
+  feeding = tonumber(redis.call('GET', KEYS[6]) or '0') - tonumber(redis.call('HGET', KEYS[7], 'cursor') or '0')
+end
 
 local state = redis.call('HMGET', KEYS[2], 'cursor', 'window', 'rate', 'tuned', 'drained', 'cut',
   'counted')
@@ -51,6 +69,10 @@ end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 
 if now >= opens_at and drained ~= '1' then
+  -- Parents in visit: admitted, with a guarded request in the last idle_after seconds.
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - idle_after))
+  if ticket > 0 and ticket <= cursor then redis.call('ZADD', KEYS[5], now, ticket) end
+  local visiting = redis.call('ZCARD', KEYS[5])
   if now - tuned >= tune_every then
     -- Tune the window from the web processes' reports (at most once per tune_every seconds).
     local busy, slots, p95, fresh = 0, 0, 0, 0
@@ -69,29 +91,32 @@ if now >= opens_at and drained ~= '1' then
     if fresh > 0 and slots > 0 then
       local load = busy / slots
       -- The reports cover the last `cooldown` seconds: a cut, then no other cut nor growth for
-      -- that long. Until the first cut the window grows by 10 % a second (slow start), then by one
-      -- parent a second.
+      -- that long. A cut is as deep as the excess (30 % at most, 10 % at least: a passing slow
+      -- second, a collection or a burst of logins, costs little). A growth adds 10 % a second until
+      -- the first cut (slow start), then one parent a second, and only while the window is what
+      -- holds parents back (more waiting than free places): an idle line does not bank a flood.
       if p95 > target_p95 or load > target_busy then
         if now - cut >= cooldown then
-          window = math.max(min_window, window * 0.7)
+          local excess = target_busy / math.max(load, 1e-9)
+          if p95 > 0 then excess = math.min(excess, target_p95 / p95) end
+          window = math.max(min_window, window * math.max(0.7, math.min(0.9, excess)))
           cut = now
         end
-      elseif p95 < 0.6 * target_p95 and load < 0.8 * target_busy and now - cut >= cooldown then
+      elseif p95 < 0.8 * target_p95 and load < 0.8 * target_busy and now - cut >= cooldown
+          and seq - cursor > math.floor(window) - visiting and not held then
         if cut == 0 then window = window * 1.1 else window = window + 1 end
         window = math.min(max_window, window)
       end
     end
     -- The pace parents go in at (what a waiting parent's estimate divides by), smoothed.
-    if tuned >= opens_at and now > tuned then
+    -- (not while held: the estimate keeps the pace of the line when it moves)
+    if tuned >= opens_at and now > tuned and not held then
       rate = 0.7 * rate + 0.3 * (cursor - counted) / (now - tuned)
     end
     counted, tuned = cursor, now
   end
-  -- Parents in visit: admitted, with a guarded request in the last idle_after seconds.
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - idle_after))
-  if ticket > 0 and ticket <= cursor then redis.call('ZADD', KEYS[5], now, ticket) end
-  local free = math.floor(window) - redis.call('ZCARD', KEYS[5])
-  local admit = math.max(0, math.min(free, seq - cursor))
+  local admit = math.max(0, math.min(math.floor(window) - visiting, seq - cursor))
+  if held then admit = 0 end
   for t = cursor + 1, cursor + admit do
     redis.call('RPUSH', KEYS[3], t .. ':' .. ARGV[1])
     redis.call('ZADD', KEYS[5], now, t)
@@ -99,7 +124,7 @@ if now >= opens_at and drained ~= '1' then
   if admit > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
   redis.call('EXPIRE', KEYS[5], ttl)
   cursor = cursor + admit
-  if cursor >= seq and now >= opens_at + drain_after then drained = '1' end
+  if cursor >= seq and feeding <= 0 and now >= opens_at + drain_after then drained = '1' end
   redis.call('HSET', KEYS[2], 'cursor', cursor, 'window', tostring(window), 'rate', tostring(rate),
     'tuned', tostring(tuned), 'drained', drained, 'cut', tostring(cut), 'counted', counted)
   redis.call('EXPIRE', KEYS[2], ttl)
@@ -157,17 +182,35 @@ def _keys(opening_id: int | str) -> list[str]:
     return [f"{prefix}:seq", f"{prefix}:state", f"{prefix}:admitted", LOAD_KEY, f"{prefix}:visiting"]
 
 
+@dataclass(frozen=True)
+class Link:
+    """A line linked to another: the entrance `yields` to the booking line (which opens at
+    `opens_at`); the booking line is `fed` by the entrance."""
+
+    kind: str  # "yields" or "fed"
+    queue: int | str
+    opens_at: float = 0.0
+
+
 def enter(
-    client: redis.Redis, opening_id: int | str, opens_at: float, ticket: int, now: float, tuning: Tuning
+    client: redis.Redis,
+    opening_id: int | str,
+    opens_at: float,
+    ticket: int,
+    now: float,
+    tuning: Tuning,
+    link: Link | None = None,
 ) -> Place:
     """Take a ticket (when `ticket` is 0), admit whom the window allows from `opens_at` (a guarded
     request of an admitted `ticket` counts it in visit again), and say where `ticket` stands.
     `opening_id` names the queue: an opening's id (its booking line) or, for its entrance line, the
-    id followed by ":entree"."""
+    id followed by ":entree". A line that `yields` admits nobody while the other, open, holds more
+    parents back than its window; a `fed` line does not close while the other has parents waiting."""
+    keys = _keys(opening_id) + (_keys(link.queue)[:2] if link else [])
     values = client.eval(
         ENTER,
-        5,
-        *_keys(opening_id),
+        len(keys),
+        *keys,
         repr(now),
         repr(opens_at),
         ticket,
@@ -183,6 +226,7 @@ def enter(
         tuning.cooldown,
         tuning.idle_after,
         tuning.initial_rate,
+        *([link.kind, repr(link.opens_at)] if link else []),
     )
     ticket, cursor, seq, rate, admitted_at, drained = (_text(value) for value in values)
     return Place(
