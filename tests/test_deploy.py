@@ -3,14 +3,16 @@ runs exactly the commands the README documents, which exist in the repository.""
 
 import ast
 import configparser
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from config import ProductionConfig
+from config import Config, ProductionConfig
 from tests.conftest import missing_service
 from tests.support import ROOT
 from worker import ROLES
@@ -155,3 +157,32 @@ def test_nginx_keeps_a_waiting_parent_s_connection_between_two_polls():
     )
     assert slowest >= 30
     assert keepalive > slowest + 5
+
+
+def test_the_environment_file_keeps_the_waiting_room_as_measured():
+    """The file a town copies overrides gunicorn.conf.py's setting and the defaults: it must say what
+    bench/peak.py measured (it said 1 slot and a 0.4 s target while the measures used 2 and 0.3)."""
+    example = (ROOT / "deploy" / "portail.env.example").read_text(encoding="utf-8")
+    settings = dict(
+        line.split("=", 1) for line in example.splitlines() if line.strip() and not line.startswith("#")
+    )
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("WAITING_ROOM_", "GUNICORN_"))
+    }
+    slots = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, runpy; runpy.run_path('gunicorn.conf.py');"
+            " print(os.environ['WAITING_ROOM_PROCESS_SLOTS'])",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert settings["WAITING_ROOM_PROCESS_SLOTS"] == slots == "2"
+    assert float(settings["WAITING_ROOM_TARGET_P95"]) == Config.WAITING_ROOM_TARGET_P95 == 0.3
+    assert float(settings["WAITING_ROOM_INITIAL_WINDOW"]) == Config.WAITING_ROOM_INITIAL_WINDOW
+    assert float(settings["WAITING_ROOM_MAX_WINDOW"]) == Config.WAITING_ROOM_MAX_WINDOW

@@ -115,3 +115,40 @@ def test_at_an_opening_visitors_wait_at_the_login_form_then_log_in_and_queue_for
     assert "La réservation ouvre le" in page.get_by_role("status").inner_text()
     journey.check("file-reservations")
     page.context.close()
+
+
+def test_an_agent_follows_the_line_of_an_opening_on_a_phone(browser, live_server):
+    """The staff's Ouvertures list at 360 px while parents queue: tickets, admitted, in visit, pace."""
+    from portail.waiting_room import store
+
+    room = fresh_room(live_server)
+    with live_server.app_context():
+        family_at_the_centre([])
+        agent = db.session.scalar(db.select(User).where(User.role == Role.AGENT))
+        activity = db.session.scalar(db.select(Activity))
+        now = datetime.now(UTC)
+        opens_at = now.replace(microsecond=0) - timedelta(seconds=30)
+        opening = openings.announce(
+            agent, [activity.id], opens_at, opens_at - timedelta(minutes=30), now=now - timedelta(hours=1)
+        )  # (announced an hour ago)
+        db.session.commit()
+        opening_id, at = opening.id, opens_at.timestamp()
+    tuning = dataclasses.replace(room.tuning, initial_window=3)
+    for _ in range(5):  # five parents took a ticket; three are in at the opening
+        store.enter(room.client, opening_id, at, 0, at - 10, tuning)
+    store.enter(room.client, opening_id, at, 1, at, tuning)
+    page = new_page(browser)
+    journey = Journey(page, "ouvertures-360")
+    page.goto(live_server.base_url + "/connexion/agent")
+    page.get_by_label("Adresse e-mail").fill("agent@example.fr")
+    from tests.factories import PASSWORD
+
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_load_state()
+    page.goto(live_server.base_url + "/gestion/ouvertures")
+    row = page.get_by_role("row", name=re.compile("Centre de loisirs"))
+    assert "5 tickets, 3 admis" in row.inner_text()
+    assert "en cours de visite" in row.inner_text() and "Ouverte" in row.inner_text()
+    journey.check("file-en-cours")
+    page.context.close()

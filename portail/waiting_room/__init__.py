@@ -9,8 +9,8 @@ opening). Once the booking line has opened, the entrance yields to it: it admits
 booking line holds more parents back than its window (a visitor let in would only wait again there,
 and their login and first pages would take the server from the parents booking — measured at 2,500
 parents with both lines admitting side by side: the entrance's window grew to 50–128 while the
-booking line's stayed at 10–25, and parents who had waited since the opening booked last). Staff pages, `/connexion/agent` (staff accounts only), static files and the other pages
-are never held. An anonymous request for a planning page goes on to the login as before; access
+booking line's stayed at 10–25, and parents who had waited since the opening booked last). Staff
+pages, `/connexion/agent` (staff accounts only), static files and the other pages are never held. An anonymous request for a planning page goes on to the login as before; access
 rules (a parent only sees their families) apply unchanged once a parent is let through. Both lines
 work as below, each with its own ticket (session keys `waiting_room` and `waiting_room_entree`) and
 its own Redis keys (`wr:<id>:…` and `wr:<id>:entree:…`).
