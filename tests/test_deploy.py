@@ -103,11 +103,16 @@ def test_the_commands_exist_in_the_repository():
     assert "app" in assigned
 
 
-def test_the_environment_file_lists_every_setting_of_the_readme():
+def env_example() -> dict[str, str]:
+    """The settings of deploy/portail.env.example (what a town copies to /etc/portail/portail.env)."""
     example = (ROOT / "deploy" / "portail.env.example").read_text(encoding="utf-8")
-    settings = dict(
+    return dict(
         line.split("=", 1) for line in example.splitlines() if line.strip() and not line.startswith("#")
     )
+
+
+def test_the_environment_file_lists_every_setting_of_the_readme():
+    settings = env_example()
     documented = set()
     for row in re.findall(r"^\| (.+?) \|", production_section(), re.M):
         documented |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", row))
@@ -162,10 +167,7 @@ def test_nginx_keeps_a_waiting_parent_s_connection_between_two_polls():
 def test_the_environment_file_keeps_the_waiting_room_as_measured():
     """The file a town copies overrides gunicorn.conf.py's setting and the defaults: it must say what
     bench/peak.py measured (it said 1 slot and a 0.4 s target while the measures used 2 and 0.3)."""
-    example = (ROOT / "deploy" / "portail.env.example").read_text(encoding="utf-8")
-    settings = dict(
-        line.split("=", 1) for line in example.splitlines() if line.strip() and not line.startswith("#")
-    )
+    settings = env_example()
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("WAITING_ROOM_", "GUNICORN_"))
     }
