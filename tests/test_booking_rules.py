@@ -32,7 +32,7 @@ def test_reservation_deadline_to_the_second_in_winter_and_summer(day, deadline_u
     one = timedelta(seconds=1)
     assert verdict(activity, day, deadline_utc - one).actions == {RESERVE}, season
     late = verdict(activity, day, deadline_utc)
-    assert late.actions == set() and late.reason.startswith("Réservable jusqu'au jeudi"), season
+    assert late.actions == set() and late.reason.startswith("Délai dépassé depuis le jeudi"), season
     assert "à 10:00" in late.reason
     assert verdict(activity, day, deadline_utc + one).actions == set(), season
 
@@ -136,9 +136,16 @@ def test_absence_only_on_a_reserved_day_and_reservation_only_when_not_booked():
         assert verdict(canteen(), day, now, state=pending).actions == {WITHDRAW}
 
 
-def test_absence_after_its_deadline_says_until_when():
-    late = verdict(canteen(), date(2027, 1, 11), at_utc(2027, 1, 7, 9, 0, 1), state=BookingState.RESERVED)
-    assert late.actions == set() and late.reason == "Modifiable jusqu'au jeudi 7 janvier à 10:00"
+def test_a_passed_deadline_says_since_when_never_until_when():
+    """On 2 December a day whose deadline was 30 November must not read "Réservable jusqu'au…"."""
+    day, late_now = date(2027, 1, 11), at_utc(2027, 1, 7, 9, 0, 1)
+    late = verdict(canteen(), day, late_now, state=BookingState.RESERVED)
+    assert late.actions == set() and late.reason == "Délai dépassé depuis le jeudi 7 janvier à 10:00"
+    pending = verdict(canteen(), day, late_now, state=BookingState.RESERVATION_REQUESTED)
+    assert pending.reason == (
+        "Demande en cours de traitement (délai dépassé depuis le jeudi 7 janvier à 10:00)"
+    )
+    assert verdict(canteen(), day, late_now).reason == "Délai dépassé depuis le jeudi 7 janvier à 10:00"
 
 
 def test_enrolment_limited_to_weekdays():
@@ -155,7 +162,7 @@ def test_memoised_day_rules_follow_every_change_of_the_activity():
     activity = canteen()
     assert verdict(activity, day, now).actions == {RESERVE}
     activity.booking_deadline_time = time(9, 0)
-    assert verdict(activity, day, now).reason == "Réservable jusqu'au jeudi 7 janvier à 09:00"
+    assert verdict(activity, day, now).reason == "Délai dépassé depuis le jeudi 7 janvier à 09:00"
     activity.booking_deadline_days = 1
     assert verdict(activity, day, now).actions == {RESERVE}
     activity.weekdays = "245"

@@ -1,5 +1,6 @@
 """The planning page and its htmx cells: fragments, CSRF, other families, constant queries."""
 
+import html
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -101,6 +102,32 @@ def test_htmx_confirmation_then_request_swaps_the_cell(client, auth, setup):
     text = done.get_data(as_text=True)
     assert done.status_code == 200 and "<html" not in text and "Réservé" in text
     assert db.session.scalar(sa.select(Booking.state)) is BookingState.RESERVED
+
+
+def test_the_confirmation_says_until_when_the_day_stays_open(client, auth, setup, requested):
+    """An open day says until when (its deadline in Paris time), for each action of its confirmation."""
+    from portail.bookings import rules
+    from portail.formatting import french_instant
+
+    family, child, activity = setup
+    day = next_weekday(3)
+    for action, state_day, sentence, deadline in (
+        ("reserve", day, "Réservable jusqu'au", rules.booking_deadline),
+        ("withdraw", requested, "Modifiable jusqu'au", rules.booking_deadline),
+    ):
+        confirm = client.get(
+            f"/famille/{family.id}/planning/confirmer",
+            query_string=cell_form(child, activity, state_day, action),
+            headers={"HX-Request": "true"},
+        )
+        until = french_instant(deadline(activity, state_day))
+        assert f"{sentence} {until}." in html.unescape(confirm.get_data(as_text=True)), action
+    page = client.get(
+        f"/famille/{family.id}/planning/confirmer", query_string=cell_form(child, activity, day, "reserve")
+    )
+    assert f"Réservable jusqu'au {french_instant(rules.booking_deadline(activity, day))}." in html.unescape(
+        page.get_data(as_text=True)
+    )
 
 
 def test_double_click_creates_one_request(client, auth, setup):

@@ -224,19 +224,19 @@ def evaluate(
         if now < limit:
             return Verdict({WITHDRAW}, deadline=limit)
         return Verdict(
-            reason=f"Demande en cours de traitement (modifiable jusqu'au {french_instant(limit)})",
+            reason=f"Demande en cours de traitement (délai dépassé depuis le {french_instant(limit)})",
             deadline=limit,
         )
     if state is BookingState.RESERVED:
         limit = rules.absence
         if now < limit:
             return Verdict({ABSENCE}, deadline=limit)
-        return Verdict(reason=f"Modifiable jusqu'au {french_instant(limit)}", deadline=limit)
+        return Verdict(reason=f"Délai dépassé depuis le {french_instant(limit)}", deadline=limit)
     if state is BookingState.ABSENT:
         return Verdict(reason="Absence enregistrée")
     limit = rules.booking
     if now >= limit:
-        return Verdict(reason=f"Réservable jusqu'au {french_instant(limit)}", deadline=limit)
+        return Verdict(reason=f"Délai dépassé depuis le {french_instant(limit)}", deadline=limit)
     if activity.capacity is not None and booked >= activity.capacity:
         return Verdict(reason="Complet", deadline=limit)
     return Verdict({RESERVE}, deadline=limit)

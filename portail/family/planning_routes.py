@@ -13,7 +13,7 @@ from portail.extensions import db
 from portail.family.cell_html import ACTION_LABELS, cell_html, days_html
 from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
 from portail.family.routes import bp
-from portail.formatting import PARIS, french_day
+from portail.formatting import PARIS, french_day, french_instant
 from portail.htmx import is_htmx
 from portail.models import Activity, Enrolment, Request, RequestKind, utcnow
 from portail.services import planning
@@ -23,6 +23,12 @@ CONFIRM_TEXT = {
     RESERVE: "Confirmer la demande de réservation du {day} pour {child} — {activity} ?",
     ABSENCE: "Confirmer la demande d'absence du {day} pour {child} — {activity} ?",
     WITHDRAW: "Retirer la demande en cours du {day} pour {child} — {activity} ?",
+}
+# Until when the day stays open to that action (its deadline, in Paris time).
+UNTIL_TEXT = {
+    RESERVE: "Réservable jusqu'au {until}.",
+    ABSENCE: "Absence possible jusqu'au {until}.",
+    WITHDRAW: "Modifiable jusqu'au {until}.",
 }
 
 
@@ -126,7 +132,11 @@ def planning_confirm(family_id: int):
     text = CONFIRM_TEXT[action].format(
         day=french_day(cell.day), child=target.child.first_name, activity=target.activity.name
     )
-    context = dict(family_id=family_id, cell=cell, action=action, text=text, back=_back(family_id))
+    deadline = cell.verdict.deadline
+    until = UNTIL_TEXT[action].format(until=french_instant(deadline)) if deadline else None
+    context = dict(
+        family_id=family_id, cell=cell, action=action, text=text, until=until, back=_back(family_id)
+    )
     template = "family/_confirm.html" if is_htmx() else "family/confirm_page.html"
     return render_template(template, **context)
 
