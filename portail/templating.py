@@ -43,7 +43,11 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def town():
-        return {"town_name": current_app.config["TOWN_NAME"], "dev_tools": app.config["DEV_TOOLS"]}
+        return {
+            "town_name": current_app.config["TOWN_NAME"],
+            "service_contact": current_app.config["SERVICE_CONTACT"],
+            "dev_tools": app.config["DEV_TOOLS"],
+        }
 
     @app.after_request
     def security_headers(response: Response) -> Response:

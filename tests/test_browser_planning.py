@@ -91,3 +91,29 @@ def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, liv
         page.get_by_role("button", name="Filtrer").click()
         assert "Absence" in page.content() and (f"{requested} jours" in page.content() or requested == 1)
         journey.check("liste")
+
+
+def test_a_family_without_enrolment_sees_why_and_whom_to_contact_on_a_phone(browser, live_server):
+    from portail.models import Family
+    from tests.browser_support import login
+
+    with live_server.app_context():
+        family = db.session.scalar(db.select(Family))  # the MARTIN family, enrolled in nothing yet
+        subscribe(make_user(email="claire@example.fr"), family)
+        db.session.commit()
+        family_id = family.id
+    live_server.config["SERVICE_CONTACT"] = "05 55 12 34 56, enfance@commune.fr"
+    page = new_page(browser)
+    journey = Journey(page, "sans-inscription-360")
+    login(page, live_server.base_url, "claire@example.fr")
+    for url, label in (
+        (f"/famille/{family_id}/planning", "planning"),
+        (f"/famille/{family_id}/planning/periode", "periode"),
+    ):
+        page.goto(live_server.base_url + url)
+        status = page.get_by_role("status")
+        assert "Aucune inscription pour le moment" in status.inner_text()
+        assert "(05 55 12 34 56, enfance@commune.fr)" in status.inner_text()
+        assert status.bounding_box()["y"] < 740  # on the first screen of a phone
+        journey.check(label)
+    page.context.close()

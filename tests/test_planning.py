@@ -15,6 +15,7 @@ from portail.models import (
     Request,
     User,
     ValidationMode,
+    utcnow,
 )
 from portail.services import planning
 from tests.conftest import make_app, tables
@@ -337,3 +338,30 @@ def test_the_css_defines_one_class_per_child_colour():
     defined = sorted({int(number) for number in re.findall(r"\.child-(\d+)\b", css)})
     assert defined == list(range(planning.CHILD_COLOURS))
     assert planning.CHILD_COLOURS >= 2
+
+
+def test_a_family_without_enrolment_is_told_why_and_whom_to_contact(app, client, auth):
+    """No empty box: the planning and the period form say there is no enrolment yet and give the
+    service's contact; a family enrolled at another time of the year is told to move instead."""
+    family = make_family(name="Famille DUBOIS", children=(("Noé", date(2018, 5, 2)),))
+    subscribe(make_user(), family)
+    db.session.commit()
+    auth.login("parent@example.fr")
+    contact = app.config["SERVICE_CONTACT"] = "05 55 12 34 56, enfance@commune.fr"
+    for url in (f"/famille/{family.id}/planning", f"/famille/{family.id}/planning/periode"):
+        page = html.unescape(client.get(url).get_data(as_text=True))
+        assert "Aucune inscription pour le moment" in page and f"de la mairie ({contact}) pour" in page, url
+        assert "inscrire votre enfant aux activités" in page
+        assert 'class="planning ' not in page and 'name="activite"' not in page, url
+    app.config["SERVICE_CONTACT"] = ""  # (production's default: the service, without a contact)
+    page = html.unescape(client.get(f"/famille/{family.id}/planning").get_data(as_text=True))
+    assert "contactez le service enfance de la mairie pour inscrire" in page
+    start = utcnow().date() + timedelta(days=200)  # an activity of the summer: enrolled then
+    enrol(
+        family.children[0],
+        make_activity(name="Centre de loisirs été", start_date=start, end_date=start + timedelta(days=50)),
+    )
+    db.session.commit()
+    page = html.unescape(client.get(f"/famille/{family.id}/planning").get_data(as_text=True))
+    assert "Aucune inscription pour le moment" not in page
+    assert "Aucune activité sur cette période pour vos enfants" in page and 'class="planning ' in page

@@ -69,9 +69,12 @@ def planning_page(family_id: int):
         family.children, start, end, utcnow(), _zone(), activity_filter, child_filter
     )
     previous, following = planning.neighbours(view, anchor)
+    # (one more query only when the period has no activity: enrolled at another time, or never)
+    no_enrolment = not activities and not _family_activities(family)
     return render_template(
         "family/planning.html",
         family=family,
+        no_enrolment=no_enrolment,
         view=view,
         views=planning.VIEWS,
         anchor=anchor,
