@@ -365,3 +365,26 @@ def test_a_family_without_enrolment_is_told_why_and_whom_to_contact(app, client,
     page = html.unescape(client.get(f"/famille/{family.id}/planning").get_data(as_text=True))
     assert "Aucune inscription pour le moment" not in page
     assert "Aucune activité sur cette période pour vos enfants" in page and 'class="planning ' in page
+
+
+def test_an_empty_period_request_gets_the_error_summary_and_saves_nothing(client, auth, setup):
+    """Sent empty, the form answers 422 with its error summary (each message linked to its field);
+    the preview, above the button that sends, still waits quietly while the form is filled in."""
+    family, _child, _activity = setup
+    auth.login("parent@example.fr")
+    url = f"/famille/{family.id}/planning/periode"
+    page = client.get(url).get_data(as_text=True)
+    assert page.index('id="apercu"') < page.index("Envoyer la demande")
+    empty = client.post(url, data={})
+    text = html.unescape(empty.get_data(as_text=True))
+    assert empty.status_code == 422 and "4 erreurs à corriger" in text
+    for anchor, message in (
+        ("enfant", "Choisissez au moins un enfant."),
+        ("activite", "Choisissez une activité."),
+        ("du", "Indiquez les dates de début et de fin (jj/mm/aaaa)."),
+        ("jours", "Cochez au moins un jour de la semaine."),
+    ):
+        assert f'<a href="#{anchor}">{message}</a>' in text
+    preview = client.post(url, data={"apercu": "1"}, headers={"HX-Request": "true"})
+    assert preview.status_code == 200 and "erreur" not in preview.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Request.id))) == 0

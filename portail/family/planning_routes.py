@@ -288,7 +288,9 @@ def _period_data(family, activities) -> dict:
     # A POST reads its form only: request.values would add the URL's query, and a form posted back
     # to a preview's URL (?jours=1&jours=4…) sent every weekday twice.
     source = request.form if request.method == "POST" else request.args
-    submitted = bool(source.get("activite"))
+    # A preview checks the form once an activity is chosen (not while the parent fills it in); a
+    # request sent is always checked, an empty one included (the error summary says what is missing).
+    submitted = bool(source.get("activite")) or (request.method == "POST" and not _previewing())
     errors: dict[str, str] = {}
     child_ids = {int(v) for v in source.getlist("enfant") if v.isdigit()}
     children = [c for c in family.children if c.id in child_ids]
