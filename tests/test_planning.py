@@ -388,3 +388,27 @@ def test_an_empty_period_request_gets_the_error_summary_and_saves_nothing(client
     preview = client.post(url, data={"apercu": "1"}, headers={"HX-Request": "true"})
     assert preview.status_code == 200 and "erreur" not in preview.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(Request.id))) == 0
+
+
+def test_the_switches_survive_previous_next_today_and_a_change_of_view(client, auth, setup):
+    family, _child, activity = setup
+    tom = make_family(children=(("Tom", date(2019, 9, 2)),)).children[0]
+    tom.family_id = family.id
+    enrol(tom, activity)
+    db.session.commit()
+    auth.login("parent@example.fr")
+    lea = family.children[0]
+    url = f"/famille/{family.id}/planning"
+    shown = {"vue": "semaine", "filtre": "1", "enfant": str(lea.id), "activite": str(activity.id)}
+    page = html.unescape(client.get(url, query_string=shown).get_data(as_text=True))
+    links = re.findall(r'href="(/famille/\d+/planning\?vue=[^"]+)"', page)
+    assert len(links) == 6  # 3 views, Précédent, Aujourd'hui, Suivant
+    for link in links:
+        assert f"filtre=1&enfant={lea.id}&activite={activity.id}" in link, link
+    following = re.search(r'href="([^"]+)" rel="next"', page).group(1)
+    nxt = html.unescape(client.get(following).get_data(as_text=True))
+    assert re.search(rf'value="{lea.id}" checked', nxt)
+    assert f'name="enfant" value="{tom.id}"' in nxt and not re.search(rf'value="{tom.id}" checked', nxt)
+    # without a filter, the links stay short
+    plain = client.get(url).get_data(as_text=True)
+    assert "filtre=1" not in plain.split('class="switches"')[0]

@@ -1,6 +1,7 @@
 """Planning (Espace Famille → Activités): views, one-click requests, the period form, the list."""
 
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -71,10 +72,16 @@ def planning_page(family_id: int):
     previous, following = planning.neighbours(view, anchor)
     # (one more query only when the period has no activity: enrolled at another time, or never)
     no_enrolment = not activities and not _family_activities(family)
+    # The switches ride along every link of the page (view, previous, today, next).
+    kept = ""
+    if filtered:
+        pairs = [("filtre", 1), *(("enfant", i) for i in sorted(child_filter))]
+        kept = "&" + urlencode(pairs + [("activite", i) for i in sorted(activity_filter)])
     return render_template(
         "family/planning.html",
         family=family,
         no_enrolment=no_enrolment,
+        kept=kept,
         view=view,
         views=planning.VIEWS,
         anchor=anchor,
