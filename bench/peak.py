@@ -792,14 +792,10 @@ class RateWatch:
             opening = store.latest_opening_id(self.client)
             parts = []
             for name, queue in (("entrance", f"{opening}:entree"), ("booking", opening)):
-                state = self.client.hgetall(f"wr:{queue}:state")
-                seq = int(self.client.get(f"wr:{queue}:seq") or 0)
-                cursor = int(state.get(b"cursor", 0))
-                rate = float(state.get(b"rate", 0))
-                window = float(state.get(b"window", 0))
-                visiting = self.client.zcard(f"wr:{queue}:visiting")
+                line = store.figures(self.client, queue, time.time() - store.Tuning().idle_after)
                 parts.append(
-                    f"{name} {rate:.0f}/s, window {window:.0f} ({visiting} in visit), {seq - cursor} waiting"
+                    f"{name} {line.rate or 0:.0f}/s, window {line.window or 0:.0f} ({line.visiting} in visit),"
+                    f" {line.tickets - line.admitted} waiting"
                 )
             self.rows.append(f"  +{time.monotonic() - started:.0f} s: " + "; ".join(parts))
 

@@ -135,28 +135,16 @@ def publish(now: datetime | None = None) -> bool:
     return True
 
 
-def queue_figures(opening: Opening, now: float | None = None) -> dict | None:
-    """Tickets handed out, parents admitted, parents in visit now (admitted, with a guarded page in
-    the last WAITING_ROOM_IDLE_AFTER seconds) and the measured pace, or None when Redis does not
-    answer."""
+def queue_figures(opening: Opening, now: float | None = None) -> store.Figures | None:
+    """The booking line's tickets, parents admitted, parents in visit now (a guarded page in the
+    last WAITING_ROOM_IDLE_AFTER seconds) and pace, or None when Redis does not answer."""
     from portail.waiting_room.gate import room
 
     now = time.time() if now is None else now
-    recent = now - current_app.config["WAITING_ROOM_IDLE_AFTER"]
     try:
-        client = room().redis()
-        seq = int(client.get(f"wr:{opening.id}:seq") or 0)
-        state = client.hgetall(f"wr:{opening.id}:state")
-        visiting = client.zcount(f"wr:{opening.id}:visiting", recent, "+inf")
+        return store.figures(room().redis(), opening.id, now - current_app.config["WAITING_ROOM_IDLE_AFTER"])
     except redis.exceptions.RedisError:
         return None
-    values = {key.decode() if isinstance(key, bytes) else key: float(value) for key, value in state.items()}
-    return {
-        "tickets": seq,
-        "admitted": int(values.get("cursor", 0)),
-        "visiting": visiting,
-        "rate": values.get("rate"),
-    }
 
 
 def _set(

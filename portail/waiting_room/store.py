@@ -239,6 +239,34 @@ def enter(
     )
 
 
+@dataclass(frozen=True)
+class Figures:
+    """A line as staff and the benchmark watch it."""
+
+    tickets: int  # handed out
+    admitted: int
+    visiting: int  # admitted, with a guarded request since the time asked for
+    window: float | None  # (None before the line's opening)
+    rate: float | None  # the measured pace, parents a second
+
+
+def figures(client: redis.Redis, opening_id: int | str, since: float) -> Figures:
+    """A line's figures (`opening_id` names the queue as for `enter`), in one round trip."""
+    seq, state, _admitted, _load, visiting = _keys(opening_id)
+    pipe = client.pipeline(transaction=False)
+    pipe.get(seq)
+    pipe.hmget(state, "cursor", "window", "rate")
+    pipe.zcount(visiting, since, "+inf")
+    tickets, (cursor, window, rate), in_visit = pipe.execute()
+    return Figures(
+        tickets=int(tickets or 0),
+        admitted=int(cursor or 0),
+        visiting=int(in_visit),
+        window=float(window) if window is not None else None,
+        rate=float(rate) if rate is not None else None,
+    )
+
+
 def admissions(client: redis.Redis, opening_id: int | str) -> list[tuple[int, float]]:
     """(ticket, admitted_at) of an opening, in the order they were admitted."""
     entries = client.lrange(f"wr:{opening_id}:admitted", 0, -1)
