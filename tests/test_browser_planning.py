@@ -49,7 +49,7 @@ def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, liv
         page.get_by_role("button", name="Se connecter").click()
         page.goto(f"{base}/famille/{family_id}/planning?vue=mois&date={target.isoformat()}")
         journey.check("mois")
-        for view in ("Semaine (7 jours)", "Semaine (5 jours)"):
+        for view in ("7 jours", "5 jours"):
             page.get_by_role("link", name=view).click()
             journey.check(view[-8:-1].replace(" ", ""))
         page.get_by_role("link", name="Mois", exact=True).click()

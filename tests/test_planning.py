@@ -17,6 +17,7 @@ from portail.models import (
     ValidationMode,
     utcnow,
 )
+from portail.formatting import PARIS, french_day
 from portail.services import planning
 from tests.conftest import make_app, tables
 from tests.factories import (
@@ -402,9 +403,15 @@ def test_the_switches_survive_previous_next_today_and_a_change_of_view(client, a
     shown = {"vue": "semaine", "filtre": "1", "enfant": str(lea.id), "activite": str(activity.id)}
     page = html.unescape(client.get(url, query_string=shown).get_data(as_text=True))
     links = re.findall(r'href="(/famille/\d+/planning\?vue=[^"]+)"', page)
-    assert len(links) == 6  # 3 views, Précédent, Aujourd'hui, Suivant
+    assert len(links) == 7  # 4 views, Précédent, Aujourd'hui, Suivant
     for link in links:
         assert f"filtre=1&enfant={lea.id}&activite={activity.id}" in link, link
+    # the month's days open their agenda with the same switches
+    month = html.unescape(client.get(url, query_string={**shown, "vue": "mois"}).get_data(as_text=True))
+    day_links = re.findall(r'class="day-link" href="([^"]+)"', month)
+    assert day_links and all(
+        f"vue=agenda&filtre=1&enfant={lea.id}&activite={activity.id}&date=" in link for link in day_links
+    )
     following = re.search(r'href="([^"]+)" rel="next"', page).group(1)
     nxt = html.unescape(client.get(following).get_data(as_text=True))
     assert re.search(rf'value="{lea.id}" checked', nxt)
@@ -412,3 +419,101 @@ def test_the_switches_survive_previous_next_today_and_a_change_of_view(client, a
     # without a filter, the links stay short
     plain = client.get(url).get_data(as_text=True)
     assert "filtre=1" not in plain.split('class="switches"')[0]
+
+
+def _days(page: str) -> list[str]:
+    return re.findall(r'<section class="day[^"]*" aria-label="([^"]+)"', page)
+
+
+def test_the_agenda_shows_seven_days_from_the_day_asked_and_a_day_without_anything_in_one_line(
+    client, auth, setup
+):
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    friday = next_weekday(5)
+    page = client.get(f"/famille/{family.id}/planning?vue=agenda&date={friday.isoformat()}").get_data(
+        as_text=True
+    )
+    days = _days(page)
+    assert days[0] == french_day(friday) and len(days) == 7  # from the day asked, not the 1st
+    assert days[1] == french_day(friday + timedelta(days=1))
+    # the weekend (the activity opens Monday to Friday): one line each, saying so
+    weekend = page.split(f'aria-label="{french_day(friday + timedelta(days=1))}"')[1].split("</section>")[0]
+    assert "Rien de prévu" in weekend and "cell" not in weekend
+    # one line per child × activity with the action on it
+    monday = page.split(f'aria-label="{french_day(friday + timedelta(days=3))}"')[1].split("</section>")[0]
+    assert monday.count('class="cell ') == 1 and "Réserver" in monday and child.first_name in monday
+    first, last = friday, friday + timedelta(days=6)
+    assert re.search(r'<h2 class="period-title" id="periode">Du [0-9er]+ [a-zéû ]*au ', page)
+    following = re.search(r'href="([^"]+)" rel="next"', page).group(1)
+    assert f"date={(first + timedelta(days=7)).isoformat()}" in following and last.isoformat() not in following
+
+
+def test_a_phone_opens_the_agenda_from_today_and_a_computer_the_month(client, auth, setup):
+    family, _child, _activity = setup
+    auth.login("parent@example.fr")
+    url = f"/famille/{family.id}/planning"
+    today = utcnow().astimezone(PARIS).date()
+    client.set_cookie("ecran", "etroit")
+    phone = client.get(url).get_data(as_text=True)
+    assert _days(phone)[0] == french_day(today) and len(_days(phone)) == 7
+    assert 'aria-current="page">Agenda<' in phone
+    client.set_cookie("ecran", "large")
+    computer = client.get(url).get_data(as_text=True)
+    assert 'aria-current="page">Mois<' in computer and _days(computer)[0] == french_day(today.replace(day=1))
+    client.delete_cookie("ecran")
+    assert 'aria-current="page">Mois<' in client.get(url).get_data(as_text=True)  # without JavaScript
+
+
+def test_the_seven_day_week_drops_a_weekend_where_nothing_opens(client, auth, setup):
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    monday = next_weekday(1)
+    url = f"/famille/{family.id}/planning?vue=semaine&date={monday.isoformat()}"
+    page = client.get(url).get_data(as_text=True)
+    assert len(_days(page)) == 5 and 'class="planning planning-semaine5"' in page
+    saturday = make_activity(name="Stage du samedi", weekdays="6")
+    enrol(child, saturday)
+    db.session.commit()
+    page = client.get(url).get_data(as_text=True)
+    assert len(_days(page)) == 7 and 'class="planning planning-semaine"' in page
+
+
+def test_a_decision_on_a_cell_takes_the_focus_and_is_announced(client, auth, setup):
+    family, child, activity = setup
+    auth.login("parent@example.fr")
+    day = next_weekday(2)
+    confirm = client.get(
+        f"/famille/{family.id}/planning/confirmer",
+        query_string={"enfant": child.id, "activite": activity.id, "jour": day.isoformat(), "action": "reserve"},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
+    assert re.search(r'<button type="submit" class="button" autofocus>Confirmer</button>', confirm)
+    assert "data-cancel" in confirm
+    done = click(client, setup, day, "reserve").get_data(as_text=True)
+    # automatic validation: reserved at once, the cell's next action (an absence) takes the focus
+    assert re.search(r'<a autofocus class="cell-action"[^>]*>Déclarer une absence', done)
+    live = re.search(r'<div hx-swap-oob="innerHTML:#annonce">([^<]+)</div>', done).group(1)
+    assert live == f"Réservation demandée pour Léa, {french_day(day)} — {activity.name}"
+    # the same click again: the cell (without an action left for it) and the reason, announced
+    again = click(client, setup, day, "reserve").get_data(as_text=True)
+    said = re.search(r'<div hx-swap-oob="innerHTML:#annonce">([^<]+)</div>', again).group(1)
+    assert said and "Réservation demandée" not in said
+    # Annuler gives the cell back with the focus on its action
+    cancel = client.get(
+        f"/famille/{family.id}/planning/cellule",
+        query_string={"enfant": child.id, "activite": activity.id, "jour": (day + timedelta(days=1)).isoformat()},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
+    assert re.search(r'<a autofocus class="cell-action"[^>]*>Réserver', cancel)
+    # a cell without any action takes the focus itself
+    assert 'tabindex="-1" autofocus' not in cancel
+
+
+def test_the_planning_page_itself_focuses_nothing_and_offers_a_skip_link(client, auth, setup):
+    family, _child, _activity = setup
+    auth.login("parent@example.fr")
+    page = client.get(f"/famille/{family.id}/planning").get_data(as_text=True)
+    assert "autofocus" not in page
+    assert page.index('href="#planning">Aller au planning</a>') < page.index('href="#contenu"')
+    assert 'id="planning" tabindex="-1"' in page and 'id="annonce"' in page and 'aria-live="polite"' in page

@@ -50,8 +50,12 @@ def _state(state: BookingState | None, refusal: str | None, why: str | None) -> 
     return (state.value if state else "enrolled"), text
 
 
-def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
-    """One cell: who, which activity, its state with the legend icon, then the actions or why none."""
+def cell_html(cell: Cell, colour: int, confirm_base: str, focus: bool = False) -> Markup:
+    """One cell: who, which activity, its state with the legend icon, then the actions or why none.
+
+    `focus`: a cell swapped in after a click takes the focus (htmx honours `autofocus` in what it
+    swaps): its first action, else the cell itself, so keyboard and screen-reader users stay there.
+    """
     child, verdict, state = cell.child, cell.verdict, cell.state
     badge, first_name = _who(child, colour)
     activity = _what(cell.activity)
@@ -69,17 +73,32 @@ def cell_html(cell: Cell, colour: int, confirm_base: str) -> Markup:
             f'<span class="visually-hidden"> : {first_name}, {activity}, {short}</span></a>'
             for action in (sorted(verdict.actions) if len(verdict.actions) > 1 else verdict.actions)
         )
+    focused = ""
+    if focus and actions:
+        actions = actions.replace("<a ", "<a autofocus ", 1)
+    elif focus:
+        focused = ' tabindex="-1" autofocus'
     return Markup(
-        f'<div class="cell state-{css}" id="{cell.dom_id}">{badge}<span class="what">{activity}</span> {state_html}{actions}</div>'
+        f'<div class="cell state-{css}" id="{cell.dom_id}"{focused}>{badge}<span class="what">{activity}</span> {state_html}{actions}</div>'
     )
 
 
 def days_html(
-    by_day: dict[date, list[Cell]], colours: dict[int, int], confirm_base: str, today: date
+    by_day: dict[date, list[Cell]],
+    colours: dict[int, int],
+    confirm_base: str,
+    today: date,
+    day_link: str | None = None,
 ) -> Markup:
-    """Every day shown, a section each with its title and its cells (one call from the template)."""
+    """Every day shown, a section each with its title and its cells (one call from the template).
+
+    `day_link`: the month's days link to that day's agenda (`day_link` + ISO date): on a phone the
+    month is a grid of marks, and a tap on a day opens it. A day without any cell says so in one line.
+    """
     parts = []
+    link = escape(day_link) if day_link is not None else None
     for day, cells in by_day.items():
+        iso = day.isoformat()
         name = _text(french_day(day))
         classes = (
             "day"
@@ -88,9 +107,18 @@ def days_html(
             + ("" if cells else " empty")
         )
         hint = ' <span class="hint">(aujourd\'hui)</span>' if day == today else ""
+        title = name
+        if link is not None:
+            weekday, number, month = _text(french_day(day)).split(" ", 2)
+            title = (
+                f'<a class="day-link" href="{link}{iso}"><span class="long">{weekday} </span>{number}'
+                f'<span class="long"> {month}</span></a>'
+            )
         parts.append(
-            f'<section class="{classes}" aria-label="{name}">\n<h3 class="day-title">{name}{hint}</h3>\n'
+            f'<section class="{classes}" aria-label="{name}">\n<h3 class="day-title">{title}{hint}</h3>\n'
         )
         parts.extend([cell_html(cell, colours[cell.child.id], confirm_base) for cell in cells])
+        if not cells:
+            parts.append('<p class="nothing">Rien de prévu</p>')
         parts.append("\n</section>\n")
     return Markup("".join(parts))

@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
 from portail import bookings
 from portail.bookings import AlreadyRequested, BookingError
@@ -14,9 +15,9 @@ from portail.extensions import db
 from portail.family.cell_html import ACTION_LABELS, cell_html, days_html
 from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
 from portail.family.routes import bp
-from portail.formatting import PARIS, french_day, french_instant
+from portail.formatting import PARIS, french_date, french_day, french_instant, month_label
 from portail.htmx import is_htmx
-from portail.models import Activity, Enrolment, Request, RequestKind, utcnow
+from portail.models import Activity, BookingState, Enrolment, Request, RequestKind, utcnow
 from portail.services import planning
 from portail.services.outbox import rollback
 
@@ -53,11 +54,27 @@ def colours(family) -> dict[int, int]:
     return {child.id: index % planning.CHILD_COLOURS for index, child in enumerate(family.children)}
 
 
+def default_view() -> str:
+    """The agenda on a phone, the month elsewhere: portail.js notes the screen's width in the
+    `ecran` cookie (without JavaScript the month is shown, a grid of marks on a phone)."""
+    return "agenda" if request.cookies.get("ecran") == "etroit" else "mois"
+
+
+def period_title(view: str, start: date, end: date) -> str:
+    """Décembre 2026; Du 3 au 9 décembre 2026; Du 28 décembre 2026 au 3 janvier 2027."""
+    if view == "mois":
+        return month_label(start).capitalize()
+    if start.month == end.month:
+        return f"Du {french_date(start, year=False).split()[0]} au {french_date(end)}"
+    return f"Du {french_date(start, year=start.year != end.year)} au {french_date(end)}"
+
+
 @bp.get("/<int:family_id>/planning")
 def planning_page(family_id: int):
-    """The planning: month / 7-day / 5-day views, switches per child and activity (all in the URL)."""
+    """The planning: agenda / month / 7-day / 5-day views, switches per child and activity (all in
+    the URL)."""
     family = family_of_current_user(family_id)
-    view = request.args.get("vue", "mois")
+    view = request.args.get("vue") or default_view()
     if view not in planning.VIEWS:
         view = "mois"
     today = utcnow().astimezone(PARIS).date()
@@ -69,36 +86,53 @@ def planning_page(family_id: int):
     activities, by_day = planning.cells(
         family.children, start, end, utcnow(), _zone(), activity_filter, child_filter
     )
+    grid = view
+    if view == "semaine":
+        by_day = planning.without_idle_weekend(by_day)
+        grid = "semaine" if len(by_day) == 7 else "semaine5"
     previous, following = planning.neighbours(view, anchor)
     # (one more query only when the period has no activity: enrolled at another time, or never)
     no_enrolment = not activities and not _family_activities(family)
-    # The switches ride along every link of the page (view, previous, today, next).
+    # The switches ride along every link of the page (view, previous, today, next, a month's day).
     kept = ""
     if filtered:
         pairs = [("filtre", 1), *(("enfant", i) for i in sorted(child_filter))]
         kept = "&" + urlencode(pairs + [("activite", i) for i in sorted(activity_filter)])
+    page_url = url_for("family.planning_page", family_id=family.id)
+    shown_children = {c.id for c in family.children} if child_filter is None else child_filter
+    shown_activities = {a.id for a in activities} if activity_filter is None else activity_filter
     return render_template(
         "family/planning.html",
         family=family,
         no_enrolment=no_enrolment,
         kept=kept,
         view=view,
+        grid=grid,
         views=planning.VIEWS,
         anchor=anchor,
+        title=period_title(view, start, end),
         start=start,
-        end=end,
         by_day=by_day,
+        day_link=f"{page_url}?{urlencode([('vue', 'agenda')])}{kept}&date=" if view == "mois" else None,
         previous=previous,
         following=following,
         today=today,
         colours=colours(family),
-        shown_children={c.id for c in family.children} if child_filter is None else child_filter,
+        shown_children=shown_children,
         activities=activities,
-        shown_activities={a.id for a in activities} if activity_filter is None else activity_filter,
+        shown_activities=shown_activities,
+        shown_summary=_shown_summary(family, activities, shown_children, shown_activities),
         filtered=filtered,
         days_html=days_html,
         icons=planning.STATE_ICONS,
     )
+
+
+def _shown_summary(family, activities, shown_children: set[int], shown_activities: set[int]) -> str:
+    """What the switches show, said on their closed disclosure: "Léa, Tom · 3/3 activités"."""
+    names = ", ".join(c.first_name for c in family.children if c.id in shown_children) or "aucun enfant"
+    count = sum(1 for a in activities if a.id in shown_activities)
+    return f"{names} · {count}/{len(activities)} activité{'s' if len(activities) > 1 else ''}"
 
 
 def _cell_ids() -> tuple[int, int, date]:
@@ -120,9 +154,27 @@ def _cell(family_id: int, now) -> tuple[CellTarget, planning.Cell]:
     return target, cell
 
 
-def _render_cell(family_id: int, cell: planning.Cell, rank: int):
+def _render_cell(family_id: int, cell: planning.Cell, rank: int, announce: str | None = None):
+    """A cell swapped in by htmx, taking the focus; `announce` goes to the page's live region."""
     colour = rank % planning.CHILD_COLOURS
-    return cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id))
+    html = cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id), focus=True)
+    if announce:
+        html += Markup('<div hx-swap-oob="innerHTML:#annonce">{}</div>').format(announce)
+    return html
+
+
+# What the live region says after a decision on a cell ("Réservation demandée pour Tom, mardi 8 décembre").
+ANNOUNCED = {RESERVE: "Réservation demandée", ABSENCE: "Absence demandée", WITHDRAW: "Demande retirée"}
+
+
+def _announcement(action: str, cell: planning.Cell, refused: str | None) -> str:
+    """The action done on the cell, or the services' French reason it was not (`refused`)."""
+    if refused:
+        return refused
+    done = ANNOUNCED[action]
+    if cell.state is BookingState.REFUSED:
+        done = f"Réservation refusée ({cell.reason})" if cell.reason else "Réservation refusée"
+    return f"{done} pour {cell.child.first_name}, {french_day(cell.day)} — {cell.activity.name}"
 
 
 @bp.get("/<int:family_id>/planning/cellule")
@@ -145,7 +197,13 @@ def planning_confirm(family_id: int):
     deadline = cell.verdict.deadline
     until = UNTIL_TEXT[action].format(until=french_instant(deadline)) if deadline else None
     context = dict(
-        family_id=family_id, cell=cell, action=action, text=text, until=until, back=_back(family_id)
+        family_id=family_id,
+        cell=cell,
+        action=action,
+        text=text,
+        until=until,
+        back=_back(family_id),
+        fragment=is_htmx(),
     )
     template = "family/_confirm.html" if is_htmx() else "family/confirm_page.html"
     return render_template(template, **context)
@@ -193,18 +251,20 @@ def planning_act(family_id: int):
         return target.rank, planning.cell_after(child, activity, day, *submitted.days[day], now, _zone())
 
     message, category = "Votre demande est enregistrée.", "success"
+    refused = None
     try:
         rank, cell = bookings.with_retries(act)
     except BookingError as error:
         rollback()
         # (the same click sent twice: the second finds the day already asked, and says so calmly)
         message, category = str(error), "success" if isinstance(error, AlreadyRequested) else "error"
+        refused = message
         target, cell = _cell(family_id, now)
         rank = target.rank
     if cell is None:
         abort(404)
     if is_htmx():
-        return _render_cell(family_id, cell, rank)
+        return _render_cell(family_id, cell, rank, _announcement(action, cell, refused))
     flash(message, category)
     return redirect(_back(family_id))
 

@@ -21,7 +21,10 @@ from portail.models import (
     RequestLine,
 )
 
-VIEWS = {"mois": "Mois", "semaine": "Semaine (7 jours)", "semaine5": "Semaine (5 jours)"}
+# The phone's default is the agenda: seven days from the day asked (today at first), one line per
+# child × activity; the desktop's is the month.
+VIEWS = {"agenda": "Agenda", "mois": "Mois", "semaine": "7 jours", "semaine5": "5 jours"}
+AGENDA_DAYS = 7
 # The children's colours are the CSS classes .child-0 … .child-5 (static/css/portail.css, chosen for
 # contrast with white initials, which are always shown too); a child's index wraps round this count.
 CHILD_COLOURS = 6
@@ -40,6 +43,8 @@ def period_of(view: str, anchor: date) -> tuple[date, date]:
     if view == "mois":
         first = anchor.replace(day=1)
         return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    if view == "agenda":
+        return anchor, anchor + timedelta(days=AGENDA_DAYS - 1)
     if view == "semaine5" and anchor.weekday() >= 5:
         anchor += timedelta(days=7 - anchor.weekday())  # at the weekend, the coming school week
     monday = anchor - timedelta(days=anchor.weekday())
@@ -54,6 +59,13 @@ def neighbours(view: str, anchor: date) -> tuple[date, date]:
         following = (first + timedelta(days=32)).replace(day=1)
         return previous, following
     return anchor - timedelta(days=7), anchor + timedelta(days=7)
+
+
+def without_idle_weekend(by_day: dict[date, list["Cell"]]) -> dict[date, list["Cell"]]:
+    """A week without its Saturday and Sunday when no activity shows a cell on them."""
+    if any(cells for day, cells in by_day.items() if day.weekday() >= 5):
+        return by_day
+    return {day: cells for day, cells in by_day.items() if day.weekday() < 5}
 
 
 @dataclass(frozen=True)

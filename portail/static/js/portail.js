@@ -4,6 +4,21 @@
 
   document.documentElement.classList.add("js");
 
+  // The planning opens on the agenda on a phone, on the month elsewhere: the server reads the width here.
+  document.cookie = "ecran=" + (window.matchMedia("(max-width: 37.5rem)").matches ? "etroit" : "large") +
+    "; path=/; max-age=31536000; SameSite=Lax";
+
+  // Escape in a planning confirmation cancels it (its Annuler link swaps the cell back, focus on it).
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !event.target.closest) { return; }
+    var confirm = event.target.closest(".cell-confirm");
+    var cancel = confirm && confirm.querySelector("[data-cancel]");
+    if (cancel && confirm.querySelector("[hx-post]")) {
+      event.preventDefault();
+      cancel.click();
+    }
+  });
+
   // Planning switches apply at once when JavaScript is there (the Appliquer button stays for others).
   document.addEventListener("change", function (event) {
     var form = event.target.closest && event.target.closest("form.switches");
