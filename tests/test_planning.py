@@ -221,8 +221,10 @@ def test_the_planning_costs_the_same_queries_for_one_child_a_week_and_four_child
                 )
             )
     db.session.commit()
-    month = queries_for(client, f"/famille/{big.id}/planning?vue=mois&date={next_weekday(1).isoformat()}")
-    assert month == small
+    month_url = f"/famille/{big.id}/planning?vue=mois&date={next_weekday(1).isoformat()}"
+    month = queries_for(client, month_url)
+    assert month == small  # (each remembered its view: one UPDATE each)
+    assert queries_for(client, month_url) == month - 1  # the same view again: nothing to remember
 
 
 def test_period_form_previews_then_creates_one_request_per_child(client, auth, setup):
@@ -400,6 +402,9 @@ def test_the_switches_survive_previous_next_today_and_a_change_of_view(client, a
     auth.login("parent@example.fr")
     lea = family.children[0]
     url = f"/famille/{family.id}/planning"
+    # without a filter, the links stay short
+    plain = client.get(url).get_data(as_text=True)
+    assert "filtre=1" not in plain.split('class="switches"')[0]
     shown = {"vue": "semaine", "filtre": "1", "enfant": str(lea.id), "activite": str(activity.id)}
     page = html.unescape(client.get(url, query_string=shown).get_data(as_text=True))
     links = re.findall(r'href="(/famille/\d+/planning\?vue=[^"]+)"', page)
@@ -416,9 +421,6 @@ def test_the_switches_survive_previous_next_today_and_a_change_of_view(client, a
     nxt = html.unescape(client.get(following).get_data(as_text=True))
     assert re.search(rf'value="{lea.id}" checked', nxt)
     assert f'name="enfant" value="{tom.id}"' in nxt and not re.search(rf'value="{tom.id}" checked', nxt)
-    # without a filter, the links stay short
-    plain = client.get(url).get_data(as_text=True)
-    assert "filtre=1" not in plain.split('class="switches"')[0]
 
 
 def _days(page: str) -> list[str]:
@@ -517,3 +519,41 @@ def test_the_planning_page_itself_focuses_nothing_and_offers_a_skip_link(client,
     assert "autofocus" not in page
     assert page.index('href="#planning">Aller au planning</a>') < page.index('href="#contenu"')
     assert 'id="planning" tabindex="-1"' in page and 'id="annonce"' in page and 'aria-live="polite"' in page
+
+
+def test_the_planning_opens_as_the_parent_left_it_on_each_kind_of_screen(client, auth, setup):
+    family, child, activity = setup
+    other = make_activity(name="Accueil du soir")
+    enrol(child, other)
+    db.session.commit()
+    auth.login("parent@example.fr")
+    url = f"/famille/{family.id}/planning"
+    client.set_cookie("ecran", "large")
+    client.get(url, query_string={"vue": "semaine5", "filtre": "1", "enfant": child.id, "activite": other.id})
+    client.set_cookie("ecran", "etroit")
+    client.get(url, query_string={"vue": "mois"})
+    parent = db.session.scalar(sa.select(User).where(User.email == "parent@example.fr"))
+    db.session.refresh(parent)
+    assert parent.planning_choice == {
+        "large": "semaine5",
+        "etroit": "mois",
+        "filtres": {str(family.id): f"filtre=1&enfant={child.id}&activite={other.id}"},
+    }
+    # the next visit, on each screen: its view, the family's switches (its links carry them)
+    phone = client.get(url).get_data(as_text=True)
+    assert 'aria-current="page">Mois<' in phone
+    assert f'name="activite" value="{activity.id}" >' in phone and f'value="{other.id}" checked' in phone
+    client.set_cookie("ecran", "large")
+    computer = client.get(url).get_data(as_text=True)
+    assert 'aria-current="page">5 jours<' in computer and f"activite={other.id}" in computer
+    # the way back of a confirmation without JavaScript (the day only) lands on the same view
+    back = client.get(url, query_string={"date": next_weekday(3).isoformat()}).get_data(as_text=True)
+    assert 'aria-current="page">5 jours<' in back
+    # another account of the family starts afresh
+    second = make_user(email="second@example.fr")
+    subscribe(second, family)
+    db.session.commit()
+    auth.logout()
+    auth.login("second@example.fr")
+    assert 'aria-current="page">Mois<' in client.get(url).get_data(as_text=True)
+    assert f"filtre=1" not in client.get(url).get_data(as_text=True).split('class="switches"')[0]

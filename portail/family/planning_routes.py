@@ -1,12 +1,13 @@
 """Planning (Espace Famille → Activités): views, one-click requests, the period form, the list."""
 
 from datetime import date, timedelta
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
+from werkzeug.datastructures import MultiDict
 
 from portail import bookings
 from portail.bookings import AlreadyRequested, BookingError
@@ -17,7 +18,7 @@ from portail.family.loaders import CellTarget, cell_or_404, family_of_current_us
 from portail.family.routes import bp
 from portail.formatting import PARIS, french_date, french_day, french_instant, month_label
 from portail.htmx import is_htmx
-from portail.models import Activity, BookingState, Enrolment, Request, RequestKind, utcnow
+from portail.models import Activity, BookingState, Enrolment, Request, RequestKind, User, utcnow
 from portail.services import planning
 from portail.services.outbox import rollback
 
@@ -45,8 +46,8 @@ def _parse_day(value: str | None) -> date:
         abort(404)
 
 
-def _ids(name: str) -> list[int]:
-    return [int(value) for value in request.args.getlist(name) if value.isdigit()]
+def _ids(source: MultiDict, name: str) -> list[int]:
+    return [int(value) for value in source.getlist(name) if value.isdigit()]
 
 
 def colours(family) -> dict[int, int]:
@@ -54,10 +55,37 @@ def colours(family) -> dict[int, int]:
     return {child.id: index % planning.CHILD_COLOURS for index, child in enumerate(family.children)}
 
 
-def default_view() -> str:
-    """The agenda on a phone, the month elsewhere: portail.js notes the screen's width in the
-    `ecran` cookie (without JavaScript the month is shown, a grid of marks on a phone)."""
-    return "agenda" if request.cookies.get("ecran") == "etroit" else "mois"
+def _screen() -> str:
+    """The kind of screen: portail.js notes a narrow one in the `ecran` cookie."""
+    return "etroit" if request.cookies.get("ecran") == "etroit" else "large"
+
+
+def _choice() -> tuple[str, MultiDict]:
+    """The view and the switches asked in the URL, else as the parent left them (remembered per
+    account, the view per kind of screen), else the agenda on a phone and the month elsewhere (without
+    JavaScript the month, a grid of marks on a phone)."""
+    choice = current_user.planning_choice or {}
+    view = request.args.get("vue") or choice.get(_screen()) or (
+        "agenda" if _screen() == "etroit" else "mois"
+    )
+    return view, request.args if "filtre" in request.args else MultiDict(parse_qsl(_kept_of(choice)))
+
+
+def _kept_of(choice: dict) -> str:
+    return choice.get("filtres", {}).get(str(request.view_args["family_id"]), "")
+
+
+def _remember(view: str, kept: str) -> None:
+    """Keep the view and the switches the URL asked for, for the next visit (a write only on a change)."""
+    choice = current_user.planning_choice or {}
+    new = dict(choice)
+    if "vue" in request.args:
+        new[_screen()] = view
+    if "filtre" in request.args:
+        new["filtres"] = {**choice.get("filtres", {}), str(request.view_args["family_id"]): kept.lstrip("&")}
+    if new != choice:  # (after the page is rendered: the commit expires what it read)
+        db.session.execute(sa.update(User).where(User.id == current_user.id).values(planning_choice=new))
+        db.session.commit()
 
 
 def period_title(view: str, start: date, end: date) -> str:
@@ -74,14 +102,14 @@ def planning_page(family_id: int):
     """The planning: agenda / month / 7-day / 5-day views, switches per child and activity (all in
     the URL)."""
     family = family_of_current_user(family_id)
-    view = request.args.get("vue") or default_view()
+    view, switches = _choice()
     if view not in planning.VIEWS:
         view = "mois"
     today = utcnow().astimezone(PARIS).date()
     anchor = _parse_day(request.args["date"]) if request.args.get("date") else today
-    filtered = request.args.get("filtre") == "1"
-    child_filter = set(_ids("enfant")) if filtered else None
-    activity_filter = set(_ids("activite")) if filtered else None
+    filtered = switches.get("filtre") == "1"
+    child_filter = set(_ids(switches, "enfant")) if filtered else None
+    activity_filter = set(_ids(switches, "activite")) if filtered else None
     start, end = planning.period_of(view, anchor)
     activities, by_day = planning.cells(
         family.children, start, end, utcnow(), _zone(), activity_filter, child_filter
@@ -101,7 +129,7 @@ def planning_page(family_id: int):
     page_url = url_for("family.planning_page", family_id=family.id)
     shown_children = {c.id for c in family.children} if child_filter is None else child_filter
     shown_activities = {a.id for a in activities} if activity_filter is None else activity_filter
-    return render_template(
+    page = render_template(
         "family/planning.html",
         family=family,
         no_enrolment=no_enrolment,
@@ -126,6 +154,8 @@ def planning_page(family_id: int):
         days_html=days_html,
         icons=planning.STATE_ICONS,
     )
+    _remember(view, kept)
+    return page
 
 
 def _shown_summary(family, activities, shown_children: set[int], shown_activities: set[int]) -> str:

@@ -53,6 +53,9 @@ class User(FullName, UserMixin, db.Model):
     activated_at: Mapped[utc | None]
     last_login_at: Mapped[utc | None]
     disabled_at: Mapped[utc | None]
+    # The planning as the parent left it, for the next visit: the view per kind of screen ("etroit",
+    # "large") and the switches per family ("filtres": {family id: "filtre=1&enfant=…"}).
+    planning_choice: Mapped[dict | None] = mapped_column(sa.JSON)
 
     subscriptions: Mapped[list["Subscription"]] = relationship(  # noqa: F821
         back_populates="user", cascade="all, delete-orphan"

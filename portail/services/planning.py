@@ -217,7 +217,7 @@ def cells(
     order = {who.id: index for index, who in enumerate(whos)}
     for row in result.values():
         row.sort(key=lambda cell: (order[cell.child.id], cell.activity.name))
-    return shown, result
+    return list(activities.values()), result
 
 
 def _activities(ids: set[int]) -> dict[int, Activity]:
