@@ -4,6 +4,8 @@ Builds, in temporary SQLite files, a large town (5,000 families, 8,000 children,
 at the canteen for the whole school year: over 1,000,000 booking rows) and a 50-family town, then
 prints, measured in one run with the Flask test client:
 - month planning of a 3-child family / a bare logged-in page (target ≤ 2.0), and its SQL queries;
+- the phone's agenda (7 days from today, 3 children) / the bare page (target ≤ 1.5), its SQL queries,
+  and the weight of the agenda and of the month (HTML, gzipped; target: agenda ≤ 15 KB);
 - the cell request POST / the bare page (target ≤ 1.5), and its SQL queries;
 - the time of a school-year period request;
 - month planning on the large town / on the 50-family town (target ≤ 1.2);
@@ -13,6 +15,7 @@ Run with `make bench` (takes a few minutes, most of it building the data).
 """
 
 import gc
+import gzip
 import statistics
 import sys
 import tempfile
@@ -194,6 +197,9 @@ def targets(app, info, prefix: str) -> dict:
     """The requests measured on one town, by name."""
     client = app.test_client()
     client.post("/connexion", data={"email": "bench@example.fr", "password": PASSWORD})
+    phone = app.test_client()  # (a narrow screen: its view is remembered apart from the computer's)
+    phone.set_cookie("ecran", "etroit")
+    phone.post("/connexion", data={"email": "bench@example.fr", "password": PASSWORD})
     with app.app_context():
         engine = db.engine
     today = utcnow().date()
@@ -221,6 +227,7 @@ def targets(app, info, prefix: str) -> dict:
             f"/famille/{fid}/planning?vue=mois&date={(today + timedelta(days=14)).isoformat()}",
             None,
         ),
+        f"{prefix}agenda": (phone, engine, "GET", f"/famille/{fid}/planning?vue=agenda", None, "Agenda"),
         f"{prefix}cell": (client, engine, "POST", f"/famille/{fid}/planning/cellule", cell, "Réservé"),
         f"{prefix}floor": (client, engine, "POST", "/bench/floor", {}, "ok"),
     }
@@ -273,6 +280,17 @@ def main() -> None:
     print(
         f"cell request POST / bare page: {cell / bare:.2f}  (target ≤ 1.5), {cell_queries} SQL queries, {cell * 1000:.2f} ms"
     )
+    agenda, agenda_queries = measured["agenda"]
+    print(
+        f"phone agenda, a week (3 children) / bare page: {agenda / bare:.2f}  (target ≤ 1.5), {agenda_queries} SQL queries, {agenda * 1000:.2f} ms"
+    )
+    for name, (client, _engine, _method, url, *_rest) in both.items():
+        if name in ("agenda", "month"):
+            html = client.get(url).get_data()
+            print(
+                f"{name} page weight: {len(html) / 1000:.1f} KB of HTML, {len(gzip.compress(html)) / 1000:.1f} KB gzipped"
+                + ("  (target ≤ 15 KB gzipped)" if name == "agenda" else "")
+            )
     period, period_queries = period_request(large_app, large)
     print(
         f"school-year period request (3 children, Mon/Tue/Thu/Fri): {period * 1000:.0f} ms, {period_queries} SQL queries"

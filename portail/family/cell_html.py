@@ -24,7 +24,7 @@ ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRA
 def _who(who: Who, colour: int) -> tuple[str, str]:
     """The "who" badge of a child, and its escaped first name."""
     first_name = escape(who.first_name)
-    badge = f'<span class="who child-{colour:d}" title="{escape(who.full_name)}">{escape(who.initials)}<span class="visually-hidden"> {first_name}</span></span> '
+    badge = f'<span class="who child-{colour:d}">{escape(who.initials)}<span class="visually-hidden"> {first_name}</span></span> '
     return badge, first_name
 
 
@@ -50,18 +50,19 @@ def _state(state: BookingState | None, refusal: str | None, why: str | None) -> 
     return (state.value if state else "enrolled"), text
 
 
-def cell_html(cell: Cell, colour: int, confirm_base: str, focus: bool = False) -> Markup:
+def cell_html(cell: Cell, colour: int, confirm_base: str, focus: bool = False, past: bool = False) -> Markup:
     """One cell: who, which activity, its state with the legend icon, then the actions or why none.
 
     `focus`: a cell swapped in after a click takes the focus (htmx honours `autofocus` in what it
     swaps): its first action, else the cell itself, so keyboard and screen-reader users stay there.
+    `past`: a day gone by says its state only (why it can no longer be changed goes without saying).
     """
     child, verdict, state = cell.child, cell.verdict, cell.state
     badge, first_name = _who(child, colour)
     activity = _what(cell.activity)
     # a pending request keeps the old reason for a withdrawal
     refusal = cell.reason if state is BookingState.REFUSED else None
-    css, state_html = _state(state, refusal, None if verdict.actions else verdict.reason)
+    css, state_html = _state(state, refusal, None if verdict.actions or past else verdict.reason)
     iso = cell.day.isoformat()
     actions = ""
     if verdict.actions:
@@ -69,7 +70,7 @@ def cell_html(cell: Cell, colour: int, confirm_base: str, focus: bool = False) -
         base = f"{confirm_base}?enfant={child.id}&amp;activite={cell.activity.id}&amp;jour={iso}&amp;action="
         short = f"{iso[8:10]}/{iso[5:7]}"
         actions = "".join(
-            f'<a class="cell-action" href="{base}{action}" hx-get="{base}{action}">{ACTION_LABELS[action]}'
+            f'<a class="cell-action" href="{base}{action}">{ACTION_LABELS[action]}'
             f'<span class="visually-hidden"> : {first_name}, {activity}, {short}</span></a>'
             for action in (sorted(verdict.actions) if len(verdict.actions) > 1 else verdict.actions)
         )
@@ -114,11 +115,10 @@ def days_html(
                 f'<a class="day-link" href="{link}{iso}"><span class="long">{weekday} </span>{number}'
                 f'<span class="long"> {month}</span></a>'
             )
-        parts.append(
-            f'<section class="{classes}" aria-label="{name}">\n<h3 class="day-title">{title}{hint}</h3>\n'
-        )
-        parts.extend([cell_html(cell, colours[cell.child.id], confirm_base) for cell in cells])
-        if not cells:
+        parts.append(f'<section class="{classes}">\n<h3 class="day-title">{title}{hint}</h3>\n')
+        past = day < today
+        parts.extend([cell_html(cell, colours[cell.child.id], confirm_base, past=past) for cell in cells])
+        if not cells and link is None:  # (the month's grid shows an empty day as such)
             parts.append('<p class="nothing">Rien de prévu</p>')
         parts.append("\n</section>\n")
     return Markup("".join(parts))

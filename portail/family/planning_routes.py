@@ -65,9 +65,7 @@ def _choice() -> tuple[str, MultiDict]:
     account, the view per kind of screen), else the agenda on a phone and the month elsewhere (without
     JavaScript the month, a grid of marks on a phone)."""
     choice = current_user.planning_choice or {}
-    view = request.args.get("vue") or choice.get(_screen()) or (
-        "agenda" if _screen() == "etroit" else "mois"
-    )
+    view = request.args.get("vue") or choice.get(_screen()) or ("agenda" if _screen() == "etroit" else "mois")
     return view, request.args if "filtre" in request.args else MultiDict(parse_qsl(_kept_of(choice)))
 
 
@@ -126,7 +124,6 @@ def planning_page(family_id: int):
     if filtered:
         pairs = [("filtre", 1), *(("enfant", i) for i in sorted(child_filter))]
         kept = "&" + urlencode(pairs + [("activite", i) for i in sorted(activity_filter)])
-    page_url = url_for("family.planning_page", family_id=family.id)
     shown_children = {c.id for c in family.children} if child_filter is None else child_filter
     shown_activities = {a.id for a in activities} if activity_filter is None else activity_filter
     page = render_template(
@@ -141,7 +138,8 @@ def planning_page(family_id: int):
         title=period_title(view, start, end),
         start=start,
         by_day=by_day,
-        day_link=f"{page_url}?{urlencode([('vue', 'agenda')])}{kept}&date=" if view == "mois" else None,
+        # (relative to the page: a URL's query alone, 31 times shorter)
+        day_link=f"?vue=agenda{kept}&date=" if view == "mois" else None,
         previous=previous,
         following=following,
         today=today,

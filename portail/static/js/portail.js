@@ -8,6 +8,15 @@
   document.cookie = "ecran=" + (window.matchMedia("(max-width: 37.5rem)").matches ? "etroit" : "large") +
     "; path=/; max-age=31536000; SameSite=Lax";
 
+  // A cell's action (Réserver…) opens its confirmation in place; its link is the page without JavaScript.
+  // (one listener rather than an hx-get on each of a month's links: the page is lighter)
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a.cell-action");
+    if (!link || !window.htmx || event.ctrlKey || event.metaKey || event.shiftKey || event.button) { return; }
+    event.preventDefault();
+    window.htmx.ajax("GET", link.getAttribute("href"), { source: link, target: link.closest(".cell"), swap: "outerHTML" });
+  });
+
   // Escape in a planning confirmation cancels it (its Annuler link swaps the cell back, focus on it).
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape" || !event.target.closest) { return; }
