@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from portail.bookings import rules as booking_rules
 from portail.extensions import db
-from portail.formatting import PARIS, french_day
+from portail.formatting import PARIS, french_day, french_instant
 from portail.models import (
     Booking,
     BookingState,
@@ -449,6 +450,9 @@ def test_the_agenda_shows_seven_days_from_the_day_asked_and_a_day_without_anythi
         "</section>"
     )[0]
     assert monday.count('class="cell ') == 1 and "Réserver" in monday and child.first_name in monday
+    # an open day says until when (the activity's deadline: two working days before at 10:00)
+    deadline = booking_rules.booking_deadline(activity, friday + timedelta(days=3))
+    assert f"Réservable jusqu'au {french_instant(deadline)}." in html.unescape(monday)
     first, last = friday, friday + timedelta(days=6)
     assert re.search(r'<h2 class="period-title" id="periode">Du [0-9er]+ [a-zéû ]*au ', page)
     following = re.search(r'href="([^"]+)" rel="next"', page).group(1)

@@ -13,11 +13,18 @@ from functools import lru_cache
 from markupsafe import Markup, escape
 
 from portail.bookings.rules import ABSENCE, RESERVE, WITHDRAW
-from portail.formatting import french_day
+from portail.formatting import french_day, french_instant
 from portail.models import BookingState
 from portail.services.planning import STATE_ICONS, Cell, What, Who
 
 ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRAW: "Retirer la demande"}
+# Until when the day stays open to that action (its deadline, in Paris time): on the cell and in its
+# confirmation.
+UNTIL_TEXT = {
+    RESERVE: "Réservable jusqu'au {until}.",
+    ABSENCE: "Absence possible jusqu'au {until}.",
+    WITHDRAW: "Modifiable jusqu'au {until}.",
+}
 
 
 @lru_cache(maxsize=4096)
@@ -40,6 +47,11 @@ def _text(value: str) -> str:
 
 
 @lru_cache(maxsize=4096)
+def _until(action: str, deadline) -> str:
+    return escape(UNTIL_TEXT[action].format(until=french_instant(deadline)))
+
+
+@lru_cache(maxsize=4096)
 def _state(state: BookingState | None, refusal: str | None, why: str | None) -> tuple[str, str]:
     """The state's CSS name and its HTML (legend icon, label, the reason nothing can be done): the same
     for many cells."""
@@ -50,12 +62,15 @@ def _state(state: BookingState | None, refusal: str | None, why: str | None) -> 
     return (state.value if state else "enrolled"), text
 
 
-def cell_html(cell: Cell, colour: int, confirm_base: str, focus: bool = False, past: bool = False) -> Markup:
+def cell_html(
+    cell: Cell, colour: int, confirm_base: str, focus: bool = False, past: bool = False, until: bool = True
+) -> Markup:
     """One cell: who, which activity, its state with the legend icon, then the actions or why none.
 
     `focus`: a cell swapped in after a click takes the focus (htmx honours `autofocus` in what it
     swaps): its first action, else the cell itself, so keyboard and screen-reader users stay there.
     `past`: a day gone by says its state only (why it can no longer be changed goes without saying).
+    `until`: an open day says until when (not in the month's grid, where the confirmation says it).
     """
     child, verdict, state = cell.child, cell.verdict, cell.state
     badge, first_name = _who(child, colour)
@@ -74,6 +89,9 @@ def cell_html(cell: Cell, colour: int, confirm_base: str, focus: bool = False, p
             f'<span class="visually-hidden"> : {first_name}, {activity}, {short}</span></a>'
             for action in (sorted(verdict.actions) if len(verdict.actions) > 1 else verdict.actions)
         )
+        if until and verdict.deadline:
+            first = min(verdict.actions)  # (the actions in their order on the cell)
+            actions = f'<span class="why">{_until(first, verdict.deadline)}</span>{actions}'
     focused = ""
     if focus and actions:
         actions = actions.replace("<a ", "<a autofocus ", 1)
@@ -117,7 +135,12 @@ def days_html(
             )
         parts.append(f'<section class="{classes}">\n<h3 class="day-title">{title}{hint}</h3>\n')
         past = day < today
-        parts.extend([cell_html(cell, colours[cell.child.id], confirm_base, past=past) for cell in cells])
+        parts.extend(
+            [
+                cell_html(cell, colours[cell.child.id], confirm_base, past=past, until=link is None)
+                for cell in cells
+            ]
+        )
         if not cells and link is None:  # (the month's grid shows an empty day as such)
             parts.append('<p class="nothing">Rien de prévu</p>')
         parts.append("\n</section>\n")

@@ -13,7 +13,7 @@ from portail import bookings
 from portail.bookings import AlreadyRequested, BookingError
 from portail.bookings.rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW
 from portail.extensions import db
-from portail.family.cell_html import ACTION_LABELS, cell_html, days_html
+from portail.family.cell_html import ACTION_LABELS, UNTIL_TEXT, cell_html, days_html
 from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
 from portail.family.routes import bp
 from portail.formatting import PARIS, french_date, french_day, french_instant, month_label
@@ -26,12 +26,6 @@ CONFIRM_TEXT = {
     RESERVE: "Confirmer la demande de réservation du {day} pour {child} — {activity} ?",
     ABSENCE: "Confirmer la demande d'absence du {day} pour {child} — {activity} ?",
     WITHDRAW: "Retirer la demande en cours du {day} pour {child} — {activity} ?",
-}
-# Until when the day stays open to that action (its deadline, in Paris time).
-UNTIL_TEXT = {
-    RESERVE: "Réservable jusqu'au {until}.",
-    ABSENCE: "Absence possible jusqu'au {until}.",
-    WITHDRAW: "Modifiable jusqu'au {until}.",
 }
 
 
