@@ -500,16 +500,9 @@ def test_a_decision_on_a_cell_takes_the_focus_and_is_announced(client, auth, set
     family, child, activity = setup
     auth.login("parent@example.fr")
     day = next_weekday(2)
-    confirm = client.get(
-        f"/famille/{family.id}/planning/confirmer",
-        query_string={
-            "enfant": child.id,
-            "activite": activity.id,
-            "jour": day.isoformat(),
-            "action": "reserve",
-        },
-        headers={"HX-Request": "true"},
-    ).get_data(as_text=True)
+    url = f"/famille/{family.id}/planning/confirmer"
+    query = cell_form(child, activity, day, "reserve")
+    confirm = client.get(url, query_string=query, headers={"HX-Request": "true"}).get_data(as_text=True)
     assert re.search(r'<button type="submit" class="button" autofocus>Confirmer</button>', confirm)
     assert "data-cancel" in confirm
     done = click(client, setup, day, "reserve").get_data(as_text=True)
@@ -522,18 +515,16 @@ def test_a_decision_on_a_cell_takes_the_focus_and_is_announced(client, auth, set
     said = re.search(r'<div hx-swap-oob="innerHTML:#annonce">([^<]+)</div>', again).group(1)
     assert said and "Réservation demandée" not in said
     # Annuler gives the cell back with the focus on its action
-    cancel = client.get(
-        f"/famille/{family.id}/planning/cellule",
-        query_string={
-            "enfant": child.id,
-            "activite": activity.id,
-            "jour": (day + timedelta(days=1)).isoformat(),
-        },
-        headers={"HX-Request": "true"},
-    ).get_data(as_text=True)
+    cell_url = f"/famille/{family.id}/planning/cellule"
+    query = cell_form(child, activity, day + timedelta(days=1))
+    cancel = client.get(cell_url, query_string=query, headers={"HX-Request": "true"}).get_data(as_text=True)
     assert re.search(r'<a autofocus class="cell-action"[^>]*>Réserver', cancel)
-    # a cell without any action takes the focus itself
     assert 'tabindex="-1" autofocus' not in cancel
+    # a cell without any action left (a day gone by) takes the focus itself
+    gone = next_weekday(2, weeks_ahead=-1)
+    query = cell_form(child, activity, gone)
+    past = client.get(cell_url, query_string=query, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'tabindex="-1" autofocus>' in past and "cell-action" not in past
 
 
 def test_the_planning_page_itself_focuses_nothing_and_offers_a_skip_link(client, auth, setup):
