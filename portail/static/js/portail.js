@@ -4,9 +4,10 @@
 
   document.documentElement.classList.add("js");
 
-  // The planning opens on the agenda on a phone, on the month elsewhere: the server reads the width here.
+  // The planning opens on the agenda on a phone, on the month elsewhere: the server reads the width here
+  // (a hint, not a secret: the one cookie script can read; Secure as the session's over HTTPS).
   document.cookie = "ecran=" + (window.matchMedia("(max-width: 37.5rem)").matches ? "etroit" : "large") +
-    "; path=/; max-age=31536000; SameSite=Lax";
+    "; path=/; max-age=31536000; SameSite=Lax" + (location.protocol === "https:" ? "; Secure" : "");
 
   // A cell's action (Réserver…) opens its confirmation in place; its link is the page without JavaScript.
   // (one listener rather than an hx-get on each of a month's links: the page is lighter)
