@@ -3,16 +3,16 @@
 import os
 import re  # noqa: F401
 import threading
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
 from portail.extensions import db
-from portail.models import Role
+from portail.models import Family, Role, utcnow
 from tests.conftest import make_app, missing_service, tables
-from tests.factories import PASSWORD, make_family, make_user
+from tests.factories import PASSWORD, enrol, make_activity, make_family, make_user, subscribe
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -65,6 +65,21 @@ def live_server(tmp_path):
             yield app
         finally:
             server.shutdown()
+
+
+def enrolled_martins() -> tuple:
+    """In the live server's app context: an activity open every weekday from today on (30 places),
+    both MARTIN children enrolled in it, and their mother Claire (claire@example.fr) subscribed to the
+    family; with the weekdays of the 40 days from two weeks ahead: (family, activity, claire, days)."""
+    today = utcnow().date()
+    family = db.session.scalar(db.select(Family))
+    activity = make_activity(start_date=today, end_date=today + timedelta(days=200), capacity=30)
+    for child in family.children:
+        enrol(child, activity)
+    claire = make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN")
+    subscribe(claire, family)
+    ahead = (today + timedelta(days=14 + n) for n in range(40))
+    return family, activity, claire, [day for day in ahead if day.isoweekday() <= 5]
 
 
 class Journey:

@@ -1,6 +1,7 @@
 """Test support shared by the test modules (named so as not to shadow `portail.services`): polling
-with a deadline, SQL query counts, the security headers' check, and the real services of the
-integration tests (redis-server, RQ worker processes, an SMTP sink)."""
+with a deadline, SQL query counts, the same POST sent from several tabs at once (`tabs`, `fire`), the
+security headers' check, and the real services of the integration tests (redis-server, RQ worker
+processes, an SMTP sink)."""
 
 import asyncio
 import os
@@ -80,6 +81,67 @@ def queries_for(client, url: str) -> int:
     with count_queries() as counter:
         assert client.get(url).status_code == 200
     return counter["n"]
+
+
+# Concurrent copies of one POST (a double click, two tabs): how many, and the statements that write.
+COPIES = 2
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def tabs(app, client, count: int = COPIES) -> list:
+    """`count` clients with the logged-in session of `client` (tabs of one browser)."""
+    cookie = client.get_cookie("session")
+    copies = []
+    for _ in range(count):
+        tab = app.test_client()
+        tab.set_cookie("session", cookie.value)
+        copies.append(tab)
+    return copies
+
+
+def fire(clients: list, path: str, data=None, **kwargs) -> list:
+    """The same POST from every client at once, each held before its first write until all have
+    read; each answer's status, text and location (an exception counts as a 500).
+
+    `data` may be a callable, called once per copy (a file to upload is read by one request only).
+    """
+    start = threading.Barrier(len(clients))
+    first_write = threading.Barrier(len(clients))
+    copy = threading.local()
+    answers: list = [None] * len(clients)
+
+    def hold(_connection, _cursor, statement, *_args):
+        if getattr(copy, "armed", False) and statement.lstrip().upper().startswith(WRITES):
+            copy.armed = False
+            try:
+                first_write.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass  # (a copy that writes nothing, e.g. refused before: the others go on)
+
+    def send(index: int) -> None:
+        try:
+            start.wait(timeout=20)
+            copy.armed = True
+            body = data() if callable(data) else data
+            response = clients[index].post(path, data=body, **kwargs)
+            answers[index] = (response.status_code, response.get_data(as_text=True), response.location)
+        except Exception as error:  # noqa: BLE001 - an exception is the 500 a parent would see
+            answers[index] = (500, repr(error), None)
+
+    sa.event.listen(db.engine, "before_cursor_execute", hold)
+    try:
+        threads = [threading.Thread(target=send, args=(index,)) for index in range(len(clients))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", hold)
+    assert all(answer is not None for answer in answers), "a request never answered"
+    for status, text, _ in answers:
+        assert status in (200, 302), text[-2000:]
+    db.session.expire_all()
+    return answers
 
 
 def check_headers(response):

@@ -2,21 +2,19 @@
 period; the parent sees the new message on Mes demandes until the history is opened."""
 
 import re
-from datetime import timedelta
 
 import pytest
 
 from portail.extensions import db
 from portail.formatting import french_date
-from tests.browser_support import logged_in
-from tests.factories import enrol, make_activity, make_user, submit_request, subscribe
+from tests.browser_support import enrolled_martins, logged_in
+from tests.factories import submit_request
 
 pytestmark = pytest.mark.browser
 
 
 def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_history(browser, live_server):
     from portail.models import (
-        Family,
         LineState,
         Request,
         RequestKind,
@@ -24,20 +22,9 @@ def test_agent_decides_and_the_parent_sees_the_new_message_until_opening_the_his
     )
     from portail.services.outbox import commit
 
-    today = utcnow().date()
     with live_server.app_context():
-        family = db.session.scalar(db.select(Family))
+        family, activity, claire, days = enrolled_martins()
         lea, tom = family.children
-        activity = make_activity(start_date=today, end_date=today + timedelta(days=200), capacity=30)
-        for child in (lea, tom):
-            enrol(child, activity)
-        claire = make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN")
-        subscribe(claire, family)
-        days = [
-            today + timedelta(days=14 + i)
-            for i in range(40)
-            if (today + timedelta(days=14 + i)).isoweekday() <= 5
-        ]
         single = submit_request(family, claire, lea, activity, RequestKind.RESERVATION, [days[0]], utcnow())
         period = submit_request(
             family,
