@@ -3,7 +3,18 @@
 import json
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
 
 from portail import bookings
@@ -21,6 +32,7 @@ from portail.extensions import db, limiter
 from portail.htmx import is_htmx
 from portail.models import (
     Request,
+    RequestKind,
     Subscription,
     TokenPurpose,
     utcnow,
@@ -258,6 +270,7 @@ def requests_list():
         items=listing.items,
         unread=request_desk.unread_counts(current_user, listing.request_ids),
         state_of=planning.request_state,
+        may_withdraw=_may_withdraw,
         kinds=planning.KIND_LABELS,
         describe=dossier.describe,
     )
@@ -284,6 +297,7 @@ def request_history(request_id: int):
         state=planning.request_state(found.lines),
         kinds=planning.KIND_LABELS,
         line_labels=request_desk.LINE_LABELS,
+        may_withdraw=_may_withdraw(found),
     )
 
 
@@ -310,3 +324,60 @@ def post_message(found: Request, by_town: bool, sent: str) -> None:
     except bookings.DecisionError as error:
         rollback()
         flash(str(error), "error")
+
+
+def _zone() -> str:
+    return current_app.config["SCHOOL_ZONE"]
+
+
+def _may_withdraw(found: Request) -> bool:
+    """Whether the request's row or history offers "Retirer la demande" (no query: the confirmation
+    reads the days)."""
+    return bookings.open_to_withdrawal(found, utcnow(), _zone())
+
+
+@bp.route("/demandes/<int:request_id>/retirer", methods=["GET", "POST"])
+def withdraw_request(request_id: int):
+    """Retirer a whole request: the confirmation lists the days that will be withdrawn and those whose
+    deadline has passed (GET); confirming withdraws them at once (POST), back to where it was asked."""
+    found = _own_request_or_404(request_id)
+    from_history = request.values.get("retour") == "historique"
+    back = (
+        url_for("account.request_history", request_id=found.id)
+        if from_history
+        else url_for("account.requests_list")
+    )
+    if request.method == "GET":
+        return render_template(
+            "account/withdraw_request.html",
+            item=found,
+            withdrawal=bookings.withdrawal_of(found, utcnow(), _zone()),
+            kinds=planning.KIND_LABELS,
+            back=back,
+            from_history=from_history,
+        )
+    now = utcnow()
+    try:
+        withdrawal = bookings.with_retries(
+            lambda: bookings.withdraw_request(found, current_user, now, _zone())
+        )
+    except bookings.BookingError as error:
+        rollback()
+        # (a second click, another tab: the days are already withdrawn, and the parent is told so calmly)
+        flash(str(error), "info")
+        return redirect(back)
+    flash(_withdrawn_message(found, len(withdrawal.open), len(withdrawal.kept)), "success")
+    return redirect(back)
+
+
+def _withdrawn_message(found: Request, withdrawn: int, kept: int) -> str:
+    """ "Demande retirée : 12 jours libérés." and, if some days could no longer be withdrawn, that
+    they still wait for the town."""
+    plural = "s" if withdrawn > 1 else ""
+    done = "libéré" if found.kind is RequestKind.RESERVATION else "de nouveau réservé"
+    message = f"Demande retirée : {withdrawn} jour{plural} {done}{plural}."
+    if kept == 1:
+        message += " 1 jour ne pouvait plus être retiré : il reste en attente de traitement par la mairie."
+    elif kept:
+        message += f" {kept} jours ne pouvaient plus être retirés : ils restent en attente de traitement par la mairie."
+    return message

@@ -12,11 +12,14 @@ from portail.bookings.errors import AlreadyRequested, BookingError, DecisionErro
 from portail.bookings.transitions import (
     REFUSAL_REASONS,
     decide,
+    open_to_withdrawal,
     preview,
     record_by_town,
     submit,
     with_retries,
     withdraw,
+    withdraw_request,
+    withdrawal_of,
 )
 
 __all__ = [
@@ -25,9 +28,12 @@ __all__ = [
     "BookingError",
     "DecisionError",
     "decide",
+    "open_to_withdrawal",
     "preview",
     "record_by_town",
     "submit",
     "with_retries",
     "withdraw",
+    "withdraw_request",
+    "withdrawal_of",
 ]

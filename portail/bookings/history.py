@@ -27,6 +27,13 @@ def short_days(days: list[date], at_most: int = 12) -> str:
     return shown if len(days) <= at_most else f"{shown}… ({len(days)} jours)"
 
 
+def counted_days(days: list[date], at_most: int = 12) -> str:
+    """ "1 jour (04/03/2027)", "40 jours (04/03/2027, 05/03/2027, 08/03/2027…)": the first `at_most`
+    days listed."""
+    counted = f"{len(days)} jour{'s' if len(days) > 1 else ''}"
+    return f"{counted} ({short_days(days[:at_most])}{'…' if len(days) > at_most else ''})"
+
+
 def record(
     request_id: int,
     kind: EventKind,
@@ -76,7 +83,7 @@ def created(
             "by_town": False,
             "at": now,
             "reason": None,
-            "summary": f"Demande {asked} : {len(days)} jour{'s' if len(days) > 1 else ''} ({short_days(days[:3])}{'…' if len(days) > 3 else ''})",
+            "summary": f"Demande {asked} : {counted_days(days, at_most=3)}",
         }
     ]
     for state, state_days in (decided or {}).items():

@@ -1,5 +1,6 @@
-"""Every change of a booking's state: a family's request (`submit`), its withdrawal (`withdraw`), the
-agent's decision (`decide`) and a day entered by the service (`record_by_town`).
+"""Every change of a booking's state: a family's request (`submit`), its withdrawal (`withdraw` for one
+day, `withdraw_request` for a whole request), the agent's decision (`decide`) and a day entered by the
+service (`record_by_town`).
 
 Each checks the days with `rules.evaluate` on the facts it reads (or is given), writes the bookings'
 new state through `write_days` (the one place that changes a booking, only from the state read), the
@@ -20,10 +21,10 @@ from portail.bookings import facts as booking_facts
 from portail.bookings import history
 from portail.bookings import rules as booking_rules
 from portail.bookings.errors import AlreadyRequested, BookingError, DecisionError
-from portail.bookings.facts import Facts
+from portail.bookings.facts import Facts, Span
 from portail.bookings.rules import ABSENCE, DECIDE, RESERVE, WITHDRAW, Verdict
 from portail.extensions import db
-from portail.formatting import short_date
+from portail.formatting import french_instant, short_date
 from portail.models import (
     Activity,
     ActivityDay,
@@ -47,6 +48,11 @@ from portail.services.transactions import run as with_retries  # noqa: F401
 # Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
 REFUSAL_REASONS = ["Complet", "Hors délai", "Dossier incomplet", "Autre"]
 PENDING = (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED)
+# The state of a day while a line of a request of this kind waits for the town.
+ASKED = {
+    RequestKind.RESERVATION: BookingState.RESERVATION_REQUESTED,
+    RequestKind.ABSENCE: BookingState.ABSENCE_REQUESTED,
+}
 
 # The states in which a day already is what a reservation or an absence request asks for.
 ALREADY = {
@@ -179,13 +185,14 @@ def ask(
     )
 
 
-def booking_of(child: Child, activity: Activity, day: date) -> Booking | None:
-    """The day's booking, as an object to change (None: the day has none)."""
-    return db.session.scalar(
+def bookings_of(child_id: int, activity_id: int, days: list[date]) -> dict[date, Booking]:
+    """The days' bookings by day, as objects to change (one query; a day without one is missing)."""
+    found = db.session.scalars(
         sa.select(Booking).where(
-            Booking.child_id == child.id, Booking.activity_id == activity.id, Booking.day == day
+            Booking.child_id == child_id, Booking.activity_id == activity_id, Booking.day.in_(days)
         )
     )
+    return {booking.day: booking for booking in found}
 
 
 def preview(
@@ -458,34 +465,119 @@ def withdraw(
 
     `verdict`: the rules' answer the caller has just had on the day at `now` (else asked here).
     """
-    booking = booking_of(child, activity, day)
+    booking = bookings_of(child.id, activity.id, [day]).get(day)
     if booking is None or booking.state not in PENDING:
         raise BookingError("Il n'y a pas de demande en attente ce jour-là.")
     if verdict is None:
         verdict = ask(activity, day, now, zone, booking_facts.read(child, activity, day, day), booking.state)
     if WITHDRAW not in verdict.actions:
         raise BookingError(verdict.reason)
-    # The day goes back to what it was before the request (its reason kept), or to no booking.
-    # (withdrawn once: a copy sent at the same moment finds the day changed, runs again, finds nothing)
-    write_days(child.id, activity.id, [Change(day, booking.state, booking.previous_state, booking.reason)])
-    line = db.session.scalar(
-        sa.select(RequestLine)
-        .join(Request)
+    _give_back(child, activity, [booking], user, now)
+
+
+class Withdrawal(NamedTuple):
+    """A request's pending days: those its family may still withdraw (their bookings, by day), and
+    those it no longer may, with why ("Délai dépassé depuis le …")."""
+
+    open: dict[date, Booking]
+    kept: dict[date, str]
+
+
+def withdrawal_of(request: Request, now: datetime, zone: str) -> Withdrawal:
+    """What withdrawing the whole request would do at `now`: the rules asked on each pending day
+    (the bookings and the facts of the request's days read once, whatever their number)."""
+    pending = [line.day for line in request.lines if line.state is LineState.PENDING]
+    if not pending:
+        return Withdrawal({}, {})
+    activity = request.activity
+    found = bookings_of(request.child_id, activity.id, pending)
+    facts = booking_facts.read(request.child, activity, min(pending), max(pending))
+    states = {day: booking.state for day, booking in found.items()}
+    withdrawable, kept = _sort_pending(activity, pending, states, facts, now, zone)
+    return Withdrawal({day: found[day] for day in withdrawable}, kept)
+
+
+def open_to_withdrawal(request: Request, now: datetime, zone: str) -> bool:
+    """Whether the request has a pending day still before its deadline, on the request alone (no
+    query, for each row of Mes demandes): its pending days taken as waiting, enrolled and not closed
+    by the staff, which the confirmation (`withdrawal_of`) reads."""
+    pending = [line.day for line in request.lines if line.state is LineState.PENDING]
+    if not pending:
+        return False
+    states = dict.fromkeys(pending, ASKED[request.kind])
+    assumed = Facts([Span(min(pending), max(pending), None)], states, {}, {})
+    withdrawable, _kept = _sort_pending(request.activity, pending, states, assumed, now, zone)
+    return bool(withdrawable)
+
+
+def _sort_pending(
+    activity: Activity,
+    days: list[date],
+    states: dict[date, BookingState],
+    facts: Facts,
+    now: datetime,
+    zone: str,
+) -> tuple[list[date], dict[date, str]]:
+    """The days the rules let the family withdraw at `now`, and the others with why not."""
+    withdrawable, kept = [], {}
+    for day in sorted(days):
+        verdict = ask(activity, day, now, zone, facts, states.get(day))
+        if WITHDRAW in verdict.actions:
+            withdrawable.append(day)
+        elif verdict.deadline is not None and now >= verdict.deadline:
+            kept[day] = f"Délai dépassé depuis le {french_instant(verdict.deadline)}"
+        else:
+            kept[day] = verdict.reason or "Demande déjà traitée"
+    return withdrawable, kept
+
+
+def withdraw_request(request: Request, user: User, now: datetime, zone: str) -> Withdrawal:
+    """Retirer every pending day of a request that is still before its deadline, at once: each goes
+    back to what it was, and the request's history gets one event for them all. The days whose
+    deadline has passed stay as they are (`kept` in the answer).
+
+    Nothing left to withdraw (a second click, two tabs, every deadline passed): BookingError."""
+    withdrawal = withdrawal_of(request, now, zone)
+    if not withdrawal.open:
+        raise BookingError("Il n'y a plus de jour à retirer dans cette demande.")
+    _give_back(request.child, request.activity, list(withdrawal.open.values()), user, now)
+    return withdrawal
+
+
+def _give_back(child: Child, activity: Activity, withdrawn: list[Booking], user: User, now: datetime) -> None:
+    """The days of these pending bookings back to what they were before their request (their reason
+    kept), or to no booking; their request lines withdrawn, one history event per request. A few
+    statements, whatever the number of days."""
+    # (withdrawn once: a copy sent at the same moment finds the days changed, runs again, finds nothing)
+    write_days(
+        child.id,
+        activity.id,
+        [Change(booking.day, booking.state, booking.previous_state, booking.reason) for booking in withdrawn],
+    )
+    lines = db.session.execute(
+        sa.update(RequestLine)
         .where(
-            Request.child_id == child.id,
-            Request.activity_id == activity.id,
-            RequestLine.day == day,
+            RequestLine.request_id.in_(
+                sa.select(Request.id).where(Request.child_id == child.id, Request.activity_id == activity.id)
+            ),
+            RequestLine.day.in_([booking.day for booking in withdrawn]),
             RequestLine.state == LineState.PENDING,
         )
+        .values(state=LineState.WITHDRAWN)
+        .returning(RequestLine.request_id, RequestLine.day)
+        .execution_options(synchronize_session="fetch")
     )
-    if line is not None:
-        line.state = LineState.WITHDRAWN
+    by_request: dict[int, list[date]] = defaultdict(list)
+    for request_id, day in lines:
+        by_request[request_id].append(day)
+    for request_id, days in by_request.items():
+        days.sort()
         history.record(
-            line.request_id,
+            request_id,
             EventKind.WITHDRAWAL,
             user,
             by_town=False,
-            summary=f"Demande retirée : {short_date(day)}",
+            summary=f"Demande retirée : {history.counted_days(days)}",
             at=now,
         )
 
@@ -573,16 +665,7 @@ def _decide_request(
     activity = db.session.get(Activity, request.activity_id)
     days = sorted(line.day for line in lines)
     facts = booking_facts.read(request.child, activity, days[0], days[-1])
-    booking_of = {
-        b.day: b
-        for b in db.session.scalars(
-            sa.select(Booking).where(
-                Booking.child_id == request.child_id,
-                Booking.activity_id == request.activity_id,
-                Booking.day.in_(days),
-            )
-        )
-    }
+    found = bookings_of(request.child_id, request.activity_id, days)
     blocked: dict[date, str] = {}  # the days the rules do not let the agent accept, and why
     if accept:
         for day in days:
@@ -597,7 +680,7 @@ def _decide_request(
     decided: dict[tuple[LineState, str | None], list[date]] = defaultdict(list)
     changes = []
     for line in sorted(lines, key=lambda line: line.day):
-        booking = booking_of.get(line.day)
+        booking = found.get(line.day)
         if accept and line.day not in blocked:
             line.state, line.reason = LineState.ACCEPTED, None
             new_state = (
