@@ -199,6 +199,24 @@ def test_from_its_history_the_request_is_withdrawn_and_the_history_says_so(clien
     assert "Demande retirée : 2 jours (" in landed and "Retirer la demande" not in landed
 
 
+def test_from_the_familys_planning_list_the_request_is_withdrawn_and_the_parent_lands_back_there(
+    client, family_setup
+):
+    family = family_setup[0]
+    days = weekdays_from(next_weekday(1, 3), 3)
+    request_id = asked(family_setup, days)
+    listing = f"/famille/{family.id}/demandes"
+    confirmation = f"{LISTING}/{request_id}/retirer?retour=planning"
+    assert f'href="{confirmation}">Retirer la demande' in shown(client.get(listing))
+    page = shown(client.get(confirmation))
+    assert f'href="{listing}">← Planning / Liste</a>' in page and 'name="retour" value="planning"' in page
+    answer = client.post(f"{LISTING}/{request_id}/retirer", data={"retour": "planning"})
+    assert answer.location.endswith(listing)
+    landed = shown(client.get(answer.location))
+    assert "Demande retirée : 3 jours libérés." in landed and "Annulée" in landed
+    assert "Retirer la demande" not in landed
+
+
 @pytest.mark.parametrize(
     ("moment", "past"),
     [

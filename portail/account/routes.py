@@ -341,12 +341,12 @@ def withdraw_request(request_id: int):
     """Retirer a whole request: the confirmation lists the days that will be withdrawn and those whose
     deadline has passed (GET); confirming withdraws them at once (POST), back to where it was asked."""
     found = _own_request_or_404(request_id)
-    from_history = request.values.get("retour") == "historique"
-    back = (
-        url_for("account.request_history", request_id=found.id)
-        if from_history
-        else url_for("account.requests_list")
-    )
+    # Back where the parent came from: Mes demandes, the request's history, or the family's Planning / Liste.
+    way_back = request.values.get("retour", "")
+    back, back_label = {
+        "historique": (url_for("account.request_history", request_id=found.id), "Historique de la demande"),
+        "planning": (url_for("family.planning_requests", family_id=found.family_id), "Planning / Liste"),
+    }.get(way_back, (url_for("account.requests_list"), "Mes demandes"))
     if request.method == "GET":
         return render_template(
             "account/withdraw_request.html",
@@ -354,7 +354,8 @@ def withdraw_request(request_id: int):
             withdrawal=bookings.withdrawal_of(found, utcnow(), _zone()),
             kinds=planning.KIND_LABELS,
             back=back,
-            from_history=from_history,
+            back_label=back_label,
+            way_back=way_back if back_label != "Mes demandes" else "",
         )
     now = utcnow()
     try:

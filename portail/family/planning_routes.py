@@ -460,11 +460,13 @@ def planning_requests(family_id: int):
     page = db.paginate(
         query, page=max(request.args.get("page", 1, type=int), 1), per_page=20, error_out=False
     )
+    now = utcnow()
     return render_template(
         "family/requests.html",
         family=family,
         page=page,
         child_id=child_id,
         state_of=planning.request_state,
+        may_withdraw=lambda item: bookings.open_to_withdrawal(item, now, _zone()),
         kinds=planning.KIND_LABELS,
     )
