@@ -65,7 +65,7 @@ def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, liv
         journey.check("tom-masque")
         # on a phone the month is a grid of marks: a tap on the day opens its agenda, the switches kept
         page.locator(f"a.day-link[href$='{target.isoformat()}']").click()
-        page.wait_for_url(re.compile("vue=agenda.*filtre=1"))
+        page.wait_for_url(re.compile("filtre=1.*jour="))
         assert page.locator(f"[id^='cell-{tom_id}-']").count() == 0
         cell_id = f"cell-{lea_id}-{activity_id}-{target.isoformat()}"
         url_before = page.url
@@ -187,7 +187,7 @@ def test_on_a_phone_the_planning_opens_on_today_and_a_day_is_reserved_in_two_tap
     assert height <= 2500, f"month at 360 px: {height} px"
     journey.check("mois-grille")
     page.locator(".day-link").nth(14).click()
-    assert "vue=agenda" in page.url
+    assert "jour=" in page.url and page.locator(".views [aria-current]").inner_text() == "Agenda"
     journey.check("jour-ouvert")
     # the switches survive Suivant and a change of view
     page.get_by_text("Affichés :").click()
@@ -265,3 +265,46 @@ def date_of(cell_id: str):
     from datetime import date
 
     return date.fromisoformat(cell_id[-10:])
+
+
+def test_after_a_failed_send_the_period_form_keeps_the_focus_where_the_parent_types(browser, live_server):
+    """The error summary takes the focus once (after the send), then follows the form without taking it
+    back; each preview is swapped inside a live region that stays in place."""
+    from portail.models import Family, utcnow
+    from tests.browser_support import login
+
+    today = utcnow().date()
+    with live_server.app_context():
+        family = db.session.scalar(db.select(Family))
+        activity = make_activity(start_date=today - timedelta(days=60), end_date=today + timedelta(days=300))
+        enrol(family.children[0], activity)
+        subscribe(make_user(email="claire@example.fr"), family)
+        db.session.commit()
+        family_id, activity_id = family.id, activity.id
+    page = new_page(browser, width=360)
+    journey = Journey(page, "periode-clavier")
+    login(page, live_server.base_url, "claire@example.fr")
+    page.goto(f"{live_server.base_url}/famille/{family_id}/planning/periode")
+    page.get_by_role("button", name="Envoyer la demande").click()
+    page.wait_for_function("() => document.activeElement.classList.contains('error-summary')")
+    live_region = page.locator("#apercu-contenu").element_handle()
+    assert "4 erreurs à corriger" in page.locator(".error-summary").inner_text()
+    journey.check("erreurs")
+    box = page.get_by_label("Léa MARTIN")
+    box.focus()
+    page.keyboard.press("Space")
+    page.get_by_label("Activité").select_option(str(activity_id))
+    page.locator(".error-summary", has_text="2 erreurs à corriger").wait_for()
+    page.get_by_label("Lundi").focus()
+    page.keyboard.press("Space")
+    page.locator(".error-summary", has_text="1 erreur à corriger").wait_for()
+    assert page.evaluate("document.activeElement.value") == "1", "the focus stays on the box just ticked"
+    start = today + timedelta(days=14)
+    page.get_by_label("Du").fill(start.isoformat())
+    page.get_by_label("Au").fill((start + timedelta(days=13)).isoformat())
+    page.locator("#apercu-contenu h3").wait_for()
+    assert page.locator(".error-summary").count() == 0
+    # the same live region as at the start, its content replaced
+    assert page.evaluate("(region) => region.isConnected", live_region)
+    journey.check("apercu-sans-erreur")
+    page.context.close()

@@ -29,6 +29,7 @@ from tests.factories import (
     make_family,
     make_user,
     next_weekday,
+    period_form,
     school_year_activity,
     subscribe,
 )
@@ -391,6 +392,18 @@ def test_an_empty_period_request_gets_the_error_summary_and_saves_nothing(client
         assert f'<a href="#{anchor}">{message}</a>' in text
     preview = client.post(url, data={"apercu": "1"}, headers={"HX-Request": "true"})
     assert preview.status_code == 200 and "erreur" not in preview.get_data(as_text=True)
+    # the page's summary follows the form as it is filled in (out of band, without taking the focus
+    # nor alerting again); the preview itself is swapped inside a live region that stays in place
+    assert 'id="apercu-contenu" aria-live="polite"' in page
+    partly = client.post(
+        url, data={"apercu": "1", "activite": str(_activity.id)}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+    assert '<div id="erreurs" hx-swap-oob="true">' in partly and "3 erreurs à corriger" in partly
+    assert 'role="alert"' not in partly and 'id="apercu-contenu"' not in partly
+    whole = period_form(_child, _activity, next_weekday(1), next_weekday(1) + timedelta(days=7))
+    fixed = client.post(url, data={**whole, "apercu": "1"}, headers={"HX-Request": "true"})
+    fixed_text = fixed.get_data(as_text=True)
+    assert '<div id="erreurs" hx-swap-oob="true"></div>' in fixed_text and "à corriger" not in fixed_text
     assert db.session.scalar(sa.select(sa.func.count(Request.id))) == 0
 
 
@@ -416,7 +429,7 @@ def test_the_switches_survive_previous_next_today_and_a_change_of_view(client, a
     month = html.unescape(client.get(url, query_string={**shown, "vue": "mois"}).get_data(as_text=True))
     day_links = re.findall(r'class="day-link" href="([^"]+)"', month)
     assert day_links and all(
-        f"vue=agenda&filtre=1&enfant={lea.id}&activite={activity.id}&date=" in link for link in day_links
+        link.startswith(f"?filtre=1&enfant={lea.id}&activite={activity.id}&jour=") for link in day_links
     )
     following = re.search(r'href="([^"]+)" rel="next"', page).group(1)
     nxt = html.unescape(client.get(following).get_data(as_text=True))
@@ -509,11 +522,15 @@ def test_a_decision_on_a_cell_takes_the_focus_and_is_announced(client, auth, set
     # automatic validation: reserved at once, the cell's next action (an absence) takes the focus
     assert re.search(r'<a autofocus class="cell-action"[^>]*>Déclarer une absence', done)
     live = re.search(r'<div hx-swap-oob="innerHTML:#annonce">([^<]+)</div>', done).group(1)
-    assert live == f"Réservation demandée pour Léa, {french_day(day)} — {activity.name}"
+    # (decided at once: said done, not asked)
+    assert live == f"Réservation enregistrée pour Léa, {french_day(day)} — {activity.name}"
     # the same click again: the cell (without an action left for it) and the reason, announced
     again = click(client, setup, day, "reserve").get_data(as_text=True)
     said = re.search(r'<div hx-swap-oob="innerHTML:#annonce">([^<]+)</div>', again).group(1)
     assert said and "Réservation demandée" not in said
+    # a confirmation asked from a tab where the day is stale: the day as it is now, and it is said
+    stale = client.get(url, query_string=query, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Confirmer" not in stale and "Ce jour a changé entre-temps" in stale and "#annonce" in stale
     # Annuler gives the cell back with the focus on its action
     cell_url = f"/famille/{family.id}/planning/cellule"
     query = cell_form(child, activity, day + timedelta(days=1))
@@ -554,6 +571,9 @@ def test_the_planning_opens_as_the_parent_left_it_on_each_kind_of_screen(client,
         "etroit": "mois",
         "filtres": {str(family.id): f"filtre=1&enfant={child.id}&activite={other.id}"},
     }
+    # a day opened from the month is not a view chosen: the phone keeps its month
+    opened = client.get(url, query_string={"jour": next_weekday(2).isoformat()}).get_data(as_text=True)
+    assert 'aria-current="page">Agenda<' in opened and _days(opened)[0] == french_day(next_weekday(2))
     # the next visit, on each screen: its view, the family's switches (its links carry them)
     phone = client.get(url).get_data(as_text=True)
     assert 'aria-current="page">Mois<' in phone

@@ -59,8 +59,14 @@ def _choice() -> tuple[str, MultiDict]:
     account, the view per kind of screen), else the agenda on a phone and the month elsewhere (without
     JavaScript the month, a grid of marks on a phone)."""
     choice = current_user.planning_choice or {}
+    if request.args.get("jour"):  # a month's day, opened (not a view chosen: nothing to remember)
+        return "agenda", _switches(choice)
     view = request.args.get("vue") or choice.get(_screen()) or ("agenda" if _screen() == "etroit" else "mois")
-    return view, request.args if "filtre" in request.args else MultiDict(parse_qsl(_kept_of(choice)))
+    return view, _switches(choice)
+
+
+def _switches(choice: dict) -> MultiDict:
+    return request.args if "filtre" in request.args else MultiDict(parse_qsl(_kept_of(choice)))
 
 
 def _kept_of(choice: dict) -> str:
@@ -98,7 +104,8 @@ def planning_page(family_id: int):
     if view not in planning.VIEWS:
         view = "mois"
     today = utcnow().astimezone(PARIS).date()
-    anchor = _parse_day(request.args["date"]) if request.args.get("date") else today
+    asked = request.args.get("jour") or request.args.get("date")
+    anchor = _parse_day(asked) if asked else today
     filtered = switches.get("filtre") == "1"
     child_filter = set(_ids(switches, "enfant")) if filtered else None
     activity_filter = set(_ids(switches, "activite")) if filtered else None
@@ -118,6 +125,9 @@ def planning_page(family_id: int):
     if filtered:
         pairs = [("filtre", 1), *(("enfant", i) for i in sorted(child_filter))]
         kept = "&" + urlencode(pairs + [("activite", i) for i in sorted(activity_filter)])
+    # The month's days open their agenda (`jour`: opened, not chosen as the view to remember); relative
+    # to the page, a URL's query alone, 31 times shorter.
+    day_link = (f"?{kept[1:]}&jour=" if kept else "?jour=") if view == "mois" else None
     shown_children = {c.id for c in family.children} if child_filter is None else child_filter
     shown_activities = {a.id for a in activities} if activity_filter is None else activity_filter
     page = render_template(
@@ -132,8 +142,7 @@ def planning_page(family_id: int):
         title=period_title(view, start, end),
         start=start,
         by_day=by_day,
-        # (relative to the page: a URL's query alone, 31 times shorter)
-        day_link=f"?vue=agenda{kept}&date=" if view == "mois" else None,
+        day_link=day_link,
         previous=previous,
         following=following,
         today=today,
@@ -185,17 +194,27 @@ def _render_cell(family_id: int, cell: planning.Cell, rank: int, announce: str |
     return html
 
 
-# What the live region says after a decision on a cell ("Réservation demandée pour Tom, mardi 8 décembre").
-ANNOUNCED = {RESERVE: "Réservation demandée", ABSENCE: "Absence demandée", WITHDRAW: "Demande retirée"}
+CHANGED = "Ce jour a changé entre-temps : voici son état actuel."
+# What the live region says after a decision on a cell, from the day's new state ("Réservation demandée
+# pour Tom, mardi 8 décembre"): an activity decided at once says it is done, not asked.
+ANNOUNCED = {
+    BookingState.RESERVATION_REQUESTED: "Réservation demandée",
+    BookingState.ABSENCE_REQUESTED: "Absence demandée",
+    BookingState.RESERVED: "Réservation enregistrée",
+    BookingState.ABSENT: "Absence enregistrée",
+}
 
 
 def _announcement(action: str, cell: planning.Cell, refused: str | None) -> str:
     """The action done on the cell, or the services' French reason it was not (`refused`)."""
     if refused:
         return refused
-    done = ANNOUNCED[action]
-    if cell.state is BookingState.REFUSED:
+    if action == WITHDRAW:
+        done = "Demande retirée"
+    elif cell.state is BookingState.REFUSED:
         done = f"Réservation refusée ({cell.reason})" if cell.reason else "Réservation refusée"
+    else:
+        done = ANNOUNCED.get(cell.state, "Demande enregistrée")
     return f"{done} pour {cell.child.first_name}, {french_day(cell.day)} — {cell.activity.name}"
 
 
@@ -211,8 +230,11 @@ def planning_confirm(family_id: int):
     """The confirmation of a one-click request: a fragment for htmx, a page without JavaScript."""
     target, cell = _cell(family_id, utcnow())
     action = request.args.get("action")
-    if action not in cell.verdict.actions:  # the day changed meanwhile: show it as it is now
-        return _render_cell(family_id, cell, target.rank) if is_htmx() else redirect(_back(family_id))
+    if action not in cell.verdict.actions:  # the day changed meanwhile (another tab): show it as it is now
+        if not is_htmx():
+            flash(CHANGED, "info")
+            return redirect(_back(family_id))
+        return _render_cell(family_id, cell, target.rank, CHANGED)
     text = CONFIRM_TEXT[action].format(
         day=french_day(cell.day), child=target.child.first_name, activity=target.activity.name
     )
@@ -347,6 +369,7 @@ def planning_period(family_id: int):
         family=family,
         activities=activities,
         weekdays=WEEKDAY_CHOICES,
+        refreshed=is_htmx(),
         **data,
     ), status
 

@@ -51,7 +51,13 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { focusErrors(document); });
-  document.addEventListener("htmx:afterSwap", function (event) { focusErrors(event.detail.target.parentNode || document); });
+  // Only in what was swapped in (a form replaced whole comes back under the same id): a preview swapped
+  // beside an older summary must not pull the focus away from the field being filled in.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    var root = target.isConnected ? target : (target.id && document.getElementById(target.id));
+    if (root) { focusErrors(root); }
+  });
 
   // htmx does not swap 4xx answers by default: our 422 answers carry the form with its errors.
   document.addEventListener("htmx:beforeSwap", function (event) {
