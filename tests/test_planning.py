@@ -569,7 +569,7 @@ def test_the_planning_opens_as_the_parent_left_it_on_each_kind_of_screen(client,
     assert parent.planning_choice == {
         "large": "semaine5",
         "etroit": "mois",
-        "filtres": {str(family.id): f"filtre=1&enfant={child.id}&activite={other.id}"},
+        "masques": {str(family.id): {"enfants": [], "activites": [activity.id]}},  # what is switched off
     }
     # a day opened from the month is not a view chosen: the phone keeps its month
     opened = client.get(url, query_string={"jour": next_weekday(2).isoformat()}).get_data(as_text=True)
@@ -584,6 +584,21 @@ def test_the_planning_opens_as_the_parent_left_it_on_each_kind_of_screen(client,
     # the way back of a confirmation without JavaScript (the day only) lands on the same view
     back = client.get(url, query_string={"date": next_weekday(3).isoformat()}).get_data(as_text=True)
     assert 'aria-current="page">5 jours<' in back
+    # a child and an activity added since are shown; what was switched off stays off
+    tom = make_family(children=(("Tom", date(2019, 9, 2)),)).children[0]
+    tom.family_id = family.id
+    third = make_activity(name="Centre de loisirs")
+    for kid, item in ((tom, activity), (tom, third), (child, third)):
+        enrol(kid, item)
+    db.session.commit()
+    later = client.get(url).get_data(as_text=True)
+    assert f'value="{tom.id}" checked' in later and f'value="{third.id}" checked' in later
+    assert f'name="activite" value="{activity.id}" >' in later
+    # every switch on again: nothing left to remember as hidden
+    everything = {"filtre": "1", "enfant": [child.id, tom.id], "activite": [activity.id, other.id, third.id]}
+    client.get(url, query_string=everything)
+    db.session.refresh(parent)
+    assert parent.planning_choice["masques"] == {}
     # another account of the family starts afresh
     second = make_user(email="second@example.fr")
     subscribe(second, family)

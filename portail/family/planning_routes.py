@@ -1,13 +1,12 @@
 """Planning (Espace Famille → Activités): views, one-click requests, the period form, the list."""
 
 from datetime import date, timedelta
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
-from werkzeug.datastructures import MultiDict
 
 from portail import bookings
 from portail.bookings import AlreadyRequested, BookingError
@@ -40,8 +39,8 @@ def _parse_day(value: str | None) -> date:
         abort(404)
 
 
-def _ids(source: MultiDict, name: str) -> list[int]:
-    return [int(value) for value in source.getlist(name) if value.isdigit()]
+def _ids(name: str) -> list[int]:
+    return [int(value) for value in request.args.getlist(name) if value.isdigit()]
 
 
 def colours(family) -> dict[int, int]:
@@ -54,33 +53,31 @@ def _screen() -> str:
     return "etroit" if request.cookies.get("ecran") == "etroit" else "large"
 
 
-def _choice() -> tuple[str, MultiDict]:
-    """The view and the switches asked in the URL, else as the parent left them (remembered per
-    account, the view per kind of screen), else the agenda on a phone and the month elsewhere (without
-    JavaScript the month, a grid of marks on a phone)."""
-    choice = current_user.planning_choice or {}
-    if request.args.get("jour"):  # a month's day, opened (not a view chosen: nothing to remember)
-        return "agenda", _switches(choice)
-    view = request.args.get("vue") or choice.get(_screen()) or ("agenda" if _screen() == "etroit" else "mois")
-    return view, _switches(choice)
+def _view(choice: dict) -> str:
+    """The view asked in the URL, else as the parent left it on this kind of screen (remembered per
+    account), else the agenda on a phone and the month elsewhere (without JavaScript the month, a grid
+    of marks on a phone). A month's day opened (`jour`) shows its agenda."""
+    if request.args.get("jour"):
+        return "agenda"
+    return request.args.get("vue") or choice.get(_screen()) or ("agenda" if _screen() == "etroit" else "mois")
 
 
-def _switches(choice: dict) -> MultiDict:
-    return request.args if "filtre" in request.args else MultiDict(parse_qsl(_kept_of(choice)))
+def _hidden_of(choice: dict, family_id: int) -> dict:
+    """The children and activities the parent switched off in this family, remembered as what is
+    hidden: a child or an activity added since is shown."""
+    hidden = choice.get("masques", {}).get(str(family_id))
+    return hidden if isinstance(hidden, dict) else {}
 
 
-def _kept_of(choice: dict) -> str:
-    return choice.get("filtres", {}).get(str(request.view_args["family_id"]), "")
-
-
-def _remember(view: str, kept: str) -> None:
-    """Keep the view and the switches the URL asked for, for the next visit (a write only on a change)."""
-    choice = current_user.planning_choice or {}
+def _remember(choice: dict, view: str, family_id: int, hidden: dict) -> None:
+    """Keep the view and the switches the URL asked for, for the next visit (a write only on a change;
+    a month's day opened is not a view chosen)."""
     new = dict(choice)
-    if "vue" in request.args:
+    if "vue" in request.args and not request.args.get("jour"):
         new[_screen()] = view
     if "filtre" in request.args:
-        new["filtres"] = {**choice.get("filtres", {}), str(request.view_args["family_id"]): kept.lstrip("&")}
+        masks = {key: value for key, value in choice.get("masques", {}).items() if key != str(family_id)}
+        new["masques"] = masks | ({str(family_id): hidden} if hidden else {})
     if new != choice:  # (after the page is rendered: the commit expires what it read)
         db.session.execute(sa.update(User).where(User.id == current_user.id).values(planning_choice=new))
         db.session.commit()
@@ -100,19 +97,28 @@ def planning_page(family_id: int):
     """The planning: agenda / month / 7-day / 5-day views, switches per child and activity (all in
     the URL)."""
     family = family_of_current_user(family_id)
-    view, switches = _choice()
+    choice = current_user.planning_choice or {}
+    view = _view(choice)
     if view not in planning.VIEWS:
         view = "mois"
     today = utcnow().astimezone(PARIS).date()
     asked = request.args.get("jour") or request.args.get("date")
     anchor = _parse_day(asked) if asked else today
-    filtered = switches.get("filtre") == "1"
-    child_filter = set(_ids(switches, "enfant")) if filtered else None
-    activity_filter = set(_ids(switches, "activite")) if filtered else None
+    # The switches: shown children and activities in the URL, else those remembered as hidden.
+    child_filter = activity_filter = None
+    hidden_activities: set[int] = set()
+    if request.args.get("filtre") == "1":
+        child_filter, activity_filter = set(_ids("enfant")), set(_ids("activite"))
+    elif hidden := _hidden_of(choice, family.id):
+        child_filter = {child.id for child in family.children} - set(hidden.get("enfants", []))
+        hidden_activities = set(hidden.get("activites", []))
     start, end = planning.period_of(view, anchor)
     activities, by_day = planning.cells(
         family.children, start, end, utcnow(), _zone(), activity_filter, child_filter
     )
+    if hidden_activities:
+        activity_filter = {activity.id for activity in activities} - hidden_activities
+        by_day = {day: [c for c in row if c.activity.id in activity_filter] for day, row in by_day.items()}
     grid = view
     if view == "semaine":
         by_day = planning.without_idle_weekend(by_day)
@@ -120,16 +126,17 @@ def planning_page(family_id: int):
     previous, following = planning.neighbours(view, anchor)
     # (one more query only when the period has no activity: enrolled at another time, or never)
     no_enrolment = not activities and not _family_activities(family)
+    shown_children = {c.id for c in family.children} if child_filter is None else child_filter
+    shown_activities = {a.id for a in activities} if activity_filter is None else activity_filter
+    filtered = child_filter is not None or activity_filter is not None
     # The switches ride along every link of the page (view, previous, today, next, a month's day).
     kept = ""
     if filtered:
-        pairs = [("filtre", 1), *(("enfant", i) for i in sorted(child_filter))]
-        kept = "&" + urlencode(pairs + [("activite", i) for i in sorted(activity_filter)])
+        pairs = [("filtre", 1), *(("enfant", i) for i in sorted(shown_children))]
+        kept = "&" + urlencode(pairs + [("activite", i) for i in sorted(shown_activities)])
     # The month's days open their agenda (`jour`: opened, not chosen as the view to remember); relative
     # to the page, a URL's query alone, 31 times shorter.
     day_link = (f"?{kept[1:]}&jour=" if kept else "?jour=") if view == "mois" else None
-    shown_children = {c.id for c in family.children} if child_filter is None else child_filter
-    shown_activities = {a.id for a in activities} if activity_filter is None else activity_filter
     page = render_template(
         "family/planning.html",
         family=family,
@@ -155,7 +162,11 @@ def planning_page(family_id: int):
         days_html=days_html,
         icons=planning.STATE_ICONS,
     )
-    _remember(view, kept)
+    hidden = {
+        "enfants": sorted({c.id for c in family.children} - shown_children),
+        "activites": sorted({a.id for a in activities} - shown_activities),
+    }
+    _remember(choice, view, family.id, hidden if hidden["enfants"] or hidden["activites"] else {})
     return page
 
 
