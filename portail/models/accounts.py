@@ -54,7 +54,8 @@ class User(FullName, UserMixin, db.Model):
     last_login_at: Mapped[utc | None]
     disabled_at: Mapped[utc | None]
     # The planning as the parent left it, for the next visit: the view per kind of screen ("etroit",
-    # "large") and the switches per family ("filtres": {family id: "filtre=1&enfant=…"}).
+    # "large") and what was switched off per family ("masques": {family id: {"enfants": [ids],
+    # "activites": [ids]}}).
     planning_choice: Mapped[dict | None] = mapped_column(sa.JSON)
 
     subscriptions: Mapped[list["Subscription"]] = relationship(  # noqa: F821
