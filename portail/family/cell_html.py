@@ -128,7 +128,7 @@ def days_html(
         hint = ' <span class="hint">(aujourd\'hui)</span>' if day == today else ""
         title = name
         if link is not None:
-            weekday, number, month = _text(french_day(day)).split(" ", 2)
+            weekday, number, month = name.split(" ", 2)
             title = (
                 f'<a class="day-link" href="{link}{iso}"><span class="long">{weekday} </span>{number}'
                 f'<span class="long"> {month}</span></a>'
