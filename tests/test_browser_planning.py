@@ -295,6 +295,10 @@ def test_after_a_failed_send_the_period_form_keeps_the_focus_where_the_parent_ty
     page.keyboard.press("Space")
     page.get_by_label("Activité").select_option(str(activity_id))
     page.locator(".error-summary", has_text="2 erreurs à corriger").wait_for()
+    # the fields put right lose their error message, the others keep theirs
+    messages = page.locator(".error-message").all_inner_texts()
+    assert "Choisissez au moins un enfant." not in messages and "Choisissez une activité." not in messages
+    assert "Cochez au moins un jour de la semaine." in messages
     page.get_by_label("Lundi").focus()
     page.keyboard.press("Space")
     page.locator(".error-summary", has_text="1 erreur à corriger").wait_for()
@@ -304,6 +308,7 @@ def test_after_a_failed_send_the_period_form_keeps_the_focus_where_the_parent_ty
     page.get_by_label("Au").fill((start + timedelta(days=13)).isoformat())
     page.locator("#apercu-contenu h3").wait_for()
     assert page.locator(".error-summary").count() == 0
+    assert page.locator(".error-message, .field-error").count() == 0
     # the same live region as at the start, its content replaced
     assert page.evaluate("(region) => region.isConnected", live_region)
     journey.check("apercu-sans-erreur")

@@ -57,7 +57,25 @@
     var target = event.detail.target;
     var root = target.isConnected ? target : (target.id && document.getElementById(target.id));
     if (root) { focusErrors(root); }
+    var form = root && root.closest && root.closest("form[data-errors-follow]");
+    if (form) { followErrors(form); }
   });
+
+  // A form whose error summary is refreshed by its previews (data-errors-follow): the fields no longer
+  // named by the summary lose their error mark and message.
+  function followErrors(form) {
+    var summary = document.querySelector(".error-summary");
+    var named = summary ? Array.prototype.map.call(summary.querySelectorAll("a[href^='#']"), function (link) {
+      return link.getAttribute("href").slice(1);
+    }) : [];
+    form.querySelectorAll(".field-error").forEach(function (box) {
+      var field = box.id ? box : box.querySelector("[id]");
+      if (field && named.indexOf(field.id) < 0) {
+        box.classList.remove("field-error");
+        box.querySelectorAll(".error-message").forEach(function (message) { message.remove(); });
+      }
+    });
+  }
 
   // htmx does not swap 4xx answers by default: our 422 answers carry the form with its errors.
   document.addEventListener("htmx:beforeSwap", function (event) {
