@@ -501,13 +501,13 @@ def open_to_withdrawal(request: Request, now: datetime, zone: str) -> bool:
     """Whether the request has a pending day still before its deadline, on the request alone (no
     query, for each row of Mes demandes): its pending days taken as waiting, enrolled and not closed
     by the staff, which the confirmation (`withdrawal_of`) reads."""
-    pending = [line.day for line in request.lines if line.state is LineState.PENDING]
+    pending = sorted((line.day for line in request.lines if line.state is LineState.PENDING), reverse=True)
     if not pending:
         return False
-    states = dict.fromkeys(pending, ASKED[request.kind])
-    assumed = Facts([Span(min(pending), max(pending), None)], states, {}, {})
-    withdrawable, _kept = _sort_pending(request.activity, pending, states, assumed, now, zone)
-    return bool(withdrawable)
+    state = ASKED[request.kind]
+    assumed = Facts([Span(pending[-1], pending[0], None)], dict.fromkeys(pending, state), {}, {})
+    # (from the last day, whose deadline is the latest: most rows answer at the first day asked)
+    return any(WITHDRAW in ask(request.activity, day, now, zone, assumed, state).actions for day in pending)
 
 
 def _sort_pending(

@@ -47,7 +47,8 @@ def _text(value: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _until(action: str, deadline) -> str:
+def until_text(action: str, deadline) -> str:
+    """ "Réservable jusqu'au vendredi 4 décembre à 10:00.", escaped: on the cell and its confirmation."""
     return escape(UNTIL_TEXT[action].format(until=french_instant(deadline)))
 
 
@@ -91,7 +92,7 @@ def cell_html(
         )
         if until and verdict.deadline:
             first = min(verdict.actions)  # (the actions in their order on the cell)
-            actions = f'<span class="why">{_until(first, verdict.deadline)}</span>{actions}'
+            actions = f'<span class="why">{until_text(first, verdict.deadline)}</span>{actions}'
     focused = ""
     if focus and actions:
         actions = actions.replace("<a ", "<a autofocus ", 1)

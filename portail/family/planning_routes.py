@@ -12,10 +12,10 @@ from portail import bookings
 from portail.bookings import AlreadyRequested, BookingError
 from portail.bookings.rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW
 from portail.extensions import db
-from portail.family.cell_html import ACTION_LABELS, UNTIL_TEXT, cell_html, days_html
+from portail.family.cell_html import ACTION_LABELS, cell_html, days_html, until_text
 from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
 from portail.family.routes import bp
-from portail.formatting import PARIS, french_date, french_day, french_instant, month_label
+from portail.formatting import PARIS, french_date, french_day, month_label
 from portail.htmx import is_htmx
 from portail.models import Activity, BookingState, Enrolment, Request, RequestKind, User, utcnow
 from portail.services import planning
@@ -250,7 +250,7 @@ def planning_confirm(family_id: int):
         day=french_day(cell.day), child=target.child.first_name, activity=target.activity.name
     )
     deadline = cell.verdict.deadline
-    until = UNTIL_TEXT[action].format(until=french_instant(deadline)) if deadline else None
+    until = until_text(action, deadline) if deadline else None
     context = dict(
         family_id=family_id,
         cell=cell,
