@@ -12,6 +12,15 @@ from portail.models.activities import (
     OpenPeriod,
     ValidationMode,
 )
+from portail.models.attendance import (
+    EXCUSE_REASONS,
+    Attendance,
+    DailyMail,
+    Presence,
+    RegisterClosing,
+    ServiceCancellation,
+    SickDeclaration,
+)
 from portail.models.audit import AuditEvent
 from portail.models.billing import (
     BillingRun,
@@ -32,6 +41,7 @@ from portail.models.families import (
     AuthorizedContact,
     Child,
     ChildAuthorization,
+    Diet,
     Family,
     Guardian,
     Sex,
@@ -56,6 +66,14 @@ from portail.models.requests import (
 from portail.models.types import utcnow
 
 __all__ = [
+    "EXCUSE_REASONS",
+    "Attendance",
+    "DailyMail",
+    "Diet",
+    "Presence",
+    "RegisterClosing",
+    "ServiceCancellation",
+    "SickDeclaration",
     "BillingRun",
     "Invoice",
     "InvoiceCounter",

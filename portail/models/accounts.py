@@ -14,6 +14,7 @@ from portail.models.types import FullName, Labelled, intpk, timestamp, utc
 class Role(Labelled):
     PARENT = "parent", "Usager"
     AGENT = "agent", "Gestionnaire"
+    ANIMATOR = "animator", "Animateur"  # the registers (Pointage) only
     ADMIN = "admin", "Administrateur"
 
     @property

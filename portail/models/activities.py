@@ -33,6 +33,8 @@ class BookingState(Labelled):
     RESERVED = "reserved", "Réservé"
     REFUSED = "refused", "Refusée"
     ABSENT = "absent", "Absent"
+    SICK = "sick", "Enfant malade"  # declared by the family on the day or the day before
+    CANCELLED = "cancelled", "Annulé par la mairie"  # a strike, a closure: never billed
 
 
 class Activity(db.Model):
@@ -81,6 +83,10 @@ class ClosingDay(db.Model):
     )
     day: Mapped[date] = mapped_column(index=True)
     reason: Mapped[str] = mapped_column(sa.String(100))
+    # The service cancellation that closed the day (undone with it); None: a closing day entered as such.
+    cancellation_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("service_cancellation.id", ondelete="CASCADE"), index=True
+    )
 
 
 class Enrolment(db.Model):
@@ -134,6 +140,10 @@ class Booking(db.Model):
         sa.Enum(BookingState, native_enum=False, length=25)
     )
     reason: Mapped[str | None] = mapped_column(sa.String(200))
+    # The service cancellation that made the day "Annulé par la mairie" (previous_state: what it gives back).
+    cancellation_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("service_cancellation.id", ondelete="SET NULL"), index=True
+    )
     updated_at: Mapped[timestamp] = mapped_column(onupdate=utcnow)
 
     __table_args__ = (

@@ -46,6 +46,16 @@ class Tariff(db.Model):
     late_surcharge_cents: Mapped[int] = mapped_column(default=0)
     # an absence asked after the absence deadline is billed
     bill_late_absences: Mapped[bool] = mapped_column(default=True)
+    # From the registers (a closed register is what happened that day):
+    # booked, not present, no absence declared → billed at the day's price
+    bill_unexcused_absences: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    # present without a booking → this price (None: the day's) plus the surcharge
+    unbooked_price_cents: Mapped[int | None]
+    unbooked_surcharge_cents: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A sickness declared by the family: its first N days are billed (carence); the days after are
+    # free when a medical certificate is sent within N days of its first day, billed otherwise.
+    sick_days_billed: Mapped[int] = mapped_column(default=1, server_default="1")
+    sick_certificate_days: Mapped[int] = mapped_column(default=3, server_default="3")
     created_at: Mapped[timestamp]
 
     activity: Mapped[Activity] = relationship()
@@ -53,7 +63,11 @@ class Tariff(db.Model):
         back_populates="tariff", cascade="all, delete-orphan", order_by="TariffBracket.quotient_min"
     )
 
-    __table_args__ = (sa.CheckConstraint("late_surcharge_cents >= 0", name="surcharge_not_negative"),)
+    __table_args__ = (
+        sa.CheckConstraint("late_surcharge_cents >= 0", name="surcharge_not_negative"),
+        sa.CheckConstraint("unbooked_surcharge_cents >= 0", name="unbooked_surcharge_not_negative"),
+        sa.CheckConstraint("sick_days_billed >= 0 AND sick_certificate_days >= 0", name="sick_rule_not_negative"),
+    )
 
 
 class TariffBracket(db.Model):

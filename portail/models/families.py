@@ -8,7 +8,16 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portail.extensions import db
 from portail.models.accounts import Civility, User
-from portail.models.types import FullName, intpk, partial_unique_index, timestamp, utc, utcnow
+from portail.models.types import FullName, Labelled, intpk, partial_unique_index, timestamp, utc, utcnow
+
+
+class Diet(Labelled):
+    """What the kitchen counts (None: the standard meal); OTHER comes with a precision."""
+
+    PORK_FREE = "sans_porc", "Sans porc"
+    VEGETARIAN = "vegetarien", "Végétarien (sans viande)"
+    MEAL_BASKET = "panier_repas", "Panier repas fourni (PAI)"
+    OTHER = "autre", "Autre"
 
 
 class TaxRegime(enum.Enum):
@@ -90,7 +99,8 @@ class Child(FullName, db.Model):
     doctor_name: Mapped[str | None] = mapped_column(sa.String(100))
     doctor_phone: Mapped[str | None] = mapped_column(sa.String(30))
     allergies: Mapped[str | None] = mapped_column(sa.Text)
-    diet: Mapped[str | None] = mapped_column(sa.String(100))
+    diet: Mapped[Diet | None] = mapped_column(sa.Enum(Diet, native_enum=False, length=100))
+    diet_other: Mapped[str | None] = mapped_column(sa.String(100))  # the precision of Diet.OTHER
     pai: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     vaccinations: Mapped[str | None] = mapped_column(sa.Text)
     health_notes: Mapped[str | None] = mapped_column(sa.Text)
