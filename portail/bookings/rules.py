@@ -174,6 +174,14 @@ class Verdict:
         return bool(self.actions)
 
 
+# Days no one changes through a request: a sickness the family declared, a service the town cancelled
+# (undone as a whole in Annulations).
+_SETTLED = {
+    BookingState.SICK: "Enfant malade : absence déclarée",
+    BookingState.CANCELLED: "Annulé par la mairie",
+}
+
+
 def _for_town(state: BookingState | None) -> Verdict:
     """What the service may do on an open day of an enrolled child, whatever the deadlines: a family's
     pending request is decided (in Demandes), not entered over; a reserved day can be marked absent,
@@ -185,6 +193,8 @@ def _for_town(state: BookingState | None) -> Verdict:
         )
     if state is BookingState.RESERVED:
         return Verdict({ABSENCE})
+    if state in _SETTLED:
+        return Verdict(reason=_SETTLED[state])
     return Verdict({RESERVE})
 
 
@@ -234,6 +244,8 @@ def evaluate(
         return Verdict(reason=f"Délai dépassé depuis le {french_instant(limit)}", deadline=limit)
     if state is BookingState.ABSENT:
         return Verdict(reason="Absence enregistrée")
+    if state in _SETTLED:
+        return Verdict(reason=_SETTLED[state])
     limit = rules.booking
     if now >= limit:
         return Verdict(reason=f"Délai dépassé depuis le {french_instant(limit)}", deadline=limit)
