@@ -1,4 +1,5 @@
-"""Access rules: every endpoint is private unless marked public; /gestion is staff only."""
+"""Access rules: every endpoint is private unless marked public; /gestion is staff only, and of it
+animators reach the registers only (views marked `for_animators`)."""
 
 from functools import wraps
 
@@ -6,6 +7,7 @@ from flask import Flask, abort, current_app, request
 from flask_login import current_user
 
 PUBLIC_ATTR = "portail_public"
+ANIMATORS_ATTR = "portail_animators"
 
 
 def public(view):
@@ -20,6 +22,18 @@ def is_public(endpoint: str | None) -> bool:
         return True
     view = current_app.view_functions.get(endpoint)
     return bool(getattr(view, PUBLIC_ATTR, False))
+
+
+def for_animators(view):
+    """Mark a back-office view as open to animators too (the registers); every other /gestion view
+    is for agents and administrators only."""
+    setattr(view, ANIMATORS_ATTR, True)
+    return view
+
+
+def _animators_allowed(endpoint: str | None) -> bool:
+    view = current_app.view_functions.get(endpoint or "")
+    return bool(getattr(view, ANIMATORS_ATTR, False))
 
 
 def admin_required(view):
@@ -38,6 +52,7 @@ def admin_required(view):
 def init_app(app: Flask) -> None:
     """Require a login before every non-public endpoint."""
     from portail.extensions import login_manager
+    from portail.models import Role
 
     @app.before_request
     def require_login():
@@ -46,5 +61,11 @@ def init_app(app: Flask) -> None:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         if request.blueprint == "gestion" and not current_user.is_staff:
+            abort(403)
+        if (
+            request.blueprint == "gestion"
+            and current_user.role is Role.ANIMATOR
+            and not _animators_allowed(request.endpoint)
+        ):
             abort(403)
         return None

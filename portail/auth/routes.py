@@ -153,7 +153,7 @@ def staff_login():
 
 def _login(staff_only: bool):
     if current_user.is_authenticated:
-        return redirect(url_for("gestion.dashboard" if current_user.is_staff else "account.home"))
+        return redirect(url_for(current_user.home_endpoint))
     form = LoginForm()
     not_activated = False
     template = partial(render_template, "auth/login.html", form=form, staff_only=staff_only)
@@ -182,7 +182,7 @@ def _login(staff_only: bool):
             login_user(user)
             session["login_at"] = utcnow().timestamp()
             flash(f"Bienvenue {user.first_name} !", "success")
-            default = url_for("gestion.dashboard" if user.is_staff else "account.home")
+            default = url_for(user.home_endpoint)
             response = redirect(target or default)
             _remember_device(response, cookie, user)
             return response

@@ -6,6 +6,7 @@ from portail.gestion import (  # noqa: F401  (their views register on bp)
     document_routes,
     dossier_routes,
     opening_routes,
+    register_routes,
     request_routes,
 )
 from portail.gestion.routes import bp  # noqa: F401  (defined with the main routes; the app registers it)

@@ -124,7 +124,11 @@ class StaffForm(FlaskForm):
     email = email_field()
     role = SelectField(
         "Rôle",
-        choices=[(Role.AGENT.value, "Gestionnaire"), (Role.ADMIN.value, "Administrateur")],
+        choices=[
+            (Role.AGENT.value, "Gestionnaire"),
+            (Role.ANIMATOR.value, "Animateur (pointage seulement)"),
+            (Role.ADMIN.value, "Administrateur"),
+        ],
         validators=[required()],
     )
 

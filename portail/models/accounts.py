@@ -84,6 +84,14 @@ class User(FullName, UserMixin, db.Model):
     def is_staff(self) -> bool:
         return self.role.is_staff
 
+    @property
+    def home_endpoint(self) -> str:
+        """Where the account lands after logging in: the parent's space, the registers for an
+        animator, the dashboard for the other staff."""
+        if self.role is Role.ANIMATOR:
+            return "gestion.registers"
+        return "gestion.dashboard" if self.is_staff else "account.home"
+
     def end_all_sessions(self) -> None:
         """Invalidate every session cookie issued so far for this account."""
         self.session_token = new_session_token()

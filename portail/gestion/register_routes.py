@@ -1,0 +1,221 @@
+"""Pointage: the day's registers in an animator's hand (a tablet, a phone), and their closing.
+
+Every mark is a plain form (it works without JavaScript); with htmx each tap is sent at once and only
+its row comes back. static/js/pointage.js keeps in the page the marks the network did not take and
+sends them again (with the time of the tap), showing "non envoyé" meanwhile.
+"""
+
+from datetime import date, timedelta
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+
+from portail.access import for_animators
+from portail.extensions import db
+from portail.files import send_photo
+from portail.formatting import today_in_paris
+from portail.gestion.routes import bp
+from portail.htmx import is_htmx
+from portail.models import EXCUSE_REASONS, Activity, Child, Presence, utcnow
+from portail.services import registers as register_service
+from portail.services.outbox import commit, rollback
+
+PRESENCES = {"present": Presence.PRESENT, "unexcused": Presence.UNEXCUSED, "excused": Presence.EXCUSED}
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        abort(404)
+
+
+def _register_url(activity_id: int, day: date, anchor: str | None = None) -> str:
+    return url_for("gestion.register", activity_id=activity_id, day=day.isoformat(), _anchor=anchor)
+
+
+@bp.get("/pointage")
+@for_animators
+def registers():
+    """The day's registers: every activity open that day, by site, with its figures."""
+    today = today_in_paris(utcnow())
+    asked = request.args.get("jour")
+    day = _day(asked) if asked else today
+    activities = register_service.activities_on(day)
+    return render_template(
+        "gestion/registers.html",
+        day=day,
+        today=today,
+        previous=day - timedelta(days=1),
+        following=day + timedelta(days=1),
+        activities=activities,
+        figures=register_service.figures(activities, day),
+    )
+
+
+def _open(activity_id: int, day_value: str) -> tuple[Activity, date]:
+    activity = db.get_or_404(Activity, activity_id)
+    day = _day(day_value)
+    if day < activity.start_date or day > activity.end_date:
+        abort(404)
+    return activity, day
+
+
+@bp.get("/pointage/<int:activity_id>/<day>")
+@for_animators
+def register(activity_id: int, day: str):
+    """One register: the children expected, their health alerts and who may collect them; a tap marks."""
+    activity, day = _open(activity_id, day)
+    now = utcnow()
+    sheet = register_service.read(activity, day)
+    register_service.audit_view(current_user, sheet)
+    commit()
+    return render_template(
+        "gestion/register.html",
+        sheet=sheet,
+        reasons=EXCUSE_REASONS,
+        refusal=register_service.may_edit(current_user, sheet.closing, day, now),
+        can_reopen=sheet.closing is not None and current_user.role.value != "animator",
+        today=today_in_paris(now),
+    )
+
+
+@bp.post("/pointage/<int:activity_id>/<day>/enfants/<int:child_id>")
+@for_animators
+def register_mark(activity_id: int, day: str, child_id: int):
+    """Mark a child present or absent (htmx: the row comes back; else the register)."""
+    activity, day = _open(activity_id, day)
+    presence = PRESENCES.get(request.form.get("presence", ""))
+    now = utcnow()
+    error = None
+    if presence is None:
+        error = "Choisissez Présent ou Absent."
+    else:
+        try:
+            register_service.mark(
+                activity,
+                day,
+                child_id,
+                presence,
+                request.form.get("reason") or None,
+                current_user,
+                now,
+                register_service.tapped_at(request.form.get("tapped"), now),
+            )
+            commit()
+        except LookupError:
+            rollback()
+            abort(404)
+        except register_service.RegisterError as refused:
+            rollback()
+            error = str(refused)
+    if not is_htmx():
+        if error:
+            flash(error, "error")
+        return redirect(_register_url(activity.id, day, f"enfant-{child_id}"))
+    sheet = register_service.read(activity, day)
+    row = next((row for row in sheet.rows if row.child_id == child_id), None)
+    if row is None:
+        abort(404)
+    return (
+        render_template(
+            "gestion/_register_row.html",
+            sheet=sheet,
+            row=row,
+            reasons=EXCUSE_REASONS,
+            refusal=register_service.may_edit(current_user, sheet.closing, day, now),
+            error=error,
+            swapped=True,
+        ),
+        409 if error and sheet.closing is not None else 422 if error else 200,
+    )
+
+
+@bp.get("/pointage/<int:activity_id>/<day>/enfants/<int:child_id>/photo")
+@for_animators
+def register_photo(activity_id: int, day: str, child_id: int):
+    """The photo of a child on this register (an animator sees no other child's)."""
+    activity, day = _open(activity_id, day)
+    child = db.get_or_404(Child, child_id)
+    if not child.photo or child_id not in {row.child_id for row in register_service.read(activity, day).rows}:
+        abort(404)
+    return send_photo(child.photo)
+
+
+@bp.route("/pointage/<int:activity_id>/<day>/ajouter", methods=["GET", "POST"])
+@for_animators
+def register_add(activity_id: int, day: str):
+    """A child enrolled in the activity who is there without a booking: found by name, marked present."""
+    activity, day = _open(activity_id, day)
+    if request.method == "POST":
+        now = utcnow()
+        try:
+            child = register_service.add_present(activity, day, request.form.get("child_id", type=int) or 0, current_user, now)
+            commit()
+        except LookupError:
+            rollback()
+            abort(404)
+        except register_service.RegisterError as refused:
+            rollback()
+            flash(str(refused), "error")
+            return redirect(_register_url(activity.id, day))
+        flash(f"{child.full_name} est ajouté(e) au pointage, présent(e) sans réservation.", "success")
+        return redirect(_register_url(activity.id, day, f"enfant-{child.id}"))
+    query = request.args.get("q", "").strip()
+    return render_template(
+        "gestion/register_add.html",
+        activity=activity,
+        day=day,
+        query=query,
+        found=register_service.addable(activity, day, query) if query else [],
+    )
+
+
+@bp.route("/pointage/<int:activity_id>/<day>/cloturer", methods=["GET", "POST"])
+@for_animators
+def register_close(activity_id: int, day: str):
+    """Close the register: asked first, with the children not marked (they will be absent)."""
+    activity, day = _open(activity_id, day)
+    if request.method == "POST":
+        try:
+            unmarked = register_service.close(activity, day, current_user, utcnow())
+            commit()
+        except IntegrityError:
+            rollback()
+            flash("Ce registre est déjà clôturé.", "info")
+            return redirect(_register_url(activity.id, day))
+        except register_service.RegisterError as refused:
+            rollback()
+            flash(str(refused), "info")
+            return redirect(_register_url(activity.id, day))
+        flash(
+            "Registre clôturé."
+            + (f" {unmarked} enfant(s) non pointé(s) compté(s) absent(s) sans justification." if unmarked else ""),
+            "success",
+        )
+        return redirect(_register_url(activity.id, day))
+    sheet = register_service.read(activity, day)
+    if sheet.closing is not None:
+        flash("Ce registre est déjà clôturé.", "info")
+        return redirect(_register_url(activity.id, day))
+    return render_template(
+        "gestion/register_close.html",
+        sheet=sheet,
+        unmarked=[row for row in sheet.expected if row.presence is None],
+    )
+
+
+@bp.post("/pointage/<int:activity_id>/<day>/rouvrir")
+@for_animators
+def register_reopen(activity_id: int, day: str):
+    """An agent reopens a closed register (animators may not)."""
+    activity, day = _open(activity_id, day)
+    try:
+        register_service.reopen(activity, day, current_user)
+        commit()
+        flash("Registre rouvert : le pointage peut être corrigé.", "success")
+    except register_service.RegisterError as refused:
+        rollback()
+        flash(str(refused), "error")
+    return redirect(_register_url(activity.id, day))

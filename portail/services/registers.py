@@ -1,0 +1,477 @@
+"""Registers (Pointage): who the service expects on a day of an activity, who was there, and the
+register's closing, which makes its marks what billing uses.
+
+A register is read in a constant number of queries, whatever its size. A mark is one upsert that keeps
+the latest tap: an animator's tablet that lost the network sends its queued marks later with the time
+they were tapped, so an older mark never overwrites a newer one, and the same mark sent twice changes
+nothing. A closed register is read-only for animators; agents and administrators may still correct it
+or reopen it (audited).
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from portail.extensions import db
+from portail.formatting import short_date, today_in_paris
+from portail.models import (
+    EXCUSE_REASONS,
+    Activity,
+    Attendance,
+    AuthorizedContact,
+    Booking,
+    BookingState,
+    Child,
+    Enrolment,
+    Guardian,
+    Presence,
+    RegisterClosing,
+    Role,
+    SickDeclaration,
+    User,
+)
+from portail.services import audit
+from portail.services.transactions import upsert
+
+# The bookings a register shows: the children expected (RESERVED), and apart those the family said
+# would not come (a sickness, an absence) or whose day the town cancelled.
+EXPECTED = BookingState.RESERVED
+SHOWN_STATES = (BookingState.RESERVED, BookingState.SICK, BookingState.ABSENT, BookingState.ABSENCE_REQUESTED)
+# How far back a queued mark may say it was tapped (a tablet's clock, a mark left offline overnight).
+OLDEST_TAP = timedelta(days=2)
+
+
+class RegisterError(ValueError):
+    """A mark, an addition or a closing the register refuses, with its French message."""
+
+
+@dataclass
+class Contact:
+    name: str
+    relation: str
+    phone: str
+    can_pick_up: bool
+
+
+@dataclass
+class Row:
+    """One child on the register."""
+
+    child_id: int
+    family_id: int
+    first_name: str
+    last_name: str
+    school_class: str | None
+    age: int
+    photo: bool
+    allergies: str | None
+    pai: bool
+    health_notes: str | None
+    booking: BookingState | None  # None: present without a booking (added on the register)
+    presence: Presence | None = None
+    reason: str | None = None
+    sick_declared: bool = False
+    contacts: list[Contact] = field(default_factory=list)
+
+    @property
+    def expected(self) -> bool:
+        return self.booking is EXPECTED
+
+    @property
+    def alerts(self) -> list[str]:
+        found = []
+        if self.pai:
+            found.append("PAI")
+        if self.allergies:
+            found.append(f"Allergies : {self.allergies}")
+        if self.health_notes:
+            found.append(self.health_notes)
+        return found
+
+
+@dataclass
+class Register:
+    activity: Activity
+    day: date
+    rows: list[Row]
+    closing: RegisterClosing | None
+
+    @property
+    def expected(self) -> list[Row]:
+        return [row for row in self.rows if row.expected or (row.booking is None and row.presence)]
+
+    @property
+    def not_coming(self) -> list[Row]:
+        return [row for row in self.rows if not row.expected and row.booking is not None]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        rows = self.expected
+        return {
+            "attendus": sum(1 for row in rows if row.expected),
+            "presents": sum(1 for row in rows if row.presence is Presence.PRESENT),
+            "absents": sum(1 for row in rows if row.presence in (Presence.EXCUSED, Presence.UNEXCUSED)),
+            "non_pointes": sum(1 for row in rows if row.presence is None),
+        }
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def activities_on(day: date) -> list[Activity]:
+    """The activities open that weekday in their date range, by site and name (one query; closing days
+    and holidays are told on the register itself)."""
+    found = db.session.scalars(
+        sa.select(Activity)
+        .where(Activity.start_date <= day, Activity.end_date >= day)
+        .order_by(Activity.site, Activity.name)
+    ).all()
+    return [activity for activity in found if str(day.isoweekday()) in activity.weekdays]
+
+
+@dataclass
+class Figures:
+    expected: int = 0
+    marked: int = 0
+    closed: bool = False
+
+
+def figures(activities: list[Activity], day: date) -> dict[int, Figures]:
+    """Each activity's children expected and marked that day, and whether its register is closed
+    (three queries)."""
+    ids = [activity.id for activity in activities]
+    found = {activity_id: Figures() for activity_id in ids}
+    if not ids:
+        return found
+    connection = db.session.connection()
+    for activity_id, count in connection.execute(
+        sa.select(Booking.activity_id, sa.func.count())
+        .where(Booking.activity_id.in_(ids), Booking.day == day, Booking.state == EXPECTED)
+        .group_by(Booking.activity_id)
+    ):
+        found[activity_id].expected = count
+    for activity_id, count in connection.execute(
+        sa.select(Attendance.activity_id, sa.func.count())
+        .where(Attendance.activity_id.in_(ids), Attendance.day == day)
+        .group_by(Attendance.activity_id)
+    ):
+        found[activity_id].marked = count
+    for (activity_id,) in connection.execute(
+        sa.select(RegisterClosing.activity_id).where(
+            RegisterClosing.activity_id.in_(ids), RegisterClosing.day == day
+        )
+    ):
+        found[activity_id].closed = True
+    return found
+
+
+def read(activity: Activity, day: date) -> Register:
+    """The register of an activity's day: its children (booked, or present without a booking), their
+    marks, health alerts and who may collect them (five queries, whatever the number of children)."""
+    connection = db.session.connection()
+    states = dict(
+        connection.execute(
+            sa.select(Booking.child_id, Booking.state).where(
+                Booking.activity_id == activity.id, Booking.day == day, Booking.state.in_(SHOWN_STATES)
+            )
+        ).all()
+    )
+    marks = {
+        child_id: (presence, reason)
+        for child_id, presence, reason in connection.execute(
+            sa.select(Attendance.child_id, Attendance.presence, Attendance.reason).where(
+                Attendance.activity_id == activity.id, Attendance.day == day
+            )
+        )
+    }
+    ids = set(states) | set(marks)
+    rows: dict[int, Row] = {}
+    if ids:
+        children = connection.execute(
+            sa.select(
+                Child.id,
+                Child.family_id,
+                Child.first_name,
+                Child.last_name,
+                Child.school_class,
+                Child.birth_date,
+                Child.photo,
+                Child.allergies,
+                Child.pai,
+                Child.health_notes,
+                SickDeclaration.id.label("sick"),
+            )
+            .outerjoin(
+                SickDeclaration, sa.and_(SickDeclaration.child_id == Child.id, SickDeclaration.day == day)
+            )
+            .where(Child.id.in_(ids))
+        )
+        for child in children:
+            presence, reason = marks.get(child.id, (None, None))
+            rows[child.id] = Row(
+                child_id=child.id,
+                family_id=child.family_id,
+                first_name=child.first_name,
+                last_name=child.last_name,
+                school_class=child.school_class,
+                age=age_on(child.birth_date, day),
+                photo=bool(child.photo),
+                allergies=child.allergies,
+                pai=child.pai,
+                health_notes=child.health_notes,
+                booking=states.get(child.id),
+                presence=presence,
+                reason=reason,
+                sick_declared=child.sick is not None,
+            )
+        _add_contacts(rows)
+    closing = db.session.get(RegisterClosing, (activity.id, day))
+    ordered = sorted(rows.values(), key=lambda row: (row.last_name.lower(), row.first_name.lower()))
+    return Register(activity, day, ordered, closing)
+
+
+def _add_contacts(rows: dict[int, Row]) -> None:
+    """The people allowed to collect each child and the responsables' phones (two queries)."""
+    for contact in db.session.execute(
+        sa.select(AuthorizedContact)
+        .where(AuthorizedContact.child_id.in_(list(rows)))
+        .order_by(AuthorizedContact.id)
+    ).scalars():
+        rows[contact.child_id].contacts.append(
+            Contact(
+                f"{contact.first_name} {contact.last_name}",
+                contact.relationship_label,
+                contact.phone,
+                contact.can_pick_up,
+            )
+        )
+    families = {row.family_id for row in rows.values()}
+    guardians: dict[int, list[Contact]] = {}
+    for guardian in db.session.execute(
+        sa.select(Guardian).where(Guardian.family_id.in_(families)).order_by(Guardian.position)
+    ).scalars():
+        phone = guardian.phone or guardian.phone_home or guardian.phone_work
+        if phone:
+            guardians.setdefault(guardian.family_id, []).append(
+                Contact(f"{guardian.first_name} {guardian.last_name}", "Responsable", phone, True)
+            )
+    for row in rows.values():
+        row.contacts = guardians.get(row.family_id, []) + row.contacts
+
+
+def audit_view(agent: User, register: Register) -> None:
+    """A register shows health alerts: its reading is recorded once per view."""
+    alerts = sum(1 for row in register.rows if row.alerts)
+    audit.record(
+        agent,
+        "register.viewed",
+        "activity",
+        register.activity.id,
+        f"{register.activity.name}, {short_date(register.day)} ({alerts} alerte(s) santé)",
+    )
+
+
+def may_edit(user: User, closing: RegisterClosing | None, day: date, now: datetime) -> str | None:
+    """Why `user` may not mark this register now (None: they may)."""
+    today = today_in_paris(now)
+    if day > today:
+        return "Le pointage d'un jour à venir n'est pas possible."
+    if user.role is Role.ANIMATOR and day < today - timedelta(days=1):
+        return "Ce registre est trop ancien : seul un gestionnaire peut le corriger."
+    if closing is not None and user.role is Role.ANIMATOR:
+        return "Ce registre est clôturé : seul un gestionnaire peut le modifier."
+    return None
+
+
+def tapped_at(value: str | None, now: datetime) -> datetime:
+    """When the animator tapped, from the page's clock (milliseconds since the epoch), kept within the
+    last two days and not after `now`; `now` when not given or unreadable."""
+    try:
+        moment = datetime.fromtimestamp(int(value) / 1000, tz=now.tzinfo)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return now
+    return min(max(moment, now - OLDEST_TAP), now)
+
+
+def mark(
+    activity: Activity,
+    day: date,
+    child_id: int,
+    presence: Presence,
+    reason: str | None,
+    user: User,
+    now: datetime,
+    tapped: datetime | None = None,
+) -> None:
+    """Record a child's presence or absence; the latest tap wins, a repeated one changes nothing.
+
+    The child must be on the register (booked that day, or already added)."""
+    closing = db.session.get(RegisterClosing, (activity.id, day))
+    if (refusal := may_edit(user, closing, day, now)) is not None:
+        raise RegisterError(refusal)
+    on_register = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Child)
+        .where(
+            Child.id == child_id,
+            sa.or_(
+                sa.exists().where(
+                    Booking.child_id == child_id,
+                    Booking.activity_id == activity.id,
+                    Booking.day == day,
+                    Booking.state.in_(SHOWN_STATES),
+                ),
+                sa.exists().where(
+                    Attendance.child_id == child_id, Attendance.activity_id == activity.id, Attendance.day == day
+                ),
+            ),
+        )
+    )
+    if not on_register:
+        raise LookupError("child not on this register")
+    write_mark(activity.id, day, child_id, presence, reason, user, tapped or now, now)
+
+
+def write_mark(
+    activity_id: int,
+    day: date,
+    child_id: int,
+    presence: Presence,
+    reason: str | None,
+    user: User,
+    tapped: datetime,
+    now: datetime,
+) -> None:
+    """The one place a mark is written: an upsert keeping the latest tap (atomic on both databases)."""
+    if presence is Presence.EXCUSED:
+        if reason not in EXCUSE_REASONS:
+            raise RegisterError("Choisissez le motif de l'absence justifiée.")
+    else:
+        reason = None
+    insert = upsert(Attendance).values(
+        child_id=child_id,
+        activity_id=activity_id,
+        day=day,
+        presence=presence,
+        reason=reason,
+        marked_at=tapped,
+        marked_by_id=user.id,
+        recorded_at=now,
+    )
+    db.session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[Attendance.child_id, Attendance.activity_id, Attendance.day],
+            set_={
+                "presence": insert.excluded.presence,
+                "reason": insert.excluded.reason,
+                "marked_at": insert.excluded.marked_at,
+                "marked_by_id": insert.excluded.marked_by_id,
+                "recorded_at": insert.excluded.recorded_at,
+            },
+            where=Attendance.marked_at <= insert.excluded.marked_at,
+        )
+    )
+
+
+def addable(activity: Activity, day: date, query: str, limit: int = 20) -> list[Child]:
+    """Children enrolled in the activity that day and not on its register, whose name matches."""
+    words = [word for word in query.split() if word][:3]
+    if not words:
+        return []
+    statement = (
+        sa.select(Child)
+        .join(Enrolment, Enrolment.child_id == Child.id)
+        .where(
+            Enrolment.activity_id == activity.id,
+            Enrolment.start_date <= day,
+            Enrolment.end_date >= day,
+            ~sa.exists().where(
+                Booking.child_id == Child.id,
+                Booking.activity_id == activity.id,
+                Booking.day == day,
+                Booking.state.in_(SHOWN_STATES),
+            ),
+            ~sa.exists().where(
+                Attendance.child_id == Child.id, Attendance.activity_id == activity.id, Attendance.day == day
+            ),
+            sa.or_(Enrolment.weekdays.is_(None), Enrolment.weekdays.contains(str(day.isoweekday()))),
+        )
+        .order_by(Child.last_name, Child.first_name)
+        .limit(limit)
+    )
+    for word in words:
+        pattern = f"%{word.lower()}%"
+        statement = statement.where(
+            sa.or_(sa.func.lower(Child.first_name).like(pattern), sa.func.lower(Child.last_name).like(pattern))
+        )
+    return db.session.scalars(statement.distinct()).all()
+
+
+def _enrolled_on(child_id: int, activity_id: int, day: date, weekday: str) -> bool:
+    return bool(
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Enrolment)
+            .where(
+                Enrolment.child_id == child_id,
+                Enrolment.activity_id == activity_id,
+                Enrolment.start_date <= day,
+                Enrolment.end_date >= day,
+                sa.or_(Enrolment.weekdays.is_(None), Enrolment.weekdays.contains(weekday)),
+            )
+        )
+    )
+
+
+def add_present(activity: Activity, day: date, child_id: int, user: User, now: datetime) -> Child:
+    """A child enrolled in the activity who is there without a booking: marked present (billed as a
+    presence without booking, per the tariff, once the register is closed); audited."""
+    closing = db.session.get(RegisterClosing, (activity.id, day))
+    if (refusal := may_edit(user, closing, day, now)) is not None:
+        raise RegisterError(refusal)
+    child = db.session.get(Child, child_id)
+    if child is None or not _enrolled_on(child_id, activity.id, day, str(day.isoweekday())):
+        raise LookupError("child not enrolled in this activity that day")
+    write_mark(activity.id, day, child_id, Presence.PRESENT, None, user, now, now)
+    audit.record(
+        user, "register.added", "activity", activity.id, f"{child.full_name}, {activity.name}, {short_date(day)}"
+    )
+    return child
+
+
+def close(activity: Activity, day: date, user: User, now: datetime) -> int:
+    """Close the day's register: the children expected and not marked are marked absent without
+    excuse (what billing will use), the closing is recorded and audited. Returns how many were
+    marked so. Closed already (a double click, another tablet): RegisterError."""
+    if day > today_in_paris(now):
+        raise RegisterError("Un registre ne peut être clôturé qu'à partir de son jour.")
+    if db.session.get(RegisterClosing, (activity.id, day)) is not None:
+        raise RegisterError("Ce registre est déjà clôturé.")
+    register = read(activity, day)
+    unmarked = [row for row in register.rows if row.expected and row.presence is None]
+    for row in unmarked:
+        write_mark(activity.id, day, row.child_id, Presence.UNEXCUSED, None, user, now, now)
+    db.session.add(RegisterClosing(activity_id=activity.id, day=day, closed_at=now, closed_by_id=user.id))
+    db.session.flush()  # (two closings at once: the second's primary key conflicts, and it is told)
+    counts = read(activity, day).counts
+    audit.record(
+        user,
+        "register.closed",
+        "activity",
+        activity.id,
+        f"{activity.name}, {short_date(day)} : {counts['presents']} présent(s), {counts['absents']} absent(s)",
+    )
+    return len(unmarked)
+
+
+def reopen(activity: Activity, day: date, user: User) -> None:
+    """An agent reopens a closed register (an animator may not); audited."""
+    if user.role is Role.ANIMATOR:
+        raise RegisterError("Seul un gestionnaire peut rouvrir un registre clôturé.")
+    closing = db.session.get(RegisterClosing, (activity.id, day))
+    if closing is None:
+        raise RegisterError("Ce registre n'est pas clôturé.")
+    db.session.delete(closing)
+    audit.record(user, "register.reopened", "activity", activity.id, f"{activity.name}, {short_date(day)}")

@@ -1,0 +1,106 @@
+/* Pointage: each tap is sent at once by htmx; a tap the network did not take is kept (in the page
+   and in localStorage, with the time it was tapped) and sent again every few seconds and when the
+   network comes back, its row saying "Non envoyé" meanwhile. The server keeps the latest tap, so a
+   mark sent twice or late never undoes a newer one. */
+(function () {
+  "use strict";
+  var KEY = "portail-pointage";
+  var RETRY_MS = 5000;
+  var sending = false;
+
+  function queue() {
+    try { return JSON.parse(localStorage.getItem(KEY) || "[]"); } catch (e) { return []; }
+  }
+  function save(items) {
+    try { localStorage.setItem(KEY, JSON.stringify(items)); } catch (e) { /* private mode: page only */ }
+    memory = items;
+  }
+  var memory = queue();
+  function pending() { return memory; }
+
+  function rowOf(url) {
+    var forms = document.querySelectorAll("form.register-mark");
+    for (var i = 0; i < forms.length; i++) {
+      if (forms[i].getAttribute("action") === url) return forms[i].closest("li");
+    }
+    return null;
+  }
+
+  function showWaiting() {
+    var box = document.getElementById("file-attente");
+    var count = pending().length;
+    if (!box) return;
+    box.hidden = count === 0;
+    box.textContent = count ? count + " pointage(s) non envoyé(s) : ils seront renvoyés dès que le réseau revient." : "";
+    pending().forEach(function (item) {
+      var row = rowOf(item.url);
+      if (!row) return;
+      row.classList.add("unsent");
+      var sync = row.querySelector(".register-sync");
+      if (sync) { sync.hidden = false; sync.textContent = "Non envoyé"; }
+      row.querySelectorAll("button.mark").forEach(function (button) {
+        button.setAttribute("aria-pressed", String(button.value === item.presence || (item.presence === "excused" && button.value === "unexcused")));
+      });
+    });
+  }
+
+  function keep(url, params) {
+    var items = pending().filter(function (item) { return item.url !== url; });
+    items.push({ url: url, body: params.toString(), presence: params.get("presence") });
+    save(items);
+    showWaiting();
+  }
+
+  function token() {
+    var input = document.querySelector("input[name=csrf_token]");
+    return input ? input.value : "";
+  }
+
+  function resend() {
+    if (sending || !pending().length) return;
+    sending = true;
+    var item = pending()[0];
+    fetch(item.url, {
+      method: "POST",
+      body: item.body,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "HX-Request": "true", "X-CSRFToken": token() }
+    }).then(function (response) {
+      return response.text().then(function (html) {
+        if (response.status >= 500) throw new Error("server");
+        save(pending().filter(function (other) { return other.url !== item.url || other.body !== item.body; }));
+        var row = rowOf(item.url);
+        if (row && html.indexOf("<li") !== -1) {
+          row.insertAdjacentHTML("afterend", html);
+          var fresh = row.nextElementSibling;
+          row.remove();
+          if (window.htmx) window.htmx.process(fresh);
+        }
+        sending = false;
+        showWaiting();
+        resend();
+      });
+    }).catch(function () { sending = false; });
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var form = event.detail.elt;
+    if (!form.classList || !form.classList.contains("register-mark")) return;
+    event.detail.parameters.tapped = String(Date.now());
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    var form = event.detail.elt;
+    if (!form.classList || !form.classList.contains("register-mark")) return;
+    var config = event.detail.requestConfig || {};
+    var params = new URLSearchParams();
+    var values = config.formData || config.parameters;
+    if (values && values.forEach) {
+      values.forEach(function (value, name) { params.append(name, value); });
+    }
+    if (!params.get("tapped")) params.set("tapped", String(Date.now()));
+    keep(form.getAttribute("action"), params);
+  });
+  window.addEventListener("online", resend);
+  setInterval(resend, RETRY_MS);
+  document.addEventListener("DOMContentLoaded", function () { showWaiting(); resend(); });
+})();
