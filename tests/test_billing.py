@@ -567,6 +567,11 @@ def test_tariff_form_checks_brackets_and_saves_nothing_on_bad_input(client, auth
         "valid_until": "",
         "surcharge": "",
         "bill_late_absences": "y",
+        "bill_unexcused_absences": "y",
+        "unbooked_price": "",
+        "unbooked_surcharge": "",
+        "sick_days_billed": "1",
+        "sick_certificate_days": "3",
     }
 
     def rows(*pairs):
@@ -588,6 +593,9 @@ def test_tariff_form_checks_brackets_and_saves_nothing_on_bad_input(client, auth
             "La date de fin doit suivre la date de début",
         ),
         (base | {"activity": "0"} | rows(("", "1,00")), "Choisissez l'activité"),
+        (base | {"unbooked_price": "gratuit"} | rows(("", "1,00")), "Saisissez un montant en euros"),
+        (base | {"sick_days_billed": "-1"} | rows(("", "1,00")), "Entre 0 et 30."),
+        (base | {"sick_certificate_days": ""} | rows(("", "1,00")), "Saisissez le délai."),
     ):
         response = client.post("/gestion/facturation/tarifs/nouveau", data=data)
         assert response.status_code == 422, data
@@ -595,7 +603,10 @@ def test_tariff_form_checks_brackets_and_saves_nothing_on_bad_input(client, auth
     assert db.session.scalar(sa.select(sa.func.count(Tariff.id))) == 1
     response = client.post(
         "/gestion/facturation/tarifs/nouveau",
-        data=base | {"surcharge": "1,50"} | rows(("622", "1,10"), ("1000", "3,40"), ("", "5,20")),
+        data=base
+        | {"surcharge": "1,50", "unbooked_price": "6,00", "unbooked_surcharge": "2", "sick_days_billed": "2"}
+        | {"bill_unexcused_absences": ""}
+        | rows(("622", "1,10"), ("1000", "3,40"), ("", "5,20")),
         follow_redirects=True,
     )
     assert "Le tarif est enregistré." in response.get_data(as_text=True)
@@ -606,6 +617,13 @@ def test_tariff_form_checks_brackets_and_saves_nothing_on_bad_input(client, auth
         (1001, None, 520),
     ]
     assert tariff.late_surcharge_cents == 150 and tariff.bill_late_absences is True
+    assert (
+        tariff.bill_unexcused_absences,
+        tariff.unbooked_price_cents,
+        tariff.unbooked_surcharge_cents,
+        tariff.sick_days_billed,
+        tariff.sick_certificate_days,
+    ) == (False, 600, 200, 2, 3)
     page = client.get("/gestion/facturation/tarifs").get_data(as_text=True)
     assert "1001 et plus" in page and "5,20" in page
 

@@ -29,7 +29,8 @@ def tariff_new():
     form = TariffForm()
     form.activity.choices = [(0, "— Choisir —")] + billing.activity_choices()
     if request.method == "GET":
-        form.bill_late_absences.data = True
+        form.bill_late_absences.data = form.bill_unexcused_absences.data = True
+        form.sick_days_billed.data, form.sick_certificate_days.data = 1, 3
     if form.validate_on_submit():
         try:
             billing.create_tariff(
@@ -40,6 +41,11 @@ def tariff_new():
                 valid_until=form.valid_until.data,
                 late_surcharge_cents=form.surcharge_cents(),
                 bill_late_absences=form.bill_late_absences.data,
+                bill_unexcused_absences=form.bill_unexcused_absences.data,
+                unbooked_price_cents=form.unbooked_cents()[0],
+                unbooked_surcharge_cents=form.unbooked_cents()[1],
+                sick_days_billed=form.sick_days_billed.data,
+                sick_certificate_days=form.sick_certificate_days.data,
             )
         except BillingError as problem:
             form.form_errors.append(str(problem))

@@ -356,10 +356,10 @@ class DayEntryForm(FlaskForm):
             raise ValidationError("Choisissez l'activité.")
 
 
-def _euros_field(label: str, **kwargs) -> StringField:
+def _euros_field(label: str, description: str = "En euros, par exemple 3,30", **kwargs) -> StringField:
     return StringField(
         label,
-        description="En euros, par exemple 3,30",
+        description=description,
         render_kw={"inputmode": "decimal", "autocomplete": "off"},
         **kwargs,
     )
@@ -392,6 +392,30 @@ class TariffForm(FlaskForm):
     valid_until = DateField("Valable jusqu'au", validators=[Optional()])
     surcharge = _euros_field("Majoration par jour réservé hors délai", validators=[_check_euros])
     bill_late_absences = BooleanField("Facturer les absences déclarées après le délai d'absence")
+    # From the registers, once a day's register is closed
+    bill_unexcused_absences = BooleanField(
+        "Facturer les absences injustifiées (réservé, absent au pointage, sans absence déclarée)"
+    )
+    unbooked_price = _euros_field(
+        "Prix d'une présence sans réservation",
+        description="En euros ; vide : le prix du jour selon la tranche de la famille.",
+        validators=[_check_euros],
+    )
+    unbooked_surcharge = _euros_field("Majoration par présence sans réservation", validators=[_check_euros])
+    sick_days_billed = IntegerField(
+        "Jours de carence facturés en cas de maladie",
+        validators=[
+            InputRequired("Saisissez le nombre de jours."),
+            NumberRange(min=0, max=30, message="Entre 0 et 30."),
+        ],
+    )
+    sick_certificate_days = IntegerField(
+        "Délai d'envoi du certificat médical (jours après le premier jour de maladie)",
+        validators=[
+            InputRequired("Saisissez le délai."),
+            NumberRange(min=0, max=60, message="Entre 0 et 60 jours."),
+        ],
+    )
     brackets = FieldList(
         FormField(BracketForm), label="Tranche", min_entries=BRACKET_ROWS, max_entries=BRACKET_ROWS
     )
@@ -416,6 +440,17 @@ class TariffForm(FlaskForm):
         """The surcharge entered, in cents (none: 0)."""
         text = (self.surcharge.data or "").strip()
         return billing.parse_euros(text) if text else 0
+
+    def unbooked_cents(self) -> tuple[int | None, int]:
+        """The price of a presence without booking (None: the day's) and its surcharge, in cents."""
+        price, surcharge = (
+            (self.unbooked_price.data or "").strip(),
+            (self.unbooked_surcharge.data or "").strip(),
+        )
+        return (
+            billing.parse_euros(price) if price else None,
+            billing.parse_euros(surcharge) if surcharge else 0,
+        )
 
 
 class PaymentForm(FlaskForm):

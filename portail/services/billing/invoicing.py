@@ -1,5 +1,17 @@
-"""Invoicing a batch of families for a month: their lines from the bookings, the comparison with the
-invoice in force, gap-free numbers, the invoices and credit notes issued, and the parents' mail.
+"""Invoicing a batch of families for a month: their lines from the bookings (and, for a day whose
+register is closed, from what the register says happened), the comparison with the invoice in force,
+gap-free numbers, the invoices and credit notes issued, and the parents' mail.
+
+What a day bills, each line naming its rule:
+- reserved (or an absence still asked): "Jours réservés", plus the late-booking surcharge per tariff;
+  once the day's register is closed: present → the same; absent without excuse (or not marked) →
+  "Absences injustifiées" if the tariff bills them; absent with an excuse given to the animator → free;
+- present on a closed register without a booking → "Présences sans réservation" (the tariff's price
+  for them, else the day's) and its surcharge;
+- absent, asked after the absence deadline → "Absences hors délai" if the tariff bills them;
+- declared sick by the family → the sick-day rule (services.sickness): the carence and the days
+  without a certificate sent in time are billed, the others free;
+- cancelled by the town (a strike, a closure), refused, or nothing → never billed.
 
 A batch takes a constant number of queries, whatever the number of days. Lines equal to the invoice
 in force → nothing; other lines → a credit note cancelling it, and a new invoice if anything is left
@@ -15,12 +27,15 @@ import sqlalchemy as sa
 
 from portail.bookings import rules as booking_rules
 from portail.extensions import db
-from portail.formatting import euros, month_label, today_in_paris
+from portail.formatting import PARIS, euros, month_label, today_in_paris
 from portail.models import (
     Activity,
+    Attendance,
     Booking,
     BookingState,
     Child,
+    Document,
+    DocumentState,
     Family,
     Guardian,
     Invoice,
@@ -28,13 +43,17 @@ from portail.models import (
     InvoiceKind,
     InvoiceLine,
     LineState,
+    Presence,
+    RegisterClosing,
     Request,
     RequestKind,
     RequestLine,
+    SickDeclaration,
     Subscription,
     Tariff,
     User,
 )
+from portail.services.billing import sick_days as sickness
 from portail.services.billing.money import month_bounds
 from portail.services.billing.tariffs import family_quotient, price_for, tariff_on
 from portail.services.outbox import queue_mails
@@ -47,7 +66,26 @@ RESERVED_LABEL, LATE_ABSENCE_LABEL, SURCHARGE_LABEL = (
     "Absences hors délai",
     "Majoration réservation hors délai",
 )
-LABEL_ORDER = {RESERVED_LABEL: 0, LATE_ABSENCE_LABEL: 1, SURCHARGE_LABEL: 2}
+UNEXCUSED_LABEL, UNBOOKED_LABEL, UNBOOKED_SURCHARGE_LABEL = (
+    "Absences injustifiées",
+    "Présences sans réservation",
+    "Majoration présence sans réservation",
+)
+LABEL_ORDER = {
+    label: position
+    for position, label in enumerate(
+        [
+            RESERVED_LABEL,
+            LATE_ABSENCE_LABEL,
+            SURCHARGE_LABEL,
+            UNBOOKED_LABEL,
+            UNBOOKED_SURCHARGE_LABEL,
+            UNEXCUSED_LABEL,
+            sickness.CARENCE,
+            sickness.UNCERTIFIED,
+        ]
+    )
+}
 
 
 class ConcurrentRun(Exception):
@@ -74,7 +112,14 @@ def _sort_key(line: Line):
     return (line.child_name, line.activity_name, LABEL_ORDER.get(line.label, 9), line.unit_price_cents)
 
 
-_BILLED_STATES = [BookingState.RESERVED, BookingState.ABSENT, BookingState.ABSENCE_REQUESTED]
+_BILLED_STATES = [
+    BookingState.RESERVED,
+    BookingState.ABSENT,
+    BookingState.ABSENCE_REQUESTED,
+    BookingState.SICK,
+]
+# How far before the month a sickness's declared days are read (its carence may have begun then).
+SICKNESS_LOOKBACK = timedelta(days=31)
 
 
 def compute(
@@ -82,7 +127,8 @@ def compute(
 ) -> tuple[dict[int, list[Line]], dict, int]:
     """Each family's lines for the month, the quotient applied, and the count of booked days without tariff.
 
-    Four queries for the whole batch (bookings, accepted requests, children, responsables).
+    Seven queries for the whole batch (bookings, accepted requests, children, responsables, closed
+    registers, their marks, sick declarations).
     """
     first, last = month_bounds(month)
     low, high = family_ids[0], family_ids[-1]
@@ -118,11 +164,44 @@ def compute(
         key = (child_id, activity_id, day, kind)
         if key not in asked_at or asked_at[key] < created_at:
             asked_at[key] = created_at  # the request that set the day's current state is the latest accepted
+    closed = set(
+        connection.execute(
+            sa.select(RegisterClosing.activity_id, RegisterClosing.day).where(
+                RegisterClosing.day.between(first, last)
+            )
+        ).all()
+    )
+    marks: dict[tuple, Presence] = {}
+    if closed:
+        for child_id, activity_id, day, presence in connection.execute(
+            sa.select(Attendance.child_id, Attendance.activity_id, Attendance.day, Attendance.presence)
+            .join(Child, Child.id == Attendance.child_id)
+            .where(Child.family_id.between(low, high), Attendance.day.between(first, last))
+        ):
+            if (activity_id, day) in closed and child_id in children:
+                marks[(child_id, activity_id, day)] = presence
+    declared: dict[int, dict[date, date | None]] = defaultdict(dict)  # child → sick day → certificate sent
+    for child_id, day, sent in connection.execute(
+        sa.select(SickDeclaration.child_id, SickDeclaration.day, Document.uploaded_at)
+        .outerjoin(
+            # (a certificate the service refused does not count)
+            Document,
+            sa.and_(Document.id == SickDeclaration.document_id, Document.state != DocumentState.REFUSED),
+        )
+        .where(
+            SickDeclaration.family_id.between(low, high),
+            SickDeclaration.day.between(first - SICKNESS_LOOKBACK, last),
+        )
+    ):
+        if child_id in children:
+            declared[child_id][day] = sent.astimezone(PARIS).date() if sent else None
+    sick_rules: dict[tuple, dict[date, str]] = {}  # (child, carence, certificate delay) → day → rule
     counts: dict[int, dict[tuple, int]] = defaultdict(lambda: defaultdict(int))
     unpriced = 0
     names = {activity_id: activity.name for activity_id, activity in activities.items()}
     tariff_of: dict[tuple, Tariff | None] = {}  # (activity, day) → tariff: a month has few
     price_of: dict[tuple, int] = {}  # (tariff, quotient) → price
+    booked_days: set[tuple] = set()
     for child_id, activity_id, day, state in connection.execute(
         sa.select(Booking.child_id, Booking.activity_id, Booking.day, Booking.state)
         .join(Child, Child.id == Booking.child_id)
@@ -146,6 +225,26 @@ def compute(
         if (tariff.id, quotient) not in price_of:
             price_of[(tariff.id, quotient)] = price_for(tariff, quotient)
         price, name, bucket = price_of[(tariff.id, quotient)], names[activity_id], counts[family_id]
+        mark = marks.get((child_id, activity_id, day))
+        if state is BookingState.SICK:
+            rule_key = (child_id, tariff.sick_days_billed, tariff.sick_certificate_days)
+            if rule_key not in sick_rules:
+                sick_rules[rule_key] = sickness.sick_days(
+                    declared.get(child_id, {}), tariff.sick_days_billed, tariff.sick_certificate_days
+                )
+            rule = sick_rules[rule_key].get(day, sickness.UNCERTIFIED)
+            if sickness.BILLED[rule]:
+                bucket[(child_name, name, rule, price)] += 1
+            continue
+        if state is BookingState.ABSENT and mark is Presence.PRESENT:
+            continue  # came after all: billed below as a presence without booking
+        booked_days.add((child_id, activity_id, day))
+        if (activity_id, day) in closed and mark is not Presence.PRESENT and state is not BookingState.ABSENT:
+            # the register says the child did not come
+            if mark is None or mark is Presence.UNEXCUSED:
+                if tariff.bill_unexcused_absences:
+                    bucket[(child_name, name, UNEXCUSED_LABEL, price)] += 1
+            continue
         if state is BookingState.ABSENT:
             asked = asked_at.get((child_id, activity_id, day, RequestKind.ABSENCE))
             if (
@@ -163,6 +262,21 @@ def compute(
             and asked > booking_rules.booking_deadline(activities[activity_id], day)
         ):
             bucket[(child_name, name, SURCHARGE_LABEL, tariff.late_surcharge_cents)] += 1
+    for (child_id, activity_id, day), presence in marks.items():
+        if presence is not Presence.PRESENT or (child_id, activity_id, day) in booked_days:
+            continue
+        tariff = tariff_on(tariffs.get(activity_id, []), day)
+        if tariff is None:
+            unpriced += 1
+            continue
+        family_id, child_name = children[child_id]
+        bucket, name = counts[family_id], names[activity_id]
+        price = tariff.unbooked_price_cents
+        if price is None:
+            price = price_for(tariff, quotients[family_id])
+        bucket[(child_name, name, UNBOOKED_LABEL, price)] += 1
+        if tariff.unbooked_surcharge_cents:
+            bucket[(child_name, name, UNBOOKED_SURCHARGE_LABEL, tariff.unbooked_surcharge_cents)] += 1
     lines = {
         family_id: sorted(
             (
@@ -415,7 +529,18 @@ def families_to_bill(month: date) -> list[int]:
         .join(Booking, Booking.child_id == Child.id)
         .where(Booking.day.between(first, last), Booking.state.in_(_BILLED_STATES))
     )
+    present = (
+        sa.select(Child.family_id)
+        .join(Attendance, Attendance.child_id == Child.id)
+        .join(
+            RegisterClosing,
+            sa.and_(
+                RegisterClosing.activity_id == Attendance.activity_id, RegisterClosing.day == Attendance.day
+            ),
+        )
+        .where(Attendance.day.between(first, last), Attendance.presence == Presence.PRESENT)
+    )
     invoiced = sa.select(Invoice.family_id).where(
         Invoice.month == first, Invoice.kind == InvoiceKind.INVOICE, Invoice.credited_by_id.is_(None)
     )
-    return sorted(db.session.scalars(sa.union(booked, invoiced)).all())
+    return sorted(db.session.scalars(sa.union(booked, present, invoiced)).all())

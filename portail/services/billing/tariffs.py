@@ -106,6 +106,11 @@ def create_tariff(
     valid_until: date | None,
     late_surcharge_cents: int,
     bill_late_absences: bool,
+    bill_unexcused_absences: bool = True,
+    unbooked_price_cents: int | None = None,
+    unbooked_surcharge_cents: int = 0,
+    sick_days_billed: int = 1,
+    sick_certificate_days: int = 3,
 ) -> Tariff:
     """A new tariff with its brackets, audited; the one just created if this is the same form sent
     twice; BillingError if the brackets are incoherent."""
@@ -116,6 +121,11 @@ def create_tariff(
         valid_until=valid_until,
         late_surcharge_cents=late_surcharge_cents,
         bill_late_absences=bill_late_absences,
+        bill_unexcused_absences=bill_unexcused_absences,
+        unbooked_price_cents=unbooked_price_cents,
+        unbooked_surcharge_cents=unbooked_surcharge_cents,
+        sick_days_billed=sick_days_billed,
+        sick_certificate_days=sick_certificate_days,
     )
     claim(agent)  # (the same form sent twice: the second copy finds the first's tariff)
     same = twin(Tariff, within=TWIN_WITHIN, **values)
