@@ -6,6 +6,7 @@
   "use strict";
   var KEY = "portail-pointage";
   var RETRY_MS = 5000;
+  var LABELS = { present: "Présent", unexcused: "Absent", excused: "Absence justifiée" };
   var sending = false;
 
   function queue() {
@@ -37,7 +38,7 @@
       if (!row) return;
       row.classList.add("unsent");
       var sync = row.querySelector(".register-sync");
-      if (sync) { sync.hidden = false; sync.textContent = "Non envoyé"; }
+      if (sync) { sync.hidden = false; sync.textContent = (LABELS[item.presence] || "Pointage") + " : non envoyé"; }
       row.querySelectorAll("button.mark").forEach(function (button) {
         button.setAttribute("aria-pressed", String(button.value === item.presence || (item.presence === "excused" && button.value === "unexcused")));
       });
@@ -69,12 +70,19 @@
       return response.text().then(function (html) {
         if (response.status >= 500) throw new Error("server");
         save(pending().filter(function (other) { return other.url !== item.url || other.body !== item.body; }));
+        var holder = document.createElement("template");
+        holder.innerHTML = html;
         var row = rowOf(item.url);
-        if (row && html.indexOf("<li") !== -1) {
-          row.insertAdjacentHTML("afterend", html);
-          var fresh = row.nextElementSibling;
-          row.remove();
+        var fresh = holder.content.querySelector("li.register-row");
+        var counts = holder.content.querySelector("#compteurs");
+        if (row && fresh) {
+          row.replaceWith(fresh);
           if (window.htmx) window.htmx.process(fresh);
+        }
+        var shown = document.getElementById("compteurs");
+        if (counts && shown) {
+          counts.removeAttribute("hx-swap-oob");
+          shown.replaceWith(counts);
         }
         sending = false;
         showWaiting();
