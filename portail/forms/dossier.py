@@ -20,6 +20,7 @@ from portail.forms import (
     strip,
     validate_phone,
 )
+from portail.models import Diet
 from portail.services import dossier
 
 
@@ -207,10 +208,30 @@ class HealthForm(SectionForm):
     doctor_name = text("Médecin traitant")
     doctor_phone = phone_field("Téléphone du médecin")
     allergies = long_text("Allergies", "Aliments, médicaments, piqûres… Laissez vide s'il n'y en a pas.")
-    diet = text("Régime alimentaire", description="Par exemple : sans porc, végétarien, sans gluten")
+    diet = SelectField(
+        "Régime alimentaire",
+        choices=[("", "Standard"), *((diet.value, diet.label) for diet in Diet)],
+        validators=[Optional()],
+        filters=[lambda value: value or ""],  # (None, the standard meal, selects "Standard")
+        description="Le repas que la cuisine prépare pour votre enfant.",
+    )
+    diet_other = text(
+        "Précision du régime",
+        description="Obligatoire si vous choisissez « Autre » : par exemple sans gluten, sans lactose.",
+    )
     pai = BooleanField("Mon enfant a un PAI (projet d'accueil individualisé)")
     vaccinations = long_text("Vaccinations", "Vaccins obligatoires à jour, dates des derniers rappels…")
     health_notes = long_text("Observations", "Tout ce que l'équipe d'animation doit savoir.")
+
+    def validate(self, extra_validators=None) -> bool:
+        """A precision goes with "Autre" only (another choice forgets a precision left typed)."""
+        valid = super().validate(extra_validators)
+        if self.diet.data != Diet.OTHER.value:
+            self.diet_other.data = None
+        elif not self.diet_other.data and not self.diet_other.errors:
+            self.diet_other.errors.append("Précisez le régime alimentaire de votre enfant (choix « Autre »).")
+            valid = False
+        return valid
 
 
 class PhotoForm(FlaskForm):

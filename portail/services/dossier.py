@@ -23,6 +23,7 @@ from portail.models import (
     ChangeStatus,
     Child,
     ChildAuthorization,
+    Diet,
     Family,
     Guardian,
     User,
@@ -112,6 +113,7 @@ SECTIONS = {
                 ("doctor_phone", "Téléphone du médecin"),
                 ("allergies", "Allergies"),
                 ("diet", "Régime alimentaire"),
+                ("diet_other", "Précision du régime"),
                 ("pai", "PAI (projet d'accueil individualisé)"),
                 ("vaccinations", "Vaccinations"),
                 ("health_notes", "Observations"),
@@ -167,6 +169,36 @@ def load(model, field: str, value):
     if isinstance(column_type, sa.Enum) and column_type.enum_class is not None:
         return column_type.enum_class(value)
     return value
+
+
+NO_DIET = frozenset({"aucun", "aucune", "non", "standard", "normal", "-"})
+
+
+def diet_choice(text: str | None) -> tuple[Diet | None, str | None]:
+    """The diet and precision of a diet written as free text (before the list): a text naming a meal
+    basket, pork or a vegetarian meal is that choice, any other "Autre" with the text as precision.
+
+    The rules of migration 0011, which turned the file's free texts into choices."""
+    text = (text or "").strip()
+    if not text or text.lower() in NO_DIET:
+        return None, None
+    folded = text.lower().replace("é", "e").replace("è", "e")
+    if "panier" in folded:
+        return Diet.MEAL_BASKET, None
+    if "porc" in folded:
+        return Diet.PORK_FREE, None
+    if "vegeta" in folded or "sans viande" in folded:
+        return Diet.VEGETARIAN, None
+    return Diet.OTHER, text[:100]
+
+
+def current(section: Section, values: dict) -> dict:
+    """A change's values as the section holds them now: a health change asked before the diet became
+    a list (no precision field, the diet as free text) gets the choice the migration would give it."""
+    if section.name != "health" or "diet" not in values or "diet_other" in values:
+        return values
+    diet, precision = diet_choice(values["diet"])
+    return {**values, "diet": dump(diet), "diet_other": precision}
 
 
 def all_authorizations() -> list[Authorization]:
@@ -245,12 +277,16 @@ def mask_iban(iban: str | None) -> str:
 
 def display(field: str, value) -> str:
     """A stored value as shown to people."""
+    if field == "diet" and not value:
+        return "Standard"
     if value is None or value == "":
         return "—"
     if field == "iban":
         return mask_iban(value)
     if isinstance(value, bool):
         return "Oui" if value else "Non"
+    if field == "diet":
+        return Diet(value).label
     if field in {"birth_date", "quotient_valid_until"}:
         from portail.formatting import french_date
 
@@ -275,6 +311,7 @@ def rows(
         ]
     if section.name == "photo":
         return [("photo", "Photo", "Nouvelle photo" if values.get("photo") else "—")]
+    values = current(section, values)
     return [(field, label, display(field, values.get(field))) for field, label in section.fields]
 
 
@@ -405,17 +442,18 @@ def conflicts(change: ChangeRequest) -> list[tuple[str, str, str, str]]:
     target = target_of(change)
     if target is None:
         return [("—", "existant", "supprimé depuis", "—")]
-    current = snapshot(section, target)
-    labels = {field: label for field, label, _ in rows(section, current)}
+    now = snapshot(section, target)
+    then, proposed = current(section, change.old_values), current(section, change.new_values)
+    labels = {field: label for field, label, _ in rows(section, now)}
     return [
         (
             labels.get(field, field),
-            display(field, change.old_values.get(field)),
-            display(field, current.get(field)),
-            display(field, change.new_values.get(field)),
+            display(field, then.get(field)),
+            display(field, now.get(field)),
+            display(field, proposed.get(field)),
         )
-        for field in sorted(set(current) | set(change.old_values))
-        if current.get(field) != change.old_values.get(field)
+        for field in sorted(set(now) | set(then))
+        if now.get(field) != then.get(field)
     ]
 
 
@@ -498,7 +536,7 @@ def edit_directly(
 
 def _apply(change: ChangeRequest) -> None:
     section = SECTIONS[change.section]
-    values = change.new_values
+    values = current(section, change.new_values)
     if section.name == "new_child":
         child = Child(family_id=change.family_id, **{f: load(Child, f, v) for f, v in values.items()})
         db.session.add(child)
