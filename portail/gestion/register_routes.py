@@ -7,17 +7,20 @@ sends them again (with the time of the tap), showing "non envoyé" meanwhile.
 
 from datetime import date, timedelta
 
+import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import IntegrityError
 
 from portail.access import for_animators
 from portail.extensions import db
 from portail.files import send_photo
 from portail.formatting import today_in_paris
+from portail.gestion.register_html import RowWriter
 from portail.gestion.routes import bp
 from portail.htmx import is_htmx
-from portail.models import EXCUSE_REASONS, Activity, Child, Presence, utcnow
+from portail.models import Activity, Child, Presence, Role, utcnow
 from portail.services import registers as register_service
 from portail.services.outbox import commit, rollback
 
@@ -54,10 +57,17 @@ def registers():
     )
 
 
-def _open(activity_id: int, day_value: str) -> tuple[Activity, date]:
-    activity = db.get_or_404(Activity, activity_id)
+# What a register needs of its activity (read as a row: no ORM object to build on every tap).
+ACTIVITY = sa.select(Activity.id, Activity.name, Activity.site, Activity.start_date, Activity.end_date).where(
+    Activity.id == sa.bindparam("activity")
+)
+
+
+def _open(activity_id: int, day_value: str):
+    """The activity (its id, name, site and dates) and the day of a register, or 404."""
+    activity = db.session.execute(ACTIVITY, {"activity": activity_id}).first()
     day = _day(day_value)
-    if day < activity.start_date or day > activity.end_date:
+    if activity is None or day < activity.start_date or day > activity.end_date:
         abort(404)
     return activity, day
 
@@ -65,26 +75,29 @@ def _open(activity_id: int, day_value: str) -> tuple[Activity, date]:
 @bp.get("/pointage/<int:activity_id>/<day>")
 @for_animators
 def register(activity_id: int, day: str):
-    """One register: the children expected, their health alerts and who may collect them; a tap marks."""
+    """One register: the children expected, their health alerts; a tap marks."""
     activity, day = _open(activity_id, day)
     now = utcnow()
-    sheet = register_service.read(activity, day)
-    register_service.audit_view(current_user, sheet)
-    commit()
+    sheet = register_service.read(activity, day, group=request.args.get("classe"))
+    if register_service.audit_view(current_user, sheet, now):
+        commit()
+    refusal = register_service.may_edit(current_user, sheet.closing, day, now)
     return render_template(
         "gestion/register.html",
         sheet=sheet,
-        reasons=EXCUSE_REASONS,
-        refusal=register_service.may_edit(current_user, sheet.closing, day, now),
-        can_reopen=sheet.closing is not None and current_user.role.value != "animator",
+        writer=RowWriter(sheet, generate_csrf(), refusal),
+        refusal=refusal,
+        can_reopen=sheet.closing is not None and current_user.role is not Role.ANIMATOR,
         today=today_in_paris(now),
+        ALL=register_service.ALL,
+        here=url_for("gestion.register", activity_id=activity.id, day=day.isoformat()),
     )
 
 
 @bp.post("/pointage/<int:activity_id>/<day>/enfants/<int:child_id>")
 @for_animators
 def register_mark(activity_id: int, day: str, child_id: int):
-    """Mark a child present or absent (htmx: the row comes back; else the register)."""
+    """Mark a child present or absent (htmx: the row comes back, with the figures; else the register)."""
     activity, day = _open(activity_id, day)
     presence = PRESENCES.get(request.form.get("presence", ""))
     now = utcnow()
@@ -114,21 +127,37 @@ def register_mark(activity_id: int, day: str, child_id: int):
         if error:
             flash(error, "error")
         return redirect(_register_url(activity.id, day, f"enfant-{child_id}"))
-    sheet = register_service.read(activity, day)
-    row = next((row for row in sheet.rows if row.child_id == child_id), None)
-    if row is None:
+    sheet = register_service.read(activity, day, only=child_id)
+    if not sheet.rows:
         abort(404)
+    row = sheet.rows[0]
+    refusal = register_service.may_edit(current_user, sheet.closing, day, now)
+    said = error or (f"{row.first_name} {row.last_name} : {row.presence.label}" if row.presence else "")
     return (
         render_template(
-            "gestion/_register_row.html",
+            "gestion/_register_tap.html",
             sheet=sheet,
-            row=row,
-            reasons=EXCUSE_REASONS,
-            refusal=register_service.may_edit(current_user, sheet.closing, day, now),
-            error=error,
-            swapped=True,
+            row=RowWriter(sheet, generate_csrf(), refusal).row(row, swapped=True, error=error),
+            said=said,
         ),
-        409 if error and sheet.closing is not None else 422 if error else 200,
+        422 if error else 200,  # (the row with its message: portail.js swaps 422 answers)
+    )
+
+
+@bp.get("/pointage/<int:activity_id>/<day>/enfants/<int:child_id>/contacts")
+@for_animators
+def register_contacts(activity_id: int, day: str, child_id: int):
+    """Who may collect a child of this register, and their phones (htmx: into the row; else a page)."""
+    activity, day = _open(activity_id, day)
+    if not register_service.on_register(activity, day, child_id):
+        abort(404)
+    child = db.get_or_404(Child, child_id)
+    return render_template(
+        "gestion/_register_contacts.html" if is_htmx() else "gestion/register_contacts.html",
+        activity=activity,
+        day=day,
+        child=child,
+        contacts=register_service.contacts(child_id),
     )
 
 
@@ -138,7 +167,7 @@ def register_photo(activity_id: int, day: str, child_id: int):
     """The photo of a child on this register (an animator sees no other child's)."""
     activity, day = _open(activity_id, day)
     child = db.get_or_404(Child, child_id)
-    if not child.photo or child_id not in {row.child_id for row in register_service.read(activity, day).rows}:
+    if not child.photo or not register_service.on_register(activity, day, child_id):
         abort(404)
     return send_photo(child.photo)
 
@@ -151,7 +180,9 @@ def register_add(activity_id: int, day: str):
     if request.method == "POST":
         now = utcnow()
         try:
-            child = register_service.add_present(activity, day, request.form.get("child_id", type=int) or 0, current_user, now)
+            child = register_service.add_present(
+                activity, day, request.form.get("child_id", type=int) or 0, current_user, now
+            )
             commit()
         except LookupError:
             rollback()
@@ -191,11 +222,15 @@ def register_close(activity_id: int, day: str):
             return redirect(_register_url(activity.id, day))
         flash(
             "Registre clôturé."
-            + (f" {unmarked} enfant(s) non pointé(s) compté(s) absent(s) sans justification." if unmarked else ""),
+            + (
+                f" {unmarked} enfant(s) non pointé(s) compté(s) absent(s) sans justification."
+                if unmarked
+                else ""
+            ),
             "success",
         )
         return redirect(_register_url(activity.id, day))
-    sheet = register_service.read(activity, day)
+    sheet = register_service.read(activity, day, group=register_service.ALL)
     if sheet.closing is not None:
         flash("Ce registre est déjà clôturé.", "info")
         return redirect(_register_url(activity.id, day))

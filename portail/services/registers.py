@@ -9,16 +9,17 @@ or reopen it (audited).
 """
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.formatting import short_date, today_in_paris
+from portail.formatting import PARIS, short_date, today_in_paris
 from portail.models import (
     EXCUSE_REASONS,
     Activity,
     Attendance,
+    AuditEvent,
     AuthorizedContact,
     Booking,
     BookingState,
@@ -38,6 +39,9 @@ from portail.services.transactions import upsert
 # would not come (a sickness, an absence) or whose day the town cancelled.
 EXPECTED = BookingState.RESERVED
 SHOWN_STATES = (BookingState.RESERVED, BookingState.SICK, BookingState.ABSENT, BookingState.ABSENCE_REQUESTED)
+# A register of more children than this is shown one class at a time (ALL: every child at once).
+GROUP_ABOVE = 40
+ALL, NO_CLASS = "tous", "Sans classe"
 # How far back a queued mark may say it was tapped (a tablet's clock, a mark left offline overnight).
 OLDEST_TAP = timedelta(days=2)
 
@@ -55,11 +59,16 @@ class Contact:
 
 
 @dataclass
+class Closing:
+    closed_at: datetime
+    by: str
+
+
+@dataclass
 class Row:
     """One child on the register."""
 
     child_id: int
-    family_id: int
     first_name: str
     last_name: str
     school_class: str | None
@@ -72,11 +81,15 @@ class Row:
     presence: Presence | None = None
     reason: str | None = None
     sick_declared: bool = False
-    contacts: list[Contact] = field(default_factory=list)
 
     @property
     def expected(self) -> bool:
         return self.booking is EXPECTED
+
+    @property
+    def on_list(self) -> bool:
+        """Among the children expected (booked, or added present), not among the absences foreseen."""
+        return self.expected or self.booking is None
 
     @property
     def alerts(self) -> list[str]:
@@ -94,26 +107,19 @@ class Row:
 class Register:
     activity: Activity
     day: date
-    rows: list[Row]
-    closing: RegisterClosing | None
+    rows: list[Row]  # (of the class shown, or of the child asked for after a tap)
+    closing: Closing | None
+    counts: dict[str, int]  # of the whole register
+    classes: dict[str, int]  # the children of each class, when shown class by class
+    group: str | None  # the class shown (ALL: every child)
 
     @property
     def expected(self) -> list[Row]:
-        return [row for row in self.rows if row.expected or (row.booking is None and row.presence)]
+        return [row for row in self.rows if row.on_list]
 
     @property
     def not_coming(self) -> list[Row]:
-        return [row for row in self.rows if not row.expected and row.booking is not None]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        rows = self.expected
-        return {
-            "attendus": sum(1 for row in rows if row.expected),
-            "presents": sum(1 for row in rows if row.presence is Presence.PRESENT),
-            "absents": sum(1 for row in rows if row.presence in (Presence.EXCUSED, Presence.UNEXCUSED)),
-            "non_pointes": sum(1 for row in rows if row.presence is None),
-        }
+        return [row for row in self.rows if not row.on_list]
 
 
 def age_on(birth: date, day: date) -> int:
@@ -167,113 +173,205 @@ def figures(activities: list[Activity], day: date) -> dict[int, Figures]:
     return found
 
 
-def read(activity: Activity, day: date) -> Register:
-    """The register of an activity's day: its children (booked, or present without a booking), their
-    marks, health alerts and who may collect them (five queries, whatever the number of children)."""
+# The register's statements, built once (a statement built per request costs more than its query).
+_ACTIVITY, _DAY = sa.bindparam("activity"), sa.bindparam("day", type_=sa.Date)
+_BOOKING = sa.and_(
+    Booking.child_id == Child.id,
+    Booking.activity_id == _ACTIVITY,
+    Booking.day == _DAY,
+    Booking.state.in_(SHOWN_STATES),
+)
+_MARK = sa.and_(Attendance.child_id == Child.id, Attendance.activity_id == _ACTIVITY, Attendance.day == _DAY)
+_ON_REGISTER = sa.or_(Booking.id.is_not(None), Attendance.id.is_not(None))
+# Its figures by class, state and mark.
+FIGURES = (
+    sa.select(Child.school_class, Booking.state, Attendance.presence, sa.func.count())
+    .select_from(Child)
+    .outerjoin(Booking, _BOOKING)
+    .outerjoin(Attendance, _MARK)
+    .where(_ON_REGISTER)
+    .group_by(Child.school_class, Booking.state, Attendance.presence)
+)
+# Its rows (all; of one class; of the class-less; of one child).
+ROWS = (
+    sa.select(
+        Child.id,
+        Child.first_name,
+        Child.last_name,
+        Child.school_class,
+        Child.birth_date,
+        Child.photo,
+        Child.allergies,
+        Child.pai,
+        Child.health_notes,
+        Booking.state,
+        Attendance.presence,
+        Attendance.reason,
+        SickDeclaration.id.label("sick"),
+    )
+    .select_from(Child)
+    .outerjoin(Booking, _BOOKING)
+    .outerjoin(Attendance, _MARK)
+    .outerjoin(SickDeclaration, sa.and_(SickDeclaration.child_id == Child.id, SickDeclaration.day == _DAY))
+    .where(_ON_REGISTER)
+    .order_by(Child.last_name, Child.first_name)
+)
+ROWS_OF_CLASS = ROWS.where(Child.school_class == sa.bindparam("school_class"))
+ROWS_WITHOUT_CLASS = ROWS.where(Child.school_class.is_(None))
+ROWS_OF_CHILD = ROWS.where(Child.id == sa.bindparam("child"))
+CLOSING = (
+    sa.select(RegisterClosing.closed_at, User.first_name, User.last_name)
+    .outerjoin(User, User.id == RegisterClosing.closed_by_id)
+    .where(RegisterClosing.activity_id == _ACTIVITY, RegisterClosing.day == _DAY)
+)
+
+
+def read(activity: Activity, day: date, only: int | None = None, group: str | None = None) -> Register:
+    """The register of an activity's day: its figures and classes (one grouped query), the rows of
+    one class, of one child (`only`, after a tap; 0: none) or of all (one query), and its closing:
+    three queries, whatever the number of children.
+
+    A register of more than GROUP_ABOVE children shows one class at a time (`group`; the first by
+    default; ALL for every child): 300 rows are too many to scroll on a phone and to build at once."""
     connection = db.session.connection()
-    states = dict(
-        connection.execute(
-            sa.select(Booking.child_id, Booking.state).where(
-                Booking.activity_id == activity.id, Booking.day == day, Booking.state.in_(SHOWN_STATES)
-            )
-        ).all()
-    )
-    marks = {
-        child_id: (presence, reason)
-        for child_id, presence, reason in connection.execute(
-            sa.select(Attendance.child_id, Attendance.presence, Attendance.reason).where(
-                Attendance.activity_id == activity.id, Attendance.day == day
-            )
+    params = {"activity": activity.id, "day": day}
+    counts = dict.fromkeys(("attendus", "presents", "absents", "non_pointes"), 0)
+    classes: dict[str, int] = {}
+    for school_class, state, presence, number in connection.execute(FIGURES, params):
+        if state not in (None, EXPECTED):
+            continue  # an absence foreseen: listed apart, not counted
+        name = school_class or NO_CLASS
+        classes[name] = classes.get(name, 0) + number
+        counts["attendus"] += number if state is EXPECTED else 0
+        column = (
+            "presents" if presence is Presence.PRESENT else "non_pointes" if presence is None else "absents"
         )
-    }
-    ids = set(states) | set(marks)
-    rows: dict[int, Row] = {}
-    if ids:
-        children = connection.execute(
+        counts[column] += number
+    grouped = sum(classes.values()) > GROUP_ABOVE and len(classes) > 1
+    if grouped and group != ALL and group not in classes:
+        group = sorted(classes)[0]
+    statement = ROWS
+    if only is not None:
+        statement, params = ROWS_OF_CHILD, params | {"child": only}
+    elif grouped and group == NO_CLASS:
+        statement = ROWS_WITHOUT_CLASS
+    elif grouped and group != ALL:
+        statement, params = ROWS_OF_CLASS, params | {"school_class": group}
+    rows = [
+        Row(
+            child_id=child.id,
+            first_name=child.first_name,
+            last_name=child.last_name,
+            school_class=child.school_class,
+            age=age_on(child.birth_date, day),
+            photo=bool(child.photo),
+            allergies=child.allergies,
+            pai=child.pai,
+            health_notes=child.health_notes,
+            booking=child.state,
+            presence=child.presence,
+            reason=child.reason,
+            sick_declared=child.sick is not None,
+        )
+        for child in (connection.execute(statement, params) if only != 0 else ())
+    ]
+    closed = connection.execute(CLOSING, {"activity": activity.id, "day": day}).first()
+    closing = None
+    if closed is not None:
+        closing = Closing(closed.closed_at, f"{closed.first_name or ''} {closed.last_name or ''}".strip())
+    return Register(
+        activity, day, rows, closing, counts, dict(sorted(classes.items())) if grouped else {}, group
+    )
+
+
+def contacts(child_id: int) -> list[Contact]:
+    """The child's responsables with a phone, then the people allowed to collect them (two queries)."""
+    connection = db.session.connection()
+    found = [
+        Contact(f"{first_name} {last_name}", "Responsable", phone, True)
+        for first_name, last_name, phone in connection.execute(
             sa.select(
-                Child.id,
-                Child.family_id,
-                Child.first_name,
-                Child.last_name,
-                Child.school_class,
-                Child.birth_date,
-                Child.photo,
-                Child.allergies,
-                Child.pai,
-                Child.health_notes,
-                SickDeclaration.id.label("sick"),
+                Guardian.first_name,
+                Guardian.last_name,
+                sa.func.coalesce(Guardian.phone, Guardian.phone_home, Guardian.phone_work),
             )
-            .outerjoin(
-                SickDeclaration, sa.and_(SickDeclaration.child_id == Child.id, SickDeclaration.day == day)
-            )
-            .where(Child.id.in_(ids))
+            .join(Child, Child.family_id == Guardian.family_id)
+            .where(Child.id == child_id)
+            .order_by(Guardian.position)
         )
-        for child in children:
-            presence, reason = marks.get(child.id, (None, None))
-            rows[child.id] = Row(
-                child_id=child.id,
-                family_id=child.family_id,
-                first_name=child.first_name,
-                last_name=child.last_name,
-                school_class=child.school_class,
-                age=age_on(child.birth_date, day),
-                photo=bool(child.photo),
-                allergies=child.allergies,
-                pai=child.pai,
-                health_notes=child.health_notes,
-                booking=states.get(child.id),
-                presence=presence,
-                reason=reason,
-                sick_declared=child.sick is not None,
+        if phone
+    ]
+    found += [
+        Contact(f"{first_name} {last_name}", relation, phone, can_pick_up)
+        for first_name, last_name, relation, phone, can_pick_up in connection.execute(
+            sa.select(
+                AuthorizedContact.first_name,
+                AuthorizedContact.last_name,
+                AuthorizedContact.relationship_label,
+                AuthorizedContact.phone,
+                AuthorizedContact.can_pick_up,
             )
-        _add_contacts(rows)
-    closing = db.session.get(RegisterClosing, (activity.id, day))
-    ordered = sorted(rows.values(), key=lambda row: (row.last_name.lower(), row.first_name.lower()))
-    return Register(activity, day, ordered, closing)
+            .where(AuthorizedContact.child_id == child_id)
+            .order_by(AuthorizedContact.id)
+        )
+    ]
+    return found
 
 
-def _add_contacts(rows: dict[int, Row]) -> None:
-    """The people allowed to collect each child and the responsables' phones (two queries)."""
-    for contact in db.session.execute(
-        sa.select(AuthorizedContact)
-        .where(AuthorizedContact.child_id.in_(list(rows)))
-        .order_by(AuthorizedContact.id)
-    ).scalars():
-        rows[contact.child_id].contacts.append(
-            Contact(
-                f"{contact.first_name} {contact.last_name}",
-                contact.relationship_label,
-                contact.phone,
-                contact.can_pick_up,
+def on_register(activity: Activity, day: date, child_id: int) -> bool:
+    """Whether the child is on that register (booked that day, or marked)."""
+    return bool(
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Child)
+            .where(
+                Child.id == child_id,
+                sa.or_(
+                    sa.exists().where(
+                        Booking.child_id == child_id,
+                        Booking.activity_id == activity.id,
+                        Booking.day == day,
+                        Booking.state.in_(SHOWN_STATES),
+                    ),
+                    sa.exists().where(
+                        Attendance.child_id == child_id,
+                        Attendance.activity_id == activity.id,
+                        Attendance.day == day,
+                    ),
+                ),
             )
         )
-    families = {row.family_id for row in rows.values()}
-    guardians: dict[int, list[Contact]] = {}
-    for guardian in db.session.execute(
-        sa.select(Guardian).where(Guardian.family_id.in_(families)).order_by(Guardian.position)
-    ).scalars():
-        phone = guardian.phone or guardian.phone_home or guardian.phone_work
-        if phone:
-            guardians.setdefault(guardian.family_id, []).append(
-                Contact(f"{guardian.first_name} {guardian.last_name}", "Responsable", phone, True)
-            )
-    for row in rows.values():
-        row.contacts = guardians.get(row.family_id, []) + row.contacts
-
-
-def audit_view(agent: User, register: Register) -> None:
-    """A register shows health alerts: its reading is recorded once per view."""
-    alerts = sum(1 for row in register.rows if row.alerts)
-    audit.record(
-        agent,
-        "register.viewed",
-        "activity",
-        register.activity.id,
-        f"{register.activity.name}, {short_date(register.day)} ({alerts} alerte(s) santé)",
     )
 
 
-def may_edit(user: User, closing: RegisterClosing | None, day: date, now: datetime) -> str | None:
+SEEN_TODAY = (
+    sa.select(AuditEvent.id)
+    .where(
+        AuditEvent.actor_id == sa.bindparam("actor"),
+        AuditEvent.action == "register.viewed",
+        AuditEvent.target_id == sa.bindparam("activity"),
+        AuditEvent.created_at >= sa.bindparam("since", type_=AuditEvent.created_at.type),
+        AuditEvent.detail == sa.bindparam("detail"),
+    )
+    .limit(1)
+)
+
+
+def audit_view(agent: User, register: Register, now: datetime) -> bool:
+    """A register shows health alerts: its reading is recorded, once a day per person and register
+    (an animator opens it again and again during the day). Whether it was recorded now."""
+    detail = f"{register.activity.name}, {short_date(register.day)}"
+    since = datetime.combine(today_in_paris(now), time(0), tzinfo=PARIS)
+    seen = db.session.execute(
+        SEEN_TODAY, {"actor": agent.id, "activity": register.activity.id, "since": since, "detail": detail}
+    ).first()
+    if seen is not None:
+        return False
+    audit.record(agent, "register.viewed", "activity", register.activity.id, detail)
+    return True
+
+
+def may_edit(user: User, closing: "Closing | RegisterClosing | None", day: date, now: datetime) -> str | None:
     """Why `user` may not mark this register now (None: they may)."""
     today = today_in_paris(now)
     if day > today:
@@ -311,25 +409,7 @@ def mark(
     closing = db.session.get(RegisterClosing, (activity.id, day))
     if (refusal := may_edit(user, closing, day, now)) is not None:
         raise RegisterError(refusal)
-    on_register = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Child)
-        .where(
-            Child.id == child_id,
-            sa.or_(
-                sa.exists().where(
-                    Booking.child_id == child_id,
-                    Booking.activity_id == activity.id,
-                    Booking.day == day,
-                    Booking.state.in_(SHOWN_STATES),
-                ),
-                sa.exists().where(
-                    Attendance.child_id == child_id, Attendance.activity_id == activity.id, Attendance.day == day
-                ),
-            ),
-        )
-    )
-    if not on_register:
+    if not on_register(activity, day, child_id):
         raise LookupError("child not on this register")
     write_mark(activity.id, day, child_id, presence, reason, user, tapped or now, now)
 
@@ -404,7 +484,9 @@ def addable(activity: Activity, day: date, query: str, limit: int = 20) -> list[
     for word in words:
         pattern = f"%{word.lower()}%"
         statement = statement.where(
-            sa.or_(sa.func.lower(Child.first_name).like(pattern), sa.func.lower(Child.last_name).like(pattern))
+            sa.or_(
+                sa.func.lower(Child.first_name).like(pattern), sa.func.lower(Child.last_name).like(pattern)
+            )
         )
     return db.session.scalars(statement.distinct()).all()
 
@@ -436,7 +518,11 @@ def add_present(activity: Activity, day: date, child_id: int, user: User, now: d
         raise LookupError("child not enrolled in this activity that day")
     write_mark(activity.id, day, child_id, Presence.PRESENT, None, user, now, now)
     audit.record(
-        user, "register.added", "activity", activity.id, f"{child.full_name}, {activity.name}, {short_date(day)}"
+        user,
+        "register.added",
+        "activity",
+        activity.id,
+        f"{child.full_name}, {activity.name}, {short_date(day)}",
     )
     return child
 
@@ -449,13 +535,13 @@ def close(activity: Activity, day: date, user: User, now: datetime) -> int:
         raise RegisterError("Un registre ne peut être clôturé qu'à partir de son jour.")
     if db.session.get(RegisterClosing, (activity.id, day)) is not None:
         raise RegisterError("Ce registre est déjà clôturé.")
-    register = read(activity, day)
+    register = read(activity, day, group=ALL)
     unmarked = [row for row in register.rows if row.expected and row.presence is None]
     for row in unmarked:
         write_mark(activity.id, day, row.child_id, Presence.UNEXCUSED, None, user, now, now)
     db.session.add(RegisterClosing(activity_id=activity.id, day=day, closed_at=now, closed_by_id=user.id))
     db.session.flush()  # (two closings at once: the second's primary key conflicts, and it is told)
-    counts = read(activity, day).counts
+    counts = read(activity, day, only=0).counts
     audit.record(
         user,
         "register.closed",
