@@ -8,7 +8,7 @@ nothing. A closed register is read-only for animators; agents and administrators
 or reopen it (audited).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
