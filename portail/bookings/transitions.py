@@ -36,6 +36,7 @@ from portail.models import (
     Request,
     RequestKind,
     RequestLine,
+    ServiceCancellation,
     User,
     ValidationMode,
 )
@@ -75,11 +76,18 @@ _SAME_DAY = (
     _booking.c.day == sa.bindparam("the_day"),
     _booking.c.state == sa.bindparam("read_state"),
 )
-# A decision (or a withdrawal giving back what the day was): the new state and its reason.
+# A decision (or a withdrawal giving back what the day was), a day cancelled by the town or given back
+# by its undo: the new state and its reason; with a cancellation, the cancellation and what the day
+# comes back to if it is undone (else none).
 SET_BOOKINGS = (
     _booking.update()
     .where(*_SAME_DAY)
-    .values(state=sa.bindparam("new_state"), reason=sa.bindparam("new_reason"), previous_state=None)
+    .values(
+        state=sa.bindparam("new_state"),
+        reason=sa.bindparam("new_reason"),
+        previous_state=sa.bindparam("kept_state"),
+        cancellation_id=sa.bindparam("by_cancellation"),
+    )
 )
 # A request waiting for the town: the day keeps its state and reason, to give back on a withdrawal or
 # a refusal.
@@ -100,6 +108,8 @@ class Change(NamedTuple):
     state: BookingState | None  # the new state (None: the booking goes, back to "Inscrit")
     reason: str | None = None  # the reason shown with the new state (a refusal's)
     pending: bool = False  # a request waiting for the town: the day keeps what it was
+    cancellation: int | None = None  # the service cancellation that makes the day "Annulé par la mairie"
+    kept: BookingState | None = None  # with a cancellation: what the day comes back to if it is undone
 
 
 def write_days(child_id: int, activity_id: int, changes: list[Change]) -> None:
@@ -127,6 +137,8 @@ def write_days(child_id: int, activity_id: int, changes: list[Change]) -> None:
             "read_state": change.read,
             "new_state": change.state,
             "new_reason": change.reason,
+            "kept_state": change.kept,
+            "by_cancellation": change.cancellation,
         }
         (removed if change.state is None else pending if change.pending else decided).append(row)
     connection = db.session.connection()
@@ -701,6 +713,129 @@ def _decide_request(
         decided[(line.state, line.reason)].append(line.day)
     write_days(request.child_id, request.activity_id, changes)
     return decided
+
+
+# The days a service cancellation takes: those a child was to attend, asked for, or was absent from (a
+# late absence is not billed for a service that did not run). A sick day stays the family's.
+CANCELLABLE = (BookingState.RESERVED, *PENDING, BookingState.ABSENT)
+# What a day taken comes back to when its cancellation is undone (a reservation asked: the day as it
+# was before the request, which the refusal gives back).
+_KEPT = {
+    BookingState.RESERVED: BookingState.RESERVED,
+    BookingState.ABSENT: BookingState.ABSENT,
+    BookingState.ABSENCE_REQUESTED: BookingState.ABSENT,
+}
+
+
+class CancelledDay(NamedTuple):
+    """A child's day a service cancellation took, and the state it was in."""
+
+    child_id: int
+    day: date
+    was: BookingState
+
+
+def cancel_days(cancellation: ServiceCancellation, agent: User, now: datetime) -> list[CancelledDay]:
+    """Every day of the cancellation's activity and period in a state it takes becomes "Annulé par
+    la mairie" with its reason; the days taken, by child and day.
+
+    What each day comes back to if the cancellation is undone is kept. A family's pending request is
+    decided at once, by the agent, with one history event per request: a reservation is refused (the
+    service will not run; undone, the day is what it was before the request), an absence accepted
+    (the child was not coming; undone, the day is absent). The places stay counted, the day being
+    closed, so that an undo finds them as they were; an accepted absence frees its own."""
+    activity_id, first, last = cancellation.activity_id, cancellation.first_day, cancellation.last_day
+    why = f"Service annulé par la mairie : {cancellation.reason}"
+    pending = db.session.execute(
+        sa.select(RequestLine.id, RequestLine.request_id, RequestLine.day, Request.kind)
+        .join(Request, Request.id == RequestLine.request_id)
+        .where(
+            Request.activity_id == activity_id,
+            RequestLine.day.between(first, last),
+            RequestLine.state == LineState.PENDING,
+            RequestLine.decided_at.is_(None),
+        )
+    ).all()
+    outcome = {
+        RequestKind.RESERVATION: (LineState.REFUSED, why),
+        RequestKind.ABSENCE: (LineState.ACCEPTED, None),
+    }
+    for kind, (state, reason) in outcome.items():
+        ids = [line_id for line_id, _request, _day, asked in pending if asked is kind]
+        claimed = ids and db.session.execute(
+            sa.update(RequestLine)
+            .where(
+                RequestLine.id.in_(ids),
+                RequestLine.state == LineState.PENDING,
+                RequestLine.decided_at.is_(None),
+            )
+            .values(state=state, reason=reason, decided_at=now, decided_by_id=agent.id)
+            .execution_options(synchronize_session=False)
+        )
+        if ids and claimed.rowcount != len(ids):
+            raise Conflict("a request line was decided meanwhile")
+    by_request: dict[tuple[int, RequestKind], list[date]] = defaultdict(list)
+    for _line, request_id, day, kind in pending:
+        by_request[(request_id, kind)].append(day)
+    for (request_id, kind), days in sorted(by_request.items()):
+        days.sort()
+        label = "Refusée" if kind is RequestKind.RESERVATION else "Acceptée"
+        history.record(
+            request_id,
+            EventKind.DECISION,
+            agent,
+            by_town=True,
+            summary=f"{label} : {history.short_days(days)}",
+            reason=why,
+            at=now,
+        )
+    found = db.session.execute(
+        sa.select(Booking.child_id, Booking.day, Booking.state, Booking.previous_state)
+        .where(
+            Booking.activity_id == activity_id,
+            Booking.day.between(first, last),
+            Booking.state.in_(CANCELLABLE),
+        )
+        .order_by(Booking.child_id, Booking.day)
+    ).all()
+    by_child: dict[int, list[Change]] = defaultdict(list)
+    freed: dict[int, list[date]] = defaultdict(list)
+    for child_id, day, state, previous in found:
+        kept = previous if state is BookingState.RESERVATION_REQUESTED else _KEPT[state]
+        by_child[child_id].append(
+            Change(
+                day,
+                state,
+                BookingState.CANCELLED,
+                cancellation.reason,
+                cancellation=cancellation.id,
+                kept=kept,
+            )
+        )
+        if state is BookingState.ABSENCE_REQUESTED:
+            freed[child_id].append(day)
+    activity = db.session.get(Activity, activity_id)
+    for child_id, changes in by_child.items():
+        write_days(child_id, activity_id, changes)
+        if freed.get(child_id):
+            release_places(activity, freed[child_id])
+    return [CancelledDay(child_id, day, state) for child_id, day, state, _previous in found]
+
+
+def restore_days(cancellation: ServiceCancellation) -> list[tuple[int, date, BookingState | None]]:
+    """The days still "Annulé par la mairie" by this cancellation back to what they were kept as (no
+    state kept: back to "Inscrit"); the days restored, by child and day, with their state."""
+    found = db.session.execute(
+        sa.select(Booking.child_id, Booking.day, Booking.previous_state)
+        .where(Booking.cancellation_id == cancellation.id, Booking.state == BookingState.CANCELLED)
+        .order_by(Booking.child_id, Booking.day)
+    ).all()
+    by_child: dict[int, list[Change]] = defaultdict(list)
+    for child_id, day, kept in found:
+        by_child[child_id].append(Change(day, BookingState.CANCELLED, kept))
+    for child_id, changes in by_child.items():
+        write_days(child_id, cancellation.activity_id, changes)
+    return [tuple(row) for row in found]
 
 
 def seed(child_id: int, activity_id: int, days: list[date], state: BookingState) -> None:
