@@ -351,6 +351,49 @@ OTHER_MAILS = [
         "- Facture n° FA2026-000002 : 15,00 €, à régler avant le 1er janvier 2027\n\n"
         f"Consultez-les et téléchargez-les dans votre Espace Facturation : {LINK}\n",
     ),
+    (
+        "service_cancelled",
+        {
+            "first_name": "Camille",
+            "activity": "Restauration scolaire",
+            "site": "Groupe scolaire Jules Ferry",
+            "reason": "Grève",
+            "period": "du 30 novembre au 1er décembre 2026",
+            "credit": True,
+            "link": LINK,
+            "children": [
+                {"name": "Léa MARTIN", "days": ["2026-11-30", "2026-12-01"]},
+                {"name": "Tom MARTIN", "days": ["2026-11-30"]},
+            ],
+        },
+        "Bonjour Camille,\n\n"
+        "Le service « Restauration scolaire » (Groupe scolaire Jules Ferry) est annulé par la mairie du 30 "
+        "novembre au 1er décembre 2026.\n"
+        "Motif : Grève\n\n"
+        "Léa MARTIN : lundi 30 novembre 2026, mardi 1er décembre 2026\n"
+        "Tom MARTIN : lundi 30 novembre 2026\n\n"
+        "Ces jours ne vous seront pas facturés. Un avoir sera établi pour le mois déjà facturé.\n\n"
+        f"Votre planning : {LINK}\n",
+    ),
+    (
+        "service_restored",
+        {
+            "first_name": "Camille",
+            "activity": "Restauration scolaire",
+            "site": None,
+            "reason": "Enseignant absent",
+            "period": "le lundi 7 décembre 2026",
+            "credit": False,
+            "link": LINK,
+            "children": [{"name": "Léa MARTIN", "days": ["2026-12-07"]}],
+        },
+        "Bonjour Camille,\n\n"
+        "Le service « Restauration scolaire » annoncé comme annulé le lundi 7 décembre 2026 (Enseignant "
+        "absent) est finalement assuré. Les réservations de vos enfants sont rétablies :\n\n"
+        "Léa MARTIN : lundi 7 décembre 2026\n\n"
+        "Ce jour sera facturé comme prévu.\n\n"
+        f"Votre planning : {LINK}\n",
+    ),
 ]
 
 

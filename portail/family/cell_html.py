@@ -77,8 +77,10 @@ def cell_html(
     badge, first_name = _who(child, colour)
     activity = _what(cell.activity)
     # a pending request keeps the old reason for a withdrawal
-    refusal = cell.reason if state is BookingState.REFUSED else None
-    css, state_html = _state(state, refusal, None if verdict.actions or past else verdict.reason)
+    # (a day cancelled by the town says its reason, the closure's, after its state: "Annulé par la mairie (Grève)")
+    refusal = cell.reason if state in (BookingState.REFUSED, BookingState.CANCELLED) else None
+    cancelled = state is BookingState.CANCELLED
+    css, state_html = _state(state, refusal, None if verdict.actions or past or cancelled else verdict.reason)
     iso = cell.day.isoformat()
     actions = ""
     if verdict.actions:

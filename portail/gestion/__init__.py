@@ -3,6 +3,7 @@
 from portail.gestion import (  # noqa: F401  (their views register on bp)
     activity_routes,
     billing_routes,
+    cancellation_routes,
     document_routes,
     dossier_routes,
     opening_routes,

@@ -26,6 +26,8 @@ ACTION_LABELS = {
     "enrolment.created": "Inscription à une activité",
     "enrolment.deleted": "Inscription supprimée",
     "booking.entered": "Jour saisi par le service",
+    "cancellation.created": "Service annulé (grève, fermeture…)",
+    "cancellation.undone": "Annulation de service levée",
     "register.viewed": "Registre de pointage consulté (alertes santé)",
     "register.added": "Enfant ajouté au pointage sans réservation",
     "register.closed": "Registre de pointage clôturé",

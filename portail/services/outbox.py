@@ -30,6 +30,8 @@ SUBJECTS = {
     "document_decision": "Votre pièce justificative",
     "document_expiry": "Une pièce justificative arrive à expiration",
     "invoice_issued": "Une nouvelle facture est disponible",
+    "service_cancelled": "Service annulé par la mairie",
+    "service_restored": "Service rétabli",
 }
 # Mails the relay hands to the worker (within RELAY_EVERY seconds) instead of the request that
 # queues them: the receipt of every click on the planning, which nobody waits for. The click then

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from portail.extensions import db
 from portail.formatting import month_label, today_in_paris
 from portail.models import Activity, BillingRun, RunState, User, utcnow
+from portail.queue import enqueue
 from portail.services.audit import record
 from portail.services.billing.invoicing import ConcurrentRun, bill_families, families_to_bill
 from portail.services.billing.money import BillingError, month_bounds
@@ -57,6 +58,21 @@ def not_queued(run: BillingRun) -> None:
         "Le service des tâches est indisponible : relancez dans quelques minutes.",
         utcnow(),
     )
+
+
+def hand_over(billing_run: BillingRun) -> None:
+    """Hand a run just queued, and committed, to the worker; one the job queue refuses is marked failed
+    (committed). A long month may take minutes on a large town: no retry (a run is started again by
+    hand), 1 h at most."""
+    if not enqueue(
+        "portail.jobs.billing_run",
+        billing_run.id,
+        job_id=f"billing-run-{billing_run.id}",
+        timeout=3600,
+        retry=None,
+    ):
+        not_queued(billing_run)
+        commit()
 
 
 def recent_runs(limit: int = 12) -> list[BillingRun]:
