@@ -126,6 +126,9 @@ def load() -> None:
     from portail.demo import billing as demo_billing
 
     demo_billing.load(families, db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr")))
+    from portail.demo import cancellations as demo_cancellations
+
+    demo_cancellations.load(db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr")))
 
 
 AUTHORIZATIONS = [
