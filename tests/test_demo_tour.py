@@ -132,7 +132,7 @@ def test_every_demo_login_of_the_readme_works_with_its_role(loaded):
     password = re.search(r"Password for every demo account: `([^`]+)`", section).group(1)
     assert password == demo.DEMO_PASSWORD
     rows = re.findall(r"^\| `([^`]+)` \| ([^|]+?) \|$", section, flags=re.M)
-    assert len(rows) == 5
+    assert len(rows) == 6
     for email, role in rows:
         account = user(email)
         client = login(loaded, email, password)
@@ -145,6 +145,9 @@ def test_every_demo_login_of_the_readme_works_with_its_role(loaded):
         if role.startswith("parent") or role.startswith("second parent"):
             named = re.search(r"Famille [A-Z]+", role).group(0)
             assert account.role is Role.PARENT and families == {named}, email
+            assert client.get("/gestion/").status_code == 403
+        elif role.startswith("animateur"):
+            assert account.role is Role.ANIMATOR and client.get("/gestion/pointage").status_code == 200
             assert client.get("/gestion/").status_code == 403
         elif role.startswith("gestionnaire"):
             assert account.role is Role.AGENT and client.get("/gestion/").status_code == 200
@@ -305,7 +308,7 @@ def check_billing(app, paragraph):
     assert states[("Famille MARTIN", last)] == "À payer" and states[("Famille BERNARD", last)] == "À payer"
     martin_last = next(i for i in invoices if i.family_name == "Famille MARTIN" and i.month == last)
     late = [line for line in martin_last.lines if "Absences" in line.label]
-    assert [line.child_name.split()[0] for line in late] == ["Tom"]  # Léa's absence in time is not billed
+    assert {line.child_name.split()[0] for line in late} == {"Tom"}  # Léa's absence in time is not billed
     client = login(app, "agent@demo.fr", demo.DEMO_PASSWORD)
     page = client.get("/gestion/facturation").get_data(as_text=True)
     assert "Aucune facturation lancée" not in page and "Aucun mois" not in page
@@ -313,8 +316,45 @@ def check_billing(app, paragraph):
     assert "Facturation lancée" in dashboard and "billing.started" not in dashboard
 
 
+def check_todays_register(app, paragraph):
+    from portail.bookings import rules as booking_rules
+    from portail.demo import activities as demo_activities
+    from portail.models import Activity
+
+    canteen = db.session.scalar(sa.select(Activity).where(Activity.name == "Restauration scolaire"))
+    day = today()
+    if booking_rules.closure(canteen, day, demo_activities.zone()) is not None:
+        return  # not a school day: no register of the day
+    client = login(app, "animateur@demo.fr", demo.DEMO_PASSWORD)
+    page = client.get(f"/gestion/pointage/{canteen.id}/{day.isoformat()}").get_data(as_text=True)
+    for name in ("Léa MARTIN", "Tom MARTIN", "Inès BERNARD"):
+        assert name in page, name
+    assert "Allergies : Arachides" in page and "PAI" in page
+
+
+def check_unexcused_absence_billed(app, paragraph):
+    from portail.models import InvoiceKind
+
+    invoice = db.session.scalar(
+        sa.select(Invoice)
+        .where(
+            Invoice.family_name == "Famille MARTIN",
+            Invoice.kind == InvoiceKind.INVOICE,
+            Invoice.credited_by_id.is_(None),
+        )
+        .order_by(Invoice.month.desc())
+    )
+    unexcused = [line for line in invoice.lines if line.label == "Absences injustifiées"]
+    assert [(line.child_name, line.days) for line in unexcused] == [("Tom MARTIN", 1)]
+
+
 # (a phrase of the README's paragraph, the check that makes it true)
 CLAIMS = [
+    ("On a school day the animator finds the canteen's register", check_todays_register),
+    (
+        "The canteen's register of the last school day of the newer billed month",
+        check_unexcused_absence_billed,
+    ),
     ("To try *M'abonner*, create an account and use the code abonné", check_subscription_code),
     (
         "The MARTIN family has a complete file and three changes waiting for the agent",

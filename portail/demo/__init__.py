@@ -82,6 +82,7 @@ ACCOUNTS = [
     ("julien.martin@demo.fr", "Julien", "MARTIN", Role.PARENT, ["MRTNA52846"]),
     ("sophie.bernard@demo.fr", "Sophie", "BERNARD", Role.PARENT, ["BRNRD73925"]),
     ("agent@demo.fr", "Nadia", "AGENT", Role.AGENT, []),
+    ("animateur@demo.fr", "Lucas", "ANIMATEUR", Role.ANIMATOR, []),
     ("admin@demo.fr", "Paul", "ADMIN", Role.ADMIN, []),
 ]
 
@@ -126,6 +127,15 @@ def load() -> None:
     from portail.demo import billing as demo_billing
 
     demo_billing.load(families, db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr")))
+    from portail.demo import registers as demo_registers
+
+    martin, bernard = families["MRTNA52846"], families["BRNRD73925"]
+    demo_registers.load(
+        *martin.children,
+        bernard.children[0],
+        db.session.scalar(sa.select(User).where(User.email == "animateur@demo.fr")),
+        utcnow(),
+    )
     from portail.demo import cancellations as demo_cancellations
 
     demo_cancellations.load(db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr")))

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from portail.bookings import history, transitions
 from portail.bookings import rules as booking_rules
 from portail.demo import activities as demo_activities
+from portail.demo import registers as demo_registers
 from portail.extensions import db
 from portail.formatting import month_label
 from portail.models import (
@@ -89,6 +90,8 @@ def load(families: dict[str, Family], agent: User) -> None:
             + [(lea, holidays), (tom, holidays), (ines, holidays)],
         )
     _absences(months[-1], martin, lea, tom, [canteen, holidays], agent)
+    animator = db.session.scalar(sa.select(User).where(User.email == "animateur@demo.fr"))
+    demo_registers.in_billed_month(months[-1], lea, tom, ines, animator)
     db.session.flush()
     tariffs = billing.tariffs_for(months[0], billing.month_bounds(months[-1])[1])
     by_id = {activity.id: activity for activity in activities.values()}

@@ -1,0 +1,101 @@
+"""Demo registers (Pointage): the canteen's register of today for the MARTIN children and Inès
+(Léa's allergy and PAI shown), yesterday's closed by the animator with Tom absent without excuse (the
+month's invoice will bill it), and in the last billed month a closed register whose unjustified
+absence is on the invoice."""
+
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+
+from portail.bookings import rules as booking_rules
+from portail.bookings import transitions
+from portail.demo import activities as demo_activities
+from portail.extensions import db
+from portail.models import (
+    Activity,
+    AuditEvent,
+    Booking,
+    BookingState,
+    Child,
+    Presence,
+    RegisterClosing,
+    User,
+)
+from portail.services import audit, billing, registers
+
+
+def _canteen() -> Activity:
+    return db.session.scalar(sa.select(Activity).where(Activity.name == "Restauration scolaire"))
+
+
+def _booked(children: list[Child], activity: Activity, day: date) -> None:
+    """The children reserved that day (those not booked yet)."""
+    found = set(
+        db.session.scalars(
+            sa.select(Booking.child_id).where(Booking.activity_id == activity.id, Booking.day == day)
+        )
+    )
+    for child in children:
+        if child.id not in found:
+            transitions.seed(child.id, activity.id, [day], BookingState.RESERVED)
+
+
+def _closed(activity: Activity, day: date, marks: dict[Child, Presence], by: User, at: datetime) -> None:
+    """A register marked (a few minutes apart) and closed by `by` at `at`, with its audit line."""
+    for minutes, (child, presence) in enumerate(marks.items()):
+        tapped = at - timedelta(minutes=30 - minutes)
+        registers.write_mark(activity.id, day, child.id, presence, None, by, tapped, tapped)
+    db.session.add(RegisterClosing(activity_id=activity.id, day=day, closed_at=at, closed_by_id=by.id))
+    db.session.add(
+        AuditEvent(
+            actor_id=by.id,
+            action=audit.check("register.closed"),
+            target_type="activity",
+            target_id=activity.id,
+            detail=f"{activity.name}, {day:%d/%m/%Y}",
+            created_at=at,
+        )
+    )
+    db.session.flush()
+
+
+def in_billed_month(month: date, lea: Child, tom: Child, ines: Child, animator: User) -> None:
+    """Before the month is billed: the canteen's register of its last open day closed, Tom absent
+    without excuse (the invoice bills it as "Absences injustifiées")."""
+    canteen = _canteen()
+    first, last = billing.month_bounds(month)
+    days = [day for day in demo_activities.open_days(canteen, first, 31) if day <= last]
+    if len(days) < 10:
+        return
+    day = days[-1]
+    _booked([lea, tom, ines], canteen, day)
+    at = datetime.combine(day, time(13, 45), tzinfo=booking_rules.PARIS)
+    _closed(
+        canteen, day, {lea: Presence.PRESENT, tom: Presence.UNEXCUSED, ines: Presence.PRESENT}, animator, at
+    )
+
+
+def load(lea: Child, tom: Child, ines: Child, animator: User, now: datetime) -> None:
+    """Today's canteen register (nobody marked yet) and yesterday's, closed (the last open day
+    before today)."""
+    canteen = _canteen()
+    today = now.astimezone(booking_rules.PARIS).date()
+    if booking_rules.closure(canteen, today, demo_activities.zone()) is None:
+        _booked([lea, tom, ines], canteen, today)
+    before = [
+        today - timedelta(days=n)
+        for n in range(1, 8)
+        if canteen.start_date <= today - timedelta(days=n)
+        and booking_rules.closure(canteen, today - timedelta(days=n), demo_activities.zone()) is None
+    ]
+    if before and before[0].month == today.month:
+        day = before[0]
+        _booked([lea, tom, ines], canteen, day)
+        at = datetime.combine(day, time(13, 50), tzinfo=booking_rules.PARIS)
+        _closed(
+            canteen,
+            day,
+            {lea: Presence.PRESENT, tom: Presence.UNEXCUSED, ines: Presence.PRESENT},
+            animator,
+            at,
+        )
