@@ -22,6 +22,7 @@ from tests.factories import (
     book,
     canteen,
     enrol,
+    enrolled_child,
     make_family,
     make_user,
     run_month,
@@ -49,9 +50,24 @@ PUBLIC = {
 ADMIN_ONLY = {"gestion.staff", "gestion.staff_toggle"}
 
 
-SAMPLES = {"section_name": "address", "owner": "responsables", "fmt": "csv"}
+SAMPLES = {"section_name": "address", "owner": "responsables", "fmt": "csv", "day": "2026-10-01"}
 EXTRA_QUERY = {"gestion.invoices_export": "?mois=2026-10"}  # a month is needed
-NO_FILE_YET = {"gestion.child_photo", "gestion.change_photo"}  # 404 until a photo exists
+NO_FILE_YET = {
+    "gestion.child_photo",
+    "gestion.change_photo",
+    "gestion.register_photo",
+}  # 404 until a photo exists
+# What an animator reaches of the back office: the registers.
+FOR_ANIMATORS = {
+    "gestion.registers",
+    "gestion.register",
+    "gestion.register_mark",
+    "gestion.register_photo",
+    "gestion.register_contacts",
+    "gestion.register_add",
+    "gestion.register_close",
+    "gestion.register_reopen",
+}
 
 
 def routes(app, ids: dict | None = None):
@@ -175,6 +191,34 @@ def test_staff_reach_the_back_office(app, client, auth, role):
         assert response.status_code == expected, (endpoint, response.status_code)
         checked += 1
     assert checked >= 30  # 34 back-office pages when this was written
+
+
+def test_an_animator_reaches_the_registers_and_nothing_else_of_the_back_office(app, client, auth):
+    make_user(email="anim@example.fr", role=Role.ANIMATOR)
+    activity = canteen()
+    db.session.add(activity)
+    db.session.flush()
+    _family, child = enrolled_child(activity)
+    book(child, activity, [date(2026, 10, 1)])
+    db.session.commit()
+    auth.login("anim@example.fr")
+    ids = {"activity_id": activity.id, "child_id": child.id}
+    reached = set()
+    for endpoint, method, url in routes(app, ids):
+        if not endpoint.startswith("gestion."):
+            continue
+        response = client.open(url, method=method)
+        if endpoint in FOR_ANIMATORS:
+            assert response.status_code != 403, (endpoint, method)
+            reached.add(endpoint)
+        else:
+            assert response.status_code == 403, (endpoint, method, response.status_code)
+    assert reached == FOR_ANIMATORS
+    with app.test_request_context():
+        from portail.access import _animators_allowed
+
+        marked = {rule.endpoint for rule in app.url_map.iter_rules() if _animators_allowed(rule.endpoint)}
+    assert marked == FOR_ANIMATORS  # a view opened to animators is named here, on purpose
 
 
 def test_agent_cannot_manage_staff_accounts(client, auth):
