@@ -2,11 +2,20 @@
 
 import os
 import tempfile
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("PORTAIL_INSTANCE", BASE_DIR / "instance"))
+
+
+def clock(variable: str, default: str) -> time:
+    """A time of day (HH:MM) from the environment; a wrong one stops the start with its name."""
+    value = os.environ.get(variable, default).strip()
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise RuntimeError(f"{variable} doit être une heure HH:MM, pas {value!r}") from None
 
 
 class Config:
@@ -86,6 +95,10 @@ class Config:
     OUTBOX_STUCK_AFTER = timedelta(seconds=int(os.environ.get("OUTBOX_STUCK_AFTER_SECONDS", "600")))
     # Digest windows missed while the scheduler was down are still sent if they ended less than this ago.
     DIGEST_CATCH_UP = timedelta(days=2)
+    # The kitchen's daily mail of the headcounts (today's and tomorrow's, with the allergies): its
+    # address (none: no mail) and the time it leaves, Paris time.
+    KITCHEN_EMAIL = os.environ.get("PORTAIL_KITCHEN_EMAIL", "").strip()
+    KITCHEN_MAIL_AT = clock("PORTAIL_KITCHEN_MAIL_AT", "09:00")
     # Families billed per transaction by a billing run (the progress bar moves once per batch).
     BILLING_BATCH = int(os.environ.get("BILLING_BATCH", "500"))
     DEV_TOOLS = False

@@ -36,6 +36,7 @@ RECURRING = [
     ("portail.jobs.dispatch_digests", 60),
     ("portail.jobs.purge_unactivated_accounts", 3600),
     ("portail.jobs.documents_expiry", 3600),
+    ("portail.jobs.kitchen_headcounts_mail", 60),  # no query before the time, one once sent
 ]
 # Redis errors that end an RQ loop and pass (a restart, a stall, a network cut); BusyLoadingError,
 # while a restarted Redis reads its dump, is a ConnectionError.

@@ -3,7 +3,7 @@
 from flask import current_app
 
 from portail.models import utcnow
-from portail.services import accounts, billing, digests, documents, outbox
+from portail.services import accounts, billing, digests, documents, headcounts, outbox
 from portail.services.outbox import commit
 
 
@@ -63,3 +63,8 @@ def documents_expiry() -> dict[str, int]:
 def billing_run(run_id: int) -> int:
     """Bill a month (started by an agent); the run's row shows its progress. Returns the invoices issued."""
     return billing.run(run_id).invoices
+
+
+def kitchen_headcounts_mail() -> bool:
+    """Queue the kitchen's headcounts mail once a day, at or after its time (run every minute)."""
+    return headcounts.send_kitchen_mail(utcnow())

@@ -6,6 +6,7 @@ from portail.gestion import (  # noqa: F401  (their views register on bp)
     cancellation_routes,
     document_routes,
     dossier_routes,
+    headcount_routes,
     opening_routes,
     register_routes,
     request_routes,

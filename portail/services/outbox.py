@@ -32,6 +32,7 @@ SUBJECTS = {
     "invoice_issued": "Une nouvelle facture est disponible",
     "service_cancelled": "Service annulé par la mairie",
     "service_restored": "Service rétabli",
+    "kitchen_headcounts": "Effectifs pour la cuisine",
 }
 # Mails the relay hands to the worker (within RELAY_EVERY seconds) instead of the request that
 # queues them: the receipt of every click on the planning, which nobody waits for. The click then
