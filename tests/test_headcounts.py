@@ -360,3 +360,24 @@ def test_kitchen_mail_gives_today_and_tomorrow_with_the_children_to_know(app, ki
     assert [detail for _a, _t, detail in health_reads()] == [
         "Effectifs du jeudi 4 mars au vendredi 5 mars 2027 — e-mail à la cuisine"
     ]
+
+
+def test_the_scheduler_runs_the_kitchen_mail_job_every_minute(app, kitchen):
+    import worker
+    from portail import jobs
+
+    assert ("portail.jobs.kitchen_headcounts_mail", 60) in worker.RECURRING
+    app.config["KITCHEN_MAIL_AT"] = time(0, 0)  # (due whatever the time the test runs)
+    assert jobs.kitchen_headcounts_mail() is True
+    assert jobs.kitchen_headcounts_mail() is False
+    assert len(kitchen_mails()) == 1
+
+
+def test_a_wrong_kitchen_mail_time_stops_the_start_with_its_name(monkeypatch):
+    from config import clock
+
+    monkeypatch.setenv("PORTAIL_KITCHEN_MAIL_AT", "9h")
+    with pytest.raises(RuntimeError, match="PORTAIL_KITCHEN_MAIL_AT doit être une heure HH:MM"):
+        clock("PORTAIL_KITCHEN_MAIL_AT", "09:00")
+    monkeypatch.setenv("PORTAIL_KITCHEN_MAIL_AT", "07:30")
+    assert clock("PORTAIL_KITCHEN_MAIL_AT", "09:00") == time(7, 30)
