@@ -218,7 +218,10 @@ def test_a_refused_certificate_does_not_count(activity, lea):
     sick(lea, activity, [DAYS[2], DAYS[3]], document)
     commit()
     run_month()
-    assert lines(lea) == [("Absence maladie (carence)", 1, PRICE), ("Absence maladie sans certificat", 1, PRICE)]
+    assert lines(lea) == [
+        ("Absence maladie (carence)", 1, PRICE),
+        ("Absence maladie sans certificat", 1, PRICE),
+    ]
 
 
 def test_a_sickness_begun_the_month_before_keeps_its_carence_there(activity, lea):
@@ -246,3 +249,30 @@ def test_the_rule_of_sick_days():
         d(2026, 12, 4): sick_days.UNCERTIFIED,
         d(2026, 12, 7): sick_days.UNCERTIFIED,
     }
+
+
+def test_a_register_closed_or_reopened_after_its_month_was_billed_queues_the_correction(
+    client, auth, activity, lea
+):
+    from portail.models import Role
+    from tests.factories import make_user
+
+    book(lea, activity, DAYS[:2])
+    make_user(email="agent@example.fr", role=Role.AGENT)
+    commit()
+    run_month()
+    assert lines(lea) == [("Jours réservés", 2, PRICE)]
+    auth.login("agent@example.fr")
+    url = f"/gestion/pointage/{activity.id}/{DAYS[1].isoformat()}"
+    assert client.post(f"{url}/enfants/{lea.id}", data={"presence": "unexcused"}).status_code == 302
+    assert lines(lea) == [("Jours réservés", 2, PRICE)]  # an open register changes nothing
+    tariff_of(activity).bill_unexcused_absences = False
+    commit()
+    assert client.post(f"{url}/cloturer").status_code == 302  # (the tests run the queued job at once)
+    db.session.expire_all()
+    assert lines(lea) == [("Jours réservés", 1, PRICE)]
+    assert client.post(f"{url}/rouvrir").status_code == 302
+    db.session.expire_all()
+    assert lines(lea) == [("Jours réservés", 2, PRICE)]
+    credits = db.session.scalar(sa.select(sa.func.count()).where(Invoice.kind == InvoiceKind.CREDIT_NOTE))
+    assert credits == 2

@@ -22,6 +22,7 @@ from portail.gestion.routes import bp
 from portail.htmx import is_htmx
 from portail.models import Activity, Child, Presence, Role, utcnow
 from portail.services import registers as register_service
+from portail.services.billing import runs
 from portail.services.outbox import commit, rollback
 
 PRESENCES = {"present": Presence.PRESENT, "unexcused": Presence.UNEXCUSED, "excused": Presence.EXCUSED}
@@ -106,7 +107,7 @@ def register_mark(activity_id: int, day: str, child_id: int):
         error = "Choisissez Présent ou Absent."
     else:
         try:
-            register_service.mark(
+            queued = register_service.mark(
                 activity,
                 day,
                 child_id,
@@ -117,6 +118,7 @@ def register_mark(activity_id: int, day: str, child_id: int):
                 register_service.tapped_at(request.form.get("tapped"), now),
             )
             commit()
+            _hand_over(queued)
         except LookupError:
             rollback()
             abort(404)
@@ -210,8 +212,9 @@ def register_close(activity_id: int, day: str):
     activity, day = _open(activity_id, day)
     if request.method == "POST":
         try:
-            unmarked = register_service.close(activity, day, current_user, utcnow())
+            unmarked, queued = register_service.close(activity, day, current_user, utcnow())
             commit()
+            _hand_over(queued)
         except IntegrityError:
             rollback()
             flash("Ce registre est déjà clôturé.", "info")
@@ -247,10 +250,17 @@ def register_reopen(activity_id: int, day: str):
     """An agent reopens a closed register (animators may not)."""
     activity, day = _open(activity_id, day)
     try:
-        register_service.reopen(activity, day, current_user)
+        queued = register_service.reopen(activity, day, current_user, utcnow())
         commit()
+        _hand_over(queued)
         flash("Registre rouvert : le pointage peut être corrigé.", "success")
     except register_service.RegisterError as refused:
         rollback()
         flash(str(refused), "error")
     return redirect(_register_url(activity.id, day))
+
+
+def _hand_over(queued: list) -> None:
+    """The billing runs a change queued (committed with it: a month billed already) to the worker."""
+    for billing_run in queued:
+        runs.hand_over(billing_run)

@@ -23,7 +23,7 @@ from portail import bookings
 from portail.bookings import rules as booking_rules
 from portail.bookings.transitions import CANCELLABLE
 from portail.extensions import db
-from portail.formatting import french_date, today_in_paris
+from portail.formatting import french_date
 from portail.models import (
     Activity,
     BillingRun,
@@ -31,8 +31,6 @@ from portail.models import (
     BookingState,
     Child,
     ClosingDay,
-    Invoice,
-    InvoiceKind,
     ServiceCancellation,
     Subscription,
     User,
@@ -176,7 +174,7 @@ def cancel(
         f"{activity.name}, {period_text(cancellation)} : {reason} ({_counted(len(taken))})",
     )
     expected = [(day.child_id, day.day) for day in taken if day.was in EXPECTED]
-    queued = _rebill(activity, {day.child_id for day in taken}, [day.day for day in taken], agent, now)
+    queued = runs.rebill({day.child_id for day in taken}, [day.day for day in taken], agent, now)
     _mail("service_cancelled", cancellation, activity, expected, credit=bool(queued))
     return Outcome(cancellation, True, queued)
 
@@ -202,8 +200,8 @@ def undo(cancellation: ServiceCancellation, agent: User, now: datetime) -> Outco
         f"{activity.name}, {period_text(cancellation)} : {cancellation.reason} ({_counted(len(restored))})",
     )
     expected = [(child_id, day) for child_id, day, state in restored if state is BookingState.RESERVED]
-    queued = _rebill(
-        activity, {child_id for child_id, _d, _s in restored}, [d for _c, d, _s in restored], agent, now
+    queued = runs.rebill(
+        {child_id for child_id, _d, _s in restored}, [d for _c, d, _s in restored], agent, now
     )
     _mail("service_restored", cancellation, activity, expected, credit=bool(queued))
     return Outcome(cancellation, True, queued)
@@ -242,37 +240,6 @@ def period_words(first: date, last: date) -> str:
 
 def _counted(days: int) -> str:
     return f"{days} jour{'s' if days > 1 else ''} d'enfant{'s' if days > 1 else ''}"
-
-
-def _rebill(
-    activity: Activity, child_ids: set[int], days: list[date], agent: User, now: datetime
-) -> list[BillingRun]:
-    """A billing run queued for each past month of these days already billed for a family of these
-    children (the run issues the credit note and the new invoice); those to hand to the worker.
-
-    The current month and those ahead need nothing: they are billed once finished, from the days as
-    they are then. (A run of that month already running may have billed the families before this
-    change: it is then started again by hand.)"""
-    this_month = today_in_paris(now).replace(day=1)
-    months = sorted({day.replace(day=1) for day in days if day < this_month})
-    if not months:
-        return []
-    billed = db.session.scalars(
-        sa.select(Invoice.month)
-        .distinct()
-        .where(
-            Invoice.month.in_(months),
-            Invoice.kind == InvoiceKind.INVOICE,
-            Invoice.credited_by_id.is_(None),
-            Invoice.family_id.in_(sa.select(Child.family_id).where(Child.id.in_(child_ids))),
-        )
-    ).all()
-    queued = []
-    for month in sorted(billed):
-        run, fresh = runs.start(month, agent)
-        if fresh:
-            queued.append(run)
-    return queued
 
 
 def _mail(

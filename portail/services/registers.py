@@ -21,6 +21,7 @@ from portail.models import (
     Attendance,
     AuditEvent,
     AuthorizedContact,
+    BillingRun,
     Booking,
     BookingState,
     Child,
@@ -33,6 +34,7 @@ from portail.models import (
     User,
 )
 from portail.services import audit
+from portail.services.billing import runs
 from portail.services.transactions import upsert
 
 # The bookings a register shows: the children expected (RESERVED), and apart those the family said
@@ -402,16 +404,19 @@ def mark(
     user: User,
     now: datetime,
     tapped: datetime | None = None,
-) -> None:
+) -> list[BillingRun]:
     """Record a child's presence or absence; the latest tap wins, a repeated one changes nothing.
 
-    The child must be on the register (booked that day, or already added)."""
+    The child must be on the register (booked that day, or already added). Returns the billing runs
+    queued when a closed register of a month billed already is corrected."""
     closing = db.session.get(RegisterClosing, (activity.id, day))
     if (refusal := may_edit(user, closing, day, now)) is not None:
         raise RegisterError(refusal)
     if not on_register(activity, day, child_id):
         raise LookupError("child not on this register")
     write_mark(activity.id, day, child_id, presence, reason, user, tapped or now, now)
+    # (a closed register corrected by an agent: what its month billed may change)
+    return runs.rebill({child_id}, [day], user, now) if closing is not None else []
 
 
 def write_mark(
@@ -527,10 +532,11 @@ def add_present(activity: Activity, day: date, child_id: int, user: User, now: d
     return child
 
 
-def close(activity: Activity, day: date, user: User, now: datetime) -> int:
+def close(activity: Activity, day: date, user: User, now: datetime) -> tuple[int, list[BillingRun]]:
     """Close the day's register: the children expected and not marked are marked absent without
     excuse (what billing will use), the closing is recorded and audited. Returns how many were
-    marked so. Closed already (a double click, another tablet): RegisterError."""
+    marked so, and the billing runs queued if the day's month was billed already (to hand to the
+    worker once committed). Closed already (a double click, another tablet): RegisterError."""
     if day > today_in_paris(now):
         raise RegisterError("Un registre ne peut être clôturé qu'à partir de son jour.")
     if db.session.get(RegisterClosing, (activity.id, day)) is not None:
@@ -549,11 +555,12 @@ def close(activity: Activity, day: date, user: User, now: datetime) -> int:
         activity.id,
         f"{activity.name}, {short_date(day)} : {counts['presents']} présent(s), {counts['absents']} absent(s)",
     )
-    return len(unmarked)
+    return len(unmarked), runs.rebill({row.child_id for row in register.rows}, [day], user, now)
 
 
-def reopen(activity: Activity, day: date, user: User) -> None:
-    """An agent reopens a closed register (an animator may not); audited."""
+def reopen(activity: Activity, day: date, user: User, now: datetime) -> list[BillingRun]:
+    """An agent reopens a closed register (an animator may not); audited. Billing goes back to the
+    day's bookings: the runs queued if its month was billed already."""
     if user.role is Role.ANIMATOR:
         raise RegisterError("Seul un gestionnaire peut rouvrir un registre clôturé.")
     closing = db.session.get(RegisterClosing, (activity.id, day))
@@ -561,3 +568,8 @@ def reopen(activity: Activity, day: date, user: User) -> None:
         raise RegisterError("Ce registre n'est pas clôturé.")
     db.session.delete(closing)
     audit.record(user, "register.reopened", "activity", activity.id, f"{activity.name}, {short_date(day)}")
+    return runs.rebill(_children_of(activity, day), [day], user, now)
+
+
+def _children_of(activity: Activity, day: date) -> set[int]:
+    return {row.child_id for row in read(activity, day, group=ALL).rows}

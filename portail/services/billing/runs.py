@@ -8,7 +8,7 @@ nothing left to do.
 import logging
 import random
 import time
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from flask import current_app
@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portail.extensions import db
 from portail.formatting import month_label, today_in_paris
-from portail.models import Activity, BillingRun, RunState, User, utcnow
+from portail.models import Activity, BillingRun, Child, Invoice, InvoiceKind, RunState, User, utcnow
 from portail.queue import enqueue
 from portail.services.audit import record
 from portail.services.billing.invoicing import ConcurrentRun, bill_families, families_to_bill
@@ -58,6 +58,37 @@ def not_queued(run: BillingRun) -> None:
         "Le service des tâches est indisponible : relancez dans quelques minutes.",
         utcnow(),
     )
+
+
+def rebill(child_ids: set[int], days: list[date], agent: User, now: datetime) -> list[BillingRun]:
+    """After a change of what these children's days bill (a service cancelled or restored, a register
+    closed or corrected), a run queued for each past month of these days already billed for their
+    families (it issues the credit note and the new invoice); those to hand to the worker once
+    committed.
+
+    The current month and those ahead need nothing: they are billed once finished, from the days as
+    they are then. (A run of that month already running may have billed the families before this
+    change: it is then started again by hand.)"""
+    this_month = today_in_paris(now).replace(day=1)
+    months = sorted({day.replace(day=1) for day in days if day < this_month})
+    if not months or not child_ids:
+        return []
+    billed = db.session.scalars(
+        sa.select(Invoice.month)
+        .distinct()
+        .where(
+            Invoice.month.in_(months),
+            Invoice.kind == InvoiceKind.INVOICE,
+            Invoice.credited_by_id.is_(None),
+            Invoice.family_id.in_(sa.select(Child.family_id).where(Child.id.in_(child_ids))),
+        )
+    ).all()
+    queued = []
+    for month in sorted(billed):
+        billing_run, fresh = start(month, agent)
+        if fresh:
+            queued.append(billing_run)
+    return queued
 
 
 def hand_over(billing_run: BillingRun) -> None:
