@@ -31,12 +31,13 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) instance .pytest_cache
 
-## bench: page weight, SQL queries and time ratios; the planning at scale; the digests; the billing run (see bench/)
+## bench: page weight, SQL queries and time ratios; the planning at scale; the digests; the billing run; the registers (see bench/)
 bench: $(STAMP)
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/planning.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/billing.py
+	$(BIN)/python bench/registers.py
 
 ## peak: the opening-day benchmark on PostgreSQL and the production stack (locust; a few minutes): make peak PARENTS=250
 PARENTS ?= 250
