@@ -58,6 +58,13 @@ def test_an_animator_marks_today_s_register_on_a_phone_even_offline_and_closes_i
     row("Tom").get_by_role("button", name="Justifier").click()
     row("Tom").locator(".register-state", has_text="Absence justifiée (Maladie)").wait_for()
 
+    # Who may collect Léa: into her row, the focus on it
+    row("Léa").get_by_role("link", name=re.compile("Qui peut venir le chercher")).click()
+    row("Léa").get_by_text("Qui peut venir chercher Léa").wait_for()
+    page.wait_for_function(
+        "() => document.activeElement && document.activeElement.classList.contains('register-contacts')"
+    )
+
     # The network drops for Zoé's tap: kept, shown "Non envoyé", sent again once the network is back.
     blocked = f"**/gestion/pointage/{activity_id}/*/enfants/{ids['Zoé']}"
     page.route(blocked, lambda route: route.abort("internetdisconnected"))

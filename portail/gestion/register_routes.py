@@ -160,6 +160,7 @@ def register_contacts(activity_id: int, day: str, child_id: int):
         day=day,
         child=child,
         contacts=register_service.contacts(child_id),
+        swapped=is_htmx(),  # (into the row: the focus goes to what came in, not lost with the link)
     )
 
 
