@@ -381,3 +381,37 @@ def test_a_wrong_kitchen_mail_time_stops_the_start_with_its_name(monkeypatch):
         clock("PORTAIL_KITCHEN_MAIL_AT", "09:00")
     monkeypatch.setenv("PORTAIL_KITCHEN_MAIL_AT", "07:30")
     assert clock("PORTAIL_KITCHEN_MAIL_AT", "09:00") == time(7, 30)
+
+
+@pytest.mark.browser
+def test_an_agent_reads_the_headcounts_on_a_phone(browser, live_server):
+    """At 360 px, axe clean and no horizontal scroll: today, the week, the named lists."""
+    from tests.browser_support import logged_in
+
+    with live_server.app_context():
+        today = today_in_paris(utcnow())
+        canteen = make_activity(name="Restauration scolaire", site="École Jules Ferry")
+        lea, tom = live_server_children()
+        lea.diet, lea.diet_other, lea.allergies, lea.pai = Diet.OTHER, "Sans gluten", "Arachides", True
+        book(lea, canteen, [today, today + timedelta(days=1)])
+        book(tom, canteen, [today], BookingState.RESERVATION_REQUESTED)
+        db.session.commit()
+    page, journey = logged_in(browser, live_server.base_url, "agent@example.fr", "effectifs")
+    page.get_by_role("link", name="Effectifs", exact=True).click()
+    page.wait_for_load_state()
+    assert page.get_by_role("table", name="Effectifs par activité et site").count() == 1
+    journey.check("aujourd-hui")
+    page.get_by_role("link", name="7 prochains jours").click()
+    page.wait_for_load_state()
+    journey.check("semaine")
+    page.get_by_role("link", name="Afficher les enfants à connaître pour la cuisine").click()
+    page.wait_for_load_state()
+    assert page.get_by_text("Léa MARTIN — Autre : Sans gluten — allergies : Arachides — PAI").count() == 2
+    journey.check("listes")
+
+
+def live_server_children():
+    """The MARTIN children of the live server (Léa, Tom)."""
+    from portail.models import Child
+
+    return db.session.scalars(sa.select(Child).order_by(Child.birth_date)).all()
