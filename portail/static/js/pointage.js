@@ -68,12 +68,16 @@
       headers: { "Content-Type": "application/x-www-form-urlencoded", "HX-Request": "true", "X-CSRFToken": token() }
     }).then(function (response) {
       return response.text().then(function (html) {
-        if (response.status >= 500) throw new Error("server");
-        save(pending().filter(function (other) { return other.url !== item.url || other.body !== item.body; }));
         var holder = document.createElement("template");
         holder.innerHTML = html;
-        var row = rowOf(item.url);
         var fresh = holder.content.querySelector("li.register-row");
+        // Kept unless the register answered for this row: saved (200), or refused with its reason (422,
+        // e.g. closed meanwhile). A login page (the session ended), an error or a redirect: sent again later.
+        if (!fresh || response.redirected || (response.status !== 200 && response.status !== 422)) {
+          throw new Error("not taken");
+        }
+        save(pending().filter(function (other) { return other.url !== item.url || other.body !== item.body; }));
+        var row = rowOf(item.url);
         var counts = holder.content.querySelector("#compteurs");
         if (row && fresh) {
           row.replaceWith(fresh);
