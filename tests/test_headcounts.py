@@ -2,11 +2,13 @@
 its PDF and CSV (staff only, named lists audited), a constant number of queries, and the kitchen's
 daily mail sent once, not before its time."""
 
+import io
 import threading
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 import sqlalchemy as sa
+from pypdf import PdfReader
 
 from portail.extensions import db
 from portail.formatting import PARIS, today_in_paris
@@ -210,11 +212,23 @@ def test_csv_export_for_excel_with_the_kitchens_lists_audited(app, client, agent
     assert [detail for _a, _t, detail in health_reads()] == ["Effectifs jeudi 4 mars 2027 — CSV"]
 
 
-def test_pdf_export_prints_the_week(app, client, agent):
-    town(today_in_paris(utcnow()))
+def test_csv_cells_are_never_formulas(app, client, agent):
+    canteen = make_activity(name="Restauration scolaire", site="@École")
+    book(child("=HYPERLINK(1)", allergies="Lait"), canteen, [THURSDAY])
+    db.session.commit()
+    body = client.get(f"/gestion/effectifs/effectifs.csv?jour={THURSDAY.isoformat()}").get_data()
+    row = body.decode("utf-8-sig").splitlines()[1].split(";")
+    assert (row[2], row[-1]) == ("'@École", "'=HYPERLINK(1) =HYPERLINK(1) — allergies : Lait")
+
+
+def test_pdf_export_prints_the_week_with_the_kitchens_lists(app, client, agent):
+    today = today_in_paris(utcnow())
+    town(today)
     response = client.get("/gestion/effectifs/effectifs.pdf?periode=semaine")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
-    assert response.get_data().startswith(b"%PDF")
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.get_data())).pages)
+    assert "Restauration scolaire" in text and "Total du jour" in text
+    assert "Jade JADE — allergies : Arachides" in text and "Aucun enfant attendu." in text
     assert len(health_reads()) == 1
     assert client.get("/gestion/effectifs/effectifs.xlsx").status_code == 404
 

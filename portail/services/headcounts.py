@@ -152,10 +152,12 @@ class Headcounts:
 
 
 def _counted(condition) -> sa.ColumnElement:
+    """How many of a group's rows meet `condition` (a SUM, as both databases write it)."""
     return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
-def _has_allergies():
+def _has_allergies() -> sa.ColumnElement:
+    """A child with an allergy written down or a PAI."""
     return sa.or_(sa.func.coalesce(sa.func.trim(Child.allergies), "") != "", Child.pai.is_(True))
 
 
@@ -249,13 +251,18 @@ def csv_file(headcounts: Headcounts) -> bytes:
             writer.writerow(
                 [
                     day.day.isoformat(),
-                    line.activity,
-                    line.site,
+                    _cell(line.activity),
+                    _cell(line.site),
                     *line.counts.values(),
-                    " | ".join(note.text() for note in line.notes),
+                    _cell(" | ".join(note.text() for note in line.notes)),
                 ]
             )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def _cell(text: str) -> str:
+    """A text as a spreadsheet shows it, never as a formula (a name or an allergy typed "=…")."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 FONTS = Path(__file__).resolve().parents[1] / "fonts"
