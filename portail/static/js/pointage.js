@@ -57,10 +57,17 @@
     return input ? input.value : "";
   }
 
+  // One pass over the kept marks, one at a time, in the order tapped; a mark not taken stays for the
+  // next pass and does not hold back the others.
   function resend() {
     if (sending || !pending().length) return;
     sending = true;
-    var item = pending()[0];
+    sendFrom(pending().slice(), 0);
+  }
+
+  function sendFrom(items, index) {
+    if (index >= items.length) { sending = false; showWaiting(); return; }
+    var item = items[index];
     fetch(item.url, {
       method: "POST",
       body: item.body,
@@ -88,11 +95,9 @@
           counts.removeAttribute("hx-swap-oob");
           shown.replaceWith(counts);
         }
-        sending = false;
-        showWaiting();
-        resend();
+        sendFrom(items, index + 1);
       });
-    }).catch(function () { sending = false; });
+    }).catch(function () { sendFrom(items, index + 1); });
   }
 
   document.addEventListener("htmx:configRequest", function (event) {
