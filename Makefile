@@ -31,13 +31,14 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) instance .pytest_cache
 
-## bench: page weight, SQL queries and time ratios; the planning at scale; the digests; the billing run; the registers (see bench/)
+## bench: page weight, SQL queries and time ratios; the planning at scale; the digests; the billing run; the registers; the headcounts (see bench/)
 bench: $(STAMP)
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/planning.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/billing.py
 	$(BIN)/python bench/registers.py
+	$(BIN)/python bench/headcounts.py
 
 ## peak: the opening-day benchmark on PostgreSQL and the production stack (locust; a few minutes): make peak PARENTS=250
 PARENTS ?= 250

@@ -12,6 +12,7 @@ from portail.models import (
     Child,
     ChildAuthorization,
     Civility,
+    Diet,
     Family,
     Guardian,
     Role,
@@ -185,6 +186,8 @@ def _complete_files(families: dict[str, Family]) -> None:
     lea.allergies = "Arachides"
     lea.pai = True
     lea.vaccinations = "À jour (DTP rappel 2022)"
+    tom.diet = Diet.PORK_FREE
+    families["BRNRD73925"].children[0].diet = Diet.VEGETARIAN
     for kid in (lea, tom):
         kid.authorizations = [
             ChildAuthorization(authorization_id=a.id, granted=a.position != 1) for a in authorizations
