@@ -276,3 +276,11 @@ def test_a_register_closed_or_reopened_after_its_month_was_billed_queues_the_cor
     assert lines(lea) == [("Jours réservés", 2, PRICE)]
     credits = db.session.scalar(sa.select(sa.func.count()).where(Invoice.kind == InvoiceKind.CREDIT_NOTE))
     assert credits == 2
+
+
+def test_a_cancelled_day_is_not_billed_even_with_children_marked_present(activity, lea):
+    book(lea, activity, DAYS[:1], state=BookingState.CANCELLED)
+    register(activity, DAYS[0], {lea: Presence.PRESENT})
+    commit()
+    run_month()
+    assert lines(lea) == []

@@ -77,6 +77,10 @@ def test_an_animator_marks_today_s_register_on_a_phone_even_offline_and_closes_i
     journey.check("non-envoye")
     with live_server.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Attendance)) == 2
+    # the closing page says a mark is waiting (and would send it first if the network were back)
+    page.get_by_role("link", name="Clôturer le registre").click()
+    page.get_by_text("1 pointage(s) non envoyé(s)").wait_for()
+    page.go_back()
     page.unroute(blocked)
     row("Zoé").locator(".register-state", has_text="Présent").wait_for(timeout=15_000)
     page.locator("#file-attente").wait_for(state="hidden")

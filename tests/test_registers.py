@@ -376,3 +376,27 @@ def test_a_large_register_is_shown_class_by_class(client, logged_in_agent, cante
     everyone = client.get(f"{register_url(activity)}?classe=tous").get_data(as_text=True)
     assert everyone.count('class="register-row') == 47
     assert client.get(f"{register_url(activity)}?classe=inconnue").status_code == 200
+
+
+def test_a_day_cancelled_by_the_town_lists_its_children_apart(client, logged_in_agent, canteen_today):
+    from portail.models import Booking
+
+    activity, lea, tom, _zoe = canteen_today
+    db.session.execute(
+        sa.update(Booking).where(Booking.child_id == tom.id).values(state=BookingState.CANCELLED)
+    )
+    db.session.commit()
+    page = client.get(register_url(activity)).get_data(as_text=True)
+    expected, apart = page.split("Absences prévues")
+    assert f'id="enfant-{lea.id}"' in expected and f'id="enfant-{tom.id}"' in apart
+    assert "Annulé par la mairie" in apart and "<strong>sans réservation</strong>" not in page
+
+
+def test_without_javascript_a_refused_mark_lands_on_its_message(client, logged_in_agent, canteen_today):
+    activity, lea, _tom, _zoe = canteen_today
+    url = f"{register_url(activity)}/enfants/{lea.id}"
+    answer = client.post(url, data={"presence": "excused", "reason": ""})
+    assert answer.status_code == 302 and "#" not in answer.location  # the top of the page: its message
+    assert "Choisissez le motif" in client.get(answer.location).get_data(as_text=True)
+    answer = client.post(url, data={"presence": "present"})
+    assert answer.location.endswith(f"#enfant-{lea.id}")  # done: back to the row

@@ -35,6 +35,8 @@ class RowWriter:
             picture = f'<span class="register-photo register-initials" aria-hidden="true">{escape(row.first_name[:1])}{escape(row.last_name[:1])}</span>'
         about = f"{escape(row.school_class)} · " if row.school_class else ""
         about += f"{row.age:d} ans"
+        if row.diet:
+            about += f" · repas : {escape(row.diet)}"
         if row.booking is None:
             about += " · <strong>sans réservation</strong>"
         alerts = ""

@@ -47,14 +47,16 @@ def registers():
     asked = request.args.get("jour")
     day = _day(asked) if asked else today
     activities = register_service.activities_on(day)
+    figures = register_service.figures(activities, day)
     return render_template(
         "gestion/registers.html",
         day=day,
         today=today,
         previous=day - timedelta(days=1),
         following=day + timedelta(days=1),
-        activities=activities,
-        figures=register_service.figures(activities, day),
+        # (those with children expected first)
+        activities=sorted(activities, key=lambda activity: figures[activity.id].expected == 0),
+        figures=figures,
     )
 
 
@@ -126,8 +128,9 @@ def register_mark(activity_id: int, day: str, child_id: int):
             rollback()
             error = str(refused)
     if not is_htmx():
-        if error:
+        if error:  # (to the top of the page, where the message is: the row's place would hide it)
             flash(error, "error")
+            return redirect(_register_url(activity.id, day))
         return redirect(_register_url(activity.id, day, f"enfant-{child_id}"))
     sheet = register_service.read(activity, day, only=child_id)
     if not sheet.rows:

@@ -25,6 +25,7 @@ from portail.models import (
     Booking,
     BookingState,
     Child,
+    Diet,
     Enrolment,
     Guardian,
     Presence,
@@ -40,7 +41,13 @@ from portail.services.transactions import upsert
 # The bookings a register shows: the children expected (RESERVED), and apart those the family said
 # would not come (a sickness, an absence) or whose day the town cancelled.
 EXPECTED = BookingState.RESERVED
-SHOWN_STATES = (BookingState.RESERVED, BookingState.SICK, BookingState.ABSENT, BookingState.ABSENCE_REQUESTED)
+SHOWN_STATES = (
+    BookingState.RESERVED,
+    BookingState.SICK,
+    BookingState.ABSENT,
+    BookingState.ABSENCE_REQUESTED,
+    BookingState.CANCELLED,
+)
 # A register of more children than this is shown one class at a time (ALL: every child at once).
 GROUP_ABOVE = 40
 ALL, NO_CLASS = "tous", "Sans classe"
@@ -80,6 +87,7 @@ class Row:
     pai: bool
     health_notes: str | None
     booking: BookingState | None  # None: present without a booking (added on the register)
+    diet: str | None = None  # the meal (its label; None: standard)
     presence: Presence | None = None
     reason: str | None = None
     sick_declared: bool = False
@@ -206,6 +214,8 @@ ROWS = (
         Child.allergies,
         Child.pai,
         Child.health_notes,
+        Child.diet,
+        Child.diet_other,
         Booking.state,
         Attendance.presence,
         Attendance.reason,
@@ -271,6 +281,9 @@ def read(activity: Activity, day: date, only: int | None = None, group: str | No
             pai=child.pai,
             health_notes=child.health_notes,
             booking=child.state,
+            diet=(child.diet_other or child.diet.label)
+            if child.diet is Diet.OTHER
+            else child.diet and child.diet.label,
             presence=child.presence,
             reason=child.reason,
             sick_declared=child.sick is not None,

@@ -176,7 +176,17 @@ def compute(
         for child_id, activity_id, day, presence in connection.execute(
             sa.select(Attendance.child_id, Attendance.activity_id, Attendance.day, Attendance.presence)
             .join(Child, Child.id == Attendance.child_id)
-            .where(Child.family_id.between(low, high), Attendance.day.between(first, last))
+            .where(
+                Child.family_id.between(low, high),
+                Attendance.day.between(first, last),
+                # (a day the town cancelled is never billed, whatever its register says)
+                ~sa.exists().where(
+                    Booking.child_id == Attendance.child_id,
+                    Booking.activity_id == Attendance.activity_id,
+                    Booking.day == Attendance.day,
+                    Booking.state == BookingState.CANCELLED,
+                ),
+            )
         ):
             if (activity_id, day) in closed and child_id in children:
                 marks[(child_id, activity_id, day)] = presence

@@ -4,7 +4,9 @@
    mark sent twice or late never undoes a newer one. */
 (function () {
   "use strict";
-  var KEY = "portail-pointage";
+  // (one queue per account on a shared tablet: the page names it)
+  var box = document.getElementById("file-attente");
+  var KEY = "portail-pointage-" + ((box && box.getAttribute("data-compte")) || "");
   var RETRY_MS = 5000;
   var LABELS = { present: "Présent", unexcused: "Absent", excused: "Absence justifiée" };
   var sending = false;
@@ -28,7 +30,6 @@
   }
 
   function showWaiting() {
-    var box = document.getElementById("file-attente");
     var count = pending().length;
     if (!box) return;
     box.hidden = count === 0;
@@ -68,9 +69,11 @@
   function sendFrom(items, index) {
     if (index >= items.length) { sending = false; showWaiting(); return; }
     var item = items[index];
+    var body = new URLSearchParams(item.body);
+    body.set("csrf_token", token());  // (the page's token: the one kept may be of an ended session)
     fetch(item.url, {
       method: "POST",
-      body: item.body,
+      body: body.toString(),
       credentials: "same-origin",
       headers: { "Content-Type": "application/x-www-form-urlencoded", "HX-Request": "true", "X-CSRFToken": token() }
     }).then(function (response) {
@@ -89,6 +92,10 @@
         if (row && fresh) {
           row.replaceWith(fresh);
           if (window.htmx) window.htmx.process(fresh);
+          if (response.status === 422) {  // refused (e.g. the register was closed meanwhile): say which tap was lost
+            var lost = fresh.querySelector(".register-sync");
+            if (lost) { lost.hidden = false; lost.textContent = (LABELS[item.presence] || "Pointage") + " : non enregistré"; }
+          }
         }
         var shown = document.getElementById("compteurs");
         if (counts && shown) {
