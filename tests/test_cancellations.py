@@ -164,6 +164,10 @@ def test_an_agent_sees_the_form_with_labels_and_the_nav_link(client, auth, town)
             "Le dernier jour doit être le même que le premier ou après.",
         ),
         ({"last_day": (MONDAY + timedelta(days=120)).isoformat()}, "Une annulation couvre au plus 92 jours"),
+        (  # a Saturday: the canteen does not open, nothing to cancel (and no mail to promise)
+            {"first_day": (MONDAY + timedelta(days=5)).isoformat()},
+            "aucun jour sur cette période (fermée, vacances ou jour férié) : il n&#39;y a rien à annuler.",
+        ),
     ],
 )
 def test_bad_input_gets_french_errors_in_the_summary_and_saves_nothing(client, auth, town, form, message):

@@ -87,6 +87,9 @@ def check_period(first: date, last: date) -> None:
         raise CancellationError(f"Une annulation couvre au plus {MAX_DAYS} jours : faites-en plusieurs.")
 
 
+NOTHING_TO_CANCEL = "L'activité n'ouvre aucun jour sur cette période (fermée, vacances ou jour férié) : il n'y a rien à annuler."
+
+
 def impact(activity: Activity, first: date, last: date, zone: str) -> Impact:
     """What cancelling the activity from `first` to `last` would take (three queries)."""
     check_period(first, last)
@@ -99,8 +102,11 @@ def impact(activity: Activity, first: date, last: date, zone: str) -> Impact:
             Booking.state.in_(CANCELLABLE),
         )
     ).all()
+    open_days = _open_days(activity, first, last, zone)
+    if not open_days:
+        raise CancellationError(NOTHING_TO_CANCEL)
     return Impact(
-        _open_days(activity, first, last, zone),
+        open_days,
         len(rows),
         len({child_id for child_id, _family in rows}),
         len({family_id for _child, family_id in rows}),
@@ -149,6 +155,9 @@ def cancel(
             f"Une annulation est déjà en vigueur pour {activity.name} {period_text(other)} : "
             "rétablissez-la d'abord, ou choisissez d'autres jours."
         )
+    open_days = _open_days(activity, first, last, zone)
+    if not open_days:
+        raise CancellationError(NOTHING_TO_CANCEL)
     cancellation = ServiceCancellation(
         activity_id=activity.id,
         first_day=first,
@@ -161,7 +170,7 @@ def cancel(
     db.session.flush()
     closing = [
         {"activity_id": activity.id, "day": day, "reason": reason, "cancellation_id": cancellation.id}
-        for day in _open_days(activity, first, last, zone)
+        for day in open_days
     ]
     if closing:
         db.session.execute(sa.insert(ClosingDay.__table__), closing)
