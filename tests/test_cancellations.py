@@ -173,10 +173,11 @@ def test_an_agent_sees_the_form_with_labels_and_the_nav_link(client, auth, town)
 def test_bad_input_gets_french_errors_in_the_summary_and_saves_nothing(client, auth, town, form, message):
     canteen, *_ = town
     auth.login("agent@example.fr")
-    response = client.post(PAGE, data=confirmed(canteen) | form)
-    assert response.status_code == 422
-    page = response.get_data(as_text=True)
-    assert 'class="error-summary"' in page and message in page
+    for data in (confirmed(canteen) | form, strike_form(canteen) | form):  # confirmed, and its preview
+        response = client.post(PAGE, data=data)
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        assert 'class="error-summary"' in page and message in page
     assert db.session.scalar(sa.select(sa.func.count(ServiceCancellation.id))) == 0
     assert mails_of("service_cancelled") == []
 

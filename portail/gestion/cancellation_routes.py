@@ -48,13 +48,18 @@ def cancellations_page():
     reason = cancellations.reason_of(form.reason.data, form.detail.data)
     zone = current_app.config["SCHOOL_ZONE"]
     if not request.form.get("confirmer"):
+        try:
+            impact = cancellations.impact(activity, first, last, zone)
+        except cancellations.CancellationError as error:
+            form.form_errors.append(str(error))
+            return _page(form)
         return render_template(
             "gestion/cancellation_confirm.html",
             form=form,
             activity=activity,
             period=cancellations.period_words(first, last),
             reason=reason,
-            impact=cancellations.impact(activity, first, last, zone),
+            impact=impact,
         )
     try:
         outcome = bookings.with_retries(
