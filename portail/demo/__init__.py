@@ -136,6 +136,7 @@ def load() -> None:
         bernard.children[0],
         db.session.scalar(sa.select(User).where(User.email == "animateur@demo.fr")),
         utcnow(),
+        families["DBSFM38472"].children,
     )
     from portail.demo import cancellations as demo_cancellations
 

@@ -1,5 +1,6 @@
 """Demo registers (Pointage): the canteen's register of today for the MARTIN children and Inès
-(Léa's allergy and PAI shown), yesterday's closed by the animator with Tom absent without excuse (the
+(Léa's allergy and PAI shown; the DUBOIS children enrolled without a booking, to add one who comes),
+yesterday's closed by the animator with Tom absent without excuse (the
 month's invoice will bill it), and in the last billed month a closed register whose unjustified
 absence is on the invoice."""
 
@@ -17,6 +18,7 @@ from portail.models import (
     Booking,
     BookingState,
     Child,
+    Enrolment,
     Presence,
     RegisterClosing,
     User,
@@ -75,10 +77,13 @@ def in_billed_month(month: date, lea: Child, tom: Child, ines: Child, animator: 
     )
 
 
-def load(lea: Child, tom: Child, ines: Child, animator: User, now: datetime) -> None:
+def load(lea: Child, tom: Child, ines: Child, animator: User, now: datetime, walk_ins: list[Child]) -> None:
     """Today's canteen register (nobody marked yet) and yesterday's, closed (the last open day
-    before today)."""
+    before today); `walk_ins` enrolled in the canteen without a booking (a child there without one
+    is added from the register)."""
     canteen = _canteen()
+    for child in walk_ins:
+        db.session.add(Enrolment.whole(child, canteen))
     today = now.astimezone(booking_rules.PARIS).date()
     if booking_rules.closure(canteen, today, demo_activities.zone()) is None:
         _booked([lea, tom, ines], canteen, today)
