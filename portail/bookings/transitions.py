@@ -1,6 +1,6 @@
 """Every change of a booking's state: a family's request (`submit`), its withdrawal (`withdraw` for one
-day, `withdraw_request` for a whole request), the agent's decision (`decide`) and a day entered by the
-service (`record_by_town`).
+day, `withdraw_request` for a whole request), the agent's decision (`decide`), a day entered by the
+service (`record_by_town`) and a sick day declared by the family (`declare_sick`).
 
 Each checks the days with `rules.evaluate` on the facts it reads (or is given), writes the bookings'
 new state through `write_days` (the one place that changes a booking, only from the state read), the
@@ -24,7 +24,7 @@ from portail.bookings.errors import AlreadyRequested, BookingError, DecisionErro
 from portail.bookings.facts import Facts, Span
 from portail.bookings.rules import ABSENCE, DECIDE, RESERVE, WITHDRAW, Verdict
 from portail.extensions import db
-from portail.formatting import french_instant, short_date
+from portail.formatting import PARIS, french_instant, short_date
 from portail.models import (
     Activity,
     ActivityDay,
@@ -37,6 +37,7 @@ from portail.models import (
     RequestKind,
     RequestLine,
     ServiceCancellation,
+    SickDeclaration,
     User,
     ValidationMode,
 )
@@ -462,6 +463,87 @@ def record_by_town(
         f"{child.full_name}, {activity.name}, {short_date(day)}",
     )
     return request
+
+
+# "Enfant malade" is declared for the day itself or the next one (the town's date).
+SICK_DAYS_AHEAD = 1
+
+
+def sick_open(state: BookingState | None, verdict: Verdict, day: date, today: date) -> bool:
+    """Whether "Enfant malade" may be declared on a day the rules have just judged (`verdict`, for its
+    `state`): a reserved day, open, whose absence deadline has passed (before it, the absence request
+    applies), today or tomorrow (`today`: the town's date at that instant)."""
+    return (
+        state is BookingState.RESERVED
+        and not verdict.actions  # a reserved day without the absence action: its deadline has passed…
+        and verdict.deadline is not None  # …on an open day (a closed day or no enrolment has none)
+        and 0 <= (day - today).days <= SICK_DAYS_AHEAD
+    )
+
+
+class SickDay(NamedTuple):
+    """A child's reserved activities on a day: those a sick day covers now, and the others with why not."""
+
+    covered: list[Activity]
+    others: list[tuple[Activity, str]]
+
+
+def sick_day(child: Child, day: date, now: datetime, zone: str) -> SickDay:
+    """Which of the child's reserved activities of the day "Enfant malade" covers at `now` (the rules
+    asked on each)."""
+    reserved = db.session.scalars(
+        sa.select(Activity)
+        .join(Booking, Booking.activity_id == Activity.id)
+        .where(Booking.child_id == child.id, Booking.day == day, Booking.state == BookingState.RESERVED)
+        .order_by(Activity.name)
+    ).all()
+    today = now.astimezone(PARIS).date()
+    covered, others = [], []
+    for activity in reserved:
+        facts = booking_facts.read(child, activity, day, day)
+        verdict = ask(activity, day, now, zone, facts, facts.states.get(day))
+        if sick_open(facts.states.get(day), verdict, day, today):
+            covered.append(activity)
+        elif ABSENCE in verdict.actions:
+            others.append((activity, f"absence possible jusqu'au {french_instant(verdict.deadline)}"))
+        else:
+            others.append((activity, verdict.reason or "non modifiable"))
+    return SickDay(covered, others)
+
+
+def declare_sick(
+    family_id: int, user: User, child: Child, day: date, now: datetime, zone: str
+) -> SickDeclaration:
+    """Enfant malade: the declaration, and each reserved activity of the child that day it covers
+    (`sick_day`) marked sick, its place given back; the day keeps that it was reserved
+    (previous_state). The declaration is its own record (who, when, the certificate).
+
+    Declared once per child and day: a second copy (a double click, two tabs) finds the first's
+    declaration (AlreadyRequested); two at the same instant meet on the unique (child, day) and the
+    loser, run again, finds it."""
+    declared = db.session.scalar(
+        sa.select(SickDeclaration.id).where(SickDeclaration.child_id == child.id, SickDeclaration.day == day)
+    )
+    if declared is not None:
+        raise AlreadyRequested("« Enfant malade » est déjà déclaré pour ce jour.")
+    covered = sick_day(child, day, now, zone).covered
+    if not covered:
+        raise BookingError(
+            "« Enfant malade » se déclare pour aujourd'hui ou demain, sur un jour réservé dont le délai "
+            "d'absence est passé."
+        )
+    declaration = SickDeclaration(
+        family_id=family_id, child_id=child.id, day=day, declared_by_id=user.id, declared_at=now
+    )
+    db.session.add(declaration)
+    db.session.flush()
+    for activity in covered:
+        # (pending: the day keeps its state, RESERVED, as previous_state, and its reason)
+        write_days(
+            child.id, activity.id, [Change(day, BookingState.RESERVED, BookingState.SICK, pending=True)]
+        )
+        release_places(activity, [day])
+    return declaration
 
 
 def withdraw(
