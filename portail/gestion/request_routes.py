@@ -1,7 +1,7 @@
-"""Back-office: the reservation/absence request queue, decisions one by one or in bulk, a request's
-history and messages."""
+"""Back-office: the reservation/absence request queue (with the families' sick days declared), decisions
+one by one or in bulk, a request's history and messages."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -11,6 +11,7 @@ from portail import bookings
 from portail.account.routes import post_message
 from portail.bookings import history
 from portail.extensions import db
+from portail.formatting import today_in_paris
 from portail.gestion.routes import bp
 from portail.models import (
     Activity,
@@ -22,7 +23,7 @@ from portail.models import (
     RequestLine,
     utcnow,
 )
-from portail.services import planning, request_desk
+from portail.services import planning, request_desk, sickness
 from portail.services.outbox import commit, rollback
 
 LINE_STATES = {
@@ -31,6 +32,8 @@ LINE_STATES = {
     "refused": ("Refusées", LineState.REFUSED),
 }
 PER_PAGE = 50
+# Without a day chosen, the sick days declared from a week ago on (the certificates that may still come).
+SICK_DAYS_BACK = timedelta(days=7)
 
 
 def _filters() -> dict:
@@ -93,9 +96,16 @@ def requests_queue():
             )
         }
     awaiting = request_desk.awaiting_reply(list({row.Request.id for row in rows}))
+    if filters["jour"]:
+        first, last = filters["jour"], filters["jour"]
+    else:
+        first, last = today_in_paris(utcnow()) - SICK_DAYS_BACK, None
+    declarations = sickness.for_staff(first, last, filters["famille"]) if not filters["activite"] else None
     return render_template(
         "gestion/requests.html",
         awaiting=awaiting,
+        declarations=declarations,
+        sick_since=None if filters["jour"] else first,
         rows=rows,
         total=total,
         page=page,
