@@ -13,11 +13,15 @@ from functools import lru_cache
 from markupsafe import Markup, escape
 
 from portail.bookings.rules import ABSENCE, RESERVE, WITHDRAW
+from portail.bookings.transitions import sick_open
 from portail.formatting import french_day, french_instant
 from portail.models import BookingState
 from portail.services.planning import STATE_ICONS, Cell, What, Who
 
 ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRAW: "Retirer la demande"}
+# A reserved day of today or tomorrow past its absence deadline: the child's sick day, declared (with its
+# billing preview) from the cell; a day declared sick: its declaration, to send the certificate.
+SICK_ACTION, SICK_DECLARED = "Enfant malade", "Déclaration et certificat"
 # Until when the day stays open to that action (its deadline, in Paris time): on the cell and in its
 # confirmation.
 UNTIL_TEXT = {
@@ -64,7 +68,14 @@ def _state(state: BookingState | None, refusal: str | None, why: str | None) -> 
 
 
 def cell_html(
-    cell: Cell, colour: int, confirm_base: str, focus: bool = False, past: bool = False, until: bool = True
+    cell: Cell,
+    colour: int,
+    confirm_base: str,
+    focus: bool = False,
+    past: bool = False,
+    until: bool = True,
+    today: date | None = None,
+    sick_base: str | None = None,
 ) -> Markup:
     """One cell: who, which activity, its state with the legend icon, then the actions or why none.
 
@@ -72,6 +83,8 @@ def cell_html(
     swaps): its first action, else the cell itself, so keyboard and screen-reader users stay there.
     `past`: a day gone by says its state only (why it can no longer be changed goes without saying).
     `until`: an open day says until when (not in the month's grid, where the confirmation says it).
+    `today`, `sick_base`: the town's date and the sick day's URL, to offer "Enfant malade" (and the
+    declaration on a day declared sick).
     """
     child, verdict, state = cell.child, cell.verdict, cell.state
     badge, first_name = _who(child, colour)
@@ -95,6 +108,18 @@ def cell_html(
         if until and verdict.deadline:
             first = min(verdict.actions)  # (the actions in their order on the cell)
             actions = f'<span class="why">{until_text(first, verdict.deadline)}</span>{actions}'
+    if sick_base is not None:
+        label = None
+        if state is BookingState.SICK:
+            label = SICK_DECLARED
+        elif today is not None and sick_open(state, verdict, cell.day, today):
+            label = SICK_ACTION
+        if label:
+            actions += (
+                f'<a class="cell-action" href="{sick_base}?enfant={child.id}&amp;activite={cell.activity.id}'
+                f'&amp;jour={iso}">{label}<span class="visually-hidden"> : {first_name}, '
+                f"{activity}, {iso[8:10]}/{iso[5:7]}</span></a>"
+            )
     focused = ""
     if focus and actions:
         actions = actions.replace("<a ", "<a autofocus ", 1)
@@ -111,6 +136,7 @@ def days_html(
     confirm_base: str,
     today: date,
     day_link: str | None = None,
+    sick_base: str | None = None,
 ) -> Markup:
     """Every day shown, a section each with its title and its cells (one call from the template).
 
@@ -140,7 +166,15 @@ def days_html(
         past = day < today
         parts.extend(
             [
-                cell_html(cell, colours[cell.child.id], confirm_base, past=past, until=link is None)
+                cell_html(
+                    cell,
+                    colours[cell.child.id],
+                    confirm_base,
+                    past=past,
+                    until=link is None,
+                    today=today,
+                    sick_base=sick_base,
+                )
                 for cell in cells
             ]
         )

@@ -18,7 +18,7 @@ from portail.family.routes import bp
 from portail.formatting import PARIS, french_date, french_day, month_label
 from portail.htmx import is_htmx
 from portail.models import Activity, BookingState, Enrolment, Request, RequestKind, User, utcnow
-from portail.services import planning
+from portail.services import documents, planning, sickness, uploads
 from portail.services.outbox import rollback
 
 CONFIRM_TEXT = {
@@ -160,7 +160,9 @@ def planning_page(family_id: int):
         shown_summary=_shown_summary(family, activities, shown_children, shown_activities),
         filtered=filtered,
         days_html=days_html,
+        sick_base=url_for("family.planning_sick", family_id=family.id),
         icons=planning.STATE_ICONS,
+        sick_state=BookingState.SICK,
     )
     hidden = {
         "enfants": sorted({c.id for c in family.children} - shown_children),
@@ -199,7 +201,14 @@ def _cell(family_id: int, now) -> tuple[CellTarget, planning.Cell]:
 def _render_cell(family_id: int, cell: planning.Cell, rank: int, announce: str | None = None):
     """A cell swapped in by htmx, taking the focus; `announce` goes to the page's live region."""
     colour = rank % planning.CHILD_COLOURS
-    html = cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id), focus=True)
+    html = cell_html(
+        cell,
+        colour,
+        url_for("family.planning_confirm", family_id=family_id),
+        focus=True,
+        today=utcnow().astimezone(PARIS).date(),
+        sick_base=url_for("family.planning_sick", family_id=family_id),
+    )
     if announce:
         html += Markup('<div hx-swap-oob="innerHTML:#annonce">{}</div>').format(announce)
     return html
@@ -322,6 +331,167 @@ def planning_act(family_id: int):
         return _render_cell(family_id, cell, rank, _announcement(action, cell, refused))
     flash(message, category)
     return redirect(_back(family_id))
+
+
+def _sick_target(family) -> tuple:
+    """The child (of this family, else 404) and the day a sick day names."""
+    source = request.form if request.method == "POST" else request.args
+    child = next((c for c in family.children if str(c.id) == source.get("enfant")), None)
+    if child is None:
+        abort(404)
+    return child, _parse_day(source.get("jour"))
+
+
+def _from_cell() -> str | None:
+    """The activity of the cell the sick day was opened from (htmx swaps it back), if any."""
+    value = request.values.get("activite", "")
+    return value if value.isdigit() else None
+
+
+def _sick_page(
+    family, sick: sickness.Preview, now, error: str | None = None, done: str | None = None, status=200
+):
+    """The sick day's confirmation, or its declaration: a fragment in place of the cell for htmx, a page
+    without JavaScript."""
+    context = dict(
+        family=family,
+        sick=sick,
+        certificate_open=sick.certificate_open(now),
+        error=error,
+        done=done,
+        activity_id=_from_cell(),
+        formats=", ".join(name.upper() for name in ("pdf", "jpeg", "png")),
+        back=_back(family.id),
+        fragment=is_htmx(),
+    )
+    template = "family/_sick.html" if is_htmx() else "family/sick_page.html"
+    return render_template(template, **context), status
+
+
+def _certificate() -> tuple[bytes, str] | None:
+    """The medical certificate sent with the form, if any: (its bytes, its name)."""
+    upload = request.files.get("certificat")
+    if upload is None or not upload.filename:
+        return None
+    return upload.read(uploads.MAX_BYTES + 1), upload.filename
+
+
+def _sick_cells(family_id: int, child, day: date, announce: str) -> Markup:
+    """After a sick day, for htmx: the cell it was declared from, and out of band the child's other
+    activities of the day that it made sick."""
+    opened = int(_from_cell() or 0)
+    html = Markup()
+    for activity in sickness.sick_activities(child, day):
+        if activity.id == opened:
+            continue
+        target = cell_or_404(family_id, child.id, activity.id, day)
+        cell = planning.cell_of(
+            target.child, target.activity, day, target.facts, target.reason, utcnow(), _zone()
+        )
+        if cell is not None:
+            colour = target.rank % planning.CHILD_COLOURS
+            other = cell_html(cell, colour, url_for("family.planning_confirm", family_id=family_id))
+            html += other.replace(
+                Markup('<div class="cell'), Markup('<div hx-swap-oob="true" class="cell'), 1
+            )
+    target, cell = _cell(family_id, utcnow())
+    return _render_cell(family_id, cell, target.rank, announce) + html
+
+
+@bp.get("/<int:family_id>/planning/malade")
+def planning_sick(family_id: int):
+    """Enfant malade: before, the activities it covers, what will be billed and an optional certificate;
+    after, the declaration and its certificate (to send while it still counts)."""
+    family = family_of_current_user(family_id)
+    child, day = _sick_target(family)
+    now = utcnow()
+    sick = sickness.preview(family, child, day, now, _zone())
+    if sick.declaration is None and not sick.covered:  # the day changed meanwhile, or a forged link
+        if is_htmx() and _from_cell():
+            target, cell = _cell(family_id, now)
+            return _render_cell(family_id, cell, target.rank, CHANGED)
+        flash(CHANGED, "info")
+        return redirect(_back(family_id))
+    return _sick_page(family, sick, now)
+
+
+@bp.post("/<int:family_id>/planning/malade")
+def planning_sick_declare(family_id: int):
+    """Declare the child sick that day, with its certificate if one is sent; the same declaration sent
+    twice is told calmly. A file refused sends the confirmation back with the error, nothing saved."""
+    family = family_of_current_user(family_id)
+    child, day = _sick_target(family)
+    now = utcnow()
+    certificate = _certificate()
+    message = f"« Enfant malade » est enregistré pour {child.first_name}, {french_day(day)}."
+    category = "success"
+    try:
+        bookings.with_retries(
+            lambda: sickness.declare(family, current_user, child, day, now, _zone(), certificate)
+        )
+    except AlreadyRequested as error:
+        rollback()
+        message = str(error)
+    except BookingError as error:
+        rollback()
+        message, category = str(error), "error"
+    except (uploads.UploadError, documents.DocumentError) as error:
+        rollback()
+        return _sick_page(
+            family, sickness.preview(family, child, day, now, _zone()), now, str(error), status=422
+        )
+    if is_htmx() and _from_cell():
+        return _sick_cells(family_id, child, day, message)
+    flash(message, category)
+    return redirect(_back(family_id))
+
+
+@bp.post("/<int:family_id>/planning/malade/certificat")
+def planning_sick_certificate(family_id: int):
+    """The medical certificate of a day declared sick, sent afterwards (while it still counts)."""
+    family = family_of_current_user(family_id)
+    child, day = _sick_target(family)
+    now = utcnow()
+    if sickness.declaration_of(child, day) is None:
+        abort(404)
+    certificate = _certificate()
+    error = done = None
+    if certificate is None:
+        error = "Choisissez le fichier du certificat médical."
+    else:
+        try:
+            bookings.with_retries(
+                lambda: sickness.attach_certificate(
+                    family, current_user, sickness.declaration_of(child, day), certificate, now
+                )
+            )
+            done = "Le certificat médical est envoyé."
+        except sickness.CertificateSent as sent:  # (sent twice: the first copy sent it)
+            rollback()
+            done = str(sent)
+        except (sickness.SicknessError, uploads.UploadError, documents.DocumentError) as refused:
+            rollback()
+            error = str(refused)
+    if error is None and not is_htmx():
+        flash(done, "success")
+        return redirect(
+            url_for(
+                "family.planning_sick",
+                family_id=family.id,
+                enfant=child.id,
+                jour=day.isoformat(),
+                activite=_from_cell(),
+            )
+        )
+    sick = sickness.preview(family, child, day, now, _zone())
+    return _sick_page(family, sick, now, error, done, status=422 if error else 200)
+
+
+@bp.get("/<int:family_id>/maladies")
+def planning_sick_list(family_id: int):
+    """Enfant malade : mes déclarations — each day declared, its activities, its certificate."""
+    family = family_of_current_user(family_id)
+    return render_template("family/sick_list.html", family=family, declarations=sickness.of_family(family))
 
 
 @bp.route("/<int:family_id>/planning/periode", methods=["GET", "POST"])

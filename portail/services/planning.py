@@ -35,6 +35,7 @@ STATE_ICONS = {
     BookingState.RESERVED: "●",
     BookingState.REFUSED: "✕",
     BookingState.ABSENT: "–",
+    BookingState.SICK: "✚",
     BookingState.CANCELLED: "⊘",
 }
 
