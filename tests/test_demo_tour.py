@@ -201,7 +201,12 @@ def check_every_booking_state(app, paragraph):
         .join(Activity, Activity.id == BookingRow.activity_id)
         .where(Child.family_id == martin.id, BookingRow.day >= today())
     ).all()
-    assert {row.state for row in rows} == set(BookingState)
+    shown = {row.state for row in rows}
+    # every state; a sick day when the canteen opens today (Tom's, declared this morning), the strike's
+    # day when next week has one (check_strike_next_week)
+    assert shown >= set(BookingState) - {BookingState.SICK, BookingState.CANCELLED}
+    canteen = db.session.scalar(sa.select(Activity).where(Activity.name == "Restauration scolaire"))
+    assert (BookingState.SICK in shown) == (booking_rules.closure(canteen, today(), zone) is None)
     # on days the town's planning shows open (its school holiday zone)
     assert [row for row in rows if booking_rules.closure(row.Activity, row.day, zone)] == []
     lea_canteen = {
@@ -348,13 +353,62 @@ def check_unexcused_absence_billed(app, paragraph):
     assert [(line.child_name, line.days) for line in unexcused] == [("Tom MARTIN", 1)]
 
 
+def check_tom_sick_today(app, paragraph):
+    from portail.bookings import rules as booking_rules
+    from portail.demo import activities as demo_activities
+    from portail.models import SickDeclaration
+
+    canteen = db.session.scalar(sa.select(Activity).where(Activity.name == "Restauration scolaire"))
+    declared = db.session.scalars(sa.select(SickDeclaration)).all()
+    if booking_rules.closure(canteen, today(), demo_activities.zone()) is not None:
+        assert declared == []
+        return
+    (sick,) = declared
+    assert (sick.child.first_name, sick.day) == ("Tom", today())
+    client = login(app, "animateur@demo.fr", demo.DEMO_PASSWORD)
+    page = client.get(f"/gestion/pointage/{canteen.id}/{today().isoformat()}").get_data(as_text=True)
+    assert "Malade (déclaré par la famille)" in page.split("Absences prévues")[1]
+
+
+def check_strike_next_week(app, paragraph):
+    from portail.demo.activities import open_days
+    from portail.models import OutboxMessage, ServiceCancellation
+
+    canteen = db.session.scalar(sa.select(Activity).where(Activity.name == "Restauration scolaire"))
+    monday = today() + timedelta(days=7 - today().weekday())
+    days = [day for day in open_days(canteen, monday, 5) if day < monday + timedelta(days=5)]
+    strikes = db.session.scalars(sa.select(ServiceCancellation)).all()
+    if not days:  # a holiday week: no strike
+        assert strikes == []
+        return
+    (strike,) = strikes
+    assert (strike.activity_id, strike.first_day, strike.last_day, strike.reason) == (
+        canteen.id,
+        days[0],
+        days[0],
+        "Grève",
+    )
+    assert (strike.created_at.astimezone(PARIS).date() - today()).days == -1  # declared yesterday
+    mailed = db.session.scalars(
+        sa.select(OutboxMessage.recipient).where(OutboxMessage.template == "service_cancelled")
+    ).all()
+    assert sorted(mailed) == ["claire.martin@demo.fr", "julien.martin@demo.fr"]
+    lea_day = db.session.scalar(
+        sa.select(BookingRow.state).where(
+            BookingRow.child_id == child("Léa").id,
+            BookingRow.activity_id == canteen.id,
+            BookingRow.day == days[0],
+        )
+    )
+    assert lea_day is BookingState.CANCELLED
+
+
 # (a phrase of the README's paragraph, the check that makes it true)
 CLAIMS = [
+    ("The canteen's first open day of next week is cancelled for a strike", check_strike_next_week),
     ("On a school day the animator finds the canteen's register", check_todays_register),
-    (
-        "The canteen's register of the last school day of the newer billed month",
-        check_unexcused_absence_billed,
-    ),
+    ("Claire declared Tom sick this morning", check_tom_sick_today),
+    ("The register of the last open day of the newer billed month", check_unexcused_absence_billed),
     ("To try *M'abonner*, create an account and use the code abonné", check_subscription_code),
     (
         "The MARTIN family has a complete file and three changes waiting for the agent",

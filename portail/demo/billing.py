@@ -91,7 +91,7 @@ def load(families: dict[str, Family], agent: User) -> None:
         )
     _absences(months[-1], martin, lea, tom, [canteen, holidays], agent)
     animator = db.session.scalar(sa.select(User).where(User.email == "animateur@demo.fr"))
-    demo_registers.in_billed_month(months[-1], lea, tom, ines, animator)
+    demo_registers.in_billed_month(months[-1], lea, tom, ines, [canteen, holidays], animator)
     db.session.flush()
     tariffs = billing.tariffs_for(months[0], billing.month_bounds(months[-1])[1])
     by_id = {activity.id: activity for activity in activities.values()}

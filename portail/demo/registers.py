@@ -1,8 +1,8 @@
 """Demo registers (Pointage): the canteen's register of today for the MARTIN children and Inès
-(Léa's allergy and PAI shown; the DUBOIS children enrolled without a booking, to add one who comes),
-yesterday's closed by the animator with Tom absent without excuse (the
-month's invoice will bill it), and in the last billed month a closed register whose unjustified
-absence is on the invoice."""
+(Léa's allergy and PAI shown; Tom declared sick this morning by Claire; the DUBOIS children enrolled
+without a booking, to add one who comes), yesterday's closed by the animator with Tom absent without
+excuse (the month's invoice will bill it), and in the last billed month a closed register whose
+unjustified absence is on the invoice."""
 
 from datetime import date, datetime, time, timedelta
 
@@ -23,7 +23,7 @@ from portail.models import (
     RegisterClosing,
     User,
 )
-from portail.services import audit, billing, registers
+from portail.services import audit, billing, registers, sickness
 
 
 def _canteen() -> Activity:
@@ -61,19 +61,24 @@ def _closed(activity: Activity, day: date, marks: dict[Child, Presence], by: Use
     db.session.flush()
 
 
-def in_billed_month(month: date, lea: Child, tom: Child, ines: Child, animator: User) -> None:
-    """Before the month is billed: the canteen's register of its last open day closed, Tom absent
-    without excuse (the invoice bills it as "Absences injustifiées")."""
-    canteen = _canteen()
+def in_billed_month(
+    month: date, lea: Child, tom: Child, ines: Child, choices: list[Activity], animator: User
+) -> None:
+    """Before the month is billed: the register of its last open day closed (the canteen's, or the
+    holiday centre's in a month of summer), Tom absent without excuse (the invoice bills it as
+    "Absences injustifiées")."""
     first, last = billing.month_bounds(month)
-    days = [day for day in demo_activities.open_days(canteen, first, 31) if day <= last]
-    if len(days) < 10:
+    for activity in choices:
+        days = [day for day in demo_activities.open_days(activity, first, 31) if day <= last]
+        if len(days) >= 6:
+            break
+    else:
         return
     day = days[-1]
-    _booked([lea, tom, ines], canteen, day)
+    _booked([lea, tom, ines], activity, day)
     at = datetime.combine(day, time(13, 45), tzinfo=booking_rules.PARIS)
     _closed(
-        canteen, day, {lea: Presence.PRESENT, tom: Presence.UNEXCUSED, ines: Presence.PRESENT}, animator, at
+        activity, day, {lea: Presence.PRESENT, tom: Presence.UNEXCUSED, ines: Presence.PRESENT}, animator, at
     )
 
 
@@ -87,6 +92,10 @@ def load(lea: Child, tom: Child, ines: Child, animator: User, now: datetime, wal
     today = now.astimezone(booking_rules.PARIS).date()
     if booking_rules.closure(canteen, today, demo_activities.zone()) is None:
         _booked([lea, tom, ines], canteen, today)
+        # Tom woke up ill: Claire declared him sick at 7:45 (or now, on a demo loaded earlier)
+        morning = min(now, datetime.combine(today, time(7, 45), tzinfo=booking_rules.PARIS))
+        claire = db.session.scalar(sa.select(User).where(User.email == "claire.martin@demo.fr"))
+        sickness.declare(tom.family, claire, tom, today, morning, demo_activities.zone())
     before = [
         today - timedelta(days=n)
         for n in range(1, 8)
