@@ -284,3 +284,29 @@ def test_a_cancelled_day_is_not_billed_even_with_children_marked_present(activit
     commit()
     run_month()
     assert lines(lea) == []
+
+
+def test_a_certificate_sent_after_the_month_was_billed_corrects_it(app, activity, lea):
+    from portail.models import Family, Role
+    from portail.services import sickness
+    from portail.services.billing import runs
+    from tests.factories import PDF, make_user
+
+    thursday, friday = date(2026, 10, 29), date(2026, 10, 30)
+    sick(lea, activity, [thursday, friday])
+    parent = make_user(email="parent@example.fr", role=Role.PARENT)
+    commit()
+    run_month()
+    assert lines(lea) == [
+        ("Absence maladie (carence)", 1, PRICE),
+        ("Absence maladie sans certificat", 1, PRICE),
+    ]
+    declaration = db.session.scalar(sa.select(SickDeclaration).where(SickDeclaration.day == friday))
+    family = db.session.get(Family, lea.family_id)
+    sent = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # within 3 days of the sickness's first day
+    sickness.attach_certificate(family, parent, declaration, (PDF, "certificat.pdf"), sent)
+    commit()
+    runs.hand_over_queued()  # (the tests run the job at once)
+    db.session.expire_all()
+    assert lines(lea) == [("Absence maladie (carence)", 1, PRICE)]
+    assert db.session.scalar(sa.select(sa.func.count()).where(Invoice.kind == InvoiceKind.CREDIT_NOTE)) == 1

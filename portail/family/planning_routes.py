@@ -19,6 +19,7 @@ from portail.formatting import PARIS, french_date, french_day, month_label
 from portail.htmx import is_htmx
 from portail.models import Activity, BookingState, Enrolment, Request, RequestKind, User, utcnow
 from portail.services import documents, planning, sickness, uploads
+from portail.services.billing import runs
 from portail.services.outbox import rollback
 
 CONFIRM_TEXT = {
@@ -429,6 +430,7 @@ def planning_sick_declare(family_id: int):
         bookings.with_retries(
             lambda: sickness.declare(family, current_user, child, day, now, _zone(), certificate)
         )
+        runs.hand_over_queued()  # (a certificate changing a month billed already: its correction)
     except AlreadyRequested as error:
         rollback()
         message = str(error)
@@ -465,6 +467,7 @@ def planning_sick_certificate(family_id: int):
                     family, current_user, sickness.declaration_of(child, day), certificate, now
                 )
             )
+            runs.hand_over_queued()  # (a month billed already: its correction)
             done = "Le certificat médical est envoyé."
         except sickness.CertificateSent as sent:  # (sent twice: the first copy sent it)
             rollback()

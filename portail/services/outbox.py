@@ -136,6 +136,7 @@ def rollback() -> None:
 
     db.session.info.pop(_PENDING_KEY, None)
     db.session.info.pop("files_after_commit", None)
+    db.session.info.pop("billing_runs_after_commit", None)  # (started by the work rolled back)
     for name in db.session.info.pop("files_on_rollback", []):
         uploads.remove(name)
     db.session.rollback()

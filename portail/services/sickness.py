@@ -35,6 +35,7 @@ from portail.models import (
     Validity,
 )
 from portail.services import documents
+from portail.services.billing import runs
 from portail.services.billing import tariffs as billing_tariffs
 from portail.services.billing.sick_days import (  # noqa: F401  (the rule, named here for the planning)
     BILLED,
@@ -229,6 +230,18 @@ def attach_certificate(
     return _attach(family, user, declaration, certificate, now)
 
 
+def _rebill_sickness(child: Child, day: date, now: datetime) -> None:
+    """A certificate changes what the whole sickness bills: the past months of its days already billed
+    get a run (its credit note and new invoice), handed to the worker once committed
+    (`runs.hand_over_queued`)."""
+    declared = set(
+        db.session.scalars(sa.select(SickDeclaration.day).where(SickDeclaration.child_id == child.id))
+    )
+    first = _first_of_sickness(declared | {day}, day)
+    days = sorted(each for each in declared | {day} if each >= first)
+    runs.queue_after_commit(runs.rebill({child.id}, days, None, now))
+
+
 def _attach(
     family: Family,
     user: User,
@@ -249,6 +262,7 @@ def _attach(
     if written.rowcount != 1:
         raise Conflict("the certificate was sent meanwhile")
     db.session.expire(declaration, ["document_id", "document"])
+    _rebill_sickness(declaration.child, declaration.day, now)
     return document
 
 

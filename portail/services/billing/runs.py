@@ -30,13 +30,15 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def start(month: date, agent: User) -> tuple[BillingRun, bool]:
+def start(month: date, agent: User | None) -> tuple[BillingRun, bool]:
     """Queue the billing of a month (audited); the run already queued or running for that month, if any
-    (then False: it must not be handed to the worker twice)."""
+    (then False: it must not be handed to the worker twice). `agent` None: started by the portal itself
+    (a parent's certificate changed a billed month)."""
     first = month.replace(day=1)
     if first >= today_in_paris(utcnow()).replace(day=1):
         raise BillingError("Seul un mois terminé peut être facturé.")
-    claim(agent)  # an agent's starts take turns (a double click): the second finds the first's run
+    if agent is not None:
+        claim(agent)  # an agent's starts take turns (a double click): the second finds the first's run
     current = db.session.scalar(
         sa.select(BillingRun)
         .where(BillingRun.month == first, BillingRun.state.in_([RunState.QUEUED, RunState.RUNNING]))
@@ -44,7 +46,7 @@ def start(month: date, agent: User) -> tuple[BillingRun, bool]:
     )
     if current is not None:
         return current, False
-    run = BillingRun(month=first, started_by_id=agent.id, state=RunState.QUEUED)
+    run = BillingRun(month=first, started_by_id=agent.id if agent else None, state=RunState.QUEUED)
     db.session.add(run)
     db.session.flush()
     record(agent, "billing.started", "billing_run", run.id, month_label(first))
@@ -60,7 +62,7 @@ def not_queued(run: BillingRun) -> None:
     )
 
 
-def rebill(child_ids: set[int], days: list[date], agent: User, now: datetime) -> list[BillingRun]:
+def rebill(child_ids: set[int], days: list[date], agent: User | None, now: datetime) -> list[BillingRun]:
     """After a change of what these children's days bill (a service cancelled or restored, a register
     closed or corrected), a run queued for each past month of these days already billed for their
     families (it issues the credit note and the new invoice); those to hand to the worker once
@@ -89,6 +91,21 @@ def rebill(child_ids: set[int], days: list[date], agent: User, now: datetime) ->
         if fresh:
             queued.append(billing_run)
     return queued
+
+
+_QUEUED = "billing_runs_after_commit"
+
+
+def queue_after_commit(queued: list[BillingRun]) -> None:
+    """Runs started deep in a unit of work (a certificate sent), to hand over once it is committed
+    (`hand_over_queued`), whatever the caller."""
+    db.session.info.setdefault(_QUEUED, []).extend(queued)
+
+
+def hand_over_queued() -> None:
+    """Hand over the runs `queue_after_commit` kept (after the commit)."""
+    for billing_run in db.session.info.pop(_QUEUED, []):
+        hand_over(billing_run)
 
 
 def hand_over(billing_run: BillingRun) -> None:
