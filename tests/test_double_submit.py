@@ -576,6 +576,8 @@ def staff_forms(family, child, activity) -> dict:
                 "activity": str(activity.id),
                 "valid_from": "2027-01-01",
                 "bill_late_absences": "y",
+                "sick_days_billed": "1",
+                "sick_certificate_days": "3",
                 "brackets-0-upper": "",
                 "brackets-0-price": "3,50",
             },

@@ -12,6 +12,7 @@ from portail.bookings import rules as booking_rules
 from portail.bookings import transitions
 from portail.demo import activities as demo_activities
 from portail.extensions import db
+from portail.formatting import short_date
 from portail.models import (
     Activity,
     AuditEvent,
@@ -54,7 +55,7 @@ def _closed(activity: Activity, day: date, marks: dict[Child, Presence], by: Use
             action=audit.check("register.closed"),
             target_type="activity",
             target_id=activity.id,
-            detail=f"{activity.name}, {day:%d/%m/%Y}",
+            detail=f"{activity.name}, {short_date(day)}",
             created_at=at,
         )
     )

@@ -20,12 +20,10 @@ import csv
 import io
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
 from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 
 from portail.extensions import db
 from portail.formatting import PARIS, french_date, french_datetime, french_day
@@ -33,6 +31,7 @@ from portail.models import Activity, Booking, BookingState, Child, DailyMail, Di
 from portail.services import transactions
 from portail.services.audit import record
 from portail.services.outbox import queue_mail
+from portail.services.printing import NEXT, document, fit
 from portail.services.transactions import upsert
 from portail.urls import public_url
 
@@ -265,8 +264,6 @@ def _cell(text: str) -> str:
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-FONTS = Path(__file__).resolve().parents[1] / "fonts"
-NEXT = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
 WIDTHS = (62, 42, 24, 22, 22, 28, 26, 20, 28)  # activity, site, then the figures (A4 landscape: 277 mm)
 SHORT = ("Attendus", "En attente", "Sans porc", "Végétarien", "Panier repas", "Autre", "Allergies/PAI")
 
@@ -274,11 +271,7 @@ SHORT = ("Attendus", "En attente", "Sans porc", "Végétarien", "Panier repas", 
 def pdf_file(headcounts: Headcounts, town: str, now: datetime) -> bytes:
     """The period on A4 landscape: per day, a table of activities with the kitchen's figures, the
     day's total, then the children to know by name."""
-    pdf = FPDF(orientation="L", format="A4")
-    pdf.set_title(f"Effectifs {headcounts.title()}")
-    pdf.set_author(town)
-    pdf.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))
-    pdf.add_font("DejaVu", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
+    pdf = document(f"Effectifs {headcounts.title()}", town, orientation="L")
     pdf.set_auto_page_break(True, margin=12)
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 15)
@@ -321,17 +314,8 @@ def pdf_file(headcounts: Headcounts, town: str, now: datetime) -> bytes:
 
 def _row(pdf: FPDF, values: list[str]) -> None:
     for index, (width, value) in enumerate(zip(WIDTHS, values, strict=True)):
-        pdf.cell(width, 6, _fit(pdf, value, width), border=1, align="L" if index < 2 else "R")
+        pdf.cell(width, 6, fit(pdf, value, width), border=1, align="L" if index < 2 else "R")
     pdf.ln()
-
-
-def _fit(pdf: FPDF, text: str, width: float) -> str:
-    """Shorten a value that would overflow its column."""
-    if pdf.get_string_width(text) <= width - 2:
-        return text
-    while text and pdf.get_string_width(text + "…") > width - 2:
-        text = text[:-1]
-    return text + "…"
 
 
 def export(first: date, last: date, fmt: str, agent: User, now: datetime) -> tuple[str, bytes, str]:

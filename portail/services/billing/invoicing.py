@@ -211,6 +211,19 @@ def compute(
     names = {activity_id: activity.name for activity_id, activity in activities.items()}
     tariff_of: dict[tuple, Tariff | None] = {}  # (activity, day) → tariff: a month has few
     price_of: dict[tuple, int] = {}  # (tariff, quotient) → price
+
+    def priced(activity_id: int, day: date, family_id: int) -> tuple[Tariff | None, int]:
+        """The tariff of the activity's day (None: none in force) and its price for the family."""
+        if (activity_id, day) not in tariff_of:
+            tariff_of[(activity_id, day)] = tariff_on(tariffs.get(activity_id, []), day)
+        tariff = tariff_of[(activity_id, day)]
+        if tariff is None:
+            return None, 0
+        quotient = quotients[family_id]
+        if (tariff.id, quotient) not in price_of:
+            price_of[(tariff.id, quotient)] = price_for(tariff, quotient)
+        return tariff, price_of[(tariff.id, quotient)]
+
     booked_days: set[tuple] = set()
     for child_id, activity_id, day, state in connection.execute(
         sa.select(Booking.child_id, Booking.activity_id, Booking.day, Booking.state)
@@ -224,17 +237,11 @@ def compute(
         if child_id not in children:
             continue
         family_id, child_name = children[child_id]
-        key = (activity_id, day)
-        if key not in tariff_of:
-            tariff_of[key] = tariff_on(tariffs.get(activity_id, []), day)
-        tariff = tariff_of[key]
+        tariff, price = priced(activity_id, day, family_id)
         if tariff is None:
             unpriced += 1
             continue
-        quotient = quotients[family_id]
-        if (tariff.id, quotient) not in price_of:
-            price_of[(tariff.id, quotient)] = price_for(tariff, quotient)
-        price, name, bucket = price_of[(tariff.id, quotient)], names[activity_id], counts[family_id]
+        name, bucket = names[activity_id], counts[family_id]
         mark = marks.get((child_id, activity_id, day))
         if state is BookingState.SICK:
             rule_key = (child_id, tariff.sick_days_billed, tariff.sick_certificate_days)
@@ -275,15 +282,14 @@ def compute(
     for (child_id, activity_id, day), presence in marks.items():
         if presence is not Presence.PRESENT or (child_id, activity_id, day) in booked_days:
             continue
-        tariff = tariff_on(tariffs.get(activity_id, []), day)
+        family_id, child_name = children[child_id]
+        tariff, price = priced(activity_id, day, family_id)
         if tariff is None:
             unpriced += 1
             continue
-        family_id, child_name = children[child_id]
         bucket, name = counts[family_id], names[activity_id]
-        price = tariff.unbooked_price_cents
-        if price is None:
-            price = price_for(tariff, quotients[family_id])
+        if tariff.unbooked_price_cents is not None:
+            price = tariff.unbooked_price_cents
         bucket[(child_name, name, UNBOOKED_LABEL, price)] += 1
         if tariff.unbooked_surcharge_cents:
             bucket[(child_name, name, UNBOOKED_SURCHARGE_LABEL, tariff.unbooked_surcharge_cents)] += 1

@@ -1,24 +1,15 @@
 """The PDF of an invoice or credit note (fpdf2, DejaVu Sans embedded: accents and € render)."""
 
-from pathlib import Path
-
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
-
 from portail.formatting import euros, french_date, month_label
 from portail.models import Invoice, InvoiceKind
-
-FONTS = Path(__file__).resolve().parents[2] / "fonts"
-NEXT = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
+from portail.services.printing import NEXT, document, fit
 
 
 def render(invoice: Invoice, town: str, state: str, paid_cents: int) -> bytes:
     """A one-invoice A4 PDF: the town, the payer, the lines, the total, what is left to pay."""
-    pdf = FPDF(format="A4")
-    pdf.set_title(f"{'Avoir' if invoice.kind is InvoiceKind.CREDIT_NOTE else 'Facture'} {invoice.number}")
-    pdf.set_author(town)
-    pdf.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))
-    pdf.add_font("DejaVu", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
+    pdf = document(
+        f"{'Avoir' if invoice.kind is InvoiceKind.CREDIT_NOTE else 'Facture'} {invoice.number}", town
+    )
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 16)
     pdf.cell(0, 10, town, **NEXT)
@@ -77,7 +68,7 @@ def render(invoice: Invoice, town: str, state: str, paid_cents: int) -> bytes:
             euros(line.amount_cents),
         )
         for index, (width, value) in enumerate(zip(widths, values, strict=True)):
-            pdf.cell(width, 7, _fit(pdf, value, width), border=1, align="R" if index >= 3 else "L")
+            pdf.cell(width, 7, fit(pdf, value, width), border=1, align="R" if index >= 3 else "L")
         pdf.ln()
     pdf.set_font("DejaVu", "B", 10)
     pdf.cell(sum(widths[:-1]), 8, "Total", border=1, align="R")
@@ -99,12 +90,3 @@ def render(invoice: Invoice, town: str, state: str, paid_cents: int) -> bytes:
             **NEXT,
         )
     return bytes(pdf.output())
-
-
-def _fit(pdf: FPDF, text: str, width: float) -> str:
-    """Shorten a value that would overflow its column."""
-    if pdf.get_string_width(text) <= width - 2:
-        return text
-    while text and pdf.get_string_width(text + "…") > width - 2:
-        text = text[:-1]
-    return text + "…"
