@@ -412,5 +412,9 @@ def test_mail_text_says_what_happened(app, template, context, body):
 def test_every_mail_template_is_tested():
     from portail.services.outbox import SUBJECTS
 
-    tested = {template for template, _c, _b in OTHER_MAILS} | {"booking_receipt", "decision_digest", "kitchen_headcounts"}
+    tested = {template for template, _c, _b in OTHER_MAILS} | {
+        "booking_receipt",
+        "decision_digest",
+        "kitchen_headcounts",
+    }
     assert tested == set(SUBJECTS)

@@ -66,7 +66,9 @@ class Tariff(db.Model):
     __table_args__ = (
         sa.CheckConstraint("late_surcharge_cents >= 0", name="surcharge_not_negative"),
         sa.CheckConstraint("unbooked_surcharge_cents >= 0", name="unbooked_surcharge_not_negative"),
-        sa.CheckConstraint("sick_days_billed >= 0 AND sick_certificate_days >= 0", name="sick_rule_not_negative"),
+        sa.CheckConstraint(
+            "sick_days_billed >= 0 AND sick_certificate_days >= 0", name="sick_rule_not_negative"
+        ),
     )
 
 
