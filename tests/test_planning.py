@@ -607,3 +607,17 @@ def test_the_planning_opens_as_the_parent_left_it_on_each_kind_of_screen(client,
     auth.login("second@example.fr")
     assert 'aria-current="page">Mois<' in client.get(url).get_data(as_text=True)
     assert "filtre=1" not in client.get(url).get_data(as_text=True).split('class="switches"')[0]
+
+
+def test_the_planning_urls_built_from_its_page_are_the_routes_urls(app):
+    from flask import url_for
+
+    from portail.family.planning_routes import planning_urls
+
+    with app.test_request_context():
+        assert planning_urls(7) == {
+            "page_url": url_for("family.planning_page", family_id=7),
+            "confirm_base": url_for("family.planning_confirm", family_id=7),
+            "sick_base": url_for("family.planning_sick", family_id=7),
+            "period_url": url_for("family.planning_period", family_id=7),
+        }

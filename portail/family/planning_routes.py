@@ -161,7 +161,7 @@ def planning_page(family_id: int):
         shown_summary=_shown_summary(family, activities, shown_children, shown_activities),
         filtered=filtered,
         days_html=days_html,
-        sick_base=url_for("family.planning_sick", family_id=family.id),
+        **planning_urls(family.id),
         icons=planning.STATE_ICONS,
         sick_state=BookingState.SICK,
     )
@@ -332,6 +332,17 @@ def planning_act(family_id: int):
         return _render_cell(family_id, cell, rank, _announcement(action, cell, refused))
     flash(message, category)
     return redirect(_back(family_id))
+
+
+# The planning's own URLs, under its page's: built from it (one url_for instead of four, on the page
+# parents open most; test_planning checks they are the routes' URLs).
+PLANNING_PATHS = {"confirm_base": "/confirmer", "sick_base": "/malade", "period_url": "/periode"}
+
+
+def planning_urls(family_id: int) -> dict[str, str]:
+    """The planning page's URL and those under it (confirmation, sick day, period form)."""
+    page_url = url_for("family.planning_page", family_id=family_id)
+    return {"page_url": page_url} | {name: page_url + path for name, path in PLANNING_PATHS.items()}
 
 
 def _sick_target(family) -> tuple:
