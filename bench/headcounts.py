@@ -19,13 +19,13 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from town import add_activities, town_app  # noqa: E402
+from town import add_activities, add_agent, town_app  # noqa: E402
 
 from portail.bookings import rules as booking_rules  # noqa: E402
 from portail.extensions import db  # noqa: E402
 from portail.formatting import today_in_paris  # noqa: E402
-from portail.models import Booking, BookingState, Child, Diet, Family, Role, User, utcnow  # noqa: E402
-from portail.services import headcounts, passwords  # noqa: E402
+from portail.models import Booking, BookingState, Child, Diet, Family, utcnow  # noqa: E402
+from portail.services import headcounts  # noqa: E402
 from portail.services.outbox import commit  # noqa: E402
 
 FAMILIES = 5000
@@ -89,16 +89,7 @@ def build(path: str):
                 for d in days
             ]
         connection.execute(sa.insert(Booking.__table__), rows)
-        db.session.add(
-            User(
-                email="agent@example.fr",
-                first_name="Nadia",
-                last_name="AGENT",
-                role=Role.AGENT,
-                password_hash=passwords.hash_password(PASSWORD),
-                activated_at=utcnow(),
-            )
-        )
+        add_agent(PASSWORD)
         commit()
         db.session.execute(sa.text("ANALYZE"))
     return app, first, len(rows), len(children)

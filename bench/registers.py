@@ -14,13 +14,16 @@ Run with `make bench`.
 import gzip
 import sys
 import tempfile
+import time
 from datetime import date, timedelta
 from pathlib import Path
+
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planning import interleaved  # noqa: E402
-from town import town_app  # noqa: E402
+from town import add_agent, town_app  # noqa: E402
 
 from portail.extensions import db  # noqa: E402
 from portail.formatting import PARIS  # noqa: E402
@@ -34,12 +37,9 @@ from portail.models import (  # noqa: E402
     Family,
     Guardian,
     Presence,
-    Role,
-    User,
     ValidationMode,
     utcnow,
 )
-from portail.services import passwords  # noqa: E402
 
 ROUNDS = 60
 # A school's ten classes: a register of 300 children is shown class by class (30 each)
@@ -126,16 +126,7 @@ def main() -> None:
             big, small = activity_of("Restauration scolaire", today), activity_of("Accueil du soir", today)
             big_children = fill(big, 300, today, 0)
             fill(small, 30, today, 1000)
-            db.session.add(
-                User(
-                    email="agent@example.fr",
-                    first_name="Nadia",
-                    last_name="AGENT",
-                    role=Role.AGENT,
-                    password_hash=passwords.hash_password(PASSWORD),
-                    activated_at=utcnow(),
-                )
-            )
+            add_agent(PASSWORD)
             db.session.commit()
             engine, big_id, small_id = db.engine, big.id, small.id
         client = app.test_client()
@@ -178,10 +169,6 @@ def main() -> None:
         results = interleaved(measured, ROUNDS)
         tap_times = []
         tap_queries = 0
-        import time
-
-        import sqlalchemy as sa
-
         for _ in range(ROUNDS):
             counter = {"n": 0}
 

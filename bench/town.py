@@ -9,7 +9,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from portail import create_app  # noqa: E402
 from portail.demo import activities as demo_activities  # noqa: E402
 from portail.extensions import db  # noqa: E402
-from portail.models import Activity, utcnow  # noqa: E402
+from portail.models import Activity, Role, User, utcnow  # noqa: E402
+from portail.services import passwords  # noqa: E402
 
 
 def town_app(path: str):
@@ -29,3 +30,17 @@ def add_activities() -> tuple[date, date, list[Activity]]:
     db.session.add_all(activities)
     db.session.flush()
     return start, end, activities
+
+
+def add_agent(password: str, email: str = "agent@example.fr") -> User:
+    """A back-office agent who logs in with `password` (in an app context; the caller commits)."""
+    agent = User(
+        email=email,
+        first_name="Nadia",
+        last_name="AGENT",
+        role=Role.AGENT,
+        password_hash=passwords.hash_password(password),
+        activated_at=utcnow(),
+    )
+    db.session.add(agent)
+    return agent

@@ -400,3 +400,16 @@ def test_without_javascript_a_refused_mark_lands_on_its_message(client, logged_i
     assert "Choisissez le motif" in client.get(answer.location).get_data(as_text=True)
     answer = client.post(url, data={"presence": "present"})
     assert answer.location.endswith(f"#enfant-{lea.id}")  # done: back to the row
+
+
+def test_a_child_added_twice_is_added_once_and_the_second_is_told(
+    app, client, logged_in_agent, canteen_today
+):
+    activity, _lea, _tom, zoe = canteen_today
+    url = f"{register_url(activity)}/ajouter"
+    first, second = tabs(app, client)
+    answers = [tab.post(url, data={"child_id": zoe.id}) for tab in (first, second)]
+    assert [answer.status_code for answer in answers] == [302, 302]
+    assert "est déjà sur le registre" in second.get(answers[1].location).get_data(as_text=True)
+    assert marks() == {(zoe.id, Presence.PRESENT, None)}
+    assert db.session.scalar(sa.select(sa.func.count()).where(AuditEvent.action == "register.added")) == 1

@@ -66,6 +66,19 @@ def open_days(activity: Activity, start: date, count: int) -> list[date]:
     return found
 
 
+def month_open_days(
+    month: date, choices: list[Activity], at_least: int
+) -> tuple[Activity, list[date]] | None:
+    """The first of these activities open at least `at_least` days in the month (the canteen, else
+    the holiday centre in a month of summer), with those days; None if none is."""
+    last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    for activity in choices:
+        days = [day for day in open_days(activity, month.replace(day=1), 31) if day <= last]
+        if len(days) >= at_least:
+            return activity, days
+    return None
+
+
 JULES_FERRY, TILLEULS = "Groupe scolaire Jules Ferry", "Centre de loisirs des Tilleuls"
 
 

@@ -14,7 +14,6 @@ from portail.extensions import db
 from portail.formatting import month_label
 from portail.models import (
     Activity,
-    AuditEvent,
     BillingRun,
     Booking,
     BookingState,
@@ -116,16 +115,7 @@ def load(families: dict[str, Family], agent: User) -> None:
         db.session.add(run)
         db.session.flush()
         demo_activities.sent_then("invoice_issued", issued)
-        db.session.add(
-            AuditEvent(
-                actor_id=agent.id,
-                action=audit.check("billing.started"),
-                target_type="billing_run",
-                target_id=run.id,
-                detail=month_label(month),
-                created_at=run.created_at,
-            )
-        )
+        audit.record(agent, "billing.started", "billing_run", run.id, month_label(month), at=run.created_at)
         db.session.flush()
     paid = db.session.scalar(
         sa.select(Invoice).where(
@@ -158,13 +148,10 @@ def _absences(month: date, family: Family, lea, tom, choices: list[Activity], ag
     declared in time (not billed), Tom's too late (billed); Claire asked them, the agent accepted
     them an hour later, and she read the answer."""
     claire = db.session.scalar(sa.select(User).where(User.email == "claire.martin@demo.fr"))
-    first, last = billing.month_bounds(month)
-    for activity in choices:
-        open_days = [day for day in demo_activities.open_days(activity, first, 31) if day <= last]
-        if len(open_days) >= 6:
-            break
-    else:
+    found = demo_activities.month_open_days(month, choices, 6)
+    if found is None:
         return
+    activity, open_days = found
     for child, day, late in ((lea, open_days[3], False), (tom, open_days[5], True)):
         db.session.flush()
         booking = db.session.scalar(

@@ -15,7 +15,6 @@ from portail.extensions import db
 from portail.formatting import short_date
 from portail.models import (
     Activity,
-    AuditEvent,
     Booking,
     BookingState,
     Child,
@@ -24,7 +23,7 @@ from portail.models import (
     RegisterClosing,
     User,
 )
-from portail.services import audit, billing, registers, sickness
+from portail.services import audit, registers, sickness
 
 
 def _canteen() -> Activity:
@@ -49,16 +48,7 @@ def _closed(activity: Activity, day: date, marks: dict[Child, Presence], by: Use
         tapped = at - timedelta(minutes=30 - minutes)
         registers.write_mark(activity.id, day, child.id, presence, None, by, tapped, tapped)
     db.session.add(RegisterClosing(activity_id=activity.id, day=day, closed_at=at, closed_by_id=by.id))
-    db.session.add(
-        AuditEvent(
-            actor_id=by.id,
-            action=audit.check("register.closed"),
-            target_type="activity",
-            target_id=activity.id,
-            detail=f"{activity.name}, {short_date(day)}",
-            created_at=at,
-        )
-    )
+    audit.record(by, "register.closed", "activity", activity.id, f"{activity.name}, {short_date(day)}", at=at)
     db.session.flush()
 
 
@@ -68,13 +58,10 @@ def in_billed_month(
     """Before the month is billed: the register of its last open day closed (the canteen's, or the
     holiday centre's in a month of summer), Tom absent without excuse (the invoice bills it as
     "Absences injustifiées")."""
-    first, last = billing.month_bounds(month)
-    for activity in choices:
-        days = [day for day in demo_activities.open_days(activity, first, 31) if day <= last]
-        if len(days) >= 6:
-            break
-    else:
+    found = demo_activities.month_open_days(month, choices, 6)
+    if found is None:
         return
+    activity, days = found
     day = days[-1]
     _booked([lea, tom, ines], activity, day)
     at = datetime.combine(day, time(13, 45), tzinfo=booking_rules.PARIS)

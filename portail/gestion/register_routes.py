@@ -20,7 +20,7 @@ from portail.formatting import today_in_paris
 from portail.gestion.register_html import RowWriter
 from portail.gestion.routes import bp
 from portail.htmx import is_htmx
-from portail.models import Activity, Child, Presence, Role, utcnow
+from portail.models import Activity, Child, Presence, utcnow
 from portail.services import registers as register_service
 from portail.services.billing import runs
 from portail.services.outbox import commit, rollback
@@ -90,7 +90,7 @@ def register(activity_id: int, day: str):
         sheet=sheet,
         writer=RowWriter(sheet, generate_csrf(), refusal),
         refusal=refusal,
-        can_reopen=sheet.closing is not None and current_user.role is not Role.ANIMATOR,
+        can_reopen=sheet.closing is not None and register_service.may_reopen(current_user),
         today=today_in_paris(now),
         ALL=register_service.ALL,
         here=url_for("gestion.register", activity_id=activity.id, day=day.isoformat()),
@@ -195,8 +195,8 @@ def register_add(activity_id: int, day: str):
             abort(404)
         except register_service.RegisterError as refused:
             rollback()
-            flash(str(refused), "error")
-            return redirect(_register_url(activity.id, day))
+            flash(str(refused), "info")
+            return redirect(_register_url(activity.id, day))  # (the top of the page: its message)
         flash(f"{child.full_name} est ajouté(e) au pointage, présent(e) sans réservation.", "success")
         return redirect(_register_url(activity.id, day, f"enfant-{child.id}"))
     query = request.args.get("q", "").strip()

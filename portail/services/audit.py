@@ -1,10 +1,12 @@
 """The back-office audit trail: `record` writes who did what, each action code with its French label
 (what the dashboard and a family's page show an agent)."""
 
+from datetime import datetime
+
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.models import AuditEvent, User
+from portail.models import AuditEvent, User, utcnow
 
 ACTION_LABELS = {
     "family.created": "Famille créée",
@@ -58,9 +60,15 @@ def check(action: str) -> str:
 
 
 def record(
-    actor: User | None, action: str, target_type: str, target_id: int | None, detail: str = ""
+    actor: User | None,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    detail: str = "",
+    at: datetime | None = None,
 ) -> None:
-    """Write an audit row: who did what, when (`action` is a code of ACTION_LABELS)."""
+    """Write an audit row: who did what, when (`action` is a code of ACTION_LABELS; `at`: now unless
+    given, e.g. the demo's past)."""
     db.session.add(
         AuditEvent(
             actor_id=actor.id if actor else None,
@@ -68,6 +76,7 @@ def record(
             target_type=target_type,
             target_id=target_id,
             detail=detail or None,
+            created_at=at or utcnow(),
         )
     )
 

@@ -534,6 +534,8 @@ def add_present(activity: Activity, day: date, child_id: int, user: User, now: d
     child = db.session.get(Child, child_id)
     if child is None or not _enrolled_on(child_id, activity.id, day, str(day.isoweekday())):
         raise LookupError("child not enrolled in this activity that day")
+    if on_register(activity, day, child_id):  # (a double click, another tablet: added already)
+        raise RegisterError(f"{child.full_name} est déjà sur le registre.")
     write_mark(activity.id, day, child_id, Presence.PRESENT, None, user, now, now)
     audit.record(
         user,
@@ -571,10 +573,15 @@ def close(activity: Activity, day: date, user: User, now: datetime) -> tuple[int
     return len(unmarked), runs.rebill({row.child_id for row in register.rows}, [day], user, now)
 
 
+def may_reopen(user: User) -> bool:
+    """Whether `user` may reopen a closed register (agents and administrators, not animators)."""
+    return user.role is not Role.ANIMATOR
+
+
 def reopen(activity: Activity, day: date, user: User, now: datetime) -> list[BillingRun]:
     """An agent reopens a closed register (an animator may not); audited. Billing goes back to the
     day's bookings: the runs queued if its month was billed already."""
-    if user.role is Role.ANIMATOR:
+    if not may_reopen(user):
         raise RegisterError("Seul un gestionnaire peut rouvrir un registre clôturé.")
     closing = db.session.get(RegisterClosing, (activity.id, day))
     if closing is None:
