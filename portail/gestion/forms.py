@@ -37,7 +37,7 @@ from portail.forms import (
     strip,
     validate_phone,
 )
-from portail.models import Activity, DeadlineKind, OpenPeriod, PaymentMethod, Role, ValidationMode, utcnow
+from portail.models import Activity, DeadlineKind, OpenPeriod, Role, ValidationMode, utcnow
 from portail.services import billing
 from portail.services.billing import BillingError
 
@@ -461,7 +461,7 @@ class PaymentForm(FlaskForm):
     amount = _euros_field("Montant", validators=[required("Saisissez le montant."), _check_euros])
     method = SelectField(
         "Moyen de paiement",
-        choices=[("", "— Choisir —")] + [(m.name, billing.METHOD_LABELS[m]) for m in PaymentMethod],
+        choices=[("", "— Choisir —")] + [(m.name, billing.METHOD_LABELS[m]) for m in billing.ENTERED_METHODS],
         validators=[required("Choisissez le moyen de paiement.")],
     )
 

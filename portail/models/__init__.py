@@ -51,6 +51,15 @@ from portail.models.families import (
 )
 from portail.models.openings import Opening, opening_activity
 from portail.models.outbox import OutboxMessage, OutboxStatus
+from portail.models.payments import (
+    DebitBatch,
+    DirectDebit,
+    OnlinePayment,
+    OnlinePaymentItem,
+    OnlineState,
+    Reminder,
+    SepaMandate,
+)
 from portail.models.requests import (
     Digest,
     DigestRun,
@@ -84,6 +93,13 @@ __all__ = [
     "RunState",
     "Tariff",
     "TariffBracket",
+    "DebitBatch",
+    "DirectDebit",
+    "OnlinePayment",
+    "OnlinePaymentItem",
+    "OnlineState",
+    "Reminder",
+    "SepaMandate",
     "Document",
     "DocumentScope",
     "DocumentState",

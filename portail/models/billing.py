@@ -26,6 +26,7 @@ class PaymentMethod(enum.Enum):
     CHEQUE = "chèque"
     CASH = "espèces"
     DIRECT_DEBIT = "prélèvement"
+    ONLINE = "en ligne"  # paid online (PayFiP or the test provider), by its notification
 
 
 class RunState(enum.Enum):
@@ -56,6 +57,8 @@ class Tariff(db.Model):
     # free when a medical certificate is sent within N days of its first day, billed otherwise.
     sick_days_billed: Mapped[int] = mapped_column(default=1, server_default="1")
     sick_certificate_days: Mapped[int] = mapped_column(default=3, server_default="3")
+    # Childcare ("frais de garde"): its lines count in the attestation fiscale of children under 6.
+    childcare: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[timestamp]
 
     activity: Mapped[Activity] = relationship()
@@ -127,6 +130,9 @@ class InvoiceLine(db.Model):
     invoice_id: Mapped[int] = mapped_column(sa.ForeignKey("invoice.id", ondelete="CASCADE"), index=True)
     position: Mapped[int]
     child_name: Mapped[str] = mapped_column(sa.String(210))
+    # The child and whether its tariff was childcare when issued (the attestation fiscale's lines).
+    child_id: Mapped[int | None] = mapped_column(sa.ForeignKey("child.id", ondelete="SET NULL"), index=True)
+    childcare: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     activity_name: Mapped[str] = mapped_column(sa.String(100))
     label: Mapped[str] = mapped_column(sa.String(60))  # Jours réservés, Absences hors délai, Majoration…
     days: Mapped[int]
@@ -147,12 +153,23 @@ class Payment(db.Model):
     # resent page) is this payment, while two identical cheques entered one after the other are two.
     # None for payments not entered through the form (demo data).
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    # The online payment whose notification recorded it (once per invoice, whatever the repeats),
+    # or the direct debit of a file (deleted by its reject).
+    online_payment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("online_payment.id", ondelete="RESTRICT"), index=True
+    )
+    direct_debit_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("direct_debit.id", ondelete="CASCADE"), unique=True
+    )
     created_at: Mapped[timestamp]
 
     invoice: Mapped[Invoice] = relationship(back_populates="payments")
     recorded_by: Mapped[User | None] = relationship()
 
-    __table_args__ = (sa.CheckConstraint("amount_cents > 0", name="payment_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("amount_cents > 0", name="payment_positive"),
+        sa.UniqueConstraint("online_payment_id", "invoice_id", name="uq_payment_online_invoice"),
+    )
 
 
 class InvoiceCounter(db.Model):

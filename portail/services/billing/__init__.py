@@ -27,6 +27,7 @@ from portail.services.billing.money import (
     previous_month,
 )
 from portail.services.billing.payments import (
+    ENTERED_METHODS,
     METHOD_LABELS,
     STATES,
     balance_cents,
@@ -58,6 +59,7 @@ from portail.services.billing.tariffs import (
 __all__ = [
     "BATCH",
     "DUE_DAYS",
+    "ENTERED_METHODS",
     "METHOD_LABELS",
     "STATES",
     "BillingError",

@@ -15,7 +15,10 @@ METHOD_LABELS = {
     PaymentMethod.CHEQUE: "Chèque",
     PaymentMethod.CASH: "Espèces",
     PaymentMethod.DIRECT_DEBIT: "Prélèvement",
+    PaymentMethod.ONLINE: "Paiement en ligne",
 }
+# What an agent enters by hand (an online payment is recorded by its notification only).
+ENTERED_METHODS = [method for method in PaymentMethod if method is not PaymentMethod.ONLINE]
 STATES = ["À payer", "En retard", "Payée", "Prélevée", "Annulée", "Avoir"]
 
 
