@@ -8,6 +8,7 @@
 - `payments`: payments, paid amounts, states, balances;
 - `exports`: the back office's invoice search, totals per month, the treasury's CSV/XLSX export;
 - `pdf`: the PDF of an invoice or credit note.
+- `reminders`: the reminders (relances) of late invoices at each step, and what each invoice was sent.
 """
 
 from portail.formatting import euros, month_label, today_in_paris  # (callers use billing.euros…)
