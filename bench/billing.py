@@ -5,14 +5,17 @@ Builds, in a temporary SQLite file, a large town (5,000 families with a parent a
 over 200,000 booked days in the month, plus late absences), then runs the billing of that month
 as the RQ job does and prints its duration, its SQL query count (it grows with the number of
 batches of families, not with the number of days), invoices per second; then the same run again
-(idempotent: nothing issued) and a run after a correction (credit notes and new invoices).
+(idempotent: nothing issued) and a run after a correction (credit notes and new invoices); then the
+reminders job over those 5,000 invoices gone late: its first step, the same day again, and its second
+step once a tenth of them are paid.
 Run with `make bench`.
 """
 
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +27,7 @@ from town import add_activities, town_app  # noqa: E402
 
 from portail.bookings import rules as booking_rules  # noqa: E402
 from portail.extensions import db  # noqa: E402
+from portail.formatting import PARIS  # noqa: E402
 from portail.models import (  # noqa: E402
     BillingRun,
     Booking,
@@ -34,12 +38,15 @@ from portail.models import (  # noqa: E402
     Invoice,
     InvoiceKind,
     OutboxMessage,
+    Payment,
+    PaymentMethod,
     Subscription,
     Tariff,
     User,
     utcnow,
 )
 from portail.services import billing  # noqa: E402
+from portail.services.billing import reminders  # noqa: E402
 from portail.services.outbox import commit  # noqa: E402
 
 FAMILIES = 5000
@@ -173,6 +180,63 @@ def measured_run(app, month) -> tuple[float, int, Figures]:
         return elapsed, count["n"], Figures(done.invoices, done.credit_notes)
 
 
+def measured_reminders(app, now) -> tuple[float, int, int]:
+    """The reminders job at `now`: (seconds, SQL queries, mails queued)."""
+    with app.app_context():
+        count = {"n": 0}
+
+        def counter(*_args):
+            count["n"] += 1
+
+        sa.event.listen(db.engine, "before_cursor_execute", counter)
+        began = time.perf_counter()
+        try:
+            mails = reminders.send_due(now)
+        finally:
+            elapsed = time.perf_counter() - began
+            sa.event.remove(db.engine, "before_cursor_execute", counter)
+        return elapsed, count["n"], mails
+
+
+def reminders_bench(app) -> None:
+    """The invoices in force gone late: the first step, the same day again, then a tenth of them
+    paid and the second step."""
+    in_force = (Invoice.kind == InvoiceKind.INVOICE, Invoice.credited_by_id.is_(None))
+    with app.app_context():
+        due = db.session.scalar(sa.select(sa.func.max(Invoice.due_date)).where(*in_force))
+        late = db.session.scalar(sa.select(sa.func.count(Invoice.id)).where(*in_force))
+    for label, days in (("first step", 7), ("same day again", 7), ("second step", 30)):
+        if days == 30:
+            with app.app_context():
+                late -= pay_a_tenth(due, in_force)
+        now = datetime.combine(due + timedelta(days=days), dt_time(10), PARIS)
+        elapsed, queries, mails = measured_reminders(app, now)
+        batches = -(-mails // reminders.BATCH)  # (one parent per family: a mail per family reminded)
+        per_batch = f" for {batches} batches ({(queries - 1) / batches:.1f} per batch)" if batches else ""
+        print(
+            f"reminders, {label} (D+{days}): {elapsed:.1f} s, {mails:,} mails for {late:,} late invoices, "
+            f"{queries} SQL queries{per_batch}"
+        )
+
+
+def pay_a_tenth(due, in_force) -> int:
+    """Every tenth family pays its invoice (by cheque, on the due date): how many were paid."""
+    paid = db.session.execute(
+        sa.select(Invoice.id, Invoice.total_cents).where(
+            *in_force, Invoice.family_id % 10 == 1, Invoice.total_cents > 0
+        )
+    ).all()
+    db.session.execute(
+        sa.insert(Payment),
+        [
+            {"invoice_id": invoice_id, "paid_on": due, "amount_cents": total, "method": PaymentMethod.CHEQUE}
+            for invoice_id, total in paid
+        ],
+    )
+    commit()
+    return len(paid)
+
+
 def main() -> None:
     directory = tempfile.mkdtemp()
     began = time.perf_counter()
@@ -215,6 +279,7 @@ def main() -> None:
         ).all()
         expected = [f"{numbers[0][:6]}-{n:06d}" for n in range(1, len(numbers) + 1)]
         print(f"invoice numbers: {numbers[0]} … {numbers[-1]}, {'no gap' if numbers == expected else 'GAPS'}")
+    reminders_bench(app)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ date, listing its families' late invoices with a link to pay each; sent once per
 twice or at the same time; never for an invoice paid, credited, cancelled or in a direct debit in
 force; the day's job at its time; what was sent on the staff's invoice page."""
 
+import email
+import email.policy
 import threading
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
@@ -29,7 +31,7 @@ from portail.models import (
 from portail.services.billing import reminders
 from portail.services.outbox import commit, render
 from tests.factories import make_family, make_user, subscribe
-from tests.support import count_queries
+from tests.support import count_queries, mails_settled, start, wait_for
 
 pytestmark = pytest.mark.both_dbs
 
@@ -50,8 +52,8 @@ def late(days: int, clock: time = time(10, 0)) -> datetime:
 def family(name: str, *parents: str):
     """A family and its activated parent accounts (subscribed)."""
     made = make_family(name=f"Famille {name}", guardians=((f"Parent{name}", name),))
-    for email in parents:
-        subscribe(make_user(email=email, first_name=email.split("@")[0].title()), made)
+    for address in parents:
+        subscribe(make_user(email=address, first_name=address.split("@")[0].title()), made)
     return made
 
 
@@ -465,3 +467,65 @@ def test_the_staff_invoice_page_shows_each_reminder_sent_and_to_whom(app, client
     assert "Relance J+30" in listing
     fresh = client.get(f"/gestion/facturation/factures/{town['martin_nov'].id}").get_data(as_text=True)
     assert "Aucune relance envoyée." in fresh
+
+
+# --- the demo -----------------------------------------------------------------------------------
+
+
+def test_the_demo_late_invoice_shows_its_reminders_sent_in_their_time(app, client, auth):
+    from portail import demo
+    from portail.demo import reminders as demo_reminders
+    from portail.models import utcnow
+    from portail.services import billing
+
+    demo.load()
+    commit()
+    everything = db.session.scalars(sa.select(Invoice)).all()
+    [overdue] = [
+        item for item, _paid, state in billing.with_states(everything, utcnow()) if state == "En retard"
+    ]
+    now = paris(overdue.due_date + timedelta(days=30), time(12))
+    assert demo_reminders.load(now) >= 2  # the late family's parents, at both steps
+    commit()
+    mine = db.session.scalars(sa.select(Reminder).where(Reminder.invoice_id == overdue.id)).all()
+    assert [(reminder.step, reminder.sent_at) for reminder in mine] == [
+        (7, paris(overdue.due_date + timedelta(days=7))),
+        (30, paris(overdue.due_date + timedelta(days=30))),
+    ]
+    assert {message.status.name for message in sent()} == {"SENT"}
+    auth.login("agent@demo.fr", demo.DEMO_PASSWORD)
+    page = client.get(f"/gestion/facturation/factures/{overdue.id}").get_data(as_text=True)
+    assert mine[0].email and "J+7" in page and "J+30" in page and mine[0].email in page
+
+
+# --- through the real scheduler, worker and SMTP --------------------------------------------------
+
+
+@pytest.mark.integration
+def test_two_schedulers_send_each_reminder_once_through_the_worker(live, redis_server, smtp):
+    """Two schedulers start at once after the day's time (a restart, a second node): each parent
+    gets one mail, with the link to the invoice on the public address."""
+    from portail.models import utcnow
+
+    live.process_env["PORTAIL_REMINDER_MAIL_AT"] = "00:00"
+    today = utcnow().astimezone(PARIS).date()
+    emails = [f"parent{index}@example.fr" for index in range(4)]
+    items = [
+        invoice(family(f"F{index}", email), due=today - timedelta(days=8))
+        for index, email in enumerate(emails)
+    ]
+    commit()
+    redis_server.start()
+    start(live, "worker")
+    start(live, "scheduler")
+    start(live, "scheduler")
+    wait_for(lambda: len(smtp.messages) >= len(emails) and mails_settled(live), timeout=60)
+    recipients = Counter(address for envelope in smtp.messages for address in envelope.rcpt_tos)
+    assert recipients == Counter(emails)
+    message = email.message_from_bytes(smtp.messages[0].content, policy=email.policy.default)
+    body = message.get_body(("plain",)).get_content()
+    assert "Relance" in message["Subject"] and "http://portail.test/facturation/" in body
+    db.session.expire_all()
+    assert {(r.invoice_id, r.step) for r in db.session.scalars(sa.select(Reminder))} == {
+        (item.id, 7) for item in items
+    }

@@ -77,24 +77,41 @@ def run_daily(now: datetime) -> int | None:
 
 
 def send_due(now: datetime) -> int:
-    """Send the reminders due at `now`, batch by batch (idempotent); return the mails queued."""
+    """Send the reminders due at `now`, one transaction per batch of families (idempotent); return
+    the mails queued."""
     configured = steps()
     if not configured:
         return 0
     today = today_in_paris(now)
-    step, late = _reached(today, configured), _remindable(today, now)
-    families = db.session.scalars(
-        sa.select(Invoice.family_id)
-        .where(*late, step.is_not(None), ~_reminded(step))
-        .distinct()
-        .order_by(Invoice.family_id)
-    ).all()
+    families = _due_families(today, now, configured)
     db.session.rollback()  # (each batch reads afresh in its own transaction)
     queued = 0
     ids = iter(families)
     while batch := list(islice(ids, BATCH)):
         queued += transactions.run(lambda batch=batch: _send_batch(batch, today, now, configured))
     return queued
+
+
+def queue_due(now: datetime) -> int:
+    """The reminders due at `now` queued in the current transaction, not committed (the demo's past
+    days, in the transaction that loads it); the mails queued."""
+    configured, today = steps(), today_in_paris(now)
+    families = _due_families(today, now, configured) if configured else []
+    return sum(
+        _send_batch(families[start : start + BATCH], today, now, configured)
+        for start in range(0, len(families), BATCH)
+    )
+
+
+def _due_families(today: date, now: datetime, configured: list[int]) -> list[int]:
+    """The families with an invoice to remind at `now` (one query)."""
+    step = _reached(today, configured)
+    return db.session.scalars(
+        sa.select(Invoice.family_id)
+        .where(*_remindable(today, now), step.is_not(None), ~_reminded(step))
+        .distinct()
+        .order_by(Invoice.family_id)
+    ).all()
 
 
 def _reached(today: date, configured: list[int]) -> sa.ColumnElement:
