@@ -160,8 +160,8 @@ def _reminded(step: sa.ColumnElement) -> sa.Exists:
 
 
 def _send_batch(family_ids: list[int], today: date, now: datetime, configured: list[int]) -> int:
-    """One transaction, six statements whatever the batch: the families' late invoices, their
-    credits, the parents to tell, the Reminder rows this run wins, the mails (insert and ids)."""
+    """A batch of families in six statements, whatever its size: their late invoices, their credits,
+    the parents to tell, the Reminder rows this run wins, the mails of those (insert and ids)."""
     step = _reached(today, configured)
     late = db.session.execute(
         sa.select(
@@ -202,24 +202,25 @@ def _send_batch(family_ids: list[int], today: date, now: datetime, configured: l
         .order_by(User.email)
     ):
         parents[family_id].append((email, first_name))
-    won = db.session.execute(
-        upsert(Reminder)
-        .values(
-            [
-                {
-                    "invoice_id": row.id,
-                    "step": row.step,
-                    "sent_at": now,
-                    "email": ", ".join(email for email, _name in parents[family_id]),
-                }
-                for family_id, rows in due.items()
-                for row in rows
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["invoice_id", "step"])
-        .returning(Reminder.invoice_id)
-    ).scalars()
-    won = set(won)
+    won = set(
+        db.session.execute(
+            upsert(Reminder)
+            .values(
+                [
+                    {
+                        "invoice_id": row.id,
+                        "step": row.step,
+                        "sent_at": now,
+                        "email": ", ".join(email for email, _name in parents[family_id]),
+                    }
+                    for family_id, rows in due.items()
+                    for row in rows
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["invoice_id", "step"])
+            .returning(Reminder.invoice_id)
+        ).scalars()
+    )
     won_by_family = {row.family_id for row in late if row.id in won}
     mails: dict[str, dict] = {}
     last = configured[-1]
