@@ -465,6 +465,7 @@ def accept(change: ChangeRequest, agent: User, force: bool = False) -> None:
     if conflicts(change) and not force:
         raise DossierError("Le dossier a changé depuis la demande : vérifiez les valeurs avant d'accepter.")
     _apply(change)
+    _bank_changed(change, agent)
     _close(change, ChangeStatus.ACCEPTED, agent)
     record(
         agent,
@@ -528,6 +529,7 @@ def edit_directly(
     )
     db.session.add(change)
     _apply(change)
+    _bank_changed(change, agent)
     _close(change, ChangeStatus.DIRECT, agent)
     db.session.flush()
     record(agent, "dossier.edited", "family", family.id, section.label)
@@ -565,6 +567,14 @@ def _apply(change: ChangeRequest) -> None:
     model = MODELS[section.owner]
     for field, value in values.items():
         setattr(target, field, load(model, field, value))
+
+
+def _bank_changed(change: ChangeRequest, agent: User) -> None:
+    """A responsable's new IBAN ends the direct-debit mandate signed for the old account."""
+    if change.section == "bank":
+        from portail.services.billing import sepa  # (sepa shows IBANs masked as this module does)
+
+        sepa.bank_changed(target_of(change), agent, utcnow())
 
 
 def _apply_contact(change: ChangeRequest) -> None:
