@@ -42,6 +42,8 @@ PRICES = {
     "Centre de loisirs des vacances": (350, 850, 1200, 1600),
 }
 UPPER_BOUNDS = (622, 1000, 1500, None)
+# "Frais de garde": the attestation fiscale counts them; meals (the canteen) are not childcare.
+CHILDCARE = {name for name in PRICES if name != "Restauration scolaire"}
 
 
 def billed_months(today: date) -> list[date]:
@@ -70,6 +72,7 @@ def load(families: dict[str, Family], agent: User) -> None:
                 brackets=brackets,
                 late_surcharge_cents=150 if name == "Restauration scolaire" else 0,
                 bill_late_absences=True,
+                childcare=name in CHILDCARE,
             )
         )
     months = billed_months(billing.today_in_paris(utcnow()))

@@ -419,6 +419,11 @@ class TariffForm(FlaskForm):
     brackets = FieldList(
         FormField(BracketForm), label="Tranche", min_entries=BRACKET_ROWS, max_entries=BRACKET_ROWS
     )
+    childcare = BooleanField(
+        "Frais de garde (comptent dans l'attestation fiscale)",
+        description="Accueils périscolaires et de loisirs : les jours de garde des enfants de moins de 6 ans "
+        "figurent sur l'attestation fiscale. Pas la restauration scolaire (les repas n'en sont pas).",
+    )
 
     def validate_valid_until(self, field) -> None:
         if field.data and self.valid_from.data and field.data < self.valid_from.data:

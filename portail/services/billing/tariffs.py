@@ -111,6 +111,7 @@ def create_tariff(
     unbooked_surcharge_cents: int = 0,
     sick_days_billed: int = 1,
     sick_certificate_days: int = 3,
+    childcare: bool = False,
 ) -> Tariff:
     """A new tariff with its brackets, audited; the one just created if this is the same form sent
     twice; BillingError if the brackets are incoherent."""
@@ -126,6 +127,7 @@ def create_tariff(
         unbooked_surcharge_cents=unbooked_surcharge_cents,
         sick_days_billed=sick_days_billed,
         sick_certificate_days=sick_certificate_days,
+        childcare=childcare,
     )
     claim(agent)  # (the same form sent twice: the second copy finds the first's tariff)
     same = twin(Tariff, within=TWIN_WITHIN, **values)
