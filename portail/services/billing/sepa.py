@@ -32,6 +32,7 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 from sepaxml import SepaDD
 from sepaxml.validation import ValidationError as XsdError
+from sepaxml.validation import try_valid_xml
 
 from portail.extensions import db
 from portail.formatting import euros, month_label, today_in_paris
@@ -531,6 +532,11 @@ def _xml(plan: Preview, config) -> tuple[str, bytes]:
             f"Le fichier de prélèvement n'est pas conforme au schéma {SCHEMA} : rien n'a été enregistré. "
             f"Détail : {error.__cause__ or error}"
         ) from error
+
+
+def validate(xml: bytes) -> None:
+    """Check a pain.008 against the XSD sepaxml ships (its ValidationError if it is not valid)."""
+    try_valid_xml(xml, SCHEMA)
 
 
 def batches(limit: int = 24) -> list[DebitBatch]:
