@@ -7,10 +7,12 @@ as the RQ job does and prints its duration, its SQL query count (it grows with t
 batches of families, not with the number of days), invoices per second; then the same run again
 (idempotent: nothing issued) and a run after a correction (credit notes and new invoices); then the
 reminders job over those 5,000 invoices gone late: its first step, the same day again, and its second
-step once a tenth of them are paid.
+step once a tenth of them are paid. On a copy of the town before the reminders, every family pays by
+direct debit: the month's pain.008 file (5,000 debits: time to build and validate, size, queries).
 Run with `make bench`.
 """
 
+import shutil
 import sys
 import tempfile
 import time
@@ -23,7 +25,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from town import add_activities, town_app  # noqa: E402
+from town import add_activities, add_agent, town_app  # noqa: E402
 
 from portail.bookings import rules as booking_rules  # noqa: E402
 from portail.extensions import db  # noqa: E402
@@ -40,13 +42,14 @@ from portail.models import (  # noqa: E402
     OutboxMessage,
     Payment,
     PaymentMethod,
+    SepaMandate,
     Subscription,
     Tariff,
     User,
     utcnow,
 )
 from portail.services import billing  # noqa: E402
-from portail.services.billing import reminders  # noqa: E402
+from portail.services.billing import reminders, sepa  # noqa: E402
 from portail.services.outbox import commit  # noqa: E402
 
 FAMILIES = 5000
@@ -237,6 +240,50 @@ def pay_a_tenth(due, in_force) -> int:
     return len(paid)
 
 
+def sepa_bench(directory: str, month: date) -> None:
+    """Every family of a copy of the town pays by direct debit: the month's pain.008 file."""
+    shutil.copy(f"{directory}/billing.sqlite", f"{directory}/sepa.sqlite")
+    app = town_app(f"{directory}/sepa.sqlite")
+    with app.app_context():
+        agent = add_agent("bench-sepa-password", email="tresorerie@example.fr")
+        db.session.execute(
+            sa.insert(SepaMandate),
+            [
+                {
+                    "family_id": i,
+                    "reference": f"PF-{i:06d}-01",
+                    "holder": f"Parent F{i}",
+                    "iban": "FR7630006000011234567890189",
+                    "bic": "AGRIFRPPXXX",
+                    "signed_on": month - timedelta(days=60),
+                    "created_at": utcnow(),
+                }
+                for i in range(1, FAMILIES + 1)
+            ],
+        )
+        commit()
+        count = {"n": 0}
+
+        def counter(*_args):
+            count["n"] += 1
+
+        sa.event.listen(db.engine, "before_cursor_execute", counter)
+        began = time.perf_counter()
+        try:
+            batch, _new = sepa.make_file(month, agent, utcnow())
+            commit()
+        finally:
+            elapsed = time.perf_counter() - began
+            sa.event.remove(db.engine, "before_cursor_execute", counter)
+        checked = time.perf_counter()
+        sepa.validate(batch.xml)
+        validation = time.perf_counter() - checked
+        print(
+            f"pain.008 of the month: {elapsed:.1f} s for {batch.count:,} debits ({billing.euros(batch.total_cents)}), "
+            f"{len(batch.xml) / 1024 / 1024:.1f} MB, {count['n']} SQL queries; its XSD validation alone {validation:.1f} s"
+        )
+
+
 def main() -> None:
     directory = tempfile.mkdtemp()
     began = time.perf_counter()
@@ -279,6 +326,7 @@ def main() -> None:
         ).all()
         expected = [f"{numbers[0][:6]}-{n:06d}" for n in range(1, len(numbers) + 1)]
         print(f"invoice numbers: {numbers[0]} … {numbers[-1]}, {'no gap' if numbers == expected else 'GAPS'}")
+    sepa_bench(directory, month)
     reminders_bench(app)
 
 
