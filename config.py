@@ -124,6 +124,7 @@ class Config:
     REMINDER_STEPS = tuple(
         int(step) for step in os.environ.get("PORTAIL_REMINDER_STEPS", "7,30").split(",") if step.strip()
     )
+    REMINDER_MAIL_AT = clock("PORTAIL_REMINDER_MAIL_AT", "10:00")  # the reminders leave daily, Paris time
     DEV_TOOLS = False
     # Number of reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted
     # (rate limits are per client IP, so behind nginx this must be 1).
@@ -225,6 +226,16 @@ class ProductionConfig(Config):
         missing = sorted(env for setting, env in cls.REQUIRED.items() if not os.environ.get(env))
         if missing:
             raise RuntimeError("Missing production settings: " + ", ".join(missing))
+        provider = os.environ.get("PORTAIL_PAYMENT_PROVIDER", "")
+        if provider not in ("", "payfip"):
+            raise RuntimeError(
+                f"PORTAIL_PAYMENT_PROVIDER={provider!r}: only 'payfip' (or nothing) in production, "
+                "the test bank pays without a bank"
+            )
+        if provider == "payfip" and not os.environ.get("PAYFIP_NUMCLI", "").isdigit():
+            raise RuntimeError(
+                "PORTAIL_PAYMENT_PROVIDER=payfip needs PAYFIP_NUMCLI (the town's client number)"
+            )
 
 
 CONFIGS = {

@@ -45,13 +45,23 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from portail.account import bp as account_bp
     from portail.auth import bp as auth_bp
     from portail.billing import bp as billing_bp
+    from portail.billing import notify_bp as payment_notify_bp
     from portail.dev import bp as dev_bp
     from portail.errors import register_error_handlers
     from portail.family import bp as family_bp
     from portail.gestion import bp as gestion_bp
     from portail.main import bp as main_bp
 
-    for blueprint in (main_bp, auth_bp, account_bp, family_bp, billing_bp, gestion_bp, dev_bp):
+    for blueprint in (
+        main_bp,
+        auth_bp,
+        account_bp,
+        family_bp,
+        billing_bp,
+        payment_notify_bp,
+        gestion_bp,
+        dev_bp,
+    ):
         app.register_blueprint(blueprint)
     waiting_room.init_app(app)  # before the login check, which reads the database
     access.init_app(app)

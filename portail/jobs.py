@@ -4,6 +4,7 @@ from flask import current_app
 
 from portail.models import utcnow
 from portail.services import accounts, billing, digests, documents, headcounts, outbox
+from portail.services.billing import attestation_bulk, reminders
 from portail.services.outbox import commit
 
 
@@ -68,3 +69,24 @@ def billing_run(run_id: int) -> int:
 def kitchen_headcounts_mail() -> bool:
     """Queue the kitchen's headcounts mail once a day, at or after its time (run every minute)."""
     return headcounts.send_kitchen_mail(utcnow())
+
+
+def invoice_reminders() -> int | None:
+    """Send the day's reminders of late invoices at REMINDER_MAIL_AT (run every minute; a missed time
+    is caught up, a second run sends nothing twice); the mails queued, None when not due."""
+    return reminders.run_daily(utcnow())
+
+
+def test_bank_notification(path: str, fields: dict, delay: float, times: int) -> list[int]:
+    """The test bank's notification (development and tests): posted to the portal's notification
+    URL `times` times after `delay` seconds, as a provider's server would; the answers' statuses."""
+    import time
+
+    time.sleep(delay)
+    client = current_app.test_client()
+    return [client.post(path, data=fields).status_code for _ in range(times)]
+
+
+def attestations(year: int) -> int:
+    """Make the year's attestations de frais de garde in one PDF (asked by an agent); the pages made."""
+    return attestation_bulk.run(year, utcnow())["total"]

@@ -395,6 +395,97 @@ OTHER_MAILS = [
         f"Votre planning : {LINK}\n",
     ),
 ]
+# Direct debit (services.billing.sepa): the pre-notification in the invoice mail, a reject, a mandate ended.
+OTHER_MAILS += [
+    (
+        "invoice_issued",
+        {
+            "first_name": "Camille",
+            "month": "novembre 2026",
+            "link": LINK,
+            "documents": [
+                {
+                    "credit_note": False,
+                    "number": "FA2026-000002",
+                    "amount": "15,00 €",
+                    "due": "2027-01-01",
+                    "debit": {
+                        "on": "2027-01-04",
+                        "iban": "FR76 •••• •••• •••• 0189",
+                        "reference": "PF-000042-01",
+                    },
+                },
+            ],
+        },
+        "Bonjour Camille,\n\n"
+        "Un nouveau document de facturation est disponible pour novembre 2026 :\n"
+        "- Facture n° FA2026-000002 : 15,00 €, prélevée le 4 janvier 2027 sur le compte FR76 •••• •••• •••• "
+        "0189 (mandat de prélèvement PF-000042-01) : vous n'avez rien à faire.\n\n"
+        f"Consultez-le et téléchargez-le dans votre Espace Facturation : {LINK}\n",
+    ),
+    (
+        "debit_rejected",
+        {
+            "first_name": "Camille",
+            "number": "FA2026-000002",
+            "amount": "15,00 €",
+            "collection_date": "2027-01-04",
+            "reason": "Compte clôturé",
+            "mandate_ended": True,
+            "link": LINK,
+        },
+        "Bonjour Camille,\n\n"
+        "Le prélèvement de 15,00 € prévu le 4 janvier 2027 pour la facture n° FA2026-000002 a été rejeté par "
+        "votre banque.\n"
+        "Motif : Compte clôturé\n\n"
+        "La facture est de nouveau à payer. Vous pouvez la régler depuis votre Espace Facturation ou auprès du "
+        "service.\n"
+        "Votre mandat de prélèvement a pris fin : les prochaines factures ne seront plus prélevées. Pour "
+        "reprendre le prélèvement, choisissez-le à nouveau dans votre Espace Facturation avec un compte valide.\n\n"
+        f"La facture : {LINK}\n",
+    ),
+    (
+        "debit_mandate_ended",
+        {
+            "first_name": "Camille",
+            "reference": "PF-000042-01",
+            "iban": "FR76 •••• •••• •••• 0189",
+            "link": LINK,
+        },
+        "Bonjour Camille,\n\n"
+        "Les coordonnées bancaires de votre dossier ont changé : le mandat de prélèvement PF-000042-01 signé pour "
+        "le compte FR76 •••• •••• •••• 0189 a pris fin, car il ne vaut que pour ce compte.\n"
+        "Vos prochaines factures ne seront plus prélevées. Pour continuer à payer par prélèvement avec le nouveau "
+        "compte, choisissez à nouveau le prélèvement dans votre Espace Facturation.\n\n"
+        f"Votre Espace Facturation : {LINK}\n",
+    ),
+]
+
+
+OTHER_MAILS.append(
+    (
+        "payment_receipt",
+        {
+            "first_name": "Camille",
+            "amount": "40,80 €",
+            "paid_on": "2026-12-03",
+            "reference": "PF0123456789ABCDEF0123",
+            "authorisation": "TEST000001",
+            "invoices": [
+                {"number": "FA2026-000001", "amount": "20,40 €"},
+                {"number": "FA2026-000002", "amount": "20,40 €"},
+            ],
+            "link": "https://famille.ville.fr/facturation/",
+        },
+        "Bonjour Camille,\n\n"
+        "Votre paiement en ligne de 40,80 € du 3 décembre 2026 est enregistré.\n"
+        "- Facture n° FA2026-000001 : 20,40 €\n"
+        "- Facture n° FA2026-000002 : 20,40 €\n\n"
+        "Référence du paiement : PF0123456789ABCDEF0123\n"
+        "N° d'autorisation de la banque : TEST000001\n\n"
+        "Ces factures sont désormais payées. Votre Espace Facturation : https://famille.ville.fr/facturation/\n",
+    )
+)
 
 
 @pytest.mark.parametrize(("template", "context", "body"), OTHER_MAILS, ids=[m[0] for m in OTHER_MAILS])
@@ -416,5 +507,6 @@ def test_every_mail_template_is_tested():
         "booking_receipt",
         "decision_digest",
         "kitchen_headcounts",
+        "invoice_reminder",  # tests/test_reminders.py (both steps, word for word)
     }
     assert tested == set(SUBJECTS)

@@ -1,11 +1,12 @@
 """Espace Facturation: the invoices of the families the parent is subscribed to, their detail and PDF."""
 
-from flask import Blueprint, current_app, make_response, render_template
+from flask import Blueprint, current_app, g, make_response, render_template
 from flask_login import current_user
 
 from portail.family.loaders import family_of_current_user, member_or_404
 from portail.models import Invoice, utcnow
 from portail.services import billing
+from portail.services.billing import online
 from portail.services.billing import pdf as invoice_pdf
 from portail.services.subscriptions import active_families
 
@@ -15,12 +16,14 @@ bp = Blueprint("billing", __name__, url_prefix="/facturation")
 @bp.get("/")
 def home():
     """Espace Facturation: for each family, what is left to pay and its invoices, newest first."""
-    families = active_families(current_user)
+    families = g.nav_families = active_families(current_user)  # (the menus' families: not read twice)
+    by_family = billing.invoices_by_family([family.id for family in families], utcnow())
     return render_template(
         "billing/home.html",
         families=families,
-        by_family=billing.invoices_by_family([family.id for family in families], utcnow()),
-        balances=billing.balances([family.id for family in families]),
+        by_family=by_family,
+        balances={family_id: billing.balance_of(rows) for family_id, rows in by_family.items()},
+        pay_online=online.provider() is not None,
     )
 
 
@@ -32,7 +35,12 @@ def _invoice_of(family_id: int, invoice_id: int) -> Invoice:
 @bp.get("/<int:family_id>/factures/<int:invoice_id>")
 def invoice_show(family_id: int, invoice_id: int):
     """An invoice or credit note: its lines, what is paid and its state."""
-    return invoice_page("billing/invoice.html", _invoice_of(family_id, invoice_id), staff=False)
+    return invoice_page(
+        "billing/invoice.html",
+        _invoice_of(family_id, invoice_id),
+        staff=False,
+        pay_online=online.provider() is not None,
+    )
 
 
 @bp.get("/<int:family_id>/factures/<int:invoice_id>/pdf")

@@ -127,7 +127,15 @@ def load() -> None:
     demo_documents.load(families)
     from portail.demo import billing as demo_billing
 
-    demo_billing.load(families, db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr")))
+    agent = db.session.scalar(sa.select(User).where(User.email == "agent@demo.fr"))
+    demo_billing.load(families, agent)
+    from portail.demo import attestation as demo_attestation
+    from portail.demo import reminders as demo_reminders
+    from portail.demo import sepa as demo_sepa
+
+    demo_sepa.load(families, agent)
+    demo_attestation.load(families, agent)
+    demo_reminders.load()
     from portail.demo import registers as demo_registers
 
     martin, bernard = families["MRTNA52846"], families["BRNRD73925"]

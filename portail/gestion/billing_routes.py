@@ -13,7 +13,7 @@ from portail.htmx import is_htmx
 from portail.models import BillingRun, Invoice, PaymentMethod, utcnow
 from portail.queue import enqueue
 from portail.services import billing
-from portail.services.billing import BillingError, euros, exports
+from portail.services.billing import BillingError, euros, exports, reminders
 from portail.services.outbox import commit, rollback
 
 
@@ -46,6 +46,7 @@ def tariff_new():
                 unbooked_surcharge_cents=form.unbooked_cents()[1],
                 sick_days_billed=form.sick_days_billed.data,
                 sick_certificate_days=form.sick_certificate_days.data,
+                childcare=form.childcare.data,
             )
         except BillingError as problem:
             form.form_errors.append(str(problem))
@@ -138,6 +139,7 @@ def invoices():
         family_id=family_id,
         state=state,
         states=billing.STATES,
+        last_reminders=reminders.last_of([row[0].id for row in rows]),
     )
 
 
@@ -184,7 +186,12 @@ def invoice_show(invoice_id: int):
     form.renew_key()
     status = 422 if form.errors or form.form_errors else 200
     return invoice_page(
-        "gestion/invoice.html", invoice, form=form, staff=True, methods=billing.METHOD_LABELS
+        "gestion/invoice.html",
+        invoice,
+        form=form,
+        staff=True,
+        methods=billing.METHOD_LABELS,
+        reminders=reminders.of_invoice(invoice.id),
     ), status
 
 

@@ -165,6 +165,7 @@ class Payment(db.Model):
 
     invoice: Mapped[Invoice] = relationship(back_populates="payments")
     recorded_by: Mapped[User | None] = relationship()
+    online_payment: Mapped["OnlinePayment | None"] = relationship()  # noqa: F821 (portail.models.payments)
 
     __table_args__ = (
         sa.CheckConstraint("amount_cents > 0", name="payment_positive"),

@@ -30,9 +30,13 @@ SUBJECTS = {
     "document_decision": "Votre pièce justificative",
     "document_expiry": "Une pièce justificative arrive à expiration",
     "invoice_issued": "Une nouvelle facture est disponible",
+    "debit_rejected": "Votre prélèvement a été rejeté",
+    "debit_mandate_ended": "Votre prélèvement automatique est arrêté",
+    "payment_receipt": "Votre paiement en ligne est enregistré",
     "service_cancelled": "Service annulé par la mairie",
     "service_restored": "Service rétabli",
     "kitchen_headcounts": "Effectifs pour la cuisine",
+    "invoice_reminder": "Relance : facture en attente de paiement",
 }
 # Mails the relay hands to the worker (within RELAY_EVERY seconds) instead of the request that
 # queues them: the receipt of every click on the planning, which nobody waits for. The click then

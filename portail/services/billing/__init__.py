@@ -6,6 +6,8 @@
   notes, the parents' mail;
 - `runs`: the billing run queued by an agent and run by the worker, batch by batch;
 - `payments`: payments, paid amounts, states, balances;
+- `sepa`: direct debit — families' mandates, the collection date announced, the month's pain.008
+  file, the rejects (R-transactions);
 - `exports`: the back office's invoice search, totals per month, the treasury's CSV/XLSX export;
 - `pdf`: the PDF of an invoice or credit note.
 - `reminders`: the reminders (relances) of late invoices at each step, and what each invoice was sent.
@@ -32,6 +34,7 @@ from portail.services.billing.payments import (
     METHOD_LABELS,
     STATES,
     balance_cents,
+    balance_of,
     balances,
     direct_debited,
     enter_payment,
@@ -70,6 +73,7 @@ __all__ = [
     "all_tariffs",
     "balance_cents",
     "balances",
+    "balance_of",
     "bill_families",
     "check_brackets",
     "compute",

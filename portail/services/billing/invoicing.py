@@ -20,7 +20,7 @@ in the transaction that issues, so a rolled-back batch leaves no gap.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -53,9 +53,11 @@ from portail.models import (
     Tariff,
     User,
 )
+from portail.services.billing import sepa
 from portail.services.billing import sick_days as sickness
 from portail.services.billing.money import month_bounds
 from portail.services.billing.tariffs import family_quotient, price_for, tariff_on
+from portail.services.dossier import mask_iban
 from portail.services.outbox import queue_mails
 from portail.services.transactions import upsert
 from portail.urls import public_url
@@ -86,6 +88,10 @@ LABEL_ORDER = {
         ]
     )
 }
+# The lines of a childcare tariff that count in the attestation fiscale: the days the child was kept.
+# Absences billed, surcharges and sick days are penalties, not childcare (art. 200 quater B du CGI:
+# "pénalités pour absence" and "suppléments exceptionnels" are excluded).
+CHILDCARE_LABELS = {RESERVED_LABEL, UNBOOKED_LABEL}
 
 
 class ConcurrentRun(Exception):
@@ -102,6 +108,10 @@ class Line:
     label: str
     days: int
     unit_price_cents: int
+    # Kept with the line, not part of what the invoice says (an invoice issued before they existed
+    # is equal to the same lines computed now): the child, and whether it counts as childcare.
+    child_id: int | None = field(default=None, compare=False)
+    childcare: bool = field(default=False, compare=False)
 
     @property
     def amount_cents(self) -> int:
@@ -251,7 +261,7 @@ def compute(
                 )
             rule = sick_rules[rule_key].get(day, sickness.UNCERTIFIED)
             if sickness.BILLED[rule]:
-                bucket[(child_name, name, rule, price)] += 1
+                bucket[(child_name, name, rule, price, child_id, False)] += 1
             continue
         if state is BookingState.ABSENT and mark is Presence.PRESENT:
             continue  # came after all: billed below as a presence without booking
@@ -260,7 +270,7 @@ def compute(
             # the register says the child did not come
             if mark is None or mark is Presence.UNEXCUSED:
                 if tariff.bill_unexcused_absences:
-                    bucket[(child_name, name, UNEXCUSED_LABEL, price)] += 1
+                    bucket[(child_name, name, UNEXCUSED_LABEL, price, child_id, False)] += 1
             continue
         if state is BookingState.ABSENT:
             asked = asked_at.get((child_id, activity_id, day, RequestKind.ABSENCE))
@@ -269,16 +279,16 @@ def compute(
                 and asked is not None
                 and asked > booking_rules.absence_deadline(activities[activity_id], day)
             ):
-                bucket[(child_name, name, LATE_ABSENCE_LABEL, price)] += 1
+                bucket[(child_name, name, LATE_ABSENCE_LABEL, price, child_id, False)] += 1
             continue
-        bucket[(child_name, name, RESERVED_LABEL, price)] += 1
+        bucket[(child_name, name, RESERVED_LABEL, price, child_id, tariff.childcare)] += 1
         asked = asked_at.get((child_id, activity_id, day, RequestKind.RESERVATION))
         if (
             tariff.late_surcharge_cents
             and asked is not None
             and asked > booking_rules.booking_deadline(activities[activity_id], day)
         ):
-            bucket[(child_name, name, SURCHARGE_LABEL, tariff.late_surcharge_cents)] += 1
+            bucket[(child_name, name, SURCHARGE_LABEL, tariff.late_surcharge_cents, child_id, False)] += 1
     for (child_id, activity_id, day), presence in marks.items():
         if presence is not Presence.PRESENT or (child_id, activity_id, day) in booked_days:
             continue
@@ -290,14 +300,16 @@ def compute(
         bucket, name = counts[family_id], names[activity_id]
         if tariff.unbooked_price_cents is not None:
             price = tariff.unbooked_price_cents
-        bucket[(child_name, name, UNBOOKED_LABEL, price)] += 1
+        bucket[(child_name, name, UNBOOKED_LABEL, price, child_id, tariff.childcare)] += 1
         if tariff.unbooked_surcharge_cents:
-            bucket[(child_name, name, UNBOOKED_SURCHARGE_LABEL, tariff.unbooked_surcharge_cents)] += 1
+            bucket[
+                (child_name, name, UNBOOKED_SURCHARGE_LABEL, tariff.unbooked_surcharge_cents, child_id, False)
+            ] += 1
     lines = {
         family_id: sorted(
             (
-                Line(child, activity, label, days, price)
-                for (child, activity, label, price), days in counts[family_id].items()
+                Line(child, activity, label, days, price, child_id, childcare and label in CHILDCARE_LABELS)
+                for (child, activity, label, price, child_id, childcare), days in counts[family_id].items()
             ),
             key=_sort_key,
         )
@@ -384,7 +396,8 @@ def bill_families(
             )
         )
         line_rows[number] = [
-            (x.child_name, x.activity_name, x.label, -x.days, x.unit_price_cents) for x in invoice.lines
+            (x.child_name, x.activity_name, x.label, -x.days, x.unit_price_cents, x.child_id, x.childcare)
+            for x in invoice.lines
         ]
     for family_id, number in zip(to_issue, invoice_numbers, strict=True):
         lines = computed[family_id]
@@ -403,7 +416,8 @@ def bill_families(
             )
         )
         line_rows[number] = [
-            (x.child_name, x.activity_name, x.label, x.days, x.unit_price_cents) for x in lines
+            (x.child_name, x.activity_name, x.label, x.days, x.unit_price_cents, x.child_id, x.childcare)
+            for x in lines
         ]
     # Credit notes first, then cancel what they correct (only if still in force: a concurrent run may
     # have done it, and then this batch starts again), then the new invoices (one in force per month).
@@ -431,13 +445,25 @@ def bill_families(
                 "days": days,
                 "unit_price_cents": price,
                 "amount_cents": days * price,
+                "child_id": child_id,
+                "childcare": childcare,
             }
             for number, lines in line_rows.items()
-            for position, (child, activity, label, days, price) in enumerate(lines)
+            for position, (child, activity, label, days, price, child_id, childcare) in enumerate(lines)
         ],
     )
     _notify(
-        [(row["family_id"], row["number"], row["kind"], row["total_cents"], row["due_date"]) for row in rows],
+        [
+            (
+                row["family_id"],
+                row["number"],
+                row["kind"],
+                row["total_cents"],
+                row["due_date"],
+                row["issued_at"],
+            )
+            for row in rows
+        ],
         first,
     )
     return len(to_issue), len(to_credit), unpriced
@@ -512,15 +538,22 @@ def _notify(issued: list[tuple], month: date) -> None:
         )
     ).all()
     by_family = defaultdict(list)
-    for family_id, number, kind, total, due in issued:
-        by_family[family_id].append(
-            {
-                "number": number,
-                "credit_note": kind is InvoiceKind.CREDIT_NOTE,
-                "amount": euros(total),
-                "due": due.isoformat(),
+    mandates, notice = sepa.mandates_in_force(list(families)), sepa.notice_days()
+    for family_id, number, kind, total, due, issued_at in issued:
+        document = {
+            "number": number,
+            "credit_note": kind is InvoiceKind.CREDIT_NOTE,
+            "amount": euros(total),
+            "due": due.isoformat(),
+        }
+        if kind is InvoiceKind.INVOICE and (mandate := mandates.get(family_id)) is not None:
+            # The pre-notification of the direct debit: amount, date, account and mandate.
+            document["debit"] = {
+                "on": sepa.announced_on(today_in_paris(issued_at), due, mandate, notice).isoformat(),
+                "iban": mask_iban(mandate.iban),
+                "reference": mandate.reference,
             }
-        )
+        by_family[family_id].append(document)
     mails: dict[str, dict] = {}
     link = public_url("billing.home")
     for family_id, email, first_name in accounts:

@@ -1,12 +1,21 @@
 """Payments and what an invoice's state is: paid amounts, balances, overdue invoices."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
 from portail.extensions import db
 from portail.formatting import euros, today_in_paris
-from portail.models import Invoice, InvoiceKind, Payment, PaymentMethod, User
+from portail.models import (
+    Invoice,
+    InvoiceKind,
+    OnlinePayment,
+    OnlinePaymentItem,
+    OnlineState,
+    Payment,
+    PaymentMethod,
+    User,
+)
 from portail.services.audit import record
 from portail.services.billing.money import BillingError
 
@@ -19,7 +28,10 @@ METHOD_LABELS = {
 }
 # What an agent enters by hand (an online payment is recorded by its notification only).
 ENTERED_METHODS = [method for method in PaymentMethod if method is not PaymentMethod.ONLINE]
-STATES = ["À payer", "En retard", "Payée", "Prélevée", "Annulée", "Avoir"]
+STATES = ["À payer", "En retard", "Paiement en cours", "Payée", "Prélevée", "Annulée", "Avoir"]
+# An online payment started this recently, and not answered yet, shows its invoices "Paiement en
+# cours" (a bank's page left open longer has expired: the parent may then start another).
+PENDING_FOR = timedelta(minutes=20)
 
 
 def paid_cents(invoices: list[Invoice]) -> dict[int, int]:
@@ -48,12 +60,34 @@ def state_of(invoice: Invoice, paid: int, today: date, direct_debit: bool = Fals
 
 
 def with_states(invoices: list[Invoice], now: datetime) -> list[tuple[Invoice, int, str]]:
-    """Each invoice with the amount paid on it and its state (two queries for them all)."""
-    paid, debited, today = paid_cents(invoices), direct_debited(invoices), today_in_paris(now)
-    return [
-        (invoice, paid[invoice.id], state_of(invoice, paid[invoice.id], today, invoice.id in debited))
-        for invoice in invoices
-    ]
+    """Each invoice with the amount paid on it and its state (two queries for them all): an
+    invoice to pay with an online payment under way is "Paiement en cours"."""
+    paid, debited = _paid_and_debited(invoices)
+    busy, today = online_under_way(invoices, now), today_in_paris(now)
+    rows = []
+    for invoice in invoices:
+        state = state_of(invoice, paid[invoice.id], today, invoice.id in debited)
+        if invoice.id in busy and state in ("À payer", "En retard"):
+            state = "Paiement en cours"
+        rows.append((invoice, paid[invoice.id], state))
+    return rows
+
+
+def online_under_way(invoices: list[Invoice], now: datetime) -> set[int]:
+    """The invoices with an online payment started less than PENDING_FOR ago and not answered (one query)."""
+    if not invoices:
+        return set()
+    return set(
+        db.session.scalars(
+            sa.select(OnlinePaymentItem.invoice_id)
+            .join(OnlinePayment)
+            .where(
+                OnlinePaymentItem.invoice_id.in_([i.id for i in invoices]),
+                OnlinePayment.state == OnlineState.PENDING,
+                OnlinePayment.created_at > now - PENDING_FOR,
+            )
+        )
+    )
 
 
 def invoices_by_family(family_ids: list[int], now: datetime) -> dict[int, list[tuple[Invoice, int, str]]]:
@@ -73,6 +107,35 @@ def state_now(invoice: Invoice, now: datetime) -> tuple[int, str]:
     """The amount paid on one invoice and its state at `now`."""
     ((_invoice, paid, state),) = with_states([invoice], now)
     return paid, state
+
+
+def _paid_and_debited(invoices: list[Invoice]) -> tuple[dict[int, int], set[int]]:
+    """`paid_cents` and `direct_debited` in one query."""
+    if not invoices:
+        return {}, set()
+    method = sa.type_coerce(Payment.method, sa.String)  # (the names stored, not the enum)
+    rows = db.session.execute(
+        sa.select(
+            Payment.invoice_id,
+            sa.func.sum(Payment.amount_cents),
+            sa.func.min(method) == sa.func.max(method),
+            sa.func.min(method),
+        )
+        .where(Payment.invoice_id.in_([i.id for i in invoices]))
+        .group_by(Payment.invoice_id)
+    ).all()
+    paid = {invoice.id: 0 for invoice in invoices} | {invoice_id: total for invoice_id, total, _s, _m in rows}
+    debited = {
+        invoice_id
+        for invoice_id, _t, single, first in rows
+        if single and first == PaymentMethod.DIRECT_DEBIT.name
+    }
+    return paid, debited
+
+
+def balance_of(rows: list[tuple[Invoice, int, str]]) -> int:
+    """What a family owes from its invoices and credit notes as `with_states` gives them (no query)."""
+    return sum(invoice.total_cents - paid for invoice, paid, _state in rows)
 
 
 def direct_debited(invoices: list[Invoice]) -> set[int]:

@@ -106,18 +106,19 @@ def mandates_in_force(family_ids: list[int]) -> dict[int, SepaMandate]:
     }
 
 
-def last_revoked(family_ids: list[int]) -> dict[int, SepaMandate]:
-    """Each family's latest revoked mandate (what the page says ended, and why) (one query)."""
-    if not family_ids:
-        return {}
-    found: dict[int, SepaMandate] = {}
-    for mandate in db.session.scalars(
-        sa.select(SepaMandate)
-        .where(SepaMandate.family_id.in_(family_ids), SepaMandate.revoked_at.is_not(None))
-        .order_by(SepaMandate.revoked_at)
-    ):
-        found[mandate.family_id] = mandate
-    return found
+def mandates_of(family_ids: list[int]) -> tuple[dict[int, SepaMandate], dict[int, SepaMandate]]:
+    """Each family's mandate in force and its latest revoked one (what the page says ended, and
+    why), in one query."""
+    in_force: dict[int, SepaMandate] = {}
+    ended: dict[int, SepaMandate] = {}
+    if family_ids:
+        for mandate in db.session.scalars(
+            sa.select(SepaMandate)
+            .where(SepaMandate.family_id.in_(family_ids))
+            .order_by(SepaMandate.revoked_at.is_(None), SepaMandate.revoked_at)
+        ):
+            (in_force if mandate.revoked_at is None else ended)[mandate.family_id] = mandate
+    return in_force, ended
 
 
 def with_bank_data(family: Family) -> list[Guardian]:

@@ -1,0 +1,49 @@
+"""Back-office: the online payments of a day, with the provider's references, and the day's
+reconciliation export for the treasury."""
+
+from datetime import date, timedelta
+
+from flask import make_response, render_template, request
+
+from portail.gestion.routes import bp
+from portail.models import OnlineState, utcnow
+from portail.services.billing import online, today_in_paris
+
+
+def _day() -> date:
+    """The day asked (jour=YYYY-MM-DD), else today in Paris."""
+    try:
+        return date.fromisoformat(request.args.get("jour", ""))
+    except ValueError:
+        return today_in_paris(utcnow())
+
+
+@bp.get("/facturation/paiements-en-ligne")
+def online_payments():
+    """The day's online payments: paid, refused, abandoned, awaited, to check (amount mismatch)."""
+    day = _day()
+    payments = online.for_day(day)
+    paid = [p for p in payments if p.state is OnlineState.PAID]
+    return render_template(
+        "gestion/online_payments.html",
+        day=day,
+        previous=day - timedelta(days=1),
+        following=day + timedelta(days=1),
+        payments=payments,
+        paid_total=sum(p.amount_cents for p in paid),
+        paid_count=len(paid),
+        states=OnlineState,
+    )
+
+
+@bp.get("/facturation/paiements-en-ligne/rapprochement.csv")
+def online_reconciliation():
+    """The day's reconciliation export (CSV for a spreadsheet): one line per invoice paid."""
+    day = _day()
+    response = make_response(online.reconciliation_csv(day))
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="paiements-en-ligne-{day.isoformat()}.csv"'
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
