@@ -110,7 +110,8 @@ class Config:
     PAYFIP_NUMCLI = os.environ.get("PAYFIP_NUMCLI", "")  # the town's client number at PayFiP (6 digits)
     PAYFIP_SAISIE = os.environ.get("PAYFIP_SAISIE", "W")  # T: test, X: activation, W: production
     PAYFIP_WS_URL = os.environ.get(
-        "PAYFIP_WS_URL", "https://www.payfip.gouv.fr/tpa/services/securite"
+        "PAYFIP_WS_URL",
+        "https://www.payfip.gouv.fr/tpa/services/mas_securite/contrat_paiement_securise/PaiementSecuriseService",
     )  # its web service (creerPaiementSecurise, recupererDetailPaiementSecurise)
     PAYFIP_PAY_URL = os.environ.get("PAYFIP_PAY_URL", "https://www.payfip.gouv.fr/tpa/paiementws.web")
     # SEPA direct debit: the town as creditor (ICS), the account credited, and the days between the

@@ -71,6 +71,11 @@ def short_date(day: date | str) -> str:
     return f"{day.day:02d}/{day.month:02d}/{day.year}"
 
 
+def clock(moment: datetime) -> str:
+    """14:05, the time of an instant in Paris (a column beside its date)."""
+    return f"{_paris(moment):%H:%M}"
+
+
 def month_label(month: date) -> str:
     """mars 2027."""
     return f"{MONTHS[month.month - 1]} {month.year}"

@@ -130,7 +130,7 @@ def test_agent_bills_last_month_and_watches_it_then_the_parent_downloads_the_pdf
 
     parent, journey = logged_in(browser, base, "claire@example.fr", "facturation-parent")
     parent.get_by_role("link", name="Espace Facturation", exact=True).click()
-    section = parent.locator("section", has_text="Famille MARTIN")
+    section = parent.get_by_role("region", name="Famille MARTIN")
     # 12 days × 3,30 €, 10 € paid
     assert "À payer" in section.inner_text() and "39,60" in section.inner_text()
     assert "Solde restant dû : 29,60" in section.inner_text()

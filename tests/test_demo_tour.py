@@ -6,6 +6,7 @@ the demo's past is one story (a request's date, its history and its digest windo
 (time-machine) to dates spread over a school year: school days, each school holidays, the summer,
 the rentrée and the first days of a month."""
 
+import io
 import re
 import time
 from datetime import date, datetime, timedelta
@@ -310,7 +311,8 @@ def check_billing(app, paragraph):
     }
     assert states[("Famille MARTIN", older)] == "Prélevée"
     assert states[("Famille BERNARD", older)] == "En retard"
-    assert states[("Famille MARTIN", last)] == "À payer" and states[("Famille BERNARD", last)] == "À payer"
+    assert states[("Famille MARTIN", last)] == "Prélevée"  # in the newer month's direct-debit file
+    assert states[("Famille BERNARD", last)] == "À payer"
     martin_last = next(i for i in invoices if i.family_name == "Famille MARTIN" and i.month == last)
     late = [line for line in martin_last.lines if "Absences" in line.label]
     assert {line.child_name.split()[0] for line in late} == {"Tom"}  # Léa's absence in time is not billed
@@ -403,6 +405,62 @@ def check_strike_next_week(app, paragraph):
     assert lea_day is BookingState.CANCELLED
 
 
+def check_direct_debit(app, paragraph):
+    from portail.models import DebitBatch, DirectDebit, SepaMandate
+
+    (mandate,) = db.session.scalars(sa.select(SepaMandate).where(SepaMandate.revoked_at.is_(None))).all()
+    assert (mandate.family.name, mandate.guardian.first_name) == ("Famille MARTIN", "Claire")
+    (batch,) = db.session.scalars(sa.select(DebitBatch)).all()
+    last = max(db.session.scalars(sa.select(BillingRun.month)).all())
+    assert batch.month == last
+    (debit,) = db.session.scalars(sa.select(DirectDebit)).all()
+    assert (debit.invoice.family_name, debit.invoice.month, debit.sequence) == (
+        "Famille MARTIN",
+        last,
+        "FRST",
+    )
+    client = login(app, "claire.martin@demo.fr", demo.DEMO_PASSWORD)
+    home = client.get("/facturation/").get_data(as_text=True)
+    assert "Prélèvement automatique" in home and mandate.reference in home
+    page = client.get(f"/facturation/{debit.invoice.family_id}/factures/{debit.invoice_id}").get_data(
+        as_text=True
+    )
+    assert "Prélèvement prévu le" in page or "Prélevée le" in page
+    agent = login(app, "agent@demo.fr", demo.DEMO_PASSWORD)
+    assert debit.invoice.number in agent.get(f"/gestion/facturation/prelevements/{batch.id}").get_data(
+        as_text=True
+    )
+
+
+def check_online_payment(app, paragraph):
+    from portail.models import OnlinePayment, OnlineState
+
+    bernard = db.session.scalar(sa.select(Family).where(Family.name == "Famille BERNARD"))
+    client = login(app, "sophie.bernard@demo.fr", demo.DEMO_PASSWORD)
+    assert "Payer en ligne" in client.get("/facturation/").get_data(as_text=True)
+    bank = client.post(f"/facturation/{bernard.id}/payer", data={})
+    assert bank.status_code == 303 and "/facturation/banque-test/" in bank.location
+    back = client.post(bank.location, data={"resultat": "P"})  # the test bank notifies, then returns
+    assert "Paiement accepté" in client.get(back.location).get_data(as_text=True)
+    (payment,) = db.session.scalars(sa.select(OnlinePayment)).all()
+    assert payment.state is OnlineState.PAID and len(payment.items) == 2  # the late one and the newer one
+
+
+def check_attestation(app, paragraph):
+    from pypdf import PdfReader
+
+    from portail.demo.attestation import year_shown
+
+    martin = db.session.scalar(sa.select(Family).where(Family.name == "Famille MARTIN"))
+    year = year_shown(child("Tom").birth_date, today())
+    client = login(app, "claire.martin@demo.fr", demo.DEMO_PASSWORD)
+    assert f"Année {year}" in client.get("/facturation/").get_data(as_text=True)
+    response = client.get(f"/facturation/{martin.id}/attestation-fiscale.pdf?annee={year}")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+    assert "Tom MARTIN" in text and "Léa" not in text and str(year) in text
+
+
 # (a phrase of the README's paragraph, the check that makes it true)
 CLAIMS = [
     ("The canteen's first open day of next week is cancelled for a strike", check_strike_next_week),
@@ -419,6 +477,9 @@ CLAIMS = [
     ('Claire has "1 nouveau(x) message(s)" on a refused day', check_claire_unread_refusal),
     ("*Pièces justificatives* show a validated document, one expiring soon", check_documents),
     ("Tariffs are set for the five activities", check_billing),
+    ("Claire pays by direct debit", check_direct_debit),
+    ("Claire downloads the attestation fiscale", check_attestation),
+    ("Sophie can pay BERNARD's invoices online", check_online_payment),  # (last: it pays them)
 ]
 
 

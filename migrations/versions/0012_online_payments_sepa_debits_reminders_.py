@@ -140,7 +140,7 @@ def upgrade():
 
     with op.batch_alter_table('invoice_line', schema=None) as batch_op:
         batch_op.add_column(sa.Column('child_id', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('childcare', sa.Boolean(), server_default=sa.text('0'), nullable=False))
+        batch_op.add_column(sa.Column('childcare', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.create_index(batch_op.f('ix_invoice_line_child_id'), ['child_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_invoice_line_child_id_child'), 'child', ['child_id'], ['id'], ondelete='SET NULL')
 
@@ -154,7 +154,7 @@ def upgrade():
         batch_op.create_foreign_key(batch_op.f('fk_payment_online_payment_id_online_payment'), 'online_payment', ['online_payment_id'], ['id'], ondelete='RESTRICT')
 
     with op.batch_alter_table('tariff', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('childcare', sa.Boolean(), server_default=sa.text('0'), nullable=False))
+        batch_op.add_column(sa.Column('childcare', sa.Boolean(), server_default=sa.false(), nullable=False))
 
     # ### end Alembic commands ###
 

@@ -29,7 +29,7 @@ from portail.services import billing
 from portail.services.billing.invoicing import RESERVED_LABEL
 
 # (month, [(child index, activity, days)]) of the year shown; child 0 is Léa, 1 is Tom.
-MONTHS = [
+BILLED_MONTHS = [
     (3, [(1, "Accueil du matin", 14), (1, "Restauration scolaire", 18), (0, "Accueil du soir", 12)]),
     (7, [(1, "Centre de loisirs des vacances", 9), (0, "Centre de loisirs des vacances", 9)]),
     (11, [(1, "Accueil du matin", 13), (1, "Restauration scolaire", 16), (0, "Accueil du soir", 10)]),
@@ -62,7 +62,9 @@ def load(families: dict[str, Family], agent: User, now: datetime | None = None) 
             )
         )
     )
-    wanted = [(date(year, month, 1), lines) for month, lines in MONTHS if date(year, month, 1) not in taken]
+    wanted = [
+        (date(year, month, 1), lines) for month, lines in BILLED_MONTHS if date(year, month, 1) not in taken
+    ]
     numbers = billing.take_numbers(f"FA{year}", len(wanted))
     payer = martin.guardians[0]
     for (month, lines), number in zip(wanted, numbers, strict=True):

@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy.orm import selectinload
 
 from portail.extensions import db
-from portail.formatting import PARIS, euros, today_in_paris
+from portail.formatting import PARIS, clock, euros, short_date, today_in_paris
 from portail.models import (
     DirectDebit,
     Family,
@@ -164,15 +164,13 @@ def _record(notification: providers.Notification, now: datetime) -> OnlinePaymen
     payment.notified_at = now
     payment.result_code = notification.result_code
     payment.provider_ref = notification.provider_ref or None
-    if notification.result is not OnlineState.PAID:
-        payment.state = notification.result
-        record(
-            None,
-            f"online_payment.{notification.result.value}",
-            "family",
-            payment.family_id,
-            payment.reference,
-        )
+    if notification.result is OnlineState.REFUSED:
+        payment.state = OnlineState.REFUSED
+        record(None, "online_payment.refused", "family", payment.family_id, payment.reference)
+        return payment
+    if notification.result is OnlineState.ABANDONED:
+        payment.state = OnlineState.ABANDONED
+        record(None, "online_payment.abandoned", "family", payment.family_id, payment.reference)
         return payment
     if notification.amount_cents != payment.amount_cents:
         payment.state = OnlineState.MISMATCH
@@ -307,8 +305,8 @@ def reconciliation_csv(day: date) -> bytes:
                 total += item.amount_cents
             writer.writerow(
                 [
-                    when.strftime("%d/%m/%Y") if when else "",
-                    when.strftime("%H:%M") if when else "",
+                    short_date(when) if when else "",
+                    clock(when) if when else "",
                     payment.reference,
                     payment.provider,
                     payment.provider_ref or "",

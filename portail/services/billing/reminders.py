@@ -276,7 +276,7 @@ def _family_entry(rows: list, credit: int, today: date) -> dict:
         "invoices": [
             {
                 "number": row.number,
-                "month": month_label(row.month),
+                "period": month_label(row.month),
                 "left": euros(row.left),
                 "due": row.due_date.isoformat(),
                 "days_late": (today - row.due_date).days,
