@@ -32,7 +32,7 @@ from portail.services import billing
 from portail.services.billing import online, providers
 from portail.services.outbox import commit
 from tests.factories import book, canteen, make_family, make_user, priced, run_month, subscribe
-from tests.support import fire
+from tests.support import fire, tabs
 
 pytestmark = pytest.mark.both_dbs
 
@@ -69,7 +69,7 @@ def state(invoice) -> str:
 def started(client, auth, family, invoice=None) -> OnlinePayment:
     auth.login("parent@example.fr")
     response = client.post(f"/facturation/{family.id}/payer", data={"facture": invoice.id} if invoice else {})
-    assert response.status_code == 303, response.get_data(as_text=True)
+    assert response.status_code == 302, response.get_data(as_text=True)
     reference = response.location.rsplit("/", 1)[-1]
     assert response.location.endswith(f"/facturation/banque-test/{reference}")
     return db.session.scalar(sa.select(OnlinePayment).where(OnlinePayment.reference == reference))
@@ -107,7 +107,7 @@ def test_a_parent_pays_an_invoice_with_the_test_bank(client, auth, billed, mails
     ) in page.replace("\xa0", " ")
 
     response = client.post(f"/facturation/banque-test/{payment.reference}", data={"resultat": "P"})
-    assert response.status_code == 303
+    assert response.status_code == 302
     assert response.location.endswith(f"/facturation/{family.id}/paiements/{payment.reference}")
     back = client.get(response.location).get_data(as_text=True)
     assert "Paiement accepté" in back
@@ -263,6 +263,17 @@ def test_a_notification_sent_twice_at_once_pays_once(app, client, auth, billed):
         sa.select(sa.func.count(OutboxMessage.id)).where(OutboxMessage.template == "payment_receipt")
     )
     assert receipts == 1
+
+
+def test_pay_clicked_twice_at_once_is_one_payment_and_both_go_to_its_bank_page(app, client, auth, billed):
+    family, (september, october), _ = billed
+    auth.login("parent@example.fr")
+    for data in ({"facture": october.id}, {}):  # one invoice, then everything else due
+        answers = fire(tabs(app, client), f"/facturation/{family.id}/payer", data=data)
+        assert len({location for _status, _text, location in answers}) == 1
+        assert "/facturation/banque-test/" in answers[0][2]
+    payments = db.session.scalars(sa.select(OnlinePayment).order_by(OnlinePayment.id)).all()
+    assert [[item.invoice_id for item in p.items] for p in payments] == [[october.id], [september.id]]
 
 
 # --- the parent's pages: access, bad input ---------------------------------------------------------
@@ -426,7 +437,7 @@ def test_payfip_is_asked_with_its_documented_parameters(client, auth, billed, pa
     family, (_, october), _ = billed
     auth.login("parent@example.fr")
     response = client.post(f"/facturation/{family.id}/payer", data={"facture": october.id})
-    assert response.status_code == 303
+    assert response.status_code == 302
     assert response.location == "https://www.payfip.gouv.fr/tpa/paiementws.web?idop=OP0001"
     payment = db.session.scalar(sa.select(OnlinePayment))
     assert (payment.provider, payment.provider_token) == ("payfip", "OP0001")

@@ -44,7 +44,7 @@ def pay(family_id: int):
     except BillingError as problem:
         rollback()
         flash(str(problem), "error")
-        return redirect(url_for("billing.home"), 303)
+        return redirect(url_for("billing.home"))
     except providers.ProviderError as problem:
         rollback()
         log.warning("online payment not started: %s", problem)
@@ -53,8 +53,8 @@ def pay(family_id: int):
             "réessayez dans quelques minutes.",
             "error",
         )
-        return redirect(url_for("billing.home"), 303)
-    return redirect(target, 303)
+        return redirect(url_for("billing.home"))
+    return redirect(target)
 
 
 @bp.get("/<int:family_id>/paiements/<reference>")
@@ -123,5 +123,5 @@ def test_bank(reference: str):
     if not enqueue("portail.jobs.test_bank_notification", path, fields, delay, times):
         flash("La banque de test n'a pas pu envoyer sa notification (Redis indisponible).", "error")
     return redirect(
-        url_for("billing.payment_return", family_id=payment.family_id, reference=payment.reference), 303
+        url_for("billing.payment_return", family_id=payment.family_id, reference=payment.reference)
     )

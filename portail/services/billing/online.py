@@ -60,7 +60,9 @@ class Due:
     left_cents: int  # what is left to pay on it
 
 
-def payable(family_id: int, invoice_ids: list[int] | None, now: datetime) -> list[Due]:
+def payable(
+    family_id: int, invoice_ids: list[int] | None, now: datetime, under_way: bool = False
+) -> list[Due]:
     """The family's invoices that can be paid online now (all of them, or those of `invoice_ids`):
     in force, not fully paid, not in a direct debit in force, no online payment under way (three queries)."""
     query = sa.select(Invoice).where(
@@ -82,7 +84,14 @@ def payable(family_id: int, invoice_ids: list[int] | None, now: datetime) -> lis
 
 def start(user: User, family: Family, invoice_ids: list[int] | None, now: datetime) -> OnlinePayment:
     """Record the online payment of the family's invoices (all that are due, or these); BillingError
-    when there is nothing to pay or the amount is outside the provider's bounds. Not committed."""
+    when there is nothing to pay or the amount is outside the provider's bounds. Not committed.
+
+    A copy of the same click (a double click, a second tab) is the payment the first one started:
+    the family's clicks take turns, and the second finds the first's."""
+    transactions.claim(family)
+    same = _twin(user, family, invoice_ids, now)
+    if same is not None:
+        return same
     dues = payable(family.id, invoice_ids, now)
     if invoice_ids is not None and len(dues) != len(set(invoice_ids)):
         raise BillingError(
@@ -115,6 +124,26 @@ def start(user: User, family: Family, invoice_ids: list[int] | None, now: dateti
     return payment
 
 
+def _twin(user: User, family: Family, invoice_ids: list[int] | None, now: datetime) -> OnlinePayment | None:
+    """The payment of the same invoices this parent started moments ago and that is still awaited."""
+    recent = db.session.scalars(
+        sa.select(OnlinePayment)
+        .where(
+            OnlinePayment.family_id == family.id,
+            OnlinePayment.user_id == user.id,
+            OnlinePayment.state == OnlineState.PENDING,
+            OnlinePayment.created_at > now - transactions.TWIN_WITHIN,
+        )
+        .options(selectinload(OnlinePayment.items))
+        .order_by(OnlinePayment.id.desc())
+    ).all()
+    if not recent:
+        return None
+    if invoice_ids is None:  # everything due: what a first click took leaves nothing more to pay
+        return None if payable(family.id, None, now) else recent[0]
+    return next((p for p in recent if {item.invoice_id for item in p.items} == set(invoice_ids)), None)
+
+
 def subject(payment: OnlinePayment) -> str:
     """What the payment is for, as the bank shows it (PayFiP's objet)."""
     numbers = db.session.scalars(
@@ -133,6 +162,8 @@ def begin(payment: OnlinePayment) -> str:
     return_url = public_url(
         "billing.payment_return", family_id=payment.family_id, reference=payment.reference
     )
+    if payment.provider_token:  # (a second click: the provider's operation already created)
+        return provider().page(payment)
     return provider().begin(payment, notify_url, return_url, subject(payment))
 
 

@@ -157,7 +157,11 @@ class PayFiP:
         if not id_op:
             raise ProviderError("PayFiP n'a pas donné d'identifiant d'opération")
         payment.provider_token = id_op
-        return f"{self.pay_url}?{urlencode({'idop': id_op})}"
+        return self.page(payment)
+
+    def page(self, payment: OnlinePayment) -> str:
+        """PayFiP's page for a payment created there."""
+        return f"{self.pay_url}?{urlencode({'idop': payment.provider_token})}"
 
     def verify(self, form) -> Notification:
         """The notification's idOp, resolved at PayFiP; its client number and mode must be ours."""
