@@ -531,3 +531,25 @@ def test_payfip_objet_is_plain_ascii():
     assert providers.objet("Ville de Démo — Facture FA2026-000012 (œuvre)") == (
         "Ville de Demo Facture FA2026 000012 uvre"
     )
+
+
+def test_an_invoice_being_paid_online_waits_for_the_next_direct_debit_file(client, auth, billed):
+    from portail.models import SepaMandate
+    from portail.services.billing import sepa
+
+    family, (september, october), _ = billed
+    db.session.add(
+        SepaMandate(
+            family_id=family.id,
+            reference="PF-TEST-01",
+            holder="Élodie MARTIN",
+            iban="FR7630001007941234567890185",
+            bic="BDFEFRPP",
+            signed_on=date(2026, 9, 1),
+        )
+    )
+    commit()
+    today = billing.today_in_paris(utcnow())
+    assert [due.invoice_id for due in sepa.preview(october.month, today).debits] == [october.id]
+    started(client, auth, family, october)
+    assert sepa.preview(october.month, today).debits == []

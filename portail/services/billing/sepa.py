@@ -43,14 +43,19 @@ from portail.models import (
     Guardian,
     Invoice,
     InvoiceKind,
+    OnlinePayment,
+    OnlinePaymentItem,
+    OnlineState,
     Payment,
     PaymentMethod,
     SepaMandate,
     Subscription,
     User,
+    utcnow,
 )
 from portail.services.audit import record
 from portail.services.billing.money import BillingError, month_bounds
+from portail.services.billing.payments import PENDING_FOR
 from portail.services.dossier import mask_iban
 from portail.services.outbox import queue_mail
 from portail.services.transactions import claim
@@ -401,6 +406,13 @@ def preview(month: date, today: date) -> Preview:
             Invoice.total_cents > sa.func.coalesce(paid.c.paid, 0),
             # (an invoice whose debit was rejected is paid otherwise: never debited again by itself)
             ~sa.exists().where(DirectDebit.invoice_id == Invoice.id),
+            # (a parent paying it online this very moment: the next file takes it if still due)
+            ~sa.exists().where(
+                OnlinePaymentItem.invoice_id == Invoice.id,
+                OnlinePaymentItem.online_payment_id == OnlinePayment.id,
+                OnlinePayment.state == OnlineState.PENDING,
+                OnlinePayment.created_at > utcnow() - PENDING_FOR,
+            ),
         )
         .order_by(Invoice.id)
     ).all()
