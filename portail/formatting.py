@@ -105,6 +105,7 @@ FILTERS = {
     "french_datetime": french_datetime,
     "french_day": french_day,
     "short_date": short_date,
+    "clock": clock,
     "month_label": month_label,
     "month_value": month_value,
     "weekday_names": weekday_names,

@@ -311,7 +311,7 @@ def check_billing(app, paragraph):
     }
     assert states[("Famille MARTIN", older)] == "Prélevée"
     assert states[("Famille BERNARD", older)] == "En retard"
-    assert states[("Famille MARTIN", last)] == "Prélevée"  # in the newer month's direct-debit file
+    assert states[("Famille MARTIN", last)] == "Prélèvement prévu"  # in the newer month's file
     assert states[("Famille BERNARD", last)] == "À payer"
     martin_last = next(i for i in invoices if i.family_name == "Famille MARTIN" and i.month == last)
     late = [line for line in martin_last.lines if "Absences" in line.label]

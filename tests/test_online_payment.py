@@ -159,13 +159,8 @@ def test_the_browsers_return_alone_pays_nothing(client, auth, billed):
     page = client.get(
         f"/facturation/{family.id}/paiements/{payment.reference}?resultrans=P&montant={payment.amount_cents}"
     ).get_data(as_text=True)
-    assert "Paiement en cours" in page and "hx-get" in page
+    assert "Paiement en cours" in page and 'hx-trigger="every 3s"' in page
     assert payments_of(october) == [] and state(october) == "Paiement en cours"
-    fragment = client.get(
-        f"/facturation/{family.id}/paiements/{payment.reference}", headers={"HX-Request": "true"}
-    )
-    assert fragment.status_code == 200 and "<html" not in fragment.get_data(as_text=True)
-    assert 'id="payment-status"' in fragment.get_data(as_text=True)
 
 
 def test_a_pending_payment_stops_showing_after_its_time(client, auth, billed, app):
@@ -553,3 +548,106 @@ def test_an_invoice_being_paid_online_waits_for_the_next_direct_debit_file(clien
     assert [due.invoice_id for due in sepa.preview(october.month, today).debits] == [october.id]
     started(client, auth, family, october)
     assert sepa.preview(october.month, today).debits == []
+
+
+def test_the_return_page_asks_quietly_until_the_answer_then_stops(client, auth, billed, app):
+    family, (_, october), _ = billed
+    payment = started(client, auth, family, october)
+    url = f"/facturation/{family.id}/paiements/{payment.reference}"
+    poll = client.get(url, headers={"HX-Request": "true"})
+    assert (poll.status_code, poll.data) == (204, b"")  # nothing swapped: no announcement, focus kept
+    client.post(NOTIFY, data=signed(app, payment))
+    answer = client.get(url, headers={"HX-Request": "true"})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 286  # htmx stops asking
+    assert "Paiement accepté" in text and "<html" not in text and "<h1" not in text
+    assert 'id="payment-actions" hx-swap-oob="true"' in text and "Abandonner" not in text
+    assert "every 3s" not in client.get(url).get_data(as_text=True)
+
+
+def test_a_payment_left_at_the_bank_can_be_given_up_or_runs_out(client, auth, billed, app):
+    family, (september, october), _ = billed
+    payment = started(client, auth, family, october)
+    invoice_page = client.get(f"/facturation/{family.id}/factures/{october.id}").get_data(as_text=True)
+    assert "Paiement en cours" in invoice_page and f"/paiements/{payment.reference}" in invoice_page
+    page = client.get(f"/facturation/{family.id}/paiements/{payment.reference}").get_data(as_text=True)
+    assert "Abandonner ce paiement" in page
+    response = client.post(f"/facturation/{family.id}/paiements/{payment.reference}/abandonner")
+    assert response.status_code == 302
+    assert "abandonné" in client.get(response.location).get_data(as_text=True)
+    assert state(october) == "À payer"
+    again = started(client, auth, family, october)  # payable again at once
+    # the bank answers the first one after all: the money was taken, it is recorded
+    assert client.post(NOTIFY, data=signed(app, payment)).status_code == 200
+    assert len(payments_of(october)) == 1
+    # a payment never answered stops holding its invoice after its time, and says so
+    other = started(client, auth, family, september)
+    other.created_at = utcnow() - billing.payments.PENDING_FOR - timedelta(seconds=1)
+    commit()
+    page = client.get(f"/facturation/{family.id}/paiements/{other.reference}").get_data(as_text=True)
+    assert "Sans réponse de la banque" in page and "every 3s" not in page and "Abandonner" not in page
+    assert again.state is OnlineState.PENDING
+
+
+def test_another_familys_payment_cannot_be_given_up(client, auth, billed, app):
+    family, (_, october), foreign = billed
+    payment = started(client, auth, family, october)
+    assert (
+        client.post(f"/facturation/{foreign.family_id}/paiements/{payment.reference}/abandonner").status_code
+        == 404
+    )
+    db.session.expire_all()
+    assert db.session.get(OnlinePayment, payment.id).state is OnlineState.PENDING
+
+
+def test_pay_everything_with_an_amount_no_longer_due_says_so(client, auth, billed):
+    family, (september, october), _ = billed
+    auth.login("parent@example.fr")
+    shown = september.total_cents + october.total_cents
+    started(client, auth, family, october)  # (another tab pays October meanwhile)
+    response = client.post(f"/facturation/{family.id}/payer", data={"montant": shown}, follow_redirects=True)
+    assert "Le montant à payer a changé" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(OnlinePayment.id))) == 1
+
+
+def test_a_payment_of_another_amount_holds_its_invoice_until_an_agent_checks_it(client, auth, billed, app):
+    family, (_, october), _ = billed
+    payment = started(client, auth, family, october)
+    client.post(NOTIFY, data=signed(app, payment, amount=payment.amount_cents + 1))
+    assert state(october) == "Paiement à vérifier"
+    home = client.get("/facturation/").get_data(as_text=True)
+    assert f'name="facture" value="{october.id}"' not in home  # no "Payer" on it
+    detail = client.get(f"/facturation/{family.id}/factures/{october.id}").get_data(as_text=True)
+    assert "ne payez pas une seconde fois" in detail and "Payer en ligne" not in detail
+    auth.logout()
+    agent = make_user(email="agent@example.fr", role=Role.AGENT)
+    commit()
+    auth.login("agent@example.fr")
+    page = client.get("/gestion/facturation/paiements-en-ligne").get_data(as_text=True)
+    assert billing.euros(payment.amount_cents + 1) in page and "Marquer vérifié" in page
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                client.get("/gestion/facturation/paiements-en-ligne/rapprochement.csv").data.decode(
+                    "utf-8-sig"
+                )
+            ),
+            delimiter=";",
+        )
+    )
+    assert rows[1][9] == f"{(payment.amount_cents + 1) / 100:.2f}".replace(".", ",")
+    assert client.post(f"/gestion/facturation/paiements-en-ligne/{payment.id}/verifie").status_code == 302
+    assert state(october) == "À payer"  # the agent enters what was received; the rest can be paid again
+    assert client.post(NOTIFY, data=signed(app, payment)).status_code == 200  # a later notification: nothing
+    assert payments_of(october) == [] and agent.id
+
+
+def test_an_invoice_in_a_direct_debit_file_is_planned_until_its_collection_date():
+    from portail.models import Invoice as Model
+    from portail.models import InvoiceKind
+
+    invoice = Model(kind=InvoiceKind.INVOICE, total_cents=1000, due_date=date(2026, 12, 20))
+    debit_on = date(2026, 12, 31)
+    assert billing.state_of(invoice, 1000, date(2026, 12, 30), True, debit_on) == "Prélèvement prévu"
+    assert billing.state_of(invoice, 1000, debit_on, True, debit_on) == "Prélevée"
+    assert billing.state_of(invoice, 1000, date(2026, 12, 30), False, None) == "Payée"

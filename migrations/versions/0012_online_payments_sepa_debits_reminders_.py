@@ -50,6 +50,7 @@ def upgrade():
     sa.Column('provider_token', sa.String(length=64), nullable=True),
     sa.Column('provider_ref', sa.String(length=64), nullable=True),
     sa.Column('result_code', sa.String(length=10), nullable=True),
+    sa.Column('notified_cents', sa.Integer(), nullable=True),
     sa.Column('created_at', portail.models.types.UTCDateTime(), nullable=False),
     sa.Column('notified_at', portail.models.types.UTCDateTime(), nullable=True),
     sa.CheckConstraint('amount_cents > 0', name=op.f('ck_online_payment_online_amount_positive')),

@@ -37,8 +37,10 @@ def pay(family_id: int):
     if raw and not raw.isdigit():
         abort(404)
     invoice_ids = [member_or_404(family, Invoice, int(raw)).id] if raw else None
+    shown = request.form.get("montant", "").strip()  # (everything due, as the page showed it)
+    expected = int(shown) if shown.isdigit() and len(shown) < 10 else None
     try:
-        payment = online.start(current_user, family, invoice_ids, utcnow())
+        payment = online.start(current_user, family, invoice_ids, utcnow(), expected)
         target = online.begin(payment)
         commit()
     except BillingError as problem:
@@ -60,13 +62,43 @@ def pay(family_id: int):
 @bp.get("/<int:family_id>/paiements/<reference>")
 def payment_return(family_id: int, reference: str):
     """Where the bank sends the parent back: what the provider's notification said, or that it is
-    awaited (the page asks again every few seconds; the browser's return itself pays nothing)."""
+    awaited (the browser's return itself pays nothing). While awaited, htmx asks every 3 s: an
+    empty 204 while nothing changed (nothing swapped, nothing announced, the focus stays), then the
+    answer, swapped into the page's live region, with 286 to stop asking."""
     family = family_of_current_user(family_id)
     payment = online.of_family(family.id, reference)
     if payment is None:
         abort(404)
-    template = "billing/_payment_status.html" if is_htmx() else "billing/payment_return.html"
-    return render_template(template, family=family, payment=payment, states=OnlineState)
+    now = utcnow()
+    waiting = payment.state is OnlineState.PENDING and now < online.awaited_until(payment)
+    context = dict(
+        family=family,
+        payment=payment,
+        states=OnlineState,
+        waiting=waiting,
+        online_until=online.awaited_until(payment),
+    )
+    if is_htmx():
+        if waiting:
+            return "", 204
+        return render_template("billing/_payment_answer.html", **context), 286
+    return render_template("billing/payment_return.html", **context)
+
+
+@bp.post("/<int:family_id>/paiements/<reference>/abandonner")
+def payment_give_up(family_id: int, reference: str):
+    """The parent gives up a payment the bank has not answered (its page closed): the invoices can be
+    paid again at once (a payment the bank notifies later is still recorded)."""
+    family = family_of_current_user(family_id)
+    payment = online.of_family(family.id, reference)
+    if payment is None:
+        abort(404)
+    if online.give_up(payment, current_user):
+        commit()
+        flash("Le paiement en ligne est abandonné : vous pouvez payer à nouveau.", "success")
+    else:
+        flash("Ce paiement a déjà reçu la réponse de la banque : il n'est pas abandonné.", "info")
+    return redirect(url_for("billing.payment_return", family_id=family.id, reference=payment.reference))
 
 
 @notify_bp.post("/notification/<provider>")

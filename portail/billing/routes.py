@@ -35,11 +35,13 @@ def _invoice_of(family_id: int, invoice_id: int) -> Invoice:
 @bp.get("/<int:family_id>/factures/<int:invoice_id>")
 def invoice_show(family_id: int, invoice_id: int):
     """An invoice or credit note: its lines, what is paid and its state."""
+    invoice = _invoice_of(family_id, invoice_id)
     return invoice_page(
         "billing/invoice.html",
-        _invoice_of(family_id, invoice_id),
+        invoice,
         staff=False,
         pay_online=online.provider() is not None,
+        holding=online.holding(invoice, utcnow()),
     )
 
 

@@ -3,11 +3,14 @@ reconciliation export for the treasury."""
 
 from datetime import date, timedelta
 
-from flask import make_response, render_template, request
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
 
+from portail.extensions import db
 from portail.gestion.routes import bp
-from portail.models import OnlineState, utcnow
+from portail.models import OnlinePayment, OnlineState, utcnow
 from portail.services.billing import online, today_in_paris
+from portail.services.outbox import commit
 
 
 def _day() -> date:
@@ -47,3 +50,21 @@ def online_reconciliation():
     )
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+@bp.post("/facturation/paiements-en-ligne/<int:payment_id>/verifie")
+def online_payment_checked(payment_id: int):
+    """A payment notified with another amount, looked into: its invoices are to pay again (what
+    was really received is entered on the invoice as a payment)."""
+    payment = db.session.get(OnlinePayment, payment_id) or abort(404)
+    if online.mark_checked(payment, current_user):
+        commit()
+        flash(
+            "Le paiement est marqué vérifié. Enregistrez sur la facture le montant réellement reçu ; "
+            "la famille peut de nouveau payer en ligne ce qui reste dû.",
+            "success",
+        )
+    else:
+        flash("Ce paiement n'est pas (ou plus) à vérifier.", "info")
+    day = today_in_paris(payment.notified_at or payment.created_at)
+    return redirect(url_for("gestion.online_payments", jour=day.isoformat()))

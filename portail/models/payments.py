@@ -23,6 +23,8 @@ class OnlineState(Labelled):
     ABANDONED = "abandoned", "Abandonné"
     # A notification whose amount is not the one asked: nothing is paid, the agents look into it.
     MISMATCH = "mismatch", "Montant différent : à vérifier"
+    # A mismatch an agent has looked into (what was received is then entered as a payment).
+    CHECKED = "checked", "Vérifié par le service"
 
 
 class OnlinePayment(db.Model):
@@ -45,6 +47,8 @@ class OnlinePayment(db.Model):
     # What its notification said: the bank's authorisation number and the result code.
     provider_ref: Mapped[str | None] = mapped_column(sa.String(64))
     result_code: Mapped[str | None] = mapped_column(sa.String(10))
+    # The amount the notification said was paid (differs from `amount_cents`: MISMATCH).
+    notified_cents: Mapped[int | None]
     created_at: Mapped[timestamp]
     notified_at: Mapped[utc | None]
 

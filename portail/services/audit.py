@@ -44,6 +44,8 @@ ACTION_LABELS = {
     "online_payment.refused": "Paiement en ligne refusé par la banque",
     "online_payment.abandoned": "Paiement en ligne abandonné",
     "online_payment.mismatch": "Paiement en ligne : montant différent, à vérifier",
+    "online_payment.given_up": "Paiement en ligne abandonné par le parent",
+    "online_payment.checked": "Paiement en ligne au montant différent vérifié",
     "sepa.mandate_signed": "Prélèvement choisi (mandat SEPA signé)",
     "sepa.mandate_revoked": "Prélèvement arrêté (mandat SEPA révoqué)",
     "sepa.file_made": "Fichier de prélèvement SEPA créé",

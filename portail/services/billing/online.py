@@ -42,7 +42,7 @@ from portail.services import transactions
 from portail.services.audit import record
 from portail.services.billing import providers
 from portail.services.billing.money import BillingError
-from portail.services.billing.payments import online_under_way, paid_cents
+from portail.services.billing.payments import PENDING_FOR, online_states, paid_cents
 from portail.services.outbox import queue_mail
 from portail.urls import public_url
 
@@ -74,7 +74,7 @@ def payable(
     if invoice_ids is not None:
         query = query.where(Invoice.id.in_(invoice_ids))
     invoices = db.session.scalars(query.order_by(Invoice.month, Invoice.id)).all()
-    paid, busy = paid_cents(invoices), online_under_way(invoices, now)
+    paid, busy = paid_cents(invoices), online_states(invoices, now)
     return [
         Due(invoice, invoice.total_cents - paid[invoice.id])
         for invoice in invoices
@@ -82,9 +82,16 @@ def payable(
     ]
 
 
-def start(user: User, family: Family, invoice_ids: list[int] | None, now: datetime) -> OnlinePayment:
+def start(
+    user: User,
+    family: Family,
+    invoice_ids: list[int] | None,
+    now: datetime,
+    expected_cents: int | None = None,
+) -> OnlinePayment:
     """Record the online payment of the family's invoices (all that are due, or these); BillingError
-    when there is nothing to pay or the amount is outside the provider's bounds. Not committed.
+    when there is nothing to pay, when everything due is no longer the `expected_cents` the parent
+    saw, or the amount is outside the provider's bounds. Not committed.
 
     A copy of the same click (a double click, a second tab) is the payment the first one started:
     the family's clicks take turns, and the second finds the first's."""
@@ -93,13 +100,25 @@ def start(user: User, family: Family, invoice_ids: list[int] | None, now: dateti
     if same is not None:
         return same
     dues = payable(family.id, invoice_ids, now)
+    if (
+        invoice_ids is None
+        and expected_cents is not None
+        and sum(d.left_cents for d in dues) != expected_cents
+    ):
+        raise BillingError(
+            "Le montant à payer a changé depuis l'affichage de la page (un paiement est peut-être en "
+            "cours dans un autre onglet). Vérifiez les factures ci-dessous, puis cliquez à nouveau."
+        )
     if invoice_ids is not None and len(dues) != len(set(invoice_ids)):
         raise BillingError(
             "Cette facture ne peut pas être payée en ligne : elle est déjà payée, prélevée, "
             "annulée ou un paiement est déjà en cours."
         )
     if not dues:
-        raise BillingError("Aucune facture n'est à payer pour cette famille.")
+        raise BillingError(
+            "Aucune facture n'est à payer en ligne pour cette famille : elles sont payées, prélevées, "
+            "ou un paiement en ligne est déjà en cours."
+        )
     amount = sum(due.left_cents for due in dues)
     if amount < providers.MIN_CENTS:
         raise BillingError(
@@ -185,7 +204,7 @@ def _record(notification: providers.Notification, now: datetime) -> OnlinePaymen
     )
     if payment is None:
         raise providers.InvalidNotification(f"référence {notification.reference!r} inconnue")
-    if payment.state is OnlineState.PAID or payment.state is OnlineState.MISMATCH:
+    if payment.state in (OnlineState.PAID, OnlineState.MISMATCH, OnlineState.CHECKED):
         log.info("online payment %s: notification repeated (%s)", payment.reference, notification.result_code)
         return payment
     if payment.state is not OnlineState.PENDING and notification.result is not OnlineState.PAID:
@@ -195,6 +214,7 @@ def _record(notification: providers.Notification, now: datetime) -> OnlinePaymen
     payment.notified_at = now
     payment.result_code = notification.result_code
     payment.provider_ref = notification.provider_ref or None
+    payment.notified_cents = notification.amount_cents
     if notification.result is OnlineState.REFUSED:
         payment.state = OnlineState.REFUSED
         record(None, "online_payment.refused", "family", payment.family_id, payment.reference)
@@ -275,6 +295,59 @@ def _receipt(payment: OnlinePayment, paid_on: date) -> None:
         )
 
 
+def give_up(payment: OnlinePayment, user: User) -> bool:
+    """The parent gives up a payment still awaited (the bank's page closed): its invoices can be paid
+    again at once. A payment notified later as paid is still recorded (`_record`). Not committed."""
+    if payment.state is not OnlineState.PENDING:
+        return False
+    transactions.claim(payment, state=OnlineState.PENDING)
+    payment.state = OnlineState.ABANDONED
+    record(user, "online_payment.given_up", "family", payment.family_id, payment.reference)
+    return True
+
+
+def mark_checked(payment: OnlinePayment, agent: User) -> bool:
+    """An agent has looked into a payment notified with another amount (what was received is
+    entered as a payment of the invoice): its invoices are to pay again. Not committed."""
+    if payment.state is not OnlineState.MISMATCH:
+        return False
+    transactions.claim(payment, state=OnlineState.MISMATCH)
+    payment.state = OnlineState.CHECKED
+    record(
+        agent,
+        "online_payment.checked",
+        "family",
+        payment.family_id,
+        f"{payment.reference} : {euros(payment.notified_cents or 0)} notifiés pour {euros(payment.amount_cents)}",
+    )
+    return True
+
+
+def holding(invoice: Invoice, now: datetime) -> OnlinePayment | None:
+    """The online payment that holds the invoice (awaited from the bank, or to check), if any (one query)."""
+    return db.session.scalar(
+        sa.select(OnlinePayment)
+        .join(OnlinePaymentItem)
+        .where(
+            OnlinePaymentItem.invoice_id == invoice.id,
+            sa.or_(
+                sa.and_(
+                    OnlinePayment.state == OnlineState.PENDING,
+                    OnlinePayment.created_at > now - PENDING_FOR,
+                ),
+                OnlinePayment.state == OnlineState.MISMATCH,
+            ),
+        )
+        .order_by(OnlinePayment.id.desc())
+        .limit(1)
+    )
+
+
+def awaited_until(payment: OnlinePayment) -> datetime:
+    """Until when a payment awaited holds its invoices (then they can be paid again)."""
+    return payment.created_at + PENDING_FOR
+
+
 def of_family(family_id: int, reference: str) -> OnlinePayment | None:
     """A family's online payment by its reference."""
     return db.session.scalar(
@@ -319,6 +392,7 @@ RECONCILIATION_HEADER = [
     "Famille",
     "Facture",
     "Montant",
+    "Montant notifié",
     "État",
 ]
 
@@ -345,10 +419,13 @@ def reconciliation_csv(day: date) -> bytes:
                     payment.family.name,
                     item.invoice.number,
                     f"{item.amount_cents / 100:.2f}".replace(".", ","),
+                    ""
+                    if payment.notified_cents is None
+                    else f"{payment.notified_cents / 100:.2f}".replace(".", ","),
                     payment.state.label,
                 ]
             )
     writer.writerow(
-        ["Total encaissé", "", "", "", "", "", "", "", f"{total / 100:.2f}".replace(".", ","), ""]
+        ["Total encaissé", "", "", "", "", "", "", "", f"{total / 100:.2f}".replace(".", ","), "", ""]
     )
     return ("\ufeff" + out.getvalue()).encode()

@@ -28,10 +28,22 @@ METHOD_LABELS = {
 }
 # What an agent enters by hand (an online payment is recorded by its notification only).
 ENTERED_METHODS = [method for method in PaymentMethod if method is not PaymentMethod.ONLINE]
-STATES = ["À payer", "En retard", "Paiement en cours", "Payée", "Prélevée", "Annulée", "Avoir"]
+STATES = [
+    "À payer",
+    "En retard",
+    "Paiement en cours",
+    "Paiement à vérifier",
+    "Payée",
+    "Prélèvement prévu",
+    "Prélevée",
+    "Annulée",
+    "Avoir",
+]
 # An online payment started this recently, and not answered yet, shows its invoices "Paiement en
 # cours" (a bank's page left open longer has expired: the parent may then start another).
 PENDING_FOR = timedelta(minutes=20)
+# What an online payment under way, or notified with another amount, makes of an invoice to pay.
+ONLINE_STATES = {OnlineState.PENDING: "Paiement en cours", OnlineState.MISMATCH: "Paiement à vérifier"}
 
 
 def paid_cents(invoices: list[Invoice]) -> dict[int, int]:
@@ -46,14 +58,19 @@ def paid_cents(invoices: list[Invoice]) -> dict[int, int]:
     return {invoice.id: 0 for invoice in invoices} | dict(rows.all())
 
 
-def state_of(invoice: Invoice, paid: int, today: date, direct_debit: bool = False) -> str:
-    """À payer, Payée, Prélevée, En retard; Avoir for a credit note, Annulée for a cancelled invoice."""
+def state_of(
+    invoice: Invoice, paid: int, today: date, direct_debit: bool = False, debit_on: date | None = None
+) -> str:
+    """À payer, Payée, Prélevée (Prélèvement prévu until `debit_on`, its collection date), En
+    retard; Avoir for a credit note, Annulée for a cancelled invoice."""
     if invoice.kind is InvoiceKind.CREDIT_NOTE:
         return "Avoir"
     if invoice.credited_by_id is not None:
         return "Annulée"
     if paid >= invoice.total_cents:
-        return "Prélevée" if direct_debit else "Payée"
+        if not direct_debit:
+            return "Payée"
+        return "Prélèvement prévu" if debit_on is not None and debit_on > today else "Prélevée"
     if today > invoice.due_date:
         return "En retard"
     return "À payer"
@@ -61,33 +78,43 @@ def state_of(invoice: Invoice, paid: int, today: date, direct_debit: bool = Fals
 
 def with_states(invoices: list[Invoice], now: datetime) -> list[tuple[Invoice, int, str]]:
     """Each invoice with the amount paid on it and its state (two queries for them all): an
-    invoice to pay with an online payment under way is "Paiement en cours"."""
+    invoice to pay with an online payment under way is "Paiement en cours", "Paiement à vérifier"
+    when the bank notified another amount."""
     paid, debited = _paid_and_debited(invoices)
-    busy, today = online_under_way(invoices, now), today_in_paris(now)
+    online, today = online_states(invoices, now), today_in_paris(now)
     rows = []
     for invoice in invoices:
-        state = state_of(invoice, paid[invoice.id], today, invoice.id in debited)
-        if invoice.id in busy and state in ("À payer", "En retard"):
-            state = "Paiement en cours"
+        state = state_of(invoice, paid[invoice.id], today, invoice.id in debited, debited.get(invoice.id))
+        if invoice.id in online and state in ("À payer", "En retard"):
+            state = online[invoice.id]
         rows.append((invoice, paid[invoice.id], state))
     return rows
 
 
-def online_under_way(invoices: list[Invoice], now: datetime) -> set[int]:
-    """The invoices with an online payment started less than PENDING_FOR ago and not answered (one query)."""
+def online_states(invoices: list[Invoice], now: datetime) -> dict[int, str]:
+    """The invoices with an online payment started less than PENDING_FOR ago and not answered
+    ("Paiement en cours"), or notified with another amount and not checked yet ("Paiement à
+    vérifier"): they cannot be paid online again meanwhile (one query)."""
     if not invoices:
-        return set()
-    return set(
-        db.session.scalars(
-            sa.select(OnlinePaymentItem.invoice_id)
-            .join(OnlinePayment)
-            .where(
-                OnlinePaymentItem.invoice_id.in_([i.id for i in invoices]),
-                OnlinePayment.state == OnlineState.PENDING,
-                OnlinePayment.created_at > now - PENDING_FOR,
-            )
+        return {}
+    rows = db.session.execute(
+        sa.select(OnlinePaymentItem.invoice_id, OnlinePayment.state)
+        .join(OnlinePayment)
+        .where(
+            OnlinePaymentItem.invoice_id.in_([i.id for i in invoices]),
+            sa.or_(
+                sa.and_(
+                    OnlinePayment.state == OnlineState.PENDING,
+                    OnlinePayment.created_at > now - PENDING_FOR,
+                ),
+                OnlinePayment.state == OnlineState.MISMATCH,
+            ),
         )
-    )
+    ).all()
+    found: dict[int, str] = {}
+    for invoice_id, state in sorted(rows, key=lambda row: row[1] is OnlineState.PENDING):
+        found.setdefault(invoice_id, ONLINE_STATES[state])  # (to check first)
+    return found
 
 
 def invoices_by_family(family_ids: list[int], now: datetime) -> dict[int, list[tuple[Invoice, int, str]]]:
@@ -109,10 +136,10 @@ def state_now(invoice: Invoice, now: datetime) -> tuple[int, str]:
     return paid, state
 
 
-def _paid_and_debited(invoices: list[Invoice]) -> tuple[dict[int, int], set[int]]:
-    """`paid_cents` and `direct_debited` in one query."""
+def _paid_and_debited(invoices: list[Invoice]) -> tuple[dict[int, int], dict[int, date]]:
+    """`paid_cents`, and the invoices settled by direct debit with their collection date, in one query."""
     if not invoices:
-        return {}, set()
+        return {}, {}
     method = sa.type_coerce(Payment.method, sa.String)  # (the names stored, not the enum)
     rows = db.session.execute(
         sa.select(
@@ -120,14 +147,15 @@ def _paid_and_debited(invoices: list[Invoice]) -> tuple[dict[int, int], set[int]
             sa.func.sum(Payment.amount_cents),
             sa.func.min(method) == sa.func.max(method),
             sa.func.min(method),
+            sa.func.max(Payment.paid_on),
         )
         .where(Payment.invoice_id.in_([i.id for i in invoices]))
         .group_by(Payment.invoice_id)
     ).all()
-    paid = {invoice.id: 0 for invoice in invoices} | {invoice_id: total for invoice_id, total, _s, _m in rows}
+    paid = {invoice.id: 0 for invoice in invoices} | {row[0]: row[1] for row in rows}
     debited = {
-        invoice_id
-        for invoice_id, _t, single, first in rows
+        invoice_id: last_on
+        for invoice_id, _t, single, first, last_on in rows
         if single and first == PaymentMethod.DIRECT_DEBIT.name
     }
     return paid, debited

@@ -137,13 +137,15 @@ def _in_force() -> list[sa.ColumnElement]:
 
 def _remindable(today: date, now: datetime) -> list[sa.ColumnElement]:
     """An invoice in force, past its due date, not fully paid, not in a direct-debit file in force,
-    not being paid online right now."""
+    not being paid online right now nor paid online with another amount that the service checks."""
     debited = sa.exists().where(DirectDebit.invoice_id == Invoice.id, DirectDebit.rejected_at.is_(None))
     paying = sa.exists().where(
         OnlinePaymentItem.invoice_id == Invoice.id,
         OnlinePayment.id == OnlinePaymentItem.online_payment_id,
-        OnlinePayment.state == OnlineState.PENDING,
-        OnlinePayment.created_at > now - PAYING_FOR,
+        sa.or_(
+            sa.and_(OnlinePayment.state == OnlineState.PENDING, OnlinePayment.created_at > now - PAYING_FOR),
+            OnlinePayment.state == OnlineState.MISMATCH,
+        ),
     )
     return [
         *_in_force(),
