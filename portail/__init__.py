@@ -3,19 +3,32 @@
 import hmac
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from config import config_for
 from portail.extensions import babel, compress, csrf, db, limiter, login_manager, mail, migrate
 from portail.middleware import QueueTimeout
+from portail.models.types import MAX_ID
+
+
+class DatabaseId(IntegerConverter):
+    """`<int:…>` in a URL: an id the database can hold (a 64-bit integer), else the route does not
+    match (404): a huge number never reaches a query (SQLite: "Python int too large")."""
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     """Build the app for `config_name` (or PORTAIL_ENV), with optional config overrides."""
     app = Flask(__name__, instance_relative_config=False)
+    app.url_map.converters["int"] = DatabaseId  # (before any route is added)
     config = config_for(config_name)
     app.config.from_object(config)
     if overrides:
@@ -104,6 +117,26 @@ def _configure_login(app: Flask) -> None:
         if not hmac.compare_digest(user.session_token, token):
             return None
         return user
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        """To the login page, then back. An htmx request (a page that polls, a cell) is told to load
+        the login page as a whole page (HX-Redirect), back to the page it came from: the login form is
+        never swapped into a fragment of a page."""
+        from flask import flash, make_response, redirect, request
+        from flask_login.utils import login_url
+
+        from portail.htmx import is_htmx
+        from portail.urls import safe_next
+
+        flash(login_manager.login_message, login_manager.login_message_category)
+        if not is_htmx():
+            return redirect(login_url(login_manager.login_view, next_url=request.url))
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        back = safe_next(current.path + (f"?{current.query}" if current.query else "")) or "/"
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = login_url(login_manager.login_view, next_url=back)
+        return response
 
 
 def _configure_sqlite(app: Flask) -> None:

@@ -651,3 +651,26 @@ def test_an_invoice_in_a_direct_debit_file_is_planned_until_its_collection_date(
     assert billing.state_of(invoice, 1000, date(2026, 12, 30), True, debit_on) == "Prélèvement prévu"
     assert billing.state_of(invoice, 1000, debit_on, True, debit_on) == "Prélevée"
     assert billing.state_of(invoice, 1000, date(2026, 12, 30), False, None) == "Payée"
+
+
+def test_a_huge_id_is_a_404_not_an_error(client, auth, billed):
+    family, (_, october), _ = billed
+    auth.login("parent@example.fr")
+    huge = "9" * 25
+    assert client.post(f"/facturation/{family.id}/payer", data={"facture": huge}).status_code == 404
+    assert client.get(f"/facturation/{family.id}/factures/{huge}").status_code == 404
+    assert client.get(f"/facturation/{family.id}/factures/{2**63}").status_code == 404
+    assert client.get(f"/facturation/{family.id}/factures/{october.id}").status_code == 200
+
+
+def test_a_poll_after_the_session_ended_sends_the_whole_page_to_the_login(client, auth, billed):
+    family, (_, october), _ = billed
+    payment = started(client, auth, family, october)
+    page = f"/facturation/{family.id}/paiements/{payment.reference}"
+    auth.logout()
+    poll = client.get(page, headers={"HX-Request": "true", "HX-Current-URL": f"http://localhost{page}"})
+    assert poll.status_code == 401 and poll.data == b""
+    assert poll.headers["HX-Redirect"].startswith("/connexion?next=")
+    assert poll.headers["HX-Redirect"].endswith(payment.reference)
+    plain = client.get(page)
+    assert plain.status_code == 302 and "/connexion?next=" in plain.location

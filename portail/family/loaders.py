@@ -16,6 +16,7 @@ from portail.models import (
     Family,
     Subscription,
 )
+from portail.models.types import MAX_ID
 
 # Built once (every family page asks it): a reused statement keeps its compiled form and cache key.
 FAMILIES_OF_USER = (
@@ -85,6 +86,8 @@ def family_of_current_user(family_id: int) -> Family:
 def member_or_404(family: Family, model, object_id: int):
     """A row of this family (a guardian, child, contact, change request, document or invoice: any
     model with a `family_id`, a contact through its child), else 404 — another family's id too."""
+    if object_id > MAX_ID:  # (a number sent in a form: no row has it)
+        abort(404)
     if model is AuthorizedContact:
         found = db.session.scalar(
             sa.select(AuthorizedContact)

@@ -33,6 +33,7 @@ def utcnow() -> datetime:
 
 
 intpk = Annotated[int, mapped_column(primary_key=True)]
+MAX_ID = 2**63 - 1  # the largest id either database holds (an id past it is no row's)
 # An aware UTC datetime (`Mapped[utc | None]` for an optional one).
 utc = Annotated[datetime, mapped_column(UTCDateTime)]
 # When the row was written: now, in UTC, unless given.
