@@ -114,3 +114,55 @@ def test_a_parent_pays_online_downloads_the_attestation_then_is_refused(browser,
     )
     assert "Jules MARTIN" in text and "20,40 €" in text and str(year) in text
     assert "Léa" not in text  # 6 or more on January 1st
+
+
+def test_the_return_page_waits_without_taking_the_focus_then_gives_it_the_answer(browser, live_server):
+    from portail.models import OnlinePayment
+    from portail.services.billing import providers
+
+    with live_server.app_context():
+        family = db.session.scalar(sa.select(Family))
+        today = utcnow().date()
+        garderie = priced(
+            canteen(
+                name="Accueil du soir",
+                weekdays="12345",
+                start_date=today - timedelta(days=400),
+                end_date=today + timedelta(days=200),
+            ),
+            valid_from=today - timedelta(days=400),
+        )
+        lea = family.children[0]
+        db.session.add_all(
+            Booking(child_id=lea.id, activity_id=garderie.id, day=day, state=BookingState.RESERVED)
+            for day in weekdays_of(months_back(1), 3)
+        )
+        subscribe(make_user(email="claire@example.fr", first_name="Claire", last_name="MARTIN"), family)
+        commit()
+        run_month(months_back(1))
+        family_id = family.id
+    base = live_server.base_url
+    page, journey = logged_in(browser, base, "claire@example.fr", "paiement-attente")
+    page.goto(base + "/facturation/")
+    page.get_by_role("button", name="Payer en ligne la facture due (15,30 €)").click()
+    page.get_by_role("heading", name="Banque de test").wait_for()
+    reference = page.url.rsplit("/", 1)[-1]
+    page.goto(f"{base}/facturation/{family_id}/paiements/{reference}")  # (the bank's page left open)
+    page.get_by_text("Paiement en cours").wait_for()
+    journey.check("en-attente")
+    actualiser = page.get_by_role("link", name="Actualiser")
+    actualiser.focus()
+    page.wait_for_timeout(4000)  # a poll has come back empty: nothing swapped, the focus stays
+    assert page.evaluate("document.activeElement.textContent") == "Actualiser"
+    with live_server.app_context():
+        payment = db.session.scalar(sa.select(OnlinePayment).where(OnlinePayment.reference == reference))
+        bank = providers.TestBank(live_server.config["SECRET_KEY"])
+        fields = bank.notification_fields(payment, "P", payment.amount_cents, utcnow())
+    assert live_server.test_client().post("/paiement/notification/test", data=fields).status_code == 200
+    page.locator("#payment-status").get_by_text("Paiement accepté").wait_for(timeout=10_000)
+    page.wait_for_function(
+        "() => document.activeElement && document.activeElement.hasAttribute('data-focus-answer')"
+    )
+    assert page.get_by_role("button", name="Abandonner ce paiement").count() == 0
+    assert page.get_by_role("status").inner_text().startswith("Paiement accepté")
+    journey.check("accepte")

@@ -44,6 +44,19 @@
     });
   });
 
+  // An answer that removes the part holding the focus (a payment's actions, once the bank has
+  // answered) gives the focus to the answer (its [data-focus-answer], tabindex=-1): never lost to the page.
+  var focusWasIn = null;
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (event.detail.target.contains(document.activeElement)) { focusWasIn = event.detail.target; }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!focusWasIn) { return; }
+    focusWasIn = null;
+    var answer = document.querySelector("[data-focus-answer]");
+    if (answer && (!document.activeElement || document.activeElement === document.body)) { answer.focus(); }
+  });
+
   // Move focus to the error summary so screen-reader and keyboard users land on the errors.
   function focusErrors(root) {
     var summary = root.querySelector(".error-summary");
