@@ -270,6 +270,9 @@ def test_another_family_gets_404_and_a_year_without_amount_says_so(app, client, 
     response = client.get(f"/facturation/{mine.id}/attestation-fiscale.pdf?annee={YEAR}")
     assert response.status_code == 404 and response.mimetype == "text/html"
     assert "Aucun frais de garde n'a été payé en 2025" in page_text(response)
+    assert "Attestation de frais de garde — Famille DURAND" in page_text(response)
+    assert "Les attestations de la famille sont proposées" in page_text(response)
+    assert "de Famille DURAND" not in page_text(response)
     this_year = datetime.now(UTC).year
     response = client.get(f"/facturation/{mine.id}/attestation-fiscale.pdf?annee={this_year}")
     assert response.status_code == 404

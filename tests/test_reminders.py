@@ -439,8 +439,8 @@ def test_the_last_reminder_warns_of_the_recovery_by_the_public_accountant(app, t
     with app.test_request_context():
         mail = render(message)
     assert (
-        "Sauf erreur de notre part, les factures suivantes restent impayées plus de 30 jours après leur "
-        "date d'échéance :\n"
+        "Sauf erreur de notre part, les factures suivantes restent impayées alors que leur date "
+        "d'échéance est passée, depuis au moins 30 jours pour la plus ancienne :\n"
     ) in mail.body
     assert "Consulter cette facture" in mail.body and "Payer ou consulter" not in mail.body
     assert "Total à régler : 57,00\u00a0€\n" in mail.body
@@ -449,6 +449,27 @@ def test_the_last_reminder_warns_of_the_recovery_by_the_public_accountant(app, t
         "sommes sera confié au comptable public (Trésor public)."
     ) in mail.body
     assert "comptable public (Trésor public)" in mail.html
+
+
+def test_the_last_reminder_says_nothing_untrue_of_an_invoice_only_a_few_days_late(app, town):
+    """Claire's last reminder also lists an invoice 5 days late: the 30 days are said of the oldest
+    only, and each invoice says its own delay; PETIT's single invoice is 30 days late."""
+    recent = invoice(town["martin"].family, 1200, date(2026, 8, 1), DUE + timedelta(days=25))
+    commit()
+    reminders.send_due(late(30))
+    [claire] = [message for message in sent() if message.recipient == "claire@example.fr"]
+    [paul] = [message for message in sent() if message.recipient == "paul@example.fr"]
+    with app.test_request_context():
+        mail, single = render(claire), render(paul)
+    assert "impayées plus de 30 jours" not in mail.body
+    assert "est passée, depuis au moins 30 jours pour la plus ancienne :" in mail.body
+    assert f"Facture n° {recent.number} (août 2026) : 12,00\u00a0€ restant à payer" in mail.body
+    assert "(5 jours de retard)" in mail.body and "(30 jours de retard)" in mail.body
+    assert "depuis au moins 30 jours pour la plus ancienne" in mail.html
+    assert (
+        "Sauf erreur de notre part, la facture suivante reste impayée alors que sa date d'échéance est "
+        "passée depuis au moins 30 jours :\n"
+    ) in single.body
 
 
 # --- the staff's pages --------------------------------------------------------------------------

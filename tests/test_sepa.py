@@ -4,8 +4,9 @@ and the rejects (a bank's status report or an agent's entry) that put an invoice
 
 import html
 import io
+import re
 import threading
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 import xmlschema
 
 from portail.extensions import db
-from portail.formatting import french_date
+from portail.formatting import PARIS, french_date
 from portail.models import (
     AuditEvent,
     DebitBatch,
@@ -132,6 +133,23 @@ def count(model, *where) -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
 
 
+def outline(page: str) -> list[tuple[int, str]]:
+    """The page's headings: (level, text), in order."""
+    return [
+        (int(level), html.unescape(re.sub(r"<[^>]+>", "", text)).strip())
+        for level, text in re.findall(r"<h([1-6])\b[^>]*>(.*?)</h\1>", page, re.S)
+    ]
+
+
+def assert_outline(page: str) -> None:
+    """One h1 first, no level skipped going down (axe's heading-order), no heading repeating the h1."""
+    headings = outline(page)
+    assert headings and headings[0][0] == 1 and [level for level, _ in headings].count(1) == 1, headings
+    for (before, _), (after, text) in zip(headings, headings[1:], strict=False):
+        assert after <= before + 1, f"h{after} « {text} » after an h{before}: {headings}"
+    assert headings[0][1] not in [text for _, text in headings[1:]], headings
+
+
 @pytest.fixture
 def activity(app):
     activity = priced(canteen())
@@ -201,7 +219,9 @@ def test_the_file_validates_against_the_official_xsd_and_holds_exactly_the_right
     assert header.findtext("p:MsgId", namespaces=NS) == batch.message_id
     creditor = xmlschema.XMLResource(batch.xml.decode()).root.find(".//p:CdtrSchmeId//p:Othr/p:Id", NS)
     assert creditor.text == "FR72ZZZ123456"
-    # Each debit is a payment on the collection day: the invoices read "Prélevée"; the others do not.
+    # Each debit is a payment on the collection day: the invoices read "Prélèvement prévu" until
+    # then, "Prélevée" from that day (Paris); the others do not.
+    collected = datetime.combine(batch.collection_date, time(9), PARIS)
     for name in ("MARTIN", "BERNARD"):
         invoice = invoice_of(families[name])
         (payment,) = invoice.payments
@@ -210,7 +230,8 @@ def test_the_file_validates_against_the_official_xsd_and_holds_exactly_the_right
             batch.collection_date,
             True,
         )
-        assert billing.state_now(invoice, utcnow())[1] == "Prélevée"
+        assert billing.state_now(invoice, utcnow())[1] == "Prélèvement prévu"
+        assert billing.state_now(invoice, collected)[1] == "Prélevée"
     assert billing.state_now(invoice_of(families["ROUX"]), utcnow())[1] == "À payer"
     assert count(AuditEvent, AuditEvent.action == "sepa.file_made") == 1
     # Made again: nothing is left to debit, nothing changes.
@@ -348,7 +369,7 @@ def test_a_bank_report_rejects_its_debits_once_with_their_reason_and_a_mail(clie
     assert "2 rejet(s) enregistré(s)" in page and "FA1999-999999" in page
     db.session.expire_all()
     debit = db.session.scalar(sa.select(DirectDebit).where(DirectDebit.invoice_id == martin.id))
-    assert (debit.reject_code, debit.reject_reason) == ("AM04", "Provision insuffisante")
+    assert (debit.reject_code, debit.reject_reason) == ("AM04", None)  # (no agent's note)
     assert billing.paid_cents([martin])[martin.id] == 0
     assert billing.state_now(martin, utcnow())[1] in ("À payer", "En retard")
     assert billing.state_now(invoice_of(families["BERNARD"]), utcnow())[1] in ("À payer", "En retard")
@@ -394,6 +415,36 @@ def test_a_file_that_is_not_a_status_report_is_refused_in_french(client, auth, t
     assert count(AuditEvent, AuditEvent.action == "sepa.report_imported") == 0
 
 
+@pytest.mark.both_dbs
+def test_a_report_declaring_a_dtd_after_a_long_comment_is_refused_and_rejects_nothing(client, auth, town):
+    """A DTD is refused wherever it is, not only in the first bytes: its entities could expand to
+    anything (here the reference of a debit to reject)."""
+    families, agent = town
+    batch, _ = sepa.make_file(OCTOBER, agent, utcnow())
+    commit()
+    martin = invoice_of(families["MARTIN"])
+    report = status_report(batch.message_id, [("&ref;", "AM04")]).decode()
+    prolog, _, document = report.partition("?>")
+    body = (
+        f'{prolog}?><!-- {"x" * 10_000} --><!DOCTYPE Document [<!ENTITY ref "{martin.number}">]>{document}'
+    ).encode()
+    with pytest.raises(BillingError, match="n'est pas un rapport de rejets pain.002"):
+        sepa.read_report(body)
+    auth.login("agent@example.fr")
+    page = client.post(
+        "/gestion/facturation/prelevements/rejets",
+        data={"report": (io.BytesIO(body), "rejets.xml")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "Ce fichier n&#39;est pas un rapport de rejets pain.002." in page
+    assert count(DirectDebit, DirectDebit.rejected_at.is_not(None)) == 0
+    assert count(AuditEvent, AuditEvent.action == "sepa.report_imported") == 0
+    # The same report without its DTD, the comment kept: read.
+    plain = f"{prolog}?><!-- {'x' * 10_000} -->{document}".replace("&ref;", martin.number).encode()
+    assert sepa.read_report(plain)[0] == [(martin.number, "AM04")]
+
+
 def test_an_agent_enters_a_reject_and_a_closed_account_ends_the_mandate(client, auth, town):
     families, agent = town
     batch, _ = sepa.make_file(OCTOBER, agent, utcnow())
@@ -427,6 +478,43 @@ def test_an_agent_enters_a_reject_and_a_closed_account_ends_the_mandate(client, 
     assert count(OutboxMessage, OutboxMessage.template == "debit_rejected") == 1
 
 
+@pytest.mark.both_dbs
+def test_the_agents_note_on_a_reject_is_shown_to_agents_only(client, auth, town):
+    families, agent = town
+    batch, _ = sepa.make_file(OCTOBER, agent, utcnow())
+    family = families["MARTIN"]
+    invoice = invoice_of(family)
+    debit = db.session.scalar(sa.select(DirectDebit).where(DirectDebit.invoice_id == invoice.id))
+    commit()
+    auth.login("agent@example.fr")
+    form = client.get(f"/gestion/facturation/factures/{invoice.id}").get_data(as_text=True)
+    assert "Note interne" in form and "la famille ne voit que le libellé du motif" in html.unescape(form)
+    note = "Solde insuffisant au 31/12, appelé le 6/01"
+    client.post(
+        f"/gestion/facturation/prelevements/debits/{debit.id}/rejet",
+        data={"code": "AM04", "detail": note, "retour": "facture"},
+    )
+    db.session.expire_all()
+    assert db.session.get(DirectDebit, debit.id).reject_reason == note
+    # The agents read it on the invoice's page and the file's.
+    for path in (
+        f"/gestion/facturation/factures/{invoice.id}",
+        f"/gestion/facturation/prelevements/{batch.id}",
+    ):
+        page = html.unescape(client.get(path).get_data(as_text=True))
+        assert "AM04 — Provision insuffisante" in page and f"Note interne : {note}" in page, path
+    # The family reads the reason's standard label, in its mail and on its invoice page.
+    (mail,) = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.template == "debit_rejected"))
+    rendered = render(mail)
+    assert "Motif : Provision insuffisante" in rendered.body
+    assert note not in rendered.body and note not in rendered.html
+    auth.logout()
+    auth.login("martin@example.fr")
+    page = html.unescape(client.get(f"/facturation/{family.id}/factures/{invoice.id}").get_data(as_text=True))
+    assert "<strong>rejeté par la banque</strong> (Provision insuffisante)" in page
+    assert note not in page and "Note interne" not in page
+
+
 # --- the back office ----------------------------------------------------------------------------------
 
 
@@ -458,6 +546,22 @@ def test_the_agent_previews_makes_downloads_and_reads_the_file(client, auth, tow
         "/gestion/facturation/prelevements/fichier", data={"mois": "2026-10"}, follow_redirects=True
     )
     assert "n'est à prélever" in nothing.get_data(as_text=True)
+
+
+@pytest.mark.both_dbs
+def test_a_file_of_one_debit_says_one_prelevement(client, auth, town):
+    families, agent = town
+    for name in ("BERNARD", "DUBOIS"):
+        sepa.revoke(families[name], agent, utcnow())
+    commit()
+    auth.login("agent@example.fr")
+    made = client.post(
+        "/gestion/facturation/prelevements/fichier", data={"mois": "2026-10"}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "est prêt : 1 prélèvement, " in made
+    assert db.session.scalar(
+        sa.select(AuditEvent.detail).where(AuditEvent.action == "sepa.file_made")
+    ).startswith("octobre 2026 : 1 prélèvement, ")
 
 
 # --- the family's choice ---------------------------------------------------------------------------------
@@ -495,7 +599,9 @@ def test_a_parent_chooses_direct_debit_then_stops_it(client, parent_family):
     assert db.session.get(Guardian, family.guardians[0].id).sepa_mandate_ref == mandate.reference
     assert "Arrêter le prélèvement" in page and "Référence du mandat (RUM)" in page
     assert count(AuditEvent, AuditEvent.action == "sepa.mandate_signed") == 1
-    stopped = client.post(f"/facturation/{family.id}/prelevement/arreter", follow_redirects=True)
+    stop = f"/facturation/{family.id}/prelevement/arreter"
+    assert f'href="{stop}"' in page  # (a link to the page that asks to confirm, not a form that stops)
+    stopped = client.post(stop, data={"confirmer": "oui"}, follow_redirects=True)
     assert "Le prélèvement est arrêté" in stopped.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(SepaMandate, mandate.id).revoked_at is not None
@@ -503,6 +609,59 @@ def test_a_parent_chooses_direct_debit_then_stops_it(client, parent_family):
     # Chosen again: a new mandate, a new reference.
     client.post(f"/facturation/{family.id}/prelevement", data=choice(family))
     assert sepa.mandates_in_force([family.id])[family.id].reference == f"PF-{family.id:06d}-02"
+
+
+@pytest.mark.both_dbs
+def test_stopping_direct_debit_asks_to_confirm_first(client, parent_family):
+    family, _other = parent_family
+    client.post(f"/facturation/{family.id}/prelevement", data=choice(family))
+    mandate = db.session.scalar(sa.select(SepaMandate))
+    stop = f"/facturation/{family.id}/prelevement/arreter"
+    asked = client.get(stop)
+    page = html.unescape(asked.get_data(as_text=True))
+    assert asked.status_code == 200 and "Arrêter le prélèvement automatique ?" in page
+    assert mandate.reference in page and "FR76 •••• •••• •••• 0189" in page
+    assert "nouveau mandat" in page and "déjà transmis à la banque ont lieu" in page
+    assert 'name="confirmer" value="oui"' in page and "Non, garder le prélèvement" in page
+    assert_outline(page)
+    # Posted without the confirmation (the form of an older page): asked again, nothing ends.
+    unconfirmed = client.post(stop)
+    assert unconfirmed.status_code == 302 and unconfirmed.headers["Location"] == stop
+    db.session.expire_all()
+    assert db.session.get(SepaMandate, mandate.id).revoked_at is None
+    assert count(AuditEvent, AuditEvent.action == "sepa.mandate_revoked") == 0
+    # Confirmed: it ends, once whatever the clicks.
+    client.post(stop, data={"confirmer": "oui"})
+    client.post(stop, data={"confirmer": "oui"})
+    db.session.expire_all()
+    assert db.session.get(SepaMandate, mandate.id).revoked_at is not None
+    assert count(AuditEvent, AuditEvent.action == "sepa.mandate_revoked") == 1
+    # Nothing left to stop: back to Espace Facturation.
+    gone = client.get(stop, follow_redirects=True)
+    assert "n'est pas en place" in html.unescape(gone.get_data(as_text=True))
+
+
+def test_the_direct_debit_headings_are_an_outline_on_both_pages(client, parent_family):
+    """Espace Facturation: the section under the family's h2; its own page (the 422 of a choice
+    without consent): the h1 with the family's name, the error summary and the mandate at h2."""
+    family, _other = parent_family
+    home = client.get("/facturation/").get_data(as_text=True)
+    assert_outline(home)
+    levels = dict((text, level) for level, text in outline(home))
+    assert (levels[family.name], levels["Prélèvement automatique"], levels["Mandat de prélèvement SEPA"]) == (
+        2,
+        3,
+        4,
+    )
+    refused = client.post(f"/facturation/{family.id}/prelevement", data=choice(family, consent=None))
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert_outline(page)
+    assert outline(page) == [
+        (1, f"Prélèvement automatique — {family.name}"),
+        (2, "1 erreur à corriger"),
+        (2, "Mandat de prélèvement SEPA"),
+    ]
 
 
 def test_a_choice_sent_twice_at_once_makes_one_mandate(app, client, parent_family):
@@ -549,6 +708,11 @@ def test_another_familys_direct_debit_is_404(client, parent_family):
     family, other = parent_family
     assert client.post(f"/facturation/{other.id}/prelevement", data=choice(other)).status_code == 404
     assert client.post(f"/facturation/{other.id}/prelevement/arreter").status_code == 404
+    assert client.get(f"/facturation/{other.id}/prelevement/arreter").status_code == 404
+    assert (
+        client.post(f"/facturation/{other.id}/prelevement/arreter", data={"confirmer": "oui"}).status_code
+        == 404
+    )
     assert count(SepaMandate) == 0
 
 

@@ -4,7 +4,7 @@ invoice page says when its debit is planned."""
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.billing.debit_forms import MandateForm
@@ -108,10 +108,24 @@ def debit_choose(family_id: int):
     return render_template("billing/direct_debit.html", family=family, view=view), 422
 
 
+@bp.get("/<int:family_id>/prelevement/arreter")
+def debit_stop_confirm(family_id: int):
+    """The page that asks to confirm stopping direct debit, and says what it ends."""
+    family = family_of_current_user(family_id)
+    mandate = sepa.mandates_in_force([family.id]).get(family.id)
+    if mandate is None:
+        flash("Le prélèvement n'est pas en place pour cette famille.", "info")
+        return redirect(_back(family))
+    return render_template("billing/direct_debit_stop.html", family=family, mandate=mandate)
+
+
 @bp.post("/<int:family_id>/prelevement/arreter")
 def debit_stop(family_id: int):
-    """Stop paying by direct debit: the mandate in force ends (the debits already sent stay)."""
+    """Stop paying by direct debit, once confirmed: the mandate in force ends (the debits already sent
+    stay). Without the confirmation (a form of an older page), the page that asks for it."""
     family = family_of_current_user(family_id)
+    if request.form.get("confirmer") != "oui":
+        return redirect(url_for("billing.debit_stop_confirm", family_id=family.id))
     sepa.revoke(family, current_user, utcnow())
     commit()
     flash("Le prélèvement est arrêté : vos prochaines factures seront à régler vous-même.", "success")

@@ -7,9 +7,12 @@ from wtforms.validators import DataRequired, Length, Optional
 from portail.forms import FlaskForm, strip
 from portail.services.billing import sepa
 
+# (the family reads the reason's standard label, in its mail and on its invoice page)
+NOTE_HINT = "Facultatif, pour les agents seulement : la famille ne voit que le libellé du motif."
+
 
 class RejectForm(FlaskForm):
-    """A debit the bank rejected, entered by an agent from its notice: the reason code, a detail."""
+    """A debit the bank rejected, entered by an agent from its notice: the reason code, an internal note."""
 
     code = SelectField(
         "Motif du rejet",
@@ -18,10 +21,10 @@ class RejectForm(FlaskForm):
         validators=[DataRequired("Choisissez le motif du rejet.")],
     )
     detail = StringField(
-        "Précision",
+        "Note interne",
         validators=[Optional(), Length(max=200, message="200 caractères au maximum.")],
         filters=[strip],
-        description="Facultatif : remplace le libellé du motif dans l'e-mail à la famille.",
+        description=NOTE_HINT,
     )
 
 

@@ -8,7 +8,7 @@ from flask_login import current_user
 from portail.extensions import db
 from portail.formatting import french_date, month_value
 from portail.gestion.billing_routes import _month_arg
-from portail.gestion.debit_forms import RejectForm, ReportForm
+from portail.gestion.debit_forms import NOTE_HINT, RejectForm, ReportForm
 from portail.gestion.routes import bp, saved
 from portail.models import DebitBatch, DirectDebit, Invoice, utcnow
 from portail.services import billing
@@ -17,6 +17,8 @@ from portail.services.billing import BillingError, euros, month_label, sepa
 from portail.services.outbox import commit, rollback
 
 bp.add_app_template_global(sepa.REJECT_REASONS, "debit_reasons")
+bp.add_app_template_global(sepa.reason_label, "debit_reason_label")
+bp.add_app_template_global(NOTE_HINT, "reject_note_hint")
 
 
 @bp.app_template_global()
@@ -62,7 +64,7 @@ def debit_file_make():
         )
         return redirect(url_for("gestion.debits", mois=month_value(month)))
     return saved(
-        f"Le fichier de prélèvement de {month_label(month)} est prêt : {batch.count} prélèvements, "
+        f"Le fichier de prélèvement de {month_label(month)} est prêt : {sepa.debits_count(batch.count)}, "
         f"{euros(batch.total_cents)}, le {french_date(batch.collection_date)}.",
         url_for("gestion.debit_batch", batch_id=batch.id),
     )

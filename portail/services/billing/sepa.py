@@ -25,8 +25,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import defusedxml.ElementTree as SafeET
 import holidays
 import sqlalchemy as sa
+from defusedxml import DefusedXmlException
 from flask import current_app
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
@@ -92,6 +94,11 @@ _CODE = re.compile(r"[A-Z0-9]{4}")
 def reason_label(code: str | None) -> str:
     """The French label of a reject code ("Rejet bancaire (XX99)" for a code not in the list)."""
     return REJECT_REASONS.get(code or "", f"Rejet bancaire ({code})")
+
+
+def debits_count(count: int) -> str:
+    """How many debits, in French: "1 prélèvement", "3 prélèvements"."""
+    return f"{count} prélèvement{'s' if count > 1 else ''}"
 
 
 # --- mandates ------------------------------------------------------------------------------------
@@ -303,6 +310,11 @@ class Planned:
     def masked_iban(self) -> str:
         return mask_iban(self.mandate.iban)
 
+    @property
+    def reject_label(self) -> str:
+        """The reject's standard reason, as the family reads it (never the agent's note)."""
+        return reason_label(self.rejected.reject_code) if self.rejected else ""
+
 
 def planned(invoice: Invoice, paid: int, today: date) -> Planned | None:
     """The invoice's direct debit: in a file, rejected, or announced (the family pays by direct
@@ -504,7 +516,7 @@ def make_file(month: date, agent: User, now: datetime) -> tuple[DebitBatch | Non
         "sepa.file_made",
         "debit_batch",
         batch.id,
-        f"{month_label(plan.month)} : {plan.count} prélèvements, {euros(plan.total_cents)}",
+        f"{month_label(plan.month)} : {debits_count(plan.count)}, {euros(plan.total_cents)}",
     )
     return batch, True
 
@@ -590,18 +602,20 @@ def batch_debits(batch: DebitBatch) -> list[tuple[DirectDebit, Invoice, SepaMand
 
 def reject(debit: DirectDebit, code: str, agent: User | None, now: datetime, detail: str = "") -> bool:
     """A debit rejected by the debtor's bank: its payment deleted (the invoice is to pay again), the
-    parents mailed, audited, and the mandate ended for a code that says it is unusable. False when it
-    was already rejected (the same report twice, a double click): nothing changes."""
+    parents mailed the reason's standard label, audited, and the mandate ended for a code that says
+    it is unusable. `detail` is the agent's internal note (kept as `reject_reason`, shown to agents
+    only: it may say what the family must not read). False when it was already rejected (the same
+    report twice, a double click): nothing changes."""
     if code not in REJECT_REASONS and not _CODE.fullmatch(code or ""):
         raise BillingError("Choisissez le motif du rejet.")
-    reason = (detail.strip() or reason_label(code))[:200]
+    note = detail.strip()[:200] or None
     done = db.session.execute(
         sa.update(DirectDebit)
         .where(DirectDebit.id == debit.id, DirectDebit.rejected_at.is_(None))
         .values(
             rejected_at=now,
             reject_code=code,
-            reject_reason=reason,
+            reject_reason=note,
             rejected_by_id=agent.id if agent else None,
         )
         .execution_options(synchronize_session=False)
@@ -620,7 +634,9 @@ def reject(debit: DirectDebit, code: str, agent: User | None, now: datetime, det
         "sepa.debit_rejected",
         "invoice",
         invoice.id,
-        f"{invoice.number} : {code} {reason_label(code)}" + (" — mandat arrêté" if ended else ""),
+        f"{invoice.number} : {code} {reason_label(code)}"
+        + (f" ({note})" if note else "")
+        + (" — mandat arrêté" if ended else ""),
     )
     link = public_url("billing.invoice_show", family_id=invoice.family_id, invoice_id=invoice.id)
     for email, first_name in _parents(invoice.family_id):
@@ -671,11 +687,11 @@ def read_report(data: bytes) -> tuple[list[tuple[str, str]], list[tuple[str, str
     rejected. BillingError for a file that is not one."""
     if len(data) > MAX_REPORT_BYTES:
         raise BillingError("Le fichier est trop volumineux pour un rapport de rejets.")
-    lowered = data[:4096].lower()
-    if b"<!doctype" in lowered or b"<!entity" in lowered:  # (a bank's report never declares any)
-        raise BillingError("Ce fichier n'est pas un rapport de rejets pain.002.")
     try:
-        root = ET.fromstring(data)
+        # (a bank's report never declares a DTD or an entity: any, wherever it is, is refused)
+        root = SafeET.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException:
+        raise BillingError("Ce fichier n'est pas un rapport de rejets pain.002.") from None
     except ET.ParseError:
         raise BillingError("Ce fichier n'est pas un fichier XML lisible.") from None
     report = _child(root, "CstmrPmtStsRpt")
