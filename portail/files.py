@@ -1,6 +1,7 @@
-"""Serving stored uploads privately, for the family's and the staff's views alike."""
+"""Serving files privately, for the family's and the staff's views alike: stored uploads, and the
+documents made on request (PDFs, exports)."""
 
-from flask import abort, send_file
+from flask import Response, abort, make_response, send_file
 
 from portail.services import uploads
 
@@ -22,5 +23,15 @@ def send_stored(name: str, download_name: str):
     response = send_file(
         path, mimetype=uploads.mimetype_of(name), as_attachment=True, download_name=download_name
     )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def attachment(body: bytes | str, mimetype: str, filename: str) -> Response:
+    """A document made for this request, as a download (attachment) never kept by a cache: an
+    invoice, a certificate, an export, a direct-debit file."""
+    response = make_response(body)
+    response.headers["Content-Type"] = mimetype
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "private, no-store"
     return response

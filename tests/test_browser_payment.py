@@ -32,6 +32,20 @@ def weekdays_of(month: date, count: int) -> list[date]:
     return [day for day in days if day.month == month.month and day.isoweekday() <= 5][:count]
 
 
+def evening_care():
+    """The evening care, open every weekday of the past year and the months ahead, priced."""
+    today = utcnow().date()
+    return priced(
+        canteen(
+            name="Accueil du soir",
+            weekdays="12345",
+            start_date=today - timedelta(days=400),
+            end_date=today + timedelta(days=200),
+        ),
+        valid_from=today - timedelta(days=400),
+    )
+
+
 def test_a_parent_pays_online_downloads_the_attestation_then_is_refused(browser, live_server, tmp_path):
     with live_server.app_context():
         family = db.session.scalar(sa.select(Family))
@@ -39,16 +53,7 @@ def test_a_parent_pays_online_downloads_the_attestation_then_is_refused(browser,
             family_id=family.id, last_name="MARTIN", first_name="Jules", birth_date=date(2022, 4, 9)
         )
         db.session.add(jules)
-        today = utcnow().date()
-        garderie = priced(
-            canteen(
-                name="Accueil du soir",
-                weekdays="12345",
-                start_date=today - timedelta(days=400),
-                end_date=today + timedelta(days=200),
-            ),
-            valid_from=today - timedelta(days=400),
-        )
+        garderie = evening_care()
         db.session.scalar(sa.select(Tariff)).childcare = True
         older, last = months_back(2), months_back(1)
         for month in (older, last):
@@ -122,16 +127,7 @@ def test_the_return_page_waits_without_taking_the_focus_then_gives_it_the_answer
 
     with live_server.app_context():
         family = db.session.scalar(sa.select(Family))
-        today = utcnow().date()
-        garderie = priced(
-            canteen(
-                name="Accueil du soir",
-                weekdays="12345",
-                start_date=today - timedelta(days=400),
-                end_date=today + timedelta(days=200),
-            ),
-            valid_from=today - timedelta(days=400),
-        )
+        garderie = evening_care()
         lea = family.children[0]
         db.session.add_all(
             Booking(child_id=lea.id, activity_id=garderie.id, day=day, state=BookingState.RESERVED)

@@ -4,10 +4,11 @@ An attestation is offered for finished years only: the tax return of year Y is m
 Y+1, and a certificate of an unfinished year would miss its last payments.
 """
 
-from flask import current_app, g, make_response, render_template, request
+from flask import current_app, g, render_template, request
 
 from portail.billing.routes import bp
 from portail.family.loaders import family_of_current_user
+from portail.files import attachment
 from portail.models import Family, utcnow
 from portail.services.billing import attestation, today_in_paris
 from portail.services.billing import attestation_pdf as rendering
@@ -51,11 +52,11 @@ def attestation_download(family_id: int):
             f"1er janvier {year} : il n'y a pas d'attestation pour cette année.",
         )
     holder = attestation.families_of([family.id])[family.id]
-    response = make_response(rendering.render(found, holder, rendering.town(current_app.config), today))
-    response.headers["Content-Type"] = "application/pdf"
-    response.headers["Content-Disposition"] = f'attachment; filename="attestation-frais-de-garde-{year}.pdf"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return attachment(
+        rendering.render(found, holder, rendering.town(current_app.config), today),
+        "application/pdf",
+        f"attestation-frais-de-garde-{year}.pdf",
+    )
 
 
 def _none(family: Family, message: str):

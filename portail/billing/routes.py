@@ -1,9 +1,10 @@
 """Espace Facturation: the invoices of the families the parent is subscribed to, their detail and PDF."""
 
-from flask import Blueprint, current_app, g, make_response, render_template
+from flask import Blueprint, current_app, g, render_template
 from flask_login import current_user
 
 from portail.family.loaders import family_of_current_user, member_or_404
+from portail.files import attachment
 from portail.models import Invoice, utcnow
 from portail.services import billing
 from portail.services.billing import online
@@ -60,8 +61,8 @@ def invoice_page(template: str, invoice: Invoice, **context) -> str:
 def pdf_response(invoice: Invoice):
     """The invoice's PDF as a download, never cached (also the back office's)."""
     paid, state = billing.state_now(invoice, utcnow())
-    response = make_response(invoice_pdf.render(invoice, current_app.config["TOWN_NAME"], state, paid))
-    response.headers["Content-Type"] = "application/pdf"
-    response.headers["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return attachment(
+        invoice_pdf.render(invoice, current_app.config["TOWN_NAME"], state, paid),
+        "application/pdf",
+        f"{invoice.number}.pdf",
+    )

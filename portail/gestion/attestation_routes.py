@@ -1,9 +1,10 @@
 """Back-office: the year's attestations de frais de garde of every family, made by the worker in one
 PDF for the town to print and post (services.billing.attestation_bulk)."""
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portail.files import attachment
 from portail.gestion.routes import bp
 from portail.htmx import is_htmx
 from portail.models import utcnow
@@ -52,8 +53,4 @@ def attestations_document():
     path = attestation_bulk.pdf_path(year)
     if not path.is_file():
         abort(404)
-    response = make_response(path.read_bytes())
-    response.headers["Content-Type"] = "application/pdf"
-    response.headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return attachment(path.read_bytes(), "application/pdf", path.name)

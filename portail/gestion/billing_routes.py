@@ -2,11 +2,12 @@
 
 from datetime import date
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.billing.routes import invoice_page, pdf_response
 from portail.extensions import db
+from portail.files import attachment
 from portail.gestion.forms import PaymentForm, TariffForm
 from portail.gestion.routes import bp, saved
 from portail.htmx import is_htmx
@@ -151,10 +152,7 @@ def invoices_export(fmt: str):
         abort(404)
     name, body, mimetype = exports.export(month, fmt, current_user, utcnow())
     commit()
-    response = make_response(body)
-    response.headers["Content-Type"] = mimetype
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return attachment(body, mimetype, name)
 
 
 @bp.route("/facturation/factures/<int:invoice_id>", methods=["GET", "POST"])

@@ -2,10 +2,11 @@
 once), the files made and their debits, and the rejects — entered by hand or imported from the
 bank's status report."""
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.extensions import db
+from portail.files import attachment
 from portail.formatting import french_date, month_value
 from portail.gestion.billing_routes import _month_arg
 from portail.gestion.debit_forms import NOTE_HINT, RejectForm, ReportForm
@@ -83,13 +84,9 @@ def debit_batch_xml(batch_id: int):
     batch = db.get_or_404(DebitBatch, batch_id)
     record(current_user, "sepa.file_downloaded", "debit_batch", batch.id, batch.message_id)
     commit()
-    response = make_response(batch.xml)
-    response.headers["Content-Type"] = "application/xml; charset=utf-8"
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="prelevements-{month_value(batch.month)}-{batch.id}.xml"'
+    return attachment(
+        batch.xml, "application/xml; charset=utf-8", f"prelevements-{month_value(batch.month)}-{batch.id}.xml"
     )
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 @bp.post("/facturation/prelevements/debits/<int:debit_id>/rejet")

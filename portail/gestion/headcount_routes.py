@@ -4,9 +4,10 @@ as a PDF to print and as a CSV; the lists naming children (health data) are audi
 from datetime import date, timedelta
 from functools import wraps
 
-from flask import abort, make_response, render_template, request
+from flask import abort, render_template, request
 from flask_login import current_user
 
+from portail.files import attachment
 from portail.formatting import today_in_paris
 from portail.gestion.routes import bp
 from portail.models import Role, utcnow
@@ -83,7 +84,4 @@ def headcounts_export(fmt: str):
     _key, first, last = _period()
     name, body, mimetype = headcounts.export(first, last, fmt, current_user, utcnow())
     commit()
-    response = make_response(body)
-    response.headers["Content-Type"] = mimetype
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return attachment(body, mimetype, name)

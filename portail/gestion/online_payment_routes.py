@@ -3,10 +3,11 @@ reconciliation export for the treasury."""
 
 from datetime import date, timedelta
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portail.extensions import db
+from portail.files import attachment
 from portail.gestion.routes import bp
 from portail.models import OnlinePayment, OnlineState, utcnow
 from portail.services.billing import online, today_in_paris
@@ -43,13 +44,9 @@ def online_payments():
 def online_reconciliation():
     """The day's reconciliation export (CSV for a spreadsheet): one line per invoice paid."""
     day = _day()
-    response = make_response(online.reconciliation_csv(day))
-    response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="paiements-en-ligne-{day.isoformat()}.csv"'
+    return attachment(
+        online.reconciliation_csv(day), "text/csv; charset=utf-8", f"paiements-en-ligne-{day.isoformat()}.csv"
     )
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 @bp.post("/facturation/paiements-en-ligne/<int:payment_id>/verifie")
