@@ -288,8 +288,9 @@ def test_a_period_request_costs_the_same_queries_for_two_days_as_for_forty(clien
 
 
 def test_a_click_reads_its_cell_in_one_query_and_writes_once_per_table(client, auth, setup):
-    """The confirmation: the user and the cell. The request: the same two reads, then the request,
-    the day's counter, the booking, the line, the history and the receipt: no read in between."""
+    """The confirmation: the user, the cell, and what the day costs the family (its responsables'
+    quotients, the activity's tariffs). The request: the user and the cell, then the request, the
+    day's counter, the booking, the line, the history and the receipt: no read in between."""
     family, child, activity = setup
     auth.login("parent@example.fr")
     client.get(f"/famille/{family.id}/planning")  # (the first page of a session also refreshes it)
@@ -302,7 +303,7 @@ def test_a_click_reads_its_cell_in_one_query_and_writes_once_per_table(client, a
         with count_queries() as act:
             cell = client.post(f"{base}/cellule", data=params, headers={"HX-Request": "true"})
         assert "Réservé" in cell.get_data(as_text=True)
-        assert (confirm["n"], act["n"]) == (2, 8)
+        assert (confirm["n"], act["n"]) == (4, 8)
 
 
 def test_the_links_of_the_planning_cells_lead_to_their_confirmation(client, auth, setup):

@@ -18,7 +18,7 @@ from portail.family.routes import bp
 from portail.formatting import PARIS, french_date, french_day, month_label
 from portail.htmx import is_htmx
 from portail.models import Activity, BookingState, Enrolment, Request, RequestKind, User, utcnow
-from portail.services import documents, planning, sickness, uploads
+from portail.services import billing, documents, planning, sickness, uploads
 from portail.services.billing import runs
 from portail.services.outbox import rollback
 
@@ -267,11 +267,25 @@ def planning_confirm(family_id: int):
         action=action,
         text=text,
         until=until,
+        cost=cost_text(family_id, cell, action),
         back=_back(family_id),
         fragment=is_htmx(),
     )
     template = "family/_confirm.html" if is_htmx() else "family/confirm_page.html"
     return render_template(template, **context)
+
+
+def cost_text(family_id: int, cell: planning.Cell, action: str) -> str | None:
+    """What the day will cost the family, said before the parent confirms: billing's price of the
+    day (the tariff in force, the family's quotient bracket), or that an absence in time is free."""
+    if action == ABSENCE:
+        return "Une absence demandée dans les délais n'est pas facturée."
+    if action != RESERVE:
+        return None
+    tariff, price = billing.family_quotes(family_id, cell.activity.id, [cell.day])[cell.day]
+    if tariff is None:
+        return "Aucun tarif n'est encore fixé pour ce jour : le service Enfance vous indiquera son prix."
+    return f"Prix de ce jour pour votre famille : {billing.euros(price)} (selon votre quotient familial)."
 
 
 def _back(family_id: int) -> str:
@@ -557,6 +571,7 @@ def planning_period(family_id: int):
             return redirect(url_for("family.planning_requests", family_id=family.id))
     if data["submitted"] and not data["errors"] and not data["preview"]:
         data["preview"] = _previews(data)
+        data["costs"] = _costs(family, data) if data["kind"] is RequestKind.RESERVATION else {}
     template = "family/_period_preview.html" if is_htmx() else "family/period.html"
     status = 422 if sending and data["errors"] else 200
     return render_template(
@@ -641,13 +656,29 @@ def _period_data(family, activities) -> dict:
         end=end,
         days=days,
         preview=preview,
+        costs={},
         du=source.get("du", ""),
         au=source.get("au", ""),
     )
     # A valid submission checks every day itself: the preview is only computed for display.
     if submitted and not errors and _previewing():
         data["preview"] = _previews(data)
+        data["costs"] = _costs(family, data) if kind is RequestKind.RESERVATION else {}
     return data
+
+
+def _costs(family, data: dict) -> dict[int, tuple[int, int]]:
+    """Each child's cost of the days it can ask (billing's price of each day) and how many have no
+    tariff yet (two queries for the period)."""
+    quotes = billing.family_quotes(family.id, data["activity"].id, data["days"])
+    costs = {}
+    for child, verdicts in data["preview"]:
+        asked = [quotes[day] for day, verdict in verdicts if verdict.actions]
+        costs[child.id] = (
+            sum(price for _t, price in asked),
+            sum(1 for tariff, _p in asked if tariff is None),
+        )
+    return costs
 
 
 def _previews(data: dict) -> list:

@@ -56,7 +56,7 @@ from portail.models import (
 from portail.services.billing import sepa
 from portail.services.billing import sick_days as sickness
 from portail.services.billing.money import month_bounds
-from portail.services.billing.tariffs import family_quotient, price_for, tariff_on
+from portail.services.billing.tariffs import family_quotient, quote
 from portail.services.dossier import mask_iban
 from portail.services.outbox import queue_mails
 from portail.services.transactions import upsert
@@ -219,20 +219,14 @@ def compute(
     counts: dict[int, dict[tuple, int]] = defaultdict(lambda: defaultdict(int))
     unpriced = 0
     names = {activity_id: activity.name for activity_id, activity in activities.items()}
-    tariff_of: dict[tuple, Tariff | None] = {}  # (activity, day) → tariff: a month has few
-    price_of: dict[tuple, int] = {}  # (tariff, quotient) → price
+    quoted: dict[tuple, tuple[Tariff | None, int]] = {}  # (activity, day, quotient): a month has few
 
     def priced(activity_id: int, day: date, family_id: int) -> tuple[Tariff | None, int]:
         """The tariff of the activity's day (None: none in force) and its price for the family."""
-        if (activity_id, day) not in tariff_of:
-            tariff_of[(activity_id, day)] = tariff_on(tariffs.get(activity_id, []), day)
-        tariff = tariff_of[(activity_id, day)]
-        if tariff is None:
-            return None, 0
-        quotient = quotients[family_id]
-        if (tariff.id, quotient) not in price_of:
-            price_of[(tariff.id, quotient)] = price_for(tariff, quotient)
-        return tariff, price_of[(tariff.id, quotient)]
+        key = (activity_id, day, quotients[family_id])
+        if key not in quoted:
+            quoted[key] = quote(tariffs.get(activity_id, []), day, quotients[family_id])
+        return quoted[key]
 
     booked_days: set[tuple] = set()
     for child_id, activity_id, day, state in connection.execute(

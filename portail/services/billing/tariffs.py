@@ -7,7 +7,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from portail.extensions import db
-from portail.models import Activity, AuditEvent, Tariff, TariffBracket, User
+from portail.models import Activity, AuditEvent, Guardian, Tariff, TariffBracket, User
 from portail.services.audit import record
 from portail.services.billing.money import BillingError
 from portail.services.transactions import TWIN_WITHIN, claim, twin
@@ -23,6 +23,41 @@ def price_for(tariff: Tariff, quotient: int | None) -> int:
             ):
                 return bracket.price_cents
     return max(brackets, key=lambda bracket: bracket.quotient_min).price_cents
+
+
+def quote(tariffs: list[Tariff], day: date, quotient: int | None) -> tuple[Tariff | None, int]:
+    """The tariff in force on the day among an activity's (None: none) and the day's price for a
+    family of this quotient: what billing charges for a day reserved, and what the planning's
+    confirmation says before the parent sends it."""
+    tariff = tariff_on(tariffs, day)
+    return tariff, (price_for(tariff, quotient) if tariff is not None else 0)
+
+
+def family_quotes(
+    family_id: int, activity_id: int, days: list[date]
+) -> dict[date, tuple[Tariff | None, int]]:
+    """Each day's tariff and price for the family, as billing will charge a day reserved (`quote`,
+    with the quotient valid on the first of each month): two queries whatever the number of days."""
+    if not days:
+        return {}
+    guardians = db.session.execute(
+        sa.select(Guardian.quotient, Guardian.quotient_valid_until).where(Guardian.family_id == family_id)
+    ).all()
+    tariffs = (
+        db.session.scalars(
+            sa.select(Tariff)
+            .where(
+                Tariff.activity_id == activity_id,
+                Tariff.valid_from <= max(days),
+                sa.or_(Tariff.valid_until.is_(None), Tariff.valid_until >= min(days)),
+            )
+            .options(sa.orm.joinedload(Tariff.brackets))
+            .order_by(Tariff.valid_from)
+        )
+        .unique()
+        .all()
+    )
+    return {day: quote(tariffs, day, family_quotient(guardians, day.replace(day=1))) for day in days}
 
 
 def family_quotient(guardians: list, month: date) -> int | None:
