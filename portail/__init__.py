@@ -56,6 +56,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
     from portail import access, cli, conflicts, static_assets, templating, waiting_room
     from portail.account import bp as account_bp
+    from portail.account import feed_bp as calendar_feed_bp
     from portail.auth import bp as auth_bp
     from portail.billing import bp as billing_bp
     from portail.billing import notify_bp as payment_notify_bp
@@ -69,6 +70,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         main_bp,
         auth_bp,
         account_bp,
+        calendar_feed_bp,
         family_bp,
         billing_bp,
         payment_notify_bp,

@@ -47,6 +47,7 @@ PUBLIC = {
     "dev.message",
     "billing.test_bank",  # the test bank (404 unless PORTAIL_PAYMENT_PROVIDER=test; refused in production)
     "payment_notify.notify",  # the payment provider's server-to-server notification (POST, verified)
+    "calendar_feed.feed",  # a parent's ICS address, fetched by calendar apps without a session (a 256-bit token)
     "static",
 }
 POST_ONLY_PUBLIC = {"payment_notify.notify"}

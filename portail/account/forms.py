@@ -1,7 +1,7 @@
 """Forms of Mon espace citoyen."""
 
-from wtforms import BooleanField
-from wtforms.validators import InputRequired
+from wtforms import BooleanField, RadioField
+from wtforms.validators import InputRequired, ValidationError
 
 from portail.forms import (
     FlaskForm,
@@ -48,3 +48,30 @@ class DeleteAccountForm(FlaskForm):
 
 class ReauthForm(FlaskForm):
     current_password = current_password_field()
+
+
+class CalendarFeedForm(FlaskForm):
+    """A calendar address for a family: its whole family's days, or one child's."""
+
+    WHOLE_FAMILY = "famille"
+
+    scope = RadioField(
+        "Jours à afficher",
+        validate_choice=False,  # (validate_scope says it in French)
+        validators=[InputRequired("Choisissez les jours à afficher : toute la famille ou un enfant.")],
+    )
+
+    def validate_scope(self, field) -> None:
+        if field.data not in {value for value, _label in field.choices}:
+            raise ValidationError("Choisissez les jours à afficher parmi ceux proposés.")
+
+    def offer(self, children) -> "CalendarFeedForm":
+        """The whole family, then each child (by first name), as the choices."""
+        self.scope.choices = [(self.WHOLE_FAMILY, "Toute la famille")] + [
+            (str(child.id), child.first_name) for child in children
+        ]
+        return self
+
+    def child(self, children):
+        """The child chosen (None: the whole family)."""
+        return next((child for child in children if str(child.id) == self.scope.data), None)

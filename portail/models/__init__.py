@@ -34,6 +34,7 @@ from portail.models.billing import (
     Tariff,
     TariffBracket,
 )
+from portail.models.calendar import CalendarFeed
 from portail.models.documents import Document, DocumentScope, DocumentState, DocumentType, Validity
 from portail.models.dossier import ChangeAction, ChangeRequest, ChangeStatus
 from portail.models.families import (
@@ -84,6 +85,7 @@ __all__ = [
     "ServiceCancellation",
     "SickDeclaration",
     "BillingRun",
+    "CalendarFeed",
     "Invoice",
     "InvoiceCounter",
     "InvoiceKind",

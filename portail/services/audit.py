@@ -58,6 +58,9 @@ ACTION_LABELS = {
     "opening.announced": "Ouverture des inscriptions annoncée",
     "opening.updated": "Ouverture des inscriptions modifiée",
     "opening.cancelled": "Ouverture des inscriptions annulée",
+    "calendar_feed.created": "Agenda (ICS) : adresse créée par le parent",
+    "calendar_feed.regenerated": "Agenda (ICS) : adresse régénérée par le parent",
+    "calendar_feed.revoked": "Agenda (ICS) : adresse supprimée par le parent",
 }
 
 

@@ -8,6 +8,7 @@ from flask import current_app
 
 from portail.extensions import db
 from portail.models import Child, Family, Subscription, SubscriptionAttempt, User, utcnow
+from portail.services import calendar_feeds
 from portail.services.transactions import claim
 
 GENERIC_ERROR = (
@@ -95,10 +96,12 @@ def subscribe(user: User, family: Family) -> Subscription:
 
 
 def end(subscription: Subscription) -> None:
-    """End a subscription; the family disappears from the account's menus at once.
+    """End a subscription; the family disappears from the account's menus at once, and the account's
+    calendar addresses for it stop working.
 
     Ending an ended one changes nothing (the same click sent twice: the first ended it)."""
     if subscription.ended_at is not None:
         return
     claim(subscription, ended_at=None)
     subscription.ended_at = utcnow()
+    calendar_feeds.revoke_all(subscription.user_id, subscription.family_id, subscription.ended_at)
