@@ -776,7 +776,11 @@ def test_an_agent_enters_a_late_reservation_and_a_late_absence_and_billing_sees_
         data={"child": child.id, "activity": activity.id, "day": "2026-10-06", "kind": "reservation"},
         follow_redirects=True,
     )
-    assert "Réservation du mardi 6 octobre enregistrée pour Léa" in response.get_data(as_text=True)
+    told = response.get_data(as_text=True).replace("\xa0", " ")
+    assert "Réservation du mardi 6 octobre enregistrée pour Léa" in told
+    # what billing will add, told at once (the invoice below bills exactly this)
+    assert "Saisie après le délai : ce jour sera facturé 1,00 € + majoration de 1,50 €." in told
+    assert "Restauration scolaire 1,50 €" in client.get(url).get_data(as_text=True).replace("\xa0", " ")
     # 8 October: reserved well in time, then an absence phoned in on the day itself (late).
     monkeypatch.setattr(activity_routes, "utcnow", lambda: datetime(2026, 10, 1, 7, tzinfo=UTC))
     client.post(

@@ -4,6 +4,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from portail import bookings
+from portail.bookings import rules as booking_rules
 from portail.extensions import db
 from portail.formatting import french_day
 from portail.forms import form_page
@@ -11,6 +12,7 @@ from portail.gestion.forms import ActivityForm, ClosingDayForm, DayEntryForm, En
 from portail.gestion.routes import bp, saved
 from portail.models import Activity, Child, ClosingDay, Enrolment, Family, RequestKind, utcnow
 from portail.services import activities as activity_service
+from portail.services import billing
 from portail.services.outbox import commit, rollback
 
 
@@ -134,8 +136,32 @@ def day_entry(family_id: int):
             commit()
             label = "Réservation" if kind is RequestKind.RESERVATION else "Absence"
             flash(
-                f"{label} du {french_day(form.day.data)} enregistrée pour {child.first_name} ({activity.name}).",
+                f"{label} du {french_day(form.day.data)} enregistrée pour {child.first_name} ({activity.name})."
+                + _late_cost(family.id, activity, kind, form.day.data),
                 "success",
             )
             return redirect(url_for("gestion.day_entry", family_id=family.id))
-    return form_page("gestion/day_entry.html", family=family, form=form)
+    today = billing.today_in_paris(utcnow())
+    in_force = billing.tariffs_for(today, today)
+    surcharges = [
+        (activity.name, tariff.late_surcharge_cents)
+        for activity in activity_service.all_activities()
+        if (tariff := billing.tariff_on(in_force.get(activity.id, []), today)) and tariff.late_surcharge_cents
+    ]
+    return form_page("gestion/day_entry.html", family=family, form=form, surcharges=surcharges)
+
+
+def _late_cost(family_id: int, activity: Activity, kind: RequestKind, day) -> str:
+    """What billing will add for a reservation entered after its deadline (the day's price and the
+    tariff's surcharge, billing's own figures), said to the agent at once."""
+    if kind is not RequestKind.RESERVATION or utcnow() <= booking_rules.booking_deadline(activity, day):
+        return ""
+    tariff, price = billing.family_quotes(family_id, activity.id, [day])[day]
+    if tariff is None:
+        return " Saisie après le délai ; aucun tarif n'est fixé pour ce jour."
+    if not tariff.late_surcharge_cents:
+        return f" Saisie après le délai : ce jour sera facturé {billing.euros(price)}, sans majoration."
+    return (
+        f" Saisie après le délai : ce jour sera facturé {billing.euros(price)}"
+        f" + majoration de {billing.euros(tariff.late_surcharge_cents)}."
+    )
