@@ -227,7 +227,7 @@ def test_the_feed_costs_the_same_queries_whatever_the_days_children_and_activiti
 
 def address_in(response) -> str:
     """The path of the address shown on the creation page."""
-    found = re.search(r'value="(http[^"]+\.ics)"', response.get_data(as_text=True))
+    found = re.search(r">(http[^<]+\.ics)</textarea>", response.get_data(as_text=True))
     assert found, "the address is shown"
     return urlsplit(found.group(1)).path
 
