@@ -488,6 +488,34 @@ OTHER_MAILS.append(
 )
 
 
+OTHER_MAILS.append(
+    (
+        "decision_notice",
+        {
+            "first_name": "Camille",
+            "decisions": [
+                {
+                    "child": "Léa",
+                    "activity": "Restauration scolaire",
+                    "kind": "Réservation",
+                    "accepted": False,
+                    "reason": "Complet",
+                    "message": None,
+                    "days": ["2027-03-04", "2027-03-05"],
+                }
+            ],
+            "link": "https://famille.ville.fr/mon-espace/demandes",
+        },
+        "Bonjour Camille,\n\n"
+        "Voici la réponse de la mairie à votre demande :\n\n"
+        "- Léa — Restauration scolaire — Réservation REFUSÉE\n"
+        "  Dates : 4 mars 2027, 5 mars 2027\n"
+        "  Motif : Complet\n\n"
+        "Vos demandes et leur historique : https://famille.ville.fr/mon-espace/demandes\n",
+    )
+)
+
+
 @pytest.mark.parametrize(("template", "context", "body"), OTHER_MAILS, ids=[m[0] for m in OTHER_MAILS])
 def test_mail_text_says_what_happened(app, template, context, body):
     with app.test_request_context():

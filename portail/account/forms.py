@@ -75,3 +75,33 @@ class CalendarFeedForm(FlaskForm):
     def child(self, children):
         """The child chosen (None: the whole family)."""
         return next((child for child in children if str(child.id) == self.scope.data), None)
+
+
+class NotificationsForm(FlaskForm):
+    """Mon compte → Notifications: what the parent receives by mail, and when."""
+
+    receipts = RadioField(
+        "Accusés de réception de vos demandes",
+        validate_choice=False,  # (validate_receipts says it in French)
+        validators=[InputRequired("Choisissez si vous voulez recevoir les accusés de réception.")],
+    )
+    decisions = RadioField(
+        "Réponses de la mairie à vos demandes",
+        validate_choice=False,
+        validators=[InputRequired("Choisissez comment recevoir les réponses de la mairie.")],
+    )
+
+    def __init__(self, *args, **kwargs):
+        from portail.models import DecisionsChoice, ReceiptsChoice
+
+        super().__init__(*args, **kwargs)
+        self.receipts.choices = [(choice.name, choice.label) for choice in ReceiptsChoice]
+        self.decisions.choices = [(choice.name, choice.label) for choice in DecisionsChoice]
+
+    def validate_receipts(self, field) -> None:
+        if field.data not in {value for value, _label in field.choices}:
+            raise ValidationError("Choisissez l'un des choix proposés pour les accusés de réception.")
+
+    def validate_decisions(self, field) -> None:
+        if field.data not in {value for value, _label in field.choices}:
+            raise ValidationError("Choisissez l'un des choix proposés pour les réponses de la mairie.")

@@ -37,7 +37,16 @@ from portail.models import (
     TokenPurpose,
     utcnow,
 )
-from portail.services import accounts, dossier, passwords, planning, request_desk, subscriptions, tokens
+from portail.services import (
+    accounts,
+    dossier,
+    notification_choices,
+    passwords,
+    planning,
+    request_desk,
+    subscriptions,
+    tokens,
+)
 from portail.services.outbox import commit, rollback
 from portail.services.transactions import claim
 from portail.urls import safe_next
@@ -133,7 +142,11 @@ def profile():
         commit()
         flash("Votre numéro de téléphone est enregistré.", "success")
         return redirect(url_for("account.profile"))
-    return render_template("account/profile.html", form=form)
+    return render_template(
+        "account/profile.html",
+        form=form,
+        decisions_choice=notification_choices.decisions_now(current_user.id),
+    )
 
 
 def _account_key() -> str:

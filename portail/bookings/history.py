@@ -11,7 +11,17 @@ import sqlalchemy as sa
 from portail.bookings.errors import DecisionError
 from portail.extensions import db
 from portail.formatting import short_date
-from portail.models import Activity, Child, EventKind, LineState, Request, RequestEvent, RequestKind, User
+from portail.models import (
+    Activity,
+    Child,
+    EventKind,
+    LineState,
+    ReceiptsChoice,
+    Request,
+    RequestEvent,
+    RequestKind,
+    User,
+)
 from portail.services.outbox import queue_mail
 from portail.services.transactions import claim
 from portail.urls import public_url
@@ -101,7 +111,7 @@ def created(
                 }
             )
     db.session.connection().execute(INSERT_EVENTS, events)  # one statement
-    if user is None:
+    if user is None or user.receipts is ReceiptsChoice.NONE:  # (Mon compte → Notifications)
         return
     context = {
         "first_name": user.first_name,

@@ -1,6 +1,15 @@
 """All models, imported here so Alembic and the app see every table."""
 
-from portail.models.accounts import AccountToken, Civility, Role, TokenPurpose, User
+from portail.models.accounts import (
+    AccountToken,
+    Civility,
+    DecisionsChoice,
+    NotificationChoice,
+    ReceiptsChoice,
+    Role,
+    TokenPurpose,
+    User,
+)
 from portail.models.activities import (
     Activity,
     ActivityDay,
@@ -62,6 +71,7 @@ from portail.models.payments import (
     SepaMandate,
 )
 from portail.models.requests import (
+    DecisionNotice,
     Digest,
     DigestRun,
     DigestWindow,
@@ -109,6 +119,10 @@ __all__ = [
     "Validity",
     "Digest",
     "DigestRun",
+    "DecisionNotice",
+    "DecisionsChoice",
+    "NotificationChoice",
+    "ReceiptsChoice",
     "DigestWindow",
     "EventKind",
     "RequestEvent",

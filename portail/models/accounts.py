@@ -33,6 +33,17 @@ class TokenPurpose(enum.Enum):
     EMAIL_CHANGE = "email_change"
 
 
+class ReceiptsChoice(Labelled):
+    IMMEDIATE = "immediate", "À chaque demande (accusé de réception immédiat)"
+    NONE = "none", "Aucun accusé de réception"
+
+
+class DecisionsChoice(Labelled):
+    IMMEDIATE = "immediate", "Un e-mail à chaque décision"
+    TWICE_DAILY = "twice_daily", "Un récapitulatif à 13 h et à 18 h"
+    DAILY = "daily", "Un récapitulatif par jour, à 18 h"
+
+
 def new_session_token() -> str:
     """A random value that, once changed, ends every session of the account."""
     return secrets.token_urlsafe(24)
@@ -58,6 +69,12 @@ class User(FullName, UserMixin, db.Model):
     # "large") and what was switched off per family ("masques": {family id: {"enfants": [ids],
     # "activites": [ids]}}).
     planning_choice: Mapped[dict | None] = mapped_column(sa.JSON)
+    # Mon compte → Notifications: booking receipts at once or none (read when a request is sent).
+    receipts: Mapped[ReceiptsChoice] = mapped_column(
+        sa.Enum(ReceiptsChoice, native_enum=False, length=12),
+        default=ReceiptsChoice.IMMEDIATE,
+        server_default=ReceiptsChoice.IMMEDIATE.name,
+    )
 
     subscriptions: Mapped[list["Subscription"]] = relationship(  # noqa: F821
         back_populates="user", cascade="all, delete-orphan"
@@ -111,3 +128,17 @@ class AccountToken(db.Model):
     new_email: Mapped[str | None] = mapped_column(sa.String(254))
 
     user: Mapped[User] = relationship()
+
+
+class NotificationChoice(db.Model):
+    """How a parent chose to receive the decisions on its requests, from `from_at` on (the latest row
+    is in force; none: the 13:00/18:00 digests). Kept as a history: a decision is mailed as the
+    choice in force when it was made says, so a change of choice never sends a decision twice nor
+    loses one. (The receipts' choice is the account's `receipts`: it applies when a request is sent.)"""
+
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"))
+    decisions: Mapped[DecisionsChoice] = mapped_column(sa.Enum(DecisionsChoice, native_enum=False, length=12))
+    from_at: Mapped[timestamp]
+
+    __table_args__ = (sa.Index("ix_notification_choice_user_from", "user_id", "from_at"),)

@@ -121,6 +121,21 @@ class Digest(db.Model):
     __table_args__ = (sa.UniqueConstraint("user_id", "day", "window", name="uq_digest_user_day_window"),)
 
 
+class DecisionNotice(db.Model):
+    """The mail of one decision on a request, for a parent who chose a mail per decision: unique on
+    the request and the decision's instant, so a retried job, a second scheduler or a restarted
+    worker sends it once."""
+
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("request.id", ondelete="CASCADE"))
+    decided_at: Mapped[utc]
+    outbox_id: Mapped[int | None] = mapped_column(sa.ForeignKey("outbox_message.id", ondelete="SET NULL"))
+    created_at: Mapped[timestamp]
+
+    __table_args__ = (sa.UniqueConstraint("request_id", "decided_at", name="uq_decision_notice_request_at"),)
+
+
 class DigestRun(db.Model):
     """A window whose digests have all been written to the outbox (a missed window has no row yet)."""
 

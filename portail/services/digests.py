@@ -24,6 +24,8 @@ from portail.formatting import PARIS, french_date
 from portail.models import (
     Activity,
     Child,
+    DecisionNotice,
+    DecisionsChoice,
     Digest,
     DigestRun,
     DigestWindow,
@@ -34,7 +36,8 @@ from portail.models import (
     User,
     utcnow,
 )
-from portail.services.outbox import commit, queue_mails
+from portail.services import notification_choices
+from portail.services.outbox import commit, queue_mail, queue_mails
 from portail.services.transactions import upsert
 from portail.urls import public_url
 
@@ -88,27 +91,138 @@ def due_windows(
 
 
 def dispatch_due(now: datetime) -> int:
-    """Send every due window (the scheduler calls this every minute); return the mails queued."""
-    return sum(
-        send_window(day, window, now)
-        for day, window in due_windows(now, current_app.config["DIGEST_CATCH_UP"])
+    """Send the decisions of the accounts that chose a mail per decision, then every due window
+    (the scheduler calls this every minute); return the mails queued."""
+    catch_up = current_app.config["DIGEST_CATCH_UP"]
+    return send_immediate(now, catch_up) + sum(
+        send_window(day, window, now) for day, window in due_windows(now, catch_up)
     )
+
+
+def send_immediate(now: datetime, catch_up: timedelta, grace: timedelta = timedelta(0)) -> int:
+    """One mail per decision (a request's lines decided at one instant) for the accounts whose
+    choice then was a mail per decision, not mailed yet, made in the last `catch_up`: a
+    `DecisionNotice` row unique on (request, instant) taken in the mail's transaction, so two
+    schedulers or a retried job send it once. Return the mails queued."""
+    mode = notification_choices.decisions_at(Request.created_by_id, RequestLine.decided_at)
+    rows = db.session.execute(
+        sa.select(
+            Request.created_by_id,
+            Request.id,
+            Request.kind,
+            Child.first_name,
+            Activity.name,
+            RequestLine.day,
+            RequestLine.state,
+            RequestLine.reason,
+            RequestLine.message,
+            RequestLine.decided_at,
+        )
+        .join(RequestLine, RequestLine.request_id == Request.id)
+        .join(Child, Child.id == Request.child_id)
+        .join(Activity, Activity.id == Request.activity_id)
+        .where(
+            RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED]),
+            RequestLine.decided_at > now - catch_up,
+            RequestLine.decided_at <= now - grace,
+            Request.created_by_id.is_not(None),
+            mode == DecisionsChoice.IMMEDIATE,
+            ~sa.exists().where(
+                DecisionNotice.request_id == Request.id, DecisionNotice.decided_at == RequestLine.decided_at
+            ),
+        )
+        .order_by(Request.id, RequestLine.decided_at, RequestLine.day)
+    ).all()
+    decisions: dict[tuple, list] = defaultdict(list)
+    for row in rows:
+        decisions[(row.created_by_id, row.id, row.decided_at)].append(row)
+    queued = 0
+    keys = iter(decisions)
+    while batch := list(islice(keys, BATCH)):
+        queued += _send_notices(batch, decisions)
+    return queued
+
+
+def _send_notices(keys: list[tuple], decisions: dict[tuple, list]) -> int:
+    """One transaction: the notices this run wins, and their mails."""
+    won = db.session.execute(
+        upsert(DecisionNotice)
+        .values(
+            [
+                {"user_id": user_id, "request_id": request_id, "decided_at": at}
+                for user_id, request_id, at in keys
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["request_id", "decided_at"])
+        .returning(
+            DecisionNotice.id, DecisionNotice.user_id, DecisionNotice.request_id, DecisionNotice.decided_at
+        )
+    ).all()
+    if not won:
+        commit()
+        return 0
+    users = {
+        user.id: user
+        for user in db.session.scalars(
+            sa.select(User).where(User.id.in_({user_id for _n, user_id, _r, _a in won}))
+        )
+    }
+    link = public_url("account.requests_list")
+    sent = 0
+    for notice_id, user_id, request_id, at in won:
+        user = users.get(user_id)
+        if user is None or not user.is_active:
+            continue
+        message_id = queue_mail(
+            "decision_notice",
+            user.email,
+            first_name=user.first_name,
+            decisions=_grouped(decisions[(user_id, request_id, at)]),
+            link=link,
+        )
+        db.session.execute(
+            sa.update(DecisionNotice).where(DecisionNotice.id == notice_id).values(outbox_id=message_id)
+        )
+        sent += 1
+    commit()
+    return sent
 
 
 class WindowNotOver(ValueError):
     """A window cannot be sent before its end: the decisions made later would be left out."""
 
 
-def send_window(day: date, window: DigestWindow, now: datetime | None = None) -> int:
-    """Write the window's digests to the outbox, batch by batch; idempotent. Return the mails queued now."""
+def _decided(day: date, window: DigestWindow) -> sa.ColumnElement:
+    """The decisions a window's digests carry: those made in it for the accounts that chose the
+    13:00/18:00 digests (or never chose), and, in the 18:00 window, those of the whole day (from 18:00
+    the day before) for the accounts that chose one digest a day — each by the choice in force when
+    it was made (a decision mailed at once is in no digest)."""
     start, end = bounds(day, window)
-    if end > (now or utcnow()):
-        raise WindowNotOver(f"La fenêtre de {window.value} du {french_date(day)} n'est pas terminée.")
-    decided = sa.and_(
+    mode = notification_choices.decisions_at(Request.created_by_id, RequestLine.decided_at)
+    in_window = sa.and_(
         RequestLine.decided_at > start,
         RequestLine.decided_at <= end,
-        RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED]),
+        sa.or_(mode.is_(None), mode == DecisionsChoice.TWICE_DAILY),
     )
+    if window is DigestWindow.EVENING:
+        day_start = bounds(day, DigestWindow.NOON)[0]
+        in_window = sa.or_(
+            in_window,
+            sa.and_(
+                RequestLine.decided_at > day_start,
+                RequestLine.decided_at <= end,
+                mode == DecisionsChoice.DAILY,
+            ),
+        )
+    return sa.and_(RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED]), in_window)
+
+
+def send_window(day: date, window: DigestWindow, now: datetime | None = None) -> int:
+    """Write the window's digests to the outbox, batch by batch; idempotent. Return the mails queued now."""
+    _start, end = bounds(day, window)
+    if end > (now or utcnow()):
+        raise WindowNotOver(f"La fenêtre de {window.value} du {french_date(day)} n'est pas terminée.")
+    decided = _decided(day, window)
     already = sa.exists().where(
         Digest.user_id == Request.created_by_id, Digest.day == day, Digest.window == window
     )
@@ -144,6 +258,7 @@ def _send_batch(user_ids: list[int], day: date, window: DigestWindow, decided) -
             RequestLine.state,
             RequestLine.reason,
             RequestLine.message,
+            RequestLine.decided_at,
         )
         .join(RequestLine, RequestLine.request_id == Request.id)
         .join(Child, Child.id == Request.child_id)
@@ -183,6 +298,9 @@ def _send_batch(user_ids: list[int], day: date, window: DigestWindow, decided) -
                     "first_name": user.first_name,
                     "day": day.isoformat(),
                     "window": window.value,
+                    # (a whole day's decisions: some were made before 13:00, for a daily digest)
+                    "whole_day": window is DigestWindow.EVENING
+                    and any(row.decided_at <= bounds(day, DigestWindow.NOON)[1] for row in by_user[user_id]),
                     "decisions": _grouped(by_user[user_id]),
                     "link": link,
                 },

@@ -27,6 +27,7 @@ SUBJECTS = {
     "dossier_decision": "Votre demande de modification du dossier famille",
     "booking_receipt": "Accusé de réception de votre demande",
     "decision_digest": "Accusé de traitement de vos demandes",
+    "decision_notice": "Réponse à votre demande",
     "document_decision": "Votre pièce justificative",
     "document_expiry": "Une pièce justificative arrive à expiration",
     "invoice_issued": "Une nouvelle facture est disponible",
