@@ -30,6 +30,7 @@ from portail.models import (
     DigestRun,
     DigestWindow,
     LineState,
+    NotificationChoice,
     Request,
     RequestKind,
     RequestLine,
@@ -125,7 +126,12 @@ def send_immediate(now: datetime, catch_up: timedelta, grace: timedelta = timede
             RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED]),
             RequestLine.decided_at > now - catch_up,
             RequestLine.decided_at <= now - grace,
-            Request.created_by_id.is_not(None),
+            # (only the accounts that ever chose it: a cheap filter before the choice at each instant)
+            Request.created_by_id.in_(
+                sa.select(NotificationChoice.user_id).where(
+                    NotificationChoice.decisions == DecisionsChoice.IMMEDIATE
+                )
+            ),
             mode == DecisionsChoice.IMMEDIATE,
             ~sa.exists().where(
                 DecisionNotice.request_id == Request.id, DecisionNotice.decided_at == RequestLine.decided_at
