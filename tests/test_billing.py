@@ -787,9 +787,12 @@ def test_an_agent_enters_a_late_reservation_and_a_late_absence_and_billing_sees_
         url, data={"child": child.id, "activity": activity.id, "day": "2026-10-08", "kind": "reservation"}
     )
     monkeypatch.setattr(activity_routes, "utcnow", lambda: datetime(2026, 10, 8, 6, tzinfo=UTC))
-    client.post(
-        url, data={"child": child.id, "activity": activity.id, "day": "2026-10-08", "kind": "absence"}
+    late = client.post(
+        url,
+        data={"child": child.id, "activity": activity.id, "day": "2026-10-08", "kind": "absence"},
+        follow_redirects=True,
     )
+    assert "Absence saisie après le délai : ce jour reste facturé 1,00" in late.get_data(as_text=True)
     states = dict(db.session.execute(sa.select(Booking.day, Booking.state)).all())
     assert states == {date(2026, 10, 6): BookingState.RESERVED, date(2026, 10, 8): BookingState.ABSENT}
     history = db.session.scalars(sa.select(Request).order_by(Request.id)).all()

@@ -52,7 +52,7 @@ def test_a_parent_creates_a_childs_calendar_address_and_its_feed_answers(browser
     assert summaries == ["Léa — Restauration scolaire"] * 3
 
     parent.get_by_role("link", name="← Calendrier").click()
-    parent.get_by_role("link", name="Supprimer l'adresse Léa").click()
+    parent.get_by_role("link", name="Supprimer l'adresse de Léa").click()
     parent.get_by_role("heading", name="Supprimer l'adresse d'agenda ?").wait_for()
     journey.check("confirmer-suppression")
     parent.get_by_role("button", name="Oui, supprimer l'adresse").click()

@@ -307,3 +307,18 @@ def test_another_familys_or_accounts_ids_give_404(app, client, auth):
         assert client.post(url, data={"confirmer": "oui"}).status_code == 404
     db.session.expire_all()
     assert db.session.get(CalendarFeed, others_feed.id).revoked_at is None
+
+
+def test_a_deleted_or_replaced_address_cannot_be_regenerated(app, client, auth):
+    """A page kept from before (the Back button, a second click): the address is gone, nothing is made."""
+    claire, family, _lea, _tom, _zoe, _canteen = martins()
+    feed, _token = calendar_feeds.issue(claire, family, None, utcnow())
+    db.session.commit()
+    auth.login("claire@example.fr")
+    url = f"/mon-espace/compte/calendrier/adresse/{feed.id}/regenerer"
+    assert client.post(url, data={"confirmer": "oui"}).status_code == 200  # a new address replaces it
+    count = db.session.scalar(sa.select(sa.func.count(CalendarFeed.id)))
+    for method in ("get", "post"):  # the replaced address: back to the list, nothing made
+        again = getattr(client, method)(url, data={"confirmer": "oui"})
+        assert again.status_code == 302 and again.location.endswith("/mon-espace/compte/calendrier")
+    assert db.session.scalar(sa.select(sa.func.count(CalendarFeed.id))) == count

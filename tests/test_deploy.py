@@ -164,6 +164,19 @@ def test_nginx_keeps_a_waiting_parent_s_connection_between_two_polls():
     assert keepalive > slowest + 5
 
 
+def test_nginx_does_not_log_the_calendar_feeds_tokens():
+    """A calendar address's token is its secret (the database keeps only its hash): the proxy that
+    production has writes no access log line for /calendrier/, whose paths carry it."""
+    from portail.account.calendar_routes import feed_bp
+
+    site = (ROOT / "deploy" / "nginx" / "portail.conf").read_text(encoding="utf-8")
+    block = re.search(r"location /calendrier/ \{(.*?)\}", site, re.DOTALL)
+    assert feed_bp.url_prefix == "/calendrier"
+    assert (
+        block and "access_log off;" in block.group(1) and "proxy_pass http://portail_nodes;" in block.group(1)
+    )
+
+
 def test_the_environment_file_keeps_the_waiting_room_as_measured():
     """The file a town copies overrides gunicorn.conf.py's setting and the defaults: it must say what
     bench/peak.py measured (it said 1 slot and a 0.4 s target while the measures used 2 and 0.3)."""

@@ -195,3 +195,16 @@ def test_the_page_shows_the_choices_and_refuses_bad_input(app, client, auth, cla
     assert notification_choices.decisions_now(parent.id) is DecisionsChoice.DAILY
     profile = client.get("/mon-espace/compte").get_data(as_text=True)
     assert "Réponses de la mairie : un récapitulatif par jour, à 18 h." in profile
+
+
+def test_no_mail_per_decision_for_an_activity_that_answers_at_once(app, agent):
+    """Its receipt already says the answer (and a parent who chose no receipts chose no mail)."""
+    from portail.models import ValidationMode
+
+    activity = canteen(validation_mode=ValidationMode.AUTOMATIC)
+    db.session.add(activity)
+    request, _child, parent = pending_request(activity, email="claire@example.fr")
+    assert request.lines[0].decided_at is not None and request.lines[0].decided_by_id is None
+    choose(parent, DecisionsChoice.IMMEDIATE, datetime(2026, 9, 1, tzinfo=PARIS))  # (chosen before)
+    assert digests.send_immediate(datetime(2026, 10, 1, 12, tzinfo=PARIS), timedelta(days=60)) == 0
+    assert mails("decision_notice") == []

@@ -517,7 +517,10 @@ def test_a_decision_on_a_cell_takes_the_focus_and_is_announced(client, auth, set
     url = f"/famille/{family.id}/planning/confirmer"
     query = cell_form(child, activity, day, "reserve")
     confirm = client.get(url, query_string=query, headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert re.search(r'<button type="submit" class="button" autofocus>Confirmer</button>', confirm)
+    assert re.search(
+        r'<button type="submit" class="button"( aria-describedby="[^"]+")? autofocus>Confirmer</button>',
+        confirm,
+    )
     assert "data-cancel" in confirm
     done = click(client, setup, day, "reserve").get_data(as_text=True)
     # automatic validation: reserved at once, the cell's next action (an absence) takes the focus

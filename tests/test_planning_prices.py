@@ -62,6 +62,11 @@ def test_the_confirmation_says_the_price_for_the_familys_quotient(client, auth, 
     auth.login("parent@example.fr")
     text = confirmation(client, setup, next_weekday(2), "reserve")
     assert "Prix de ce jour pour votre famille : 3,30 €" in text  # the bracket 623–1000
+    family.guardians[0].quotient_valid_until = next_weekday(2).replace(day=1) - timedelta(days=1)
+    commit()
+    expired = confirmation(client, setup, next_weekday(2), "reserve")  # lapsed: the highest bracket, said
+    assert "Prix de ce jour pour votre famille : 5,10 € (tarif le plus élevé : pas de quotient" in expired
+    assert 'aria-describedby="' in expired and "-cost" in expired  # the button is described by the price
     family.guardians[0].quotient = None  # no quotient: the highest bracket
     commit()
     assert "Prix de ce jour pour votre famille : 5,10 €" in confirmation(
@@ -148,7 +153,7 @@ def test_the_price_said_is_the_price_billed(
     book(family.children[0], activity, [day])
     commit()
 
-    tariff, said = billing.family_quotes(family.id, activity.id, [day])[day]
+    tariff, said, _quotient = billing.family_quotes(family.id, activity.id, [day])[day]
     run_month(month)
     (line,) = db.session.scalars(
         sa.select(InvoiceLine).where(

@@ -119,6 +119,9 @@ def calendar_regenerate(feed_id: int):
     """Régénérer an address: confirm (GET), then a new address replaces it (POST); the old one stops
     working at once."""
     found = _own_feed_or_404(feed_id)
+    if found.revoked_at is not None:  # (deleted, or regenerated already: a second click, a page kept)
+        flash("Cette adresse d'agenda n'existe plus : voici vos adresses actuelles.", "info")
+        return redirect(url_for("account.calendar"))
     if request.method == "GET" or request.form.get("confirmer") != "oui":
         return render_template("account/calendar_confirm.html", feed=found, action="regenerer")
     created, token = calendar_feeds.issue(current_user, found.family, found.child, utcnow())

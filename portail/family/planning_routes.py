@@ -282,9 +282,14 @@ def cost_text(family_id: int, cell: planning.Cell, action: str) -> str | None:
         return "Une absence demandée dans les délais n'est pas facturée."
     if action != RESERVE:
         return None
-    tariff, price = billing.family_quotes(family_id, cell.activity.id, [cell.day])[cell.day]
+    tariff, price, quotient = billing.family_quotes(family_id, cell.activity.id, [cell.day])[cell.day]
     if tariff is None:
         return "Aucun tarif n'est encore fixé pour ce jour : le service Enfance vous indiquera son prix."
+    if quotient is None:
+        return (
+            f"Prix de ce jour pour votre famille : {billing.euros(price)} (tarif le plus élevé : pas de "
+            "quotient familial valable ce mois-là ; mettez-le à jour dans votre Dossier Famille)."
+        )
     return f"Prix de ce jour pour votre famille : {billing.euros(price)} (selon votre quotient familial)."
 
 
@@ -667,16 +672,18 @@ def _period_data(family, activities) -> dict:
     return data
 
 
-def _costs(family, data: dict) -> dict[int, tuple[int, int]]:
-    """Each child's cost of the days it can ask (billing's price of each day) and how many have no
-    tariff yet (two queries for the period)."""
+def _costs(family, data: dict) -> dict[int, tuple[int, int, bool]]:
+    """Each child's cost of the days it can ask (billing's price of each day), how many have no
+    tariff yet, and whether some are at the highest bracket for want of a valid quotient (two
+    queries for the period)."""
     quotes = billing.family_quotes(family.id, data["activity"].id, data["days"])
     costs = {}
     for child, verdicts in data["preview"]:
         asked = [quotes[day] for day, verdict in verdicts if verdict.actions]
         costs[child.id] = (
-            sum(price for _t, price in asked),
-            sum(1 for tariff, _p in asked if tariff is None),
+            sum(price for _t, price, _q in asked),
+            sum(1 for tariff, _p, _q in asked if tariff is None),
+            any(tariff is not None and quotient is None for tariff, _p, quotient in asked),
         )
     return costs
 

@@ -152,11 +152,19 @@ def day_entry(family_id: int):
 
 
 def _late_cost(family_id: int, activity: Activity, kind: RequestKind, day) -> str:
-    """What billing will add for a reservation entered after its deadline (the day's price and the
-    tariff's surcharge, billing's own figures), said to the agent at once."""
-    if kind is not RequestKind.RESERVATION or utcnow() <= booking_rules.booking_deadline(activity, day):
+    """What billing will charge for a day entered after its deadline (billing's own figures), said to
+    the agent at once: a late reservation's price and the tariff's surcharge, a late absence billed
+    when the tariff says so."""
+    if kind is RequestKind.ABSENCE:
+        if utcnow() <= booking_rules.absence_deadline(activity, day):
+            return ""
+        tariff, price, _quotient = billing.family_quotes(family_id, activity.id, [day])[day]
+        if tariff is None or not tariff.bill_late_absences:
+            return " Absence saisie après le délai : elle n'est pas facturée (tarif de l'activité)."
+        return f" Absence saisie après le délai : ce jour reste facturé {billing.euros(price)} (tarif de l'activité)."
+    if utcnow() <= booking_rules.booking_deadline(activity, day):
         return ""
-    tariff, price = billing.family_quotes(family_id, activity.id, [day])[day]
+    tariff, price, _quotient = billing.family_quotes(family_id, activity.id, [day])[day]
     if tariff is None:
         return " Saisie après le délai ; aucun tarif n'est fixé pour ce jour."
     if not tariff.late_surcharge_cents:

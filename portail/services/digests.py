@@ -124,6 +124,8 @@ def send_immediate(now: datetime, catch_up: timedelta, grace: timedelta = timede
         .join(Activity, Activity.id == Request.activity_id)
         .where(
             RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED]),
+            # (an activity that answers at once: its receipt already said the answer)
+            RequestLine.decided_by_id.is_not(None),
             RequestLine.decided_at > now - catch_up,
             RequestLine.decided_at <= now - grace,
             # (only the accounts that ever chose it: a cheap filter before the choice at each instant)

@@ -35,9 +35,10 @@ def quote(tariffs: list[Tariff], day: date, quotient: int | None) -> tuple[Tarif
 
 def family_quotes(
     family_id: int, activity_id: int, days: list[date]
-) -> dict[date, tuple[Tariff | None, int]]:
-    """Each day's tariff and price for the family, as billing will charge a day reserved (`quote`,
-    with the quotient valid on the first of each month): two queries whatever the number of days."""
+) -> dict[date, tuple[Tariff | None, int, int | None]]:
+    """Each day's tariff, price for the family and the quotient applied (None: none valid, the
+    highest bracket), as billing will charge a day reserved (`quote`, with the quotient valid on the
+    first of each month): two queries whatever the number of days."""
     if not days:
         return {}
     guardians = db.session.execute(
@@ -57,7 +58,11 @@ def family_quotes(
         .unique()
         .all()
     )
-    return {day: quote(tariffs, day, family_quotient(guardians, day.replace(day=1))) for day in days}
+    quotes = {}
+    for day in days:
+        quotient = family_quotient(guardians, day.replace(day=1))
+        quotes[day] = (*quote(tariffs, day, quotient), quotient)
+    return quotes
 
 
 def family_quotient(guardians: list, month: date) -> int | None:
