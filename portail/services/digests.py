@@ -100,6 +100,27 @@ def dispatch_due(now: datetime) -> int:
     )
 
 
+# The decided lines as the mails list them (what `_grouped` reads): one row per line, with its
+# request's author, kind, child and activity.
+DECISION_ROWS = (
+    sa.select(
+        Request.created_by_id,
+        Request.id,
+        Request.kind,
+        Child.first_name,
+        Activity.name,
+        RequestLine.day,
+        RequestLine.state,
+        RequestLine.reason,
+        RequestLine.message,
+        RequestLine.decided_at,
+    )
+    .join(RequestLine, RequestLine.request_id == Request.id)
+    .join(Child, Child.id == Request.child_id)
+    .join(Activity, Activity.id == Request.activity_id)
+)
+
+
 def send_immediate(now: datetime, catch_up: timedelta, grace: timedelta = timedelta(0)) -> int:
     """One mail per decision (a request's lines decided at one instant) for the accounts whose
     choice then was a mail per decision, not mailed yet, made in the last `catch_up`: a
@@ -107,22 +128,7 @@ def send_immediate(now: datetime, catch_up: timedelta, grace: timedelta = timede
     schedulers or a retried job send it once. Return the mails queued."""
     mode = notification_choices.decisions_at(Request.created_by_id, RequestLine.decided_at)
     rows = db.session.execute(
-        sa.select(
-            Request.created_by_id,
-            Request.id,
-            Request.kind,
-            Child.first_name,
-            Activity.name,
-            RequestLine.day,
-            RequestLine.state,
-            RequestLine.reason,
-            RequestLine.message,
-            RequestLine.decided_at,
-        )
-        .join(RequestLine, RequestLine.request_id == Request.id)
-        .join(Child, Child.id == Request.child_id)
-        .join(Activity, Activity.id == Request.activity_id)
-        .where(
+        DECISION_ROWS.where(
             RequestLine.state.in_([LineState.ACCEPTED, LineState.REFUSED]),
             # (an activity that answers at once: its receipt already said the answer)
             RequestLine.decided_by_id.is_not(None),
@@ -138,8 +144,7 @@ def send_immediate(now: datetime, catch_up: timedelta, grace: timedelta = timede
             ~sa.exists().where(
                 DecisionNotice.request_id == Request.id, DecisionNotice.decided_at == RequestLine.decided_at
             ),
-        )
-        .order_by(Request.id, RequestLine.decided_at, RequestLine.day)
+        ).order_by(Request.id, RequestLine.decided_at, RequestLine.day)
     ).all()
     decisions: dict[tuple, list] = defaultdict(list)
     for row in rows:
@@ -256,23 +261,9 @@ def _send_batch(user_ids: list[int], day: date, window: DigestWindow, decided) -
     """One transaction: the batch's decisions (one query), the digest rows this run wins (one
     statement), their outbox rows (one bulk insert)."""
     rows = db.session.execute(
-        sa.select(
-            Request.created_by_id,
-            Request.id,
-            Request.kind,
-            Child.first_name,
-            Activity.name,
-            RequestLine.day,
-            RequestLine.state,
-            RequestLine.reason,
-            RequestLine.message,
-            RequestLine.decided_at,
+        DECISION_ROWS.where(decided, Request.created_by_id.in_(user_ids)).order_by(
+            Request.created_by_id, Child.first_name, Activity.name, RequestLine.day
         )
-        .join(RequestLine, RequestLine.request_id == Request.id)
-        .join(Child, Child.id == Request.child_id)
-        .join(Activity, Activity.id == Request.activity_id)
-        .where(decided, Request.created_by_id.in_(user_ids))
-        .order_by(Request.created_by_id, Child.first_name, Activity.name, RequestLine.day)
     ).all()
     by_user: dict[int, list] = defaultdict(list)
     for row in rows:
