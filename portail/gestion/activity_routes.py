@@ -4,7 +4,6 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from portail import bookings
-from portail.bookings import rules as booking_rules
 from portail.extensions import db
 from portail.formatting import french_day
 from portail.forms import form_page
@@ -109,7 +108,8 @@ def day_entry(family_id: int):
     family = db.get_or_404(Family, family_id)
     form = DayEntryForm()
     form.child.choices = [(0, "— Choisir —")] + [(c.id, c.full_name) for c in family.children]
-    form.activity.choices = [(0, "— Choisir —")] + [(a.id, a.name) for a in activity_service.all_activities()]
+    activities = activity_service.all_activities()
+    form.activity.choices = [(0, "— Choisir —")] + [(a.id, a.name) for a in activities]
     if form.validate_on_submit():
         child = db.session.get(Child, form.child.data)  # one of the family's (checked by the form)
         activity = db.session.get(Activity, form.activity.data)
@@ -137,39 +137,27 @@ def day_entry(family_id: int):
             label = "Réservation" if kind is RequestKind.RESERVATION else "Absence"
             flash(
                 f"{label} du {french_day(form.day.data)} enregistrée pour {child.first_name} ({activity.name})."
-                + _late_cost(family.id, activity, kind, form.day.data),
+                + _late_text(billing.late_entry(family.id, activity, kind, form.day.data, utcnow())),
                 "success",
             )
             return redirect(url_for("gestion.day_entry", family_id=family.id))
-    today = billing.today_in_paris(utcnow())
-    in_force = billing.tariffs_for(today, today)
-    surcharges = [
-        (activity.name, tariff.late_surcharge_cents)
-        for activity in activity_service.all_activities()
-        if (tariff := billing.tariff_on(in_force.get(activity.id, []), today)) and tariff.late_surcharge_cents
-    ]
+    surcharges = billing.late_surcharges(activities, billing.today_in_paris(utcnow()))
     return form_page("gestion/day_entry.html", family=family, form=form, surcharges=surcharges)
 
 
-def _late_cost(family_id: int, activity: Activity, kind: RequestKind, day) -> str:
-    """What billing will charge for a day entered after its deadline (billing's own figures), said to
-    the agent at once: a late reservation's price and the tariff's surcharge, a late absence billed
-    when the tariff says so."""
-    if kind is RequestKind.ABSENCE:
-        if utcnow() <= booking_rules.absence_deadline(activity, day):
-            return ""
-        tariff, price, _quotient = billing.family_quotes(family_id, activity.id, [day])[day]
-        if tariff is None or not tariff.bill_late_absences:
-            return " Absence saisie après le délai : elle n'est pas facturée (tarif de l'activité)."
-        return f" Absence saisie après le délai : ce jour reste facturé {billing.euros(price)} (tarif de l'activité)."
-    if utcnow() <= booking_rules.booking_deadline(activity, day):
+def _late_text(late: billing.LateEntry | None) -> str:
+    """What billing will charge for a day entered after its deadline, said to the agent at once."""
+    if late is None:
         return ""
-    tariff, price, _quotient = billing.family_quotes(family_id, activity.id, [day])[day]
-    if tariff is None:
+    if late.kind is RequestKind.ABSENCE:
+        if not late.billed:
+            return " Absence saisie après le délai : elle n'est pas facturée (tarif de l'activité)."
+        return f" Absence saisie après le délai : ce jour reste facturé {billing.euros(late.price_cents)} (tarif de l'activité)."
+    if late.tariff is None:
         return " Saisie après le délai ; aucun tarif n'est fixé pour ce jour."
-    if not tariff.late_surcharge_cents:
-        return f" Saisie après le délai : ce jour sera facturé {billing.euros(price)}, sans majoration."
+    if not late.surcharge_cents:
+        return f" Saisie après le délai : ce jour sera facturé {billing.euros(late.price_cents)}, sans majoration."
     return (
-        f" Saisie après le délai : ce jour sera facturé {billing.euros(price)}"
-        f" + majoration de {billing.euros(tariff.late_surcharge_cents)}."
+        f" Saisie après le délai : ce jour sera facturé {billing.euros(late.price_cents)}"
+        f" + majoration de {billing.euros(late.surcharge_cents)}."
     )

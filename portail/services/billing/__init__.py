@@ -48,6 +48,7 @@ from portail.services.billing.payments import (
 )
 from portail.services.billing.runs import BATCH, not_queued, recent_runs, run, start
 from portail.services.billing.tariffs import (
+    LateEntry,
     activity_choices,
     all_tariffs,
     check_brackets,
@@ -55,6 +56,8 @@ from portail.services.billing.tariffs import (
     delete_tariff,
     family_quotes,
     family_quotient,
+    late_entry,
+    late_surcharges,
     make_brackets,
     price_for,
     quote,
@@ -85,6 +88,7 @@ __all__ = [
     "enter_payment",
     "euros",
     "families_to_bill",
+    "LateEntry",
     "family_quotes",
     "family_quotient",
     "invoices_by_family",
@@ -96,6 +100,8 @@ __all__ = [
     "paid_cents",
     "parse_euros",
     "previous_month",
+    "late_entry",
+    "late_surcharges",
     "price_for",
     "quote",
     "recent_runs",

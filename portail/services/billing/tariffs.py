@@ -2,12 +2,14 @@
 entering and removing them in the back office."""
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
 
+from portail.bookings import rules as booking_rules
 from portail.extensions import db
-from portail.models import Activity, AuditEvent, Guardian, Tariff, TariffBracket, User
+from portail.models import Activity, AuditEvent, Guardian, RequestKind, Tariff, TariffBracket, User
 from portail.services.audit import record
 from portail.services.billing.money import BillingError
 from portail.services.transactions import TWIN_WITHIN, claim, twin
@@ -63,6 +65,50 @@ def family_quotes(
         quotient = family_quotient(guardians, day.replace(day=1))
         quotes[day] = (*quote(tariffs, day, quotient), quotient)
     return quotes
+
+
+@dataclass(frozen=True)
+class LateEntry:
+    """What billing will charge for a day the service entered after its deadline (billing's rules):
+    a reservation is billed its price plus the tariff's surcharge; an absence stays billed at the
+    day's price when the tariff bills late absences. `tariff` None: no tariff for that day."""
+
+    kind: RequestKind
+    tariff: Tariff | None
+    price_cents: int
+
+    @property
+    def billed(self) -> bool:
+        """Whether the day is billed at all (an absence: only if the tariff bills late absences)."""
+        if self.tariff is None:
+            return False
+        return self.kind is RequestKind.RESERVATION or self.tariff.bill_late_absences
+
+    @property
+    def surcharge_cents(self) -> int:
+        return self.tariff.late_surcharge_cents if self.tariff and self.kind is RequestKind.RESERVATION else 0
+
+
+def late_entry(family_id: int, activity: Activity, kind: RequestKind, day: date, now) -> LateEntry | None:
+    """The charge of a day entered by the service at `now`, if that is after the day's deadline for
+    its kind (None: in time, billed as usual)."""
+    deadline = (
+        booking_rules.booking_deadline if kind is RequestKind.RESERVATION else booking_rules.absence_deadline
+    )
+    if now <= deadline(activity, day):
+        return None
+    tariff, price, _quotient = family_quotes(family_id, activity.id, [day])[day]
+    return LateEntry(kind, tariff, price)
+
+
+def late_surcharges(activities: list[Activity], today: date) -> list[tuple[str, int]]:
+    """(activity name, surcharge) of the tariffs in force today that surcharge a late reservation."""
+    in_force = tariffs_for(today, today)
+    return [
+        (activity.name, tariff.late_surcharge_cents)
+        for activity in activities
+        if (tariff := tariff_on(in_force.get(activity.id, []), today)) and tariff.late_surcharge_cents
+    ]
 
 
 def family_quotient(guardians: list, month: date) -> int | None:
