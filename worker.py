@@ -38,6 +38,7 @@ RECURRING = [
     ("portail.jobs.documents_expiry", 3600),
     ("portail.jobs.kitchen_headcounts_mail", 60),  # no query before the time, one once sent
     ("portail.jobs.invoice_reminders", 60),  # likewise: the day's reminders at their time
+    ("portail.jobs.waiting_lists", 60),  # offers expired passed on, lines closed at their deadline
 ]
 # Redis errors that end an RQ loop and pass (a restart, a stall, a network cut); BusyLoadingError,
 # while a restarted Redis reads its dump, is a ConnectionError.

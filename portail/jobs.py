@@ -2,6 +2,7 @@
 
 from flask import current_app
 
+from portail import bookings
 from portail.models import utcnow
 from portail.services import accounts, billing, digests, documents, headcounts, outbox
 from portail.services.billing import attestation_bulk, reminders
@@ -59,6 +60,12 @@ def documents_expiry() -> dict[str, int]:
     result = documents.expiry(utcnow())
     commit()
     return result
+
+
+def waiting_lists() -> dict[str, int]:
+    """The waiting lists' minute: offers not confirmed in time passed to the next in line, lines past
+    their booking deadline closed, free places offered (each change once, whatever the workers)."""
+    return bookings.tend_lines(utcnow())
 
 
 def billing_run(run_id: int) -> int:

@@ -7,7 +7,7 @@ subscribed parent (`CELL`, read by `family.loaders.cell_or_404`). Statements are
 connection, which does not autoflush.
 """
 
-from datetime import date
+from datetime import date, datetime
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -22,11 +22,13 @@ from portail.models import (
     ClosingDay,
     Enrolment,
     Subscription,
+    WaitingEntry,
 )
 
-_enrolment, _booking, _counter, _closing = (
-    model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay)
+_enrolment, _booking, _counter, _closing, _entry = (
+    model.__table__ for model in (Enrolment, Booking, ActivityDay, ClosingDay, WaitingEntry)
 )
+_ahead = _entry.alias("ahead")
 _IDS = sa.bindparam("ids", expanding=True)
 _PERIOD = (sa.bindparam("start"), sa.bindparam("end"))
 
@@ -46,10 +48,54 @@ ENROLMENTS = sa.select(
 BOOKINGS = sa.select(
     _booking.c.child_id, _booking.c.activity_id, _booking.c.day, _booking.c.state, _booking.c.reason
 ).where(_booking.c.child_id.in_(_IDS), _booking.c.day.between(*_PERIOD))
-# The day counters of some activities over a period (only an activity with a capacity needs them).
-COUNTERS = sa.select(_counter.c.activity_id, _counter.c.day, _counter.c.booked).where(
-    _counter.c.activity_id.in_(_IDS), _counter.c.day.between(*_PERIOD)
-)
+
+
+def in_line(activity_id, day) -> sa.ScalarSelect:
+    """How many children wait for a place on an activity's day (not those offered one)."""
+    return (
+        sa.select(sa.func.count())
+        .select_from(_ahead)
+        .where(
+            _ahead.c.activity_id == activity_id,
+            _ahead.c.day == day,
+            _ahead.c.ended_at.is_(None),
+            _ahead.c.offered_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+
+
+def ahead_of(entry) -> sa.ColumnElement:
+    """Whether `_ahead` is before `entry` in the same line (by key, then by id)."""
+    return sa.and_(
+        _ahead.c.activity_id == entry.c.activity_id,
+        _ahead.c.day == entry.c.day,
+        _ahead.c.ended_at.is_(None),
+        _ahead.c.offered_at.is_(None),
+        sa.or_(
+            _ahead.c.queue_key < entry.c.queue_key,
+            sa.and_(_ahead.c.queue_key == entry.c.queue_key, _ahead.c.id < entry.c.id),
+        ),
+    )
+
+
+# The day counters of some activities over a period (only an activity with a capacity needs them),
+# with how many children wait on the day's list.
+COUNTERS = sa.select(
+    _counter.c.activity_id,
+    _counter.c.day,
+    _counter.c.booked,
+    in_line(_counter.c.activity_id, _counter.c.day),
+).where(_counter.c.activity_id.in_(_IDS), _counter.c.day.between(*_PERIOD))
+# The open waiting-list entries of some children over a period: each one's rank in its line (1: the
+# next place freed is theirs) and, offered a place, until when.
+QUEUE = sa.select(
+    _entry.c.child_id,
+    _entry.c.activity_id,
+    _entry.c.day,
+    sa.select(sa.func.count() + 1).select_from(_ahead).where(ahead_of(_entry)).scalar_subquery(),
+    _entry.c.offer_expires_at,
+).where(_entry.c.child_id.in_(_IDS), _entry.c.day.between(*_PERIOD), _entry.c.ended_at.is_(None))
 # The days closed by staff over a period (activity None: every activity).
 CLOSINGS = sa.select(_closing.c.activity_id, _closing.c.day, _closing.c.reason).where(
     _closing.c.day.between(*_PERIOD)
@@ -64,6 +110,9 @@ class Span(NamedTuple):
     weekdays: str | None
 
 
+IN_LINE = {BookingState.WAITING, BookingState.OFFERED}  # the states of a day on its waiting list
+
+
 class Facts(NamedTuple):
     """What the rules read in the database about one child and activity over some days."""
 
@@ -71,10 +120,20 @@ class Facts(NamedTuple):
     states: dict[date, BookingState]  # the days that have a booking
     booked: dict[date, int]  # the days' counters (only read for an activity with a capacity)
     closed: dict[date, str]  # the days closed by staff, with their reason
+    waiting: dict[date, int] = {}  # how many wait on the days' lists (read with the counters)
+    queue: dict[date, "Place"] = {}  # the child's own place on the days' lists
+
+
+class Place(NamedTuple):
+    """A child's place on a day's waiting list: its rank, and until when the place offered is held."""
+
+    rank: int
+    offered_until: datetime | None
 
 
 def read(child: Child, activity: Activity, start: date, end: date) -> Facts:
-    """The facts of one child and activity over a period (four queries, whatever its length)."""
+    """The facts of one child and activity over a period (four queries, whatever its length; five
+    for an activity with a waiting list)."""
     db.session.flush()
     connection = db.session.connection()
     params = {"ids": [child.id], "start": start, "end": end}
@@ -84,9 +143,17 @@ def read(child: Child, activity: Activity, start: date, end: date) -> Facts:
         for _child, activity_id, day, state, _reason in connection.execute(BOOKINGS, params)
         if activity_id == activity.id
     }
-    booked = (
-        {day: count for _a, day, count in connection.execute(COUNTERS, params | {"ids": [activity.id]})}
-        if activity.capacity is not None
+    booked, waiting = {}, {}
+    if activity.capacity is not None:
+        for _a, day, count, in_line_then in connection.execute(COUNTERS, params | {"ids": [activity.id]}):
+            booked[day], waiting[day] = count, in_line_then
+    queue = (
+        {
+            day: Place(rank, until)
+            for _c, activity_id, day, rank, until in connection.execute(QUEUE, params)
+            if activity_id == activity.id
+        }
+        if activity.waiting_list or IN_LINE & set(states.values())
         else {}
     )
     closed = {
@@ -94,11 +161,18 @@ def read(child: Child, activity: Activity, start: date, end: date) -> Facts:
         for activity_id, day, reason in connection.execute(CLOSINGS, params)
         if activity_id in (None, activity.id)
     }
-    return Facts(spans, states, booked, closed)
+    return Facts(spans, states, booked, closed, waiting, queue)
 
 
 _sibling = sa.orm.aliased(Child)
 _DAY = sa.bindparam("day", type_=sa.Date)
+_mine = _entry.alias("mine")
+_MINE = (
+    _mine.c.child_id == Child.id,
+    _mine.c.activity_id == Activity.id,
+    _mine.c.day == _DAY,
+    _mine.c.ended_at.is_(None),
+)
 CHILD_COLUMNS = (Child.id, Child.first_name, Child.last_name)  # all a cell shows or needs of the child
 ACTIVITY_COLUMNS = tuple(Activity.__table__.c)
 # One planning cell in one query: a child of a family the parent is subscribed to, an activity, the
@@ -138,6 +212,13 @@ CELL = (
         )
         .limit(1)
         .scalar_subquery(),
+        in_line(Activity.id, _DAY),
+        sa.select(sa.func.count(_ahead.c.id) + 1)
+        .select_from(_mine)
+        .outerjoin(_ahead, ahead_of(_mine))
+        .where(*_MINE)
+        .scalar_subquery(),
+        sa.select(_mine.c.offer_expires_at).where(*_MINE).scalar_subquery(),
     )
     .join(
         Subscription,
@@ -157,11 +238,13 @@ CELL = (
 )
 
 
-def of_day(day: date, enrolled: bool, state, booked, closing) -> Facts:
+def of_day(day: date, enrolled: bool, state, booked, closing, waiting=0, rank=1, until=None) -> Facts:
     """The facts of one day, from the values `CELL` reads."""
     return Facts(
         [Span(day, day, None)] if enrolled else [],
         {day: state} if state else {},
         {day: booked} if booked else {},
         {day: closing} if closing else {},
+        {day: waiting} if waiting else {},
+        {day: Place(rank, until)} if state in IN_LINE else {},
     )

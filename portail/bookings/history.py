@@ -96,7 +96,9 @@ def created(
             "summary": f"Demande {asked} : {counted_days(days, at_most=3)}",
         }
     ]
-    for state, state_days in (decided or {}).items():
+    decided = dict(decided or {})
+    in_line = decided.pop(LineState.WAITING, [])
+    for state, state_days in decided.items():
         if state_days:
             label = "Acceptée automatiquement" if state is LineState.ACCEPTED else "Refusée automatiquement"
             events.append(
@@ -110,6 +112,18 @@ def created(
                     "reason": None if state is LineState.ACCEPTED else "Complet",
                 }
             )
+    if in_line:
+        events.append(
+            {
+                "request_id": request_id,
+                "kind": EventKind.WAITING_LIST,
+                "author_id": None,
+                "by_town": False,
+                "at": now,
+                "summary": f"Inscrite sur la liste d'attente : {short_days(in_line)}",
+                "reason": None,
+            }
+        )
     db.session.connection().execute(INSERT_EVENTS, events)  # one statement
     if user is None or user.receipts is ReceiptsChoice.NONE:  # (Mon compte → Notifications)
         return
@@ -121,9 +135,10 @@ def created(
         "request_id": request_id,
         "link": public_url("account.request_history", request_id=request_id),
         # An automatic activity has already answered: the receipt says so instead of promising a decision.
-        "automatic": any((decided or {}).values()),
-        "accepted": len((decided or {}).get(LineState.ACCEPTED, [])),
-        "refused_days": [day.isoformat() for day in (decided or {}).get(LineState.REFUSED, [])],
+        "automatic": any(decided.values()),
+        "accepted": len(decided.get(LineState.ACCEPTED, [])),
+        "refused_days": [day.isoformat() for day in decided.get(LineState.REFUSED, [])],
+        "waiting_days": [day.isoformat() for day in in_line],
     }
     if period:
         start, end, weekdays = period

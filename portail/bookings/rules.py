@@ -15,7 +15,7 @@ import holidays
 from vacances_scolaires_france import SchoolHolidayDates, UnsupportedYearException
 
 from portail.formatting import PARIS, WEEKDAYS, french_instant
-from portail.models import Activity, BookingState, DeadlineKind, OpenPeriod
+from portail.models import Activity, BookingState, DeadlineKind, OpenPeriod, ValidationMode
 
 # The ISO weekdays as the forms offer them: ("1", "Lundi") … ("7", "Dimanche").
 WEEKDAY_CHOICES = [(str(number), name.capitalize()) for number, name in enumerate(WEEKDAYS, start=1)]
@@ -24,6 +24,9 @@ RESERVE = "reserve"
 ABSENCE = "absence"
 WITHDRAW = "withdraw"
 DECIDE = "decide"  # the service's decision on a family's pending request
+JOIN = "join"  # a full day's waiting list
+CONFIRM = "confirm"  # the place the waiting list offers
+DECLINE = "decline"  # …or give it up
 
 
 @lru_cache(maxsize=32)
@@ -195,7 +198,12 @@ def _for_town(state: BookingState | None) -> Verdict:
         return Verdict({ABSENCE})
     if state in _SETTLED:
         return Verdict(reason=_SETTLED[state])
+    if state in (BookingState.WAITING, BookingState.OFFERED):
+        return Verdict(reason=_IN_LINE)
     return Verdict({RESERVE})
+
+
+_IN_LINE = "L'enfant est sur la liste d'attente de ce jour : gérez-la dans Listes d'attente"
 
 
 def evaluate(
@@ -210,13 +218,18 @@ def evaluate(
     booked: int = 0,
     day_rules: "DayRules | None" = None,
     by_town: bool = False,
+    waiting: int = 0,
 ) -> Verdict:
     """The rules for one child, activity and day, given the current instant `now` (aware).
 
     `day_rules` may carry what does not depend on the child (closure, deadlines), computed once.
     `by_town`: what the service may do itself (decide a pending request, enter a day for a phone call
     or a child present): no deadline applies, the enrolment and the opening do.
+    `waiting`: how many children wait for a place that day (an activity's list may have a maximum).
     """
+    if by_town and state is BookingState.OFFERED and activity.validation_mode is ValidationMode.MANUAL:
+        # (a place held for the first in line of an activity validated by hand: the agent decides)
+        return Verdict({DECIDE})
     if by_town and state is BookingState.ABSENCE_REQUESTED:
         # (an absence asked can always be granted, even on a day closed since: it only frees a place)
         return _for_town(state)
@@ -247,8 +260,27 @@ def evaluate(
     if state in _SETTLED:
         return Verdict(reason=_SETTLED[state])
     limit = rules.booking
+    if state is BookingState.WAITING:
+        if now < limit:
+            return Verdict({WITHDRAW}, deadline=limit)
+        return Verdict(reason=f"Liste d'attente close depuis le {french_instant(limit)}", deadline=limit)
+    if state is BookingState.OFFERED:
+        # (until the offer's own end, which the transitions check: never past the booking deadline)
+        if activity.validation_mode is ValidationMode.MANUAL:
+            return Verdict({DECLINE}, reason=OFFER_TO_TOWN, deadline=limit)
+        return Verdict({CONFIRM, DECLINE}, deadline=limit)
     if now >= limit:
         return Verdict(reason=f"Délai dépassé depuis le {french_instant(limit)}", deadline=limit)
     if activity.capacity is not None and booked >= activity.capacity:
+        if activity.waiting_list and (
+            activity.waiting_list_max is None or waiting < activity.waiting_list_max
+        ):
+            return Verdict({JOIN}, reason="Complet", deadline=limit)
+        if activity.waiting_list:
+            return Verdict(reason="Complet (liste d'attente pleine)", deadline=limit)
         return Verdict(reason="Complet", deadline=limit)
     return Verdict({RESERVE}, deadline=limit)
+
+
+# An activity validated by hand: the place freed for the first in line waits for the agent's decision.
+OFFER_TO_TOWN = "Une place s'est libérée : votre demande est transmise au service Enfance"

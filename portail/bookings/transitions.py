@@ -10,7 +10,7 @@ SQLite and PostgreSQL.
 """
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -22,7 +22,7 @@ from portail.bookings import history
 from portail.bookings import rules as booking_rules
 from portail.bookings.errors import AlreadyRequested, BookingError, DecisionError
 from portail.bookings.facts import Facts, Span
-from portail.bookings.rules import ABSENCE, DECIDE, RESERVE, WITHDRAW, Verdict
+from portail.bookings.rules import ABSENCE, DECIDE, JOIN, RESERVE, WITHDRAW, Verdict
 from portail.extensions import db
 from portail.formatting import PARIS, french_instant, short_date
 from portail.models import (
@@ -38,18 +38,27 @@ from portail.models import (
     RequestLine,
     ServiceCancellation,
     SickDeclaration,
+    Subscription,
     User,
     ValidationMode,
+    WaitingEnd,
+    WaitingEntry,
 )
 from portail.services import audit
+from portail.services.outbox import queue_mail
 
 # A booking request is one unit of work, retried when a concurrent identical request won the race.
 from portail.services.transactions import Conflict
 from portail.services.transactions import run as with_retries  # noqa: F401
+from portail.urls import public_url
 
 # Reasons offered to agents when they refuse (PRODUCT §6); "Autre" needs a message.
 REFUSAL_REASONS = ["Complet", "Hors délai", "Dossier incomplet", "Autre"]
 PENDING = (BookingState.RESERVATION_REQUESTED, BookingState.ABSENCE_REQUESTED)
+# The lines a family may still withdraw: waiting for the town, or on a day's waiting list.
+OPEN_LINES = (LineState.PENDING, LineState.WAITING)
+# Why a day stays refused when its waiting list is full.
+FULL_LINE = "Complet (liste d'attente pleine)"
 # The state of a day while a line of a request of this kind waits for the town.
 ASKED = {
     RequestKind.RESERVATION: BookingState.RESERVATION_REQUESTED,
@@ -184,17 +193,17 @@ def ask(
     by_town: bool = False,
 ) -> Verdict:
     """The rules' verdict on a day of these facts, for the day's current `state`."""
-    enrolments, _states, booked, closed = facts
     return booking_rules.evaluate(
         activity,
         day,
         now,
-        is_enrolled=booking_rules.enrolled(enrolments, day),
+        is_enrolled=booking_rules.enrolled(facts.enrolments, day),
         state=state,
         zone=zone,
-        closing_days=closed,
-        booked=booked.get(day, 0),
+        closing_days=facts.closed,
+        booked=facts.booked.get(day, 0),
         by_town=by_town,
+        waiting=facts.waiting.get(day, 0),
     )
 
 
@@ -233,7 +242,7 @@ def preview(
         verdict = (verdicts or {}).get(day)
         if verdict is None:
             verdict = ask(activity, day, now, zone, facts, states.get(day))
-        if verdict.actionable and wanted not in verdict.actions:
+        if verdict.actionable and wanted not in verdict.actions and JOIN not in verdict.actions:
             label = states[day].label if states.get(day) else "Inscrit"
             verdict = Verdict(reason=f"Déjà : {label}")
         found.append((day, verdict))
@@ -259,8 +268,12 @@ def submit(
     period: tuple | None = None,
     facts: Facts | None = None,
     verdicts: dict[date, Verdict] | None = None,
+    waiting: bool = False,
 ) -> Submitted:
     """Create one request for the actionable days; automatic activities decide at once.
+
+    `waiting`: a reservation's full days join their waiting list (`JOIN`), and so do the days an
+    automatic activity finds full when it takes their places (a concurrent request took the last).
 
     `facts`: what the caller has just read of these days in this transaction (else read here);
     `verdicts`: the rules' answer the caller has just had on these facts at `now` (else asked here).
@@ -273,7 +286,10 @@ def submit(
     verdicts = preview(child, activity, kind, days, now, zone, facts, verdicts)
     states = facts.states if facts else {}
     accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
-    if not accepted_days:
+    joining = [
+        day for day, verdict in verdicts if waiting and JOIN in verdict.actions and day not in accepted_days
+    ]
+    if not accepted_days and not joining:
         if any(states.get(day) in ALREADY[kind] for day, _verdict in verdicts):
             raise AlreadyRequested("Cette demande est déjà enregistrée.")
         reasons = sorted({verdict.reason for _day, verdict in verdicts if verdict.reason})
@@ -298,15 +314,22 @@ def submit(
     ).scalar_one()
     automatic = activity.validation_mode is ValidationMode.AUTOMATIC
     placed: set[date] = set()
-    if automatic and kind is RequestKind.RESERVATION:
+    if automatic and kind is RequestKind.RESERVATION and accepted_days:
         placed = take_places(activity, accepted_days)
-    elif automatic:
-        release_places(activity, accepted_days)
+        if waiting and activity.waiting_list:  # (the last places taken meanwhile: in line instead)
+            joining += [day for day in accepted_days if day not in placed]
+    elif automatic and accepted_days:
+        release_places(activity, accepted_days, now)
+    in_line = join_line(activity, child.id, request_id, sorted(joining), now) if joining else set()
     decided_at = now if automatic else None
     outcome: dict[date, tuple[BookingState, str | None]] = {}
     lines = []
-    for day in accepted_days:
-        if not automatic:
+    for day in sorted({*accepted_days, *joining}):
+        if day in in_line:
+            state, reason, line_state = BookingState.WAITING, None, LineState.WAITING
+        elif day in joining:
+            state, reason, line_state = BookingState.REFUSED, FULL_LINE, LineState.REFUSED
+        elif not automatic:
             requested = kind is RequestKind.RESERVATION
             state = BookingState.RESERVATION_REQUESTED if requested else BookingState.ABSENCE_REQUESTED
             reason, line_state = None, LineState.PENDING
@@ -323,23 +346,28 @@ def submit(
                 "day": day,
                 "state": line_state,
                 "reason": reason,
-                "decided_at": decided_at,
+                "decided_at": decided_at if line_state is not LineState.WAITING else None,
             }
         )
-    # A pending request keeps what the day was (and its reason), which a withdrawal or a refusal gives back.
+    # A pending request keeps what the day was (and its reason), which a withdrawal or a refusal gives
+    # back; so does a day in line, which leaving the list gives back.
     write_days(
         child.id,
         activity.id,
         [
-            Change(day, states.get(day), state, reason, pending=not automatic)
+            Change(
+                day, states.get(day), state, reason, pending=not automatic or state is BookingState.WAITING
+            )
             for day, (state, reason) in outcome.items()
         ],
     )
     connection.execute(INSERT_LINES, lines)
-    decided = {LineState.ACCEPTED: [], LineState.REFUSED: []}
-    for line in lines if automatic else []:
-        decided[line["state"]].append(line["day"])
-    history.created(request_id, kind, child, activity, user, accepted_days, now, decided, period)
+    decided = {LineState.ACCEPTED: [], LineState.REFUSED: [], LineState.WAITING: []}
+    for line in lines:
+        if automatic or line["state"] is not LineState.PENDING:
+            decided[line["state"]].append(line["day"])
+    asked = sorted({*accepted_days, *joining})
+    history.created(request_id, kind, child, activity, user, asked, now, decided, period)
     return Submitted(request_id, outcome)
 
 
@@ -384,13 +412,16 @@ def take_place(activity: Activity, day: date) -> bool:
     return day in take_places(activity, [day])
 
 
-def release_places(activity: Activity, days: list[date]) -> None:
-    """Give back a place on each day (an absence or a cancelled reservation)."""
+def release_places(activity: Activity, days: list[date], now: datetime) -> None:
+    """Give back a place on each day (an absence, a place offered and given up): offered at once to
+    the first in line of the day's waiting list, if any (`offer_freed`)."""
     db.session.execute(
         sa.update(ActivityDay)
         .where(ActivityDay.activity_id == activity.id, ActivityDay.day.in_(days), ActivityDay.booked > 0)
         .values(booked=ActivityDay.booked - 1)
     )
+    if activity.waiting_list:  # (lines left by a list switched off since: the minute's job serves them)
+        offer_freed(activity, days, now)
 
 
 def record_by_town(
@@ -428,7 +459,7 @@ def record_by_town(
             raise BookingError("Complet : il n'y a plus de place ce jour-là.")
         new_state, limit = BookingState.RESERVED, booking_rules.booking_deadline(activity, day)
     else:
-        release_places(activity, [day])
+        release_places(activity, [day], now)
         new_state, limit = BookingState.ABSENT, booking_rules.absence_deadline(activity, day)
     # (the same entry sent twice at once: the second finds the day changed, runs again and says so)
     write_days(child.id, activity.id, [Change(day, state, new_state)])
@@ -542,7 +573,7 @@ def declare_sick(
         write_days(
             child.id, activity.id, [Change(day, BookingState.RESERVED, BookingState.SICK, pending=True)]
         )
-        release_places(activity, [day])
+        release_places(activity, [day], now)
     return declaration
 
 
@@ -560,7 +591,7 @@ def withdraw(
     `verdict`: the rules' answer the caller has just had on the day at `now` (else asked here).
     """
     booking = bookings_of(child.id, activity.id, [day]).get(day)
-    if booking is None or booking.state not in PENDING:
+    if booking is None or booking.state not in (*PENDING, BookingState.WAITING):
         raise BookingError("Il n'y a pas de demande en attente ce jour-là.")
     if verdict is None:
         verdict = ask(activity, day, now, zone, booking_facts.read(child, activity, day, day), booking.state)
@@ -580,7 +611,7 @@ class Withdrawal(NamedTuple):
 def withdrawal_of(request: Request, now: datetime, zone: str) -> Withdrawal:
     """What withdrawing the whole request would do at `now`: the rules asked on each pending day
     (the bookings and the facts of the request's days read once, whatever their number)."""
-    pending = [line.day for line in request.lines if line.state is LineState.PENDING]
+    pending = [line.day for line in request.lines if line.state in OPEN_LINES]
     if not pending:
         return Withdrawal({}, {})
     activity = request.activity
@@ -595,7 +626,7 @@ def open_to_withdrawal(request: Request, now: datetime, zone: str) -> bool:
     """Whether the request has a pending day still before its deadline, on the request alone (no
     query, for each row of Mes demandes): its pending days taken as waiting, enrolled and not closed
     by the staff, which the confirmation (`withdrawal_of`) reads."""
-    pending = sorted((line.day for line in request.lines if line.state is LineState.PENDING), reverse=True)
+    pending = sorted((line.day for line in request.lines if line.state in OPEN_LINES), reverse=True)
     if not pending:
         return False
     state = ASKED[request.kind]
@@ -648,6 +679,9 @@ def _give_back(child: Child, activity: Activity, withdrawn: list[Booking], user:
         activity.id,
         [Change(booking.day, booking.state, booking.previous_state, booking.reason) for booking in withdrawn],
     )
+    in_line = [booking.day for booking in withdrawn if booking.state is BookingState.WAITING]
+    if in_line:
+        _end_entries(child.id, activity.id, in_line, WaitingEnd.WITHDRAWN, now)
     lines = db.session.execute(
         sa.update(RequestLine)
         .where(
@@ -655,7 +689,7 @@ def _give_back(child: Child, activity: Activity, withdrawn: list[Booking], user:
                 sa.select(Request.id).where(Request.child_id == child.id, Request.activity_id == activity.id)
             ),
             RequestLine.day.in_([booking.day for booking in withdrawn]),
-            RequestLine.state == LineState.PENDING,
+            RequestLine.state.in_([LineState.PENDING, LineState.WAITING]),
         )
         .values(state=LineState.WITHDRAWN)
         .returning(RequestLine.request_id, RequestLine.day)
@@ -767,10 +801,13 @@ def _decide_request(
             if DECIDE not in verdict.actions:
                 blocked[day] = verdict.reason or "Demande déjà traitée"
     allowed = [day for day in days if day not in blocked] if accept else []
-    if allowed and request.kind is RequestKind.RESERVATION:
-        blocked |= dict.fromkeys(set(allowed) - take_places(activity, allowed), "Complet")
-    elif allowed:
-        release_places(activity, allowed)
+    # (a place freed and held for the first in line of the waiting list: already counted)
+    held = {day for day in days if facts.states.get(day) is BookingState.OFFERED}
+    to_take = [day for day in allowed if day not in held]
+    if to_take and request.kind is RequestKind.RESERVATION:
+        blocked |= dict.fromkeys(set(to_take) - take_places(activity, to_take), "Complet")
+    elif allowed and request.kind is RequestKind.ABSENCE:
+        release_places(activity, allowed, now)
     decided: dict[tuple[LineState, str | None], list[date]] = defaultdict(list)
     changes = []
     for line in sorted(lines, key=lambda line: line.day):
@@ -794,18 +831,37 @@ def _decide_request(
             changes.append(Change(line.day, booking.state, new_state, shown))
         decided[(line.state, line.reason)].append(line.day)
     write_days(request.child_id, request.activity_id, changes)
+    if held:
+        kept = sorted(day for day in held if accept and day not in blocked)
+        given_up = sorted(held - set(kept))
+        if kept:
+            _end_entries(request.child_id, activity.id, kept, WaitingEnd.CONFIRMED, now, offered=True)
+        if given_up:
+            _end_entries(
+                request.child_id, activity.id, given_up, WaitingEnd.REFUSED, now, reason, offered=True
+            )
+            release_places(activity, given_up, now)
     return decided
 
 
 # The days a service cancellation takes: those a child was to attend, asked for, or was absent from (a
 # late absence is not billed for a service that did not run). A sick day stays the family's.
-CANCELLABLE = (BookingState.RESERVED, *PENDING, BookingState.ABSENT)
+CANCELLABLE = (
+    BookingState.RESERVED,
+    *PENDING,
+    BookingState.ABSENT,
+    BookingState.WAITING,
+    BookingState.OFFERED,
+)
 # What a day taken comes back to when its cancellation is undone (a reservation asked: the day as it
 # was before the request, which the refusal gives back).
 _KEPT = {
     BookingState.RESERVED: BookingState.RESERVED,
     BookingState.ABSENT: BookingState.ABSENT,
     BookingState.ABSENCE_REQUESTED: BookingState.ABSENT,
+    # (a day's waiting list ends with its service: undone, the day is back to "Inscrit")
+    BookingState.WAITING: None,
+    BookingState.OFFERED: None,
 }
 
 
@@ -834,7 +890,7 @@ def cancel_days(cancellation: ServiceCancellation, agent: User, now: datetime) -
         .where(
             Request.activity_id == activity_id,
             RequestLine.day.between(first, last),
-            RequestLine.state == LineState.PENDING,
+            RequestLine.state.in_(OPEN_LINES),
             RequestLine.decided_at.is_(None),
         )
     ).all()
@@ -848,7 +904,7 @@ def cancel_days(cancellation: ServiceCancellation, agent: User, now: datetime) -
             sa.update(RequestLine)
             .where(
                 RequestLine.id.in_(ids),
-                RequestLine.state == LineState.PENDING,
+                RequestLine.state.in_(OPEN_LINES),
                 RequestLine.decided_at.is_(None),
             )
             .values(state=state, reason=reason, decided_at=now, decided_by_id=agent.id)
@@ -884,6 +940,8 @@ def cancel_days(cancellation: ServiceCancellation, agent: User, now: datetime) -
     freed: dict[int, list[date]] = defaultdict(list)
     for child_id, day, state, previous in found:
         kept = previous if state is BookingState.RESERVATION_REQUESTED else _KEPT[state]
+        if state in (BookingState.WAITING, BookingState.OFFERED):
+            _end_entries(child_id, activity_id, [day], WaitingEnd.CLOSED, now, why)
         by_child[child_id].append(
             Change(
                 day,
@@ -894,13 +952,13 @@ def cancel_days(cancellation: ServiceCancellation, agent: User, now: datetime) -
                 kept=kept,
             )
         )
-        if state is BookingState.ABSENCE_REQUESTED:
+        if state in (BookingState.ABSENCE_REQUESTED, BookingState.OFFERED):  # (a place held is given back)
             freed[child_id].append(day)
     activity = db.session.get(Activity, activity_id)
     for child_id, changes in by_child.items():
         write_days(child_id, activity_id, changes)
         if freed.get(child_id):
-            release_places(activity, freed[child_id])
+            release_places(activity, freed[child_id], now)
     return [CancelledDay(child_id, day, state) for child_id, day, state, _previous in found]
 
 
@@ -931,3 +989,523 @@ def seed_state(booking: Booking, state: BookingState) -> None:
     write_days(
         booking.child_id, booking.activity_id, [Change(booking.day, booking.state, state, booking.reason)]
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Waiting lists (models.waiting): a full day's line, the place freed offered to the first in line at
+# once (held in the day's counter, so that nobody else takes it), confirmed, declined or expired.
+
+_entry = WaitingEntry.__table__
+_OPEN = _entry.c.ended_at.is_(None)
+# The first in line of a day that no place is offered to yet (by key, then by id).
+FIRST_IN_LINE = (
+    sa.select(_entry.c.id, _entry.c.child_id, _entry.c.request_id)
+    .where(
+        _entry.c.activity_id == sa.bindparam("activity"),
+        _entry.c.day == sa.bindparam("day"),
+        _OPEN,
+        _entry.c.offered_at.is_(None),
+    )
+    .order_by(_entry.c.queue_key, _entry.c.id)
+    .limit(1)
+)
+# An entry offered a place, claimed by the one transition that ends it (a concurrent copy matches nothing).
+END_ENTRY = (
+    _entry.update()
+    .where(_entry.c.id == sa.bindparam("entry"), _OPEN)
+    .values(ended_at=sa.bindparam("now"), end=sa.bindparam("how"), reason=sa.bindparam("why"))
+)
+# Offer a place to an entry still waiting.
+OFFER_ENTRY = (
+    _entry.update()
+    .where(_entry.c.id == sa.bindparam("entry"), _OPEN, _entry.c.offered_at.is_(None))
+    .values(offered_at=sa.bindparam("now"), offer_expires_at=sa.bindparam("until"))
+)
+# A request's line of a day in line: its new state (decided, or handed to the agent's queue).
+SET_LINE = (
+    RequestLine.__table__.update()
+    .where(
+        RequestLine.__table__.c.request_id == sa.bindparam("request"),
+        RequestLine.__table__.c.day == sa.bindparam("the_day"),
+        RequestLine.__table__.c.state.in_([LineState.WAITING, LineState.PENDING]),
+    )
+    .values(
+        state=sa.bindparam("line_state"),
+        reason=sa.bindparam("line_reason"),
+        decided_at=sa.bindparam("decided"),
+        decided_by_id=sa.bindparam("decider"),
+    )
+)
+# Why a place offered went (the day's refusal reason, and the history's).
+OFFER_LAPSED = "Place proposée non confirmée à temps"
+LIST_CLOSED = "Complet : aucune place ne s'est libérée avant la date limite"
+
+
+def queue_key(now: datetime) -> int:
+    """The order of joining: the instant in microseconds (equal keys go by id)."""
+    return int(now.timestamp() * 1_000_000)
+
+
+@lru_cache(maxsize=64)
+def _touch_statement(days: int) -> sa.TextClause:
+    """The counters of some days written to themselves (created at 0 if missing): a day's writers of
+    its waiting list take turns on its row (PostgreSQL's row lock, SQLite's write lock)."""
+    names = [f"day_{n}" for n in range(days)]
+    rows = ", ".join(f"(:activity, :{name}, 0)" for name in names)
+    return sa.text(
+        f"INSERT INTO activity_day (activity_id, day, booked) VALUES {rows} ON CONFLICT (activity_id, day)"
+        " DO UPDATE SET booked = activity_day.booked"
+    ).bindparams(*(sa.bindparam(name, type_=sa.Date) for name in names))
+
+
+def join_line(
+    activity: Activity, child_id: int, request_id: int, days: list[date], now: datetime
+) -> set[date]:
+    """The child at the end of each day's line, unless the line is at its maximum; the days joined.
+
+    The days' counters are taken first, so that joins of a day take turns: the length read then is
+    the length, and the maximum holds whatever the concurrency."""
+    connection = db.session.connection()
+    params = {"activity": activity.id} | {f"day_{n}": day for n, day in enumerate(days)}
+    connection.execute(_touch_statement(len(days)), params)
+    limit = activity.waiting_list_max
+    if limit is not None:
+        lengths = dict(
+            connection.execute(
+                sa.select(_entry.c.day, sa.func.count())
+                .where(
+                    _entry.c.activity_id == activity.id,
+                    _entry.c.day.in_(days),
+                    _OPEN,
+                    _entry.c.offered_at.is_(None),
+                )
+                .group_by(_entry.c.day)
+            ).all()
+        )
+        days = [day for day in days if lengths.get(day, 0) < limit]
+    if days:
+        key = queue_key(now)
+        connection.execute(
+            _entry.insert(),
+            [
+                {
+                    "activity_id": activity.id,
+                    "day": day,
+                    "child_id": child_id,
+                    "request_id": request_id,
+                    "queue_key": key,
+                    "joined_at": now,
+                }
+                for day in days
+            ],
+        )
+    return set(days)
+
+
+def _end_entries(
+    child_id: int,
+    activity_id: int,
+    days: list[date],
+    how: WaitingEnd,
+    now: datetime,
+    reason: str | None = None,
+    *,
+    offered: bool | None = None,
+) -> None:
+    """The child's open entries of these days ended (`offered`: only those offered a place, or not)."""
+    conditions = [
+        _entry.c.child_id == child_id,
+        _entry.c.activity_id == activity_id,
+        _entry.c.day.in_(days),
+        _OPEN,
+    ]
+    if offered is not None:
+        conditions.append(_entry.c.offered_at.is_not(None) if offered else _entry.c.offered_at.is_(None))
+    db.session.execute(
+        _entry.update().where(*conditions).values(ended_at=now, end=how, reason=reason),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def offer_freed(activity: Activity, days: list[date], now: datetime) -> int:
+    """Each place free on these days offered to the first in line, while there are both (the place
+    taken through the capacity guard, so held for that family); the offers made.
+
+    Only on an open day before its booking deadline: the offer lasts the activity's hold time, never
+    past the deadline. An activity validated by hand hands the request to the agent's queue instead."""
+    if activity.capacity is None or not days:
+        return 0
+    db.session.flush()
+    connection = db.session.connection()
+    first, last = min(days), max(days)
+    closings = {
+        day: reason
+        for activity_id, day, reason in connection.execute(
+            booking_facts.CLOSINGS, {"start": first, "end": last}
+        )
+        if activity_id in (None, activity.id)
+    }
+    zone = current_app.config["SCHOOL_ZONE"]
+    schedule = booking_rules.Schedule.of(activity)
+    made = 0
+    for day in sorted(set(days)):
+        rules = booking_rules.day_rules(schedule, day, zone, closings.get(day))
+        if rules.closed or now >= rules.booking:
+            continue
+        while entry := connection.execute(FIRST_IN_LINE, {"activity": activity.id, "day": day}).first():
+            if not take_place(activity, day):
+                break
+            _offer(activity, day, entry, now, rules.booking)
+            made += 1
+    return made
+
+
+def _offer(activity: Activity, day: date, entry, now: datetime, deadline: datetime) -> None:
+    """The place held for this entry: its day offered, the history, and the mail to the family's
+    parents (always at once, whatever their choice of notifications)."""
+    entry_id, child_id, request_id = entry
+    manual = activity.validation_mode is ValidationMode.MANUAL
+    until = None if manual else min(now + timedelta(minutes=activity.offer_hold_minutes), deadline)
+    connection = db.session.connection()
+    if connection.execute(OFFER_ENTRY, {"entry": entry_id, "now": now, "until": until}).rowcount != 1:
+        raise Conflict("a waiting-list entry changed since it was read")
+    write_days(child_id, activity.id, [Change(day, BookingState.WAITING, BookingState.OFFERED)])
+    if manual:  # (in the agent's queue: a reservation asked, its place held)
+        connection.execute(
+            SET_LINE,
+            {
+                "request": request_id,
+                "the_day": day,
+                "line_state": LineState.PENDING,
+                "line_reason": None,
+                "decided": None,
+                "decider": None,
+            },
+        )
+        summary = f"Une place s'est libérée le {short_date(day)} : demande transmise au service Enfance"
+    else:
+        summary = (
+            f"Une place s'est libérée le {short_date(day)} : à confirmer avant le {french_instant(until)}"
+        )
+    history.record(request_id, EventKind.WAITING_LIST, None, by_town=True, summary=summary, at=now)
+    _mail_family(
+        "waiting_offer",
+        request_id,
+        activity,
+        day,
+        manual=manual,
+        until=french_instant(until) if until else None,
+        link=public_url("account.request_history", request_id=request_id),
+    )
+
+
+def _mail_family(template: str, request_id: int, activity: Activity, day: date, **context) -> None:
+    """A waiting-list mail to each parent who follows the request's family."""
+    found = db.session.execute(
+        sa.select(User.email, User.first_name, Child.first_name)
+        .join(Subscription, Subscription.user_id == User.id)
+        .join(Request, Request.family_id == Subscription.family_id)
+        .join(Child, Child.id == Request.child_id)
+        .where(Request.id == request_id, Subscription.ended_at.is_(None))
+    ).all()
+    for email, first_name, child in found:
+        queue_mail(
+            template,
+            email,
+            first_name=first_name,
+            child=child,
+            activity=activity.name,
+            day=day.isoformat(),
+            **context,
+        )
+
+
+class Offer(NamedTuple):
+    """A child's place offered on a day: its entry, request, and until when it is held."""
+
+    entry_id: int
+    request_id: int
+    until: datetime | None
+
+
+def offer_of(child_id: int, activity_id: int, day: date) -> Offer | None:
+    """The place offered to the child that day, if any."""
+    found = db.session.execute(
+        sa.select(_entry.c.id, _entry.c.request_id, _entry.c.offer_expires_at).where(
+            _entry.c.child_id == child_id,
+            _entry.c.activity_id == activity_id,
+            _entry.c.day == day,
+            _OPEN,
+            _entry.c.offered_at.is_not(None),
+        )
+    ).first()
+    return Offer(*found) if found else None
+
+
+def confirm_offer(child: Child, activity: Activity, day: date, user: User, now: datetime) -> None:
+    """The family takes the place offered: the day reserved (the place already held), the request's
+    line accepted. Refused in French after the offer's end (to the second), or when no place is
+    offered (taken back, declined in another tab)."""
+    offer = offer_of(child.id, activity.id, day)
+    if offer is None:
+        raise BookingError("Aucune place ne vous est proposée ce jour-là.")
+    if offer.until is None:
+        raise BookingError(f"{booking_rules.OFFER_TO_TOWN}.")
+    if now >= offer.until:
+        raise BookingError(
+            f"Le délai pour confirmer cette place est dépassé depuis le {french_instant(offer.until)} : "
+            "elle est proposée à la famille suivante."
+        )
+    connection = db.session.connection()
+    claimed = connection.execute(
+        END_ENTRY, {"entry": offer.entry_id, "now": now, "how": WaitingEnd.CONFIRMED, "why": None}
+    )
+    if claimed.rowcount != 1:
+        raise Conflict("the offer ended meanwhile")
+    write_days(child.id, activity.id, [Change(day, BookingState.OFFERED, BookingState.RESERVED)])
+    connection.execute(
+        SET_LINE,
+        {
+            "request": offer.request_id,
+            "the_day": day,
+            "line_state": LineState.ACCEPTED,
+            "line_reason": None,
+            "decided": now,
+            "decider": None,
+        },
+    )
+    history.record(
+        offer.request_id,
+        EventKind.WAITING_LIST,
+        user,
+        by_town=False,
+        summary=f"Place confirmée par la famille : {short_date(day)}",
+        at=now,
+    )
+
+
+def decline_offer(child: Child, activity: Activity, day: date, user: User, now: datetime) -> None:
+    """The family gives the place offered up: the day back to "Inscrit", the line withdrawn, the place
+    offered to the next in line."""
+    offer = offer_of(child.id, activity.id, day)
+    if offer is None:
+        raise BookingError("Aucune place ne vous est proposée ce jour-là.")
+    connection = db.session.connection()
+    claimed = connection.execute(
+        END_ENTRY, {"entry": offer.entry_id, "now": now, "how": WaitingEnd.DECLINED, "why": None}
+    )
+    if claimed.rowcount != 1:
+        raise Conflict("the offer ended meanwhile")
+    write_days(child.id, activity.id, [Change(day, BookingState.OFFERED, None)])
+    connection.execute(
+        SET_LINE,
+        {
+            "request": offer.request_id,
+            "the_day": day,
+            "line_state": LineState.WITHDRAWN,
+            "line_reason": None,
+            "decided": None,
+            "decider": None,
+        },
+    )
+    history.record(
+        offer.request_id,
+        EventKind.WAITING_LIST,
+        user,
+        by_town=False,
+        summary=f"Place proposée refusée par la famille : {short_date(day)}",
+        at=now,
+    )
+    release_places(activity, [day], now)
+
+
+def _lapse(entry_id: int, how: WaitingEnd, why: str, now: datetime, *, agent: User | None = None) -> bool:
+    """An open entry ended (`how`, `why`) unless another transition ended it first: its day refused
+    with `why`, its line refused (decided by the agent, or by no one), the history, the family told,
+    and a place it held given to the next in line. Whether this call ended it."""
+    connection = db.session.connection()
+    found = connection.execute(
+        sa.select(
+            _entry.c.child_id, _entry.c.activity_id, _entry.c.day, _entry.c.request_id, _entry.c.offered_at
+        ).where(_entry.c.id == entry_id, _OPEN)
+    ).first()
+    if found is None:
+        return False
+    child_id, activity_id, day, request_id, offered_at = found
+    if connection.execute(END_ENTRY, {"entry": entry_id, "now": now, "how": how, "why": why}).rowcount != 1:
+        return False  # (another worker or agent ended it: nothing done twice)
+    state = BookingState.OFFERED if offered_at else BookingState.WAITING
+    write_days(child_id, activity_id, [Change(day, state, BookingState.REFUSED, why)])
+    connection.execute(
+        SET_LINE,
+        {
+            "request": request_id,
+            "the_day": day,
+            "line_state": LineState.REFUSED,
+            "line_reason": why,
+            "decided": now,
+            "decider": agent.id if agent else None,
+        },
+    )
+    summaries = {
+        WaitingEnd.EXPIRED: "Place proposée non confirmée à temps",
+        WaitingEnd.CLOSED: "Liste d'attente close",
+        WaitingEnd.REMOVED: "Retirée de la liste d'attente par le service",
+    }
+    history.record(
+        request_id,
+        EventKind.WAITING_LIST if agent is None else EventKind.DECISION,
+        agent,
+        by_town=True,
+        summary=f"{summaries[how]} : {short_date(day)}",
+        reason=why if how is WaitingEnd.REMOVED else None,
+        at=now,
+    )
+    activity = db.session.get(Activity, activity_id)
+    if agent is None:  # (an agent's removal is a decision: the family's notifications tell it)
+        _mail_family(
+            "waiting_ended",
+            request_id,
+            activity,
+            day,
+            expired=how is WaitingEnd.EXPIRED,
+            link=public_url("account.request_history", request_id=request_id),
+        )
+    if offered_at:
+        release_places(activity, [day], now)
+    return True
+
+
+def expire_offers(now: datetime) -> int:
+    """The places offered and not confirmed by their end: each passed to the next in line, exactly
+    once whatever the workers (each entry ended by one conditional UPDATE in its own transaction);
+    the offers expired."""
+    due = db.session.scalars(
+        sa.select(_entry.c.id)
+        .where(_OPEN, _entry.c.offer_expires_at <= now)
+        .order_by(_entry.c.offer_expires_at, _entry.c.id)
+    ).all()
+    return sum(
+        with_retries(lambda entry_id=entry_id: _lapse(entry_id, WaitingEnd.EXPIRED, OFFER_LAPSED, now))
+        for entry_id in due
+    )
+
+
+def close_lines(now: datetime) -> int:
+    """The lines of days whose booking deadline has passed, with no place offered: each child's day
+    refused ("Complet"), the family told; the entries closed."""
+    connection = db.session.connection()
+    lines = connection.execute(
+        sa.select(_entry.c.activity_id, _entry.c.day)
+        .where(_OPEN, _entry.c.offered_at.is_(None))
+        .group_by(_entry.c.activity_id, _entry.c.day)
+    ).all()
+    closed = 0
+    for activity_id, day in lines:
+        activity = db.session.get(Activity, activity_id)
+        if now < booking_rules.booking_deadline(activity, day):
+            continue
+        entries = db.session.scalars(
+            sa.select(_entry.c.id).where(
+                _entry.c.activity_id == activity_id, _entry.c.day == day, _OPEN, _entry.c.offered_at.is_(None)
+            )
+        ).all()
+        closed += sum(
+            with_retries(lambda entry_id=entry_id: _lapse(entry_id, WaitingEnd.CLOSED, LIST_CLOSED, now))
+            for entry_id in entries
+        )
+    return closed
+
+
+def offer_open_places(now: datetime, activity_id: int | None = None) -> int:
+    """Every day whose line waits while a place is free (a capacity raised, a place freed by a path
+    that did not offer it): the places offered, one transaction per day; the offers made."""
+    connection = db.session.connection()
+    counter = ActivityDay.__table__
+    query = (
+        sa.select(_entry.c.activity_id, _entry.c.day)
+        .join(Activity.__table__, Activity.__table__.c.id == _entry.c.activity_id)
+        .outerjoin(
+            counter, sa.and_(counter.c.activity_id == _entry.c.activity_id, counter.c.day == _entry.c.day)
+        )
+        .where(
+            _OPEN,
+            _entry.c.offered_at.is_(None),
+            _entry.c.day >= now.astimezone(PARIS).date(),
+            Activity.__table__.c.capacity.is_not(None),
+            sa.func.coalesce(counter.c.booked, 0) < Activity.__table__.c.capacity,
+        )
+        .group_by(_entry.c.activity_id, _entry.c.day)
+    )
+    if activity_id is not None:
+        query = query.where(_entry.c.activity_id == activity_id)
+    made = 0
+    for each, day in connection.execute(query).all():
+        made += with_retries(
+            lambda each=each, day=day: offer_freed(db.session.get(Activity, each), [day], now)
+        )
+    return made
+
+
+def tend_lines(now: datetime) -> dict[str, int]:
+    """The waiting lists' minute (a scheduled job): offers expired passed on, lines past their
+    deadline closed, free places offered. Each change in its own transaction, so a worker killed in
+    the middle leaves only whole changes, which the next run continues."""
+    expired = expire_offers(now)
+    closed = close_lines(now)
+    offered = offer_open_places(now)
+    db.session.rollback()
+    return {"expired": expired, "closed": closed, "offered": offered}
+
+
+def promote(entry_id: int, agent: User, now: datetime) -> None:
+    """An agent moves a child to the head of its day's line (a place free is offered at once)."""
+    connection = db.session.connection()
+    found = connection.execute(
+        sa.select(_entry.c.activity_id, _entry.c.day, _entry.c.request_id, _entry.c.child_id).where(
+            _entry.c.id == entry_id, _OPEN, _entry.c.offered_at.is_(None)
+        )
+    ).first()
+    if found is None:
+        raise DecisionError("Cette inscription n'est plus en attente : la liste a changé entre-temps.")
+    activity_id, day, request_id, child_id = found
+    connection.execute(
+        _touch_statement(1), {"activity": activity_id, "day_0": day}
+    )  # (the line's writers take turns)
+    head = connection.execute(
+        sa.select(sa.func.min(_entry.c.queue_key)).where(
+            _entry.c.activity_id == activity_id, _entry.c.day == day, _OPEN, _entry.c.offered_at.is_(None)
+        )
+    ).scalar_one()
+    moved = connection.execute(
+        _entry.update()
+        .where(_entry.c.id == entry_id, _OPEN, _entry.c.offered_at.is_(None))
+        .values(queue_key=head - 1, promoted_at=now)
+    )
+    if moved.rowcount != 1:
+        raise Conflict("the entry changed meanwhile")
+    history.record(
+        request_id,
+        EventKind.WAITING_LIST,
+        agent,
+        by_town=True,
+        summary=f"Placée en tête de la liste d'attente par le service : {short_date(day)}",
+        at=now,
+    )
+    activity = db.session.get(Activity, activity_id)
+    audit.record(agent, "waiting.promoted", "request", request_id, f"{activity.name}, {short_date(day)}")
+    offer_freed(activity, [day], now)
+
+
+def remove_from_line(entry_id: int, agent: User, reason: str, now: datetime) -> None:
+    """An agent takes a child off its day's line, with a reason the family reads (the day refused with
+    it); a place it was offered goes to the next in line."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DecisionError("Indiquez le motif du retrait : la famille le lira.")
+    if len(reason) > 200:
+        raise DecisionError("Le motif ne doit pas dépasser 200 caractères.")
+    request_id = db.session.scalar(sa.select(_entry.c.request_id).where(_entry.c.id == entry_id))
+    if not _lapse(entry_id, WaitingEnd.REMOVED, reason, now, agent=agent):
+        raise DecisionError("Cette inscription n'est plus sur la liste : elle a changé entre-temps.")
+    audit.record(agent, "waiting.removed", "request", request_id, reason)

@@ -12,13 +12,25 @@ from functools import lru_cache
 
 from markupsafe import Markup, escape
 
-from portail.bookings.rules import ABSENCE, RESERVE, WITHDRAW
+from portail.bookings.rules import ABSENCE, CONFIRM, DECLINE, JOIN, RESERVE, WITHDRAW
 from portail.bookings.transitions import sick_open
-from portail.formatting import french_day, french_instant
+from portail.formatting import PARIS, clock, french_day, french_instant
 from portail.models import BookingState
 from portail.services.planning import STATE_ICONS, Cell, What, Who
 
-ACTION_LABELS = {RESERVE: "Réserver", ABSENCE: "Déclarer une absence", WITHDRAW: "Retirer la demande"}
+ACTION_LABELS = {
+    RESERVE: "Réserver",
+    ABSENCE: "Déclarer une absence",
+    WITHDRAW: "Retirer la demande",
+    JOIN: "S'inscrire sur la liste d'attente",
+    CONFIRM: "Confirmer la place",
+    DECLINE: "Refuser la place",
+}
+# The same action said for what the day is: leaving a waiting list, giving up a place the town holds.
+STATE_ACTION_LABELS = {
+    (BookingState.WAITING, WITHDRAW): "Quitter la liste d'attente",
+    (BookingState.OFFERED, DECLINE): "Renoncer à la place",
+}
 # A reserved day of today or tomorrow past its absence deadline: the child's sick day, declared (with its
 # billing preview) from the cell; a day declared sick: its declaration, to send the certificate.
 SICK_ACTION, SICK_DECLARED = "Enfant malade", "Déclaration et certificat"
@@ -28,7 +40,35 @@ UNTIL_TEXT = {
     RESERVE: "Réservable jusqu'au {until}.",
     ABSENCE: "Absence possible jusqu'au {until}.",
     WITHDRAW: "Modifiable jusqu'au {until}.",
+    JOIN: "Liste d'attente ouverte jusqu'au {until}.",
 }
+# The states a cell keeps live (asked again every minute, and when the page is shown again).
+LIVE = (BookingState.WAITING, BookingState.OFFERED)
+LIVE_EVERY = "every 60s, visibilitychange from:document"
+
+
+def ordinal(rank: int) -> str:
+    """1er, 2e, 3e…"""
+    return "1er" if rank == 1 else f"{rank}e"
+
+
+def watch_key(cell: Cell) -> str:
+    """What a live cell shows that may change without the family: its state, rank and offer."""
+    place = cell.place
+    return f"{cell.state.value if cell.state else ''}.{place.rank if place else 0}.{bool(place and place.offered_until)}"
+
+
+def in_line_text(cell: Cell, today: date | None) -> str:
+    """ "Liste d'attente — 3e"; "Une place s'est libérée — à confirmer avant 18:30" (with the date
+    when it is not today)."""
+    place = cell.place
+    if cell.state is BookingState.WAITING:
+        return f"Liste d'attente — {ordinal(place.rank)}" if place else "Liste d'attente"
+    if place is None or place.offered_until is None:
+        return "Place proposée"
+    until = place.offered_until
+    when = clock(until) if until.astimezone(PARIS).date() == today else french_instant(until)
+    return f"Une place s'est libérée — à confirmer avant {when}"
 
 
 @lru_cache(maxsize=4096)
@@ -57,10 +97,12 @@ def until_text(action: str, deadline) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _state(state: BookingState | None, refusal: str | None, why: str | None) -> tuple[str, str]:
+def _state(
+    state: BookingState | None, refusal: str | None, why: str | None, label: str | None = None
+) -> tuple[str, str]:
     """The state's CSS name and its HTML (legend icon, label, the reason nothing can be done): the same
     for many cells."""
-    label = state.label if state else "Inscrit"
+    label = label or (state.label if state else "Inscrit")
     text = f'<span class="state"><span class="icon" aria-hidden="true">{STATE_ICONS[state]}</span> {escape(f"{label} ({refusal})" if refusal else label)}</span>'
     if why:
         text += f'<span class="why">{escape(why)}</span>'
@@ -93,7 +135,15 @@ def cell_html(
     # (a day cancelled by the town says its reason, the closure's, after its state: "Annulé par la mairie (Grève)")
     refusal = cell.reason if state in (BookingState.REFUSED, BookingState.CANCELLED) else None
     cancelled = state is BookingState.CANCELLED
-    css, state_html = _state(state, refusal, None if verdict.actions or past or cancelled else verdict.reason)
+    live = state in LIVE
+    label = in_line_text(cell, today) if live else None
+    # (a full day says so beside its waiting list; a place the town holds, why the family waits)
+    why = (
+        None
+        if (verdict.actions and JOIN not in verdict.actions and not live) or past or cancelled
+        else verdict.reason
+    )
+    css, state_html = _state(state, refusal, why, label)
     iso = cell.day.isoformat()
     actions = ""
     if verdict.actions:
@@ -101,11 +151,11 @@ def cell_html(
         base = f"{confirm_base}?enfant={child.id}&amp;activite={cell.activity.id}&amp;jour={iso}&amp;action="
         short = f"{iso[8:10]}/{iso[5:7]}"
         actions = "".join(
-            f'<a class="cell-action" href="{base}{action}">{ACTION_LABELS[action]}'
+            f'<a class="cell-action" href="{base}{action}">{STATE_ACTION_LABELS.get((state, action)) or ACTION_LABELS[action]}'
             f'<span class="visually-hidden"> : {first_name}, {activity}, {short}</span></a>'
             for action in (sorted(verdict.actions) if len(verdict.actions) > 1 else verdict.actions)
         )
-        if until and verdict.deadline:
+        if until and verdict.deadline and state is not BookingState.OFFERED:
             first = min(verdict.actions)  # (the actions in their order on the cell)
             actions = f'<span class="why">{until_text(first, verdict.deadline)}</span>{actions}'
     if sick_base is not None:
@@ -125,6 +175,12 @@ def cell_html(
         actions = actions.replace("<a ", "<a autofocus ", 1)
     elif focus:
         focused = ' tabindex="-1" autofocus'
+    if live and not past:  # (asked again: the server answers 204, nothing swapped, while it is the same)
+        cell_base = confirm_base.rsplit("/", 1)[0] + "/cellule"
+        focused += (
+            f' hx-get="{cell_base}?enfant={child.id}&amp;activite={cell.activity.id}&amp;jour={iso}'
+            f'&amp;vu={escape(watch_key(cell))}" hx-trigger="{LIVE_EVERY}" hx-swap="outerHTML"'
+        )
     return Markup(
         f'<div class="cell state-{css}" id="{cell.dom_id}"{focused}>{badge}<span class="what">{activity}</span> {state_html}{actions}</div>'
     )

@@ -66,8 +66,9 @@ def cell_or_404(family_id: int, child_id: int, activity_id: int, day: date) -> C
     activity = Activity(
         **{column.key: value for column, value in zip(ACTIVITY_COLUMNS, values[3:end], strict=True)}
     )
-    rank, enrolled, state, reason, booked, closing = values[end:]
-    return CellTarget(child, activity, rank, of_day(day, enrolled, state, booked, closing), reason)
+    rank, enrolled, state, reason, booked, closing, waiting, place, until = values[end:]
+    facts = of_day(day, enrolled, state, booked, closing, waiting, place, until)
+    return CellTarget(child, activity, rank, facts, reason)
 
 
 def family_of_current_user(family_id: int) -> Family:

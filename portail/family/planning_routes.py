@@ -10,9 +10,9 @@ from markupsafe import Markup
 
 from portail import bookings
 from portail.bookings import AlreadyRequested, BookingError
-from portail.bookings.rules import ABSENCE, RESERVE, WEEKDAY_CHOICES, WITHDRAW
+from portail.bookings.rules import ABSENCE, CONFIRM, DECLINE, JOIN, RESERVE, WEEKDAY_CHOICES, WITHDRAW
 from portail.extensions import db
-from portail.family.cell_html import ACTION_LABELS, cell_html, days_html, until_text
+from portail.family.cell_html import ACTION_LABELS, cell_html, days_html, in_line_text, until_text, watch_key
 from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
 from portail.family.routes import bp
 from portail.formatting import PARIS, french_date, french_day, month_label
@@ -26,6 +26,14 @@ CONFIRM_TEXT = {
     RESERVE: "Confirmer la demande de réservation du {day} pour {child} — {activity} ?",
     ABSENCE: "Confirmer la demande d'absence du {day} pour {child} — {activity} ?",
     WITHDRAW: "Retirer la demande en cours du {day} pour {child} — {activity} ?",
+    JOIN: "Inscrire {child} sur la liste d'attente du {day} — {activity} ?",
+    CONFIRM: "Confirmer la place proposée le {day} pour {child} — {activity} ?",
+    DECLINE: "Refuser la place proposée le {day} pour {child} — {activity} ?",
+}
+# Leaving a waiting list, giving up a place the town holds: the same actions, said for the day's state.
+STATE_CONFIRM_TEXT = {
+    (BookingState.WAITING, WITHDRAW): "Quitter la liste d'attente du {day} pour {child} — {activity} ?",
+    (BookingState.OFFERED, DECLINE): "Renoncer à la place proposée le {day} pour {child} — {activity} ?",
 }
 
 
@@ -230,7 +238,9 @@ def _announcement(action: str, cell: planning.Cell, refused: str | None) -> str:
     """The action done on the cell, or the services' French reason it was not (`refused`)."""
     if refused:
         return refused
-    if action == WITHDRAW:
+    if cell.state in (BookingState.WAITING, BookingState.OFFERED) or action in (CONFIRM, DECLINE):
+        done = in_line_text(cell, None) if cell.place else ANNOUNCED.get(cell.state, "Place refusée")
+    elif action == WITHDRAW:
         done = "Demande retirée"
     elif cell.state is BookingState.REFUSED:
         done = f"Réservation refusée ({cell.reason})" if cell.reason else "Réservation refusée"
@@ -241,8 +251,27 @@ def _announcement(action: str, cell: planning.Cell, refused: str | None) -> str:
 
 @bp.get("/<int:family_id>/planning/cellule")
 def planning_cell(family_id: int):
-    """One cell, as a fragment (used by Annuler)."""
+    """One cell, as a fragment (used by Annuler, and asked again by a cell on a waiting list: `vu` is
+    what it shows, and nothing is sent back while it is still so)."""
     target, cell = _cell(family_id, utcnow())
+    seen = request.args.get("vu")
+    if seen is not None:
+        if seen == watch_key(cell):
+            return "", 204
+        html = cell_html(
+            cell,
+            target.rank % planning.CHILD_COLOURS,
+            url_for("family.planning_confirm", family_id=family_id),
+            today=utcnow().astimezone(PARIS).date(),
+            sick_base=url_for("family.planning_sick", family_id=family_id),
+        )
+        what = (
+            in_line_text(cell, utcnow().astimezone(PARIS).date())
+            if cell.place
+            else (cell.state.label if cell.state else "Inscrit")
+        )
+        announce = f"{cell.child.first_name}, {french_day(cell.day)} — {cell.activity.name} : {what}"
+        return html + Markup('<div hx-swap-oob="innerHTML:#annonce">{}</div>').format(announce)
     return _render_cell(family_id, cell, target.rank)
 
 
@@ -256,11 +285,15 @@ def planning_confirm(family_id: int):
             flash(CHANGED, "info")
             return redirect(_back(family_id))
         return _render_cell(family_id, cell, target.rank, CHANGED)
-    text = CONFIRM_TEXT[action].format(
+    text = (STATE_CONFIRM_TEXT.get((cell.state, action)) or CONFIRM_TEXT[action]).format(
         day=french_day(cell.day), child=target.child.first_name, activity=target.activity.name
     )
     deadline = cell.verdict.deadline
-    until = until_text(action, deadline) if deadline else None
+    until = (
+        until_text(action, deadline) if deadline and action in (RESERVE, ABSENCE, WITHDRAW, JOIN) else None
+    )
+    if action in (CONFIRM, DECLINE):
+        until = in_line_text(cell, utcnow().astimezone(PARIS).date()) + "."
     context = dict(
         family_id=family_id,
         cell=cell,
@@ -280,8 +313,31 @@ def cost_text(family_id: int, cell: planning.Cell, action: str) -> str | None:
     day (the tariff in force, the family's quotient bracket), or that an absence in time is free."""
     if action == ABSENCE:
         return "Une absence demandée dans les délais n'est pas facturée."
+    if action == JOIN:
+        hours = cell_activity_hold(cell)
+        return (
+            "Si une place se libère, vous serez prévenu aussitôt par e-mail et sur le planning, et aurez "
+            f"{hours} pour la confirmer (jamais après la date limite de réservation). "
+            + (price_text(family_id, cell) or "")
+        ).strip()
+    if action == CONFIRM:
+        return price_text(family_id, cell)
     if action != RESERVE:
         return None
+    return price_text(family_id, cell)
+
+
+def cell_activity_hold(cell: planning.Cell) -> str:
+    """ "2 h", "30 min", "1 h 30": how long a place freed is held (the activity read in the session)."""
+    minutes = db.session.get(Activity, cell.activity.id).offer_hold_minutes
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h" + (f" {rest:02d}" if rest else "")
+
+
+def price_text(family_id: int, cell: planning.Cell) -> str:
+    """Billing's price of the day for this family, said before the parent confirms."""
     tariff, price, quotient = billing.family_quotes(family_id, cell.activity.id, [cell.day])[cell.day]
     if tariff is None:
         return "Aucun tarif n'est encore fixé pour ce jour : le service Enfance vous indiquera son prix."
@@ -318,6 +374,27 @@ def planning_act(family_id: int):
         if action == WITHDRAW:
             bookings.withdraw(child, activity, day, current_user, now, _zone(), verdict=cell.verdict)
             after, cell = _cell(family_id, now)  # read again: the day is back to what it was
+            return after.rank, cell
+        if action in (CONFIRM, DECLINE):
+            change = bookings.confirm_offer if action == CONFIRM else bookings.decline_offer
+            change(child, activity, day, current_user, now)
+            after, cell = _cell(family_id, now)
+            return after.rank, cell
+        if action == JOIN:
+            bookings.submit(
+                family_id,
+                current_user,
+                child,
+                activity,
+                RequestKind.RESERVATION,
+                [day],
+                now,
+                _zone(),
+                facts=target.facts,
+                verdicts={day: cell.verdict},
+                waiting=True,
+            )
+            after, cell = _cell(family_id, now)  # (its rank in the line, read)
             return after.rank, cell
         kind = RequestKind.RESERVATION if action == RESERVE else RequestKind.ABSENCE
         submitted = bookings.submit(

@@ -84,8 +84,11 @@ from portail.models.requests import (
     RequestRead,
 )
 from portail.models.types import utcnow
+from portail.models.waiting import WaitingEnd, WaitingEntry
 
 __all__ = [
+    "WaitingEnd",
+    "WaitingEntry",
     "EXCUSE_REASONS",
     "Attendance",
     "DailyMail",

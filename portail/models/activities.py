@@ -35,6 +35,10 @@ class BookingState(Labelled):
     ABSENT = "absent", "Absent"
     SICK = "sick", "Enfant malade"  # declared by the family on the day or the day before
     CANCELLED = "cancelled", "Annulé par la mairie"  # a strike, a closure: never billed
+    # The waiting list of a full day (models.waiting: the order and the offer): never billed, no place
+    # taken while waiting; a place freed is held for the family that is offered it.
+    WAITING = "waiting", "Liste d'attente"
+    OFFERED = "offered", "Place proposée"
 
 
 class Activity(db.Model):
@@ -67,6 +71,11 @@ class Activity(db.Model):
     absence_deadline_time: Mapped[time] = mapped_column(default=time(10, 0))
     absence_deadline_working_days: Mapped[bool] = mapped_column(default=True)
     absence_deadline_weekday: Mapped[int | None]
+    # A full day offers its waiting list (an optional maximum length); a place freed is held for the
+    # first in line this long (never past the day's booking deadline).
+    waiting_list: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    waiting_list_max: Mapped[int | None]
+    offer_hold_minutes: Mapped[int] = mapped_column(default=120, server_default="120")
 
     __table_args__ = (
         sa.CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_positive"),

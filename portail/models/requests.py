@@ -24,6 +24,7 @@ class LineState(enum.Enum):
     ACCEPTED = "accepted"
     REFUSED = "refused"
     WITHDRAWN = "withdrawn"
+    WAITING = "waiting"  # on the day's waiting list (models.waiting), or offered its place
 
 
 class Request(db.Model):
@@ -70,6 +71,7 @@ class EventKind(enum.Enum):
     DECISION = "decision"
     MESSAGE = "message"
     WITHDRAWAL = "withdrawal"
+    WAITING_LIST = "waiting_list"  # a move on a day's waiting list: a place offered, confirmed, lapsed…
 
 
 class RequestEvent(db.Model):

@@ -40,14 +40,15 @@ DAYS_AHEAD = 366
 # What each booking state shows in a calendar: the event's STATUS and what the title says after the
 # activity (nothing: a plain reserved day). The days the child does not come (absent, sick, refused)
 # have no event: a day that had one loses it at the calendar's next refresh. A day the town cancelled
-# stays, marked cancelled, so that the family sees why it went. The waiting list, when it comes
-# (issue 19), adds its state here: TENTATIVE, "Liste d'attente".
+# stays, marked cancelled, so that the family sees why it went. A day on a waiting list is tentative.
 SHOWN = {
     BookingState.RESERVED: ("CONFIRMED", ""),
     BookingState.RESERVATION_REQUESTED: ("TENTATIVE", "Demande en attente"),
     # (still reserved until the town decides)
     BookingState.ABSENCE_REQUESTED: ("CONFIRMED", BookingState.ABSENCE_REQUESTED.label),
     BookingState.CANCELLED: ("CANCELLED", BookingState.CANCELLED.label),
+    BookingState.WAITING: ("TENTATIVE", BookingState.WAITING.label),
+    BookingState.OFFERED: ("TENTATIVE", "Place proposée, à confirmer"),
 }
 
 

@@ -38,6 +38,8 @@ SUBJECTS = {
     "service_restored": "Service rétabli",
     "kitchen_headcounts": "Effectifs pour la cuisine",
     "invoice_reminder": "Relance : facture en attente de paiement",
+    "waiting_offer": "Liste d'attente : une place s'est libérée",
+    "waiting_ended": "Liste d'attente : pas de place pour ce jour",
 }
 # Mails the relay hands to the worker (within RELAY_EVERY seconds) instead of the request that
 # queues them: the receipt of every click on the planning, which nobody waits for. The click then

@@ -37,6 +37,8 @@ STATE_ICONS = {
     BookingState.ABSENT: "–",
     BookingState.SICK: "✚",
     BookingState.CANCELLED: "⊘",
+    BookingState.WAITING: "⧖",
+    BookingState.OFFERED: "★",
 }
 
 
@@ -102,6 +104,7 @@ class Cell:
     state: BookingState | None
     reason: str | None  # refusal reason of the booking
     verdict: booking_rules.Verdict
+    place: booking_facts.Place | None = None  # on the day's waiting list: the rank, the offer's end
 
     @property
     def dom_id(self) -> str:
@@ -161,14 +164,20 @@ def cells(
         (child_id, activity_id, day): (state, reason) for child_id, activity_id, day, state, reason in rows
     }
     limited = [a.id for a in shown if a.capacity is not None]  # only they can be full
-    booked = (
+    booked, waiting = {}, {}
+    for activity_id, day, count, in_line in (
+        connection.execute(booking_facts.COUNTERS, {"ids": limited, **period}).all() if limited else ()
+    ):
+        booked[(activity_id, day)], waiting[(activity_id, day)] = count, in_line
+    # (the children's places on waiting lists: one more query, only when a day shown is on one)
+    places = (
         {
-            (activity_id, day): count
-            for activity_id, day, count in connection.execute(
-                booking_facts.COUNTERS, {"ids": limited, **period}
-            ).all()
+            (child_id, activity_id, day): booking_facts.Place(rank, until)
+            for child_id, activity_id, day, rank, until in connection.execute(
+                booking_facts.QUEUE, {"ids": [child.id for child in children], **period}
+            )
         }
-        if limited
+        if any(state in booking_facts.IN_LINE for state, _reason in bookings.values())
         else {}
     )
     closed = defaultdict(dict)
@@ -212,9 +221,17 @@ def cells(
                 verdict = verdicts.get(state)
                 if verdict is None:
                     verdict = verdicts[state] = _verdict(
-                        activity, day, now, zone, rules, state, booked.get((what.id, day), 0)
+                        activity,
+                        day,
+                        now,
+                        zone,
+                        rules,
+                        state,
+                        booked.get((what.id, day), 0),
+                        waiting.get((what.id, day), 0),
                     )
-                row.append(Cell(who, what, day, state, reason, verdict))
+                place = places.get((who.id, what.id, day)) if state in booking_facts.IN_LINE else None
+                row.append(Cell(who, what, day, state, reason, verdict, place))
         day += timedelta(days=1)
     order = {who.id: index for index, who in enumerate(whos)}
     for row in result.values():
@@ -262,8 +279,11 @@ def cell_of(
     state = facts.states.get(day)
     if state is None and not worth_showing(rules.closed, day, facts.closed):
         return None
-    verdict = _verdict(activity, day, now, zone, rules, state, facts.booked.get(day, 0))
-    return Cell(Who.of(child), What(activity.id, activity.name), day, state, reason, verdict)
+    verdict = _verdict(
+        activity, day, now, zone, rules, state, facts.booked.get(day, 0), facts.waiting.get(day, 0)
+    )
+    place = facts.queue.get(day)
+    return Cell(Who.of(child), What(activity.id, activity.name), day, state, reason, verdict, place)
 
 
 def _verdict(
@@ -274,10 +294,19 @@ def _verdict(
     rules: booking_rules.DayRules,
     state: BookingState | None,
     booked: int,
+    waiting: int = 0,
 ) -> booking_rules.Verdict:
     """The rules' verdict on a cell the planning shows (its child is enrolled that day)."""
     return booking_rules.evaluate(
-        activity, day, now, is_enrolled=True, state=state, zone=zone, booked=booked, day_rules=rules
+        activity,
+        day,
+        now,
+        is_enrolled=True,
+        state=state,
+        zone=zone,
+        booked=booked,
+        day_rules=rules,
+        waiting=waiting,
     )
 
 
@@ -308,6 +337,8 @@ def request_state(lines: list[RequestLine]) -> str:
     states.discard(LineState.WITHDRAWN)
     if states == {LineState.PENDING}:
         return "Reçue"
+    if LineState.WAITING in states:
+        return "Liste d'attente"
     if LineState.PENDING in states:
         return "En cours"
     if states == {LineState.ACCEPTED}:
