@@ -26,11 +26,21 @@ ACTION_LABELS = {
     CONFIRM: "Confirmer la place",
     DECLINE: "Refuser la place",
 }
-# The same action said for what the day is: leaving a waiting list, giving up a place the town holds.
+# The same action said for what the day is: leaving a waiting list, giving up a place held for the
+# agent's decision (an activity validated by hand: no place to confirm).
 STATE_ACTION_LABELS = {
     (BookingState.WAITING, WITHDRAW): "Quitter la liste d'attente",
     (BookingState.OFFERED, DECLINE): "Renoncer à la place",
 }
+
+
+def said_for(state: BookingState | None, action: str, actions: set[str]) -> str | None:
+    """The state's own wording of an action, if it has one."""
+    if state is BookingState.OFFERED and CONFIRM in actions:
+        return None
+    return STATE_ACTION_LABELS.get((state, action))
+
+
 # A reserved day of today or tomorrow past its absence deadline: the child's sick day, declared (with its
 # billing preview) from the cell; a day declared sick: its declaration, to send the certificate.
 SICK_ACTION, SICK_DECLARED = "Enfant malade", "Déclaration et certificat"
@@ -151,7 +161,7 @@ def cell_html(
         base = f"{confirm_base}?enfant={child.id}&amp;activite={cell.activity.id}&amp;jour={iso}&amp;action="
         short = f"{iso[8:10]}/{iso[5:7]}"
         actions = "".join(
-            f'<a class="cell-action" href="{base}{action}">{STATE_ACTION_LABELS.get((state, action)) or ACTION_LABELS[action]}'
+            f'<a class="cell-action" href="{base}{action}">{said_for(state, action, verdict.actions) or ACTION_LABELS[action]}'
             f'<span class="visually-hidden"> : {first_name}, {activity}, {short}</span></a>'
             for action in (sorted(verdict.actions) if len(verdict.actions) > 1 else verdict.actions)
         )

@@ -10,9 +10,26 @@ from markupsafe import Markup
 
 from portail import bookings
 from portail.bookings import AlreadyRequested, BookingError
-from portail.bookings.rules import ABSENCE, CONFIRM, DECLINE, JOIN, RESERVE, WEEKDAY_CHOICES, WITHDRAW
+from portail.bookings.rules import (
+    ABSENCE,
+    CONFIRM,
+    DECLINE,
+    JOIN,
+    RESERVE,
+    WEEKDAY_CHOICES,
+    WITHDRAW,
+    Verdict,
+)
 from portail.extensions import db
-from portail.family.cell_html import ACTION_LABELS, cell_html, days_html, in_line_text, until_text, watch_key
+from portail.family.cell_html import (
+    ACTION_LABELS,
+    cell_html,
+    days_html,
+    in_line_text,
+    said_for,
+    until_text,
+    watch_key,
+)
 from portail.family.loaders import CellTarget, cell_or_404, family_of_current_user
 from portail.family.routes import bp
 from portail.formatting import PARIS, french_date, french_day, month_label
@@ -285,7 +302,8 @@ def planning_confirm(family_id: int):
             flash(CHANGED, "info")
             return redirect(_back(family_id))
         return _render_cell(family_id, cell, target.rank, CHANGED)
-    text = (STATE_CONFIRM_TEXT.get((cell.state, action)) or CONFIRM_TEXT[action]).format(
+    own = said_for(cell.state, action, cell.verdict.actions) and STATE_CONFIRM_TEXT.get((cell.state, action))
+    text = (own or CONFIRM_TEXT[action]).format(
         day=french_day(cell.day), child=target.child.first_name, activity=target.activity.name
     )
     deadline = cell.verdict.deadline
@@ -631,6 +649,7 @@ def planning_period(family_id: int):
                         utcnow(),
                         _zone(),
                         period=(data["start"], data["end"], "".join(data["weekdays_checked"])),
+                        waiting=data["waiting"],
                     )
                 )
                 created += 1
@@ -733,6 +752,7 @@ def _period_data(family, activities) -> dict:
         child_ids=child_ids,
         activity=activity,
         kind=kind,
+        waiting=kind is RequestKind.RESERVATION and source.get("attente") == "1",
         weekdays_checked=weekdays,
         start=start,
         end=end,
@@ -755,7 +775,7 @@ def _costs(family, data: dict) -> dict[int, tuple[int, int, bool]]:
     queries for the period)."""
     quotes = billing.family_quotes(family.id, data["activity"].id, data["days"])
     costs = {}
-    for child, verdicts in data["preview"]:
+    for child, verdicts, _in_line in data["preview"]:
         asked = [quotes[day] for day, verdict in verdicts if verdict.actions]
         costs[child.id] = (
             sum(price for _t, price, _q in asked),
@@ -766,11 +786,24 @@ def _costs(family, data: dict) -> dict[int, tuple[int, int, bool]]:
 
 
 def _previews(data: dict) -> list:
-    """Each chosen child's verdict for every day of the period."""
-    return [
-        (child, bookings.preview(child, data["activity"], data["kind"], data["days"], utcnow(), _zone()))
-        for child in data["children"]
-    ]
+    """Each chosen child's verdict for every day of the period, and the full days the request puts on
+    the waiting list (asked for: else they are excluded, with how to ask)."""
+    found = []
+    for child in data["children"]:
+        verdicts, in_line = [], []
+        for day, verdict in bookings.preview(
+            child, data["activity"], data["kind"], data["days"], utcnow(), _zone()
+        ):
+            if JOIN in verdict.actions and data["waiting"]:
+                in_line.append(day)
+                continue
+            if JOIN in verdict.actions:
+                verdict = Verdict(
+                    reason=f"{verdict.reason} (liste d'attente possible : cochez la case ci-dessus)"
+                )
+            verdicts.append((day, verdict))
+        found.append((child, verdicts, in_line))
+    return found
 
 
 @bp.get("/<int:family_id>/demandes")

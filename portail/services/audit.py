@@ -28,6 +28,8 @@ ACTION_LABELS = {
     "enrolment.created": "Inscription à une activité",
     "enrolment.deleted": "Inscription supprimée",
     "booking.entered": "Jour saisi par le service",
+    "waiting.promoted": "Enfant placé en tête d'une liste d'attente",
+    "waiting.removed": "Enfant retiré d'une liste d'attente",
     "cancellation.created": "Service annulé (grève, fermeture…)",
     "cancellation.undone": "Annulation de service levée",
     "register.viewed": "Registre de pointage consulté (alertes santé)",
