@@ -267,13 +267,16 @@ def check_claire_unread_refusal(app, paragraph):
     claire = user("claire.martin@demo.fr")
     client = login(app, claire.email, demo.DEMO_PASSWORD)
     page = client.get("/mon-espace/demandes").get_data(as_text=True)
-    assert page.count("nouveau(x) message(s)") == 1 and "1 nouveau(x) message(s)" in page
     own = db.session.scalars(sa.select(Request.id).where(Request.created_by_id == claire.id)).all()
     unread = request_desk.unread_counts(claire, own)
-    assert list(unread.values()) == [1]
-    (refused_id,) = unread
-    refused = db.session.get(Request, refused_id)
-    assert [line.state for line in refused.lines] == [LineState.REFUSED]
+    assert page.count("1 nouveau(x) message(s)") == len(unread)
+    # the refused day; and the place offered to Léa from the waiting list (check_waiting_list)
+    lines = {
+        request_id: [line.state for line in db.session.get(Request, request_id).lines]
+        for request_id in unread
+    }
+    assert sorted(lines.values(), key=str) == [[LineState.REFUSED], [LineState.WAITING]]
+    assert list(unread.values()) == [1, 1]
 
 
 def check_documents(app, paragraph):
@@ -294,7 +297,7 @@ def check_documents(app, paragraph):
 
 def check_billing(app, paragraph):
     activities = db.session.scalars(sa.select(Activity)).all()
-    assert len(activities) == 5
+    assert len(activities) == 6
     assert {tariff.activity_id for tariff in db.session.scalars(sa.select(Tariff))} == {
         a.id for a in activities
     }
@@ -461,6 +464,65 @@ def check_attestation(app, paragraph):
     assert "Tom MARTIN" in text and "Léa" not in text and str(year) in text
 
 
+def check_waiting_list(app, paragraph):
+    from portail.bookings import rules as booking_rules
+    from portail.demo import activities as demo_activities
+    from portail.models import OutboxMessage, WaitingEntry
+
+    theatre = db.session.scalar(sa.select(Activity).where(Activity.name == "Atelier théâtre du mercredi"))
+    assert theatre.waiting_list and theatre.capacity == 2
+    now = utcnow()
+    days = [
+        day
+        for day in demo_activities.open_days(theatre, today() + timedelta(days=2), 20)
+        if booking_rules.booking_deadline(theatre, day) > now
+    ][:2]
+    first, second = days
+    states = {
+        (row.first_name, row.day): row.state
+        for row in db.session.execute(
+            sa.select(Child.first_name, BookingRow.day, BookingRow.state)
+            .join(Child, Child.id == BookingRow.child_id)
+            .where(BookingRow.activity_id == theatre.id)
+        )
+    }
+    assert states[("Tom", first)] is states[("Inès", first)] is BookingState.RESERVED
+    assert states[("Léa", first)] is BookingState.WAITING
+    assert states[("Léa", second)] is BookingState.OFFERED and states[("Inès", second)] is BookingState.ABSENT
+    offer = db.session.scalars(
+        sa.select(WaitingEntry).where(WaitingEntry.day == second, WaitingEntry.offered_at.is_not(None))
+    ).one()
+    assert offer.offer_expires_at > now and offer.ended_at is None
+    mailed = db.session.scalars(
+        sa.select(OutboxMessage.recipient).where(OutboxMessage.template == "waiting_offer")
+    )
+    assert sorted(mailed) == ["claire.martin@demo.fr", "julien.martin@demo.fr"]
+    martin = family("Famille MARTIN")
+    lea = child("Léa")
+    client = login(app, "claire.martin@demo.fr", demo.DEMO_PASSWORD)
+    cell = client.get(
+        f"/famille/{martin.id}/planning/cellule",
+        query_string={"enfant": lea.id, "activite": theatre.id, "jour": first.isoformat()},
+        headers={"HX-Request": "true"},
+    )
+    assert "Liste d&#39;attente — 1er" in cell.get_data(as_text=True)
+    confirmed = client.post(
+        f"/famille/{martin.id}/planning/cellule",
+        data={"enfant": lea.id, "activite": theatre.id, "jour": second.isoformat(), "action": "confirm"},
+        headers={"HX-Request": "true"},
+    )
+    assert "Réservé" in confirmed.get_data(as_text=True)
+    db.session.rollback()
+    assert (
+        db.session.scalar(
+            sa.select(BookingRow.state).where(
+                BookingRow.child_id == lea.id, BookingRow.activity_id == theatre.id, BookingRow.day == second
+            )
+        )
+        is BookingState.RESERVED
+    )
+
+
 # (a phrase of the README's paragraph, the check that makes it true)
 CLAIMS = [
     ("The canteen's first open day of next week is cancelled for a strike", check_strike_next_week),
@@ -476,7 +538,8 @@ CLAIMS = [
     ("The agent finds requests waiting in *Demandes*", check_requests_waiting),
     ('Claire has "1 nouveau(x) message(s)" on a refused day', check_claire_unread_refusal),
     ("*Pièces justificatives* show a validated document, one expiring soon", check_documents),
-    ("Tariffs are set for the five activities", check_billing),
+    ("Tariffs are set for the six activities", check_billing),
+    ("Léa is first on the waiting list", check_waiting_list),
     ("Claire pays by direct debit", check_direct_debit),
     ("Claire downloads the attestation fiscale", check_attestation),
     ("Sophie can pay BERNARD's invoices online", check_online_payment),  # (last: it pays them)

@@ -1274,9 +1274,9 @@ def confirm_offer(child: Child, activity: Activity, day: date, user: User, now: 
             "decider": None,
         },
     )
-    history.record(
+    history.record(  # (the line decided: a decision, the family's own)
         offer.request_id,
-        EventKind.WAITING_LIST,
+        EventKind.DECISION,
         user,
         by_town=False,
         summary=f"Place confirmée par la famille : {short_date(day)}",
@@ -1352,9 +1352,9 @@ def _lapse(entry_id: int, how: WaitingEnd, why: str, now: datetime, *, agent: Us
         WaitingEnd.CLOSED: "Liste d'attente close",
         WaitingEnd.REMOVED: "Retirée de la liste d'attente par le service",
     }
-    history.record(
+    history.record(  # (the line decided: a decision, the town's)
         request_id,
-        EventKind.WAITING_LIST if agent is None else EventKind.DECISION,
+        EventKind.DECISION,
         agent,
         by_town=True,
         summary=f"{summaries[how]} : {short_date(day)}",

@@ -80,6 +80,7 @@ def month_open_days(
 
 
 JULES_FERRY, TILLEULS = "Groupe scolaire Jules Ferry", "Centre de loisirs des Tilleuls"
+THEATRE = "Atelier théâtre du mercredi"  # the sixth activity: two places and a waiting list
 
 
 def days_before(days: int, hour: int, working_days: bool) -> dict:
@@ -158,6 +159,58 @@ def load(families: dict[str, Family], parent: User) -> None:
     _bookings(martin, lea, tom, canteen, evening, parent, agent, now)
     sophie = db.session.scalar(sa.select(User).where(User.email == "sophie.bernard@demo.fr"))
     _period_request(bernard, ines, canteen, sophie, now)
+    theatre = make_theatre(*demo_period(now.astimezone(booking_rules.PARIS).date()))
+    db.session.add(theatre)
+    db.session.flush()
+    _waiting_list(martin, bernard, theatre, parent, sophie, now)
+
+
+def make_theatre(start: date, end: date) -> Activity:
+    """The Wednesday drama workshop: two places, a waiting list, a place freed held a day (never
+    past the booking deadline, the day before at 18:00)."""
+    booking = days_before(1, 18, False)
+    return Activity(
+        name=THEATRE,
+        site=TILLEULS,
+        weekdays="3",
+        capacity=2,
+        validation_mode=AUTOMATIC,
+        open_period=SCHOOL_DAYS,
+        start_date=start,
+        end_date=end,
+        waiting_list=True,
+        offer_hold_minutes=24 * 60,
+        **{f"booking_deadline_{key}": value for key, value in booking.items()},
+        **{f"absence_deadline_{key}": value for key, value in booking.items()},
+    )
+
+
+def _waiting_list(
+    martin: Family, bernard: Family, theatre: Activity, claire: User, sophie: User, now
+) -> None:
+    """The workshop's next two open Wednesdays are full (Tom and Inès); Léa is first on the waiting
+    list of the first; on the second, Sophie declared Inès absent an hour ago, and the place was
+    offered to Léa at once (its mail sent to Claire and Julien)."""
+    lea, tom = martin.children
+    ines = bernard.children[0]
+    for child in (lea, tom, ines):
+        db.session.add(Enrolment.whole(child, theatre))
+    db.session.flush()
+    morning = now - timedelta(hours=1)
+    start = now.astimezone(booking_rules.PARIS).date() + timedelta(days=2)
+    first, second = [
+        day for day in open_days(theatre, start, 20) if booking_rules.booking_deadline(theatre, day) > now
+    ][:2]
+    for day in (first, second):
+        _ask(bernard, ines, theatre, RequestKind.RESERVATION, [day], sophie, morning - timedelta(days=1))
+        _ask(martin, tom, theatre, RequestKind.RESERVATION, [day], claire, morning - timedelta(days=1))
+        bookings.submit(
+            martin.id, claire, lea, theatre, RequestKind.RESERVATION, [day], morning, zone(), waiting=True
+        )
+        sent_then("booking_receipt", morning)
+    bookings.submit(bernard.id, sophie, ines, theatre, RequestKind.ABSENCE, [second], morning, zone())
+    sent_then("booking_receipt", morning)
+    sent_then("waiting_offer", morning)
 
 
 def paris_time(now: datetime, days_ago: int, at: time) -> datetime:

@@ -1,4 +1,4 @@
-"""Demo billing: tariffs for the five activities, the days the demo children went to in two past
+"""Demo billing: tariffs for the six activities, the days the demo children went to in two past
 months (school days, and the holiday centre in the holidays and the summer), and those two months
 billed (one invoice paid, one late, the newer ones to pay)."""
 
@@ -40,6 +40,7 @@ PRICES = {
     "Accueil du soir": (80, 190, 250, 300),
     "Centre de loisirs du mercredi": (300, 750, 1050, 1400),
     "Centre de loisirs des vacances": (350, 850, 1200, 1600),
+    "Atelier théâtre du mercredi": (200, 450, 600, 800),
 }
 UPPER_BOUNDS = (622, 1000, 1500, None)
 # "Frais de garde": the attestation fiscale counts them; meals (the canteen) are not childcare.
