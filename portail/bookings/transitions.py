@@ -649,6 +649,8 @@ def _sort_pending(
         verdict = ask(activity, day, now, zone, facts, states.get(day))
         if WITHDRAW in verdict.actions:
             withdrawable.append(day)
+        elif states.get(day) is BookingState.OFFERED:
+            kept[day] = "Une place vous est proposée : confirmez-la ou refusez-la sur le planning"
         elif verdict.deadline is not None and now >= verdict.deadline:
             kept[day] = f"Délai dépassé depuis le {french_instant(verdict.deadline)}"
         else:

@@ -30,6 +30,7 @@ LINE_LABELS = {
     LineState.ACCEPTED: "Acceptée",
     LineState.REFUSED: "Refusée",
     LineState.WITHDRAWN: "Retirée",
+    LineState.WAITING: "Liste d'attente",
 }
 
 
