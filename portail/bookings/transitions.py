@@ -67,7 +67,14 @@ ASKED = {
 
 # The states in which a day already is what a reservation or an absence request asks for.
 ALREADY = {
-    RequestKind.RESERVATION: frozenset({BookingState.RESERVATION_REQUESTED, BookingState.RESERVED}),
+    RequestKind.RESERVATION: frozenset(
+        {
+            BookingState.RESERVATION_REQUESTED,
+            BookingState.RESERVED,
+            BookingState.WAITING,
+            BookingState.OFFERED,
+        }
+    ),
     RequestKind.ABSENCE: frozenset({BookingState.ABSENCE_REQUESTED, BookingState.ABSENT}),
 }
 
