@@ -13,5 +13,6 @@ from portail.gestion import (  # noqa: F401  (their views register on bp)
     opening_routes,
     register_routes,
     request_routes,
+    waiting_routes,
 )
 from portail.gestion.routes import bp  # noqa: F401  (defined with the main routes; the app registers it)

@@ -30,9 +30,27 @@ def activity_edit(activity_id: int | None = None):
     if request.method == "GET" and activity:
         form.fill(activity)
     if form.validate_on_submit():
-        activity = activity_service.save_activity(activity, form.values(), current_user)
-        return saved(f"L'activité « {activity.name} » est enregistrée.", url_for("gestion.activities"))
+        values = form.values()
+        opens = activity is not None and _opens_places(activity, values)
+        activity = activity_service.save_activity(activity, values, current_user)
+        response = saved(f"L'activité « {activity.name} » est enregistrée.", url_for("gestion.activities"))
+        # (the minute's job would offer them too: this way the families waiting hear at once)
+        if opens and (offered := bookings.offer_open_places(utcnow(), activity.id)):
+            plural = "s" if offered > 1 else ""
+            flash(
+                f"{offered} place{plural} libérée{plural} : proposée{plural} aux familles en tête "
+                "de liste d'attente.",
+                "success",
+            )
+        return response
     return form_page("gestion/activity_form.html", form=form, activity=activity)
+
+
+def _opens_places(activity: Activity, values: dict) -> bool:
+    """Whether the change may free places for the lines waiting: a capacity raised, the list switched on."""
+    capacity = values["capacity"]
+    raised = activity.capacity is not None and capacity is not None and capacity > activity.capacity
+    return raised or (values["waiting_list"] and not activity.waiting_list)
 
 
 @bp.route("/activites/<int:activity_id>/fermetures", methods=["GET", "POST"])

@@ -4,6 +4,7 @@ enrolments and days entered by the service, tariffs and payments."""
 import re
 import secrets
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 
 from wtforms import (
     BooleanField,
@@ -19,7 +20,15 @@ from wtforms import (
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portail.bookings.rules import WEEKDAY_CHOICES
@@ -42,6 +51,7 @@ from portail.services import billing
 from portail.services.billing import BillingError
 
 DEADLINE_FIELDS = ("kind", "days", "time", "working_days", "weekday")
+DEFAULT_HOLD_MINUTES = 120  # a place freed is held two hours for the first in line, unless said otherwise
 BRACKET_ROWS = 6
 # The hidden key of a payment form as rendered (secrets.token_urlsafe(16): 22 characters).
 PAYMENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -50,6 +60,33 @@ PAYMENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 class Checkboxes(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
+
+
+class HoursField(StringField):
+    """A duration typed in hours ("1,5" or "1.5"); its data is in whole minutes (None when empty)."""
+
+    def process_formdata(self, valuelist) -> None:
+        text = (valuelist[0] if valuelist else "").strip().replace(",", ".")
+        self.data = None
+        if text:
+            try:
+                hours = Decimal(text)
+            except InvalidOperation:
+                hours = None
+            if hours is None or not hours.is_finite():
+                raise ValueError("Indiquez un nombre d'heures, par exemple 2 ou 1,5.")
+            self.data = round(hours * 60)
+
+    def pre_validate(self, form) -> None:
+        if self.process_errors:  # (not a number: its range is not checked, one message is enough)
+            raise StopValidation()
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return self.raw_data[0]
+        if self.data is None:
+            return ""
+        return f"{Decimal(self.data) / 60:.2f}".rstrip("0").rstrip(".").replace(".", ",")
 
 
 class GuardianForm(Subform):
@@ -227,6 +264,30 @@ class ActivityForm(FlaskForm):
         ],
     )
     closed_on_public_holidays = BooleanField("Fermé les jours fériés", default=True)
+    waiting_list = BooleanField(
+        "Liste d'attente quand l'activité est complète",
+        description="Un jour complet, les familles peuvent s'inscrire sur sa liste d'attente : une place "
+        "libérée est proposée à la première de la liste.",
+    )
+    waiting_list_max = IntegerField(
+        "Longueur maximale de la liste d'attente",
+        validators=[Optional(), NumberRange(min=1, max=1000, message="Entre 1 et 1000.")],
+        description="Par jour. Laisser vide : sans limite.",
+        render_kw={"inputmode": "numeric"},
+    )
+    offer_hold_hours = HoursField(
+        "Délai pour confirmer une place libérée (en heures)",
+        validators=[
+            Optional(),
+            NumberRange(
+                min=30, max=72 * 60, message="Indiquez entre 0,5 et 72 heures (par exemple 2 ou 1,5)."
+            ),
+        ],
+        description="Jamais au-delà de la date limite de réservation ; en validation manuelle, la place "
+        "attend la décision d'un agent. Laisser vide : 2 heures.",
+        default=DEFAULT_HOLD_MINUTES,
+        render_kw={"inputmode": "decimal"},
+    )
 
     def fill(self, activity: Activity) -> None:
         """Show an activity's rules in the form."""
@@ -237,6 +298,8 @@ class ActivityForm(FlaskForm):
         self.validation_mode.data = activity.validation_mode.value
         self.open_period.data = activity.open_period.value
         self.closed_on_public_holidays.data = activity.closed_on_public_holidays
+        self.waiting_list.data, self.waiting_list_max.data = activity.waiting_list, activity.waiting_list_max
+        self.offer_hold_hours.data = activity.offer_hold_minutes
         for prefix in ("booking_deadline", "absence_deadline"):
             for name in DEADLINE_FIELDS:
                 value = getattr(activity, f"{prefix}_{name}")
@@ -256,6 +319,11 @@ class ActivityForm(FlaskForm):
             "validation_mode": ValidationMode(self.validation_mode.data),
             "open_period": OpenPeriod(self.open_period.data),
             "closed_on_public_holidays": self.closed_on_public_holidays.data,
+            "waiting_list": self.waiting_list.data,
+            "waiting_list_max": self.waiting_list_max.data,
+            "offer_hold_minutes": DEFAULT_HOLD_MINUTES
+            if self.offer_hold_hours.data is None
+            else self.offer_hold_hours.data,
         }
         for prefix in ("booking_deadline", "absence_deadline"):
             weekday = self[f"{prefix}_weekday"].data
@@ -272,6 +340,9 @@ class ActivityForm(FlaskForm):
         valid = super().validate(extra_validators)
         if self.start_date.data and self.end_date.data and self.start_date.data > self.end_date.data:
             self.end_date.errors.append("La date de fin doit être après la date de début.")
+            valid = False
+        if self.waiting_list.data and self.capacity.data is None and not self.capacity.errors:
+            self.capacity.errors.append("Une liste d'attente suppose une capacité par jour : indiquez-la.")
             valid = False
         for prefix in ("booking_deadline", "absence_deadline"):
             kind, weekday, days = self[f"{prefix}_kind"], self[f"{prefix}_weekday"], self[f"{prefix}_days"]
