@@ -537,3 +537,18 @@ def test_the_calendar_feed_marks_the_days_in_line_as_tentative(line):
     join(children, "Léa", activity, day)
     assert calendar_feeds.SHOWN[BookingState.WAITING] == ("TENTATIVE", "Liste d'attente")
     assert calendar_feeds.SHOWN[BookingState.OFFERED][0] == "TENTATIVE"
+
+
+def test_a_capacity_removed_offers_the_whole_line_and_a_child_first_is_not_promoted_again(line):
+    activity, day, children = line
+    agent = make_user(email="agent@example.fr")
+    for name in ("Jade", "Léa"):
+        join(children, name, activity, day)
+    jade = entry_of(children, "Jade", activity, day)
+    with pytest.raises(bookings.DecisionError, match="déjà en tête"):
+        bookings.promote(jade.id, agent, now_utc())
+    db.session.rollback()
+    activity.capacity = None
+    db.session.commit()
+    assert bookings.offer_open_places(now_utc(), activity.id) == 2
+    assert state(children, "Jade", activity, day) is state(children, "Léa", activity, day) is BookingState.OFFERED

@@ -1142,7 +1142,7 @@ def offer_freed(activity: Activity, days: list[date], now: datetime) -> int:
 
     Only on an open day before its booking deadline: the offer lasts the activity's hold time, never
     past the deadline. An activity validated by hand hands the request to the agent's queue instead."""
-    if activity.capacity is None or not days:
+    if not days:  # (a capacity removed: every place is free, the whole line is offered)
         return 0
     db.session.flush()
     connection = db.session.connection()
@@ -1441,8 +1441,10 @@ def offer_open_places(now: datetime, activity_id: int | None = None) -> int:
             _OPEN,
             _entry.c.offered_at.is_(None),
             _entry.c.day >= now.astimezone(PARIS).date(),
-            Activity.__table__.c.capacity.is_not(None),
-            sa.func.coalesce(counter.c.booked, 0) < Activity.__table__.c.capacity,
+            sa.or_(
+                Activity.__table__.c.capacity.is_(None),
+                sa.func.coalesce(counter.c.booked, 0) < Activity.__table__.c.capacity,
+            ),
         )
         .group_by(_entry.c.activity_id, _entry.c.day)
     )
@@ -1478,9 +1480,11 @@ def promote(entry_id: int, agent: User, now: datetime) -> None:
     if found is None:
         raise DecisionError("Cette inscription n'est plus en attente : la liste a changé entre-temps.")
     activity_id, day, request_id, child_id = found
-    connection.execute(
-        _touch_statement(1), {"activity": activity_id, "day_0": day}
-    )  # (the line's writers take turns)
+    # (the line's writers take turns; a second click, or two agents at once, find the child first)
+    connection.execute(_touch_statement(1), {"activity": activity_id, "day_0": day})
+    first = connection.execute(FIRST_IN_LINE, {"activity": activity_id, "day": day}).first()
+    if first is not None and first.id == entry_id:
+        raise DecisionError("Cet enfant est déjà en tête de la liste d'attente.")
     head = connection.execute(
         sa.select(sa.func.min(_entry.c.queue_key)).where(
             _entry.c.activity_id == activity_id, _entry.c.day == day, _OPEN, _entry.c.offered_at.is_(None)
