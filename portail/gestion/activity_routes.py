@@ -47,9 +47,10 @@ def activity_edit(activity_id: int | None = None):
 
 
 def _opens_places(activity: Activity, values: dict) -> bool:
-    """Whether the change may free places for the lines waiting: a capacity raised, the list switched on."""
+    """Whether the change may free places for the lines waiting: a capacity raised or removed, the list
+    switched on."""
     capacity = values["capacity"]
-    raised = activity.capacity is not None and capacity is not None and capacity > activity.capacity
+    raised = activity.capacity is not None and (capacity is None or capacity > activity.capacity)
     return raised or (values["waiting_list"] and not activity.waiting_list)
 
 
