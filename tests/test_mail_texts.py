@@ -516,6 +516,35 @@ OTHER_MAILS.append(
 )
 
 
+_WAITING = {
+    "first_name": "Camille",
+    "child": "Léa",
+    "activity": "Atelier théâtre",
+    "day": "2027-03-03",
+    "link": "https://famille.ville.fr/mon-espace/demandes/12",
+}
+OTHER_MAILS += [
+    (
+        "waiting_offer",
+        _WAITING | {"manual": False, "until": "mardi 2 mars à 18:00"},
+        "Bonjour Camille,\n\n"
+        "Une place s'est libérée sur la liste d'attente :\n"
+        "Enfant : Léa\nActivité : Atelier théâtre\nDate : mercredi 3 mars 2027\n\n"
+        "La place vous est réservée jusqu'au mardi 2 mars à 18:00. Confirmez-la sur le planning avant cette "
+        "heure ; sans réponse, elle sera proposée à la famille suivante.\n\n"
+        "Votre demande : https://famille.ville.fr/mon-espace/demandes/12\n",
+    ),
+    (
+        "waiting_ended",
+        _WAITING | {"expired": True},
+        "Bonjour Camille,\n\n"
+        "La place proposée à Léa pour Atelier théâtre le mercredi 3 mars 2027 n'a pas été confirmée à temps : "
+        "elle est proposée à la famille suivante, et ce jour n'est pas réservé.\n\n"
+        "Votre demande : https://famille.ville.fr/mon-espace/demandes/12\n",
+    ),
+]
+
+
 @pytest.mark.parametrize(("template", "context", "body"), OTHER_MAILS, ids=[m[0] for m in OTHER_MAILS])
 def test_mail_text_says_what_happened(app, template, context, body):
     with app.test_request_context():
