@@ -377,9 +377,8 @@ def test_the_rank_shown_is_the_rank_in_the_database_after_joins_withdrawals_and_
         data=cell_form(child, activity, day, "withdraw"),
         headers={"HX-Request": "true"},
     )
-    assert (
-        response.status_code == 200
-        and "Quitter la liste d'attente" not in unescape(response.get_data(as_text=True))
+    assert response.status_code == 200 and "Quitter la liste d'attente" not in unescape(
+        response.get_data(as_text=True)
     )
     assert entry_of(children, "Jade", activity, day).end is WaitingEnd.WITHDRAWN
     assert ranks(children, activity, day) == {"Léa": 1, "Noé": 2}
@@ -551,4 +550,64 @@ def test_a_capacity_removed_offers_the_whole_line_and_a_child_first_is_not_promo
     activity.capacity = None
     db.session.commit()
     assert bookings.offer_open_places(now_utc(), activity.id) == 2
-    assert state(children, "Jade", activity, day) is state(children, "Léa", activity, day) is BookingState.OFFERED
+    assert (
+        state(children, "Jade", activity, day)
+        is state(children, "Léa", activity, day)
+        is BookingState.OFFERED
+    )
+
+
+def test_the_period_preview_shares_the_places_left_between_the_children_it_asks_for(client, auth, line):
+    from portail.models import Child, Enrolment
+
+    activity, day, children = line
+    activity.capacity = 2  # (one place left: Hugo has the other)
+    family, lea = children["Léa"]
+    tom = Child(first_name="Tom", last_name="DUPONT", birth_date=lea.birth_date, family_id=family.id)
+    db.session.add(tom)
+    db.session.flush()
+    db.session.add(Enrolment.whole(tom, activity))
+    db.session.commit()
+    auth.login("parent@example.fr")
+    form = period_form(lea, activity, day, day, weekdays=("4",)) | {"enfant": [str(lea.id), str(tom.id)]}
+    url = f"/famille/{family.id}/planning/periode"
+    preview = unescape(
+        client.post(
+            url, data=form | {"apercu": "1", "attente": "1"}, headers={"HX-Request": "true"}
+        ).get_data(as_text=True)
+    )
+    assert (
+        preview.count("1 jour de réservation demandé") == 1 and "Liste d'attente : 1 jour complet" in preview
+    )
+    assert client.post(url, data=form | {"attente": "1"}).status_code == 302
+    states = sorted(
+        str(s)
+        for s in db.session.scalars(
+            sa.select(Booking.state).where(Booking.child_id.in_([lea.id, tom.id]), Booking.day == day)
+        )
+    )
+    assert states == sorted([str(BookingState.RESERVED), str(BookingState.WAITING)])
+
+
+def test_joining_a_day_a_place_freed_on_meanwhile_books_nothing_without_asking(client, auth, line):
+    activity, day, children = line
+    absent(children, "Hugo", activity, day)  # (a place frees while Léa's parent reads the confirmation)
+    auth.login("parent@example.fr")
+    family, child = children["Léa"]
+    response = client.post(
+        f"/famille/{family.id}/planning/cellule",
+        data=cell_form(child, activity, day, "join"),
+        headers={"HX-Request": "true"},
+    )
+    html = unescape(response.get_data(as_text=True))
+    assert "Ce jour a changé entre-temps" in html and "Réserver" in html
+    assert state(children, "Léa", activity, day) is None
+
+
+def test_a_request_with_days_in_line_and_days_decided_says_both():
+    from portail.models import RequestLine as Line
+    from portail.services.planning import request_state
+
+    lines = [Line(state=LineState.ACCEPTED), Line(state=LineState.WAITING)]
+    assert request_state(lines) == "Partiellement acceptée · liste d'attente"
+    assert request_state([Line(state=LineState.WAITING)]) == "Liste d'attente"

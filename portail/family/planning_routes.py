@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from portail import bookings
 from portail.bookings import AlreadyRequested, BookingError
+from portail.bookings import facts as booking_facts
 from portail.bookings.rules import (
     ABSENCE,
     CONFIRM,
@@ -34,7 +35,16 @@ from portail.family.loaders import CellTarget, cell_or_404, family_of_current_us
 from portail.family.routes import bp
 from portail.formatting import PARIS, french_date, french_day, month_label
 from portail.htmx import is_htmx
-from portail.models import Activity, BookingState, Enrolment, Request, RequestKind, User, utcnow
+from portail.models import (
+    Activity,
+    BookingState,
+    Enrolment,
+    Request,
+    RequestKind,
+    User,
+    ValidationMode,
+    utcnow,
+)
 from portail.services import billing, documents, planning, sickness, uploads
 from portail.services.billing import runs
 from portail.services.outbox import rollback
@@ -399,6 +409,8 @@ def planning_act(family_id: int):
             after, cell = _cell(family_id, now)
             return after.rank, cell
         if action == JOIN:
+            if JOIN not in cell.verdict.actions:  # (a place freed meanwhile: not booked without asking)
+                raise BookingError(CHANGED)
             bookings.submit(
                 family_id,
                 current_user,
@@ -444,6 +456,8 @@ def planning_act(family_id: int):
         abort(404)
     if is_htmx():
         return _render_cell(family_id, cell, rank, _announcement(action, cell, refused))
+    if refused is None and action in (JOIN, CONFIRM, DECLINE):  # (what was done, as htmx says it)
+        message = _announcement(action, cell, None) + "."
     flash(message, category)
     return redirect(_back(family_id))
 
@@ -785,15 +799,39 @@ def _costs(family, data: dict) -> dict[int, tuple[int, int, bool]]:
     return costs
 
 
+def _places_left(activity: Activity, days: list[date]) -> dict[date, int]:
+    """The places left on the days that have a counter (the others have them all)."""
+    if not days:
+        return {}
+    rows = db.session.connection().execute(
+        booking_facts.COUNTERS, {"ids": [activity.id], "start": min(days), "end": max(days)}
+    )
+    return {day: activity.capacity - booked for _a, day, booked, _waiting in rows}
+
+
 def _previews(data: dict) -> list:
     """Each chosen child's verdict for every day of the period, and the full days the request puts on
     the waiting list (asked for: else they are excluded, with how to ask)."""
+    activity = data["activity"]
+    # An automatic activity's places go to the children in turn: those the earlier children take
+    # are not left for the next (who is put in line, or told the day is full).
+    counted = activity.capacity is not None and activity.validation_mode is ValidationMode.AUTOMATIC
+    left = (
+        _places_left(activity, data["days"]) if counted and data["kind"] is RequestKind.RESERVATION else None
+    )
     found = []
     for child in data["children"]:
         verdicts, in_line = [], []
-        for day, verdict in bookings.preview(
-            child, data["activity"], data["kind"], data["days"], utcnow(), _zone()
-        ):
+        for day, verdict in bookings.preview(child, activity, data["kind"], data["days"], utcnow(), _zone()):
+            if left is not None and RESERVE in verdict.actions:
+                if left.get(day, activity.capacity) > 0:
+                    left[day] = left.get(day, activity.capacity) - 1
+                elif activity.waiting_list:
+                    verdict = Verdict(
+                        {JOIN}, reason="Complet (place prise par un autre enfant de la demande)"
+                    )
+                else:
+                    verdict = Verdict(reason="Complet (place prise par un autre enfant de la demande)")
             if JOIN in verdict.actions and data["waiting"]:
                 in_line.append(day)
                 continue

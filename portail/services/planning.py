@@ -37,7 +37,7 @@ STATE_ICONS = {
     BookingState.ABSENT: "–",
     BookingState.SICK: "✚",
     BookingState.CANCELLED: "⊘",
-    BookingState.WAITING: "⧖",
+    BookingState.WAITING: "◷",
     BookingState.OFFERED: "★",
 }
 
@@ -337,8 +337,11 @@ def request_state(lines: list[RequestLine]) -> str:
     states.discard(LineState.WITHDRAWN)
     if states == {LineState.PENDING}:
         return "Reçue"
-    if LineState.WAITING in states:
+    if states == {LineState.WAITING}:
         return "Liste d'attente"
+    if LineState.WAITING in states:  # (some days decided or asked, the others in line)
+        accepted = "Partiellement acceptée" if LineState.ACCEPTED in states else "En cours"
+        return f"{accepted} · liste d'attente"
     if LineState.PENDING in states:
         return "En cours"
     if states == {LineState.ACCEPTED}:
