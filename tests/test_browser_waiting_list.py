@@ -176,11 +176,6 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     page.context.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a cell's live refresh (GET /planning/cellule?…&vu=…, hx-swap=outerHTML) swaps in a "
-    "cell without autofocus: the focus on its link falls to <body>",
-)
 def test_the_focus_stays_in_a_cell_swapped_by_its_live_refresh(browser, live_server):
     """A keyboard user on the cell's link when the place is offered keeps the focus in the cell."""
     from portail import bookings

@@ -57,6 +57,25 @@
     if (answer && (!document.activeElement || document.activeElement === document.body)) { answer.focus(); }
   });
 
+  // A planning cell swapped by its live refresh (a waiting list's rank or offer) while the focus was in
+  // it keeps the focus: on its first action, else on the cell itself.
+  var cellWithFocus = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target.classList && target.classList.contains("cell") && target.contains(document.activeElement)) {
+      cellWithFocus = target.id;
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!cellWithFocus) { return; }
+    var cell = document.getElementById(cellWithFocus);
+    cellWithFocus = null;
+    if (!cell || cell.contains(document.activeElement)) { return; }
+    var action = cell.querySelector(".cell-action");
+    if (!action) { cell.setAttribute("tabindex", "-1"); }
+    (action || cell).focus();
+  });
+
   // Move focus to the error summary so screen-reader and keyboard users land on the errors.
   function focusErrors(root) {
     var summary = root.querySelector(".error-summary");
