@@ -85,7 +85,9 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     cell = page.locator(f"#{cell_id}")
 
     def focus_in_cell() -> bool:
-        return page.evaluate(FOCUS_IN_CELL, cell_id)
+        """The focus in the cell once htmx has settled its swap (it lands there within a few ms)."""
+        page.wait_for_function(FOCUS_IN_CELL, arg=cell_id, timeout=3000)
+        return True
 
     def refresh_live_cell() -> None:
         """What the page does when shown again (or every minute): the cells in line ask the server."""
@@ -123,8 +125,9 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
         ines, activity = db.session.get(Child, ids["ines"]), db.session.get(Activity, ids["activity"])
         bookings.withdraw(ines, activity, day, db.session.get(User, ids["sophie"]), utcnow(), ids["zone"])
         commit()
-    refresh_live_cell()  # (the focus kept through this swap: test_the_focus_stays_in_a_cell_swapped…)
+    refresh_live_cell()
     cell.get_by_text("Liste d'attente — 1er").wait_for()
+    assert focus_in_cell(), "the focus stays in the cell through its live refresh"
     assert "Liste d'attente — 1er" in page.locator("#annonce").inner_text()
     journey.check("liste-attente-1er")
 
@@ -139,6 +142,7 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     refresh_live_cell()
     offer = cell.get_by_text(re.compile("Une place s'est libérée — à confirmer avant (\\d\\d:\\d\\d|.+)"))
     offer.wait_for()
+    assert focus_in_cell(), "the focus stays in the cell through its live refresh"
     deadline = re.search("à confirmer avant (.+)", offer.inner_text()).group(1)
     assert cell.get_by_role("link", name=re.compile("Confirmer la place")).count() == 1
     assert cell.get_by_role("link", name=re.compile("^Refuser la place")).count() == 1
@@ -208,10 +212,7 @@ def test_the_focus_stays_in_a_cell_swapped_by_its_live_refresh(browser, live_ser
         commit()
     page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
     cell.get_by_text(re.compile("Une place s'est libérée")).wait_for()
-    page.wait_for_timeout(200)  # (htmx settles the swap)
-    assert page.evaluate(FOCUS_IN_CELL, cell_id), page.evaluate(
-        "document.activeElement.outerHTML.slice(0, 120)"
-    )
+    page.wait_for_function(FOCUS_IN_CELL, arg=cell_id, timeout=3000)  # (once htmx has settled the swap)
     page.context.close()
 
 
