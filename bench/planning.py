@@ -3,7 +3,12 @@
 Builds, in temporary SQLite files, a large town (5,000 families, 8,000 children, every child booked
 at the canteen for the whole school year: over 1,000,000 booking rows) and a 50-family town, then
 prints, measured in one run with the Flask test client:
-- month planning of a 3-child family / a bare logged-in page (target ≤ 2.0), and its SQL queries;
+- month planning of a 3-child family / a bare logged-in page (target ≤ 2.0), and its SQL queries; the
+  month shows the children's places on the morning care's waiting lists (in line on several days behind
+  other families, ranks 1er to 5e, and a place offered to one of them), and its SQL queries are checked
+  constant on the 50-family town: without a day in line, with one, with every one (target: at most one
+  more query when a day shown is in line, none per cell);
+- the confirmation of the place offered (its price and deadline) / the bare page, and its SQL queries;
 - the phone's agenda (7 days from today, 3 children) / the bare page (target ≤ 1.5), its SQL queries,
   and the weight of the agenda and of the month (HTML, gzipped; target: agenda ≤ 15 KB);
 - the cell request POST / the bare page (target ≤ 1.5), and its SQL queries;
@@ -29,22 +34,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from town import add_activities, town_app  # noqa: E402
 
+from portail import bookings  # noqa: E402
 from portail.bookings import rules as booking_rules  # noqa: E402
 from portail.demo import activities as demo_activities  # noqa: E402
 from portail.extensions import db  # noqa: E402
 from portail.models import (  # noqa: E402
     Activity,
+    ActivityDay,
     Booking,
     BookingState,
     Child,
     Enrolment,
     Family,
     Guardian,
+    RequestKind,
     Subscription,
+    Tariff,
     User,
     utcnow,
 )
-from portail.services import passwords  # noqa: E402
+from portail.services import billing, passwords  # noqa: E402
 
 ROUNDS = 100  # medians over many rounds: the machine's speed drifts by ±20 % from one run to the next
 PASSWORD = "bench-portail-famille-2026"
@@ -55,7 +64,11 @@ def build(path: str, families: int) -> tuple:
     app = town_app(path)
     with app.app_context():
         start, end, activities = add_activities()
-        canteen = activities[0]
+        canteen, morning = activities[0], activities[1]
+        # the morning care keeps a waiting list on its full days, priced (its confirmation says the price)
+        morning.waiting_list = True
+        brackets = billing.make_brackets([(622, 100), (1000, 330), (1500, 420), (None, 510)])
+        db.session.add(Tariff(activity_id=morning.id, valid_from=start, valid_until=end, brackets=brackets))
         open_days = [
             start + timedelta(days=i)
             for i in range((end - start).days + 1)
@@ -102,6 +115,12 @@ def build(path: str, families: int) -> tuple:
                         "end_date": end,
                     }
                 )
+        # three children of other families, ahead of the bench family's in the morning care's lines
+        others = [child for child in children if child["family_id"] != families + 1][:3]
+        enrolments += [
+            {"child_id": child["id"], "activity_id": morning.id, "start_date": start, "end_date": end}
+            for child in others
+        ]
         connection.execute(sa.insert(Enrolment), enrolments)
         rows, now = 0, utcnow()
         batch = []
@@ -141,8 +160,96 @@ def build(path: str, families: int) -> tuple:
             "family_id": families + 1,
             "child_ids": [c["id"] for c in children if c["family_id"] == families + 1],
             "evening": activities[2].id,
+            "morning": morning.id,
+            "others": [child["id"] for child in others],
         }
     return app, info
+
+
+def line_days(app, info) -> tuple[list, object]:
+    """The morning care's days the bench family waits on: up to five of the month the benchmark shows
+    and the first of the phone's week (from two days ahead, before their deadlines), and the one of
+    them where a place is offered."""
+    today = utcnow().date()
+    shown = (today + timedelta(days=14)).replace(day=1)
+    with app.app_context():
+        morning = db.session.get(Activity, info["morning"])
+        open_days = [
+            today + timedelta(days=n)
+            for n in range(2, 60)
+            if booking_rules.closure(morning, today + timedelta(days=n), "C") is None
+        ]
+    in_month = [day for day in open_days if (day.year, day.month) == (shown.year, shown.month)][:5]
+    in_week = [day for day in open_days if day <= today + timedelta(days=6)][:1]
+    assert in_month, "no open day of the morning care in the month shown"
+    return sorted({*in_month, *in_week}), in_month[min(2, len(in_month) - 1)]
+
+
+def add_lines(app, info, days: list, offered=None) -> None:
+    """The morning care full on these days (its last place reserved by another family's child), two
+    children of other families then the bench family's three in line; on `offered`, the bench family's
+    alone in line, then the other child's absence: the place freed is offered to the first of them.
+    Through the booking transitions, as parents would."""
+    with app.app_context():
+        morning = db.session.get(Activity, info["morning"])
+        zone = app.config["SCHOOL_ZONE"]
+        user = db.session.scalar(sa.select(User).where(User.email == "bench@example.fr"))
+        children = {
+            child.id: child
+            for child in db.session.scalars(
+                sa.select(Child).where(Child.id.in_(info["others"] + info["child_ids"]))
+            )
+        }
+        holder, *ahead = (children[i] for i in info["others"])
+        mine = [children[i] for i in info["child_ids"]]
+
+        def ask(child, kind, day, waiting=False):
+            submitted = bookings.submit(
+                child.family_id, user, child, morning, kind, [day], utcnow(), zone, waiting=waiting
+            )
+            return submitted.days[day][0]
+
+        for day in days:
+            db.session.merge(ActivityDay(activity_id=morning.id, day=day, booked=morning.capacity - 1))
+            assert ask(holder, RequestKind.RESERVATION, day) is BookingState.RESERVED
+            for child in ([] if day == offered else ahead) + mine:
+                assert ask(child, RequestKind.RESERVATION, day, waiting=True) is BookingState.WAITING
+        if offered is not None:
+            assert ask(holder, RequestKind.ABSENCE, offered) is BookingState.ABSENT
+            state = db.session.scalar(
+                sa.select(Booking.state).where(
+                    Booking.child_id == mine[0].id, Booking.activity_id == morning.id, Booking.day == offered
+                )
+            )
+            assert state is BookingState.OFFERED, state
+        db.session.commit()
+
+
+def month_url(info) -> str:
+    return f"/famille/{info['family_id']}/planning?vue=mois&date={(utcnow().date() + timedelta(days=14)).isoformat()}"
+
+
+def line_queries(app, info, days: list, offered) -> tuple[int, int, int]:
+    """The month page's SQL queries without a day in line, with one, then with every day of `days`
+    (the lines added as it goes); the month checked to show the ranks and the offer."""
+    client = app.test_client()
+    client.post("/connexion", data={"email": "bench@example.fr", "password": PASSWORD})
+    with app.app_context():
+        engine = db.engine
+
+    def queries() -> int:
+        return interleaved({"month": (client, engine, "GET", month_url(info), None)}, rounds=2)["month"][1]
+
+    first = next(day for day in days if day != offered)
+    without = queries()
+    add_lines(app, info, [first])
+    one = queries()
+    add_lines(app, info, [day for day in days if day != first], offered)
+    every = queries()
+    html = client.get(month_url(info)).get_data(as_text=True).replace("&#39;", "'")
+    assert "Liste d'attente — 3e" in html and "Liste d'attente — 5e" in html, "the ranks on the month"
+    assert "Liste d'attente — 1er" in html and "Une place s'est libérée — à confirmer avant" in html
+    return without, one, every
 
 
 def interleaved(targets: dict, rounds: int) -> dict[str, tuple[float, int]]:
@@ -220,12 +327,15 @@ def targets(app, info, prefix: str) -> dict:
 
     return {
         f"{prefix}bare": (client, engine, "GET", "/mon-espace/", None),
-        f"{prefix}month": (
+        f"{prefix}month": (client, engine, "GET", month_url(info), None, "à confirmer avant"),
+        f"{prefix}offer": (
             client,
             engine,
             "GET",
-            f"/famille/{fid}/planning?vue=mois&date={(today + timedelta(days=14)).isoformat()}",
+            f"/famille/{fid}/planning/confirmer?enfant={info['child_ids'][0]}&activite={info['morning']}"
+            f"&jour={info['offered'].isoformat()}&action=confirm",
             None,
+            "Prix de ce jour pour votre famille",
         ),
         f"{prefix}agenda": (phone, engine, "GET", f"/famille/{fid}/planning?vue=agenda", None, "Agenda"),
         f"{prefix}cell": (client, engine, "POST", f"/famille/{fid}/planning/cellule", cell, "Réservé"),
@@ -265,6 +375,18 @@ def main() -> None:
     print(
         f"small town: {small['families']} families, {small['children']} children, {small['bookings']:,} booking rows"
     )
+    days, offered = line_days(large_app, large)
+    without, one, every = line_queries(small_app, small, days, offered)
+    add_lines(large_app, large, days, offered)
+    large["offered"] = small["offered"] = offered
+    print(
+        f"waiting lists (morning care): the 3 children in line on {len(days)} days ({', '.join(d.strftime('%d/%m') for d in days)}),"
+        f" ranks 1er to 5e, a place offered on {offered.strftime('%d/%m')}"
+    )
+    print(
+        f"month planning SQL queries: {without} with no day in line, {one} with one, {every} with every one"
+        f" (target: constant, at most one more)" + ("" if one == every <= without + 1 else "  MISSED")
+    )
     both = targets(large_app, large, "") | targets(small_app, small, "small ")
     gc.collect()
     gc.freeze()  # as app.py does once the app is loaded
@@ -279,6 +401,10 @@ def main() -> None:
     )
     print(
         f"cell request POST / bare page: {cell / bare:.2f}  (target ≤ 1.5), {cell_queries} SQL queries, {cell * 1000:.2f} ms"
+    )
+    offer, offer_queries = measured["offer"]
+    print(
+        f"confirmation of the place offered (price, deadline) / bare page: {offer / bare:.2f}, {offer_queries} SQL queries, {offer * 1000:.2f} ms"
     )
     agenda, agenda_queries = measured["agenda"]
     print(
