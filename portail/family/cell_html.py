@@ -167,6 +167,8 @@ def cell_html(
         )
         if until and verdict.deadline and state is not BookingState.OFFERED:
             first = min(verdict.actions)  # (the actions in their order on the cell)
+            if state is BookingState.WAITING:  # (its deadline closes the line)
+                first = JOIN
             actions = f'<span class="why">{until_text(first, verdict.deadline)}</span>{actions}'
     if sick_base is not None:
         label = None

@@ -346,7 +346,10 @@ def cost_text(family_id: int, cell: planning.Cell, action: str) -> str | None:
         return (
             "Si une place se libère, vous serez prévenu aussitôt par e-mail et sur le planning, et aurez "
             f"{hours} pour la confirmer (jamais après la date limite de réservation). "
-            + (price_text(family_id, cell) or "")
+            + (price_text(family_id, cell) or "").replace(
+                "Prix de ce jour pour votre famille",
+                "Si la place vous est attribuée, prix de ce jour pour votre famille",
+            )
         ).strip()
     if action == CONFIRM:
         return price_text(family_id, cell)
