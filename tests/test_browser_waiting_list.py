@@ -103,7 +103,9 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     question.wait_for()
     cost = cell.locator(".cost").inner_text()
     assert f"aurez {HOLD} pour la confirmer" in cost, cost
-    assert re.search(r"Si la place vous est attribuée, prix de ce jour pour votre famille : \d+,\d\d\s€", cost), cost
+    assert re.search(
+        r"Si la place vous est attribuée, prix de ce jour pour votre famille : \d+,\d\d\s€", cost
+    ), cost
     assert focus_in_cell() and page.evaluate("document.activeElement.textContent") == "Confirmer"
     journey.check("confirmation-inscription")
     cell.get_by_role("button", name="Confirmer").click()
@@ -240,7 +242,10 @@ def test_without_javascript_a_parent_joins_the_line_through_the_confirmation_pag
     page.get_by_role("heading", name="Confirmer la demande").wait_for()
     assert "/planning/confirmer" in page.url
     text = page.inner_text("main")
-    assert f"aurez {HOLD} pour la confirmer" in text and "Si la place vous est attribuée, prix de ce jour pour votre famille" in text
+    assert (
+        f"aurez {HOLD} pour la confirmer" in text
+        and "Si la place vous est attribuée, prix de ce jour pour votre famille" in text
+    )
     check("page-confirmation")
     page.get_by_role("button", name="Confirmer").click()
     page.wait_for_url(re.compile("/planning\\?"))
