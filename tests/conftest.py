@@ -135,7 +135,12 @@ def smtp():
 def live(tmp_path, redis_server, smtp):
     """An app on a SQLite file shared with the worker processes (`tests.support.start`), sending
     through real services."""
-    db_url = f"sqlite:///{tmp_path / 'integration.sqlite'}"
+    yield from live_app(f"sqlite:///{tmp_path / 'integration.sqlite'}", redis_server, smtp)
+
+
+def live_app(db_url: str, redis_server, smtp, drop: bool = False):
+    """The app of `live` on `db_url` (`drop`: its tables dropped after), its worker processes stopped
+    at the end."""
     app = make_app(
         db_url,
         REDIS_URL=redis_server.url,
@@ -147,7 +152,7 @@ def live(tmp_path, redis_server, smtp):
     )
     app.processes = []
     app.process_env = process_env(db_url, redis_server.url, smtp.port, OUTBOX_RELAY_AFTER_SECONDS="0")
-    with tables(app):
+    with tables(app, drop=drop):
         try:
             yield app
         finally:

@@ -99,6 +99,22 @@ def tabs(app, client, count: int = COPIES) -> list:
     return copies
 
 
+def held_at_first_write(barrier: threading.Barrier, copy: threading.local, timeout: float):
+    """A `before_cursor_execute` hook: a thread whose `copy.armed` is set waits at its first write
+    until every thread of `barrier` reaches theirs (or `timeout`); a copy that writes nothing (refused
+    before) lets the others go on."""
+
+    def hold(_connection, _cursor, statement, *_args):
+        if getattr(copy, "armed", False) and statement.lstrip().upper().startswith(WRITES):
+            copy.armed = False
+            try:
+                barrier.wait(timeout=timeout)
+            except threading.BrokenBarrierError:
+                pass
+
+    return hold
+
+
 def fire(clients: list, path: str, data=None, **kwargs) -> list:
     """The same POST from every client at once, each held before its first write until all have
     read; each answer's status, text and location (an exception counts as a 500).
@@ -110,13 +126,7 @@ def fire(clients: list, path: str, data=None, **kwargs) -> list:
     copy = threading.local()
     answers: list = [None] * len(clients)
 
-    def hold(_connection, _cursor, statement, *_args):
-        if getattr(copy, "armed", False) and statement.lstrip().upper().startswith(WRITES):
-            copy.armed = False
-            try:
-                first_write.wait(timeout=5)
-            except threading.BrokenBarrierError:
-                pass  # (a copy that writes nothing, e.g. refused before: the others go on)
+    hold = held_at_first_write(first_write, copy, timeout=5)
 
     def send(index: int) -> None:
         try:

@@ -47,7 +47,7 @@ from portail.models import (
 )
 from portail.services.outbox import RELAY_EVERY, SUBJECTS, commit
 from portail.urls import public_url
-from tests.conftest import make_app, tables
+from tests.conftest import live_app
 from tests.factories import (
     PASSWORD,
     cell_form,
@@ -57,7 +57,13 @@ from tests.factories import (
     next_weekday,
     subscribe,
 )
-from tests.support import WRITES, kill_process, mails_settled, process_env, start, stop_process, wait_for
+from tests.support import (
+    held_at_first_write,
+    kill_process,
+    mails_settled,
+    start,
+    wait_for,
+)
 
 CAPACITY = 2
 RESERVED = ("Anna", "Basile")  # the day's places
@@ -239,23 +245,7 @@ AFTER_DAVID = {
 @pytest.fixture
 def live_pg(pg_url, redis_server, smtp):
     """`live` on PostgreSQL: the app and its worker and scheduler processes share the test database."""
-    app = make_app(
-        pg_url,
-        REDIS_URL=redis_server.url,
-        RATELIMIT_STORAGE_URI="memory://",
-        RQ_SYNC=False,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=smtp.port,
-        MAIL_SUPPRESS_SEND=False,
-    )
-    app.processes = []
-    app.process_env = process_env(pg_url, redis_server.url, smtp.port, OUTBOX_RELAY_AFTER_SECONDS="0")
-    with tables(app, drop=True):
-        try:
-            yield app
-        finally:
-            for process in app.processes:
-                stop_process(process)
+    yield from live_app(pg_url, redis_server, smtp, drop=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -475,13 +465,7 @@ def at_once(app, calls: list[Callable]) -> list:
     copy = threading.local()
     results: list = [None] * len(calls)
 
-    def hold(_connection, _cursor, statement, *_args):
-        if getattr(copy, "armed", False) and statement.lstrip().upper().startswith(WRITES):
-            copy.armed = False
-            try:
-                meet.wait(timeout=10)
-            except threading.BrokenBarrierError:
-                pass
+    hold = held_at_first_write(meet, copy, timeout=10)
 
     def run(index: int) -> None:
         with app.app_context():
