@@ -114,6 +114,7 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     assert cell.get_by_role("link", name=re.compile("Quitter la liste d'attente")).count() == 1
     assert "Liste d'attente — 2e pour Léa" in page.locator("#annonce").inner_text()
     journey.check("liste-attente-2e")
+    assert cell.get_attribute("data-vu") == "waiting.2.False", "the cell in line is kept live"
 
     # nothing changed: the cell asks again, the server answers 204 and nothing is swapped
     before = cell.element_handle()
@@ -177,7 +178,7 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     cell.get_by_role("button", name="Confirmer").click()
     cell.get_by_text("Réservé").wait_for()
     assert focus_in_cell(), "the focus stays in the cell after confirming the place"
-    assert cell.get_attribute("hx-get") is None, "a reserved day is no longer asked again"
+    assert cell.get_attribute("data-vu") is None, "a reserved day is no longer asked again"
     journey.check("reserve")
     page.context.close()
 

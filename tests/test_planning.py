@@ -624,4 +624,5 @@ def test_the_planning_urls_built_from_its_page_are_the_routes_urls(app):
             "confirm_base": url_for("family.planning_confirm", family_id=7),
             "sick_base": url_for("family.planning_sick", family_id=7),
             "period_url": url_for("family.planning_period", family_id=7),
+            "cell_url": url_for("family.planning_cell", family_id=7),
         }

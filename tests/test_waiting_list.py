@@ -2,6 +2,7 @@
 place freed offered at once to the first in line and held, confirmed, declined, expired or closed at
 the deadline and passed on; an activity validated by hand hands it to the agent's queue."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from portail import bookings
 from portail.bookings import rules
-from portail.bookings.facts import QUEUE
+from portail.bookings.facts import BOOKINGS
 from portail.bookings.transitions import LIST_CLOSED, OFFER_LAPSED
 from portail.extensions import db
 from portail.models import (
@@ -111,10 +112,16 @@ def state(children, name, activity, day):
 
 
 def ranks(children, activity, day) -> dict[str, int]:
-    """Each child's rank in the line, as the planning reads it (facts.QUEUE), by first name."""
+    """Each waiting child's rank in the line, as the planning reads it (facts.BOOKINGS), by first name."""
     names = {child.id: name for name, (_family, child) in children.items()}
-    rows = db.session.connection().execute(QUEUE, {"ids": list(names), "start": day, "end": day})
-    return {names[child_id]: rank for child_id, activity_id, _day, rank, until in rows if until is None}
+    rows = db.session.connection().execute(
+        BOOKINGS, {"ids": list(names), "activities": [activity.id], "start": day, "end": day}
+    )
+    return {
+        names[child_id]: rank
+        for child_id, _activity, _day, _state, _reason, rank, until in rows
+        if rank is not None and until is None
+    }
 
 
 def db_order(activity, day) -> list[int]:
@@ -393,8 +400,15 @@ def test_the_rank_shown_is_the_rank_in_the_database_after_joins_withdrawals_and_
     auth.logout()
     auth.login("petit@example.fr")
     assert "Liste d'attente — 1er" in cell_text(client, children, "Noé", activity, day)
-    # the cell asked again says nothing while it is the same (204), and the new rank when it changed
+    # the planning's cell carries what it shows (portail.js asks again with it), and where to ask
     family, child = children["Noé"]
+    planning = client.get(f"/famille/{family.id}/planning", query_string={"vue": "agenda", "date": day})
+    assert f'data-cellule="/famille/{family.id}/planning/cellule"' in planning.text
+    assert re.search(
+        rf'<div class="cell state-waiting" id="cell-{child.id}-{activity.id}-{day}" data-vu="waiting.1.False">',
+        planning.text,
+    ), "the cell in line says what it shows"
+    # the cell asked again says nothing while it is the same (204), and the new rank when it changed
     query = cell_form(child, activity, day) | {"vu": "waiting.1.False"}
     assert client.get(f"/famille/{family.id}/planning/cellule", query_string=query).status_code == 204
     query["vu"] = "waiting.2.False"

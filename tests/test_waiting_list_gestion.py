@@ -95,13 +95,15 @@ class Line:
         return db.session.scalar(sa.select(Booking).where(Booking.child_id == self.children[name].id))
 
     def ranks(self) -> dict[str, int]:
-        """Each waiting child's rank as the families' pages read it (bookings.facts.QUEUE)."""
+        """Each waiting child's rank as the families' pages read it (bookings.facts.BOOKINGS)."""
         names = {child.id: name for name, child in self.children.items()}
-        params = {"ids": list(names), "start": self.day, "end": self.day}
+        params = {"ids": list(names), "activities": [self.activity.id], "start": self.day, "end": self.day}
         return {
             names[child_id]: rank
-            for child_id, _activity, _day, rank, until in db.session.execute(facts.QUEUE, params)
-            if until is None
+            for child_id, _activity, _day, _state, _reason, rank, until in db.session.execute(
+                facts.BOOKINGS, params
+            )
+            if rank is not None and until is None
         }
 
 

@@ -541,9 +541,16 @@ def test_joins_at_the_same_moment_get_distinct_ranks_in_the_order_of_the_line(ap
     assert len(order) == len(set(order)) == joined
     ranks = {
         child_id: rank
-        for child_id, _activity, _day, rank, _until in db.session.execute(
-            booking_facts.QUEUE, {"ids": list(line.children.values()), "start": line.day, "end": line.day}
+        for child_id, _activity, _day, _state, _reason, rank, _until in db.session.execute(
+            booking_facts.BOOKINGS,
+            {
+                "ids": list(line.children.values()),
+                "activities": [line.activity_id],
+                "start": line.day,
+                "end": line.day,
+            },
         )
+        if rank is not None
     }
     assert [ranks[child_id] for child_id in order] == list(range(1, joined + 1))
     days = snapshot(line)["days"]

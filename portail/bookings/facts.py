@@ -1,7 +1,7 @@
 """What the booking rules read in the database: enrolments, bookings, day counters and closures.
 
 One set of statements, for one child and activity over some days (`read`), for the planning of a
-family's children over a period (`PERIOD_*`, read by `services.planning.cells`) and for one cell of a
+family's children over a period (read by `services.planning.cells`) and for one cell of a
 subscribed parent (`CELL`, read by `family.loaders.cell_or_404`). Statements are built once
 (building one costs more than running it): plain Core with bound parameters, run on the session's
 connection, which does not autoflush.
@@ -44,10 +44,15 @@ ENROLMENTS = sa.select(
     _enrolment.c.start_date <= sa.bindparam("end"),
     _enrolment.c.end_date >= sa.bindparam("start"),
 )
-# The bookings of some children over a period.
-BOOKINGS = sa.select(
-    _booking.c.child_id, _booking.c.activity_id, _booking.c.day, _booking.c.state, _booking.c.reason
-).where(_booking.c.child_id.in_(_IDS), _booking.c.day.between(*_PERIOD))
+
+# The same with every column of each enrolment's activity: the planning builds its activities from
+# them (as `CELL`'s reader does: transient objects, cheaper than the ORM's loading), in the same query.
+ACTIVITY_COLUMNS = tuple(Activity.__table__.c)
+ENROLMENTS_AND_ACTIVITIES = (
+    sa.select(*ENROLMENTS.selected_columns, *ACTIVITY_COLUMNS)
+    .join_from(_enrolment, Activity.__table__, Activity.__table__.c.id == _enrolment.c.activity_id)
+    .where(*ENROLMENTS.whereclause.clauses)
+)
 
 
 def in_line(activity_id, day) -> sa.ScalarSelect:
@@ -79,6 +84,46 @@ def ahead_of(entry) -> sa.ColumnElement:
     )
 
 
+IN_LINE = (BookingState.WAITING, BookingState.OFFERED)  # the states of a day on its waiting list
+
+# The open waiting-list entry of a booking's day (one at most: a partial unique index).
+_mine = _entry.alias("mine")
+_ITS_ENTRY = (
+    _mine.c.child_id == _booking.c.child_id,
+    _mine.c.activity_id == _booking.c.activity_id,
+    _mine.c.day == _booking.c.day,
+    _mine.c.ended_at.is_(None),
+)
+# The bookings of some children in some activities over a period; a day on a waiting list with its place there: its rank
+# (1: the next place freed is theirs) and, offered a place, until when it is held. (Read only for those
+# days, by CASE: the planning reads a child's place in the same query as the day's state.)
+BOOKINGS = sa.select(
+    _booking.c.child_id,
+    _booking.c.activity_id,
+    _booking.c.day,
+    _booking.c.state,
+    _booking.c.reason,
+    sa.case(
+        (
+            _booking.c.state.in_(IN_LINE),
+            sa.select(sa.func.count(_ahead.c.id) + 1)
+            .select_from(_mine)
+            .outerjoin(_ahead, ahead_of(_mine))
+            .where(*_ITS_ENTRY)
+            .scalar_subquery(),
+        )
+    ),
+    sa.case(
+        (
+            _booking.c.state == BookingState.OFFERED,
+            sa.select(_mine.c.offer_expires_at).where(*_ITS_ENTRY).scalar_subquery(),
+        )
+    ),
+).where(
+    _booking.c.child_id.in_(_IDS),
+    _booking.c.activity_id.in_(sa.bindparam("activities", expanding=True)),  # (the index's second column)
+    _booking.c.day.between(*_PERIOD),
+)
 # The day counters of some activities over a period (only an activity with a capacity needs them),
 # with how many children wait on the day's list.
 COUNTERS = sa.select(
@@ -87,15 +132,6 @@ COUNTERS = sa.select(
     _counter.c.booked,
     in_line(_counter.c.activity_id, _counter.c.day),
 ).where(_counter.c.activity_id.in_(_IDS), _counter.c.day.between(*_PERIOD))
-# The open waiting-list entries of some children over a period: each one's rank in its line (1: the
-# next place freed is theirs) and, offered a place, until when.
-QUEUE = sa.select(
-    _entry.c.child_id,
-    _entry.c.activity_id,
-    _entry.c.day,
-    sa.select(sa.func.count() + 1).select_from(_ahead).where(ahead_of(_entry)).scalar_subquery(),
-    _entry.c.offer_expires_at,
-).where(_entry.c.child_id.in_(_IDS), _entry.c.day.between(*_PERIOD), _entry.c.ended_at.is_(None))
 # The days closed by staff over a period (activity None: every activity).
 CLOSINGS = sa.select(_closing.c.activity_id, _closing.c.day, _closing.c.reason).where(
     _closing.c.day.between(*_PERIOD)
@@ -108,9 +144,6 @@ class Span(NamedTuple):
     start_date: date
     end_date: date
     weekdays: str | None
-
-
-IN_LINE = {BookingState.WAITING, BookingState.OFFERED}  # the states of a day on its waiting list
 
 
 class Facts(NamedTuple):
@@ -132,30 +165,22 @@ class Place(NamedTuple):
 
 
 def read(child: Child, activity: Activity, start: date, end: date) -> Facts:
-    """The facts of one child and activity over a period (four queries, whatever its length; five
-    for an activity with a waiting list)."""
+    """The facts of one child and activity over a period (four queries, whatever its length)."""
     db.session.flush()
     connection = db.session.connection()
     params = {"ids": [child.id], "start": start, "end": end}
     spans = [Span(*row[2:]) for row in connection.execute(ENROLMENTS, params) if row[1] == activity.id]
-    states = {
-        day: state
-        for _child, activity_id, day, state, _reason in connection.execute(BOOKINGS, params)
-        if activity_id == activity.id
-    }
+    states, queue = {}, {}
+    for _c, _a, day, state, _reason, rank, until in connection.execute(
+        BOOKINGS, params | {"activities": [activity.id]}
+    ):
+        states[day] = state
+        if rank is not None:
+            queue[day] = Place(rank, until)
     booked, waiting = {}, {}
     if activity.capacity is not None:
         for _a, day, count, in_line_then in connection.execute(COUNTERS, params | {"ids": [activity.id]}):
             booked[day], waiting[day] = count, in_line_then
-    queue = (
-        {
-            day: Place(rank, until)
-            for _c, activity_id, day, rank, until in connection.execute(QUEUE, params)
-            if activity_id == activity.id
-        }
-        if activity.waiting_list or IN_LINE & set(states.values())
-        else {}
-    )
     closed = {
         day: reason
         for activity_id, day, reason in connection.execute(CLOSINGS, params)
@@ -166,7 +191,6 @@ def read(child: Child, activity: Activity, start: date, end: date) -> Facts:
 
 _sibling = sa.orm.aliased(Child)
 _DAY = sa.bindparam("day", type_=sa.Date)
-_mine = _entry.alias("mine")
 _MINE = (
     _mine.c.child_id == Child.id,
     _mine.c.activity_id == Activity.id,
@@ -174,7 +198,6 @@ _MINE = (
     _mine.c.ended_at.is_(None),
 )
 CHILD_COLUMNS = (Child.id, Child.first_name, Child.last_name)  # all a cell shows or needs of the child
-ACTIVITY_COLUMNS = tuple(Activity.__table__.c)
 # One planning cell in one query: a child of a family the parent is subscribed to, an activity, the
 # child's rank by birth in the family (its colour: the order of Family.children), and what the rules
 # read that day (enrolled, booking, counter, closure by staff), as `read` reads a period.

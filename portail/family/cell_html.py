@@ -16,7 +16,7 @@ from portail.bookings.rules import ABSENCE, CONFIRM, DECLINE, JOIN, RESERVE, WIT
 from portail.bookings.transitions import sick_open
 from portail.formatting import PARIS, clock, french_day, french_instant
 from portail.models import BookingState
-from portail.services.planning import STATE_ICONS, Cell, What, Who
+from portail.services.planning import STATE_ICONS, Cell
 
 ACTION_LABELS = {
     RESERVE: "Réserver",
@@ -52,9 +52,9 @@ UNTIL_TEXT = {
     WITHDRAW: "Modifiable jusqu'au {until}.",
     JOIN: "Liste d'attente ouverte jusqu'au {until}.",
 }
-# The states a cell keeps live (asked again every minute, and when the page is shown again).
+# The states a cell keeps live (portail.js asks for it again every minute, and when the page is shown
+# again, with its `data-vu`: what it shows).
 LIVE = (BookingState.WAITING, BookingState.OFFERED)
-LIVE_EVERY = "every 60s, visibilitychange from:document"
 
 
 def ordinal(rank: int) -> str:
@@ -64,15 +64,25 @@ def ordinal(rank: int) -> str:
 
 def watch_key(cell: Cell) -> str:
     """What a live cell shows that may change without the family: its state, rank and offer."""
-    place = cell.place
-    return f"{cell.state.value if cell.state else ''}.{place.rank if place else 0}.{bool(place and place.offered_until)}"
+    return _watch_key(cell.state, cell.place)
+
+
+@lru_cache(maxsize=4096)
+def _watch_key(state: BookingState | None, place) -> str:
+    return (
+        f"{state.value if state else ''}.{place.rank if place else 0}.{bool(place and place.offered_until)}"
+    )
 
 
 def in_line_text(cell: Cell, today: date | None) -> str:
     """ "Liste d'attente — 3e"; "Une place s'est libérée — à confirmer avant 18:30" (with the date
     when it is not today)."""
-    place = cell.place
-    if cell.state is BookingState.WAITING:
+    return _in_line_text(cell.state, cell.place, today)
+
+
+@lru_cache(maxsize=4096)
+def _in_line_text(state: BookingState, place, today: date | None) -> str:
+    if state is BookingState.WAITING:
         return f"Liste d'attente — {ordinal(place.rank)}" if place else "Liste d'attente"
     if place is None or place.offered_until is None:
         return "Place proposée"
@@ -81,17 +91,12 @@ def in_line_text(cell: Cell, today: date | None) -> str:
     return f"Une place s'est libérée — à confirmer avant {when}"
 
 
-@lru_cache(maxsize=4096)
-def _who(who: Who, colour: int) -> tuple[str, str]:
+@lru_cache(maxsize=4096)  # (keyed by strings, whose hashes Python keeps: cheaper than by a Who)
+def _who(initials: str, first_name: str, colour: int) -> tuple[str, str]:
     """The "who" badge of a child, and its escaped first name."""
-    first_name = escape(who.first_name)
-    badge = f'<span class="who child-{colour:d}">{escape(who.initials)}<span class="visually-hidden"> {first_name}</span></span> '
+    first_name = escape(first_name)
+    badge = f'<span class="who child-{colour:d}">{escape(initials)}<span class="visually-hidden"> {first_name}</span></span> '
     return badge, first_name
-
-
-@lru_cache(maxsize=4096)
-def _what(what: What) -> str:
-    return escape(what.name)
 
 
 @lru_cache(maxsize=4096)
@@ -139,8 +144,8 @@ def cell_html(
     declaration on a day declared sick).
     """
     child, verdict, state = cell.child, cell.verdict, cell.state
-    badge, first_name = _who(child, colour)
-    activity = _what(cell.activity)
+    badge, first_name = _who(child.initials, child.first_name, colour)
+    activity = _text(cell.activity.name)
     # a pending request keeps the old reason for a withdrawal
     # (a day cancelled by the town says its reason, the closure's, after its state: "Annulé par la mairie (Grève)")
     refusal = cell.reason if state in (BookingState.REFUSED, BookingState.CANCELLED) else None
@@ -161,7 +166,7 @@ def cell_html(
         base = f"{confirm_base}?enfant={child.id}&amp;activite={cell.activity.id}&amp;jour={iso}&amp;action="
         short = f"{iso[8:10]}/{iso[5:7]}"
         actions = "".join(
-            f'<a class="cell-action" href="{base}{action}">{said_for(state, action, verdict.actions) or ACTION_LABELS[action]}'
+            f'<a class="cell-action" href="{base}{action}">{(live and said_for(state, action, verdict.actions)) or ACTION_LABELS[action]}'
             f'<span class="visually-hidden"> : {first_name}, {activity}, {short}</span></a>'
             for action in (sorted(verdict.actions) if len(verdict.actions) > 1 else verdict.actions)
         )
@@ -187,12 +192,8 @@ def cell_html(
         actions = actions.replace("<a ", "<a autofocus ", 1)
     elif focus:
         focused = ' tabindex="-1" autofocus'
-    if live and not past:  # (asked again: the server answers 204, nothing swapped, while it is the same)
-        cell_base = confirm_base.rsplit("/", 1)[0] + "/cellule"
-        focused += (
-            f' hx-get="{cell_base}?enfant={child.id}&amp;activite={cell.activity.id}&amp;jour={iso}'
-            f'&amp;vu={escape(watch_key(cell))}" hx-trigger="{LIVE_EVERY}" hx-swap="outerHTML"'
-        )
+    if live and not past:  # (asked again by portail.js with what it shows: 204 while it is the same)
+        focused += f' data-vu="{escape(watch_key(cell))}"'
     return Markup(
         f'<div class="cell state-{css}" id="{cell.dom_id}"{focused}>{badge}<span class="what">{activity}</span> {state_html}{actions}</div>'
     )

@@ -467,7 +467,12 @@ def planning_act(family_id: int):
 
 # The planning's own URLs, under its page's: built from it (one url_for instead of four, on the page
 # parents open most; test_planning checks they are the routes' URLs).
-PLANNING_PATHS = {"confirm_base": "/confirmer", "sick_base": "/malade", "period_url": "/periode"}
+PLANNING_PATHS = {
+    "confirm_base": "/confirmer",
+    "sick_base": "/malade",
+    "period_url": "/periode",
+    "cell_url": "/cellule",
+}
 
 
 def planning_urls(family_id: int) -> dict[str, str]:

@@ -43,7 +43,7 @@ class Line(NamedTuple):
 def lines(activity_id: int | None, first: date, page: int) -> tuple[list[Line], int]:
     """The lines with open entries from `first` on (of one activity, or all), by day then activity,
     one page of them; and how many lines there are. Those offered a place come first, then those
-    waiting by the line's order (`queue_key`, then id), ranked as bookings.facts.QUEUE ranks them."""
+    waiting by the line's order (`queue_key`, then id), ranked as bookings.facts.BOOKINGS ranks them."""
     query = (
         sa.select(WaitingEntry.activity_id, WaitingEntry.day)
         .join(Activity, Activity.id == WaitingEntry.activity_id)

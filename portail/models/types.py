@@ -57,6 +57,11 @@ class Labelled(enum.Enum):
         member.label = label
         return member
 
+    # Members are singletons, equal only to themselves: hashed by identity (in C) rather than by Enum's
+    # `hash(self._name_)` (Python code, run at each lookup of a dict or cache keyed by a state: the
+    # planning does a few hundred per page).
+    __hash__ = object.__hash__
+
 
 class FullName:
     """A person's row (first_name, last_name): `full_name`, as the pages and mails write it."""

@@ -1,12 +1,9 @@
 """The planning of a family: every cell (child × activity × day) of a period, in a constant number of queries."""
 
 import calendar
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-
-import sqlalchemy as sa
-from sqlalchemy.orm.util import identity_key
 
 from portail.bookings import facts as booking_facts
 from portail.bookings import rules as booking_rules
@@ -111,9 +108,10 @@ class Cell:
         return f"cell-{self.child.id}-{self.activity.id}-{self.day.isoformat()}"
 
 
-ACTIVITIES = (
-    sa.select(Activity).where(Activity.id.in_(sa.bindparam("ids", expanding=True))).order_by(Activity.name)
-)
+# An activity as the planning reads it: its columns as plain values, attribute for attribute an
+# Activity (all the rules and the cells read of it), cheaper to build and to read than an ORM object.
+ActivityValues = namedtuple("ActivityValues", [column.key for column in booking_facts.ACTIVITY_COLUMNS])
+_NO_BOOKING = (None, None, None)  # a day without booking: no state, reason or place in line
 
 
 def cells(
@@ -126,26 +124,23 @@ def cells(
     child_ids: set[int] | None = None,
     *,
     all_activities: bool = True,
-) -> tuple[list[Activity], dict]:
+) -> tuple[list[ActivityValues], dict]:
     """The activities the children are enrolled in over the period (or only the shown ones, without
     `all_activities`), and the cells by day of the shown children (`child_ids`, all by default) and
     shown activities (`activity_ids`).
 
-    At most five queries whatever the number of children, activities or days (the activities
-    already in the session cost none); the loop reads plain values.
+    Four queries whatever the number of children, activities or days; the loop reads plain values.
     """
     if not children:
         return [], {}
     db.session.flush()  # Core statements do not autoflush: see the changes of this transaction
     connection = db.session.connection()
     period = {"start": start, "end": end}
-    enrolments = connection.execute(
-        booking_facts.ENROLMENTS, {"ids": [child.id for child in children], **period}
+    rows = connection.execute(
+        booking_facts.ENROLMENTS_AND_ACTIVITIES, {"ids": [child.id for child in children], **period}
     ).all()
-    enrolled_in = {activity_id for _c, activity_id, _s, _e, _w in enrolments}
-    activities = _activities(
-        enrolled_in if all_activities or activity_ids is None else enrolled_in & activity_ids
-    )
+    enrolments = [row[:5] for row in rows]
+    activities = _activities(rows, None if all_activities else activity_ids)
     shown = [a for a in activities.values() if activity_ids is None or a.id in activity_ids]
     children = [child for child in children if child_ids is None or child.id in child_ids]
     # Each child × activity: None when enrolled on every day of the period (the usual case: nothing to
@@ -157,11 +152,13 @@ def cells(
             by_pair[pair] = None
         elif by_pair.get(pair, []) is not None:
             by_pair[pair] = [*by_pair.get(pair, []), (first, last, weekdays)]
-    rows = connection.execute(
-        booking_facts.BOOKINGS, {"ids": [child.id for child in children], **period}
-    ).all()
+    # (a day on a waiting list comes with the child's place there: its rank, the offer's end)
     bookings = {
-        (child_id, activity_id, day): (state, reason) for child_id, activity_id, day, state, reason in rows
+        (child_id, activity_id, day): (state, reason, rank and booking_facts.Place(rank, until))
+        for child_id, activity_id, day, state, reason, rank, until in connection.execute(
+            booking_facts.BOOKINGS,
+            {"ids": [child.id for child in children], "activities": [a.id for a in shown], **period},
+        )
     }
     limited = [a.id for a in shown if a.capacity is not None]  # only they can be full
     booked, waiting = {}, {}
@@ -169,17 +166,6 @@ def cells(
         connection.execute(booking_facts.COUNTERS, {"ids": limited, **period}).all() if limited else ()
     ):
         booked[(activity_id, day)], waiting[(activity_id, day)] = count, in_line
-    # (the children's places on waiting lists: one more query, only when a day shown is on one)
-    places = (
-        {
-            (child_id, activity_id, day): booking_facts.Place(rank, until)
-            for child_id, activity_id, day, rank, until in connection.execute(
-                booking_facts.QUEUE, {"ids": [child.id for child in children], **period}
-            )
-        }
-        if any(state in booking_facts.IN_LINE for state, _reason in bookings.values())
-        else {}
-    )
     closed = defaultdict(dict)
     for activity_id, day, reason in connection.execute(booking_facts.CLOSINGS, period).all():
         for each in [activity_id] if activity_id else activities:
@@ -215,7 +201,7 @@ def cells(
                     s <= day <= e and (not w or weekday in w) for s, e, w in periods
                 ):
                     continue
-                state, reason = bookings.get((who.id, what.id, day), (None, None))
+                state, reason, place = bookings.get((who.id, what.id, day), _NO_BOOKING)
                 if state is None and not show_closed:
                     continue
                 verdict = verdicts.get(state)
@@ -230,7 +216,6 @@ def cells(
                         booked.get((what.id, day), 0),
                         waiting.get((what.id, day), 0),
                     )
-                place = places.get((who.id, what.id, day)) if state in booking_facts.IN_LINE else None
                 row.append(Cell(who, what, day, state, reason, verdict, place))
         day += timedelta(days=1)
     order = {who.id: index for index, who in enumerate(whos)}
@@ -239,15 +224,15 @@ def cells(
     return list(activities.values()), result
 
 
-def _activities(ids: set[int]) -> dict[int, Activity]:
-    """The activities by id, sorted by name: from the session when loaded, else in one query."""
-    found = {
-        activity_id: db.session.identity_map.get(identity_key(Activity, activity_id)) for activity_id in ids
-    }
-    missing = [activity_id for activity_id, activity in found.items() if activity is None]
-    if missing:
-        found |= {activity.id: activity for activity in db.session.scalars(ACTIVITIES, {"ids": missing})}
-    return dict(sorted(((i, a) for i, a in found.items() if a is not None), key=lambda item: item[1].name))
+def _activities(rows, only: set[int] | None) -> dict[int, ActivityValues]:
+    """The activities of the enrolments read with their columns (`only` those ids, if given), by id and
+    sorted by name."""
+    found: dict[int, ActivityValues] = {}
+    for row in rows:
+        activity_id = row[1]
+        if activity_id not in found and (only is None or activity_id in only):
+            found[activity_id] = ActivityValues._make(row[5:])
+    return dict(sorted(found.items(), key=lambda item: item[1].name))
 
 
 def worth_showing(reason: str | None, day: date, closing_days: dict | None) -> bool:

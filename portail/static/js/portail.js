@@ -57,6 +57,23 @@
     if (answer && (!document.activeElement || document.activeElement === document.body)) { answer.focus(); }
   });
 
+  // A planning cell on a waiting list (its data-vu: what it shows, its id: cell-child-activity-day) is
+  // asked again every minute and when the page is shown again; the server answers 204 while it is the
+  // same, else the new cell (announced in #annonce). One timer for the page rather than one per cell.
+  function refreshLiveCells() {
+    var planning = document.getElementById("planning");
+    if (!planning || !window.htmx || document.hidden) { return; }
+    var base = planning.getAttribute("data-cellule");
+    planning.querySelectorAll(".cell[data-vu]").forEach(function (cell) {
+      var parts = cell.id.split("-");
+      window.htmx.ajax("GET", base + "?enfant=" + parts[1] + "&activite=" + parts[2] + "&jour=" +
+        parts.slice(3).join("-") + "&vu=" + encodeURIComponent(cell.getAttribute("data-vu")),
+        { source: cell, target: cell, swap: "outerHTML" });
+    });
+  }
+  window.setInterval(refreshLiveCells, 60000);
+  document.addEventListener("visibilitychange", refreshLiveCells);
+
   // A planning cell swapped by its live refresh (a waiting list's rank or offer) while the focus was in
   // it keeps the focus: on its first action, else on the cell itself.
   var cellWithFocus = null;
