@@ -26,6 +26,10 @@ from tests.factories import (
 pytestmark = pytest.mark.browser
 
 HOLD = "2 h"  # the activity's hold time (120 minutes, the default), as the confirmation words it
+# How far below the sticky period bar the cell's top is (negative: hidden under it), once settled.
+UNDER_THE_BAR = """(id) => new Promise((done) => setTimeout(() => done(
+  document.getElementById(id).getBoundingClientRect().top
+  - document.querySelector('.planning-bar').getBoundingClientRect().bottom), 100))"""
 FOCUS_IN_CELL = "(id) => { const e = document.activeElement; return !!e && e !== document.body && !!e.closest('#' + id); }"
 
 
@@ -96,11 +100,16 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     # the day is full: it says so, and offers its waiting list
     assert "Complet" in cell.inner_text()
     journey.check("jour-complet")
-    cell.get_by_role("link", name=re.compile("S'inscrire sur la liste d'attente")).click()
+    join = cell.get_by_role("link", name=re.compile("S'inscrire sur la liste d'attente"))
+    # (opened from the bottom of the screen: the long confirmation must not slide under the sticky bar)
+    page.evaluate("document.querySelector('main').style.paddingBottom = '100vh'")  # (room to scroll)
+    join.evaluate("(link) => window.scrollBy(0, link.getBoundingClientRect().bottom - window.innerHeight + 4)")
+    join.click()
     question = cell.get_by_text(
         f"Inscrire Léa sur la liste d'attente du {french_day(day)} — Accueil du soir ?"
     )
     question.wait_for()
+    assert page.evaluate(UNDER_THE_BAR, cell_id) >= 0, "the question shows below the sticky period bar"
     cost = cell.locator(".cost").inner_text()
     assert f"aurez {HOLD} pour la confirmer" in cost, cost
     assert re.search(

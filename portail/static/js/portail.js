@@ -93,6 +93,18 @@
     (action || cell).focus();
   });
 
+  // A planning cell swapped in (a confirmation, a new state) that fits on the screen is shown whole below
+  // the sticky period bar: its question or its state must not hide under the bar while its button has
+  // the focus (on a phone, a long confirmation opened low on the screen did).
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    var cell = target && target.id && document.getElementById(target.id);
+    var bar = document.querySelector(".planning-bar");
+    if (!cell || !bar || !cell.classList.contains("cell")) { return; }
+    var top = cell.getBoundingClientRect().top, below = bar.getBoundingClientRect().bottom;
+    if (top < below && cell.offsetHeight <= window.innerHeight - below) { window.scrollBy(0, top - below - 8); }
+  });
+
   // Move focus to the error summary so screen-reader and keyboard users land on the errors.
   function focusErrors(root) {
     var summary = root.querySelector(".error-summary");
