@@ -103,7 +103,9 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     join = cell.get_by_role("link", name=re.compile("S'inscrire sur la liste d'attente"))
     # (opened from the bottom of the screen: the long confirmation must not slide under the sticky bar)
     page.evaluate("document.querySelector('main').style.paddingBottom = '100vh'")  # (room to scroll)
-    join.evaluate("(link) => window.scrollBy(0, link.getBoundingClientRect().bottom - window.innerHeight + 4)")
+    join.evaluate(
+        "(link) => window.scrollBy(0, link.getBoundingClientRect().bottom - window.innerHeight + 4)"
+    )
     join.click()
     question = cell.get_by_text(
         f"Inscrire Léa sur la liste d'attente du {french_day(day)} — Accueil du soir ?"
