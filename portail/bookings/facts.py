@@ -45,8 +45,8 @@ ENROLMENTS = sa.select(
     _enrolment.c.end_date >= sa.bindparam("start"),
 )
 
-# The same with every column of each enrolment's activity: the planning builds its activities from
-# them (as `CELL`'s reader does: transient objects, cheaper than the ORM's loading), in the same query.
+# The same with every column of each enrolment's activity: the planning reads its activities from
+# them as plain values (no ORM loading, no query more).
 ACTIVITY_COLUMNS = tuple(Activity.__table__.c)
 ENROLMENTS_AND_ACTIVITIES = (
     sa.select(*ENROLMENTS.selected_columns, *ACTIVITY_COLUMNS)
@@ -94,9 +94,9 @@ _ITS_ENTRY = (
     _mine.c.day == _booking.c.day,
     _mine.c.ended_at.is_(None),
 )
-# The bookings of some children in some activities over a period; a day on a waiting list with its place there: its rank
-# (1: the next place freed is theirs) and, offered a place, until when it is held. (Read only for those
-# days, by CASE: the planning reads a child's place in the same query as the day's state.)
+# The bookings of some children in some activities over a period; a day on a waiting list comes with
+# the child's place there: its rank (1: the next place freed is theirs) and, offered a place, until
+# when it is held (read by CASE for those days only: no query more for the planning).
 BOOKINGS = sa.select(
     _booking.c.child_id,
     _booking.c.activity_id,
