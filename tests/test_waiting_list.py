@@ -38,6 +38,7 @@ from tests.factories import (
     period_form,
     subscribe,
 )
+from tests.support import queries_for
 
 pytestmark = pytest.mark.both_dbs
 ZONE = "C"
@@ -179,6 +180,24 @@ def cell_text(client, children, name, activity, day) -> str:
     )
     assert response.status_code == 200
     return " ".join(unescape(response.get_data(as_text=True)).split())
+
+
+def test_the_ranks_on_the_planning_cost_no_query_more(client, auth, line):
+    """A month or an agenda showing a day in line (its rank read with its booking) runs the same
+    queries as without: no query per cell, none more for the waiting list."""
+    activity, day, children = line
+    auth.login("parent@example.fr")
+    family, _child = children["Léa"]
+    urls = [f"/famille/{family.id}/planning?vue={view}&date={day.isoformat()}" for view in ("mois", "agenda")]
+    for url in urls:
+        client.get(url)  # (the view is remembered once)
+    before = [queries_for(client, url) for url in urls]
+    join(children, "Jade", activity, day)
+    join(children, "Léa", activity, day)
+    db.session.commit()
+    assert [queries_for(client, url) for url in urls] == before
+    for url in urls:
+        assert "Liste d'attente — 2e" in unescape(client.get(url).get_data(as_text=True))
 
 
 def test_a_full_day_offers_its_waiting_list_and_each_child_joins_at_its_rank(client, auth, line):
