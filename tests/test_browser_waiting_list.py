@@ -101,7 +101,10 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     assert "Complet" in cell.inner_text()
     journey.check("jour-complet")
     join = cell.get_by_role("link", name=re.compile("S'inscrire sur la liste d'attente"))
-    # (opened from the bottom of the screen: the long confirmation must not slide under the sticky bar)
+    # (opened from the bottom of a small screen: the long confirmation, taller than the room under the
+    # sticky bar, must start below it, not slide under it)
+    size = page.viewport_size
+    page.set_viewport_size({"width": 360, "height": 480})
     page.evaluate("document.querySelector('main').style.paddingBottom = '100vh'")  # (room to scroll)
     join.evaluate(
         "(link) => window.scrollBy(0, link.getBoundingClientRect().bottom - window.innerHeight + 4)"
@@ -112,6 +115,7 @@ def test_a_parent_joins_a_full_days_line_is_offered_the_place_freed_and_takes_it
     )
     question.wait_for()
     assert page.evaluate(UNDER_THE_BAR, cell_id) >= 0, "the question shows below the sticky period bar"
+    page.set_viewport_size(size)
     cost = cell.locator(".cost").inner_text()
     assert f"aurez {HOLD} pour la confirmer" in cost, cost
     assert re.search(
@@ -227,6 +231,60 @@ def test_the_focus_stays_in_a_cell_swapped_by_its_live_refresh(browser, live_ser
     page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
     cell.get_by_text(re.compile("Une place s'est libérée")).wait_for()
     page.wait_for_function(FOCUS_IN_CELL, arg=cell_id, timeout=3000)  # (once htmx has settled the swap)
+    page.context.close()
+
+
+def test_a_live_refresh_moves_no_page_and_announces_every_cell_it_changed(browser, live_server):
+    """Léa in line on two days; both places freed while her mother reads further down the page: one
+    round of refreshes swaps both cells, announces both (not the last only), and does not scroll."""
+    from portail import bookings
+    from portail.models import Activity, Child, RequestKind, User, utcnow
+    from portail.services.outbox import commit
+
+    ids = full_day_with_a_line(live_server, second_family=False)
+    first, base = ids["day"], live_server.base_url
+    days = [first, first + timedelta(days=1)]
+    with live_server.app_context():
+        hugo, activity = db.session.get(Child, ids["hugo"]), db.session.get(Activity, ids["activity"])
+        lea, paul = db.session.get(Child, ids["lea"]), db.session.get(User, ids["paul"])
+        zone = ids["zone"]
+        bookings.submit(
+            hugo.family_id, paul, hugo, activity, RequestKind.RESERVATION, days[1:], utcnow(), zone
+        )
+        bookings.submit(
+            lea.family_id, None, lea, activity, RequestKind.RESERVATION, days, utcnow(), zone, waiting=True
+        )
+        commit()
+    page = new_page(browser)
+    login(page, base, "claire@example.fr")
+    page.goto(f"{base}/famille/{ids['family']}/planning?vue=agenda&date={first.isoformat()}")
+    cells = [page.locator(f"#cell-{ids['lea']}-{ids['activity']}-{day.isoformat()}") for day in days]
+    for cell in cells:
+        cell.get_by_text("Liste d'attente — 1er").wait_for()
+    page.evaluate("document.querySelector('main').style.paddingBottom = '200vh'")  # (room to scroll)
+    page.evaluate("document.activeElement.blur(); window.scrollTo(0, document.body.scrollHeight)")
+    scrolled = page.evaluate("window.scrollY")
+    assert page.evaluate(UNDER_THE_BAR, cells[0].get_attribute("id")) < 0, "the cells are above the screen"
+    with live_server.app_context():
+        hugo = db.session.get(Child, ids["hugo"])
+        bookings.submit(
+            hugo.family_id,
+            db.session.get(User, ids["paul"]),
+            hugo,
+            db.session.get(Activity, ids["activity"]),
+            RequestKind.ABSENCE,
+            days,
+            utcnow(),
+            ids["zone"],
+        )
+        commit()
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    for cell in cells:
+        cell.get_by_text(re.compile("Une place s'est libérée")).wait_for()
+    page.wait_for_timeout(200)  # (htmx settles the swaps)
+    assert page.evaluate("window.scrollY") == scrolled, "a refreshed cell does not move the page"
+    said = page.locator("#annonce p").all_inner_texts()
+    assert len(said) == 2 and all("Une place s'est libérée" in line for line in said), said
     page.context.close()
 
 

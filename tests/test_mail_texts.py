@@ -522,6 +522,7 @@ _WAITING = {
     "activity": "Atelier théâtre",
     "day": "2027-03-03",
     "link": "https://famille.ville.fr/mon-espace/demandes/12",
+    "planning_link": "https://famille.ville.fr/famille/4/planning?jour=2027-03-03",
 }
 OTHER_MAILS += [
     (
@@ -532,6 +533,7 @@ OTHER_MAILS += [
         "Enfant : Léa\nActivité : Atelier théâtre\nDate : mercredi 3 mars 2027\n\n"
         "La place vous est réservée jusqu'au mardi 2 mars à 18:00. Confirmez-la sur le planning avant cette "
         "heure ; sans réponse, elle sera proposée à la famille suivante.\n\n"
+        "Le planning de ce jour : https://famille.ville.fr/famille/4/planning?jour=2027-03-03\n"
         "Votre demande : https://famille.ville.fr/mon-espace/demandes/12\n",
     ),
     (

@@ -193,6 +193,10 @@ def test_another_familys_child_gives_404(client, auth, setup):
             f"/famille/{family.id}/planning/{url}", method=method, headers={"HX-Request": "true"}, **kwargs
         )
         assert response.status_code == 404, url
+    # (an action that is none, on another family's cell or through another family's page: 404 first)
+    bogus = cell_form(other.children[0], activity, day, "tout-casser")
+    assert client.post(f"/famille/{family.id}/planning/cellule", data=bogus).status_code == 404
+    assert client.post(f"/famille/{other.id}/planning/cellule", data=bogus).status_code == 404
     assert client.get(f"/famille/{other.id}/planning").status_code == 404
     assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0
 

@@ -273,6 +273,31 @@ def test_a_place_freed_is_offered_at_once_to_the_first_in_line_and_held(client, 
         sa.select(OutboxMessage).where(OutboxMessage.template == "waiting_offer")
     ).one()
     assert message.context["until"] and message.context["manual"] is False
+    family, _child = children["Jade"]
+    assert message.context["planning_link"].endswith(f"/famille/{family.id}/planning?jour={day.isoformat()}")
+
+
+def test_an_offer_asked_again_is_unchanged_when_a_child_is_moved_ahead_in_its_line(client, auth, line):
+    """An offer does not show a rank: a child put at the head of the line behind it changes nothing
+    the offered cell shows (204 to its live refresh, nothing announced again)."""
+    activity, day, children = line
+    for name in ("Jade", "Léa", "Noé"):
+        join(children, name, activity, day)
+    absent(children, "Hugo", activity, day)
+    assert state(children, "Jade", activity, day) is BookingState.OFFERED
+    family, child = children["Jade"]
+    auth.login("bernard@example.fr")
+    page = client.get(f"/famille/{family.id}/planning", query_string={"vue": "agenda", "date": day})
+    shown = re.search(rf'id="cell-{child.id}-{activity.id}-{day}" data-vu="([^"]+)"', page.text).group(1)
+    noe = entry_of(children, "Noé", activity, day)
+    bookings.with_retries(lambda: bookings.promote(noe.id, make_user(email="agent@example.fr"), now_utc()))
+    assert ranks(children, activity, day) == {"Noé": 1, "Léa": 2}
+    again = client.get(
+        f"/famille/{family.id}/planning/cellule",
+        query_string=cell_form(child, activity, day) | {"vu": shown},
+        headers={"HX-Request": "true"},
+    )
+    assert again.status_code == 204
 
 
 def test_the_family_confirms_the_place_offered_and_the_day_is_reserved(client, auth, line):
@@ -406,6 +431,7 @@ def test_the_rank_shown_is_the_rank_in_the_database_after_joins_withdrawals_and_
     assert response.status_code == 200 and "Quitter la liste d'attente" not in unescape(
         response.get_data(as_text=True)
     )
+    assert "Liste d'attente quittée pour Jade" in unescape(response.get_data(as_text=True))
     assert entry_of(children, "Jade", activity, day).end is WaitingEnd.WITHDRAWN
     assert ranks(children, activity, day) == {"Léa": 1, "Noé": 2}
     # an agent moves Noé to the head

@@ -69,9 +69,9 @@ def watch_key(cell: Cell) -> str:
 
 @lru_cache(maxsize=4096)
 def _watch_key(state: BookingState | None, place) -> str:
-    return (
-        f"{state.value if state else ''}.{place.rank if place else 0}.{bool(place and place.offered_until)}"
-    )
+    # (an offer does not show its rank: a child moved ahead in its line changes nothing it shows)
+    rank = place.rank if place and state is BookingState.WAITING else 0
+    return f"{state.value if state else ''}.{rank}.{bool(place and place.offered_until)}"
 
 
 def in_line_text(cell: Cell, today: date | None) -> str:

@@ -261,14 +261,15 @@ ANNOUNCED = {
 }
 
 
-def _announcement(action: str, cell: planning.Cell, refused: str | None) -> str:
-    """The action done on the cell, or the services' French reason it was not (`refused`)."""
+def _announcement(action: str, cell: planning.Cell, refused: str | None, left_line: bool = False) -> str:
+    """The action done on the cell, or the services' French reason it was not (`refused`);
+    `left_line`: the request withdrawn was a day on a waiting list."""
     if refused:
         return refused
     if cell.state in (BookingState.WAITING, BookingState.OFFERED) or action in (CONFIRM, DECLINE):
         done = in_line_text(cell, None) if cell.place else ANNOUNCED.get(cell.state, "Place refusée")
     elif action == WITHDRAW:
-        done = "Demande retirée"
+        done = "Liste d'attente quittée" if left_line else "Demande retirée"
     elif cell.state is BookingState.REFUSED:
         done = f"Réservation refusée ({cell.reason})" if cell.reason else "Réservation refusée"
     else:
@@ -298,7 +299,8 @@ def planning_cell(family_id: int):
             else (cell.state.label if cell.state else "Inscrit")
         )
         announce = f"{cell.child.first_name}, {french_day(cell.day)} — {cell.activity.name} : {what}"
-        return html + Markup('<div hx-swap-oob="innerHTML:#annonce">{}</div>').format(announce)
+        # (appended: one round of refreshes may change several cells; portail.js empties it before)
+        return html + Markup('<div hx-swap-oob="beforeend:#annonce"><p>{}</p></div>').format(announce)
     return _render_cell(family_id, cell, target.rank)
 
 
@@ -392,17 +394,20 @@ def planning_act(family_id: int):
     The services check the rules themselves (a stale or forged action gets their French reason).
     """
     if request.form.get("action") not in ACTION_LABELS:
-        _cell_ids()  # ids that are not ids: 404 first
+        _cell(family_id, utcnow())  # another family's cell, or ids that are not ids: 404 first
         abort(400)
     action = request.form["action"]
     now = utcnow()
+    left_line = False
 
     def act() -> tuple[int, planning.Cell | None]:
         """The action on the cell read in this attempt, and the day's new cell (built before the
         commit, which expires the objects)."""
+        nonlocal left_line
         target, cell = _cell(family_id, now)
         child, activity, day = target.child, target.activity, cell.day
         if action == WITHDRAW:
+            left_line = cell.state is BookingState.WAITING
             bookings.withdraw(child, activity, day, current_user, now, _zone(), verdict=cell.verdict)
             after, cell = _cell(family_id, now)  # read again: the day is back to what it was
             return after.rank, cell
@@ -458,9 +463,9 @@ def planning_act(family_id: int):
     if cell is None:
         abort(404)
     if is_htmx():
-        return _render_cell(family_id, cell, rank, _announcement(action, cell, refused))
-    if refused is None and action in (JOIN, CONFIRM, DECLINE):  # (what was done, as htmx says it)
-        message = _announcement(action, cell, None) + "."
+        return _render_cell(family_id, cell, rank, _announcement(action, cell, refused, left_line))
+    if refused is None and (action in (JOIN, CONFIRM, DECLINE) or left_line):  # (as htmx says it)
+        message = _announcement(action, cell, None, left_line) + "."
     flash(message, category)
     return redirect(_back(family_id))
 

@@ -64,7 +64,10 @@
     var planning = document.getElementById("planning");
     if (!planning || !window.htmx || document.hidden) { return; }
     var base = planning.getAttribute("data-cellule");
-    planning.querySelectorAll(".cell[data-vu]").forEach(function (cell) {
+    var cells = planning.querySelectorAll(".cell[data-vu]");
+    var annonce = document.getElementById("annonce");
+    if (cells.length && annonce) { annonce.textContent = ""; }  // (each cell changed adds its line)
+    cells.forEach(function (cell) {
       var parts = cell.id.split("-");
       window.htmx.ajax("GET", base + "?enfant=" + parts[1] + "&activite=" + parts[2] + "&jour=" +
         parts.slice(3).join("-") + "&vu=" + encodeURIComponent(cell.getAttribute("data-vu")),
@@ -93,16 +96,17 @@
     (action || cell).focus();
   });
 
-  // A planning cell swapped in (a confirmation, a new state) that fits on the screen is shown whole below
-  // the sticky period bar: its question or its state must not hide under the bar while its button has
-  // the focus (on a phone, a long confirmation opened low on the screen did).
+  // A planning cell swapped in that holds the focus (a confirmation, the new state after an action)
+  // starts below the sticky period bar: its question or its state must not hide under the bar (on a
+  // phone, a long confirmation opened low on the screen did). A cell refreshed while the parent reads
+  // another one does not move the page.
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail.target;
     var cell = target && target.id && document.getElementById(target.id);
     var bar = document.querySelector(".planning-bar");
-    if (!cell || !bar || !cell.classList.contains("cell")) { return; }
+    if (!cell || !bar || !cell.classList.contains("cell") || !cell.contains(document.activeElement)) { return; }
     var top = cell.getBoundingClientRect().top, below = bar.getBoundingClientRect().bottom;
-    if (top < below && cell.offsetHeight <= window.innerHeight - below) { window.scrollBy(0, top - below - 8); }
+    if (top < below) { window.scrollBy(0, top - below - 8); }
   });
 
   // Move focus to the error summary so screen-reader and keyboard users land on the errors.
