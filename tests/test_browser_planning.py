@@ -52,6 +52,11 @@ def test_parent_books_a_day_in_one_click_then_absences_for_a_period(browser, liv
         for view in ("7 jours", "5 jours"):
             page.get_by_role("link", name=view).click()
             journey.check(view[-8:-1].replace(" ", ""))
+        # every child switched off: a week with nothing to show (its planning still a labelled region)
+        page.goto(f"{base}/famille/{family_id}/planning?vue=semaine&date={target.isoformat()}&filtre=1")
+        journey.check("semaine-vide")
+        every = f"filtre=1&enfant={lea_id}&enfant={tom_id}&activite={activity_id}"  # (all shown again)
+        page.goto(f"{base}/famille/{family_id}/planning?vue=semaine&date={target.isoformat()}&{every}")
         page.get_by_role("link", name="Mois", exact=True).click()
         if width == 1280:
             continue

@@ -215,6 +215,10 @@ def test_the_focus_stays_in_a_cell_swapped_by_its_live_refresh(browser, live_ser
     cell.get_by_role("button", name="Confirmer").click()
     cell.get_by_text("Liste d'attente — 1er").wait_for()
     cell.get_by_role("link", name=re.compile("Quitter la liste d'attente")).focus()
+    # (then the parent scrolls away, the focus left in the cell: the refresh must not bring her back)
+    page.evaluate("document.querySelector('main').style.paddingBottom = '200vh'")
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    scrolled = page.evaluate("window.scrollY")
     with live_server.app_context():
         hugo, activity = db.session.get(Child, ids["hugo"]), db.session.get(Activity, ids["activity"])
         bookings.submit(
@@ -231,6 +235,7 @@ def test_the_focus_stays_in_a_cell_swapped_by_its_live_refresh(browser, live_ser
     page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
     cell.get_by_text(re.compile("Une place s'est libérée")).wait_for()
     page.wait_for_function(FOCUS_IN_CELL, arg=cell_id, timeout=3000)  # (once htmx has settled the swap)
+    assert page.evaluate("window.scrollY") == scrolled, "the refresh did not move the page"
     page.context.close()
 
 

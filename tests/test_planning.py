@@ -198,6 +198,13 @@ def test_another_familys_child_gives_404(client, auth, setup):
     assert client.post(f"/famille/{family.id}/planning/cellule", data=bogus).status_code == 404
     assert client.post(f"/famille/{other.id}/planning/cellule", data=bogus).status_code == 404
     assert client.get(f"/famille/{other.id}/planning").status_code == 404
+    # ids past the databases' integers, days whose periods would leave the calendar: 404, never a 500
+    huge = cell_form(child, activity, day, "reserve") | {"enfant": str(2**64)}
+    for method, url in (("GET", "confirmer"), ("GET", "cellule"), ("POST", "cellule")):
+        kwargs = {"query_string": huge} if method == "GET" else {"data": huge}
+        assert client.open(f"/famille/{family.id}/planning/{url}", method=method, **kwargs).status_code == 404
+    for query in ("jour=9999-12-31", "vue=mois&date=9999-12-01", "vue=semaine&date=0001-01-01"):
+        assert client.get(f"/famille/{family.id}/planning?{query}").status_code == 404, query
     assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0
 
 
@@ -558,7 +565,8 @@ def test_the_planning_page_itself_focuses_nothing_and_offers_a_skip_link(client,
     page = client.get(f"/famille/{family.id}/planning").get_data(as_text=True)
     assert "autofocus" not in page
     assert page.index('href="#planning">Aller au planning</a>') < page.index('href="#contenu"')
-    assert 'id="planning" tabindex="-1"' in page and 'id="annonce"' in page and 'aria-live="polite"' in page
+    assert 'id="planning" role="region" tabindex="-1" aria-labelledby="periode"' in page
+    assert 'id="annonce"' in page and 'aria-live="polite"' in page
 
 
 def test_the_planning_opens_as_the_parent_left_it_on_each_kind_of_screen(client, auth, setup):

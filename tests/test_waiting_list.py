@@ -274,7 +274,10 @@ def test_a_place_freed_is_offered_at_once_to_the_first_in_line_and_held(client, 
     ).one()
     assert message.context["until"] and message.context["manual"] is False
     family, _child = children["Jade"]
-    assert message.context["planning_link"].endswith(f"/famille/{family.id}/planning?jour={day.isoformat()}")
+    _family, jade = children["Jade"]
+    assert message.context["planning_link"].endswith(
+        f"/famille/{family.id}/planning?jour={day.isoformat()}#cell-{jade.id}-{activity.id}-{day.isoformat()}"
+    )
 
 
 def test_an_offer_asked_again_is_unchanged_when_a_child_is_moved_ahead_in_its_line(client, auth, line):

@@ -1211,13 +1211,13 @@ def _offer(activity: Activity, day: date, entry, now: datetime, deadline: dateti
 def _mail_family(template: str, request_id: int, activity: Activity, day: date, **context) -> None:
     """A waiting-list mail to each parent who follows the request's family."""
     found = db.session.execute(
-        sa.select(User.email, User.first_name, Child.first_name, Request.family_id)
+        sa.select(User.email, User.first_name, Child.first_name, Request.family_id, Child.id)
         .join(Subscription, Subscription.user_id == User.id)
         .join(Request, Request.family_id == Subscription.family_id)
         .join(Child, Child.id == Request.child_id)
         .where(Request.id == request_id, Subscription.ended_at.is_(None))
     ).all()
-    for email, first_name, child, family_id in found:
+    for email, first_name, child, family_id, child_id in found:
         queue_mail(
             template,
             email,
@@ -1225,8 +1225,9 @@ def _mail_family(template: str, request_id: int, activity: Activity, day: date, 
             child=child,
             activity=activity.name,
             day=day.isoformat(),
-            # (the day's agenda: where the place is confirmed)
-            planning_link=public_url("family.planning_page", family_id=family_id, jour=day.isoformat()),
+            # (the day's agenda, at the child's cell: where the place is confirmed)
+            planning_link=public_url("family.planning_page", family_id=family_id, jour=day.isoformat())
+            + f"#cell-{child_id}-{activity.id}-{day.isoformat()}",
             **context,
         )
 

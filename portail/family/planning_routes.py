@@ -45,6 +45,7 @@ from portail.models import (
     ValidationMode,
     utcnow,
 )
+from portail.models.types import MAX_ID
 from portail.services import billing, documents, planning, sickness, uploads
 from portail.services.billing import runs
 from portail.services.outbox import rollback
@@ -68,11 +69,18 @@ def _zone() -> str:
     return current_app.config["SCHOOL_ZONE"]
 
 
+# The days a planning URL may name: the periods and their neighbours computed around one stay dates.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
 def _parse_day(value: str | None) -> date:
     try:
-        return date.fromisoformat(value or "")
+        day = date.fromisoformat(value or "")
     except ValueError:
         abort(404)
+    if not FIRST_DAY <= day <= LAST_DAY:
+        abort(404)
+    return day
 
 
 def _ids(name: str) -> list[int]:
@@ -219,8 +227,8 @@ def _cell_ids() -> tuple[int, int, date]:
     """The child, activity and day a cell request names (404 when they are not ids and a date)."""
     source = request.form if request.method == "POST" else request.args
     child_id, activity_id = source.get("enfant", ""), source.get("activite", "")
-    if not (child_id.isdigit() and activity_id.isdigit()):
-        abort(404)
+    if not (child_id.isdigit() and activity_id.isdigit()) or max(int(child_id), int(activity_id)) > MAX_ID:
+        abort(404)  # (past MAX_ID: no row's id, and more than the databases' integers hold)
     return int(child_id), int(activity_id), _parse_day(source.get("jour"))
 
 
@@ -319,9 +327,8 @@ def planning_confirm(family_id: int):
         day=french_day(cell.day), child=target.child.first_name, activity=target.activity.name
     )
     deadline = cell.verdict.deadline
-    until = (
-        until_text(action, deadline) if deadline and action in (RESERVE, ABSENCE, WITHDRAW, JOIN) else None
-    )
+    said = JOIN if (cell.state, action) == (BookingState.WAITING, WITHDRAW) else action  # (as its cell)
+    until = until_text(said, deadline) if deadline and action in (RESERVE, ABSENCE, WITHDRAW, JOIN) else None
     if action in (CONFIRM, DECLINE):
         until = in_line_text(cell, utcnow().astimezone(PARIS).date()) + "."
     context = dict(

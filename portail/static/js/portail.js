@@ -93,18 +93,19 @@
     if (!cell || cell.contains(document.activeElement)) { return; }
     var action = cell.querySelector(".cell-action");
     if (!action) { cell.setAttribute("tabindex", "-1"); }
-    (action || cell).focus();
+    (action || cell).focus({ preventScroll: true });  // (the parent may have scrolled away: stay there)
   });
 
-  // A planning cell swapped in that holds the focus (a confirmation, the new state after an action)
-  // starts below the sticky period bar: its question or its state must not hide under the bar (on a
-  // phone, a long confirmation opened low on the screen did). A cell refreshed while the parent reads
-  // another one does not move the page.
+  // A planning cell swapped in by the parent's action (a confirmation, the new state) starts below the
+  // sticky period bar: its question or its state must not hide under the bar (on a phone, a long
+  // confirmation opened low on the screen did). A live refresh (`vu=`) never moves the page.
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail.target;
     var cell = target && target.id && document.getElementById(target.id);
     var bar = document.querySelector(".planning-bar");
-    if (!cell || !bar || !cell.classList.contains("cell") || !cell.contains(document.activeElement)) { return; }
+    var path = event.detail.pathInfo ? event.detail.pathInfo.requestPath : "";
+    if (!cell || !bar || !cell.classList.contains("cell") || /[?&]vu=/.test(path) ||
+        !cell.contains(document.activeElement)) { return; }
     var top = cell.getBoundingClientRect().top, below = bar.getBoundingClientRect().bottom;
     if (top < below) { window.scrollBy(0, top - below - 8); }
   });
