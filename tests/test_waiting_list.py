@@ -215,7 +215,16 @@ def test_a_full_day_offers_its_waiting_list_and_each_child_joins_at_its_rank(cli
     html = " ".join(unescape(response.get_data(as_text=True)).split())
     assert "Liste d'attente — 2e" in html and "Quitter la liste d'attente" in html
     assert "Liste d'attente — 2e pour Léa" in html  # (the live region says it)
+    assert "Liste d'attente ouverte jusqu'au" in html
     assert state(children, "Léa", activity, day) is BookingState.WAITING
+    # leaving it: its confirmation says until when the list is open, as the cell does
+    leave = client.get(
+        f"/famille/{family.id}/planning/confirmer",
+        query_string=cell_form(child, activity, day, "withdraw"),
+        headers={"HX-Request": "true"},
+    )
+    said = unescape(leave.get_data(as_text=True))
+    assert "Liste d'attente ouverte jusqu'au" in said and "Modifiable" not in said
     assert ranks(children, activity, day) == {"Jade": 1, "Léa": 2}
     # the line is no booking: the day's counter still counts Hugo alone, the request waits in its history
     assert booked(activity, day) == 1
