@@ -7,10 +7,9 @@ import sqlalchemy as sa
 from flask import abort, g
 from flask_login import current_user
 
-from portail.bookings.facts import ACTIVITY_COLUMNS, CELL, CHILD_COLUMNS, Facts, of_day
+from portail.bookings.facts import ACTIVITY_COLUMNS, CELL, CHILD_COLUMNS, ActivityValues, Facts, of_day
 from portail.extensions import db
 from portail.models import (
-    Activity,
     AuthorizedContact,
     Child,
     Family,
@@ -30,7 +29,7 @@ FAMILIES_OF_USER = (
 
 class CellTarget(NamedTuple):
     child: Child  # not in the session: its id and names only
-    activity: Activity  # not in the session: every column
+    activity: ActivityValues  # every column, as plain values
     rank: int  # the child's rank by birth in the family
     facts: Facts  # what the rules read that day
     reason: str | None  # the reason given with the day's booking (a refusal's)
@@ -39,8 +38,9 @@ class CellTarget(NamedTuple):
 def cell_or_404(family_id: int, child_id: int, activity_id: int, day: date) -> CellTarget:
     """A child of a family the parent is subscribed to, an activity, and that day's facts, else 404.
 
-    Plain columns, from which the child (its names only: not its health data) and the activity are
-    built as transient objects, never added to the session (cheaper than the ORM's loading).
+    Plain columns, from which the child (its names only: not its health data) is built as a transient
+    object, never added to the session (cheaper than the ORM's loading), and the activity read as
+    plain values.
     """
     db.session.flush()  # Core statements do not autoflush: see this transaction's changes
     found = (
@@ -63,9 +63,7 @@ def cell_or_404(family_id: int, child_id: int, activity_id: int, day: date) -> C
     values = list(found)
     child = Child(**{column.key: value for column, value in zip(CHILD_COLUMNS, values[:3], strict=True)})
     end = 3 + len(ACTIVITY_COLUMNS)
-    activity = Activity(
-        **{column.key: value for column, value in zip(ACTIVITY_COLUMNS, values[3:end], strict=True)}
-    )
+    activity = ActivityValues._make(values[3:end])
     rank, enrolled, state, reason, booked, closing, waiting, place, until = values[end:]
     facts = of_day(day, enrolled, state, booked, closing, waiting, place, until)
     return CellTarget(child, activity, rank, facts, reason)

@@ -1,7 +1,7 @@
 """The planning of a family: every cell (child × activity × day) of a period, in a constant number of queries."""
 
 import calendar
-from collections import defaultdict, namedtuple
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -108,9 +108,6 @@ class Cell:
         return f"cell-{self.child.id}-{self.activity.id}-{self.day.isoformat()}"
 
 
-# An activity as the planning reads it: its columns as plain values, attribute for attribute an
-# Activity (all the rules and the cells read of it), cheaper to build and to read than an ORM object.
-ActivityValues = namedtuple("ActivityValues", [column.key for column in booking_facts.ACTIVITY_COLUMNS])
 _NO_BOOKING = (None, None, None)  # a day without booking: no state, reason or place in line
 
 
@@ -124,7 +121,7 @@ def cells(
     child_ids: set[int] | None = None,
     *,
     all_activities: bool = True,
-) -> tuple[list[ActivityValues], dict]:
+) -> tuple[list[booking_facts.ActivityValues], dict]:
     """The activities the children are enrolled in over the period (or only the shown ones, without
     `all_activities`), and the cells by day of the shown children (`child_ids`, all by default) and
     shown activities (`activity_ids`).
@@ -224,14 +221,14 @@ def cells(
     return list(activities.values()), result
 
 
-def _activities(rows, only: set[int] | None) -> dict[int, ActivityValues]:
+def _activities(rows, only: set[int] | None) -> dict[int, booking_facts.ActivityValues]:
     """The activities of the enrolments read with their columns (`only` those ids, if given), by id and
     sorted by name."""
-    found: dict[int, ActivityValues] = {}
+    found: dict[int, booking_facts.ActivityValues] = {}
     for row in rows:
         activity_id = row[1]
         if activity_id not in found and (only is None or activity_id in only):
-            found[activity_id] = ActivityValues._make(row[5:])
+            found[activity_id] = booking_facts.ActivityValues._make(row[5:])
     return dict(sorted(found.items(), key=lambda item: item[1].name))
 
 
