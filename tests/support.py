@@ -115,6 +115,28 @@ def held_at_first_write(barrier: threading.Barrier, copy: threading.local, timeo
     return hold
 
 
+def at_first_write_together(jobs: list, timeout: float) -> None:
+    """Each job in a thread of its own, every one held at its first write until all have reached
+    theirs (or `timeout`); returns once every thread has ended (an assertion error if one never does)."""
+    copy = threading.local()
+    hold = held_at_first_write(threading.Barrier(len(jobs)), copy, timeout)
+
+    def run(job) -> None:
+        copy.armed = True
+        job()
+
+    sa.event.listen(db.engine, "before_cursor_execute", hold)
+    try:
+        threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", hold)
+    assert not any(thread.is_alive() for thread in threads), "a thread never ended"
+
+
 def fire(clients: list, path: str, data=None, **kwargs) -> list:
     """The same POST from every client at once, each held before its first write until all have
     read; each answer's status, text and location (an exception counts as a 500).
@@ -122,31 +144,18 @@ def fire(clients: list, path: str, data=None, **kwargs) -> list:
     `data` may be a callable, called once per copy (a file to upload is read by one request only).
     """
     start = threading.Barrier(len(clients))
-    first_write = threading.Barrier(len(clients))
-    copy = threading.local()
     answers: list = [None] * len(clients)
-
-    hold = held_at_first_write(first_write, copy, timeout=5)
 
     def send(index: int) -> None:
         try:
             start.wait(timeout=20)
-            copy.armed = True
             body = data() if callable(data) else data
             response = clients[index].post(path, data=body, **kwargs)
             answers[index] = (response.status_code, response.get_data(as_text=True), response.location)
         except Exception as error:  # noqa: BLE001 - an exception is the 500 a parent would see
             answers[index] = (500, repr(error), None)
 
-    sa.event.listen(db.engine, "before_cursor_execute", hold)
-    try:
-        threads = [threading.Thread(target=send, args=(index,)) for index in range(len(clients))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", hold)
+    at_first_write_together([lambda index=index: send(index) for index in range(len(clients))], timeout=5)
     assert all(answer is not None for answer in answers), "a request never answered"
     for status, text, _ in answers:
         assert status in (200, 302), text[-2000:]

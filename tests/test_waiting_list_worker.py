@@ -11,7 +11,6 @@ to Chloe for two hours, so her offer has expired when the test starts (built wit
 
 import email
 import email.policy
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -58,7 +57,7 @@ from tests.factories import (
     subscribe,
 )
 from tests.support import (
-    held_at_first_write,
+    at_first_write_together,
     kill_process,
     mails_settled,
     start,
@@ -461,15 +460,10 @@ def test_a_run_that_dies_mid_change_leaves_the_line_as_it_was_then_the_next_pass
 def at_once(app, calls: list[Callable]) -> list:
     """Each call in a thread of its own (its own app context, session and connection), every one held
     at its first write until all have reached theirs (or 10 s): what each returned or raised."""
-    meet = threading.Barrier(len(calls))
-    copy = threading.local()
     results: list = [None] * len(calls)
-
-    hold = held_at_first_write(meet, copy, timeout=10)
 
     def run(index: int) -> None:
         with app.app_context():
-            copy.armed = True
             try:
                 results[index] = calls[index]()
             except Exception as error:  # noqa: BLE001 - reported by the caller's assertion
@@ -477,16 +471,7 @@ def at_once(app, calls: list[Callable]) -> list:
             finally:
                 db.session.remove()
 
-    sa.event.listen(db.engine, "before_cursor_execute", hold)
-    try:
-        threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", hold)
-    assert not any(thread.is_alive() for thread in threads), "a thread never ended"
+    at_first_write_together([lambda index=index: run(index) for index in range(len(calls))], timeout=10)
     return results
 
 
