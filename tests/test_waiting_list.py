@@ -675,6 +675,28 @@ def test_joining_a_day_a_place_freed_on_meanwhile_books_nothing_without_asking(c
     assert state(children, "Léa", activity, day) is None
 
 
+def test_the_service_joins_only_when_asked_to_join_a_line(line):
+    """`join_only`: a day that can be reserved again is not reserved (nor joined) without asking."""
+    activity, day, children = line
+    absent(children, "Hugo", activity, day)
+    family, child = children["Léa"]
+    with pytest.raises(bookings.BookingError, match="Ce jour a changé entre-temps"):
+        bookings.submit(
+            family.id,
+            None,
+            child,
+            activity,
+            RequestKind.RESERVATION,
+            [day],
+            now_utc(),
+            ZONE,
+            waiting=True,
+            join_only=True,
+        )
+    db.session.rollback()
+    assert state(children, "Léa", activity, day) is None and booked(activity, day) == 0
+
+
 def test_a_request_with_days_in_line_and_days_decided_says_both():
     from portail.models import RequestLine as Line
     from portail.services.planning import request_state

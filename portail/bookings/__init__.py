@@ -9,7 +9,7 @@
 The transitions and their errors are named here: `bookings.submit(...)`, `bookings.BookingError`.
 """
 
-from portail.bookings.errors import AlreadyRequested, BookingError, DecisionError
+from portail.bookings.errors import DAY_CHANGED, AlreadyRequested, BookingError, DecisionError
 from portail.bookings.transitions import (
     REFUSAL_REASONS,
     cancel_days,
@@ -35,6 +35,7 @@ from portail.bookings.transitions import (
 )
 
 __all__ = [
+    "DAY_CHANGED",
     "REFUSAL_REASONS",
     "AlreadyRequested",
     "BookingError",

@@ -1,5 +1,9 @@
 """What a booking transition answers when it cannot be made: French messages for the family or the agent."""
 
+# A day no longer as the parent saw it when choosing the action (a full day freed meanwhile, a request
+# decided in another tab): nothing done, its current state shown.
+DAY_CHANGED = "Ce jour a changé entre-temps : voici son état actuel."
+
 
 class BookingError(ValueError):
     """Nothing can be requested; the message is French."""

@@ -20,7 +20,7 @@ from flask import current_app
 from portail.bookings import facts as booking_facts
 from portail.bookings import history
 from portail.bookings import rules as booking_rules
-from portail.bookings.errors import AlreadyRequested, BookingError, DecisionError
+from portail.bookings.errors import DAY_CHANGED, AlreadyRequested, BookingError, DecisionError
 from portail.bookings.facts import Facts, Span
 from portail.bookings.rules import ABSENCE, DECIDE, JOIN, RESERVE, WITHDRAW, Verdict
 from portail.extensions import db
@@ -276,11 +276,14 @@ def submit(
     facts: Facts | None = None,
     verdicts: dict[date, Verdict] | None = None,
     waiting: bool = False,
+    join_only: bool = False,
 ) -> Submitted:
     """Create one request for the actionable days; automatic activities decide at once.
 
     `waiting`: a reservation's full days join their waiting list (`JOIN`), and so do the days an
     automatic activity finds full when it takes their places (a concurrent request took the last).
+    `join_only` (with `waiting`: the parent asked to join a full day's line): a day that can be
+    reserved again (a place freed meanwhile) is not reserved without asking: `DAY_CHANGED`.
 
     `facts`: what the caller has just read of these days in this transaction (else read here);
     `verdicts`: the rules' answer the caller has just had on these facts at `now` (else asked here).
@@ -293,6 +296,8 @@ def submit(
     verdicts = preview(child, activity, kind, days, now, zone, facts, verdicts)
     states = facts.states if facts else {}
     accepted_days = [day for day, verdict in verdicts if wanted in verdict.actions]
+    if join_only and accepted_days:
+        raise BookingError(DAY_CHANGED)
     joining = [
         day for day, verdict in verdicts if waiting and JOIN in verdict.actions and day not in accepted_days
     ]

@@ -258,7 +258,7 @@ def _render_cell(family_id: int, cell: planning.Cell, rank: int, announce: str |
     return html
 
 
-CHANGED = "Ce jour a changé entre-temps : voici son état actuel."
+CHANGED = bookings.DAY_CHANGED
 # What the live region says after a decision on a cell, from the day's new state ("Réservation demandée
 # pour Tom, mardi 8 décembre"): an activity decided at once says it is done, not asked.
 ANNOUNCED = {
@@ -424,8 +424,6 @@ def planning_act(family_id: int):
             after, cell = _cell(family_id, now)
             return after.rank, cell
         if action == JOIN:
-            if JOIN not in cell.verdict.actions:  # (a place freed meanwhile: not booked without asking)
-                raise BookingError(CHANGED)
             bookings.submit(
                 family_id,
                 current_user,
@@ -438,6 +436,7 @@ def planning_act(family_id: int):
                 facts=target.facts,
                 verdicts={day: cell.verdict},
                 waiting=True,
+                join_only=True,
             )
             after, cell = _cell(family_id, now)  # (its rank in the line, read)
             return after.rank, cell
